@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian package Nimbus needs to build, test and benchmark.
+# Idempotent: packages already present are skipped; apt-get update runs once.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake ninja-build pkg-config clang lld
+  # libraries
+  libcli11-dev nlohmann-json3-dev libfmt-dev libspdlog-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libfdt-dev libslirp-dev libsqlite3-dev libzstd-dev
+  # guest toolchain (tests build their RISC-V programs at test time)
+  gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu
+  # reference machine and images
+  qemu-system-misc qemu-utils opensbi
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,31 @@
+// The `nimbus` command.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <string>
+
+#include "cli/run_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Nimbus: a RISC-V (RV64GC) hypervisor and personal cloud"};
+  app.set_version_flag("--version", std::string("nimbus 0.1.0"));
+  app.require_subcommand(1);
+  nimbus::cli::RunOptions run;
+  nimbus::cli::add_run_command(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Usage errors: one clear line and exit status 2.
+    std::fprintf(stderr, "nimbus: %s\nRun 'nimbus --help' for usage.\n", e.what());
+    return 2;
+  }
+  if (app.got_subcommand("run")) return nimbus::cli::run_command(run);
+  return 2;
+}

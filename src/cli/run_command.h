@@ -1,0 +1,27 @@
+// `nimbus run`: boots a machine in the foreground.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace nimbus::cli {
+
+struct RunOptions {
+  std::string bare;             // bare-metal ELF
+  std::string memory = "256M";
+  uint64_t max_insns = 0;
+  bool trace = false;
+  std::string trace_file;
+  std::string signature;
+  unsigned signature_granularity = 4;
+  bool stats = false;
+};
+
+void add_run_command(CLI::App& app, RunOptions& options);
+
+// Runs the machine; returns the process exit status.
+int run_command(const RunOptions& options);
+
+}  // namespace nimbus::cli

@@ -1,0 +1,223 @@
+// One RISC-V RV64GC hart: architectural state, CSRs, traps, MMU and the interpreter.
+//
+// Files and their jobs:
+//   hart.h / hart.cpp   state, reset, the run loop's public face
+//   interp.cpp          the interpreter loop, memory-access fast paths (TLB), instruction bodies
+//   csr.cpp             CSR read/write with privilege checks (Priv spec ch. 2-4)
+//   trap.cpp            exceptions, interrupts, delegation, MRET/SRET, WFI rules
+//   mmu.cpp             Sv39/Sv48 page walks (the TLB's slow path)
+//   pmp.cpp             physical memory protection
+//   fpu.h / fpu.cpp     IEEE 754 arithmetic for F and D
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <cstdint>
+#include <functional>
+
+#include "mem/bus.h"
+
+namespace nimbus::cpu {
+
+enum Priv : uint8_t { kPrivU = 0, kPrivS = 1, kPrivM = 3 };
+
+enum class Access : uint8_t { kFetch, kLoad, kStore };
+
+// Exception codes (mcause with the interrupt bit clear). Priv spec table 3.6.
+enum Exception : uint64_t {
+  kInsnMisaligned = 0,
+  kInsnAccessFault = 1,
+  kIllegalInsn = 2,
+  kBreakpoint = 3,
+  kLoadMisaligned = 4,
+  kLoadAccessFault = 5,
+  kStoreMisaligned = 6,  // also AMO
+  kStoreAccessFault = 7,
+  kEcallFromU = 8,
+  kEcallFromS = 9,
+  kEcallFromM = 11,
+  kInsnPageFault = 12,
+  kLoadPageFault = 13,
+  kStorePageFault = 15,
+};
+
+// Interrupt numbers (bit positions in mip/mie; mcause = (1<<63) | number).
+enum Interrupt : unsigned {
+  kIrqSSoft = 1,
+  kIrqMSoft = 3,
+  kIrqSTimer = 5,
+  kIrqMTimer = 7,
+  kIrqSExt = 9,
+  kIrqMExt = 11,
+};
+constexpr uint64_t kInterruptBit = 1ULL << 63;
+
+// mstatus fields (RV64). Priv spec 3.1.6.
+namespace mstatus {
+constexpr uint64_t kSIE = 1ULL << 1;
+constexpr uint64_t kMIE = 1ULL << 3;
+constexpr uint64_t kSPIE = 1ULL << 5;
+constexpr uint64_t kUBE = 1ULL << 6;
+constexpr uint64_t kMPIE = 1ULL << 7;
+constexpr uint64_t kSPP = 1ULL << 8;
+constexpr uint64_t kVS = 3ULL << 9;
+constexpr uint64_t kMPP = 3ULL << 11;
+constexpr unsigned kMPPShift = 11;
+constexpr uint64_t kFS = 3ULL << 13;
+constexpr unsigned kFSShift = 13;
+constexpr uint64_t kXS = 3ULL << 15;
+constexpr uint64_t kMPRV = 1ULL << 17;
+constexpr uint64_t kSUM = 1ULL << 18;
+constexpr uint64_t kMXR = 1ULL << 19;
+constexpr uint64_t kTVM = 1ULL << 20;
+constexpr uint64_t kTW = 1ULL << 21;
+constexpr uint64_t kTSR = 1ULL << 22;
+constexpr uint64_t kUXL = 3ULL << 32;
+constexpr uint64_t kSXL = 3ULL << 34;
+constexpr uint64_t kSBE = 1ULL << 36;
+constexpr uint64_t kMBE = 1ULL << 37;
+constexpr uint64_t kSD = 1ULL << 63;
+}  // namespace mstatus
+
+// A software TLB entry: a virtual page mapped straight to host memory.
+// host address = vaddr + addend. tag = vaddr >> 12, or kTlbInvalid.
+struct TlbEntry {
+  uint64_t tag;
+  uintptr_t addend;
+};
+constexpr uint64_t kTlbInvalid = ~0ULL;
+constexpr unsigned kTlbSize = 256;
+
+// Result of a translation done by the slow path.
+struct Translation {
+  uint64_t paddr;
+  // True when the same translation and PMP verdict hold for the whole 4 KiB page, so the
+  // TLB may cache it (false for example when a PMP region boundary splits the page).
+  bool page_uniform;
+};
+
+class Hart {
+ public:
+  Hart(mem::Bus& bus, uint64_t hartid);
+
+  // Puts the hart in its reset state: M-mode, pc = reset_pc, mstatus zeroed, TLB empty.
+  void reset(uint64_t reset_pc);
+
+  // Runs up to `max_insns` instructions; returns the number retired. Returns early when
+  // the hart executes WFI with no interrupt pending (then `waiting` is true) or when
+  // `stop_requested` becomes true.
+  uint64_t run(uint64_t max_insns);
+
+  // ---- architectural state (public for tests, tracing and the machine) ----
+  uint64_t x[32] = {};
+  uint64_t f[32] = {};  // NaN-boxed: singles live in the low 32 bits with the top all ones
+  uint64_t pc = 0;
+  Priv priv = kPrivM;
+
+  // CSR storage. Views (sstatus, sie, sip, fflags, frm) are computed by csr.cpp.
+  uint64_t mstatus_ = 0;  // SXL/UXL fixed to 2 (64-bit)
+  uint64_t misa_ = 0;
+  uint64_t medeleg = 0, mideleg = 0;
+  uint64_t mie = 0;
+  // Pending interrupts. Devices on other threads set/clear bits atomically
+  // (set_interrupt_pending); software-writable bits go through csr_write.
+  std::atomic<uint64_t> mip{0};
+  uint64_t mtvec = 0, stvec = 0;
+  uint64_t mscratch = 0, sscratch = 0;
+  uint64_t mepc = 0, sepc = 0;
+  uint64_t mcause = 0, scause = 0;
+  uint64_t mtval = 0, stval = 0;
+  uint64_t mcounteren = 0, scounteren = 0, mcountinhibit = 0;
+  uint64_t menvcfg = 0, senvcfg = 0;
+  uint64_t satp = 0;
+  uint32_t fflags = 0;  // accrued exception flags, 5 bits
+  uint32_t frm = 0;     // dynamic rounding mode, 3 bits
+  uint64_t cycle = 0;   // mcycle; advanced with instret (one cycle per instruction)
+  uint64_t instret = 0; // minstret
+  uint8_t pmpcfg[16] = {};
+  uint64_t pmpaddr[16] = {};
+  const uint64_t hartid;
+
+  // LR/SC reservation: the reserved location (its host address) and the value LR read.
+  bool reservation_valid = false;
+  uint64_t reservation_addr = 0;
+  uint64_t reservation_value = 0;
+
+  // Incremented by take_trap (the tracer does not print trapping instructions as retired).
+  uint64_t trap_count = 0;
+  // When set, run() prints one line per retired instruction here (slow path).
+  std::FILE* trace_out = nullptr;
+
+  // Set by WFI when it stalls; cleared when an interrupt becomes pending.
+  bool waiting = false;
+  std::atomic<bool> stop_requested{false};
+
+  // Source of the `time` CSR (10 MHz ticks); set by the machine. Zero when unset.
+  std::function<uint64_t()> time_source;
+
+  mem::Bus& bus;
+
+  // ---- interface between the interpreter and the privileged architecture ----
+
+  // csr.cpp. Both check privilege (csr[9:8] <= priv), existence and, for writes,
+  // read-only-ness (csr[11:10] == 3), mstatus.TVM for satp, counter enables, FS for the
+  // FP CSRs. false means the caller raises an illegal-instruction exception.
+  bool csr_read(unsigned csr, uint64_t& value);
+  bool csr_write(unsigned csr, uint64_t value);
+
+  // trap.cpp. Takes an exception (cause < 64) or interrupt (cause has kInterruptBit)
+  // at the instruction at `pc`: delegation, xepc/xcause/xtval, status stack, new priv,
+  // and sets next_pc to the handler (vectored for interrupts when xtvec.MODE == 1).
+  void take_trap(uint64_t cause, uint64_t tval);
+  // Takes the highest-priority pending and enabled interrupt, if any (Priv spec 3.1.9).
+  // Returns true when it took one.
+  bool check_interrupts();
+  // True if some interrupt is pending and enabled in mie, regardless of global enables
+  // (the condition that wakes WFI).
+  bool interrupt_wakeup_pending() const { return (mip.load(std::memory_order_relaxed) & mie) != 0; }
+  // MRET/SRET: false if illegal here (privilege, TSR), else performs the return and sets
+  // next_pc.
+  bool mret();
+  bool sret();
+  // WFI legality (TW, U-mode). Priv spec 3.1.6.5.
+  bool wfi_allowed() const;
+  // SFENCE.VMA legality (TVM, U-mode).
+  bool sfence_allowed() const;
+
+  // Devices raise and lower interrupt lines (MTIP, MSIP, MEIP, SEIP) from any thread.
+  void set_interrupt_pending(unsigned irq, bool level);
+
+  // mmu.cpp. Translates `vaddr` for `access` at the effective privilege (MPRV applies to
+  // loads and stores), walks Sv39/Sv48 page tables, updates A/D bits, and checks PMP on
+  // the page-table accesses and the final address. On failure it raises the right fault
+  // with tval = vaddr via take_trap and returns false. `size` is the access width (PMP
+  // checks the whole access).
+  bool translate(uint64_t vaddr, Access access, unsigned size, Translation& out);
+
+  // pmp.cpp. True if a `size`-byte access at `paddr` is allowed at privilege `priv`.
+  bool pmp_allows(uint64_t paddr, unsigned size, Access access, Priv priv) const;
+  // True if the PMP verdict is the same for every byte of the 4 KiB page at `paddr`.
+  bool pmp_page_uniform(uint64_t paddr, Priv priv) const;
+
+  // interp.cpp. Forgets every cached translation. Called on satp writes, SFENCE.VMA, every
+  // privilege change, mstatus writes (MPRV/MPP/SUM/MXR) and PMP writes.
+  void tlb_flush();
+
+  // mstatus.FS = Dirty (and SD), after an instruction writes FP state.
+  void mark_fs_dirty() { mstatus_ |= mstatus::kFS | mstatus::kSD; }
+  bool fs_enabled() const { return (mstatus_ & mstatus::kFS) != 0; }
+
+  // Where execution continues after the current instruction; take_trap, mret and sret
+  // set it.
+  uint64_t next_pc = 0;
+  // Set when the interpreter must leave its inner loop after this instruction (CSR
+  // writes, traps, xRET) so that interrupts are checked again.
+  bool break_block = false;
+
+  // interp.cpp internal: the software TLBs.
+  TlbEntry tlb_fetch[kTlbSize];
+  TlbEntry tlb_load[kTlbSize];
+  TlbEntry tlb_store[kTlbSize];
+};
+
+}  // namespace nimbus::cpu

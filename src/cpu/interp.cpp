@@ -1,0 +1,836 @@
+// The interpreter: fetch through the instruction TLB, decode through a cache keyed by the
+// instruction bits (so self-modifying code needs no invalidation), and one body per
+// table row.
+#include <bit>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "cpu/fpu.h"
+#include "cpu/hart.h"
+#include "cpu/isa/decode.h"
+#include "cpu/isa/disasm.h"
+
+namespace nimbus::cpu {
+
+using isa::Decoded;
+using isa::Op;
+
+namespace {
+
+// Decoded instructions by instruction bits. Per thread: entries are written on a miss.
+class DecodeCache {
+ public:
+  DecodeCache() {
+    const Decoded zero = isa::decode(0);
+    for (Decoded& e : entries_) e = zero;
+  }
+  const Decoded& get(uint32_t raw) {
+    Decoded& e = entries_[(raw * 0x9e3779b1u) >> (32 - kBits)];
+    if (e.raw != raw) [[unlikely]] e = isa::decode(raw);
+    return e;
+  }
+
+ private:
+  static constexpr unsigned kBits = 13;
+  Decoded entries_[1u << kBits];
+};
+
+DecodeCache& decode_cache() {
+  static thread_local DecodeCache cache;
+  return cache;
+}
+
+constexpr uint64_t kPageMask = 0xfff;
+
+inline unsigned tlb_index(uint64_t va) { return (va >> 12) & (kTlbSize - 1); }
+
+// Caches a translation of the page of `va` to host memory if the whole page is RAM and
+// the translation and PMP verdict hold for all of it. Returns the host address of `pa`
+// (nullptr if not RAM).
+uint8_t* tlb_fill(Hart& h, TlbEntry* tlb, uint64_t va, const Translation& t) {
+  uint64_t page = t.paddr & ~kPageMask;
+  uint8_t* host_page = h.bus.ram_ptr(page, 4096);
+  if (host_page == nullptr) return nullptr;
+  if (t.page_uniform) {
+    TlbEntry& e = tlb[tlb_index(va)];
+    e.tag = va >> 12;
+    e.addend = reinterpret_cast<uintptr_t>(host_page) - (va & ~kPageMask);
+  }
+  return host_page + (t.paddr & kPageMask);
+}
+
+bool load_slow(Hart& h, uint64_t va, unsigned size, uint64_t& value) {
+  if ((va & kPageMask) + size > 4096) {
+    // Misaligned across a page boundary: byte by byte, each with its own translation.
+    uint64_t v = 0;
+    for (unsigned i = 0; i < size; i++) {
+      uint64_t b;
+      if (!load_slow(h, va + i, 1, b)) return false;
+      v |= b << (8 * i);
+    }
+    value = v;
+    return true;
+  }
+  Translation t;
+  if (!h.translate(va, Access::kLoad, size, t)) return false;
+  if (uint8_t* host = tlb_fill(h, h.tlb_load, va, t)) {
+    value = 0;
+    std::memcpy(&value, host, size);
+    return true;
+  }
+  // MMIO: devices take naturally aligned accesses only.
+  if ((t.paddr & (size - 1)) != 0 || !h.bus.read(t.paddr, size, value)) {
+    h.take_trap(kLoadAccessFault, va);
+    return false;
+  }
+  return true;
+}
+
+bool store_slow(Hart& h, uint64_t va, unsigned size, uint64_t value) {
+  if ((va & kPageMask) + size > 4096) {
+    // Check every byte's translation before writing any, so a fault leaves memory as it was.
+    for (unsigned i = 0; i < size; i++) {
+      Translation t;
+      if (!h.translate(va + i, Access::kStore, 1, t)) return false;
+    }
+    for (unsigned i = 0; i < size; i++) {
+      if (!store_slow(h, va + i, 1, (value >> (8 * i)) & 0xff)) return false;
+    }
+    return true;
+  }
+  Translation t;
+  if (!h.translate(va, Access::kStore, size, t)) return false;
+  if (uint8_t* host = tlb_fill(h, h.tlb_store, va, t)) {
+    std::memcpy(host, &value, size);
+    return true;
+  }
+  if ((t.paddr & (size - 1)) != 0 || !h.bus.write(t.paddr, size, value)) {
+    h.take_trap(kStoreAccessFault, va);
+    return false;
+  }
+  return true;
+}
+
+template <typename T>
+inline bool load(Hart& h, uint64_t va, T& out) {
+  const TlbEntry& e = h.tlb_load[tlb_index(va)];
+  if (e.tag == (va >> 12) && (va & kPageMask) <= 4096 - sizeof(T)) [[likely]] {
+    std::memcpy(&out, reinterpret_cast<const void*>(va + e.addend), sizeof(T));
+    return true;
+  }
+  uint64_t v;
+  if (!load_slow(h, va, sizeof(T), v)) return false;
+  out = static_cast<T>(v);
+  return true;
+}
+
+template <typename T>
+inline bool store(Hart& h, uint64_t va, T value) {
+  const TlbEntry& e = h.tlb_store[tlb_index(va)];
+  if (e.tag == (va >> 12) && (va & kPageMask) <= 4096 - sizeof(T)) [[likely]] {
+    std::memcpy(reinterpret_cast<void*>(va + e.addend), &value, sizeof(T));
+    return true;
+  }
+  return store_slow(h, va, sizeof(T), static_cast<uint64_t>(value));
+}
+
+// Fetches the 16-bit parcel at `va`.
+bool fetch_parcel(Hart& h, uint64_t va, uint16_t& out) {
+  Translation t;
+  if (!h.translate(va, Access::kFetch, 2, t)) return false;
+  uint8_t* host = tlb_fill(h, h.tlb_fetch, va, t);
+  if (host == nullptr) {  // executing from a device is not supported
+    h.take_trap(kInsnAccessFault, va);
+    return false;
+  }
+  std::memcpy(&out, host, 2);
+  return true;
+}
+
+bool fetch_slow(Hart& h, uint64_t pc, uint32_t& raw) {
+  uint16_t lo, hi;
+  if (!fetch_parcel(h, pc, lo)) return false;
+  if (isa::is_compressed(lo)) {
+    raw = lo;
+    return true;
+  }
+  if (!fetch_parcel(h, pc + 2, hi)) return false;
+  raw = lo | (static_cast<uint32_t>(hi) << 16);
+  return true;
+}
+
+inline bool fetch(Hart& h, uint64_t pc, uint32_t& raw) {
+  const TlbEntry& e = h.tlb_fetch[tlb_index(pc)];
+  if (e.tag == (pc >> 12) && (pc & kPageMask) <= 4092) [[likely]] {
+    std::memcpy(&raw, reinterpret_cast<const void*>(pc + e.addend), 4);
+    return true;
+  }
+  return fetch_slow(h, pc, raw);
+}
+
+// A host pointer for an atomic access (AMO, SC): naturally aligned, writable RAM.
+template <typename T>
+bool atomic_ptr(Hart& h, uint64_t va, T*& p) {
+  if ((va & (sizeof(T) - 1)) != 0) {
+    h.take_trap(kStoreMisaligned, va);
+    return false;
+  }
+  const TlbEntry& e = h.tlb_store[tlb_index(va)];
+  if (e.tag == (va >> 12)) {
+    p = reinterpret_cast<T*>(va + e.addend);
+    return true;
+  }
+  Translation t;
+  if (!h.translate(va, Access::kStore, sizeof(T), t)) return false;
+  uint8_t* host = tlb_fill(h, h.tlb_store, va, t);
+  if (host == nullptr) {
+    h.take_trap(kStoreAccessFault, va);
+    return false;
+  }
+  p = reinterpret_cast<T*>(host);
+  return true;
+}
+
+// LR: a naturally aligned load that records a reservation.
+template <typename T>
+bool load_reserved(Hart& h, uint64_t va, T& out) {
+  if ((va & (sizeof(T) - 1)) != 0) {
+    h.take_trap(kLoadMisaligned, va);
+    return false;
+  }
+  T* p;
+  const TlbEntry& e = h.tlb_load[tlb_index(va)];
+  if (e.tag == (va >> 12)) {
+    p = reinterpret_cast<T*>(va + e.addend);
+  } else {
+    Translation t;
+    if (!h.translate(va, Access::kLoad, sizeof(T), t)) return false;
+    uint8_t* host = tlb_fill(h, h.tlb_load, va, t);
+    if (host == nullptr) {
+      h.take_trap(kLoadAccessFault, va);
+      return false;
+    }
+    p = reinterpret_cast<T*>(host);
+  }
+  out = __atomic_load_n(p, __ATOMIC_SEQ_CST);
+  h.reservation_valid = true;
+  h.reservation_addr = reinterpret_cast<uintptr_t>(p);
+  h.reservation_value = static_cast<uint64_t>(out);
+  return true;
+}
+
+// SC: succeeds (returns 0) only if this hart holds a reservation on the same address and
+// the memory still holds the value LR read; a compare-and-swap makes it atomic against
+// other harts' stores.
+template <typename T>
+bool store_conditional(Hart& h, uint64_t va, T value, uint64_t& result) {
+  T* p;
+  if (!atomic_ptr(h, va, p)) return false;
+  bool ok = false;
+  if (h.reservation_valid && h.reservation_addr == reinterpret_cast<uintptr_t>(p)) {
+    T expected = static_cast<T>(h.reservation_value);
+    ok = __atomic_compare_exchange_n(p, &expected, value, false, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST);
+  }
+  h.reservation_valid = false;
+  result = ok ? 0 : 1;
+  return true;
+}
+
+template <typename T, typename F>
+bool amo(Hart& h, uint64_t va, T operand, uint64_t& result, F op) {
+  T* p;
+  if (!atomic_ptr(h, va, p)) return false;
+  T old = __atomic_load_n(p, __ATOMIC_RELAXED);
+  while (!__atomic_compare_exchange_n(p, &old, op(old, operand), true, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_RELAXED)) {
+  }
+  // .W results are sign-extended to 64 bits.
+  result = static_cast<uint64_t>(static_cast<int64_t>(static_cast<std::make_signed_t<T>>(old)));
+  return true;
+}
+
+// ---- floating-point register access ----
+inline uint32_t f32(const Hart& h, unsigned r) {
+  uint64_t v = h.f[r];
+  return (v >> 32) == 0xffffffffu ? static_cast<uint32_t>(v) : fpu::kCanonicalNaN32;
+}
+inline void set_f32(Hart& h, unsigned r, uint32_t v) {
+  h.f[r] = 0xffffffff00000000ull | v;
+  h.mark_fs_dirty();
+}
+inline void set_f64(Hart& h, unsigned r, uint64_t v) {
+  h.f[r] = v;
+  h.mark_fs_dirty();
+}
+inline void accrue(Hart& h, uint32_t flags) {
+  if (flags != 0) {
+    h.fflags |= flags;
+    h.mark_fs_dirty();
+  }
+}
+
+inline int64_t sext32(uint64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(v)); }
+
+inline void illegal(Hart& h, const Decoded& d) { h.take_trap(kIllegalInsn, d.raw); }
+
+inline uint64_t div_s64(int64_t a, int64_t b) {
+  if (b == 0) return ~0ULL;
+  if (a == INT64_MIN && b == -1) return static_cast<uint64_t>(a);
+  return static_cast<uint64_t>(a / b);
+}
+inline uint64_t rem_s64(int64_t a, int64_t b) {
+  if (b == 0) return static_cast<uint64_t>(a);
+  if (a == INT64_MIN && b == -1) return 0;
+  return static_cast<uint64_t>(a % b);
+}
+
+void execute(Hart& h, const Decoded& d) {
+  uint64_t* x = h.x;
+  const uint64_t pc = h.pc;
+#define RS1 x[d.rs1]
+#define RS2 x[d.rs2]
+#define RD x[d.rd]
+#define IMM static_cast<uint64_t>(d.imm)
+#define ADDR (RS1 + IMM)
+// FP instructions are illegal while mstatus.FS is Off.
+#define FP_GUARD          \
+  if (!h.fs_enabled()) {  \
+    illegal(h, d);        \
+    return;               \
+  }
+// Resolves the rounding mode (rm field, or frm when dynamic); reserved modes are illegal.
+#define FP_RM                                    \
+  FP_GUARD;                                      \
+  const uint32_t rm = d.rm == 7 ? h.frm : d.rm;  \
+  if (rm > 4) {                                  \
+    illegal(h, d);                               \
+    return;                                      \
+  }                                              \
+  uint32_t fl = 0
+#define LOAD(T, conv)                    \
+  {                                      \
+    T v;                                 \
+    if (load<T>(h, ADDR, v)) RD = conv;  \
+    return;                              \
+  }
+#define AMO_W(expr)                                                                       \
+  {                                                                                       \
+    uint64_t r;                                                                           \
+    if (amo<uint32_t>(h, RS1, static_cast<uint32_t>(RS2), r,                              \
+                      [](uint32_t a, uint32_t b) -> uint32_t { return expr; }))           \
+      RD = r;                                                                             \
+    return;                                                                               \
+  }
+#define AMO_D(expr)                                                                       \
+  {                                                                                       \
+    uint64_t r;                                                                           \
+    if (amo<uint64_t>(h, RS1, RS2, r, [](uint64_t a, uint64_t b) -> uint64_t { return expr; })) \
+      RD = r;                                                                             \
+    return;                                                                               \
+  }
+#define FBIN_S(fn)                                      \
+  {                                                     \
+    FP_RM;                                              \
+    uint32_t r = fpu::fn(f32(h, d.rs1), f32(h, d.rs2), rm, fl); \
+    set_f32(h, d.rd, r);                                \
+    accrue(h, fl);                                      \
+    return;                                             \
+  }
+#define FBIN_D(fn)                                      \
+  {                                                     \
+    FP_RM;                                              \
+    uint64_t r = fpu::fn(h.f[d.rs1], h.f[d.rs2], rm, fl); \
+    set_f64(h, d.rd, r);                                \
+    accrue(h, fl);                                      \
+    return;                                             \
+  }
+#define FMA_S(fn)                                                            \
+  {                                                                          \
+    FP_RM;                                                                   \
+    uint32_t r = fpu::fn(f32(h, d.rs1), f32(h, d.rs2), f32(h, d.rs3), rm, fl); \
+    set_f32(h, d.rd, r);                                                     \
+    accrue(h, fl);                                                           \
+    return;                                                                  \
+  }
+#define FMA_D(fn)                                                         \
+  {                                                                       \
+    FP_RM;                                                                \
+    uint64_t r = fpu::fn(h.f[d.rs1], h.f[d.rs2], h.f[d.rs3], rm, fl);     \
+    set_f64(h, d.rd, r);                                                  \
+    accrue(h, fl);                                                        \
+    return;                                                               \
+  }
+// FP -> integer register, with a rounding mode.
+#define FCVT_TO_X(fn, src)             \
+  {                                    \
+    FP_RM;                             \
+    uint64_t r = fpu::fn(src, rm, fl); \
+    RD = r;                            \
+    accrue(h, fl);                     \
+    return;                            \
+  }
+#define FCMP(fn, a, b)                \
+  {                                   \
+    FP_GUARD;                         \
+    uint32_t fl = 0;                  \
+    uint64_t r = fpu::fn(a, b, fl);   \
+    RD = r;                           \
+    accrue(h, fl);                    \
+    return;                           \
+  }
+#define FMINMAX_S(fn)                                       \
+  {                                                         \
+    FP_GUARD;                                               \
+    uint32_t fl = 0;                                        \
+    set_f32(h, d.rd, fpu::fn(f32(h, d.rs1), f32(h, d.rs2), fl)); \
+    accrue(h, fl);                                          \
+    return;                                                 \
+  }
+#define FMINMAX_D(fn)                                    \
+  {                                                      \
+    FP_GUARD;                                            \
+    uint32_t fl = 0;                                     \
+    set_f64(h, d.rd, fpu::fn(h.f[d.rs1], h.f[d.rs2], fl)); \
+    accrue(h, fl);                                       \
+    return;                                              \
+  }
+#define SGNJ_S(expr)                                  \
+  {                                                   \
+    FP_GUARD;                                         \
+    uint32_t a = f32(h, d.rs1), b = f32(h, d.rs2);    \
+    set_f32(h, d.rd, (a & 0x7fffffffu) | ((expr) & 0x80000000u)); \
+    return;                                           \
+  }
+#define SGNJ_D(expr)                                  \
+  {                                                   \
+    FP_GUARD;                                         \
+    uint64_t a = h.f[d.rs1], b = h.f[d.rs2];          \
+    set_f64(h, d.rd, (a & ~(1ULL << 63)) | ((expr) & (1ULL << 63))); \
+    return;                                           \
+  }
+
+  switch (d.op) {
+    // ---- RV64I ----
+    case Op::lui: RD = IMM; return;
+    case Op::auipc: RD = pc + IMM; return;
+    case Op::jal:
+      RD = pc + d.len;
+      h.next_pc = pc + IMM;
+      return;
+    case Op::jalr: {
+      uint64_t target = ADDR & ~1ULL;
+      RD = pc + d.len;
+      h.next_pc = target;
+      return;
+    }
+    case Op::beq: if (RS1 == RS2) h.next_pc = pc + IMM; return;
+    case Op::bne: if (RS1 != RS2) h.next_pc = pc + IMM; return;
+    case Op::blt: if (static_cast<int64_t>(RS1) < static_cast<int64_t>(RS2)) h.next_pc = pc + IMM; return;
+    case Op::bge: if (static_cast<int64_t>(RS1) >= static_cast<int64_t>(RS2)) h.next_pc = pc + IMM; return;
+    case Op::bltu: if (RS1 < RS2) h.next_pc = pc + IMM; return;
+    case Op::bgeu: if (RS1 >= RS2) h.next_pc = pc + IMM; return;
+    case Op::lb: LOAD(int8_t, static_cast<uint64_t>(static_cast<int64_t>(v)))
+    case Op::lh: LOAD(int16_t, static_cast<uint64_t>(static_cast<int64_t>(v)))
+    case Op::lw: LOAD(int32_t, static_cast<uint64_t>(static_cast<int64_t>(v)))
+    case Op::ld: LOAD(uint64_t, v)
+    case Op::lbu: LOAD(uint8_t, v)
+    case Op::lhu: LOAD(uint16_t, v)
+    case Op::lwu: LOAD(uint32_t, v)
+    case Op::sb: store<uint8_t>(h, ADDR, static_cast<uint8_t>(RS2)); return;
+    case Op::sh: store<uint16_t>(h, ADDR, static_cast<uint16_t>(RS2)); return;
+    case Op::sw: store<uint32_t>(h, ADDR, static_cast<uint32_t>(RS2)); return;
+    case Op::sd: store<uint64_t>(h, ADDR, RS2); return;
+    case Op::addi: RD = RS1 + IMM; return;
+    case Op::slti: RD = static_cast<int64_t>(RS1) < d.imm; return;
+    case Op::sltiu: RD = RS1 < IMM; return;
+    case Op::xori: RD = RS1 ^ IMM; return;
+    case Op::ori: RD = RS1 | IMM; return;
+    case Op::andi: RD = RS1 & IMM; return;
+    case Op::slli: RD = RS1 << d.imm; return;
+    case Op::srli: RD = RS1 >> d.imm; return;
+    case Op::srai: RD = static_cast<uint64_t>(static_cast<int64_t>(RS1) >> d.imm); return;
+    case Op::add: RD = RS1 + RS2; return;
+    case Op::sub: RD = RS1 - RS2; return;
+    case Op::sll: RD = RS1 << (RS2 & 63); return;
+    case Op::slt: RD = static_cast<int64_t>(RS1) < static_cast<int64_t>(RS2); return;
+    case Op::sltu: RD = RS1 < RS2; return;
+    case Op::xor_: RD = RS1 ^ RS2; return;
+    case Op::srl: RD = RS1 >> (RS2 & 63); return;
+    case Op::sra: RD = static_cast<uint64_t>(static_cast<int64_t>(RS1) >> (RS2 & 63)); return;
+    case Op::or_: RD = RS1 | RS2; return;
+    case Op::and_: RD = RS1 & RS2; return;
+    case Op::addiw: RD = sext32(RS1 + IMM); return;
+    case Op::slliw: RD = sext32(RS1 << (d.imm & 31)); return;
+    case Op::srliw: RD = sext32(static_cast<uint32_t>(RS1) >> (d.imm & 31)); return;
+    case Op::sraiw: RD = static_cast<uint64_t>(sext32(RS1) >> (d.imm & 31)); return;
+    case Op::addw: RD = sext32(RS1 + RS2); return;
+    case Op::subw: RD = sext32(RS1 - RS2); return;
+    case Op::sllw: RD = sext32(RS1 << (RS2 & 31)); return;
+    case Op::srlw: RD = sext32(static_cast<uint32_t>(RS1) >> (RS2 & 31)); return;
+    case Op::sraw: RD = static_cast<uint64_t>(sext32(RS1) >> (RS2 & 31)); return;
+    case Op::fence: return;
+    case Op::fence_i: return;  // decoded instructions are cached by their bits, not address
+    case Op::ecall:
+      h.take_trap(h.priv == kPrivU ? kEcallFromU : h.priv == kPrivS ? kEcallFromS : kEcallFromM, 0);
+      return;
+    case Op::ebreak: h.take_trap(kBreakpoint, pc); return;
+
+    // ---- Zicsr ----
+    case Op::csrrw:
+    case Op::csrrwi: {
+      const uint64_t src = d.op == Op::csrrw ? RS1 : d.rs1;
+      uint64_t old = 0;
+      // CSRRW with rd=x0 does not read the CSR (no read side effects).
+      if (d.rd != 0 && !h.csr_read(static_cast<unsigned>(d.imm), old)) return illegal(h, d);
+      if (!h.csr_write(static_cast<unsigned>(d.imm), src)) return illegal(h, d);
+      RD = old;
+      return;
+    }
+    case Op::csrrs:
+    case Op::csrrc:
+    case Op::csrrsi:
+    case Op::csrrci: {
+      const bool imm_form = d.op == Op::csrrsi || d.op == Op::csrrci;
+      const uint64_t src = imm_form ? d.rs1 : RS1;
+      uint64_t old;
+      if (!h.csr_read(static_cast<unsigned>(d.imm), old)) return illegal(h, d);
+      // With rs1=x0 (or uimm=0) the CSR is not written at all.
+      if (d.rs1 != 0) {
+        const bool set = d.op == Op::csrrs || d.op == Op::csrrsi;
+        if (!h.csr_write(static_cast<unsigned>(d.imm), set ? old | src : old & ~src)) {
+          return illegal(h, d);
+        }
+      }
+      RD = old;
+      return;
+    }
+
+    // ---- privileged ----
+    case Op::sret: if (!h.sret()) illegal(h, d); return;
+    case Op::mret: if (!h.mret()) illegal(h, d); return;
+    case Op::wfi:
+      if (!h.wfi_allowed()) return illegal(h, d);
+      if (!h.interrupt_wakeup_pending()) {
+        h.waiting = true;
+        h.break_block = true;
+      }
+      return;
+    case Op::sfence_vma:
+      if (!h.sfence_allowed()) return illegal(h, d);
+      h.tlb_flush();
+      h.break_block = true;
+      return;
+
+    // ---- M ----
+    case Op::mul: RD = RS1 * RS2; return;
+    case Op::mulh:
+      RD = static_cast<uint64_t>((static_cast<__int128>(static_cast<int64_t>(RS1)) *
+                                  static_cast<int64_t>(RS2)) >> 64);
+      return;
+    case Op::mulhsu:
+      RD = static_cast<uint64_t>((static_cast<__int128>(static_cast<int64_t>(RS1)) *
+                                  static_cast<__int128>(RS2)) >> 64);
+      return;
+    case Op::mulhu:
+      RD = static_cast<uint64_t>((static_cast<unsigned __int128>(RS1) * RS2) >> 64);
+      return;
+    case Op::div: RD = div_s64(static_cast<int64_t>(RS1), static_cast<int64_t>(RS2)); return;
+    case Op::divu: RD = RS2 == 0 ? ~0ULL : RS1 / RS2; return;
+    case Op::rem: RD = rem_s64(static_cast<int64_t>(RS1), static_cast<int64_t>(RS2)); return;
+    case Op::remu: RD = RS2 == 0 ? RS1 : RS1 % RS2; return;
+    case Op::mulw: RD = sext32(RS1 * RS2); return;
+    case Op::divw: RD = sext32(div_s64(sext32(RS1), sext32(RS2))); return;
+    case Op::divuw: {
+      uint32_t a = static_cast<uint32_t>(RS1), b = static_cast<uint32_t>(RS2);
+      RD = sext32(b == 0 ? ~0u : a / b);
+      return;
+    }
+    case Op::remw: RD = sext32(rem_s64(sext32(RS1), sext32(RS2))); return;
+    case Op::remuw: {
+      uint32_t a = static_cast<uint32_t>(RS1), b = static_cast<uint32_t>(RS2);
+      RD = sext32(b == 0 ? a : a % b);
+      return;
+    }
+
+    // ---- A ----
+    case Op::lr_w: {
+      int32_t v;
+      if (load_reserved<int32_t>(h, RS1, v)) RD = static_cast<uint64_t>(static_cast<int64_t>(v));
+      return;
+    }
+    case Op::lr_d: {
+      uint64_t v;
+      if (load_reserved<uint64_t>(h, RS1, v)) RD = v;
+      return;
+    }
+    case Op::sc_w: {
+      uint64_t r;
+      if (store_conditional<uint32_t>(h, RS1, static_cast<uint32_t>(RS2), r)) RD = r;
+      return;
+    }
+    case Op::sc_d: {
+      uint64_t r;
+      if (store_conditional<uint64_t>(h, RS1, RS2, r)) RD = r;
+      return;
+    }
+    case Op::amoswap_w: AMO_W(b)
+    case Op::amoadd_w: AMO_W(a + b)
+    case Op::amoxor_w: AMO_W(a ^ b)
+    case Op::amoand_w: AMO_W(a & b)
+    case Op::amoor_w: AMO_W(a | b)
+    case Op::amomin_w: AMO_W(static_cast<int32_t>(a) < static_cast<int32_t>(b) ? a : b)
+    case Op::amomax_w: AMO_W(static_cast<int32_t>(a) > static_cast<int32_t>(b) ? a : b)
+    case Op::amominu_w: AMO_W(a < b ? a : b)
+    case Op::amomaxu_w: AMO_W(a > b ? a : b)
+    case Op::amoswap_d: AMO_D(b)
+    case Op::amoadd_d: AMO_D(a + b)
+    case Op::amoxor_d: AMO_D(a ^ b)
+    case Op::amoand_d: AMO_D(a & b)
+    case Op::amoor_d: AMO_D(a | b)
+    case Op::amomin_d: AMO_D(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? a : b)
+    case Op::amomax_d: AMO_D(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? a : b)
+    case Op::amominu_d: AMO_D(a < b ? a : b)
+    case Op::amomaxu_d: AMO_D(a > b ? a : b)
+
+    // ---- F ----
+    case Op::flw: {
+      FP_GUARD;
+      uint32_t v;
+      if (load<uint32_t>(h, ADDR, v)) set_f32(h, d.rd, v);
+      return;
+    }
+    case Op::fsw: FP_GUARD; store<uint32_t>(h, ADDR, static_cast<uint32_t>(h.f[d.rs2])); return;
+    case Op::fmadd_s: FMA_S(fmadd_s)
+    case Op::fmsub_s: FMA_S(fmsub_s)
+    case Op::fnmsub_s: FMA_S(fnmsub_s)
+    case Op::fnmadd_s: FMA_S(fnmadd_s)
+    case Op::fadd_s: FBIN_S(add_s)
+    case Op::fsub_s: FBIN_S(sub_s)
+    case Op::fmul_s: FBIN_S(mul_s)
+    case Op::fdiv_s: FBIN_S(div_s)
+    case Op::fsqrt_s: {
+      FP_RM;
+      set_f32(h, d.rd, fpu::sqrt_s(f32(h, d.rs1), rm, fl));
+      accrue(h, fl);
+      return;
+    }
+    case Op::fsgnj_s: SGNJ_S(b)
+    case Op::fsgnjn_s: SGNJ_S(~b)
+    case Op::fsgnjx_s: SGNJ_S(a ^ b)
+    case Op::fmin_s: FMINMAX_S(min_s)
+    case Op::fmax_s: FMINMAX_S(max_s)
+    case Op::fcvt_w_s: FCVT_TO_X(cvt_w_s, f32(h, d.rs1))
+    case Op::fcvt_wu_s: FCVT_TO_X(cvt_wu_s, f32(h, d.rs1))
+    case Op::fcvt_l_s: FCVT_TO_X(cvt_l_s, f32(h, d.rs1))
+    case Op::fcvt_lu_s: FCVT_TO_X(cvt_lu_s, f32(h, d.rs1))
+    case Op::fmv_x_w: FP_GUARD; RD = static_cast<uint64_t>(sext32(h.f[d.rs1])); return;
+    case Op::fclass_s: FP_GUARD; RD = fpu::class_s(f32(h, d.rs1)); return;
+    case Op::feq_s: FCMP(eq_s, f32(h, d.rs1), f32(h, d.rs2))
+    case Op::flt_s: FCMP(lt_s, f32(h, d.rs1), f32(h, d.rs2))
+    case Op::fle_s: FCMP(le_s, f32(h, d.rs1), f32(h, d.rs2))
+    case Op::fcvt_s_w: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_w(RS1, rm, fl)); accrue(h, fl); return; }
+    case Op::fcvt_s_wu: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_wu(RS1, rm, fl)); accrue(h, fl); return; }
+    case Op::fcvt_s_l: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_l(RS1, rm, fl)); accrue(h, fl); return; }
+    case Op::fcvt_s_lu: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_lu(RS1, rm, fl)); accrue(h, fl); return; }
+    case Op::fmv_w_x: FP_GUARD; set_f32(h, d.rd, static_cast<uint32_t>(RS1)); return;
+
+    // ---- D ----
+    case Op::fld: {
+      FP_GUARD;
+      uint64_t v;
+      if (load<uint64_t>(h, ADDR, v)) set_f64(h, d.rd, v);
+      return;
+    }
+    case Op::fsd: FP_GUARD; store<uint64_t>(h, ADDR, h.f[d.rs2]); return;
+    case Op::fmadd_d: FMA_D(fmadd_d)
+    case Op::fmsub_d: FMA_D(fmsub_d)
+    case Op::fnmsub_d: FMA_D(fnmsub_d)
+    case Op::fnmadd_d: FMA_D(fnmadd_d)
+    case Op::fadd_d: FBIN_D(add_d)
+    case Op::fsub_d: FBIN_D(sub_d)
+    case Op::fmul_d: FBIN_D(mul_d)
+    case Op::fdiv_d: FBIN_D(div_d)
+    case Op::fsqrt_d: {
+      FP_RM;
+      set_f64(h, d.rd, fpu::sqrt_d(h.f[d.rs1], rm, fl));
+      accrue(h, fl);
+      return;
+    }
+    case Op::fsgnj_d: SGNJ_D(b)
+    case Op::fsgnjn_d: SGNJ_D(~b)
+    case Op::fsgnjx_d: SGNJ_D(a ^ b)
+    case Op::fmin_d: FMINMAX_D(min_d)
+    case Op::fmax_d: FMINMAX_D(max_d)
+    case Op::fcvt_s_d: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_d(h.f[d.rs1], rm, fl)); accrue(h, fl); return; }
+    case Op::fcvt_d_s: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_s(f32(h, d.rs1), rm, fl)); accrue(h, fl); return; }
+    case Op::feq_d: FCMP(eq_d, h.f[d.rs1], h.f[d.rs2])
+    case Op::flt_d: FCMP(lt_d, h.f[d.rs1], h.f[d.rs2])
+    case Op::fle_d: FCMP(le_d, h.f[d.rs1], h.f[d.rs2])
+    case Op::fclass_d: FP_GUARD; RD = fpu::class_d(h.f[d.rs1]); return;
+    case Op::fcvt_w_d: FCVT_TO_X(cvt_w_d, h.f[d.rs1])
+    case Op::fcvt_wu_d: FCVT_TO_X(cvt_wu_d, h.f[d.rs1])
+    case Op::fcvt_l_d: FCVT_TO_X(cvt_l_d, h.f[d.rs1])
+    case Op::fcvt_lu_d: FCVT_TO_X(cvt_lu_d, h.f[d.rs1])
+    case Op::fcvt_d_w: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_w(RS1, rm, fl)); accrue(h, fl); return; }
+    case Op::fcvt_d_wu: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_wu(RS1, rm, fl)); accrue(h, fl); return; }
+    case Op::fcvt_d_l: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_l(RS1, rm, fl)); accrue(h, fl); return; }
+    case Op::fcvt_d_lu: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_lu(RS1, rm, fl)); accrue(h, fl); return; }
+    case Op::fmv_x_d: FP_GUARD; RD = h.f[d.rs1]; return;
+    case Op::fmv_d_x: FP_GUARD; set_f64(h, d.rd, RS1); return;
+
+    // ---- Zba ----
+    case Op::add_uw: RD = RS2 + static_cast<uint32_t>(RS1); return;
+    case Op::sh1add: RD = RS2 + (RS1 << 1); return;
+    case Op::sh2add: RD = RS2 + (RS1 << 2); return;
+    case Op::sh3add: RD = RS2 + (RS1 << 3); return;
+    case Op::sh1add_uw: RD = RS2 + (static_cast<uint64_t>(static_cast<uint32_t>(RS1)) << 1); return;
+    case Op::sh2add_uw: RD = RS2 + (static_cast<uint64_t>(static_cast<uint32_t>(RS1)) << 2); return;
+    case Op::sh3add_uw: RD = RS2 + (static_cast<uint64_t>(static_cast<uint32_t>(RS1)) << 3); return;
+    case Op::slli_uw: RD = static_cast<uint64_t>(static_cast<uint32_t>(RS1)) << d.imm; return;
+
+    // ---- Zbb ----
+    case Op::andn: RD = RS1 & ~RS2; return;
+    case Op::orn: RD = RS1 | ~RS2; return;
+    case Op::xnor: RD = ~(RS1 ^ RS2); return;
+    case Op::clz: RD = std::countl_zero(RS1); return;
+    case Op::ctz: RD = std::countr_zero(RS1); return;
+    case Op::cpop: RD = std::popcount(RS1); return;
+    case Op::clzw: RD = std::countl_zero(static_cast<uint32_t>(RS1)); return;
+    case Op::ctzw: RD = std::countr_zero(static_cast<uint32_t>(RS1)); return;
+    case Op::cpopw: RD = std::popcount(static_cast<uint32_t>(RS1)); return;
+    case Op::max: RD = static_cast<int64_t>(RS1) > static_cast<int64_t>(RS2) ? RS1 : RS2; return;
+    case Op::maxu: RD = RS1 > RS2 ? RS1 : RS2; return;
+    case Op::min: RD = static_cast<int64_t>(RS1) < static_cast<int64_t>(RS2) ? RS1 : RS2; return;
+    case Op::minu: RD = RS1 < RS2 ? RS1 : RS2; return;
+    case Op::sext_b: RD = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(RS1))); return;
+    case Op::sext_h: RD = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int16_t>(RS1))); return;
+    case Op::zext_h: RD = static_cast<uint16_t>(RS1); return;
+    case Op::rol: RD = std::rotl(RS1, static_cast<int>(RS2 & 63)); return;
+    case Op::ror: RD = std::rotr(RS1, static_cast<int>(RS2 & 63)); return;
+    case Op::rolw: RD = sext32(std::rotl(static_cast<uint32_t>(RS1), static_cast<int>(RS2 & 31))); return;
+    case Op::rorw: RD = sext32(std::rotr(static_cast<uint32_t>(RS1), static_cast<int>(RS2 & 31))); return;
+    case Op::rori: RD = std::rotr(RS1, static_cast<int>(d.imm)); return;
+    case Op::roriw: RD = sext32(std::rotr(static_cast<uint32_t>(RS1), static_cast<int>(d.imm & 31))); return;
+    case Op::orc_b: {
+      uint64_t v = RS1, r = 0;
+      for (unsigned i = 0; i < 64; i += 8) {
+        if ((v >> i) & 0xff) r |= 0xffULL << i;
+      }
+      RD = r;
+      return;
+    }
+    case Op::rev8: RD = __builtin_bswap64(RS1); return;
+
+    // ---- Zbs ----
+    case Op::bclr: RD = RS1 & ~(1ULL << (RS2 & 63)); return;
+    case Op::bclri: RD = RS1 & ~(1ULL << d.imm); return;
+    case Op::bext: RD = (RS1 >> (RS2 & 63)) & 1; return;
+    case Op::bexti: RD = (RS1 >> d.imm) & 1; return;
+    case Op::binv: RD = RS1 ^ (1ULL << (RS2 & 63)); return;
+    case Op::binvi: RD = RS1 ^ (1ULL << d.imm); return;
+    case Op::bset: RD = RS1 | (1ULL << (RS2 & 63)); return;
+    case Op::bseti: RD = RS1 | (1ULL << d.imm); return;
+
+    case Op::illegal:
+    case Op::count:
+      illegal(h, d);
+      return;
+  }
+#undef RS1
+#undef RS2
+#undef RD
+#undef IMM
+#undef ADDR
+#undef FP_GUARD
+#undef FP_RM
+#undef LOAD
+#undef AMO_W
+#undef AMO_D
+#undef FBIN_S
+#undef FBIN_D
+#undef FMA_S
+#undef FMA_D
+#undef FCVT_TO_X
+#undef FCMP
+#undef FMINMAX_S
+#undef FMINMAX_D
+#undef SGNJ_S
+#undef SGNJ_D
+}
+
+// One line per retired instruction, in the shape of Spike's commit log plus the
+// disassembly: core, privilege, pc, bits, disassembly, then every register it changed.
+void trace_line(Hart& h, std::FILE* out, Priv priv, uint64_t pc, const Decoded& d,
+                const uint64_t (&xb)[32], const uint64_t (&fb)[32]) {
+  std::fprintf(out, "core %3" PRIu64 ": %u 0x%016" PRIx64 " (0x%0*x) %-28s", h.hartid,
+               static_cast<unsigned>(priv), pc, d.len == 2 ? 4 : 8, d.raw,
+               isa::disassemble(d, pc).c_str());
+  for (unsigned r = 1; r < 32; r++) {
+    if (h.x[r] != xb[r]) std::fprintf(out, " x%-2u 0x%016" PRIx64, r, h.x[r]);
+  }
+  for (unsigned r = 0; r < 32; r++) {
+    if (h.f[r] != fb[r]) std::fprintf(out, " f%-2u 0x%016" PRIx64, r, h.f[r]);
+  }
+  std::fputc('\n', out);
+}
+
+constexpr uint64_t kChunk = 1024;
+
+template <bool kTrace>
+uint64_t run_loop(Hart& h, uint64_t max_insns) {
+  DecodeCache& cache = decode_cache();
+  uint64_t done = 0;
+  while (done < max_insns) {
+    if (h.stop_requested.load(std::memory_order_relaxed)) break;
+    if (h.check_interrupts()) h.pc = h.next_pc;
+    if (h.waiting) {
+      if (!h.interrupt_wakeup_pending()) break;
+      h.waiting = false;
+    }
+    h.break_block = false;
+    const uint64_t n = std::min(max_insns - done, kChunk);
+    uint64_t i = 0;
+    while (i < n) {
+      uint32_t raw;
+      if (!fetch(h, h.pc, raw)) [[unlikely]] {
+        h.pc = h.next_pc;  // the fetch fault's handler
+        break;
+      }
+      const Decoded& d = cache.get(raw);
+      h.next_pc = h.pc + d.len;
+      // Counted before the body so that a CSR write to minstret/mcycle is what the next
+      // instruction reads.
+      ++h.instret;
+      ++h.cycle;
+      ++i;
+      if constexpr (kTrace) {
+        uint64_t xb[32], fb[32];
+        std::memcpy(xb, h.x, sizeof(xb));
+        std::memcpy(fb, h.f, sizeof(fb));
+        const Priv priv = h.priv;
+        const uint64_t traps = h.trap_count;
+        execute(h, d);
+        h.x[0] = 0;
+        if (h.trap_count == traps) trace_line(h, h.trace_out, priv, h.pc, d, xb, fb);
+      } else {
+        execute(h, d);
+        h.x[0] = 0;
+      }
+      h.pc = h.next_pc;
+      if (h.break_block) break;
+    }
+    done += i;
+  }
+  return done;
+}
+
+}  // namespace
+
+uint64_t Hart::run(uint64_t max_insns) {
+  return trace_out != nullptr ? run_loop<true>(*this, max_insns)
+                              : run_loop<false>(*this, max_insns);
+}
+
+}  // namespace nimbus::cpu
