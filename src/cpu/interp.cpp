@@ -18,22 +18,27 @@ using isa::Op;
 
 namespace {
 
-// Decoded instructions by instruction bits. Per thread: entries are written on a miss.
+// Decoded instructions, direct-mapped by pc (sequential code uses sequential entries) and
+// validated by the instruction bits, so a rewritten instruction is simply decoded again:
+// self-modifying code and FENCE.I need no invalidation. Per thread: entries are written
+// on a miss.
 class DecodeCache {
  public:
   DecodeCache() {
     const Decoded zero = isa::decode(0);
     for (Decoded& e : entries_) e = zero;
   }
-  const Decoded& get(uint32_t raw) {
-    Decoded& e = entries_[(raw * 0x9e3779b1u) >> (32 - kBits)];
+  const Decoded& get(uint64_t pc, uint32_t raw) {
+    // A 16-bit instruction is keyed by its own bits, not by the next parcel's too.
+    if (isa::is_compressed(raw)) raw &= 0xffff;
+    Decoded& e = entries_[(pc >> 1) & (kEntries - 1)];
     if (e.raw != raw) [[unlikely]] e = isa::decode(raw);
     return e;
   }
 
  private:
-  static constexpr unsigned kBits = 13;
-  Decoded entries_[1u << kBits];
+  static constexpr unsigned kEntries = 1u << 13;
+  Decoded entries_[kEntries];
 };
 
 DecodeCache& decode_cache() {
@@ -286,7 +291,7 @@ inline uint64_t rem_s64(int64_t a, int64_t b) {
   return static_cast<uint64_t>(a % b);
 }
 
-void execute(Hart& h, const Decoded& d) {
+[[gnu::always_inline]] inline void execute(Hart& h, const Decoded& d) {
   uint64_t* x = h.x;
   const uint64_t pc = h.pc;
 #define RS1 x[d.rs1]
@@ -798,7 +803,7 @@ uint64_t run_loop(Hart& h, uint64_t max_insns) {
         h.pc = h.next_pc;  // the fetch fault's handler
         break;
       }
-      const Decoded& d = cache.get(raw);
+      const Decoded& d = cache.get(h.pc, raw);
       h.next_pc = h.pc + d.len;
       // Counted before the body so that a CSR write to minstret/mcycle is what the next
       // instruction reads.

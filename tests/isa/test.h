@@ -12,7 +12,7 @@
  *     keep live values in them across CHECKs or traps.
  *   - Expected traps: EXPECT_TRAP label arms the M-mode handler; the next trap (from any
  *     privilege mode) records s10 = mcause, s11 = mtval, s9 = mepc, s8 = mstatus, and
- *     resumes in M-mode at label (with MPRV, MIE state as left by mret to M).
+ *     resumes in M-mode at label with mstatus.MIE = 0 (MPRV untouched).
  *     If no trap happens, execution falls through the instruction after the trapping one:
  *     put `j fail` (or NO_TRAP) there.
  */
@@ -194,6 +194,8 @@ trap_handler:
         sd zero, trap_resume, t6
         li t6, MSTATUS_MPP
         csrs mstatus, t6
+        li t6, MSTATUS_MPIE
+        csrc mstatus, t6
         mret
 unexpected_trap:
         li t6, 0x10000

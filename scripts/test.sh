@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds, runs the unit tests, the guest ISA
+# tests and the image checks with CTest, then the unit tests again under ASan + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+scripts/install-deps.sh
+
+echo "== build (RelWithDebInfo) =="
+scripts/build.sh build
+echo "== tests =="
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== build (ASan + UBSan, unit tests only) =="
+scripts/build.sh build-asan -DNIMBUS_SANITIZE=ON -DNIMBUS_GUEST_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug
+echo "== unit tests under ASan + UBSan =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j "$jobs" -R '^[A-Za-z0-9_]+\.'
