@@ -781,6 +781,15 @@ void trace_line(Hart& h, std::FILE* out, Priv priv, uint64_t pc, const Decoded& 
   std::fputc('\n', out);
 }
 
+// A trapping instruction does not retire: say so, with the cause and where it goes.
+void trace_trap(Hart& h, std::FILE* out, uint64_t pc, const Decoded& d) {
+  const bool to_m = h.priv == kPrivM;
+  std::fprintf(out, "core %3" PRIu64 ": trap at 0x%016" PRIx64 " (%s): %s cause 0x%" PRIx64
+               " tval 0x%" PRIx64 " -> 0x%016" PRIx64 "\n",
+               h.hartid, pc, isa::disassemble(d, pc).c_str(), to_m ? "mcause" : "scause",
+               to_m ? h.mcause : h.scause, to_m ? h.mtval : h.stval, h.next_pc);
+}
+
 constexpr uint64_t kChunk = 1024;
 
 template <bool kTrace>
@@ -818,7 +827,11 @@ uint64_t run_loop(Hart& h, uint64_t max_insns) {
         const uint64_t traps = h.trap_count;
         execute(h, d);
         h.x[0] = 0;
-        if (h.trap_count == traps) trace_line(h, h.trace_out, priv, h.pc, d, xb, fb);
+        if (h.trap_count == traps) {
+          trace_line(h, h.trace_out, priv, h.pc, d, xb, fb);
+        } else {
+          trace_trap(h, h.trace_out, h.pc, d);
+        }
       } else {
         execute(h, d);
         h.x[0] = 0;

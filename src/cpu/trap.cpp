@@ -12,6 +12,7 @@ void Hart::take_trap(uint64_t cause, uint64_t tval) {
   const bool interrupt = (cause & kInterruptBit) != 0;
   const uint64_t code = cause & ~kInterruptBit;
   const Priv old = priv;
+  ++trap_count;
   // Traps never go to a less privileged mode: only traps taken in S or U may be delegated.
   bool delegate = false;
   if (old <= kPrivS && code < 64) delegate = (((interrupt ? mideleg : medeleg) >> code) & 1) != 0;
