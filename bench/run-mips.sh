@@ -3,7 +3,7 @@
 #   bench/run-mips.sh BUILD_DIR [REPEATS]
 # Builds nothing: expects BUILD_DIR/nimbus (or BUILD_DIR/src/cli/nimbus) and
 # BUILD_DIR/bench/programs/mips.elf. Runs the same ELF under
-#   nimbus run --bare --stats mips.elf      (prints "instructions: N" / "seconds: S" on stderr)
+#   nimbus run --stats --bare mips.elf      (prints "instructions: N" / "seconds: S" on stderr)
 #   qemu-system-riscv64 -M virt -bios none -kernel mips.elf -nographic
 # takes the best wall-clock time of REPEATS runs (default 1) for each, and prints the
 # guest MIPS of Nimbus (from its instruction count) and the time ratio nimbus / QEMU.
@@ -33,7 +33,7 @@ nsecs=""
 i=0
 while [ $i -lt "$reps" ]; do
   t0=$(now)
-  if ! "$nimbus" run --bare --stats "$elf" >"$tmp/n.out" 2>"$tmp/n.err"; then
+  if ! "$nimbus" run --stats --bare "$elf" >"$tmp/n.out" 2>"$tmp/n.err"; then
     echo "run-mips.sh: nimbus failed (exit $?):" >&2; cat "$tmp/n.err" >&2; exit 1
   fi
   t1=$(now)

@@ -23,7 +23,7 @@ rm -f "$TMP"
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
 mke2fs -q -F -t ext4 -L nimbus-root -U "$UUID" -m 0 \
   -E "hash_seed=$HASH_SEED,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0,nodiscard" \
-  -d "$STAGE" "$TMP" "${SIZE_MIB}M"
+  -d "$STAGE" "$TMP" "${SIZE_MIB}M" >/dev/null
 
 # mke2fs -d copies the builder's uid/gid; make everything root-owned.
 {
@@ -32,7 +32,7 @@ mke2fs -q -F -t ext4 -L nimbus-root -U "$UUID" -m 0 \
   done
 } > "$BUILD_DIR/rootfs.debugfs"
 debugfs -w -f "$BUILD_DIR/rootfs.debugfs" "$TMP" >/dev/null 2>&1
-e2fsck -fn "$TMP" >/dev/null || die "e2fsck found problems"
+e2fsck -fn "$TMP" >/dev/null 2>&1 || die "e2fsck found problems"
 mkdir -p "$IMAGES_DIR"
 mv -f "$TMP" "$OUT"
 log "done: $OUT (${SIZE_MIB} MiB)"

@@ -26,8 +26,7 @@ _start:
         j 4f
 3:      li t1, 0x5555
         sw t1, 0(t0)
-4:      wfi
-        j 4b
+4:      j 4b                            # spin (not wfi) until the finisher stops us
         .align 2
 trap:                                   # any trap: fail with exit code 2
         li t0, 0x100000

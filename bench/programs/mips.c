@@ -2,7 +2,7 @@
  *
  * A fixed amount of work (MIPS_ITERS passes over a 4 KiB word array and a 1 KiB byte
  * array) mixing ALU ops, shifts, multiplies, data-dependent branches, loads and stores;
- * about 1e9 RISC-V instructions in total. At the end the checksum is compared with the
+ * 1,003,381,760 retired instructions (nimbus --stats; ~31,350 per outer iteration). At the end the checksum is compared with the
  * value computed on the host (MIPS_EXPECTED); the program ends through the SiFive test
  * finisher at 0x100000: 0x5555 = pass, 0x3333 | (1 << 16) = wrong checksum.
  * Retired instructions (minstret delta) are left in `mips_instret` for debuggers.
@@ -85,7 +85,7 @@ int main(void)
 #endif
     volatile uint32_t *finisher = (volatile uint32_t *)0x100000;
     *finisher = (r == MIPS_EXPECTED) ? 0x5555u : (0x3333u | (1u << 16));
-    for (;;)
-        __asm__ volatile("wfi");
+    for (;;) /* spin, not wfi: the finisher ends the run asynchronously */
+        __asm__ volatile("");
 }
 #endif

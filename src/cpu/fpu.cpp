@@ -2,9 +2,9 @@
 //
 // Strategy:
 //  * Rounding modes RNE/RTZ/RDN/RUP: the host SSE/FMA unit does the arithmetic. Each
-//    operation is a single asm block that saves MXCSR, loads the wanted rounding mode with
-//    all exceptions masked, DAZ/FTZ off and the flags clear, runs the instruction, reads
-//    the sticky flags and restores the caller's MXCSR. One asm block per operation means
+//    operation is a single asm block that loads MXCSR with the wanted rounding mode, all
+//    exceptions masked, DAZ/FTZ off and the flags clear, runs the instruction, reads the
+//    sticky flags and loads the default MXCSR (nearest) back. One asm block per operation means
 //    the compiler cannot fold, hoist or reorder the arithmetic across the mode switch.
 //    x86 SSE detects tininess after rounding, like RISC-V. NaN results are replaced by the
 //    canonical NaN (x86's default NaN is negative).
@@ -112,17 +112,22 @@ inline uint32_t mxcsr_flags(uint32_t x) {
          | ((x & 0x20) >> 5);  // PE -> NX
 }
 
-#define NIMBUS_HOST_BINOP(NAME, T, INSN)                                                  \
-  inline T NAME(T a, T b, uint32_t rm, uint32_t& fl) {                                   \
-    uint32_t mx = kMxcsr[rm & 7], saved, after;                                          \
-    asm volatile("stmxcsr %[saved]\n\t"                                                  \
-                 "ldmxcsr %[mx]\n\t" INSN " %[b], %[a]\n\t"                              \
-                 "stmxcsr %[after]\n\t"                                                  \
-                 "ldmxcsr %[saved]"                                                      \
-                 : [a] "+x"(a), [saved] "=m"(saved), [after] "=m"(after)                 \
-                 : [b] "x"(b), [mx] "m"(mx));                                            \
-    fl |= mxcsr_flags(after);                                                            \
-    return a;                                                                            \
+// Each operation is one asm statement: load the mode (flags cleared), compute, read the
+// flags, load the default MXCSR back. Only one STMXCSR per operation (it is the slow part on
+// some hosts); the host is left in its default state (round to nearest, all exceptions
+// masked, flags clear) rather than having its own sticky flags restored, which nothing on
+// the host side reads.
+#define NIMBUS_HOST_BINOP(NAME, T, INSN)                        \
+  inline T NAME(T a, T b, uint32_t rm, uint32_t& fl) {          \
+    uint32_t mx = kMxcsr[rm & 7], dflt = kMxcsr[0], after;      \
+    asm volatile("ldmxcsr %[mx]\n\t" INSN                       \
+                 " %[b], %[a]\n\t"                              \
+                 "stmxcsr %[after]\n\t"                         \
+                 "ldmxcsr %[dflt]"                              \
+                 : [a] "+x"(a), [after] "=m"(after)             \
+                 : [b] "x"(b), [mx] "m"(mx), [dflt] "m"(dflt)); \
+    fl |= mxcsr_flags(after);                                   \
+    return a;                                                   \
   }
 
 NIMBUS_HOST_BINOP(h_add_s, float, "addss")
@@ -135,18 +140,18 @@ NIMBUS_HOST_BINOP(h_mul_d, double, "mulsd")
 NIMBUS_HOST_BINOP(h_div_d, double, "divsd")
 #undef NIMBUS_HOST_BINOP
 
-#define NIMBUS_HOST_UNOP(NAME, TR, TA, INSN)                                              \
-  inline TR NAME(TA a, uint32_t rm, uint32_t& fl) {                                      \
-    uint32_t mx = kMxcsr[rm & 7], saved, after;                                          \
-    TR r;                                                                                \
-    asm volatile("stmxcsr %[saved]\n\t"                                                  \
-                 "ldmxcsr %[mx]\n\t" INSN " %[a], %[r]\n\t"                              \
-                 "stmxcsr %[after]\n\t"                                                  \
-                 "ldmxcsr %[saved]"                                                      \
-                 : [r] "=&x"(r), [saved] "=m"(saved), [after] "=m"(after)                \
-                 : [a] "x"(a), [mx] "m"(mx));                                            \
-    fl |= mxcsr_flags(after);                                                            \
-    return r;                                                                            \
+#define NIMBUS_HOST_UNOP(NAME, TR, TA, INSN)                    \
+  inline TR NAME(TA a, uint32_t rm, uint32_t& fl) {             \
+    uint32_t mx = kMxcsr[rm & 7], dflt = kMxcsr[0], after;      \
+    TR r;                                                       \
+    asm volatile("ldmxcsr %[mx]\n\t" INSN                       \
+                 " %[a], %[r]\n\t"                              \
+                 "stmxcsr %[after]\n\t"                         \
+                 "ldmxcsr %[dflt]"                              \
+                 : [r] "=&x"(r), [after] "=m"(after)            \
+                 : [a] "x"(a), [mx] "m"(mx), [dflt] "m"(dflt)); \
+    fl |= mxcsr_flags(after);                                   \
+    return r;                                                   \
   }
 
 NIMBUS_HOST_UNOP(h_sqrt_s, float, float, "sqrtss")
@@ -155,17 +160,17 @@ NIMBUS_HOST_UNOP(h_cvt_s_d, float, double, "cvtsd2ss")
 #undef NIMBUS_HOST_UNOP
 
 // c = a * b + c with one rounding (FMA3). Only called when the CPU has FMA.
-#define NIMBUS_HOST_FMA(NAME, T, INSN)                                                    \
-  inline T NAME(T a, T b, T c, uint32_t rm, uint32_t& fl) {                              \
-    uint32_t mx = kMxcsr[rm & 7], saved, after;                                          \
-    asm volatile("stmxcsr %[saved]\n\t"                                                  \
-                 "ldmxcsr %[mx]\n\t" INSN " %[b], %[a], %[c]\n\t"                        \
-                 "stmxcsr %[after]\n\t"                                                  \
-                 "ldmxcsr %[saved]"                                                      \
-                 : [c] "+x"(c), [saved] "=m"(saved), [after] "=m"(after)                 \
-                 : [a] "x"(a), [b] "x"(b), [mx] "m"(mx));                                \
-    fl |= mxcsr_flags(after);                                                            \
-    return c;                                                                            \
+#define NIMBUS_HOST_FMA(NAME, T, INSN)                                      \
+  inline T NAME(T a, T b, T c, uint32_t rm, uint32_t& fl) {                 \
+    uint32_t mx = kMxcsr[rm & 7], dflt = kMxcsr[0], after;                  \
+    asm volatile("ldmxcsr %[mx]\n\t" INSN                                   \
+                 " %[b], %[a], %[c]\n\t"                                    \
+                 "stmxcsr %[after]\n\t"                                     \
+                 "ldmxcsr %[dflt]"                                          \
+                 : [c] "+x"(c), [after] "=m"(after)                         \
+                 : [a] "x"(a), [b] "x"(b), [mx] "m"(mx), [dflt] "m"(dflt)); \
+    fl |= mxcsr_flags(after);                                               \
+    return c;                                                               \
   }
 
 NIMBUS_HOST_FMA(h_fma_s, float, "vfmadd231ss")
@@ -182,10 +187,14 @@ const bool kHostFma = detect_fma();
 
 inline int fe_mode(uint32_t rm) {
   switch (rm) {
-    case kRTZ: return FE_TOWARDZERO;
-    case kRDN: return FE_DOWNWARD;
-    case kRUP: return FE_UPWARD;
-    default: return FE_TONEAREST;
+    case kRTZ:
+      return FE_TOWARDZERO;
+    case kRDN:
+      return FE_DOWNWARD;
+    case kRUP:
+      return FE_UPWARD;
+    default:
+      return FE_TONEAREST;
   }
 }
 
@@ -206,13 +215,13 @@ inline auto host_run(uint32_t rm, uint32_t& fl, F f) {
   return r;
 }
 
-#define NIMBUS_HOST_BINOP(NAME, T, OP)                                      \
-  inline T NAME(T a, T b, uint32_t rm, uint32_t& fl) {                     \
-    return host_run(rm, fl, [&] {                                          \
-      volatile T x = a, y = b;                                             \
-      volatile T r = x OP y;                                               \
-      return static_cast<T>(r);                                            \
-    });                                                                    \
+#define NIMBUS_HOST_BINOP(NAME, T, OP)                 \
+  inline T NAME(T a, T b, uint32_t rm, uint32_t& fl) { \
+    return host_run(rm, fl, [&] {                      \
+      volatile T x = a, y = b;                         \
+      volatile T r = x OP y;                           \
+      return static_cast<T>(r);                        \
+    });                                                \
   }
 NIMBUS_HOST_BINOP(h_add_s, float, +)
 NIMBUS_HOST_BINOP(h_sub_s, float, -)
@@ -225,13 +234,25 @@ NIMBUS_HOST_BINOP(h_div_d, double, /)
 #undef NIMBUS_HOST_BINOP
 
 inline float h_sqrt_s(float a, uint32_t rm, uint32_t& fl) {
-  return host_run(rm, fl, [&] { volatile float x = a; volatile float r = std::sqrt(x); return static_cast<float>(r); });
+  return host_run(rm, fl, [&] {
+    volatile float x = a;
+    volatile float r = std::sqrt(x);
+    return static_cast<float>(r);
+  });
 }
 inline double h_sqrt_d(double a, uint32_t rm, uint32_t& fl) {
-  return host_run(rm, fl, [&] { volatile double x = a; volatile double r = std::sqrt(x); return static_cast<double>(r); });
+  return host_run(rm, fl, [&] {
+    volatile double x = a;
+    volatile double r = std::sqrt(x);
+    return static_cast<double>(r);
+  });
 }
 inline float h_cvt_s_d(double a, uint32_t rm, uint32_t& fl) {
-  return host_run(rm, fl, [&] { volatile double x = a; volatile float r = static_cast<float>(x); return static_cast<float>(r); });
+  return host_run(rm, fl, [&] {
+    volatile double x = a;
+    volatile float r = static_cast<float>(x);
+    return static_cast<float>(r);
+  });
 }
 inline float h_fma_s(float a, float b, float c, uint32_t rm, uint32_t& fl) {
   return host_run(rm, fl, [&] {
@@ -283,11 +304,16 @@ inline int top_bit128(u128 x) {  // x != 0
 // discarded bits, half the weight of the first discarded bit.
 inline bool round_increment(uint64_t q, uint64_t extra, uint64_t half, bool sign, uint32_t rm) {
   switch (rm) {
-    case kRTZ: return false;
-    case kRDN: return sign && extra != 0;
-    case kRUP: return !sign && extra != 0;
-    case kRMM: return extra >= half;
-    default: return extra > half || (extra == half && (q & 1));
+    case kRTZ:
+      return false;
+    case kRDN:
+      return sign && extra != 0;
+    case kRUP:
+      return !sign && extra != 0;
+    case kRMM:
+      return extra >= half;
+    default:
+      return extra > half || (extra == half && (q & 1));
   }
 }
 
@@ -296,10 +322,18 @@ uint64_t overflow_result(bool sign, uint32_t rm, uint32_t& fl) {
   fl |= kOF | kNX;
   bool to_inf;
   switch (rm) {
-    case kRTZ: to_inf = false; break;
-    case kRDN: to_inf = sign; break;
-    case kRUP: to_inf = !sign; break;
-    default: to_inf = true; break;
+    case kRTZ:
+      to_inf = false;
+      break;
+    case kRDN:
+      to_inf = sign;
+      break;
+    case kRUP:
+      to_inf = !sign;
+      break;
+    default:
+      to_inf = true;
+      break;
   }
   return (sign ? F::kSign : 0) | (to_inf ? F::kInf : F::kInf - 1);
 }
@@ -370,9 +404,7 @@ inline Unpacked unpack64(uint64_t a) {
 inline uint64_t signed_zero64(bool neg) { return neg ? kSign64 : 0; }
 
 // Sign of an exact zero sum of operands with signs sa and sb.
-inline bool zero_sum_sign(bool sa, bool sb, uint32_t rm) {
-  return sa == sb ? sa : rm == kRDN;
-}
+inline bool zero_sum_sign(bool sa, bool sb, uint32_t rm) { return sa == sb ? sa : rm == kRDN; }
 
 // Double -> single rounding of a non-NaN double value.
 uint32_t round_d_to_s(uint64_t a, uint32_t rm, uint32_t& fl) {

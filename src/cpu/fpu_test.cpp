@@ -29,25 +29,24 @@ uint32_t odd_fma_s(uint32_t a, uint32_t b, uint32_t c, uint32_t rm, uint32_t& fl
 namespace {
 
 // Runs EXPR (which uses a local `fl`, starting at 0) and checks its value and flags.
-#define CHECK_FP(EXPR, WANT, WANT_FLAGS)                                                   \
-  do {                                                                                     \
-    uint32_t fl = 0;                                                                       \
-    auto got_ = (EXPR);                                                                    \
-    EXPECT_EQ(got_, static_cast<decltype(got_)>(WANT))                                     \
-        << #EXPR << ": got 0x" << std::hex << uint64_t(got_) << " want 0x"                 \
-        << uint64_t(WANT);                                                                 \
-    EXPECT_EQ(fl, static_cast<uint32_t>(WANT_FLAGS)) << #EXPR << ": flags";                \
+#define CHECK_FP(EXPR, WANT, WANT_FLAGS)                                                      \
+  do {                                                                                        \
+    uint32_t fl = 0;                                                                          \
+    auto got_ = (EXPR);                                                                       \
+    EXPECT_EQ(got_, static_cast<decltype(got_)>(WANT))                                        \
+        << #EXPR << ": got 0x" << std::hex << uint64_t(got_) << " want 0x" << uint64_t(WANT); \
+    EXPECT_EQ(fl, static_cast<uint32_t>(WANT_FLAGS)) << #EXPR << ": flags";                   \
   } while (0)
 
 constexpr uint32_t kNone = 0;
 
 // Singles.
-constexpr uint32_t kS1 = 0x3f800000;        // 1.0
-constexpr uint32_t kSm1 = 0xbf800000;       // -1.0
-constexpr uint32_t kS2 = 0x40000000;        // 2.0
-constexpr uint32_t kS3 = 0x40400000;        // 3.0
-constexpr uint32_t kSHalf = 0x3f000000;     // 0.5
-constexpr uint32_t kS2m24 = 0x33800000;     // 2^-24 (half an ulp of 1.0)
+constexpr uint32_t kS1 = 0x3f800000;     // 1.0
+constexpr uint32_t kSm1 = 0xbf800000;    // -1.0
+constexpr uint32_t kS2 = 0x40000000;     // 2.0
+constexpr uint32_t kS3 = 0x40400000;     // 3.0
+constexpr uint32_t kSHalf = 0x3f000000;  // 0.5
+constexpr uint32_t kS2m24 = 0x33800000;  // 2^-24 (half an ulp of 1.0)
 constexpr uint32_t kSZero = 0x00000000;
 constexpr uint32_t kSNegZero = 0x80000000;
 constexpr uint32_t kSInf = 0x7f800000;
@@ -650,16 +649,16 @@ TEST(FpuCvtToInt, SaturationTable) {
     // Boundaries of W: 2^31 overflows, -2^31 is exact.
     CHECK_FP(cvt_w_s(0x4f000000, rm, fl), 0x7fffffff, kNV);
     CHECK_FP(cvt_w_s(0xcf000000, rm, fl), kWMin, kNone);
-    CHECK_FP(cvt_w_s(0xcf000001, rm, fl), kWMin, kNV);  // -(2^31 + 256)
+    CHECK_FP(cvt_w_s(0xcf000001, rm, fl), kWMin, kNV);                 // -(2^31 + 256)
     CHECK_FP(cvt_w_d(0x41dfffffffc00000, rm, fl), 0x7fffffff, kNone);  // 2^31 - 1
     // WU: 0xffffffff is returned sign-extended.
-    CHECK_FP(cvt_wu_d(0x41efffffffe00000, rm, fl), kAllOnes, kNone);  // 2^32 - 1
+    CHECK_FP(cvt_wu_d(0x41efffffffe00000, rm, fl), kAllOnes, kNone);    // 2^32 - 1
     CHECK_FP(cvt_wu_s(0x4f32d05e, rm, fl), 0xffffffffb2d05e00, kNone);  // 3e9
-    CHECK_FP(cvt_wu_s(0x4f800000, rm, fl), kAllOnes, kNV);  // 2^32
+    CHECK_FP(cvt_wu_s(0x4f800000, rm, fl), kAllOnes, kNV);              // 2^32
     CHECK_FP(cvt_wu_s(kSm1, rm, fl), 0, kNV);
     CHECK_FP(cvt_wu_d(kDm1, rm, fl), 0, kNV);
     // L / LU boundaries.
-    CHECK_FP(cvt_l_s(0x5f000000, rm, fl), 0x7fffffffffffffff, kNV);  // 2^63
+    CHECK_FP(cvt_l_s(0x5f000000, rm, fl), 0x7fffffffffffffff, kNV);    // 2^63
     CHECK_FP(cvt_l_s(0xdf000000, rm, fl), 0x8000000000000000, kNone);  // -2^63
     CHECK_FP(cvt_l_d(0xc3e0000000000001, rm, fl), 0x8000000000000000, kNV);
     CHECK_FP(cvt_l_d(0x43dfffffffffffff, rm, fl), 0x7ffffffffffffc00, kNone);
@@ -672,13 +671,13 @@ TEST(FpuCvtToInt, SaturationTable) {
     CHECK_FP(cvt_lu_d(kDMax | kDNegZero, rm, fl), 0, kNV);
   }
   // The range check applies to the rounded value.
-  const uint64_t d_int_max_half = 0x41dfffffffe00000;  // 2147483647.5
+  const uint64_t d_int_max_half = 0x41dfffffffe00000;            // 2147483647.5
   CHECK_FP(cvt_w_d(d_int_max_half, kRNE, fl), 0x7fffffff, kNV);  // ties to 2^31
   CHECK_FP(cvt_w_d(d_int_max_half, kRMM, fl), 0x7fffffff, kNV);
   CHECK_FP(cvt_w_d(d_int_max_half, kRUP, fl), 0x7fffffff, kNV);
   CHECK_FP(cvt_w_d(d_int_max_half, kRTZ, fl), 0x7fffffff, kNX);
   CHECK_FP(cvt_w_d(d_int_max_half, kRDN, fl), 0x7fffffff, kNX);
-  const uint64_t d_int_min_half = 0xc1e0000000100000;  // -2147483648.5
+  const uint64_t d_int_min_half = 0xc1e0000000100000;       // -2147483648.5
   CHECK_FP(cvt_w_d(d_int_min_half, kRNE, fl), kWMin, kNX);  // ties to even -2^31
   CHECK_FP(cvt_w_d(d_int_min_half, kRTZ, fl), kWMin, kNX);
   CHECK_FP(cvt_w_d(d_int_min_half, kRMM, fl), kWMin, kNV);
@@ -841,11 +840,21 @@ class Gen {
     uint64_t sign = (r & 1) << 63;
     uint64_t exp;
     switch ((r >> 1) % 8) {
-      case 0: exp = 0; break;
-      case 1: exp = 1 + (r >> 8) % 3; break;
-      case 2: exp = 0x7fe - (r >> 8) % 3; break;
-      case 3: exp = (r >> 8) % 8 == 0 ? 0x7ff : 0x3ff; break;
-      default: exp = 0x3ff - 60 + (r >> 8) % 120; break;
+      case 0:
+        exp = 0;
+        break;
+      case 1:
+        exp = 1 + (r >> 8) % 3;
+        break;
+      case 2:
+        exp = 0x7fe - (r >> 8) % 3;
+        break;
+      case 3:
+        exp = (r >> 8) % 8 == 0 ? 0x7ff : 0x3ff;
+        break;
+      default:
+        exp = 0x3ff - 60 + (r >> 8) % 120;
+        break;
     }
     uint64_t frac = rng_() & 0x000fffffffffffffull;
     if ((r >> 20) % 3 == 0) frac &= ~((uint64_t(1) << ((r >> 24) % 52)) - 1);  // short
@@ -863,11 +872,21 @@ class Gen {
     uint32_t sign = uint32_t(r & 1) << 31;
     uint32_t exp;
     switch ((r >> 1) % 8) {
-      case 0: exp = 0; break;
-      case 1: exp = 1 + (r >> 8) % 3; break;
-      case 2: exp = 0xfe - (r >> 8) % 3; break;
-      case 3: exp = (r >> 8) % 8 == 0 ? 0xff : 0x7f; break;
-      default: exp = 0x7f - 30 + (r >> 8) % 60; break;
+      case 0:
+        exp = 0;
+        break;
+      case 1:
+        exp = 1 + (r >> 8) % 3;
+        break;
+      case 2:
+        exp = 0xfe - (r >> 8) % 3;
+        break;
+      case 3:
+        exp = (r >> 8) % 8 == 0 ? 0xff : 0x7f;
+        break;
+      default:
+        exp = 0x7f - 30 + (r >> 8) % 60;
+        break;
     }
     uint32_t frac = uint32_t(rng_()) & 0x7fffff;
     if ((r >> 20) % 3 == 0) frac &= ~((1u << ((r >> 24) % 23)) - 1);
@@ -941,8 +960,8 @@ uint32_t ref_rmm_single(double x, uint32_t& fl) {
   double tm = std::bit_cast<float>(t & 0x7fffffff);
   double ax = x < 0 ? -x : x;
   if (ax == tm) return t;
-  double next = (t & 0x7fffffff) == 0x7f7fffff ? 0x1p128
-                                                : double(std::bit_cast<float>((t & 0x7fffffff) + 1));
+  double next =
+      (t & 0x7fffffff) == 0x7f7fffff ? 0x1p128 : double(std::bit_cast<float>((t & 0x7fffffff) + 1));
   uint32_t r = ax >= (tm + next) / 2 ? t + 1 : t;
   if ((r & 0x7fffffff) == 0x7f800000) fl |= kOF;
   // Tininess after rounding: round |x| to 24 significant bits, ties away, unbounded exponent.
@@ -983,12 +1002,16 @@ uint64_t ref_rmm_double(__float128 x) {
   uint64_t lo = 0, hi = kDInf;
   while (hi - lo > 1) {
     uint64_t mid = lo + (hi - lo) / 2;
-    if (__float128(std::bit_cast<double>(mid)) <= ax) lo = mid; else hi = mid;
+    if (__float128(std::bit_cast<double>(mid)) <= ax)
+      lo = mid;
+    else
+      hi = mid;
   }
   uint64_t r = lo;
   __float128 t = std::bit_cast<double>(lo);
   if (t != ax) {
-    __float128 next = lo + 1 == kDInf ? __float128(0x1p1023) * 2 : __float128(std::bit_cast<double>(lo + 1));
+    __float128 next =
+        lo + 1 == kDInf ? __float128(0x1p1023) * 2 : __float128(std::bit_cast<double>(lo + 1));
     if (ax >= (t + next) / 2) r = lo + 1;
   }
   return (neg ? kDNegZero : 0) | r;

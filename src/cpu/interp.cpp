@@ -810,6 +810,7 @@ uint64_t run_loop(Hart& h, uint64_t max_insns) {
       uint32_t raw;
       if (!fetch(h, h.pc, raw)) [[unlikely]] {
         h.pc = h.next_pc;  // the fetch fault's handler
+        ++i;               // a faulting fetch is a step of the budget
         break;
       }
       const Decoded& d = cache.get(h.pc, raw);

@@ -123,7 +123,7 @@ Result<BareResult> run_bare(const BareOptions& o) {
     }
     // Nothing in this machine raises interrupts on its own: a hart waiting in WFI with
     // none pending would wait forever.
-    if (hart.waiting && !hart.interrupt_wakeup_pending()) {
+    if (!finished && hart.waiting && !hart.interrupt_wakeup_pending()) {
       result.end = BareResult::End::kStuck;
       break;
     }

@@ -124,20 +124,14 @@
         .endm
 
 /* CHECK_TVAL_INSN label[, scratch] : mtval of the last trap == the 32-bit instruction at
- * label (illegal-instruction mtval). CHECK_TVAL_INSN16 : same for a 16-bit instruction.
- * Built with -DQEMU_DIFF (only for cross-checking under QEMU 7.2, which leaves mtval = 0
- * for illegal instructions) these checks are skipped. */
+ * label (illegal-instruction mtval). CHECK_TVAL_INSN16 : same for a 16-bit instruction. */
         .macro CHECK_TVAL_INSN label, scratch=a0
-#ifndef QEMU_DIFF
         lwu \scratch, \label
         CHECKR s11, \scratch
-#endif
         .endm
         .macro CHECK_TVAL_INSN16 label, scratch=a0
-#ifndef QEMU_DIFF
         lhu \scratch, \label
         CHECKR s11, \scratch
-#endif
         .endm
 
         .macro EXPECT_TRAP label
