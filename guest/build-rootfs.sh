@@ -25,12 +25,15 @@ mke2fs -q -F -t ext4 -L nimbus-root -U "$UUID" -m 0 \
   -E "hash_seed=$HASH_SEED,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0,nodiscard" \
   -d "$STAGE" "$TMP" "${SIZE_MIB}M" >/dev/null
 
-# mke2fs -d copies the builder's uid/gid; make everything root-owned.
+# mke2fs -d copies the builder's uid/gid and each file's ctime (which cannot
+# be set on the host): make everything root-owned with a fixed ctime.
 {
-  (cd "$STAGE" && find . -mindepth 1) | while IFS= read -r rel; do
-    printf 'sif "%s" uid 0\nsif "%s" gid 0\n' "${rel#.}" "${rel#.}"
-  done
-} > "$BUILD_DIR/rootfs.debugfs"
+  echo "/lost+found"
+  (cd "$STAGE" && find . -mindepth 1 | sed 's|^\.||')
+} | while IFS= read -r p; do
+  printf 'sif "%s" uid 0\nsif "%s" gid 0\nsif "%s" ctime @%s\n' "$p" "$p" "$p" "$SOURCE_DATE_EPOCH"
+done > "$BUILD_DIR/rootfs.debugfs"
+printf 'sif / ctime @%s\n' "$SOURCE_DATE_EPOCH" >> "$BUILD_DIR/rootfs.debugfs"
 debugfs -w -f "$BUILD_DIR/rootfs.debugfs" "$TMP" >/dev/null 2>&1
 e2fsck -fn "$TMP" >/dev/null 2>&1 || die "e2fsck found problems"
 mkdir -p "$IMAGES_DIR"

@@ -30,7 +30,7 @@ OUT=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-riscv-tests.XXXXXX")
 ENV=$SRC/env
 MAC=$SRC/isa/macros/scalar
 COMMON=(-march=$ISA -mabi=lp64d -static -mcmodel=medany -fvisibility=hidden
-        -nostdlib -nostartfiles -Wl,--build-id=none -Wl,--no-warn-rwx-segments)
+        -nostdlib -nostartfiles -fno-pic -fno-pie -no-pie -Wl,--build-id=none -Wl,--no-warn-rwx-segments)
 
 # The v environment's C code needs memcpy/memset/memcmp; upstream links -lc
 # from a bare-metal toolchain.  Provide tiny local versions instead so a
@@ -83,7 +83,7 @@ run_one() {  # suite test env
   else echo "FAIL  $name  (exit $rc = failing TESTNUM, or environment code)"; fi
 }
 export -f run_one build
-export OUT CC ENV MAC NIMBUS MAX_INSNS
+export SRC OUT CC ENV MAC NIMBUS MAX_INSNS
 export COMMON_STR="${COMMON[*]}"
 
 LIST=$OUT/list
