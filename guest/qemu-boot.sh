@@ -11,6 +11,8 @@
 #     --smp N            harts (default 2, at most 8)
 #     --mem SIZE         RAM (default 256M)
 #     --append "ARGS"    extra kernel command-line arguments
+#     --console sbi      use the SBI console (earlycon=sbi console=hvc0) instead
+#                        of the 16550 UART (earlycon console=ttyS0, default)
 #     --writable         with --disk: write to the image itself (default: the
 #                        disk is opened with snapshot=on so images/ stays intact)
 #     --kernel/--initrd/--rootfs FILE   use other image files
@@ -22,7 +24,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 KERNEL="$REPO/images/Image"
 INITRD="$REPO/images/initramfs.cpio.gz"
 ROOTFS="$REPO/images/rootfs.ext4"
-MODE=initramfs POWEROFF=0 PORT=8080 NET=1 SMP=2 MEM=256M APPEND="" SNAPSHOT=on BIOS=default
+MODE=initramfs POWEROFF=0 PORT=8080 NET=1 SMP=2 MEM=256M APPEND="" SNAPSHOT=on BIOS=default CONSOLE=uart
 while [ $# -gt 0 ]; do
   case "$1" in
     --initramfs) MODE=initramfs ;;
@@ -33,13 +35,14 @@ while [ $# -gt 0 ]; do
     --smp) SMP=$2; shift ;;
     --mem) MEM=$2; shift ;;
     --append) APPEND="$APPEND $2"; shift ;;
+    --console) CONSOLE=$2; shift ;;
     --writable) SNAPSHOT=off ;;
     --kernel) KERNEL=$2; shift ;;
     --initrd) INITRD=$2; shift ;;
     --rootfs) ROOTFS=$2; shift ;;
     --bios) BIOS=$2; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -50,7 +53,11 @@ if ! command -v qemu-system-riscv64 >/dev/null; then
   exit 1
 fi
 
-CMDLINE="earlycon console=ttyS0"
+case "$CONSOLE" in
+  uart|ttyS0) CMDLINE="earlycon console=ttyS0" ;;
+  sbi|hvc0) CMDLINE="earlycon=sbi console=hvc0" ;;
+  *) echo "unknown console: $CONSOLE (uart or sbi)" >&2; exit 2 ;;
+esac
 ARGS=(-M virt -smp "$SMP" -m "$MEM" -nographic -bios "$BIOS" -kernel "$KERNEL")
 if [ "$MODE" = disk ]; then
   CMDLINE="$CMDLINE root=/dev/vda rw rootwait"

@@ -1,56 +1,56 @@
 #include "cli/run_command.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
+#include "backends/console/stdio_console.h"
 #include "common/size.h"
 #include "machine/bare_machine.h"
+#include "machine/virt/memory_map.h"
+#include "machine/virt/virt_machine.h"
 
 namespace nimbus::cli {
 
 namespace {
-// Exit statuses of `nimbus run --bare` besides the program's own verdict.
+// Exit statuses of `nimbus run`.
+constexpr int kExitPoweroff = 0;
+constexpr int kExitGuestFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitReboot = 3;  // the guest rebooted and --no-reboot was given
+constexpr int kExitQuit = 4;    // the user quit from the console (Ctrl-A X)
 constexpr int kExitInsnLimit = 124;
-constexpr int kExitStuck = 125;
+
+constexpr const char* kDefaultAppend = "console=ttyS0 earlycon=sbi";
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "nimbus: %s\n", message.c_str());
   return kExitUsage;
 }
-}  // namespace
 
-void add_run_command(CLI::App& app, RunOptions& o) {
-  CLI::App* run = app.add_subcommand("run", "Run a machine in the foreground");
-  run->add_option("--bare", o.bare,
-                  "Run a bare-metal RV64 ELF program in M-mode (RAM at 0x80000000); the exit "
-                  "status is its verdict (HTIF tohost or the sifive,test finisher)")
-      ->required();
-  run->add_option("-m,--memory", o.memory, "Guest RAM size, e.g. 256M or 2G")->capture_default_str();
-  run->add_option("--max-insns", o.max_insns, "Stop after this many instructions (exit status 124)");
-  run->add_flag("--trace", o.trace, "Print one line per retired instruction on stderr");
-  run->add_option("--trace-file", o.trace_file, "Write the trace to this file instead of stderr");
-  run->add_option("--signature", o.signature,
-                  "At the end, write memory between begin_signature and end_signature here");
-  run->add_option("--signature-granularity", o.signature_granularity, "Bytes per signature line")
-      ->check(CLI::IsMember({4u, 8u}))
-      ->capture_default_str();
-  run->add_flag("--stats", o.stats, "Print instructions, seconds and MIPS on stderr at the end");
+// Where the bundled guest images are: $NIMBUS_IMAGES, then images/ next to the build
+// directory holding this executable, then ./images.
+std::string images_dir() {
+  if (const char* env = std::getenv("NIMBUS_IMAGES"); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (auto dir : {exe.parent_path().parent_path() / "images",
+                     exe.parent_path().parent_path() / "share" / "nimbus" / "images"}) {
+      if (std::filesystem::exists(dir / "Image", ec)) return dir.string();
+    }
+  }
+  return "images";
 }
 
-int run_command(const RunOptions& o) {
-  auto ram = parse_size(o.memory);
-  if (!ram.ok()) return fail("--memory: " + ram.message());
-  if (*ram < (1ull << 20) || *ram > (64ull << 30)) {
-    return fail(fmt::format("--memory: {} is out of range (1M to 64G)", o.memory));
-  }
-
+int run_bare(const RunOptions& o, uint64_t ram) {
   machine::BareOptions bare;
   bare.elf_path = o.bare;
-  bare.ram_size = *ram;
+  bare.ram_size = ram;
   bare.max_insns = o.max_insns;
   bare.signature_path = o.signature;
   bare.signature_granularity = o.signature_granularity;
@@ -85,11 +85,113 @@ int run_command(const RunOptions& o) {
       std::fprintf(stderr, "nimbus: stopped at the instruction limit (%lu instructions)\n",
                    static_cast<unsigned long>(r.instructions));
       return kExitInsnLimit;
-    case machine::BareResult::End::kStuck:
-      std::fprintf(stderr, "nimbus: the hart waits (WFI) for an interrupt nothing can raise\n");
-      return kExitStuck;
   }
   return 1;
+}
+
+int run_linux(const RunOptions& o, uint64_t ram) {
+  if (o.cpus < 1 || o.cpus > machine::virt::kMaxHarts) {
+    return fail(fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
+  }
+  if (o.trace || !o.trace_file.empty() || !o.signature.empty() || o.max_insns != 0) {
+    return fail("--trace, --signature and --max-insns work with --bare programs only");
+  }
+  machine::virt::VirtConfig config;
+  config.harts = o.cpus;
+  config.ram_size = ram;
+  config.boot.firmware = o.firmware;
+  if (o.kernel.empty()) {
+    // The bundled guest: our kernel and initramfs.
+    const std::string dir = images_dir();
+    config.boot.kernel = dir + "/Image";
+    config.boot.initrd = o.initrd.empty() ? dir + "/initramfs.cpio.gz" : o.initrd;
+  } else {
+    // A user's kernel gets no initrd unless asked: it may carry its own initramfs.
+    config.boot.kernel = o.kernel;
+    config.boot.initrd = o.initrd;
+  }
+  config.bootargs = o.append_given ? o.append : kDefaultAppend;
+
+  for (;;) {
+    machine::virt::VirtMachine* current = nullptr;
+    bool quit = false;
+    backends::StdioConsole console(
+        [&current](uint8_t c) {
+          if (current != nullptr) current->console_input(c);
+        },
+        [&current, &quit] {
+          quit = true;
+          if (current != nullptr) current->stop(machine::virt::ExitReason::kQuit);
+        });
+    auto machine = machine::virt::VirtMachine::create(
+        config, [&console](const uint8_t* data, size_t len) { console.write(data, len); });
+    if (!machine.ok()) return fail(machine.message());
+    current = machine->get();
+    console.start();
+    const machine::virt::ExitReason reason = current->run();
+    const uint32_t code = current->failure_code();
+    current = nullptr;
+    switch (reason) {
+      case machine::virt::ExitReason::kPoweroff:
+        return kExitPoweroff;
+      case machine::virt::ExitReason::kReboot:
+        if (o.no_reboot) return kExitReboot;
+        continue;  // a fresh machine from the same files
+      case machine::virt::ExitReason::kFailure:
+        std::fprintf(stderr, "\r\nnimbus: the guest reported a failure (code %u)\r\n", code);
+        return kExitGuestFailure;
+      case machine::virt::ExitReason::kQuit:
+      case machine::virt::ExitReason::kRunning:
+        (void)quit;
+        return kExitQuit;
+    }
+  }
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, RunOptions& o) {
+  CLI::App* run = app.add_subcommand(
+      "run", "Boot a virtual machine in the foreground (the bundled Linux guest by default)");
+  run->add_option("--kernel", o.kernel, "Linux kernel Image (default: the bundled images/Image)");
+  run->add_option("--initrd", o.initrd, "Initial ramdisk (default with the bundled kernel: images/initramfs.cpio.gz)");
+  run->add_option("--append", o.append, "Kernel command line")->each([&o](const std::string&) { o.append_given = true; });
+  run->add_option("--firmware", o.firmware,
+                  "Boot through this M-mode firmware (e.g. OpenSBI's fw_jump.elf) instead of the built-in SBI");
+  run->add_option("-c,--cpus", o.cpus, "Number of harts (1-8)")->capture_default_str();
+  run->add_option("-m,--memory", o.memory, "Guest RAM size, e.g. 256M or 2G")->capture_default_str();
+  run->add_flag("--no-reboot", o.no_reboot, "Exit (status 3) when the guest reboots instead of restarting it");
+  run->add_option("--bare", o.bare,
+                  "Run a bare-metal RV64 ELF program in M-mode (RAM at 0x80000000); the exit "
+                  "status is its verdict (HTIF tohost or the sifive,test finisher)");
+  run->add_option("--max-insns", o.max_insns, "With --bare: stop after this many instructions (exit status 124)");
+  run->add_flag("--trace", o.trace, "With --bare: print one line per retired instruction on stderr");
+  run->add_option("--trace-file", o.trace_file, "With --bare: write the trace to this file");
+  run->add_option("--signature", o.signature,
+                  "With --bare: at the end, write memory between begin_signature and end_signature here");
+  run->add_option("--signature-granularity", o.signature_granularity, "Bytes per signature line")
+      ->check(CLI::IsMember({4u, 8u}))
+      ->capture_default_str();
+  run->add_flag("--stats", o.stats, "With --bare: print instructions, seconds and MIPS on stderr");
+  run->footer(
+      "Exit status: 0 the guest powered off (or a --bare program passed), 1 the guest reported a\n"
+      "failure, 2 bad input, 3 the guest rebooted with --no-reboot, 4 quit with Ctrl-A X;\n"
+      "--bare: the program's code, or 124 at --max-insns.");
+}
+
+int run_command(const RunOptions& o) {
+  auto ram = parse_size(o.memory);
+  if (!ram.ok()) return fail("--memory: " + ram.message());
+  if (*ram < (1ull << 20) || *ram > (64ull << 30)) {
+    return fail(fmt::format("--memory: {} is out of range (1M to 64G)", o.memory));
+  }
+  if (!o.bare.empty()) {
+    if (!o.kernel.empty() || !o.initrd.empty() || !o.firmware.empty() || o.append_given) {
+      return fail("--bare runs a program on its own: it does not take --kernel, --initrd, --append or --firmware");
+    }
+    return run_bare(o, *ram);
+  }
+  return run_linux(o, *ram);
 }
 
 }  // namespace nimbus::cli

@@ -10,6 +10,11 @@ namespace nimbus::cli {
 
 struct RunOptions {
   std::string bare;             // bare-metal ELF
+  // The Linux machine (when --bare is not given).
+  std::string kernel, initrd, append, firmware;
+  bool append_given = false;
+  unsigned cpus = 1;
+  bool no_reboot = false;
   std::string memory = "256M";
   uint64_t max_insns = 0;
   bool trace = false;

@@ -152,6 +152,11 @@ class Hart {
   bool waiting = false;
   std::atomic<bool> stop_requested{false};
 
+  // Built-in firmware: when set, an ECALL from S-mode calls this instead of trapping to
+  // M-mode (the machine's SBI implementation; it writes a0/a1 and execution continues
+  // after the ECALL).
+  std::function<void(Hart&)> sbi_handler;
+
   // Source of the `time` CSR (10 MHz ticks); set by the machine. Zero when unset.
   std::function<uint64_t()> time_source;
 

@@ -291,6 +291,14 @@ inline uint64_t rem_s64(int64_t a, int64_t b) {
   return static_cast<uint64_t>(a % b);
 }
 
+// run_loop advances cycle/instret before an instruction's body (so that a CSR write to
+// mcycle/minstret is done instead of that increment), but a CSR instruction must read the
+// counter's value from before its own execution.
+inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
+  const unsigned csr = static_cast<unsigned>(d.imm) & 0xFFF;
+  return csr == 0xC00 || csr == 0xC02 || csr == 0xB00 || csr == 0xB02 ? value - 1 : value;
+}
+
 [[gnu::always_inline]] inline void execute(Hart& h, const Decoded& d) {
   uint64_t* x = h.x;
   const uint64_t pc = h.pc;
@@ -478,6 +486,11 @@ inline uint64_t rem_s64(int64_t a, int64_t b) {
     case Op::fence: return;
     case Op::fence_i: return;  // decoded instructions are cached by their bits, not address
     case Op::ecall:
+      if (h.priv == kPrivS && h.sbi_handler) [[unlikely]] {
+        h.sbi_handler(h);
+        h.break_block = true;  // the call may have changed pending interrupts
+        return;
+      }
       h.take_trap(h.priv == kPrivU ? kEcallFromU : h.priv == kPrivS ? kEcallFromS : kEcallFromM, 0);
       return;
     case Op::ebreak: h.take_trap(kBreakpoint, pc); return;
@@ -489,6 +502,7 @@ inline uint64_t rem_s64(int64_t a, int64_t b) {
       uint64_t old = 0;
       // CSRRW with rd=x0 does not read the CSR (no read side effects).
       if (d.rd != 0 && !h.csr_read(static_cast<unsigned>(d.imm), old)) return illegal(h, d);
+      old = counter_before_insn(d, old);
       if (!h.csr_write(static_cast<unsigned>(d.imm), src)) return illegal(h, d);
       RD = old;
       return;
@@ -501,6 +515,7 @@ inline uint64_t rem_s64(int64_t a, int64_t b) {
       const uint64_t src = imm_form ? d.rs1 : RS1;
       uint64_t old;
       if (!h.csr_read(static_cast<unsigned>(d.imm), old)) return illegal(h, d);
+      old = counter_before_insn(d, old);
       // With rs1=x0 (or uimm=0) the CSR is not written at all.
       if (d.rs1 != 0) {
         const bool set = d.op == Op::csrrs || d.op == Op::csrrsi;
@@ -809,6 +824,10 @@ uint64_t run_loop(Hart& h, uint64_t max_insns) {
     while (i < n) {
       uint32_t raw;
       if (!fetch(h, h.pc, raw)) [[unlikely]] {
+        if constexpr (kTrace) {
+          std::fprintf(h.trace_out, "core %3" PRIu64 ": fetch fault at 0x%016" PRIx64 " -> 0x%016" PRIx64 "\n",
+                       h.hartid, h.pc, h.next_pc);
+        }
         h.pc = h.next_pc;  // the fetch fault's handler
         ++i;               // a faulting fetch is a step of the budget
         break;

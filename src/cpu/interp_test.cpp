@@ -172,6 +172,26 @@ TEST_F(InterpTest, WfiWithNothingPendingStops) {
   EXPECT_EQ(hart_.pc, kBase + 4);
 }
 
+// A CSR instruction reads a counter's value from before its own execution, and a write
+// to minstret/mcycle is done instead of that instruction's increment (riscv-tests
+// rv64mi-p-instret_overflow).
+TEST_F(InterpTest, CounterCsrReadsValueBeforeTheInstruction) {
+  program(kBase, {0xb0205073,    // csrwi minstret, 0
+                  0xb0202573,    // csrr a0, minstret
+                  0xc02025f3,    // csrr a1, instret
+                  0xb0005073,    // csrwi mcycle, 0
+                  0xb0002673,    // csrr a2, mcycle
+                  0xc00026f3,    // csrr a3, cycle
+                  0xb0215773});  // csrrwi a4, minstret, 2
+  EXPECT_EQ(hart_.run(7), 7u);
+  EXPECT_EQ(hart_.x[10], 0u);
+  EXPECT_EQ(hart_.x[11], 1u);
+  EXPECT_EQ(hart_.x[12], 0u);
+  EXPECT_EQ(hart_.x[13], 1u);
+  EXPECT_EQ(hart_.x[14], 5u);      // five instructions retired since minstret was 0
+  EXPECT_EQ(hart_.instret, 2u);    // the write replaced the increment
+}
+
 TEST_F(InterpTest, WritesToX0AreDiscarded) {
   program(kBase, {0x00500013});  // addi x0, x0, 5
   hart_.run(1);

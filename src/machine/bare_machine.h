@@ -21,7 +21,7 @@ struct BareOptions {
 };
 
 struct BareResult {
-  enum class End { kPass, kFail, kInsnLimit, kStuck };
+  enum class End { kPass, kFail, kInsnLimit };
   End end = End::kPass;
   uint64_t code = 0;  // the program's failure code (HTIF v>>1 or the finisher's code)
   uint64_t instructions = 0;

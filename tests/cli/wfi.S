@@ -1,4 +1,4 @@
-# Waits for an interrupt that cannot come.
+# WFI where no interrupt can come: it completes at once, so this loops until the limit.
   .section .text.start
   .globl _start
 _start:

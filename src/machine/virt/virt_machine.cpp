@@ -1,0 +1,317 @@
+#include "machine/virt/virt_machine.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "devices/clint/clint.h"
+#include "devices/finisher/finisher.h"
+#include "devices/plic/plic.h"
+#include "devices/rtc/goldfish_rtc.h"
+#include "devices/uart/uart16550.h"
+#include "machine/virt/device_tree.h"
+#include "machine/virt/memory_map.h"
+
+namespace nimbus::machine::virt {
+
+namespace {
+
+// Instructions a hart runs between two looks at its timer and at requests from other
+// threads: about 50-100 us at the interpreter's speed.
+constexpr uint64_t kSlice = 10000;
+// The longest a waiting hart sleeps before it looks around again on its own.
+constexpr int64_t kMaxSleepNs = 100'000'000;
+
+uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t realtime_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t timeout_ns) {
+  timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr, 0);
+}
+
+void futex_wake(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+VirtMachine::VirtMachine(const VirtConfig& config, OutputFn output)
+    : config_(config), output_(std::move(output)), builtin_sbi_(config.boot.firmware.empty()) {}
+
+VirtMachine::~VirtMachine() {
+  stopping_ = true;
+  for (unsigned i = 0; i < slots_.size(); i++) wake(i);
+  for (auto& s : slots_) {
+    if (s->thread.joinable()) s->thread.join();
+  }
+}
+
+Result<std::unique_ptr<VirtMachine>> VirtMachine::create(const VirtConfig& config, OutputFn output) {
+  std::unique_ptr<VirtMachine> m(new VirtMachine(config, std::move(output)));
+  if (Status s = m->build(); !s.ok()) return s;
+  return m;
+}
+
+Status VirtMachine::build() {
+  const unsigned n = config_.harts;
+  bus_ = std::make_unique<mem::Bus>(kRamBase, config_.ram_size);
+  for (unsigned i = 0; i < n; i++) {
+    auto slot = std::make_unique<HartSlot>();
+    slot->hart = std::make_unique<cpu::Hart>(*bus_, i);
+    harts_.push_back(slot->hart.get());
+    slots_.push_back(std::move(slot));
+  }
+
+  // mtime follows the host's monotonic clock at 10 MHz, from zero at machine creation.
+  const uint64_t t0 = monotonic_ns();
+  auto mtime = [t0] { return (monotonic_ns() - t0) / (1'000'000'000 / kTimebaseHz); };
+  clint_ = std::make_unique<devices::Clint>(
+      n, mtime, [this](unsigned h, bool level) { raise(h, cpu::kIrqMSoft, level); },
+      [this](unsigned h, bool level) {
+        // With the built-in firmware the timer the kernel programs through SBI is the
+        // supervisor timer.
+        raise(h, builtin_sbi_ ? cpu::kIrqSTimer : cpu::kIrqMTimer, level);
+      });
+  plic_ = std::make_unique<devices::Plic>(n, [this](unsigned context, bool level) {
+    raise(context / 2, context % 2 == 0 ? cpu::kIrqMExt : cpu::kIrqSExt, level);
+  });
+  uart_ = std::make_unique<devices::Uart16550>(
+      [this](uint8_t c) { output_(&c, 1); },
+      [this](bool level) { plic_->set_source_level(kUartIrq, level); });
+  rtc_ = std::make_unique<devices::GoldfishRtc>(
+      realtime_ns, [this](bool level) { plic_->set_source_level(kRtcIrq, level); });
+  finisher_ = std::make_unique<devices::Finisher>(
+      [this](devices::Finisher::Event e, uint32_t code) { on_finisher(static_cast<int>(e), code); });
+
+  bus_->map(kTest.base, kTest.size, finisher_.get());
+  bus_->map(kRtc.base, kRtc.size, rtc_.get());
+  bus_->map(kClint.base, kClint.size, clint_.get());
+  bus_->map(kPlic.base, kPlic.size, plic_.get());
+  bus_->map(kUart.base, kUart.size, uart_.get());
+
+  auto layout = load_boot_files(config_.boot, *bus_);
+  if (!layout.ok()) return layout.status();
+  layout_ = *layout;
+
+  DeviceTreeConfig dt;
+  dt.harts = n;
+  dt.ram_size = config_.ram_size;
+  dt.bootargs = config_.bootargs;
+  dt.initrd_start = layout_.initrd_start;
+  dt.initrd_end = layout_.initrd_end;
+  auto blob = build_device_tree(dt);
+  if (!blob.ok()) return blob.status();
+  if (Status s = place_dtb(*blob, *bus_, layout_); !s.ok()) return s;
+
+  for (unsigned i = 0; i < n; i++) {
+    cpu::Hart& h = *harts_[i];
+    h.time_source = mtime;
+    if (builtin_sbi_) {
+      // What OpenSBI would leave behind: interrupts and most exceptions delegated to S,
+      // counters readable, one PMP entry opening all of memory to S and U.
+      h.mideleg = (1u << cpu::kIrqSSoft) | (1u << cpu::kIrqSTimer) | (1u << cpu::kIrqSExt);
+      h.medeleg = 0xffff & ~((1u << cpu::kEcallFromS) | (1u << cpu::kEcallFromM) | (1u << 10) | (1u << 14));
+      h.mcounteren = 7;
+      h.pmpaddr[0] = ~0ull >> 10;
+      h.pmpcfg[0] = 0x1f;  // NAPOT, R W X
+      h.sbi_handler = [this](cpu::Hart& hart) { sbi_call(hart, *this); };
+      h.x[10] = i;
+      h.x[11] = layout_.dtb_addr;
+      h.priv = cpu::kPrivS;
+      h.pc = layout_.kernel_entry;
+      // Only the boot hart starts; the kernel starts the others through SBI HSM.
+      slots_[i]->state = i == 0 ? kHartStarted : kHartStopped;
+    } else {
+      // A real firmware gets every hart in M-mode at its entry, as after reset.
+      h.reset(layout_.firmware_entry);
+      h.time_source = mtime;
+      h.x[10] = i;
+      h.x[11] = layout_.dtb_addr;
+      h.x[12] = layout_.fw_dynamic_info;
+      slots_[i]->state = kHartStarted;
+    }
+  }
+  return {};
+}
+
+ExitReason VirtMachine::run() {
+  for (unsigned i = 0; i < slots_.size(); i++) {
+    slots_[i]->thread = std::thread([this, i] { hart_thread(i); });
+  }
+  {
+    std::unique_lock<std::mutex> lock(exit_mu_);
+    exit_cv_.wait(lock, [this] { return stopping_.load(); });
+  }
+  for (unsigned i = 0; i < slots_.size(); i++) wake(i);
+  for (auto& s : slots_) {
+    if (s->thread.joinable()) s->thread.join();
+  }
+  return exit_reason_.load();
+}
+
+void VirtMachine::stop(ExitReason reason) {
+  {
+    std::lock_guard<std::mutex> lock(exit_mu_);
+    if (!stopping_) {
+      exit_reason_ = reason;
+      stopping_ = true;
+    }
+  }
+  exit_cv_.notify_all();
+  for (unsigned i = 0; i < slots_.size(); i++) {
+    harts_[i]->stop_requested = true;
+    wake(i);
+  }
+}
+
+void VirtMachine::console_input(uint8_t byte) { uart_->push_input(byte); }
+
+void VirtMachine::wake(unsigned index) {
+  HartSlot& s = *slots_[index];
+  s.wake_seq.fetch_add(1, std::memory_order_release);
+  futex_wake(&s.wake_seq);
+}
+
+void VirtMachine::raise(unsigned hart, unsigned irq, bool level) {
+  if (hart >= harts_.size()) return;
+  harts_[hart]->set_interrupt_pending(irq, level);
+  if (level) wake(hart);
+}
+
+void VirtMachine::service_requests(HartSlot& slot) {
+  if (slot.flush_tlb.load(std::memory_order_acquire)) {
+    slot.hart->tlb_flush();
+    slot.flush_tlb.store(false, std::memory_order_release);
+  }
+}
+
+void VirtMachine::sleep_until_interrupt(unsigned index) {
+  HartSlot& s = *slots_[index];
+  cpu::Hart& h = *s.hart;
+  const uint32_t seq = s.wake_seq.load(std::memory_order_acquire);
+  clint_->update_timer(index);
+  if (h.interrupt_wakeup_pending() || stopping_ || s.flush_tlb) return;
+  int64_t timeout = kMaxSleepNs;
+  const uint64_t deadline = clint_->timer_deadline(index), now = clint_->mtime();
+  if (deadline > now) {
+    const uint64_t ns = (deadline - now) * (1'000'000'000 / kTimebaseHz);
+    if (ns < static_cast<uint64_t>(timeout)) timeout = static_cast<int64_t>(ns);
+  } else {
+    timeout = 0;
+  }
+  if (timeout > 0) futex_wait(&s.wake_seq, seq, timeout);
+  clint_->update_timer(index);
+}
+
+void VirtMachine::hart_thread(unsigned index) {
+  HartSlot& s = *slots_[index];
+  cpu::Hart& h = *s.hart;
+  while (!stopping_) {
+    const int64_t state = s.state.load(std::memory_order_acquire);
+    if (state == kHartStartPending) {
+      // SBI HSM start: S-mode at start_addr with a0 = hartid, a1 = opaque, satp = 0.
+      h.reset(s.start_addr);
+      h.time_source = harts_[0]->time_source;
+      h.mideleg = harts_[0]->mideleg;
+      h.medeleg = harts_[0]->medeleg;
+      h.mcounteren = 7;
+      h.pmpaddr[0] = harts_[0]->pmpaddr[0];
+      h.pmpcfg[0] = harts_[0]->pmpcfg[0];
+      h.sbi_handler = harts_[0]->sbi_handler;
+      h.priv = cpu::kPrivS;
+      h.x[10] = index;
+      h.x[11] = s.start_opaque;
+      s.state.store(kHartStarted, std::memory_order_release);
+      continue;
+    }
+    if (state != kHartStarted) {
+      // Stopped: wait for hart_start (or the end).
+      const uint32_t seq = s.wake_seq.load(std::memory_order_acquire);
+      if (s.state.load() == kHartStopped && !stopping_) futex_wait(&s.wake_seq, seq, kMaxSleepNs);
+      service_requests(s);
+      continue;
+    }
+    service_requests(s);
+    clint_->update_timer(index);
+    h.run(kSlice);
+    if (h.stop_requested.exchange(false)) continue;
+    if (h.waiting) sleep_until_interrupt(index);
+  }
+}
+
+void VirtMachine::set_timer(unsigned hart, uint64_t value) { clint_->set_timecmp(hart, value); }
+
+void VirtMachine::send_ipi(unsigned hart) { raise(hart, cpu::kIrqSSoft, true); }
+
+void VirtMachine::remote_sfence(unsigned from_hart, unsigned hart) {
+  if (hart == from_hart) {
+    harts_[hart]->tlb_flush();
+    return;
+  }
+  HartSlot& target = *slots_[hart];
+  if (target.state.load() != kHartStarted) return;  // starts with an empty TLB
+  target.flush_tlb.store(true, std::memory_order_release);
+  wake(hart);
+  // Synchronous, as the SBI requires: wait for the target, serving our own requests so
+  // two harts fencing each other cannot deadlock.
+  while (target.flush_tlb.load(std::memory_order_acquire) && !stopping_ &&
+         target.state.load() == kHartStarted) {
+    service_requests(*slots_[from_hart]);
+    std::this_thread::yield();
+  }
+}
+
+int64_t VirtMachine::hart_start(unsigned hart, uint64_t start_addr, uint64_t opaque) {
+  HartSlot& s = *slots_[hart];
+  int64_t expected = kHartStopped;
+  s.start_addr = start_addr;
+  s.start_opaque = opaque;
+  if (!s.state.compare_exchange_strong(expected, kHartStartPending)) return kSbiErrAlreadyAvailable;
+  wake(hart);
+  return kSbiSuccess;
+}
+
+int64_t VirtMachine::hart_stop(unsigned hart) {
+  slots_[hart]->state.store(kHartStopped, std::memory_order_release);
+  harts_[hart]->stop_requested = true;  // leave run() now
+  return kSbiSuccess;
+}
+
+int64_t VirtMachine::hart_status(unsigned hart) { return slots_[hart]->state.load(); }
+
+void VirtMachine::system_reset(uint32_t type, uint32_t reason) {
+  if (type == 0) {
+    stop(reason == 1 ? ExitReason::kFailure : ExitReason::kPoweroff);
+  } else {
+    stop(ExitReason::kReboot);
+  }
+}
+
+void VirtMachine::console_putchar(uint8_t c) { output_(&c, 1); }
+
+void VirtMachine::on_finisher(int event, uint32_t code) {
+  switch (static_cast<devices::Finisher::Event>(event)) {
+    case devices::Finisher::Event::kPass: stop(ExitReason::kPoweroff); break;
+    case devices::Finisher::Event::kReset: stop(ExitReason::kReboot); break;
+    case devices::Finisher::Event::kFail:
+      failure_code_ = code;
+      stop(ExitReason::kFailure);
+      break;
+    case devices::Finisher::Event::kNone: break;
+  }
+}
+
+}  // namespace nimbus::machine::virt

@@ -1,0 +1,109 @@
+// The "virt" board: RAM, 1-8 harts each on its own host thread, CLINT, PLIC, a 16550 UART,
+// a goldfish RTC, the sifive,test poweroff/reboot device, and either the built-in SBI
+// firmware or a real M-mode firmware. Memory map and device tree as QEMU's virt machine.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "cpu/hart.h"
+#include "machine/virt/boot_image.h"
+#include "machine/virt/sbi.h"
+#include "mem/bus.h"
+
+namespace nimbus::devices {
+class Clint;
+class Plic;
+class Uart16550;
+class GoldfishRtc;
+class Finisher;
+}  // namespace nimbus::devices
+
+namespace nimbus::machine::virt {
+
+struct VirtConfig {
+  unsigned harts = 1;
+  uint64_t ram_size = 256ull << 20;
+  BootFiles boot;
+  std::string bootargs;
+};
+
+// Why the machine stopped.
+enum class ExitReason { kRunning, kPoweroff, kReboot, kFailure, kQuit };
+
+class VirtMachine : public SbiPlatform {
+ public:
+  // Console output sink and how input reaches the guest are set before run().
+  using OutputFn = std::function<void(const uint8_t*, size_t)>;
+
+  static Result<std::unique_ptr<VirtMachine>> create(const VirtConfig& config, OutputFn output);
+  ~VirtMachine() override;
+
+  // Runs the harts until the guest powers off or reboots, or stop() is called.
+  ExitReason run();
+  // Asks the machine to stop (any thread): run() returns `reason`.
+  void stop(ExitReason reason);
+  // A byte typed on the console (any thread).
+  void console_input(uint8_t byte);
+  // The code the guest failed with, for ExitReason::kFailure.
+  uint32_t failure_code() const { return failure_code_; }
+
+  // SbiPlatform
+  unsigned hart_count() const override { return static_cast<unsigned>(harts_.size()); }
+  void set_timer(unsigned hart, uint64_t value) override;
+  void send_ipi(unsigned hart) override;
+  void remote_sfence(unsigned from_hart, unsigned hart) override;
+  int64_t hart_start(unsigned hart, uint64_t start_addr, uint64_t opaque) override;
+  int64_t hart_stop(unsigned hart) override;
+  int64_t hart_status(unsigned hart) override;
+  void system_reset(uint32_t type, uint32_t reason) override;
+  void console_putchar(uint8_t c) override;
+  int console_getchar() override { return -1; }
+
+ private:
+  struct HartSlot {
+    std::unique_ptr<cpu::Hart> hart;
+    std::atomic<int64_t> state{kHartStopped};
+    uint64_t start_addr = 0, start_opaque = 0;
+    std::atomic<uint32_t> wake_seq{0};     // futex word: bumped on every wake-up
+    std::atomic<bool> flush_tlb{false};    // a remote SFENCE.VMA is waiting
+    std::thread thread;
+  };
+
+  VirtMachine(const VirtConfig& config, OutputFn output);
+  Status build();
+  void hart_thread(unsigned index);
+  void service_requests(HartSlot& slot);
+  void sleep_until_interrupt(unsigned index);
+  void wake(unsigned index);
+  void raise(unsigned hart, unsigned irq, bool level);
+  void on_finisher(int event, uint32_t code);
+
+  VirtConfig config_;
+  OutputFn output_;
+  bool builtin_sbi_ = true;
+  std::unique_ptr<mem::Bus> bus_;
+  std::vector<std::unique_ptr<HartSlot>> slots_;
+  std::vector<cpu::Hart*> harts_;
+  std::unique_ptr<devices::Clint> clint_;
+  std::unique_ptr<devices::Plic> plic_;
+  std::unique_ptr<devices::Uart16550> uart_;
+  std::unique_ptr<devices::GoldfishRtc> rtc_;
+  std::unique_ptr<devices::Finisher> finisher_;
+  BootLayout layout_;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<ExitReason> exit_reason_{ExitReason::kRunning};
+  std::atomic<uint32_t> failure_code_{0};
+  std::mutex exit_mu_;
+  std::condition_variable exit_cv_;
+};
+
+}  // namespace nimbus::machine::virt
