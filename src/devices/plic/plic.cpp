@@ -98,7 +98,7 @@ unsigned Plic::claim(Context& ctx) {
     while (bits != 0) {
       const unsigned id = w * 32 + static_cast<unsigned>(__builtin_ctz(bits));
       bits &= bits - 1;
-      if (priority_[id] >= best_priority) {
+      if (priority_[id] > best_priority) {
         best = id;
         best_priority = priority_[id];
       }

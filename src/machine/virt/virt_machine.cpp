@@ -187,8 +187,11 @@ void VirtMachine::wake(unsigned index) {
 
 void VirtMachine::raise(unsigned hart, unsigned irq, bool level) {
   if (hart >= harts_.size()) return;
-  harts_[hart]->set_interrupt_pending(irq, level);
-  if (level) wake(hart);
+  cpu::Hart& h = *harts_[hart];
+  const bool was = (h.mip.load(std::memory_order_relaxed) >> irq) & 1;
+  h.set_interrupt_pending(irq, level);
+  // Devices may repeat a level; only a new one can end a WFI sleep.
+  if (level && !was) wake(hart);
 }
 
 void VirtMachine::service_requests(HartSlot& slot) {
