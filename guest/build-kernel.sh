@@ -47,7 +47,7 @@ log "configuration check passed"
 
 log "building Image (this takes a while)"
 "${KMAKE[@]}" Image
-cp "$OUT/arch/riscv/boot/Image" "$IMAGES_DIR/Image"
+install -m 644 "$OUT/arch/riscv/boot/Image" "$IMAGES_DIR/Image"
 # Keep the fully resolved config next to the image.
 cp "$OUT/.config" "$IMAGES_DIR/Image.config"
 log "done: $IMAGES_DIR/Image ($(stat -c %s "$IMAGES_DIR/Image") bytes)"

@@ -21,7 +21,7 @@ OUT="$IMAGES_DIR/rootfs.ext4"
 TMP="$BUILD_DIR/rootfs.ext4.tmp"
 rm -f "$TMP"
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
-mke2fs -q -F -t ext4 -L nimbus-root -U "$UUID" -m 0 \
+mke2fs -q -F -t ext4 -b 4096 -I 256 -N 4096 -L nimbus-root -U "$UUID" -m 0 \
   -E "hash_seed=$HASH_SEED,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0,nodiscard" \
   -d "$STAGE" "$TMP" "${SIZE_MIB}M" >/dev/null
 
