@@ -16,8 +16,8 @@
 #     --writable         with --disk: write to the image itself (default: the
 #                        disk is opened with snapshot=on so images/ stays intact)
 #     --kernel/--initrd/--rootfs FILE   use other image files
-#     --bios FILE        firmware (default: QEMU's bundled OpenSBI fw_dynamic,
-#                        from Debian's opensbi package)
+#     --bios FILE        firmware (default: QEMU's bundled OpenSBI fw_dynamic from
+#                        qemu-system-data; or opensbi's generic/fw_jump.elf)
 # Quit QEMU with Ctrl-A x.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
