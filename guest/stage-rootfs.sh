@@ -23,6 +23,8 @@ for p in "$BUILD_DIR"/programs/nimbus-*; do
   "${CROSS}strip" -o "$STAGE/usr/bin/$(basename "$p")" "$p"
   chmod 755 "$STAGE/usr/bin/$(basename "$p")"
 done
+# Modes must not depend on the builder's umask or checkout: normalise them.
+chmod -R u=rwX,go=rX "$STAGE"
 chmod 700 "$STAGE/root"
 chmod 1777 "$STAGE/tmp"
 chmod 600 "$STAGE/etc/shadow"
