@@ -1,0 +1,51 @@
+// A virtual disk's host side. Device models (virtio-blk) see only this interface, so the
+// same device works over a raw file, a qcow2 image or memory in a test.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace nimbus::backends {
+
+class BlockBackend {
+ public:
+  virtual ~BlockBackend() = default;
+  // Virtual size in bytes (what the guest sees).
+  virtual uint64_t size() const = 0;
+  virtual bool read_only() const = 0;
+  // Byte-granular I/O at any offset; an access past size() is an error. Called from one
+  // I/O thread at a time, never from a vCPU thread.
+  virtual Status read(uint64_t offset, uint8_t* buf, size_t len) = 0;
+  virtual Status write(uint64_t offset, const uint8_t* buf, size_t len) = 0;
+  // Makes every completed write durable (fsync of the file and its metadata).
+  virtual Status flush() = 0;
+  // Tells the backend the range is unused; it may free space. Reads of it return zeros
+  // or the old data.
+  virtual Status discard(uint64_t offset, uint64_t len) = 0;
+};
+
+enum class DiskFormat { kAuto, kRaw, kQcow2 };
+
+struct DiskOptions {
+  std::string path;
+  DiskFormat format = DiskFormat::kAuto;  // kAuto: qcow2 if the file has the qcow2 magic
+  bool read_only = false;
+};
+
+// Opens a disk image. A missing, unreadable, corrupt or truncated image is an error with
+// a message that names the file and the problem.
+Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options);
+
+// Backing files are opened through open_disk with the depth of the chain so far; a chain
+// longer than this (or a loop) is refused.
+constexpr int kMaxBackingChain = 16;
+Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, int depth);
+
+// kQcow2 if the file starts with the qcow2 magic, else kRaw; an error if it cannot be read.
+Result<DiskFormat> probe_disk_format(const std::string& path);
+
+}  // namespace nimbus::backends

@@ -1,0 +1,119 @@
+#include "backends/block/raw_file.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace nimbus::backends {
+
+Status pread_full(int fd, const std::string& path, uint64_t offset, uint8_t* buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, buf + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::error(fmt::format("{}: read error at offset {}: {}", path, offset + done,
+                                       std::strerror(errno)));
+    }
+    if (n == 0) {  // end of file: a sparse or shrunk file reads as zeros
+      std::memset(buf + done, 0, len - done);
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status();
+}
+
+Status pwrite_full(int fd, const std::string& path, uint64_t offset, const uint8_t* buf,
+                   size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pwrite(fd, buf + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::error(fmt::format("{}: write error at offset {}: {}", path, offset + done,
+                                       std::strerror(errno)));
+    }
+    if (n == 0) {
+      return Status::error(fmt::format("{}: write at offset {} made no progress", path,
+                                       offset + done));
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status();
+}
+
+Result<std::unique_ptr<RawFile>> RawFile::open(const std::string& path, bool read_only) {
+  int fd = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::error(fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::error(fmt::format("cannot stat '{}': {}", path, std::strerror(err)));
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (S_ISBLK(st.st_mode)) {
+    if (::ioctl(fd, BLKGETSIZE64, &size) != 0) {
+      int err = errno;
+      ::close(fd);
+      return Status::error(fmt::format("cannot get the size of '{}': {}", path, std::strerror(err)));
+    }
+  } else if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::error(fmt::format("'{}' is not a regular file or block device", path));
+  }
+  return std::unique_ptr<RawFile>(new RawFile(fd, path, size, read_only));
+}
+
+RawFile::~RawFile() { ::close(fd_); }
+
+Status RawFile::check_range(uint64_t offset, uint64_t len) const {
+  if (offset > size_ || len > size_ - offset) {
+    return Status::error(fmt::format("{}: access at offset {} length {} is past the end ({} bytes)",
+                                     path_, offset, len, size_));
+  }
+  return Status();
+}
+
+Status RawFile::read(uint64_t offset, uint8_t* buf, size_t len) {
+  if (Status s = check_range(offset, len); !s.ok()) return s;
+  return pread_full(fd_, path_, offset, buf, len);
+}
+
+Status RawFile::write(uint64_t offset, const uint8_t* buf, size_t len) {
+  if (read_only_) return Status::error(fmt::format("{}: the disk is read-only", path_));
+  if (Status s = check_range(offset, len); !s.ok()) return s;
+  return pwrite_full(fd_, path_, offset, buf, len);
+}
+
+Status RawFile::flush() {
+  if (read_only_) return Status();
+  if (::fdatasync(fd_) != 0 && ::fsync(fd_) != 0) {
+    return Status::error(fmt::format("{}: flush failed: {}", path_, std::strerror(errno)));
+  }
+  return Status();
+}
+
+Status RawFile::discard(uint64_t offset, uint64_t len) {
+  if (read_only_) return Status::error(fmt::format("{}: the disk is read-only", path_));
+  if (Status s = check_range(offset, len); !s.ok()) return s;
+  if (len == 0) return Status();
+  if (::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                  static_cast<off_t>(len)) != 0) {
+    // Discard is advisory: filesystems and block devices without hole punching keep the data.
+    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == ENODEV) return Status();
+    return Status::error(fmt::format("{}: discard failed: {}", path_, std::strerror(errno)));
+  }
+  return Status();
+}
+
+}  // namespace nimbus::backends

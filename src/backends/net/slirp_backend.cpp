@@ -1,0 +1,273 @@
+#include "backends/net/slirp_backend.h"
+
+#include <arpa/inet.h>
+#include <libslirp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace nimbus::backends {
+
+namespace {
+
+in_addr to_in_addr(uint32_t host_order) {
+  in_addr a{};
+  a.s_addr = htonl(host_order);
+  return a;
+}
+
+int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+short to_poll_events(int slirp_events) {
+  short e = 0;
+  if (slirp_events & SLIRP_POLL_IN) e |= POLLIN;
+  if (slirp_events & SLIRP_POLL_OUT) e |= POLLOUT;
+  if (slirp_events & SLIRP_POLL_PRI) e |= POLLPRI;
+  if (slirp_events & SLIRP_POLL_ERR) e |= POLLERR;
+  if (slirp_events & SLIRP_POLL_HUP) e |= POLLHUP;
+  return e;
+}
+
+int to_slirp_events(short revents) {
+  int e = 0;
+  if (revents & POLLIN) e |= SLIRP_POLL_IN;
+  if (revents & POLLOUT) e |= SLIRP_POLL_OUT;
+  if (revents & POLLPRI) e |= SLIRP_POLL_PRI;
+  if (revents & POLLERR) e |= SLIRP_POLL_ERR;
+  if (revents & POLLHUP) e |= SLIRP_POLL_HUP;
+  return e;
+}
+
+// Ethernet header plus the largest IPv4 packet: anything longer is not a frame.
+constexpr size_t kMaxFrame = 14 + 65535;
+constexpr size_t kMinFrame = 14;
+
+}  // namespace
+
+Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(const UserNetOptions& options) {
+  std::unique_ptr<SlirpBackend> backend(new SlirpBackend());
+  backend->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (backend->wake_fd_ < 0) {
+    return Status::error(std::string("user network: eventfd: ") + std::strerror(errno));
+  }
+
+  uint32_t mask = options.prefix_len == 0 ? 0 : ~uint32_t{0} << (32 - options.prefix_len);
+  SlirpConfig cfg{};
+  cfg.version = 1;
+  cfg.restricted = 0;
+  cfg.in_enabled = true;
+  cfg.vnetwork = to_in_addr(options.network);
+  cfg.vnetmask = to_in_addr(mask);
+  cfg.vhost = to_in_addr(options.network | 2);
+  cfg.in6_enabled = false;
+  cfg.vdhcp_start = to_in_addr(options.network | 15);
+  cfg.vnameserver = to_in_addr(options.network | 3);
+  cfg.if_mtu = 0;  // libslirp's defaults (1500)
+  cfg.if_mru = 0;
+  cfg.disable_host_loopback = false;
+  cfg.enable_emu = false;  // libslirp warns its protocol emulation (FTP, IRC...) is unsafe
+
+  static const SlirpCb callbacks = {
+      .send_packet = &SlirpBackend::on_send_packet,
+      .guest_error = &SlirpBackend::on_guest_error,
+      .clock_get_ns = &SlirpBackend::on_clock_get_ns,
+      .timer_new = &SlirpBackend::on_timer_new,
+      .timer_free = &SlirpBackend::on_timer_free,
+      .timer_mod = &SlirpBackend::on_timer_mod,
+      .register_poll_fd = &SlirpBackend::on_register_poll_fd,
+      .unregister_poll_fd = &SlirpBackend::on_register_poll_fd,
+      .notify = &SlirpBackend::on_notify,
+      .init_completed = nullptr,
+      .timer_new_opaque = nullptr,
+  };
+  backend->slirp_ = slirp_new(&cfg, &callbacks, backend.get());
+  if (backend->slirp_ == nullptr) return Status::error("user network: libslirp failed to start");
+
+  for (const HostForward& f : options.forwards) {
+    errno = 0;
+    int rc = slirp_add_hostfwd(backend->slirp_, f.udp ? 1 : 0, to_in_addr(f.host_addr),
+                               f.host_port, to_in_addr(f.guest_addr), f.guest_port);
+    if (rc < 0) {
+      int err = errno;
+      std::string what = std::string("hostfwd ") + (f.udp ? "udp " : "tcp ") +
+                         format_ipv4(f.host_addr) + ":" + std::to_string(f.host_port);
+      std::string why = err == EADDRINUSE ? "address already in use"
+                        : err != 0        ? std::strerror(err)
+                                          : "cannot listen on it";
+      return Status::error(what + ": " + why);
+    }
+  }
+  return backend;
+}
+
+SlirpBackend::~SlirpBackend() {
+  stop();
+  if (slirp_ != nullptr) slirp_cleanup(slirp_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+Status SlirpBackend::start(Receiver receiver) {
+  if (started_) return Status::error("user network: already started");
+  started_ = true;
+  receiver_ = std::move(receiver);
+  thread_ = std::thread([this] { run(); });
+  return Status();
+}
+
+void SlirpBackend::send(const uint8_t* frame, size_t len) {
+  if (len < kMinFrame || len > kMaxFrame) return;
+  {
+    std::lock_guard lock(tx_mu_);
+    if (tx_.size() >= kMaxQueuedFrames) return;
+    tx_.emplace_back(frame, frame + len);
+  }
+  wake();
+}
+
+void SlirpBackend::resume_receive() {
+  resume_.store(true);
+  wake();
+}
+
+void SlirpBackend::stop() {
+  stopping_.store(true);
+  wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SlirpBackend::wake() {
+  uint64_t one = 1;
+  // EAGAIN means the counter is already non-zero: the thread will wake anyway.
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
+}
+
+void SlirpBackend::run() {
+  std::vector<pollfd> fds;
+  std::deque<std::vector<uint8_t>> batch;
+  while (!stopping_.load()) {
+    {
+      std::lock_guard lock(tx_mu_);
+      batch.swap(tx_);
+    }
+    for (const auto& frame : batch) {
+      slirp_input(slirp_, frame.data(), static_cast<int>(frame.size()));
+    }
+    batch.clear();
+    if (resume_.exchange(false)) flush_pending();
+
+    // Our timers bound the sleep; slirp_pollfds_fill lowers it further for TCP timers.
+    uint32_t timeout = UINT32_MAX;
+    int64_t next = next_timer_ms();
+    if (next >= 0) {
+      int64_t wait = next - monotonic_ns() / 1'000'000;
+      timeout = static_cast<uint32_t>(std::clamp<int64_t>(wait, 0, 1000));
+    }
+    fds.clear();
+    fds.push_back({wake_fd_, POLLIN, 0});
+    pollfds_ = &fds;
+    slirp_pollfds_fill(slirp_, &timeout, &SlirpBackend::on_add_poll, this);
+    int rc = poll(fds.data(), fds.size(), timeout == UINT32_MAX ? -1 : static_cast<int>(timeout));
+    if (rc > 0 && (fds[0].revents & POLLIN)) {
+      uint64_t count;
+      [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof count);
+    }
+    slirp_pollfds_poll(slirp_, rc < 0 ? 1 : 0, &SlirpBackend::on_get_revents, this);
+    pollfds_ = nullptr;
+    run_timers();
+  }
+}
+
+void SlirpBackend::deliver(const uint8_t* frame, size_t len) {
+  // Keep order: once something waits, everything after it waits too.
+  if (rx_pending_.empty() && receiver_(frame, len)) return;
+  if (rx_pending_.size() < kMaxQueuedFrames) rx_pending_.emplace_back(frame, frame + len);
+}
+
+void SlirpBackend::flush_pending() {
+  while (!rx_pending_.empty()) {
+    const auto& frame = rx_pending_.front();
+    if (!receiver_(frame.data(), frame.size())) return;
+    rx_pending_.pop_front();
+  }
+}
+
+int64_t SlirpBackend::next_timer_ms() const {
+  int64_t next = -1;
+  for (const Timer& t : timers_) {
+    if (t.expire_ms >= 0 && (next < 0 || t.expire_ms < next)) next = t.expire_ms;
+  }
+  return next;
+}
+
+void SlirpBackend::run_timers() {
+  int64_t now_ms = monotonic_ns() / 1'000'000;
+  // A callback may re-arm or free timers, so look up the next due one afresh each time.
+  while (true) {
+    Timer* due = nullptr;
+    for (Timer& t : timers_) {
+      if (t.expire_ms >= 0 && t.expire_ms <= now_ms) {
+        due = &t;
+        break;
+      }
+    }
+    if (due == nullptr) return;
+    due->expire_ms = -1;
+    due->cb(due->cb_opaque);
+  }
+}
+
+ssize_t SlirpBackend::on_send_packet(const void* buf, size_t len, void* opaque) {
+  static_cast<SlirpBackend*>(opaque)->deliver(static_cast<const uint8_t*>(buf), len);
+  return static_cast<ssize_t>(len);
+}
+
+void SlirpBackend::on_guest_error(const char* msg, void* opaque) {
+  std::fprintf(stderr, "nimbus: user network: guest error: %s\n", msg);
+}
+
+int64_t SlirpBackend::on_clock_get_ns(void* opaque) { return monotonic_ns(); }
+
+void* SlirpBackend::on_timer_new(void (*cb)(void*), void* cb_opaque, void* opaque) {
+  auto* self = static_cast<SlirpBackend*>(opaque);
+  self->timers_.push_back(Timer{cb, cb_opaque, -1});
+  return &self->timers_.back();
+}
+
+void SlirpBackend::on_timer_free(void* timer, void* opaque) {
+  auto* self = static_cast<SlirpBackend*>(opaque);
+  self->timers_.remove_if([timer](const Timer& t) { return &t == timer; });
+}
+
+void SlirpBackend::on_timer_mod(void* timer, int64_t expire_ms, void* opaque) {
+  static_cast<Timer*>(timer)->expire_ms = expire_ms < 0 ? 0 : expire_ms;
+}
+
+// We rebuild the poll set from slirp_pollfds_fill on every iteration, so there is no
+// persistent registration to keep.
+void SlirpBackend::on_register_poll_fd(int fd, void* opaque) {}
+
+void SlirpBackend::on_notify(void* opaque) { static_cast<SlirpBackend*>(opaque)->wake(); }
+
+int SlirpBackend::on_add_poll(int fd, int events, void* opaque) {
+  auto* fds = static_cast<SlirpBackend*>(opaque)->pollfds_;
+  fds->push_back({fd, to_poll_events(events), 0});
+  return static_cast<int>(fds->size() - 1);
+}
+
+int SlirpBackend::on_get_revents(int idx, void* opaque) {
+  auto* fds = static_cast<SlirpBackend*>(opaque)->pollfds_;
+  if (idx < 0 || static_cast<size_t>(idx) >= fds->size()) return 0;
+  return to_slirp_events((*fds)[idx].revents);
+}
+
+}  // namespace nimbus::backends

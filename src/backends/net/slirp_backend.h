@@ -1,0 +1,92 @@
+// User-mode networking: the guest's frames go to libslirp, a TCP/IP stack in our process
+// that turns the guest's connections into ordinary host sockets. No privileges, no host
+// configuration. IPv4 only: DHCP, DNS forwarding to the host's resolver, outbound TCP/UDP
+// (nothing restricted), ICMP echo where the host allows unprivileged ping, and host port
+// forwards.
+//
+// libslirp is not thread-safe, so one thread owns it: it runs the poll() loop over
+// slirp's sockets and our timers, and takes frames from send() through a queue and an
+// eventfd. Frames for the guest reach the Receiver on that thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "backends/net/net_backend.h"
+
+struct Slirp;
+struct pollfd;
+
+namespace nimbus::backends {
+
+class SlirpBackend : public NetBackend {
+ public:
+  // Creates the stack and binds every host forward; a port that cannot be bound is an
+  // error naming it ("hostfwd tcp 127.0.0.1:8080: address already in use").
+  static Result<std::unique_ptr<SlirpBackend>> create(const UserNetOptions& options);
+  ~SlirpBackend() override;
+  SlirpBackend(const SlirpBackend&) = delete;
+  SlirpBackend& operator=(const SlirpBackend&) = delete;
+
+  Status start(Receiver receiver) override;
+  void send(const uint8_t* frame, size_t len) override;
+  void resume_receive() override;
+  void stop() override;
+
+  // Frames waiting for the guest and frames waiting for slirp are each bounded; beyond
+  // that they are dropped (TCP retransmits).
+  static constexpr size_t kMaxQueuedFrames = 256;
+
+ private:
+  struct Timer {
+    void (*cb)(void*);
+    void* cb_opaque;
+    int64_t expire_ms;  // -1: not armed
+  };
+
+  SlirpBackend() = default;
+  void run();
+  void wake();
+  void deliver(const uint8_t* frame, size_t len);
+  void flush_pending();
+  int64_t next_timer_ms() const;
+  void run_timers();
+
+  // libslirp callbacks (opaque is the SlirpBackend).
+  static ssize_t on_send_packet(const void* buf, size_t len, void* opaque);
+  static void on_guest_error(const char* msg, void* opaque);
+  static int64_t on_clock_get_ns(void* opaque);
+  static void* on_timer_new(void (*cb)(void*), void* cb_opaque, void* opaque);
+  static void on_timer_free(void* timer, void* opaque);
+  static void on_timer_mod(void* timer, int64_t expire_ms, void* opaque);
+  static void on_register_poll_fd(int fd, void* opaque);
+  static void on_notify(void* opaque);
+  static int on_add_poll(int fd, int events, void* opaque);
+  static int on_get_revents(int idx, void* opaque);
+
+  Slirp* slirp_ = nullptr;
+  int wake_fd_ = -1;  // eventfd
+  Receiver receiver_;
+  std::thread thread_;
+  bool started_ = false;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> resume_{false};
+
+  std::mutex tx_mu_;  // guards tx_
+  std::deque<std::vector<uint8_t>> tx_;  // guest → slirp
+
+  // Owned by the slirp thread (and by create() before it starts).
+  std::deque<std::vector<uint8_t>> rx_pending_;  // slirp → guest, guest had no buffer
+  std::list<Timer> timers_;
+  std::vector<pollfd>* pollfds_ = nullptr;  // valid during one loop iteration
+};
+
+}  // namespace nimbus::backends
