@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/image_command.h"
 #include "cli/run_command.h"
 
 int main(int argc, char** argv) {
@@ -13,6 +14,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   nimbus::cli::RunOptions run;
   nimbus::cli::add_run_command(app, run);
+  nimbus::cli::ImageOptions image;
+  nimbus::cli::add_image_command(app, image);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -27,5 +30,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (app.got_subcommand("run")) return nimbus::cli::run_command(run);
+  if (app.got_subcommand("image")) return nimbus::cli::image_command(image);
   return 2;
 }

@@ -1,0 +1,110 @@
+#include "devices/virtio/virtio_console.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace nimbus::devices {
+
+VirtioConsole::VirtioConsole(Sink sink) : sink_(std::move(sink)) {}
+VirtioConsole::~VirtioConsole() = default;
+
+void VirtioConsole::activate(VirtioTransport& transport) {
+  std::lock_guard<std::mutex> lock(mu_);
+  transport_ = &transport;
+  deliver_rx_locked();
+}
+
+void VirtioConsole::reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  transport_ = nullptr;
+}
+
+void VirtioConsole::queue_notify(unsigned index) {
+  if (index == kTxQueue) {
+    if (!tx_pending_.exchange(true)) io_.post([this] { process_tx(); });
+  } else if (index == kRxQueue) {
+    io_.post([this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      deliver_rx_locked();
+    });
+  }
+}
+
+size_t VirtioConsole::push_input(const uint8_t* data, size_t len) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t n = std::min(len, kRxCapacity - rx_pending_.size());
+  rx_pending_.insert(rx_pending_.end(), data, data + n);
+  stats_.bytes_dropped += len - n;
+  deliver_rx_locked();
+  return n;
+}
+
+bool VirtioConsole::has_input_space() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rx_pending_.size() < kRxCapacity;
+}
+
+VirtioConsole::Stats VirtioConsole::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void VirtioConsole::deliver_rx_locked() {
+  if (!transport_ || rx_pending_.empty()) return;
+  Virtqueue& q = transport_->queue(kRxQueue);
+  if (!q.ready()) return;
+  VirtqChain chain;
+  bool pushed = false;
+  while (!rx_pending_.empty()) {
+    const Virtqueue::PopResult r = q.pop(chain);
+    if (r == Virtqueue::PopResult::kEmpty) break;
+    if (r == Virtqueue::PopResult::kBroken) {
+      transport_->set_needs_reset();
+      break;
+    }
+    uint64_t written = 0;
+    for (const VirtqSegment& s : chain.writable) {
+      const size_t n = std::min<uint64_t>(s.len, rx_pending_.size());
+      std::copy_n(rx_pending_.begin(), n, s.ptr);
+      rx_pending_.erase(rx_pending_.begin(), rx_pending_.begin() + n);
+      written += n;
+      if (rx_pending_.empty()) break;
+    }
+    stats_.bytes_rx += written;
+    q.push_used(chain.head, static_cast<uint32_t>(written));
+    pushed = true;
+  }
+  if (pushed) transport_->notify_queue(kRxQueue);
+}
+
+void VirtioConsole::process_tx() {
+  tx_pending_ = false;
+  std::vector<uint8_t> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!transport_) return;
+    Virtqueue& q = transport_->queue(kTxQueue);
+    VirtqChain chain;
+    for (;;) {
+      const Virtqueue::PopResult r = q.pop(chain);
+      if (r == Virtqueue::PopResult::kEmpty) break;
+      if (r == Virtqueue::PopResult::kBroken) {
+        transport_->set_needs_reset();
+        break;
+      }
+      // Linux sends at most a page per buffer; a bigger one is cut, never a huge copy.
+      const size_t n = std::min<uint64_t>(chain.readable_len, 64 * 1024);
+      const size_t at = out.size();
+      out.resize(at + n);
+      virtq_copy_from(chain.readable, 0, out.data() + at, n);
+      q.push_used(chain.head, 0);
+    }
+    stats_.bytes_tx += out.size();
+    transport_->notify_queue(kTxQueue);
+  }
+  // Outside the lock: the sink may block on a slow terminal. Tasks are serialised on the
+  // IoThread, so output stays in order.
+  if (!out.empty()) sink_(out.data(), out.size());
+}
+
+}  // namespace nimbus::devices

@@ -1,0 +1,120 @@
+#include "devices/virtio/virtio_net.h"
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace nimbus::devices {
+
+VirtioNet::VirtioNet(std::unique_ptr<backends::NetBackend> backend, Mac mac)
+    : backend_(std::move(backend)), mac_(mac) {}
+
+VirtioNet::~VirtioNet() {
+  if (started_) backend_->stop();
+}
+
+Status VirtioNet::start() {
+  if (started_) return {};
+  Status s = backend_->start([this](const uint8_t* frame, size_t len) { return receive(frame, len); });
+  started_ = s.ok();
+  return s;
+}
+
+void VirtioNet::read_config(uint64_t offset, unsigned size, uint64_t& value) {
+  uint8_t cfg[8] = {};
+  std::memcpy(cfg, mac_.data(), 6);
+  cfg[6] = kStatusLinkUp;  // le16 status
+  value = 0;
+  if (offset < sizeof(cfg) && size <= sizeof(cfg) - offset) std::memcpy(&value, cfg + offset, size);
+}
+
+void VirtioNet::activate(VirtioTransport& transport) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    transport_ = &transport;
+  }
+  // Frames the backend held while the driver was not ready can come now.
+  io_.post([this] { backend_->resume_receive(); });
+}
+
+void VirtioNet::reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  transport_ = nullptr;
+}
+
+void VirtioNet::queue_notify(unsigned index) {
+  if (index == kTxQueue) {
+    if (!tx_pending_.exchange(true)) io_.post([this] { process_tx(); });
+  } else if (index == kRxQueue) {
+    // resume_receive may deliver frames synchronously; keep that off the vCPU thread.
+    io_.post([this] { backend_->resume_receive(); });
+  }
+}
+
+VirtioNet::Stats VirtioNet::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+bool VirtioNet::receive(const uint8_t* frame, size_t len) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!transport_) return false;
+  Virtqueue& q = transport_->queue(kRxQueue);
+  if (!q.ready() || q.broken()) return false;
+  VirtqChain chain;
+  const Virtqueue::PopResult r = q.pop(chain);
+  if (r == Virtqueue::PopResult::kEmpty) return false;
+  if (r == Virtqueue::PopResult::kBroken) {
+    transport_->set_needs_reset();
+    return false;
+  }
+  if (chain.writable_len < kHdrSize + len) {
+    // Does not fit (Linux sizes buffers for its MTU): drop this frame, keep the buffer.
+    q.unpop();
+    ++stats_.rx_dropped;
+    return true;
+  }
+  uint8_t hdr[kHdrSize] = {};
+  hdr[10] = 1;  // num_buffers (le16) = 1 without MRG_RXBUF (5.1.6.4)
+  virtq_copy_to(chain.writable, 0, hdr, kHdrSize);
+  virtq_copy_to(chain.writable, kHdrSize, frame, len);
+  q.push_used(chain.head, static_cast<uint32_t>(kHdrSize + len));
+  ++stats_.rx_packets;
+  stats_.rx_bytes += len;
+  transport_->notify_queue(kRxQueue);
+  return true;
+}
+
+void VirtioNet::process_tx() {
+  tx_pending_ = false;
+  std::vector<std::vector<uint8_t>> frames;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!transport_) return;
+    Virtqueue& q = transport_->queue(kTxQueue);
+    VirtqChain chain;
+    for (;;) {
+      const Virtqueue::PopResult r = q.pop(chain);
+      if (r == Virtqueue::PopResult::kEmpty) break;
+      if (r == Virtqueue::PopResult::kBroken) {
+        transport_->set_needs_reset();
+        break;
+      }
+      if (chain.readable_len < kHdrSize || chain.readable_len - kHdrSize > kMaxFrame) {
+        ++stats_.tx_dropped;
+      } else {
+        std::vector<uint8_t> f(chain.readable_len - kHdrSize);
+        virtq_copy_from(chain.readable, kHdrSize, f.data(), f.size());
+        ++stats_.tx_packets;
+        stats_.tx_bytes += f.size();
+        frames.push_back(std::move(f));
+      }
+      q.push_used(chain.head, 0);
+    }
+    transport_->notify_queue(kTxQueue);
+  }
+  // Outside the lock: a backend may answer (e.g. ARP) synchronously through receive().
+  for (const auto& f : frames) backend_->send(f.data(), f.size());
+}
+
+}  // namespace nimbus::devices

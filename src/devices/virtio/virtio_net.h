@@ -1,0 +1,80 @@
+// virtio-net (virtio 1.2 section 5.1), device id 1, over a NetBackend. Queue 0 is
+// receiveq1, queue 1 transmitq1; no control queue, no multiqueue, no offloads.
+// Features: VIRTIO_NET_F_MAC (the MAC given at construction) and VIRTIO_NET_F_STATUS
+// (link always up). Every frame carries the 12-byte struct virtio_net_hdr_v1 (VERSION_1
+// makes num_buffers part of it); with no offloads it is all zeros, and on RX num_buffers
+// is 1 (no MRG_RXBUF).
+//
+// TX: a transmitq notify posts work to the device's IoThread, which strips the header
+// and hands each frame to NetBackend::send after releasing the device lock.
+// RX: the backend's Receiver (its own thread) copies a frame into the next receive chain
+// and returns false when there is none; a receiveq notify calls resume_receive() from the
+// IoThread. A frame bigger than the chain is dropped (counted) and the chain kept.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include "backends/net/net_backend.h"
+#include "common/status.h"
+#include "devices/virtio/io_thread.h"
+#include "devices/virtio/virtio_mmio.h"
+
+namespace nimbus::devices {
+
+class VirtioNet : public VirtioDevice {
+ public:
+  static constexpr uint32_t kDeviceId = 1;
+  static constexpr uint16_t kQueueSize = 256;
+  static constexpr unsigned kRxQueue = 0, kTxQueue = 1;
+  static constexpr uint64_t kFMac = 1ull << 5, kFStatus = 1ull << 16;
+  static constexpr uint16_t kStatusLinkUp = 1;
+  static constexpr size_t kHdrSize = 12;  // struct virtio_net_hdr_v1
+  // Largest frame accepted from the guest (no GSO: MTU 1500 + Ethernet header, with
+  // room for VLAN tags and jumbo-ish frames).
+  static constexpr size_t kMaxFrame = 65535;
+
+  struct Stats {
+    uint64_t tx_packets = 0, tx_bytes = 0, tx_dropped = 0;
+    uint64_t rx_packets = 0, rx_bytes = 0, rx_dropped = 0;
+  };
+
+  using Mac = std::array<uint8_t, 6>;
+  VirtioNet(std::unique_ptr<backends::NetBackend> backend, Mac mac);
+  // Stops the backend first, so no receiver call runs into a dying device.
+  ~VirtioNet() override;
+
+  // Starts the backend's threads (frames arrive through the receiver from then on; they
+  // wait in the backend until the driver is ready). Call once, after construction.
+  Status start();
+
+  uint32_t device_id() const override { return kDeviceId; }
+  uint64_t device_features() const override { return kFMac | kFStatus; }
+  unsigned num_queues() const override { return 2; }
+  uint16_t queue_max_size(unsigned) const override { return kQueueSize; }
+  // struct virtio_net_config: mac[6], status (le16).
+  void read_config(uint64_t offset, unsigned size, uint64_t& value) override;
+  void activate(VirtioTransport& transport) override;
+  void reset() override;
+  void queue_notify(unsigned index) override;
+
+  Stats stats();
+
+ private:
+  bool receive(const uint8_t* frame, size_t len);
+  void process_tx();
+
+  std::unique_ptr<backends::NetBackend> backend_;
+  Mac mac_;
+  std::mutex mu_;
+  VirtioTransport* transport_ = nullptr;
+  Stats stats_;
+  std::atomic<bool> tx_pending_{false};
+  bool started_ = false;
+  IoThread io_{"virtio-net"};
+};
+
+}  // namespace nimbus::devices

@@ -1,0 +1,79 @@
+#include "devices/virtio/virtio_rng.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace nimbus::devices {
+
+namespace {
+
+// Fills as much of [p, p+len) as getrandom gives without blocking for long; returns bytes.
+size_t fill_random(uint8_t* p, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    const ssize_t n = getrandom(p + done, len - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+}  // namespace
+
+VirtioRng::VirtioRng() = default;
+VirtioRng::~VirtioRng() = default;
+
+void VirtioRng::activate(VirtioTransport& transport) {
+  std::lock_guard<std::mutex> lock(mu_);
+  transport_ = &transport;
+}
+
+void VirtioRng::reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  transport_ = nullptr;
+}
+
+void VirtioRng::queue_notify(unsigned index) {
+  if (index == 0 && !kick_pending_.exchange(true)) io_.post([this] { process(); });
+}
+
+VirtioRng::Stats VirtioRng::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void VirtioRng::process() {
+  kick_pending_ = false;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!transport_) return;
+  Virtqueue& q = transport_->queue(0);
+  VirtqChain chain;
+  for (;;) {
+    const Virtqueue::PopResult r = q.pop(chain);
+    if (r == Virtqueue::PopResult::kEmpty) break;
+    if (r == Virtqueue::PopResult::kBroken) {
+      transport_->set_needs_reset();
+      break;
+    }
+    uint64_t budget = kMaxFill, written = 0;
+    for (const VirtqSegment& s : chain.writable) {
+      if (budget == 0) break;
+      const size_t want = std::min<uint64_t>(s.len, budget);
+      const size_t got = fill_random(s.ptr, want);
+      written += got;
+      budget -= want;
+      if (got < want) break;
+    }
+    ++stats_.requests;
+    stats_.bytes += written;
+    q.push_used(chain.head, static_cast<uint32_t>(written));
+  }
+  transport_->notify_queue(0);
+}
+
+}  // namespace nimbus::devices

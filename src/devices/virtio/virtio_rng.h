@@ -1,0 +1,51 @@
+// virtio-rng (virtio 1.2 section 5.4), device id 4: one request queue whose writable
+// buffers the device fills from the host's getrandom(). Fills run on the device's
+// IoThread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "devices/virtio/io_thread.h"
+#include "devices/virtio/virtio_mmio.h"
+
+namespace nimbus::devices {
+
+class VirtioRng : public VirtioDevice {
+ public:
+  static constexpr uint32_t kDeviceId = 4;
+  static constexpr uint16_t kQueueSize = 64;
+  // At most this many bytes per request (the guest asks again for more).
+  static constexpr uint32_t kMaxFill = 64 * 1024;
+
+  struct Stats {
+    uint64_t requests = 0;
+    uint64_t bytes = 0;
+  };
+
+  VirtioRng();
+  ~VirtioRng() override;
+
+  uint32_t device_id() const override { return kDeviceId; }
+  uint64_t device_features() const override { return 0; }
+  unsigned num_queues() const override { return 1; }
+  uint16_t queue_max_size(unsigned) const override { return kQueueSize; }
+  void read_config(uint64_t offset, unsigned size, uint64_t& value) override { value = 0; }
+  void activate(VirtioTransport& transport) override;
+  void reset() override;
+  void queue_notify(unsigned index) override;
+
+  Stats stats();
+
+ private:
+  void process();
+
+  std::mutex mu_;
+  VirtioTransport* transport_ = nullptr;
+  Stats stats_;
+  std::atomic<bool> kick_pending_{false};
+  IoThread io_{"virtio-rng"};
+};
+
+}  // namespace nimbus::devices
