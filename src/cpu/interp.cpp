@@ -37,7 +37,7 @@ class DecodeCache {
   }
 
  private:
-  static constexpr unsigned kEntries = 1u << 13;
+  static constexpr unsigned kEntries = 1u << 16;  // 1.25 MiB per hart thread
   Decoded entries_[kEntries];
 };
 

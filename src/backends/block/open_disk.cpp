@@ -12,7 +12,7 @@
 namespace nimbus::backends {
 
 Result<DiskFormat> probe_disk_format(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return Status::error(fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
   }

@@ -90,10 +90,12 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, bo
   std::unique_ptr<Qcow2Image> image(new Qcow2Image());
   image->path_ = path;
   image->read_only_ = read_only;
-  image->fd_ = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO must not hang the open (see RawFile::open).
+  image->fd_ = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
   if (image->fd_ < 0) {
     return Status::error(fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
   }
+  ::fcntl(image->fd_, F_SETFL, ::fcntl(image->fd_, F_GETFL) & ~O_NONBLOCK);
   if (Status s = image->load(depth); !s.ok()) return s;
   return image;
 }
@@ -109,6 +111,7 @@ Status Qcow2Image::fail(const std::string& what) const {
 Status Qcow2Image::load(int depth) {
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return fail(fmt::format("cannot stat: {}", std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) return fail("not a regular file");
   file_size_ = static_cast<uint64_t>(st.st_size);
   if (file_size_ < kHeaderV2Size) return fail("truncated header");
   uint8_t h[kHeaderV3Size + 8] = {};
@@ -428,7 +431,14 @@ Result<uint64_t> Qcow2Image::alloc_cluster() {
     auto rc = refcount(cluster);
     if (!rc.ok()) return rc.status();
     ++next_free_cluster_;
-    if (*rc != 0) continue;
+    if (*rc != 0) {
+      // Past the end of the file every cluster is free; a refcount there means a damaged
+      // image (and scanning on could take very long).
+      if (cluster << cluster_bits_ >= file_size_) {
+        return fail("I/O error: refcounts claim clusters past the end of the file");
+      }
+      continue;
+    }
     if (Status s = set_refcount(cluster, 1); !s.ok()) return s;
     return cluster << cluster_bits_;
   }

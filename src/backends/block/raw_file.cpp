@@ -50,10 +50,13 @@ Status pwrite_full(int fd, const std::string& path, uint64_t offset, const uint8
 }
 
 Result<std::unique_ptr<RawFile>> RawFile::open(const std::string& path, bool read_only) {
-  int fd = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  // O_NONBLOCK so that a FIFO named as a disk cannot hang us before the type check below;
+  // it has no effect on regular files and block devices and is cleared anyway.
+  int fd = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return Status::error(fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
   }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     int err = errno;

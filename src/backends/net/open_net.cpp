@@ -111,8 +111,8 @@ Result<PendingForward> parse_hostfwd(std::string_view value) {
     return s;
   }
   pending.forward.host_addr = host_addr.value_or(0x7f000001);  // 127.0.0.1
-  if (Status s = parse_endpoint(halves[1], "guest", value, pending.guest_addr,
-                                pending.forward.guest_port);
+  if (Status s =
+          parse_endpoint(halves[1], "guest", value, pending.guest_addr, pending.forward.guest_port);
       !s.ok()) {
     return s;
   }
@@ -126,7 +126,8 @@ Status parse_network(std::string_view value, UserNetOptions& options) {
     return Status::error(bad + "expected ADDR/PREFIX like 10.0.2.0/24");
   }
   auto addr = parse_ipv4(value.substr(0, slash));
-  if (!addr) return Status::error(bad + "bad address '" + std::string(value.substr(0, slash)) + "'");
+  if (!addr)
+    return Status::error(bad + "bad address '" + std::string(value.substr(0, slash)) + "'");
   std::string_view len_text = value.substr(slash + 1);
   int len = -1;
   auto [end, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
@@ -136,8 +137,8 @@ Status parse_network(std::string_view value, UserNetOptions& options) {
     return Status::error(bad + "bad prefix length '" + std::string(len_text) + "' (expected 8-27)");
   }
   if ((*addr & ~prefix_mask(len)) != 0) {
-    return Status::error(bad + "host bits set (did you mean " + format_ipv4(*addr & prefix_mask(len)) +
-                         "/" + std::to_string(len) + "?)");
+    return Status::error(bad + "host bits set (did you mean " +
+                         format_ipv4(*addr & prefix_mask(len)) + "/" + std::to_string(len) + "?)");
   }
   options.network = *addr;
   options.prefix_len = len;
@@ -176,8 +177,7 @@ Result<NetSpec> parse_user(const std::vector<std::string_view>& opts) {
     if ((p.forward.guest_addr & mask) != options.network) {
       return Status::error("--net: hostfwd=" + p.text + ": guest address " +
                            format_ipv4(p.forward.guest_addr) + " is outside the user network " +
-                           format_ipv4(options.network) + "/" +
-                           std::to_string(options.prefix_len));
+                           format_ipv4(options.network) + "/" + std::to_string(options.prefix_len));
     }
     for (const HostForward& other : options.forwards) {
       if (other.udp == p.forward.udp && other.host_port == p.forward.host_port &&

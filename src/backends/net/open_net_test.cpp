@@ -105,8 +105,8 @@ TEST(OpenNetTest, BadSpecsNameTheBadPart) {
   for (const Case& c : cases) {
     std::string message = error_of(c.spec);
     EXPECT_NE(message.find(c.message), std::string::npos)
-        << "spec '" << c.spec << "' gave '" << message << "', expected it to contain '"
-        << c.message << "'";
+        << "spec '" << c.spec << "' gave '" << message << "', expected it to contain '" << c.message
+        << "'";
   }
 }
 

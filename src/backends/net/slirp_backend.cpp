@@ -95,8 +95,8 @@ Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(const UserNetOptions&
 
   for (const HostForward& f : options.forwards) {
     errno = 0;
-    int rc = slirp_add_hostfwd(backend->slirp_, f.udp ? 1 : 0, to_in_addr(f.host_addr),
-                               f.host_port, to_in_addr(f.guest_addr), f.guest_port);
+    int rc = slirp_add_hostfwd(backend->slirp_, f.udp ? 1 : 0, to_in_addr(f.host_addr), f.host_port,
+                               to_in_addr(f.guest_addr), f.guest_port);
     if (rc < 0) {
       int err = errno;
       std::string what = std::string("hostfwd ") + (f.udp ? "udp " : "tcp ") +

@@ -80,7 +80,7 @@ class SlirpBackend : public NetBackend {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> resume_{false};
 
-  std::mutex tx_mu_;  // guards tx_
+  std::mutex tx_mu_;                     // guards tx_
   std::deque<std::vector<uint8_t>> tx_;  // guest → slirp
 
   // Owned by the slirp thread (and by create() before it starts).

@@ -208,8 +208,8 @@ TEST(SlirpBackendTest, AnswersArpForTheGateway) {
   Frame req = arp_request(kGatewayIp);
   s.backend->send(req.data(), req.size());
   Frame reply;
-  ASSERT_TRUE(s.sink->wait_for([](const Frame& f) { return is_arp_reply_from(f, kGatewayIp); },
-                               &reply));
+  ASSERT_TRUE(
+      s.sink->wait_for([](const Frame& f) { return is_arp_reply_from(f, kGatewayIp); }, &reply));
   s.backend->stop();
 }
 

@@ -64,7 +64,9 @@ Result<std::unique_ptr<SwitchBackend>> SwitchBackend::create(const std::string& 
   std::error_code ec;
   fs::path parent = fs::path(dir).parent_path();
   if (!parent.empty()) fs::create_directories(parent, ec);
-  if (ec) return Status::error("switch " + path + ": cannot create " + parent.string() + ": " + ec.message());
+  if (ec)
+    return Status::error("switch " + path + ": cannot create " + parent.string() + ": " +
+                         ec.message());
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::error("switch " + path + ": cannot create " + dir + ": " + errno_text(errno));
   }

@@ -101,7 +101,7 @@ TEST_F(SwitchBackendTest, BroadcastReachesTheOthersNotTheSender) {
   Port& a = add_port("net0.sock");
   Port& b = add_port("net0.sock");
   Port& c = add_port("net0.sock");
-  Port& other = add_port("net1.sock");  // another switch
+  Port& other = add_port("net1.sock");        // another switch
   Frame f = broadcast_from(0xa, 1514, 0x5a);  // a full-size frame
   a.backend->send(f.data(), f.size());
   EXPECT_EQ(b.sink->wait(1), std::vector<Frame>{f});

@@ -156,19 +156,24 @@ bool decode_compressed(uint32_t r, CFmt f, Decoded& d) {
   return false;
 }
 
-// Rows bucketed by what every row's mask covers: the major opcode (bits 6:0) for 32-bit
-// rows, quadrant and funct3 (bits 1:0 and 15:13) for compressed rows. Within a bucket,
-// rows with more mask bits come first.
+// Rows bucketed by the bits every row's mask covers: for 32-bit rows the major opcode
+// (bits 6:0) and funct3 (bits 14:12) -- a row whose mask leaves funct3 open (lui, jal,
+// the fused multiply-adds...) sits in all eight of its opcode's buckets; for compressed
+// rows the quadrant and funct3 (bits 1:0 and 15:13). Within a bucket, rows with more mask
+// bits come first, so a special case wins over the general row it is carved from.
 struct Buckets {
-  std::array<std::vector<uint16_t>, 128> wide;
+  std::array<std::vector<uint16_t>, 1024> wide;
   std::array<std::vector<uint16_t>, 32> narrow;
   Buckets() {
     for (uint16_t i = 0; i < kRowCount; i++) {
       const Row& row = kRows[i];
       if (row.compressed) {
         narrow[(row.match & 3) | (bits(row.match, 15, 13) << 2)].push_back(i);
-      } else {
-        wide[row.match & 0x7f].push_back(i);
+        continue;
+      }
+      for (uint32_t f3 = 0; f3 < 8; f3++) {
+        if ((row.mask & 0x7000) == 0x7000 && bits(row.match, 14, 12) != f3) continue;
+        wide[(row.match & 0x7f) | (f3 << 7)].push_back(i);
       }
     }
     auto by_specificity = [](uint16_t a, uint16_t b) {
@@ -178,11 +183,6 @@ struct Buckets {
     for (auto& v : narrow) std::stable_sort(v.begin(), v.end(), by_specificity);
   }
 };
-
-const Buckets& buckets() {
-  static const Buckets b;
-  return b;
-}
 
 }  // namespace
 
@@ -195,6 +195,11 @@ const Row kRows[] = {
 };
 const unsigned kRowCount = sizeof(kRows) / sizeof(kRows[0]);
 
+namespace {
+// Built once at start-up (after kRows, which is constant-initialised).
+const Buckets g_buckets;
+}  // namespace
+
 Decoded decode(uint32_t raw) {
   Decoded d{};
   d.op = Op::illegal;
@@ -203,7 +208,7 @@ Decoded decode(uint32_t raw) {
     raw &= 0xffff;
     d.raw = raw;
     d.len = 2;
-    for (uint16_t i : buckets().narrow[(raw & 3) | (bits(raw, 15, 13) << 2)]) {
+    for (uint16_t i : g_buckets.narrow[(raw & 3) | (bits(raw, 15, 13) << 2)]) {
       const Row& row = kRows[i];
       if ((raw & row.mask) != row.match) continue;
       Decoded c = d;
@@ -221,12 +226,12 @@ Decoded decode(uint32_t raw) {
   d.rs2 = bits(raw, 24, 20);
   d.rs3 = bits(raw, 31, 27);
   d.rm = bits(raw, 14, 12);
-  for (uint16_t i : buckets().wide[raw & 0x7f]) {
+  for (uint16_t i : g_buckets.wide[(raw & 0x7f) | (bits(raw, 14, 12) << 7)]) {
     const Row& row = kRows[i];
     if ((raw & row.mask) != row.match) continue;
     d.op = row.op;
     d.row = i;
-    d.imm = imm32(raw, kFormats[i].imm);
+    d.imm = static_cast<int32_t>(imm32(raw, kFormats[i].imm));
     return d;
   }
   return d;

@@ -36,8 +36,9 @@ struct Decoded {
   uint8_t rd, rs1, rs2, rs3;
   uint8_t rm;     // funct3 (rounding mode for FP rows)
   uint8_t len;    // 2 or 4
-  int64_t imm;
+  int32_t imm;    // every RV64GC immediate fits in 32 bits, sign-extended on use
 };
+static_assert(sizeof(Decoded) == 20, "keep decoded instructions small: the cache holds 64K");
 
 // Decodes one instruction. `raw` holds 32 bits fetched at pc; if its low two bits are not
 // 0b11 only the low 16 bits are an instruction.

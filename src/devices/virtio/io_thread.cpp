@@ -6,14 +6,16 @@ namespace nimbus::devices {
 
 IoThread::IoThread(std::string name) : name_(std::move(name)), thread_([this] { run(); }) {}
 
-IoThread::~IoThread() {
+IoThread::~IoThread() { stop(); }
+
+void IoThread::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     tasks_.clear();
   }
   cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
 void IoThread::post(std::function<void()> task) {

@@ -28,6 +28,9 @@ class IoThread {
   void post(std::function<void()> task);
   // Blocks until every task posted before the call has finished.
   void wait_idle();
+  // What the destructor does, callable earlier: discards pending tasks, waits for the
+  // running one, joins. Later posts are ignored. Idempotent.
+  void stop();
 
  private:
   void run();

@@ -10,6 +10,8 @@ VirtioNet::VirtioNet(std::unique_ptr<backends::NetBackend> backend, Mac mac)
     : backend_(std::move(backend)), mac_(mac) {}
 
 VirtioNet::~VirtioNet() {
+  // No task may call send/resume_receive after the backend stops.
+  io_.stop();
   if (started_) backend_->stop();
 }
 

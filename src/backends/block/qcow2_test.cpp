@@ -1,0 +1,329 @@
+#include "backends/block/qcow2.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "backends/block/raw_file.h"
+
+namespace nimbus::backends {
+namespace {
+
+class Qcow2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/nimbus_qcow2_XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+  std::unique_ptr<Qcow2Image> open(const std::string& p, bool read_only = false) {
+    auto image = Qcow2Image::open(p, read_only);
+    EXPECT_TRUE(image.ok()) << image.message();
+    return image.ok() ? std::move(*image) : nullptr;
+  }
+  // Overwrites bytes of a file (big-endian fields of the header, table entries).
+  void poke_be(const std::string& p, uint64_t offset, uint64_t value, int bytes) {
+    std::vector<uint8_t> b(bytes);
+    for (int i = 0; i < bytes; ++i) b[i] = static_cast<uint8_t>(value >> (8 * (bytes - 1 - i)));
+    int fd = ::open(p.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, b.data(), b.size(), static_cast<off_t>(offset)), bytes);
+    ::close(fd);
+  }
+  std::string open_error(const std::string& p, bool read_only = false) {
+    auto image = Qcow2Image::open(p, read_only);
+    return image.ok() ? std::string() : image.message();
+  }
+  static std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
+    std::vector<uint8_t> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 13 + (i >> 9));
+    return v;
+  }
+  std::string dir_;
+};
+
+TEST_F(Qcow2Test, CreateWriteReadReopen) {
+  ASSERT_TRUE(create_qcow2(path("a.qcow2"), 8 << 20).ok());
+  auto image = open(path("a.qcow2"));
+  ASSERT_TRUE(image);
+  EXPECT_EQ(image->size(), 8u << 20);
+  EXPECT_EQ(image->version(), 3u);
+  EXPECT_EQ(image->cluster_size(), 65536u);
+  auto data = pattern(200000, 3);  // spans four clusters, unaligned
+  ASSERT_TRUE(image->write(12345, data.data(), data.size()).ok());
+  auto tail = pattern(100, 9);
+  ASSERT_TRUE(image->write((8 << 20) - 100, tail.data(), tail.size()).ok());
+  ASSERT_TRUE(image->flush().ok());
+  image = open(path("a.qcow2"), true);
+  ASSERT_TRUE(image);
+  std::vector<uint8_t> back(data.size());
+  ASSERT_TRUE(image->read(12345, back.data(), back.size()).ok());
+  EXPECT_EQ(back, data);
+  back.resize(100);
+  ASSERT_TRUE(image->read((8 << 20) - 100, back.data(), 100).ok());
+  EXPECT_EQ(back, tail);
+  std::vector<uint8_t> zeros(12345, 0xff);
+  ASSERT_TRUE(image->read(0, zeros.data(), zeros.size()).ok());
+  EXPECT_EQ(zeros, std::vector<uint8_t>(12345, 0));
+  uint8_t b;
+  EXPECT_FALSE(image->read(8 << 20, &b, 1).ok());
+  EXPECT_FALSE(image->write(0, &b, 1).ok());  // read-only
+}
+
+TEST_F(Qcow2Test, OverwriteInPlaceDoesNotGrowTheFile) {
+  ASSERT_TRUE(create_qcow2(path("a.qcow2"), 1 << 20).ok());
+  auto image = open(path("a.qcow2"));
+  auto data = pattern(65536, 1);
+  ASSERT_TRUE(image->write(0, data.data(), data.size()).ok());
+  uint64_t size1 = std::filesystem::file_size(path("a.qcow2"));
+  data = pattern(65536, 2);
+  ASSERT_TRUE(image->write(0, data.data(), data.size()).ok());
+  EXPECT_EQ(std::filesystem::file_size(path("a.qcow2")), size1);
+  std::vector<uint8_t> back(65536);
+  ASSERT_TRUE(image->read(0, back.data(), back.size()).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(Qcow2Test, SmallClustersAllocateRefcountBlocksAndL2Tables) {
+  ASSERT_TRUE(create_qcow2(path("s.qcow2"), 16 << 20, 512).ok());
+  auto image = open(path("s.qcow2"));
+  auto data = pattern(1 << 20, 5);
+  ASSERT_TRUE(image->write(3 << 20, data.data(), data.size()).ok());
+  image = open(path("s.qcow2"), true);
+  std::vector<uint8_t> back(data.size());
+  ASSERT_TRUE(image->read(3 << 20, back.data(), back.size()).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(Qcow2Test, PartialClusterCopyOnWriteFromBackingLeavesBaseUnchanged) {
+  // Base: a raw file full of a pattern.
+  auto base_data = pattern(1 << 20, 7);
+  std::ofstream(path("base.raw"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(base_data.data()), base_data.size());
+  ASSERT_TRUE(create_qcow2(path("top.qcow2"), 0, 65536, "base.raw", "raw").ok());
+  auto image = open(path("top.qcow2"));
+  ASSERT_TRUE(image);
+  EXPECT_EQ(image->size(), 1u << 20);
+  EXPECT_EQ(image->backing_file(), "base.raw");
+  EXPECT_EQ(image->backing_format(), "raw");
+  std::vector<uint8_t> hello(100, 0xee);
+  ASSERT_TRUE(image->write(65536 + 1000, hello.data(), hello.size()).ok());
+  image = open(path("top.qcow2"), true);
+  std::vector<uint8_t> back(1 << 20);
+  ASSERT_TRUE(image->read(0, back.data(), back.size()).ok());
+  auto expect = base_data;
+  std::fill(expect.begin() + 65536 + 1000, expect.begin() + 65536 + 1100, 0xee);
+  EXPECT_EQ(back, expect);
+  auto base = RawFile::open(path("base.raw"), true);
+  ASSERT_TRUE(base.ok());
+  ASSERT_TRUE((*base)->read(0, back.data(), back.size()).ok());
+  EXPECT_EQ(back, base_data);
+}
+
+TEST_F(Qcow2Test, ChainOfThreeAndBackingShorterThanOverlay) {
+  ASSERT_TRUE(create_qcow2(path("base.qcow2"), 1 << 20).ok());
+  auto data = pattern(4096, 1);
+  open(path("base.qcow2"))->write(0, data.data(), data.size());
+  ASSERT_TRUE(create_qcow2(path("mid.qcow2"), 0, 65536, "base.qcow2").ok());
+  auto more = pattern(4096, 2);
+  open(path("mid.qcow2"))->write(8192, more.data(), more.size());
+  ASSERT_TRUE(create_qcow2(path("top.qcow2"), 4 << 20, 4096, path("mid.qcow2"), "qcow2").ok());
+  auto top = open(path("top.qcow2"));
+  ASSERT_TRUE(top);
+  EXPECT_EQ(top->size(), 4u << 20);
+  std::vector<uint8_t> back(4096);
+  ASSERT_TRUE(top->read(0, back.data(), 4096).ok());
+  EXPECT_EQ(back, data);
+  ASSERT_TRUE(top->read(8192, back.data(), 4096).ok());
+  EXPECT_EQ(back, more);
+  // Past the end of the backing chain: zeros, and writable.
+  ASSERT_TRUE(top->read(3 << 20, back.data(), 4096).ok());
+  EXPECT_EQ(back, std::vector<uint8_t>(4096, 0));
+  ASSERT_TRUE(top->write(3 << 20, data.data(), 4096).ok());
+}
+
+TEST_F(Qcow2Test, BackingLoopIsRefused) {
+  ASSERT_TRUE(create_qcow2(path("a.qcow2"), 1 << 20).ok());
+  ASSERT_TRUE(create_qcow2(path("b.qcow2"), 1 << 20, 65536, "a.qcow2", "qcow2").ok());
+  // Point a at b: a -> b -> a -> ...
+  ASSERT_TRUE(create_qcow2(path("a.qcow2"), 1 << 20, 65536, "b.qcow2", "qcow2").ok());
+  EXPECT_NE(open_error(path("a.qcow2"), true).find("backing chain"), std::string::npos);
+}
+
+TEST_F(Qcow2Test, MissingBackingFileIsAnError) {
+  ASSERT_TRUE(create_qcow2(path("b.qcow2"), 1 << 20).ok());
+  ASSERT_TRUE(create_qcow2(path("top.qcow2"), 0, 65536, "b.qcow2", "qcow2").ok());
+  std::filesystem::remove(path("b.qcow2"));
+  EXPECT_NE(open_error(path("top.qcow2"), true).find("backing file"), std::string::npos);
+  EXPECT_FALSE(create_qcow2(path("x.qcow2"), 0, 65536, "nope.qcow2").ok());
+  EXPECT_FALSE(std::filesystem::exists(path("x.qcow2")));
+}
+
+TEST_F(Qcow2Test, DiscardGivesZeroClustersOverABackingFile) {
+  auto base_data = pattern(256 << 10, 4);
+  std::ofstream(path("base.raw"), std::ios::binary)
+      .write(reinterpret_cast<const char*>(base_data.data()), base_data.size());
+  ASSERT_TRUE(create_qcow2(path("top.qcow2"), 0, 65536, "base.raw", "raw").ok());
+  auto image = open(path("top.qcow2"));
+  std::vector<uint8_t> ones(65536, 1);
+  ASSERT_TRUE(image->write(65536, ones.data(), ones.size()).ok());
+  ASSERT_TRUE(image->discard(0, 3 * 65536).ok());  // cluster 0 was never allocated
+  std::vector<uint8_t> back(65536);
+  ASSERT_TRUE(image->read(65536, back.data(), back.size()).ok());
+  EXPECT_EQ(back, std::vector<uint8_t>(65536, 0));
+  ASSERT_TRUE(image->read(0, back.data(), back.size()).ok());  // still the backing data
+  EXPECT_TRUE(std::equal(back.begin(), back.end(), base_data.begin()));
+  // Writing into a zero cluster works and is partial-cluster copy-on-write from zeros.
+  ASSERT_TRUE(image->write(65536 + 10, ones.data(), 10).ok());
+  ASSERT_TRUE(image->read(65536, back.data(), 30).ok());
+  EXPECT_EQ(back[9], 0);
+  EXPECT_EQ(back[10], 1);
+  EXPECT_EQ(back[20], 0);
+}
+
+TEST_F(Qcow2Test, ResizeGrowsWithinTheL1Table) {
+  ASSERT_TRUE(create_qcow2(path("a.qcow2"), 1 << 20).ok());
+  auto image = open(path("a.qcow2"));
+  ASSERT_TRUE(image->resize(10ull << 30).ok());
+  uint8_t b = 0x42;
+  ASSERT_TRUE(image->write((10ull << 30) - 1, &b, 1).ok());
+  EXPECT_FALSE(image->resize(1 << 20).ok());
+  Status s = image->resize(1ull << 50);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("L1 table"), std::string::npos);
+  image = open(path("a.qcow2"), true);
+  EXPECT_EQ(image->size(), 10ull << 30);
+  b = 0;
+  ASSERT_TRUE(image->read((10ull << 30) - 1, &b, 1).ok());
+  EXPECT_EQ(b, 0x42);
+}
+
+// --- Damaged images: a clear error at open or an I/O error, never a crash. -------------
+
+class Qcow2CorruptTest : public Qcow2Test {
+ protected:
+  void SetUp() override {
+    Qcow2Test::SetUp();
+    p_ = path("c.qcow2");
+    ASSERT_TRUE(create_qcow2(p_, 4 << 20).ok());
+  }
+  std::string p_;
+};
+
+TEST_F(Qcow2CorruptTest, BadMagic) {
+  poke_be(p_, 0, 0x12345678, 4);
+  EXPECT_NE(open_error(p_).find("bad magic"), std::string::npos);
+}
+
+TEST_F(Qcow2CorruptTest, Version1) {
+  poke_be(p_, 4, 1, 4);
+  EXPECT_NE(open_error(p_).find("unsupported version 1"), std::string::npos);
+}
+
+TEST_F(Qcow2CorruptTest, Encrypted) {
+  poke_be(p_, 32, 1, 4);
+  EXPECT_NE(open_error(p_).find("encrypted"), std::string::npos);
+}
+
+TEST_F(Qcow2CorruptTest, ClusterBitsOutOfRange) {
+  poke_be(p_, 20, 8, 4);
+  EXPECT_NE(open_error(p_).find("cluster_bits"), std::string::npos);
+  poke_be(p_, 20, 22, 4);
+  EXPECT_NE(open_error(p_).find("cluster_bits"), std::string::npos);
+}
+
+TEST_F(Qcow2CorruptTest, L1OutsideFile) {
+  poke_be(p_, 40, 1ull << 40, 8);
+  EXPECT_NE(open_error(p_).find("L1 table"), std::string::npos);
+  poke_be(p_, 40, 65536 * 3 + 8, 8);  // misaligned
+  EXPECT_NE(open_error(p_).find("L1 table"), std::string::npos);
+}
+
+TEST_F(Qcow2CorruptTest, HugeL1Size) {
+  poke_be(p_, 36, 0xffffffff, 4);
+  EXPECT_NE(open_error(p_).find("L1 table too large"), std::string::npos);
+  poke_be(p_, 36, 0, 4);  // too small for the virtual size
+  EXPECT_NE(open_error(p_).find("too small"), std::string::npos);
+}
+
+TEST_F(Qcow2CorruptTest, RefcountTableOutsideFile) {
+  poke_be(p_, 48, 1ull << 40, 8);
+  EXPECT_NE(open_error(p_).find("refcount table"), std::string::npos);
+  poke_be(p_, 48, 65536, 8);
+  poke_be(p_, 56, 0x7fffffff, 4);
+  EXPECT_NE(open_error(p_).find("refcount table"), std::string::npos);
+}
+
+TEST_F(Qcow2CorruptTest, TruncatedFile) {
+  std::filesystem::resize_file(p_, 50);
+  EXPECT_NE(open_error(p_).find("truncated"), std::string::npos);
+  std::filesystem::resize_file(p_, 100);
+  EXPECT_NE(open_error(p_).find("truncated"), std::string::npos);
+  std::filesystem::resize_file(p_, 65536 + 100);  // header survives, tables do not
+  EXPECT_FALSE(open_error(p_).empty());
+  std::filesystem::resize_file(p_, 0);
+  EXPECT_FALSE(open_error(p_).empty());
+}
+
+TEST_F(Qcow2CorruptTest, FeatureBits) {
+  poke_be(p_, 72, 1ull << 40, 8);
+  EXPECT_NE(open_error(p_).find("unknown incompatible"), std::string::npos);
+  poke_be(p_, 72, 2, 8);
+  EXPECT_NE(open_error(p_, true).find("corrupt"), std::string::npos);
+  poke_be(p_, 72, 1, 8);  // dirty: read-only only
+  EXPECT_NE(open_error(p_).find("dirty"), std::string::npos);
+  EXPECT_EQ(open_error(p_, true), "");
+  poke_be(p_, 72, 0, 8);
+  poke_be(p_, 96, 1, 4);  // 2-bit refcounts
+  EXPECT_NE(open_error(p_).find("refcount width"), std::string::npos);
+}
+
+TEST_F(Qcow2CorruptTest, SnapshotsAreReadOnly) {
+  poke_be(p_, 60, 1, 4);
+  EXPECT_NE(open_error(p_).find("snapshot"), std::string::npos);
+  EXPECT_EQ(open_error(p_, true), "");
+}
+
+TEST_F(Qcow2CorruptTest, L2AndDataOutsideFileAreIoErrors) {
+  auto image = open(p_);
+  uint8_t b = 1;
+  // Allocates the data cluster (cluster 4), then the L2 table (cluster 5).
+  ASSERT_TRUE(image->write(0, &b, 1).ok());
+  image.reset();
+  poke_be(p_, 5 * 65536, (1ull << 40) | (1ull << 63), 8);  // L2 entry 0 -> far away
+  image = open(p_);
+  ASSERT_TRUE(image);
+  Status s = image->read(0, &b, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("I/O error"), std::string::npos);
+  EXPECT_FALSE(image->write(0, &b, 1).ok());
+  poke_be(p_, 3 * 65536, (1ull << 40) | (1ull << 63), 8);  // L1 entry 0 -> far away
+  image = open(p_);
+  s = image->read(0, &b, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("I/O error"), std::string::npos);
+  EXPECT_FALSE(image->write(0, &b, 1).ok());
+}
+
+TEST_F(Qcow2CorruptTest, BackingNameOutsideHeaderCluster) {
+  poke_be(p_, 8, 65530, 8);
+  poke_be(p_, 16, 100, 4);
+  EXPECT_NE(open_error(p_).find("backing file name"), std::string::npos);
+}
+
+TEST_F(Qcow2Test, CreateRefusesBadArguments) {
+  EXPECT_FALSE(create_qcow2(path("a.qcow2"), 1 << 20, 1000).ok());
+  EXPECT_FALSE(create_qcow2(path("a.qcow2"), 1 << 20, 256).ok());
+  EXPECT_FALSE(create_qcow2(path("a.qcow2"), 1 << 20, 65536, "", "raw").ok());
+  EXPECT_FALSE(create_qcow2(path("a.qcow2"), 1ull << 62, 512).ok());
+}
+
+}  // namespace
+}  // namespace nimbus::backends
