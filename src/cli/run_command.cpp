@@ -8,7 +8,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include <sys/random.h>
+
 #include "backends/console/stdio_console.h"
+#include "cli/device_options.h"
 #include "common/size.h"
 #include "machine/bare_machine.h"
 #include "machine/virt/memory_map.h"
@@ -26,6 +29,21 @@ constexpr int kExitQuit = 4;    // the user quit from the console (Ctrl-A X)
 constexpr int kExitInsnLimit = 124;
 
 constexpr const char* kDefaultAppend = "console=ttyS0 earlycon=sbi";
+// The bundled kernel booting the first --disk as its root file system.
+constexpr const char* kDiskRootAppend = "console=ttyS0 earlycon=sbi root=/dev/vda rw";
+
+// A random locally administered unicast MAC in QEMU's 52:54:00 range, so that VMs sharing
+// a switch never clash by default.
+std::array<uint8_t, 6> random_mac() {
+  std::array<uint8_t, 6> mac = {0x52, 0x54, 0x00, 0, 0, 0};
+  if (getrandom(&mac[3], 3, 0) != 3) {
+    const uint32_t v = static_cast<uint32_t>(getpid()) * 2654435761u;
+    mac[3] = static_cast<uint8_t>(v >> 16);
+    mac[4] = static_cast<uint8_t>(v >> 8);
+    mac[5] = static_cast<uint8_t>(v);
+  }
+  return mac;
+}
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "nimbus: %s\n", message.c_str());
@@ -100,17 +118,31 @@ int run_linux(const RunOptions& o, uint64_t ram) {
   config.harts = o.cpus;
   config.ram_size = ram;
   config.boot.firmware = o.firmware;
+  for (const std::string& d : o.disks) {
+    auto disk = parse_disk_option(d);
+    if (!disk.ok()) return fail(disk.message());
+    config.disks.push_back(*disk);
+  }
+  for (const std::string& n : o.nets) {
+    auto net = parse_net_option(n);
+    if (!net.ok()) return fail(net.message());
+    config.nics.push_back({net->spec, net->mac_given ? net->mac : random_mac()});
+  }
+  config.rng = !o.no_rng;
+  bool disk_root = false;
   if (o.kernel.empty()) {
-    // The bundled guest: our kernel and initramfs.
+    // The bundled guest: our kernel, with the initramfs -- or, given a disk and no
+    // initrd, the first disk as root (images/rootfs.ext4 is that system on ext4).
     const std::string dir = images_dir();
     config.boot.kernel = dir + "/Image";
-    config.boot.initrd = o.initrd.empty() ? dir + "/initramfs.cpio.gz" : o.initrd;
+    disk_root = !config.disks.empty() && o.initrd.empty();
+    config.boot.initrd = !o.initrd.empty() ? o.initrd : disk_root ? "" : dir + "/initramfs.cpio.gz";
   } else {
     // A user's kernel gets no initrd unless asked: it may carry its own initramfs.
     config.boot.kernel = o.kernel;
     config.boot.initrd = o.initrd;
   }
-  config.bootargs = o.append_given ? o.append : kDefaultAppend;
+  config.bootargs = o.append_given ? o.append : disk_root ? kDiskRootAppend : kDefaultAppend;
 
   for (;;) {
     machine::virt::VirtMachine* current = nullptr;
@@ -160,6 +192,13 @@ void add_run_command(CLI::App& app, RunOptions& o) {
                   "Boot through this M-mode firmware (e.g. OpenSBI's fw_jump.elf) instead of the built-in SBI");
   run->add_option("-c,--cpus", o.cpus, "Number of harts (1-8)")->capture_default_str();
   run->add_option("-m,--memory", o.memory, "Guest RAM size, e.g. 256M or 2G")->capture_default_str();
+  run->add_option("--disk", o.disks,
+                  "A virtio disk: PATH[,format=raw|qcow2][,readonly] (repeatable: vda, vdb, ...). "
+                  "With the bundled kernel and no --initrd, the first disk is the root file system");
+  run->add_option("--net", o.nets,
+                  "A virtio network card (repeatable): user[,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]... "
+                  "or switch,path=SOCKET; add mac=52:54:00:xx:xx:xx to choose its MAC");
+  run->add_flag("--no-rng", o.no_rng, "No virtio entropy device");
   run->add_flag("--no-reboot", o.no_reboot, "Exit (status 3) when the guest reboots instead of restarting it");
   run->add_option("--bare", o.bare,
                   "Run a bare-metal RV64 ELF program in M-mode (RAM at 0x80000000); the exit "
@@ -186,8 +225,9 @@ int run_command(const RunOptions& o) {
     return fail(fmt::format("--memory: {} is out of range (1M to 64G)", o.memory));
   }
   if (!o.bare.empty()) {
-    if (!o.kernel.empty() || !o.initrd.empty() || !o.firmware.empty() || o.append_given) {
-      return fail("--bare runs a program on its own: it does not take --kernel, --initrd, --append or --firmware");
+    if (!o.kernel.empty() || !o.initrd.empty() || !o.firmware.empty() || o.append_given ||
+        !o.disks.empty() || !o.nets.empty()) {
+      return fail("--bare runs a program on its own: it does not take --kernel, --initrd, --append, --firmware, --disk or --net");
     }
     return run_bare(o, *ram);
   }

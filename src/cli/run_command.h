@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace nimbus::cli {
 
@@ -15,6 +16,8 @@ struct RunOptions {
   bool append_given = false;
   unsigned cpus = 1;
   bool no_reboot = false;
+  std::vector<std::string> disks, nets;
+  bool no_rng = false;
   std::string memory = "256M";
   uint64_t max_insns = 0;
   bool trace = false;

@@ -43,6 +43,7 @@ constexpr uint64_t kMaxL1Bytes = 32ull << 20;
 constexpr uint64_t kMaxReftableBytes = 8ull << 20;
 constexpr uint64_t kMaxBackingNameSize = 1023;
 constexpr uint64_t kCacheBytes = 32ull << 20;
+constexpr uint64_t kMaxAllocationScan = 1ull << 20;
 
 uint32_t be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
@@ -410,6 +411,7 @@ Status Qcow2Image::set_refcount(uint64_t host_cluster, uint64_t value) {
 // Allocates one cluster at the end of the file. A missing refcount block is placed in the
 // first free cluster it covers, and counts itself.
 Result<uint64_t> Qcow2Image::alloc_cluster() {
+  uint64_t skipped = 0;
   for (;;) {
     uint64_t cluster = next_free_cluster_;
     uint64_t index = cluster / refblock_entries_;
@@ -432,10 +434,10 @@ Result<uint64_t> Qcow2Image::alloc_cluster() {
     if (!rc.ok()) return rc.status();
     ++next_free_cluster_;
     if (*rc != 0) {
-      // Past the end of the file every cluster is free; a refcount there means a damaged
-      // image (and scanning on could take very long).
-      if (cluster << cluster_bits_ >= file_size_) {
-        return fail("I/O error: refcounts claim clusters past the end of the file");
+      // Past the end of the file, a nonzero refcount is a cluster leaked by an allocation
+      // whose write failed: skip it, but bound the scan in a damaged image.
+      if (++skipped > kMaxAllocationScan) {
+        return fail("I/O error: no free cluster found (damaged refcounts?)");
       }
       continue;
     }
@@ -529,8 +531,13 @@ Status Qcow2Image::write_in_cluster(uint64_t vcluster, uint64_t in, const uint8_
     if (!allocated.ok()) return allocated.status();
     target = *allocated;
   }
-  if (Status s = pwrite_meta(target, cluster.data(), cluster.size()); !s.ok()) return s;
-  if (Status s = set_l2_entry(vcluster, target | kCopied); !s.ok()) return s;
+  Status s = pwrite_meta(target, cluster.data(), cluster.size());
+  if (s.ok()) s = set_l2_entry(vcluster, target | kCopied);
+  if (!s.ok()) {
+    // Best effort: give the new cluster back rather than leak it (e.g. a full host disk).
+    if (!reuse) (void)set_refcount(target >> cluster_bits_, 0);
+    return s;
+  }
   if (!reuse) return release_entry(entry);
   return Status();
 }

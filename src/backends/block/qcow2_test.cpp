@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <vector>
@@ -88,6 +90,33 @@ TEST_F(Qcow2Test, OverwriteInPlaceDoesNotGrowTheFile) {
   EXPECT_EQ(std::filesystem::file_size(path("a.qcow2")), size1);
   std::vector<uint8_t> back(65536);
   ASSERT_TRUE(image->read(0, back.data(), back.size()).ok());
+  EXPECT_EQ(back, data);
+}
+
+// A host write error while allocating (EFBIG from RLIMIT_FSIZE standing in for ENOSPC)
+// is an error Status; what was written before stays readable and the image stays usable.
+TEST_F(Qcow2Test, HostWriteErrorDuringAllocation) {
+  ASSERT_TRUE(create_qcow2(path("a.qcow2"), 8 << 20).ok());
+  auto image = open(path("a.qcow2"));
+  auto data = pattern(65536, 3);
+  ASSERT_TRUE(image->write(0, data.data(), data.size()).ok());
+  ASSERT_TRUE(image->flush().ok());
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit old_limit {};
+  ::getrlimit(RLIMIT_FSIZE, &old_limit);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = std::filesystem::file_size(path("a.qcow2"));
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  Status s = image->write(4 << 20, data.data(), data.size());
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_FALSE(s.ok());
+  image = open(path("a.qcow2"));
+  std::vector<uint8_t> back(65536);
+  ASSERT_TRUE(image->read(0, back.data(), back.size()).ok());
+  EXPECT_EQ(back, data);
+  ASSERT_TRUE(image->write(4 << 20, data.data(), data.size()).ok());
+  ASSERT_TRUE(image->read(4 << 20, back.data(), back.size()).ok());
   EXPECT_EQ(back, data);
 }
 

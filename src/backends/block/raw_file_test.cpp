@@ -1,9 +1,11 @@
 #include "backends/block/raw_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +43,30 @@ TEST_F(RawFileTest, WriteReadRoundTripAndReopen) {
   EXPECT_TRUE((*disk)->read_only());
   std::vector<uint8_t> back(data.size());
   ASSERT_TRUE((*disk)->read(4000, back.data(), back.size()).ok());
+  EXPECT_EQ(back, data);
+}
+
+// A host write error (here EFBIG from RLIMIT_FSIZE, standing in for ENOSPC) is an error
+// Status, and flushed data stays intact.
+TEST_F(RawFileTest, HostWriteErrorIsAStatus) {
+  auto disk = RawFile::open(path_, false);
+  ASSERT_TRUE(disk.ok());
+  std::vector<uint8_t> data(4096, 0x11);
+  ASSERT_TRUE((*disk)->write(0, data.data(), data.size()).ok());
+  ASSERT_TRUE((*disk)->flush().ok());
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit old_limit {};
+  ::getrlimit(RLIMIT_FSIZE, &old_limit);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = 512 << 10;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  Status s = (*disk)->write(600 << 10, data.data(), data.size());
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("write error"), std::string::npos);
+  std::vector<uint8_t> back(4096);
+  ASSERT_TRUE((*disk)->read(0, back.data(), back.size()).ok());
   EXPECT_EQ(back, data);
 }
 

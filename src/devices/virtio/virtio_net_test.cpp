@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -41,7 +42,7 @@ class FakeNet : public backends::NetBackend {
   std::mutex mu;
   Receiver receiver;
   std::vector<std::vector<uint8_t>> sent, held;
-  int resumes = 0;
+  std::atomic<int> resumes{0};
   bool stopped = false;
 };
 
@@ -119,7 +120,7 @@ TEST_F(VirtioNetTest, ReceiveWithHeader) {
   EXPECT_EQ(get<uint16_t>(bus, b + 10), 1);  // num_buffers
   EXPECT_EQ(get<uint8_t>(bus, b + 12), 0xcd);
   EXPECT_EQ(get<uint8_t>(bus, b + 12 + 64), 0xff);
-  EXPECT_GE(net->resumes, 1);
+  EXPECT_GE(net->resumes.load(), 1);
   // Directly with a buffer present.
   rx.add({{b, 1526, true}});
   EXPECT_TRUE(net->inject(frame));

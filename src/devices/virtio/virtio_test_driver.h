@@ -102,8 +102,9 @@ struct GuestRing {
   void publish(uint16_t head) {
     put<uint16_t>(bus, avail + 4 + 2ull * (avail_idx % size), head);
     ++avail_idx;
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    put<uint16_t>(bus, avail + 2, avail_idx);
+    // As the Linux driver: the ring entry before the index that publishes it.
+    std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bus.ram_ptr(avail + 2, 2)))
+        .store(avail_idx, std::memory_order_seq_cst);
   }
   uint16_t add(const std::vector<Buf>& bufs) {
     const uint16_t h = build(bufs);
@@ -111,8 +112,8 @@ struct GuestRing {
     return h;
   }
   uint16_t used_idx() {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return get<uint16_t>(bus, used + 2);
+    return std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(bus.ram_ptr(used + 2, 2)))
+        .load(std::memory_order_acquire);
   }
   // Waits until `n` more used entries than consumed so far exist.
   bool wait_used(uint16_t n, int timeout_ms = 5000) {

@@ -7,11 +7,18 @@
 #include <chrono>
 #include <ctime>
 
+#include <fmt/format.h>
+
+#include "backends/net/net_backend.h"
 #include "devices/clint/clint.h"
 #include "devices/finisher/finisher.h"
 #include "devices/plic/plic.h"
 #include "devices/rtc/goldfish_rtc.h"
 #include "devices/uart/uart16550.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_mmio.h"
+#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/virtio_rng.h"
 #include "machine/virt/device_tree.h"
 #include "machine/virt/memory_map.h"
 
@@ -102,6 +109,8 @@ Status VirtMachine::build() {
   bus_->map(kPlic.base, kPlic.size, plic_.get());
   bus_->map(kUart.base, kUart.size, uart_.get());
 
+  if (Status s = add_virtio_devices(); !s.ok()) return s;
+
   auto layout = load_boot_files(config_.boot, *bus_);
   if (!layout.ok()) return layout.status();
   layout_ = *layout;
@@ -112,6 +121,7 @@ Status VirtMachine::build() {
   dt.bootargs = config_.bootargs;
   dt.initrd_start = layout_.initrd_start;
   dt.initrd_end = layout_.initrd_end;
+  dt.virtio_slots = static_cast<unsigned>(virtio_slots_.size());
   auto blob = build_device_tree(dt);
   if (!blob.ok()) return blob.status();
   if (Status s = place_dtb(*blob, *bus_, layout_); !s.ok()) return s;
@@ -124,7 +134,10 @@ Status VirtMachine::build() {
       // counters readable, one PMP entry opening all of memory to S and U.
       h.mideleg = (1u << cpu::kIrqSSoft) | (1u << cpu::kIrqSTimer) | (1u << cpu::kIrqSExt);
       h.medeleg = 0xffff & ~((1u << cpu::kEcallFromS) | (1u << cpu::kEcallFromM) | (1u << 10) | (1u << 14));
+      // cycle, time and instret readable by S and, as OpenSBI leaves scounteren, by U
+      // (Linux never writes scounteren; its vDSO reads `time` from user mode).
       h.mcounteren = 7;
+      h.scounteren = 7;
       h.pmpaddr[0] = ~0ull >> 10;
       h.pmpcfg[0] = 0x1f;  // NAPOT, R W X
       h.sbi_handler = [this](cpu::Hart& hart) { sbi_call(hart, *this); };
@@ -143,6 +156,33 @@ Status VirtMachine::build() {
       h.x[12] = layout_.fw_dynamic_info;
       slots_[i]->state = kHartStarted;
     }
+  }
+  return {};
+}
+
+Status VirtMachine::add_virtio_devices() {
+  const size_t wanted = config_.disks.size() + config_.nics.size() + (config_.rng ? 1 : 0);
+  if (wanted > kVirtioSlots) {
+    return Status::error(fmt::format("too many virtio devices ({}): the board has {} slots", wanted, kVirtioSlots));
+  }
+  for (size_t i = 0; i < config_.disks.size(); i++) {
+    auto disk = backends::open_disk(config_.disks[i]);
+    if (!disk.ok()) return Status::error("--disk: " + disk.message());
+    virtio_devices_.push_back(std::make_unique<devices::VirtioBlk>(std::move(*disk), fmt::format("nimbus-disk{}", i)));
+  }
+  for (const NicConfig& nic : config_.nics) {
+    auto backend = backends::open_net(nic.spec);
+    if (!backend.ok()) return Status::error("--net: " + backend.message());
+    auto net = std::make_unique<devices::VirtioNet>(std::move(*backend), nic.mac);
+    if (Status s = net->start(); !s.ok()) return Status::error("--net: " + s.message());
+    virtio_devices_.push_back(std::move(net));
+  }
+  if (config_.rng) virtio_devices_.push_back(std::make_unique<devices::VirtioRng>());
+  for (size_t i = 0; i < virtio_devices_.size(); i++) {
+    const unsigned irq = kVirtioIrqBase + static_cast<unsigned>(i);
+    virtio_slots_.push_back(std::make_unique<devices::VirtioMmio>(
+        *bus_, *virtio_devices_[i], [this, irq](bool level) { plic_->set_source_level(irq, level); }));
+    bus_->map(kVirtio.base + i * kVirtio.size, kVirtio.size, virtio_slots_.back().get());
   }
   return {};
 }
@@ -231,6 +271,7 @@ void VirtMachine::hart_thread(unsigned index) {
       h.mideleg = harts_[0]->mideleg;
       h.medeleg = harts_[0]->medeleg;
       h.mcounteren = 7;
+      h.scounteren = 7;
       h.pmpaddr[0] = harts_[0]->pmpaddr[0];
       h.pmpcfg[0] = harts_[0]->pmpcfg[0];
       h.sbi_handler = harts_[0]->sbi_handler;

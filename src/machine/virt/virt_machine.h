@@ -3,6 +3,7 @@
 // firmware or a real M-mode firmware. Memory map and device tree as QEMU's virt machine.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/block/block_backend.h"
 #include "common/status.h"
 #include "cpu/hart.h"
 #include "machine/virt/boot_image.h"
@@ -24,15 +26,25 @@ class Plic;
 class Uart16550;
 class GoldfishRtc;
 class Finisher;
+class VirtioDevice;
+class VirtioMmio;
 }  // namespace nimbus::devices
 
 namespace nimbus::machine::virt {
+
+struct NicConfig {
+  std::string spec;                  // as backends::open_net takes it
+  std::array<uint8_t, 6> mac{};
+};
 
 struct VirtConfig {
   unsigned harts = 1;
   uint64_t ram_size = 256ull << 20;
   BootFiles boot;
   std::string bootargs;
+  std::vector<backends::DiskOptions> disks;  // virtio-blk: vda, vdb, ... in this order
+  std::vector<NicConfig> nics;               // virtio-net: eth0, eth1, ...
+  bool rng = true;                           // a virtio-rng entropy source
 };
 
 // Why the machine stopped.
@@ -79,6 +91,7 @@ class VirtMachine : public SbiPlatform {
 
   VirtMachine(const VirtConfig& config, OutputFn output);
   Status build();
+  Status add_virtio_devices();
   void hart_thread(unsigned index);
   void service_requests(HartSlot& slot);
   void sleep_until_interrupt(unsigned index);
@@ -97,6 +110,9 @@ class VirtMachine : public SbiPlatform {
   std::unique_ptr<devices::Uart16550> uart_;
   std::unique_ptr<devices::GoldfishRtc> rtc_;
   std::unique_ptr<devices::Finisher> finisher_;
+  // virtio-mmio slots: transports before the devices they point at, so they go first.
+  std::vector<std::unique_ptr<devices::VirtioDevice>> virtio_devices_;
+  std::vector<std::unique_ptr<devices::VirtioMmio>> virtio_slots_;
   BootLayout layout_;
 
   std::atomic<bool> stopping_{false};
