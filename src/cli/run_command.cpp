@@ -129,6 +129,7 @@ int run_linux(const RunOptions& o, uint64_t ram) {
     config.nics.push_back({net->spec, net->mac_given ? net->mac : random_mac()});
   }
   config.rng = !o.no_rng;
+  config.virtio_console = o.virtio_console;
   bool disk_root = false;
   if (o.kernel.empty()) {
     // The bundled guest: our kernel, with the initramfs -- or, given a disk and no
@@ -199,6 +200,8 @@ void add_run_command(CLI::App& app, RunOptions& o) {
                   "A virtio network card (repeatable): user[,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]... "
                   "or switch,path=SOCKET; add mac=52:54:00:xx:xx:xx to choose its MAC");
   run->add_flag("--no-rng", o.no_rng, "No virtio entropy device");
+  run->add_option("--virtio-console", o.virtio_console,
+                  "A second console (virtio-console; /dev/hvc1 in the bundled guest, whose hvc0 is the SBI console) whose output is appended to this file");
   run->add_flag("--no-reboot", o.no_reboot, "Exit (status 3) when the guest reboots instead of restarting it");
   run->add_option("--bare", o.bare,
                   "Run a bare-metal RV64 ELF program in M-mode (RAM at 0x80000000); the exit "

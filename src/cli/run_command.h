@@ -18,6 +18,7 @@ struct RunOptions {
   bool no_reboot = false;
   std::vector<std::string> disks, nets;
   bool no_rng = false;
+  std::string virtio_console;
   std::string memory = "256M";
   uint64_t max_insns = 0;
   bool trace = false;

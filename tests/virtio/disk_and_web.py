@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Virtio disks and the web-server image, end to end.
 
-    disk_and_web.py NIMBUS IMAGES_DIR WORKDIR raw|qcow2|web
+    disk_and_web.py NIMBUS IMAGES_DIR WORKDIR raw|qcow2|web|console
 
 raw:   boot from a copy of rootfs.ext4, write a file, sync, power off; boot again and read
        it back; the file system checks clean.
@@ -9,6 +9,7 @@ qcow2: the same through a qcow2 overlay made by `qemu-img create -b base`; after
        `qemu-img check` passes on the overlay and the base is byte-for-byte untouched.
 web:   boot the web-server image with --net user,hostfwd=tcp:127.0.0.1:PORT-:80 and fetch
        its page from the host.
+console: what the guest writes to the virtio console (/dev/hvc1; hvc0 is the SBI console) arrives in the --virtio-console file.
 """
 import hashlib
 import os
@@ -87,6 +88,17 @@ def main():
             page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read().decode()
             assert "Hello from a Nimbus VM" in page, page
             power_off(s)
+        elif mode == "console":
+            log = os.path.join(work, "hvc1.log")
+            if os.path.exists(log):
+                os.remove(log)
+            s = Session([nimbus, "run", "--virtio-console", log])
+            s.expect(READY, BOOT_TIMEOUT)
+            s.run("echo second-console-$((6 * 7)) > /dev/hvc1", "END1")
+            power_off(s)
+            with open(log) as f:
+                text = f.read()
+            assert "second-console-42" in text, f"hvc1 wrote {text!r}"
         else:
             raise ValueError(f"unknown mode {mode}")
     except Exception as e:

@@ -4,7 +4,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -16,6 +18,7 @@
 #include "devices/rtc/goldfish_rtc.h"
 #include "devices/uart/uart16550.h"
 #include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_console.h"
 #include "devices/virtio/virtio_mmio.h"
 #include "devices/virtio/virtio_net.h"
 #include "devices/virtio/virtio_rng.h"
@@ -64,6 +67,10 @@ VirtMachine::~VirtMachine() {
   for (auto& s : slots_) {
     if (s->thread.joinable()) s->thread.join();
   }
+  // Devices (and their I/O threads) go before the file they write to.
+  virtio_slots_.clear();
+  virtio_devices_.clear();
+  if (virtio_console_file_ != nullptr) std::fclose(virtio_console_file_);
 }
 
 Result<std::unique_ptr<VirtMachine>> VirtMachine::create(const VirtConfig& config, OutputFn output) {
@@ -161,7 +168,8 @@ Status VirtMachine::build() {
 }
 
 Status VirtMachine::add_virtio_devices() {
-  const size_t wanted = config_.disks.size() + config_.nics.size() + (config_.rng ? 1 : 0);
+  const size_t wanted = config_.disks.size() + config_.nics.size() + (config_.rng ? 1 : 0) +
+                        (config_.virtio_console.empty() ? 0 : 1);
   if (wanted > kVirtioSlots) {
     return Status::error(fmt::format("too many virtio devices ({}): the board has {} slots", wanted, kVirtioSlots));
   }
@@ -178,6 +186,18 @@ Status VirtMachine::add_virtio_devices() {
     virtio_devices_.push_back(std::move(net));
   }
   if (config_.rng) virtio_devices_.push_back(std::make_unique<devices::VirtioRng>());
+  if (!config_.virtio_console.empty()) {
+    virtio_console_file_ = std::fopen(config_.virtio_console.c_str(), "ae");
+    if (virtio_console_file_ == nullptr) {
+      return Status::error(fmt::format("--virtio-console: cannot write '{}': {}", config_.virtio_console,
+                                       std::strerror(errno)));
+    }
+    std::FILE* out = virtio_console_file_;
+    virtio_devices_.push_back(std::make_unique<devices::VirtioConsole>([out](const uint8_t* data, size_t len) {
+      std::fwrite(data, 1, len, out);
+      std::fflush(out);
+    }));
+  }
   for (size_t i = 0; i < virtio_devices_.size(); i++) {
     const unsigned irq = kVirtioIrqBase + static_cast<unsigned>(i);
     virtio_slots_.push_back(std::make_unique<devices::VirtioMmio>(

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,7 @@ struct VirtConfig {
   std::vector<backends::DiskOptions> disks;  // virtio-blk: vda, vdb, ... in this order
   std::vector<NicConfig> nics;               // virtio-net: eth0, eth1, ...
   bool rng = true;                           // a virtio-rng entropy source
+  std::string virtio_console;                // a second console (virtio-console) written to this file
 };
 
 // Why the machine stopped.
@@ -113,6 +115,7 @@ class VirtMachine : public SbiPlatform {
   // virtio-mmio slots: transports before the devices they point at, so they go first.
   std::vector<std::unique_ptr<devices::VirtioDevice>> virtio_devices_;
   std::vector<std::unique_ptr<devices::VirtioMmio>> virtio_slots_;
+  std::FILE* virtio_console_file_ = nullptr;
   BootLayout layout_;
 
   std::atomic<bool> stopping_{false};
