@@ -28,6 +28,7 @@
 // path relies on the host detecting tininess after rounding, as x86 does).
 
 #include "cpu/fpu.h"
+#include "cpu/fpu_detail.h"
 
 #include <bit>
 #include <cstdint>
@@ -41,19 +42,6 @@
 
 namespace nimbus::cpu::fpu {
 
-// Software paths, exported (not in fpu.h) so the unit tests can cross-check them against
-// the host in the four hardware rounding modes.
-namespace detail {
-uint64_t soft_add_d(uint64_t a, uint64_t b, uint32_t rm, uint32_t& flags);
-uint64_t soft_mul_d(uint64_t a, uint64_t b, uint32_t rm, uint32_t& flags);
-uint64_t soft_div_d(uint64_t a, uint64_t b, uint32_t rm, uint32_t& flags);
-uint64_t soft_fma_d(uint64_t a, uint64_t b, uint64_t c, uint32_t rm, uint32_t& flags);
-uint32_t soft_cvt_s_d(uint64_t a, uint32_t rm, uint32_t& flags);
-uint32_t odd_add_s(uint32_t a, uint32_t b, uint32_t rm, uint32_t& flags);
-uint32_t odd_mul_s(uint32_t a, uint32_t b, uint32_t rm, uint32_t& flags);
-uint32_t odd_div_s(uint32_t a, uint32_t b, uint32_t rm, uint32_t& flags);
-uint32_t odd_fma_s(uint32_t a, uint32_t b, uint32_t c, uint32_t rm, uint32_t& flags);
-}  // namespace detail
 
 namespace {
 

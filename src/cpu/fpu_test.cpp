@@ -3,6 +3,7 @@
 // the end cross-check the software (RMM) paths against the host FPU in the other modes and
 // against an independent midpoint-comparison reference for RMM.
 #include "cpu/fpu.h"
+#include "cpu/fpu_detail.h"
 
 #include <gtest/gtest.h>
 
@@ -13,18 +14,6 @@
 
 namespace nimbus::cpu::fpu {
 
-// Software paths defined in fpu.cpp (not part of the public interface).
-namespace detail {
-uint64_t soft_add_d(uint64_t a, uint64_t b, uint32_t rm, uint32_t& flags);
-uint64_t soft_mul_d(uint64_t a, uint64_t b, uint32_t rm, uint32_t& flags);
-uint64_t soft_div_d(uint64_t a, uint64_t b, uint32_t rm, uint32_t& flags);
-uint64_t soft_fma_d(uint64_t a, uint64_t b, uint64_t c, uint32_t rm, uint32_t& flags);
-uint32_t soft_cvt_s_d(uint64_t a, uint32_t rm, uint32_t& flags);
-uint32_t odd_add_s(uint32_t a, uint32_t b, uint32_t rm, uint32_t& flags);
-uint32_t odd_mul_s(uint32_t a, uint32_t b, uint32_t rm, uint32_t& flags);
-uint32_t odd_div_s(uint32_t a, uint32_t b, uint32_t rm, uint32_t& flags);
-uint32_t odd_fma_s(uint32_t a, uint32_t b, uint32_t c, uint32_t rm, uint32_t& flags);
-}  // namespace detail
 
 namespace {
 

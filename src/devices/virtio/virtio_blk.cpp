@@ -96,20 +96,12 @@ void VirtioBlk::process() {
   kick_pending_ = false;
   std::lock_guard<std::mutex> lock(mu_);
   if (!transport_) return;
-  Virtqueue& q = transport_->queue(0);
-  VirtqChain chain;
-  for (;;) {
-    const Virtqueue::PopResult r = q.pop(chain);
-    if (r == Virtqueue::PopResult::kEmpty) break;
-    if (r == Virtqueue::PopResult::kBroken) {
-      transport_->set_needs_reset();
-      break;
-    }
-    const uint32_t used = execute(*disk_, serial_, chain, stats_);
-    q.push_used(chain.head, used);
-    // Interrupt per completion batch; let the guest see progress on long queues too.
-    if (q.used_idx() % 32 == 0) transport_->notify_queue(0);
-  }
+  unsigned done = 0;
+  drain_queue(*transport_, 0, [this, &done](const VirtqChain& chain) {
+    // Interrupt per completion batch; on long queues let the guest see progress too.
+    if (++done % 32 == 0) transport_->notify_queue(0);
+    return execute(*disk_, serial_, chain, stats_);
+  });
   transport_->notify_queue(0);
 }
 

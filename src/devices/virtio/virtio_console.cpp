@@ -83,22 +83,14 @@ void VirtioConsole::process_tx() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!transport_) return;
-    Virtqueue& q = transport_->queue(kTxQueue);
-    VirtqChain chain;
-    for (;;) {
-      const Virtqueue::PopResult r = q.pop(chain);
-      if (r == Virtqueue::PopResult::kEmpty) break;
-      if (r == Virtqueue::PopResult::kBroken) {
-        transport_->set_needs_reset();
-        break;
-      }
+    drain_queue(*transport_, kTxQueue, [&out](const VirtqChain& chain) {
       // Linux sends at most a page per buffer; a bigger one is cut, never a huge copy.
       const size_t n = std::min<uint64_t>(chain.readable_len, 64 * 1024);
       const size_t at = out.size();
       out.resize(at + n);
       virtq_copy_from(chain.readable, 0, out.data() + at, n);
-      q.push_used(chain.head, 0);
-    }
+      return 0u;
+    });
     stats_.bytes_tx += out.size();
     transport_->notify_queue(kTxQueue);
   }

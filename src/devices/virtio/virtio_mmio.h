@@ -47,6 +47,25 @@ class VirtioTransport {
   virtual void config_changed() = 0;
 };
 
+// Takes every chain the driver made available on queue `index`, in order, and completes
+// each with the used length `handle(chain)` returns (bytes written into its writable
+// buffers). A malformed ring sets DEVICE_NEEDS_RESET and stops. Does not notify: the
+// caller calls notify_queue() once after the batch.
+template <typename Handle>
+void drain_queue(VirtioTransport& transport, unsigned index, Handle&& handle) {
+  Virtqueue& q = transport.queue(index);
+  VirtqChain chain;
+  for (;;) {
+    const Virtqueue::PopResult r = q.pop(chain);
+    if (r == Virtqueue::PopResult::kEmpty) return;
+    if (r == Virtqueue::PopResult::kBroken) {
+      transport.set_needs_reset();
+      return;
+    }
+    q.push_used(chain.head, handle(chain));
+  }
+}
+
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;

@@ -93,15 +93,7 @@ void VirtioNet::process_tx() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!transport_) return;
-    Virtqueue& q = transport_->queue(kTxQueue);
-    VirtqChain chain;
-    for (;;) {
-      const Virtqueue::PopResult r = q.pop(chain);
-      if (r == Virtqueue::PopResult::kEmpty) break;
-      if (r == Virtqueue::PopResult::kBroken) {
-        transport_->set_needs_reset();
-        break;
-      }
+    drain_queue(*transport_, kTxQueue, [this, &frames](const VirtqChain& chain) {
       if (chain.readable_len < kHdrSize || chain.readable_len - kHdrSize > kMaxFrame) {
         ++stats_.tx_dropped;
       } else {
@@ -111,8 +103,8 @@ void VirtioNet::process_tx() {
         stats_.tx_bytes += f.size();
         frames.push_back(std::move(f));
       }
-      q.push_used(chain.head, 0);
-    }
+      return 0u;
+    });
     transport_->notify_queue(kTxQueue);
   }
   // Outside the lock: a backend may answer (e.g. ARP) synchronously through receive().

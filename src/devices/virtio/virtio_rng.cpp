@@ -51,15 +51,7 @@ void VirtioRng::process() {
   kick_pending_ = false;
   std::lock_guard<std::mutex> lock(mu_);
   if (!transport_) return;
-  Virtqueue& q = transport_->queue(0);
-  VirtqChain chain;
-  for (;;) {
-    const Virtqueue::PopResult r = q.pop(chain);
-    if (r == Virtqueue::PopResult::kEmpty) break;
-    if (r == Virtqueue::PopResult::kBroken) {
-      transport_->set_needs_reset();
-      break;
-    }
+  drain_queue(*transport_, 0, [this](const VirtqChain& chain) {
     uint64_t budget = kMaxFill, written = 0;
     for (const VirtqSegment& s : chain.writable) {
       if (budget == 0) break;
@@ -71,8 +63,8 @@ void VirtioRng::process() {
     }
     ++stats_.requests;
     stats_.bytes += written;
-    q.push_used(chain.head, static_cast<uint32_t>(written));
-  }
+    return static_cast<uint32_t>(written);
+  });
   transport_->notify_queue(0);
 }
 
