@@ -346,3 +346,44 @@ TEST_F(MmuTest, FaultsAreDelegatedToS) {
 
 }  // namespace
 }  // namespace nimbus::cpu
+
+namespace nimbus::cpu {
+namespace {
+
+// The software TLB in front of the walker: a remapped page is seen after SFENCE.VMA and
+// after a satp write, and (as the spec allows) not before.
+TEST_F(MmuTest, TlbFollowsSfenceAndSatp) {
+  set_root(8);  // Sv39
+  const uint64_t code_pa = kRam + 0x2000, old_pa = kRam + 0x3000, new_pa = kRam + 0x4000;
+  map(0x1000, code_pa, V | R | X | A, 0);
+  const uint64_t leaf = map(0x40000000, old_pa, V | R | W | A | D, 0);
+  const uint32_t code[] = {0x0005b503,   // ld a0, 0(a1)
+                           0x12000073,   // sfence.vma
+                           0x0005b603};  // ld a2, 0(a1)
+  for (unsigned i = 0; i < 3; i++) bus.write(code_pa + 4 * i, 4, code[i]);
+  wr64(old_pa, 111);
+  wr64(new_pa, 222);
+  hart.x[11] = 0x40000000;
+
+  hart.pc = 0x1000;
+  ASSERT_EQ(hart.run(1), 1u);
+  EXPECT_EQ(hart.x[10], 111u);
+
+  wr64(leaf, pte(new_pa, V | R | W | A | D));
+  hart.pc = 0x1000;
+  hart.run(1);
+  EXPECT_EQ(hart.x[10], 111u) << "the cached translation was used";
+
+  hart.run(2);  // sfence.vma, then the load again
+  EXPECT_EQ(hart.x[12], 222u);
+
+  wr64(leaf, pte(old_pa, V | R | W | A | D));
+  ASSERT_TRUE(hart.csr_write(0x180, hart.satp));  // a satp write flushes too
+  hart.pc = 0x1008;
+  hart.run(1);
+  EXPECT_EQ(hart.x[12], 111u);
+  EXPECT_EQ(hart.trap_count, 0u);
+}
+
+}  // namespace
+}  // namespace nimbus::cpu
