@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstdio>
 #include <string>
 
@@ -9,6 +10,9 @@
 #include "cli/run_command.h"
 
 int main(int argc, char** argv) {
+  // A closed stdout or a peer that went away is an error to handle where it happens
+  // (EPIPE), not a reason to die.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Nimbus: a RISC-V (RV64GC) hypervisor and personal cloud"};
   app.set_version_flag("--version", std::string("nimbus 0.1.0"));
   app.require_subcommand(1);

@@ -8,7 +8,12 @@
 #include <cstring>
 #include <filesystem>
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/random.h>
+
+#include <atomic>
+#include <thread>
 
 #include "backends/console/stdio_console.h"
 #include "cli/device_options.h"
@@ -26,6 +31,7 @@ constexpr int kExitGuestFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitReboot = 3;  // the guest rebooted and --no-reboot was given
 constexpr int kExitQuit = 4;    // the user quit from the console (Ctrl-A X)
+// Stopped by SIGINT, SIGTERM or SIGHUP: 128 + the signal, as shells report it.
 constexpr int kExitInsnLimit = 124;
 
 constexpr const char* kDefaultAppend = "console=ttyS0 earlycon=sbi";
@@ -107,6 +113,41 @@ int run_bare(const RunOptions& o, uint64_t ram) {
   return 1;
 }
 
+// Turns SIGINT, SIGTERM and SIGHUP into an orderly stop of the machine (so the terminal
+// leaves raw mode and disks are closed), on a thread of its own: the signals are blocked
+// everywhere else, so no handler runs in the middle of a vCPU.
+class SignalStopper {
+ public:
+  explicit SignalStopper(std::function<void()> on_signal) : on_signal_(std::move(on_signal)) {
+    sigemptyset(&set_);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, sig);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // inherited by every thread started later
+    thread_ = std::thread([this] {
+      while (!done_) {
+        timespec timeout{0, 200'000'000};
+        const int sig = sigtimedwait(&set_, nullptr, &timeout);
+        if (sig > 0) {
+          signal_ = sig;
+          on_signal_();
+        }
+      }
+    });
+  }
+  ~SignalStopper() {
+    done_ = true;
+    thread_.join();
+    pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+  }
+  int signal() const { return signal_; }
+
+ private:
+  std::function<void()> on_signal_;
+  sigset_t set_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> signal_{0};
+  std::thread thread_;
+};
+
 int run_linux(const RunOptions& o, uint64_t ram) {
   if (o.cpus < 1 || o.cpus > machine::virt::kMaxHarts) {
     return fail(fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
@@ -145,6 +186,10 @@ int run_linux(const RunOptions& o, uint64_t ram) {
   }
   config.bootargs = o.append_given ? o.append : disk_root ? kDiskRootAppend : kDefaultAppend;
 
+  std::atomic<machine::virt::VirtMachine*> running{nullptr};
+  SignalStopper signals([&running] {
+    if (machine::virt::VirtMachine* m = running.load()) m->stop(machine::virt::ExitReason::kQuit);
+  });
   for (;;) {
     machine::virt::VirtMachine* current = nullptr;
     bool quit = false;
@@ -160,10 +205,17 @@ int run_linux(const RunOptions& o, uint64_t ram) {
         config, [&console](const uint8_t* data, size_t len) { console.write(data, len); });
     if (!machine.ok()) return fail(machine.message());
     current = machine->get();
+    running = current;
+    if (signals.signal() != 0) current->stop(machine::virt::ExitReason::kQuit);
     console.start();
     const machine::virt::ExitReason reason = current->run();
     const uint32_t code = current->failure_code();
+    running = nullptr;
     current = nullptr;
+    if (signals.signal() != 0) {
+      std::fprintf(stderr, "\r\nnimbus: stopped by signal %d\r\n", signals.signal());
+      return 128 + signals.signal();
+    }
     switch (reason) {
       case machine::virt::ExitReason::kPoweroff:
         return kExitPoweroff;
@@ -217,7 +269,8 @@ void add_run_command(CLI::App& app, RunOptions& o) {
   run->add_flag("--stats", o.stats, "With --bare: print instructions, seconds and MIPS on stderr");
   run->footer(
       "Exit status: 0 the guest powered off (or a --bare program passed), 1 the guest reported a\n"
-      "failure, 2 bad input, 3 the guest rebooted with --no-reboot, 4 quit with Ctrl-A X;\n"
+      "failure, 2 bad input, 3 the guest rebooted with --no-reboot, 4 quit with Ctrl-A X,\n"
+      "128+N stopped by signal N (SIGINT, SIGTERM, SIGHUP);\n"
       "--bare: the program's code, or 124 at --max-insns.");
 }
 
