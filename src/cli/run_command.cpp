@@ -192,13 +192,11 @@ int run_linux(const RunOptions& o, uint64_t ram) {
   });
   for (;;) {
     machine::virt::VirtMachine* current = nullptr;
-    bool quit = false;
     backends::StdioConsole console(
         [&current](uint8_t c) {
           if (current != nullptr) current->console_input(c);
         },
-        [&current, &quit] {
-          quit = true;
+        [&current] {
           if (current != nullptr) current->stop(machine::virt::ExitReason::kQuit);
         });
     auto machine = machine::virt::VirtMachine::create(
@@ -227,7 +225,6 @@ int run_linux(const RunOptions& o, uint64_t ram) {
         return kExitGuestFailure;
       case machine::virt::ExitReason::kQuit:
       case machine::virt::ExitReason::kRunning:
-        (void)quit;
         return kExitQuit;
     }
   }

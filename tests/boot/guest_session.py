@@ -54,6 +54,12 @@ class Session:
         self.proc.stdin.write(line.encode() + b"\n")
         self.proc.stdin.flush()
 
+    def abandon(self, tail=3000):
+        """After a failure: show the end of what the guest printed and kill nimbus."""
+        sys.stdout.write(self.out.decode(errors="replace")[-tail:])
+        if self.proc.poll() is None:
+            self.proc.kill()
+
     def wait(self, timeout):
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None:
@@ -101,10 +107,8 @@ def main():
         status = s.wait(STEP_TIMEOUT)
         assert status == 0, f"nimbus exited with {status} after poweroff, want 0"
     except Exception as e:  # show what the guest printed
-        sys.stdout.write(s.out.decode(errors="replace")[-4000:])
+        s.abandon(4000)
         print(f"\nFAIL: {e}")
-        if s.proc.poll() is None:
-            s.proc.kill()
         return 1
     print(f"PASS: {a.cpus} CPU(s){' via ' + a.firmware if a.firmware else ''}, "
           f"{time.monotonic() - t0:.1f} s in all")

@@ -103,9 +103,7 @@ def main():
             raise ValueError(f"unknown mode {mode}")
     except Exception as e:
         if s is not None:
-            sys.stdout.write(s.out.decode(errors="replace")[-3000:])
-            if s.proc.poll() is None:
-                s.proc.kill()
+            s.abandon()
         print(f"\nFAIL ({mode}): {e}")
         return 1
     print(f"PASS ({mode})")
