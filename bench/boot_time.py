@@ -7,6 +7,8 @@ Both boot images/Image with images/initramfs.cpio.gz and the argument nimbus.pow
 so each guest powers off right after printing `nimbus-guest: ready`. QEMU runs
 `qemu-system-riscv64 -M virt` with its default OpenSBI firmware; Nimbus uses its built-in
 SBI. Prints the median of N runs for each and the ratio nimbus/qemu (below 1: faster).
+If $NIMBUS_BENCH_RESULTS names a file, appends rows `name<TAB>nimbus<TAB>qemu<TAB>unit<TAB>ratio`
+to it (bench/run-all.sh collects them).
 """
 import argparse
 import os
@@ -44,6 +46,13 @@ def time_to_ready(argv, timeout=300):
     return ready
 
 
+def record(*row):
+    out = os.environ.get("NIMBUS_BENCH_RESULTS")
+    if out:
+        with open(out, "a") as f:
+            f.write("\t".join(row) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
@@ -65,6 +74,7 @@ def main():
         print(f"boot to ready, {n} hart(s): nimbus {mn:.2f} s, qemu {mq:.2f} s, "
               f"ratio nimbus/qemu {mn / mq:.2f}   (runs: nimbus {', '.join(f'{t:.2f}' for t in tn)}; "
               f"qemu {', '.join(f'{t:.2f}' for t in tq)})", flush=True)
+        record(f"boot to ready, {n} hart(s), median of {a.repeats}", f"{mn:.2f}", f"{mq:.2f}", "s", f"{mn / mq:.2f}")
 
 
 if __name__ == "__main__":

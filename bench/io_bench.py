@@ -9,6 +9,8 @@ guest's nimbus-netbench server. In the guest, `nimbus-diskbench -d /dev/vda MIB`
 then reads MIB MiB sequentially with O_DIRECT (1 MiB requests). Then the host connects
 through the forwarded port and receives MIB MiB sent by the guest (guest-to-host TCP).
 Prints each figure and the ratio nimbus/qemu (above 1: Nimbus is faster).
+If $NIMBUS_BENCH_RESULTS names a file, appends rows `name<TAB>nimbus<TAB>qemu<TAB>unit<TAB>ratio`
+to it (bench/run-all.sh collects them).
 """
 import argparse
 import os
@@ -102,6 +104,13 @@ def main():
     print(f"disk write ({a.mib} MiB, O_DIRECT): nimbus {nw:.1f} MB/s, qemu {qw:.1f} MB/s, ratio {nw / qw:.2f}")
     print(f"disk read  ({a.mib} MiB, O_DIRECT): nimbus {nr:.1f} MB/s, qemu {qr:.1f} MB/s, ratio {nr / qr:.2f}")
     print(f"guest-to-host TCP ({a.mib} MiB):    nimbus {nn:.1f} MB/s, qemu {qn:.1f} MB/s, ratio {nn / qn:.2f}")
+    out = os.environ.get("NIMBUS_BENCH_RESULTS")
+    if out:
+        with open(out, "a") as f:
+            for name, n, q in ((f"disk write, O_DIRECT, {a.mib} MiB", nw, qw),
+                               (f"disk read, O_DIRECT, {a.mib} MiB", nr, qr),
+                               (f"guest-to-host TCP, {a.mib} MiB", nn, qn)):
+                f.write(f"{name}\t{n:.1f}\t{q:.1f}\tMB/s\t{n / q:.2f}\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@
 #   qemu-system-riscv64 -M virt -bios none -kernel mips.elf -nographic
 # takes the best wall-clock time of REPEATS runs (default 1) for each, and prints the
 # guest MIPS of Nimbus (from its instruction count) and the time ratio nimbus / QEMU.
-# Environment: NIMBUS=path overrides the binary, QEMU=path the emulator, NO_QEMU=1 skips it.
+# Environment: NIMBUS=path overrides the binary, QEMU=path the emulator, NO_QEMU=1 skips it;
+# if NIMBUS_BENCH_RESULTS names a file, rows `name<TAB>nimbus<TAB>qemu<TAB>unit<TAB>ratio` are
+# appended to it (bench/run-all.sh collects them).
 set -eu
 build=${1:?usage: run-mips.sh BUILD_DIR [REPEATS]}
 reps=${2:-1}
@@ -78,3 +80,13 @@ printf 'qemu:    wall %.3f s' "$best_q"
 [ -n "$insns" ] && printf ', %.1f MIPS' "$(calc "$insns / $best_q / 1000000")"
 printf '\n'
 printf 'ratio:   nimbus/qemu time = %.3f\n' "$(calc "$best_n / $best_q")"
+if [ -n "${NIMBUS_BENCH_RESULTS:-}" ]; then
+  {
+    printf 'bare-metal integer (mips.elf), best of %s: time\t%.3f\t%.3f\ts\t%.2f\n' \
+      "$reps" "$best_n" "$best_q" "$(calc "$best_n / $best_q")"
+    if [ -n "$insns" ]; then
+      printf 'bare-metal integer (mips.elf): guest MIPS (%s instr.)\t%.0f\t%.0f\tMIPS\t%.2f\n' \
+        "$insns" "$(calc "$insns / $best_n / 1000000")" "$(calc "$insns / $best_q / 1000000")" "$(calc "$best_q / $best_n")"
+    fi
+  } >> "$NIMBUS_BENCH_RESULTS"
+fi

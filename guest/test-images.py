@@ -6,13 +6,19 @@ Not run in CI (needs qemu-system-riscv64 and takes a minute or two). Checks:
   2. initramfs, interactive: shell commands and the guest programs work.
   3. rootfs.ext4 on virtio-blk with user networking: the ready line appears,
      DHCP configured eth0, and the host fetches the web page through hostfwd.
+  4. the guest agent on a virtio console (virtio-serial-device + virtconsole on a
+     unix socket, /dev/hvc1 in the guest): "nimbus-agent: ready", ping/pong, an
+     unknown line ignored, reboot (the guest comes back, the agent says ready
+     again), then poweroff ends QEMU with status 0.
 usage: guest/test-images.py [--smp N]
 """
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -109,6 +115,74 @@ def check(cond, what):
 failures = 0
 
 
+class AgentLink:
+    """The host end of the guest agent's virtio console (a unix socket QEMU listens on)."""
+
+    def __init__(self, path, proc, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+    def expect(self, line):
+        """Waits for a whole line; returns what came before it."""
+        want = line.encode() + b"\n"
+        while want not in self.buf:
+            data = self.sock.recv(4096)
+            if not data:
+                raise EOFError(f"agent socket closed while waiting for {line!r}")
+            self.buf += data
+        i = self.buf.index(want)
+        before, self.buf = self.buf[:i], self.buf[i + len(want):]
+        return before
+
+    def send(self, line):
+        self.sock.sendall(line.encode() + b"\n")
+
+
+def agent_check(smp, logdir):
+    sockdir = tempfile.mkdtemp(prefix="nimbus-agent-")  # short path: AF_UNIX limit
+    sock = os.path.join(sockdir, "agent.sock")
+    # wait=on: QEMU starts the guest only once the socket is connected, so nothing is lost.
+    g = Guest(["--no-net", "--smp", smp, "--", "-device", "virtio-serial-device",
+               "-chardev", f"socket,id=agent,path={sock},server=on,wait=on",
+               "-device", "virtconsole,chardev=agent"], os.path.join(logdir, "nimbus-agent.log"))
+    try:
+        link = AgentLink(sock, g.proc)
+        link.expect("nimbus-agent: ready")
+        g.expect(READY, 120)
+        check(True, "agent: 'nimbus-agent: ready' on the virtio console (/dev/hvc1)")
+        link.send("hello")            # not a command: ignored
+        link.send("ping")
+        check(link.expect("nimbus-agent: pong") == b"", "agent: ping -> pong (unknown line ignored)")
+        link.sock.sendall(b"ping\r\n")  # CRLF line ends work too
+        link.expect("nimbus-agent: pong")
+        link.send("reboot")
+        link.expect("nimbus-agent: reboot")
+        g.expect(r"reboot: Restarting system", 60)
+        g.expect(READY, 120)
+        link.expect("nimbus-agent: ready")
+        check(True, "agent: reboot -> the guest restarts and the agent comes back")
+        link.send("poweroff")
+        link.expect("nimbus-agent: poweroff")
+        rc = g.wait_exit(60)
+        check(rc == 0, f"agent: poweroff -> QEMU exited (rc {rc})")
+    except Exception as e:  # noqa: BLE001
+        check(False, f"agent: {e}")
+    finally:
+        g.kill()
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
 def main():
     smp = "2"
     if len(sys.argv) == 3 and sys.argv[1] == "--smp":
@@ -152,6 +226,11 @@ def main():
               and "\n15" in "\n" + out, "initramfs: sha256sum / awk")
         rc, out = g.run("nimbus-cpubench 200000", 120)
         check(rc == 0 and "checksum=" in out, "initramfs: nimbus-cpubench: " + out.splitlines()[-1])
+        rc, out = g.run("nimbus-cpubench int 200000 && nimbus-cpubench branch 20000", 120)
+        check(rc == 0 and out.count("checksum=") == 2, "initramfs: nimbus-cpubench int / branch")
+        rc, out = g.run("nimbus-fpbench 1", 120)
+        check(rc == 0 and "nimbus-fpbench: scale=1" in out and "checksum=" in out,
+              "initramfs: nimbus-fpbench: " + out.splitlines()[-1])
         rc, out = g.run("nimbus-membench 4 2", 120)
         check(rc == 0 and "memcpy:" in out, "initramfs: nimbus-membench")
         rc, out = g.run("nimbus-diskbench /tmp/bench 8 && rm /tmp/bench", 120)
@@ -196,6 +275,9 @@ def main():
         check(rc == 0, "disk: poweroff -f stops QEMU")
     finally:
         g.kill()
+
+    # 4. The guest agent on /dev/hvc1.
+    agent_check(smp, logdir)
 
     print("all checks passed" if failures == 0 else f"{failures} check(s) failed")
     return 1 if failures else 0

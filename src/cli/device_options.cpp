@@ -40,19 +40,6 @@ Result<backends::DiskOptions> parse_disk_option(const std::string& text) {
   return o;
 }
 
-Result<std::array<uint8_t, 6>> parse_mac(const std::string& text) {
-  std::array<uint8_t, 6> mac{};
-  unsigned v[6];
-  char tail;
-  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6 ||
-      text.size() != 17) {
-    return Status::error("'" + text + "' is not a MAC address (like 52:54:00:12:34:56)");
-  }
-  for (int i = 0; i < 6; i++) mac[i] = static_cast<uint8_t>(v[i]);
-  if (mac[0] & 1) return Status::error("'" + text + "' is a multicast MAC address; a card needs a unicast one");
-  return mac;
-}
-
 Result<NetOption> parse_net_option(const std::string& text) {
   NetOption o;
   std::string spec;

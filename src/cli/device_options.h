@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backends/block/block_backend.h"
+#include "common/mac.h"
 #include "common/status.h"
 
 namespace nimbus::cli {
@@ -21,7 +22,6 @@ struct NetOption {
 };
 Result<NetOption> parse_net_option(const std::string& text);
 
-// "52:54:00:12:34:56"; multicast addresses are refused (a NIC cannot own one).
-Result<std::array<uint8_t, 6>> parse_mac(const std::string& text);
+using ::nimbus::parse_mac;
 
 }  // namespace nimbus::cli

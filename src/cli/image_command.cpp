@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backends/block/block_backend.h"
+#include "backends/block/disk_resize.h"
 #include "backends/block/qcow2.h"
 #include "backends/block/raw_file.h"
 #include "common/size.h"
@@ -231,30 +232,14 @@ int do_resize(const ImageOptions& o) {
   bool relative = !o.size.empty() && o.size[0] == '+';
   auto parsed = parse_size(relative ? o.size.substr(1) : o.size);
   if (!parsed.ok()) return fail(parsed.message());
-  auto probed = backends::probe_disk_format(o.file);
-  if (!probed.ok()) return fail(probed.message());
-  if (*probed == DiskFormat::kQcow2) {
-    auto image = backends::Qcow2Image::open(o.file, false);
-    if (!image.ok()) return fail(image.message());
-    uint64_t target = relative ? (*image)->size() + *parsed : *parsed;
-    if (target == (*image)->size()) return 0;
-    Status s = (*image)->resize(target);
-    return s.ok() ? 0 : fail(s.message());
+  uint64_t target = *parsed;
+  if (relative) {
+    auto current = backends::disk_size(o.file);
+    if (!current.ok()) return fail(current.message());
+    target += *current;
   }
-  int fd = ::open(o.file.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return fail(fmt::format("cannot open '{}': {}", o.file, std::strerror(errno)));
-  struct stat st {};
-  ::fstat(fd, &st);
-  uint64_t current = static_cast<uint64_t>(st.st_size);
-  uint64_t target = relative ? current + *parsed : *parsed;
-  int status = 0;
-  if (target < current) {
-    status = fail(fmt::format("'{}': shrinking is not supported ({} < {} bytes)", o.file, target, current));
-  } else if (::ftruncate(fd, static_cast<off_t>(target)) != 0) {
-    status = fail(fmt::format("cannot resize '{}': {}", o.file, std::strerror(errno)));
-  }
-  ::close(fd);
-  return status;
+  Status s = backends::resize_disk(o.file, target);
+  return s.ok() ? 0 : fail(s.message());
 }
 
 }  // namespace

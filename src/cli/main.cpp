@@ -8,6 +8,7 @@
 
 #include "cli/image_command.h"
 #include "cli/run_command.h"
+#include "cli/vmm_command.h"
 
 int main(int argc, char** argv) {
   // A closed stdout or a peer that went away is an error to handle where it happens
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
   nimbus::cli::add_run_command(app, run);
   nimbus::cli::ImageOptions image;
   nimbus::cli::add_image_command(app, image);
+  nimbus::cli::VmmCommandOptions vmm;
+  nimbus::cli::add_vmm_command(app, vmm);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -35,5 +38,6 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("run")) return nimbus::cli::run_command(run);
   if (app.got_subcommand("image")) return nimbus::cli::image_command(image);
+  if (app.got_subcommand("vmm")) return nimbus::cli::vmm_command(vmm);
   return 2;
 }

@@ -18,6 +18,7 @@
 #include "backends/console/stdio_console.h"
 #include "cli/device_options.h"
 #include "common/size.h"
+#include "cpu/hart.h"
 #include "machine/bare_machine.h"
 #include "machine/virt/memory_map.h"
 #include "machine/virt/virt_machine.h"
@@ -50,6 +51,9 @@ std::array<uint8_t, 6> random_mac() {
   }
   return mac;
 }
+
+// --check-reference (kept here rather than in RunOptions: it only selects the CPU engine).
+bool g_check_reference = false;
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "nimbus: %s\n", message.c_str());
@@ -152,8 +156,10 @@ int run_linux(const RunOptions& o, uint64_t ram) {
   if (o.cpus < 1 || o.cpus > machine::virt::kMaxHarts) {
     return fail(fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
   }
-  if (o.trace || !o.trace_file.empty() || !o.signature.empty() || o.max_insns != 0) {
-    return fail("--trace, --signature and --max-insns work with --bare programs only");
+  if (o.trace || !o.trace_file.empty() || !o.signature.empty() || o.max_insns != 0 ||
+      g_check_reference) {
+    return fail(
+        "--trace, --signature, --max-insns and --check-reference work with --bare programs only");
   }
   machine::virt::VirtConfig config;
   config.harts = o.cpus;
@@ -264,6 +270,10 @@ void add_run_command(CLI::App& app, RunOptions& o) {
       ->check(CLI::IsMember({4u, 8u}))
       ->capture_default_str();
   run->add_flag("--stats", o.stats, "With --bare: print instructions, seconds and MIPS on stderr");
+  run->add_flag_callback(
+      "--check-reference", [] { g_check_reference = true; },
+      "With --bare: check the fast interpreter against a plain reference path instruction by "
+      "instruction; stop at the first difference with a report (exit status 1)");
   run->footer(
       "Exit status: 0 the guest powered off (or a --bare program passed), 1 the guest reported a\n"
       "failure, 2 bad input, 3 the guest rebooted with --no-reboot, 4 quit with Ctrl-A X,\n"
@@ -282,6 +292,7 @@ int run_command(const RunOptions& o) {
         !o.disks.empty() || !o.nets.empty()) {
       return fail("--bare runs a program on its own: it does not take --kernel, --initrd, --append, --firmware, --disk or --net");
     }
+    if (g_check_reference) cpu::Hart::set_default_engine(cpu::EngineKind::kCheckReference);
     return run_bare(o, *ram);
   }
   return run_linux(o, *ram);

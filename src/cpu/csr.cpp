@@ -290,7 +290,7 @@ bool Hart::csr_write(unsigned csr, uint64_t value) {
         break;
       case kSstatus:
         mstatus_ = normalise_mstatus((mstatus_ & ~kSstatusWritable) | (value & kSstatusWritable));
-        tlb_flush();
+        update_tlb_context();
         break;
       case kSie:
         mie = (mie & ~mideleg) | (value & mideleg & kSInterrupts);
@@ -339,7 +339,7 @@ bool Hart::csr_write(unsigned csr, uint64_t value) {
         uint64_t v = value;
         if (((v & kMPP) >> kMPPShift) == 2) v = (v & ~kMPP) | (mstatus_ & kMPP);  // WARL
         mstatus_ = normalise_mstatus(v);
-        tlb_flush();
+        update_tlb_context();
         break;
       }
       case kMisa:

@@ -120,10 +120,22 @@ TEST_F(CsrTest, MstatusFieldsAndMppWarl) {
   EXPECT_FALSE(rd(0x300) & mstatus::kSD);
 }
 
-TEST_F(CsrTest, MstatusWriteFlushesTlb) {
+TEST_F(CsrTest, MstatusWriteSwitchesTlbContext) {
+  // SUM/MXR/MPRV changes select other TLB entries instead of flushing them.
   hart.tlb_store[1].tag = 1;
-  EXPECT_TRUE(hart.csr_write(0x300, mstatus::kSUM));
-  EXPECT_EQ(hart.tlb_store[1].tag, kTlbInvalid);
+  hart.priv = kPrivS;
+  hart.update_tlb_context();
+  const uint64_t without_sum = hart.data_ctx;
+  EXPECT_TRUE(hart.csr_write(0x100, mstatus::kSUM));
+  EXPECT_NE(hart.data_ctx, without_sum);
+  EXPECT_EQ(hart.tlb_store[1].tag, 1u);
+  EXPECT_TRUE(hart.csr_write(0x100, 0));
+  EXPECT_EQ(hart.data_ctx, without_sum);
+  // MPRV in M-mode: loads and stores take MPP's context, fetches keep M's.
+  hart.priv = kPrivM;
+  EXPECT_TRUE(hart.csr_write(0x300, mstatus::kMPRV | (1ULL << mstatus::kMPPShift)));
+  EXPECT_EQ(hart.data_ctx, without_sum);
+  EXPECT_EQ(hart.fetch_ctx, uint64_t{kPrivM} << kTlbCtxShift);
 }
 
 TEST_F(CsrTest, SstatusIsRestrictedView) {

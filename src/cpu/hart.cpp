@@ -13,7 +13,26 @@ constexpr uint64_t misa_value() {
 }
 }  // namespace
 
-Hart::Hart(mem::Bus& bus_, uint64_t id) : hartid(id), bus(bus_) { reset(0); }
+namespace {
+std::atomic<EngineKind> g_default_engine{EngineKind::kInterpreter};
+}  // namespace
+
+void Hart::set_default_engine(EngineKind kind) { g_default_engine.store(kind); }
+EngineKind Hart::default_engine() { return g_default_engine.load(); }
+
+Hart::Hart(mem::Bus& bus_, uint64_t id)
+    : hartid(id), bus(bus_), engine(make_engine(g_default_engine.load())) {
+  reset(0);
+}
+
+Hart::~Hart() = default;
+
+void Hart::set_engine(EngineKind kind) {
+  engine = make_engine(kind);
+  diverged = false;
+}
+
+uint64_t Hart::run(uint64_t max_insns) { return engine->run(*this, max_insns); }
 
 void Hart::reset(uint64_t reset_pc) {
   std::memset(x, 0, sizeof(x));
@@ -36,13 +55,31 @@ void Hart::reset(uint64_t reset_pc) {
   reservation_valid = false;
   waiting = false;
   break_block = false;
-  tlb_flush();
+  update_tlb_context();
+  flush_all_caches();
 }
 
 void Hart::tlb_flush() {
   for (unsigned i = 0; i < kTlbSize; i++) {
     tlb_fetch[i].tag = tlb_load[i].tag = tlb_store[i].tag = kTlbInvalid;
   }
+  tlb_has_superpage = false;
+}
+
+void Hart::sfence_vma(bool has_va, uint64_t va) {
+  if (!has_va || tlb_has_superpage) {
+    tlb_flush();
+    return;
+  }
+  // Entries are 4 KiB slices indexed by the virtual page: only this slot can hold `va`,
+  // in any context.
+  const unsigned i = (va >> 12) & (kTlbSize - 1);
+  tlb_fetch[i].tag = tlb_load[i].tag = tlb_store[i].tag = kTlbInvalid;
+}
+
+void Hart::flush_all_caches() {
+  tlb_flush();
+  if (engine) engine->flush();
 }
 
 void Hart::set_interrupt_pending(unsigned irq, bool level) {

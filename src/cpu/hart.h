@@ -2,7 +2,8 @@
 //
 // Files and their jobs:
 //   hart.h / hart.cpp   state, reset, the run loop's public face
-//   interp.cpp          the interpreter loop, memory-access fast paths (TLB), instruction bodies
+//   interp.cpp          the engines (block interpreter, reference checker), TLB fast paths,
+//                       instruction bodies
 //   csr.cpp             CSR read/write with privilege checks (Priv spec ch. 2-4)
 //   trap.cpp            exceptions, interrupts, delegation, MRET/SRET, WFI rules
 //   mmu.cpp             Sv39/Sv48 page walks (the TLB's slow path)
@@ -11,9 +12,11 @@
 #pragma once
 
 #include <atomic>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
+#include <memory>
+#include <string>
 
 #include "mem/bus.h"
 
@@ -80,13 +83,17 @@ constexpr uint64_t kSD = 1ULL << 63;
 }  // namespace mstatus
 
 // A software TLB entry: a virtual page mapped straight to host memory.
-// host address = vaddr + addend. tag = vaddr >> 12, or kTlbInvalid.
+// host address = vaddr + addend. tag = (vaddr >> 12) | context, or kTlbInvalid. The context
+// (bits 52..55, see Hart::fetch_ctx/data_ctx) names the effective privilege and the
+// mstatus bits the translation depended on, so entries of several modes live side by side
+// and a privilege change or an mstatus write needs no flush.
 struct TlbEntry {
   uint64_t tag;
   uintptr_t addend;
 };
 constexpr uint64_t kTlbInvalid = ~0ULL;
 constexpr unsigned kTlbSize = 256;
+constexpr unsigned kTlbCtxShift = 52;
 
 // Result of a translation done by the slow path.
 struct Translation {
@@ -94,11 +101,55 @@ struct Translation {
   // True when the same translation and PMP verdict hold for the whole 4 KiB page, so the
   // TLB may cache it (false for example when a PMP region boundary splits the page).
   bool page_uniform;
+  // True when the leaf was a megapage or larger (SFENCE.VMA of one address must then drop
+  // the 4 KiB slices cached for the rest of that superpage too).
+  bool superpage = false;
 };
+
+class Hart;
+struct AccessLog;
+
+// What executes instructions for a hart. The block interpreter (interp.cpp) is the only
+// engine today; a JIT would be another one beside it. One virtual call per Hart::run(),
+// never per instruction.
+class ExecutionEngine {
+ public:
+  virtual ~ExecutionEngine() = default;
+  // Same contract as Hart::run.
+  virtual uint64_t run(Hart& hart, uint64_t max_insns) = 0;
+  // Drops everything derived from guest memory (decoded blocks). Called on reset and by
+  // flush_all_caches (e.g. after a snapshot restore overwrote RAM).
+  virtual void flush() = 0;
+};
+
+enum class EngineKind : uint8_t {
+  kInterpreter,     // predecoded blocks, TLB fast paths
+  kCheckReference,  // the same, checked instruction by instruction against a plain
+                    // reference path (no block cache, no TLB) on a shadow hart
+};
+
+// interp.cpp: a new engine of that kind.
+std::unique_ptr<ExecutionEngine> make_engine(EngineKind kind);
 
 class Hart {
  public:
   Hart(mem::Bus& bus, uint64_t hartid);
+  ~Hart();
+  Hart(const Hart&) = delete;
+  Hart& operator=(const Hart&) = delete;
+
+  // The engine harts constructed from now on use (the CLI's --check-reference sets it
+  // before the machine is built). kInterpreter unless changed.
+  static void set_default_engine(EngineKind kind);
+  static EngineKind default_engine();
+  // Replaces this hart's engine.
+  void set_engine(EngineKind kind);
+  // Called by the kCheckReference engine at the first difference between the fast path
+  // and the reference path, with a report (pc, instruction, what differs). The hart then
+  // stops (run() returns at once from then on; `diverged` is set). When unset the report
+  // goes to stderr and the process exits with status 1.
+  std::function<void(const std::string& report)> on_divergence;
+  bool diverged = false;
 
   // Puts the hart in its reset state: M-mode, pc = reset_pc, mstatus zeroed, TLB empty.
   void reset(uint64_t reset_pc);
@@ -204,9 +255,29 @@ class Hart {
   // True if the PMP verdict is the same for every byte of the 4 KiB page at `paddr`.
   bool pmp_page_uniform(uint64_t paddr, Priv priv) const;
 
-  // interp.cpp. Forgets every cached translation. Called on satp writes, SFENCE.VMA, every
-  // privilege change, mstatus writes (MPRV/MPP/SUM/MXR) and PMP writes.
+  // interp.cpp. Forgets every cached translation. Called on satp writes, SFENCE.VMA
+  // without an address, and PMP writes.
   void tlb_flush();
+  // SFENCE.VMA rs1, rs2: with has_va only the translations of `va` (all of them when a
+  // superpage is cached). Entries are not tagged by ASID, so the ASID argument widens
+  // nothing and is ignored (dropping more than asked is always allowed).
+  void sfence_vma(bool has_va, uint64_t va);
+  // Drops every TLB entry and every decoded block of this hart (snapshot restore calls it
+  // after overwriting RAM and the hart's state).
+  void flush_all_caches();
+  // Recomputes fetch_ctx/data_ctx from priv and mstatus. trap.cpp and csr.cpp call it
+  // when those change; run() calls it on entry (tests and the machine set priv directly).
+  void update_tlb_context() {
+    fetch_ctx = uint64_t{priv} << kTlbCtxShift;
+    Priv eff = priv;
+    if (priv == kPrivM && (mstatus_ & mstatus::kMPRV)) {
+      eff = static_cast<Priv>((mstatus_ & mstatus::kMPP) >> mstatus::kMPPShift);
+    }
+    uint64_t c = eff;
+    if (eff == kPrivS && (mstatus_ & mstatus::kSUM)) c |= 4;
+    if (eff != kPrivM && (mstatus_ & mstatus::kMXR)) c |= 8;
+    data_ctx = c << kTlbCtxShift;
+  }
 
   // mstatus.FS = Dirty (and SD), after an instruction writes FP state.
   void mark_fs_dirty() { mstatus_ |= mstatus::kFS | mstatus::kSD; }
@@ -219,10 +290,18 @@ class Hart {
   // writes, traps, xRET) so that interrupts are checked again.
   bool break_block = false;
 
-  // interp.cpp internal: the software TLBs.
+  // interp.cpp internal: the software TLBs (tags include the context below).
   TlbEntry tlb_fetch[kTlbSize];
   TlbEntry tlb_load[kTlbSize];
   TlbEntry tlb_store[kTlbSize];
+  uint64_t fetch_ctx = 0;  // context of fetches: priv
+  uint64_t data_ctx = 0;   // context of loads/stores: effective priv (MPRV), SUM, MXR
+  bool tlb_has_superpage = false;
+
+  // interp.cpp internal: the engine, and the access log of the reference checker (null
+  // unless kCheckReference runs).
+  std::unique_ptr<ExecutionEngine> engine;
+  AccessLog* access_log = nullptr;
 };
 
 }  // namespace nimbus::cpu

@@ -1,10 +1,20 @@
-// The interpreter: fetch through the instruction TLB, decode through a cache keyed by the
-// instruction bits (so self-modifying code needs no invalidation), and one body per
-// table row.
+// The interpreter. Guest code runs as predecoded blocks: straight-line runs of decoded
+// instructions within one 4 KiB page, cached per hart by host (= physical) address and
+// checked against the bytes in memory each time they are entered, so writes to code by
+// anyone (this hart, another hart, a device's DMA) are seen without any invalidation
+// protocol. Loads, stores and fetches go through software TLBs that map a virtual page
+// straight to a host pointer. Every instruction has one body, in execute() below, shared
+// by the fast path and by the plain reference path of the --check-reference engine.
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <bit>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "cpu/fpu.h"
 #include "cpu/hart.h"
@@ -16,51 +26,106 @@ namespace nimbus::cpu {
 using isa::Decoded;
 using isa::Op;
 
-namespace {
+// What the reference checker records while one instruction runs: stores (so that the fast
+// path's can be undone and compared with the reference path's) and device accesses (done
+// once, by the fast path; the reference path replays their results).
+struct AccessLog {
+  struct Store {
+    uintptr_t host;  // RAM: host address; device: the physical address
+    uint64_t old_value;
+    uint64_t value;
+    uint8_t size;
+    bool mmio;
+  };
+  struct Mmio {
+    uint64_t paddr;
+    uint64_t value;
+    uint8_t size;
+    bool write;
+    bool ok;
+  };
+  std::vector<Store> stores;
+  std::vector<Mmio> mmio;
+  size_t mmio_pos = 0;
+  bool replay = false;  // the reference side: device accesses come from `mmio`
+  std::string problem;  // set by the replaying side when it cannot follow the recording
 
-// Decoded instructions, direct-mapped by pc (sequential code uses sequential entries) and
-// validated by the instruction bits, so a rewritten instruction is simply decoded again:
-// self-modifying code and FENCE.I need no invalidation. Per thread: entries are written
-// on a miss.
-class DecodeCache {
- public:
-  DecodeCache() {
-    const Decoded zero = isa::decode(0);
-    for (Decoded& e : entries_) e = zero;
+  void clear() {
+    stores.clear();
+    mmio.clear();
+    mmio_pos = 0;
+    problem.clear();
   }
-  const Decoded& get(uint64_t pc, uint32_t raw) {
-    // A 16-bit instruction is keyed by its own bits, not by the next parcel's too.
-    if (isa::is_compressed(raw)) raw &= 0xffff;
-    Decoded& e = entries_[(pc >> 1) & (kEntries - 1)];
-    if (e.raw != raw) [[unlikely]] e = isa::decode(raw);
-    return e;
-  }
-
- private:
-  static constexpr unsigned kEntries = 1u << 16;  // 1.25 MiB per hart thread
-  Decoded entries_[kEntries];
 };
 
-DecodeCache& decode_cache() {
-  static thread_local DecodeCache cache;
-  return cache;
-}
+namespace {
+
+// kFast: TLB fast paths. kChecked: the same, recording stores in the hart's AccessLog.
+// kRef: the reference path, which never reads a TLB (every access is translated).
+enum class Path { kFast, kChecked, kRef };
 
 constexpr uint64_t kPageMask = 0xfff;
 
 inline unsigned tlb_index(uint64_t va) { return (va >> 12) & (kTlbSize - 1); }
 
+// ---- access log hooks (slow paths only, except the kChecked store fast path) ----
+void log_ram_store(Hart& h, void* host, unsigned size, uint64_t value) {
+  AccessLog::Store s{reinterpret_cast<uintptr_t>(host), 0, value, static_cast<uint8_t>(size),
+                     false};
+  std::memcpy(&s.old_value, host, size);
+  h.access_log->stores.push_back(s);
+}
+
+bool mmio_read(Hart& h, uint64_t paddr, unsigned size, uint64_t& value) {
+  AccessLog* log = h.access_log;
+  if (log == nullptr) return h.bus.read(paddr, size, value);
+  if (!log->replay) {
+    const bool ok = h.bus.read(paddr, size, value);
+    log->mmio.push_back({paddr, value, static_cast<uint8_t>(size), false, ok});
+    return ok;
+  }
+  if (log->mmio_pos < log->mmio.size()) {
+    const AccessLog::Mmio& m = log->mmio[log->mmio_pos++];
+    if (!m.write && m.paddr == paddr && m.size == size) {
+      value = m.value;
+      return m.ok;
+    }
+  }
+  log->problem =
+      fmt::format("the reference path read device address {:#x} ({} bytes), the fast path did not",
+                  paddr, size);
+  value = 0;
+  return true;
+}
+
+bool mmio_write(Hart& h, uint64_t paddr, unsigned size, uint64_t value) {
+  AccessLog* log = h.access_log;
+  if (log == nullptr) return h.bus.write(paddr, size, value);
+  log->stores.push_back({paddr, 0, value, static_cast<uint8_t>(size), true});
+  if (!log->replay) {
+    const bool ok = h.bus.write(paddr, size, value);
+    log->mmio.push_back({paddr, value, static_cast<uint8_t>(size), true, ok});
+    return ok;
+  }
+  if (log->mmio_pos < log->mmio.size()) {
+    const AccessLog::Mmio& m = log->mmio[log->mmio_pos++];
+    if (m.write && m.paddr == paddr && m.size == size) return m.ok;
+  }
+  return true;  // the store logs differ: reported by the comparison
+}
+
 // Caches a translation of the page of `va` to host memory if the whole page is RAM and
 // the translation and PMP verdict hold for all of it. Returns the host address of `pa`
 // (nullptr if not RAM).
-uint8_t* tlb_fill(Hart& h, TlbEntry* tlb, uint64_t va, const Translation& t) {
+uint8_t* tlb_fill(Hart& h, TlbEntry* tlb, uint64_t ctx, uint64_t va, const Translation& t) {
   uint64_t page = t.paddr & ~kPageMask;
   uint8_t* host_page = h.bus.ram_ptr(page, 4096);
   if (host_page == nullptr) return nullptr;
   if (t.page_uniform) {
     TlbEntry& e = tlb[tlb_index(va)];
-    e.tag = va >> 12;
+    e.tag = (va >> 12) | ctx;
     e.addend = reinterpret_cast<uintptr_t>(host_page) - (va & ~kPageMask);
+    h.tlb_has_superpage |= t.superpage;
   }
   return host_page + (t.paddr & kPageMask);
 }
@@ -79,13 +144,13 @@ bool load_slow(Hart& h, uint64_t va, unsigned size, uint64_t& value) {
   }
   Translation t;
   if (!h.translate(va, Access::kLoad, size, t)) return false;
-  if (uint8_t* host = tlb_fill(h, h.tlb_load, va, t)) {
+  if (uint8_t* host = tlb_fill(h, h.tlb_load, h.data_ctx, va, t)) {
     value = 0;
     std::memcpy(&value, host, size);
     return true;
   }
   // MMIO: devices take naturally aligned accesses only.
-  if ((t.paddr & (size - 1)) != 0 || !h.bus.read(t.paddr, size, value)) {
+  if ((t.paddr & (size - 1)) != 0 || !mmio_read(h, t.paddr, size, value)) {
     h.take_trap(kLoadAccessFault, va);
     return false;
   }
@@ -106,23 +171,27 @@ bool store_slow(Hart& h, uint64_t va, unsigned size, uint64_t value) {
   }
   Translation t;
   if (!h.translate(va, Access::kStore, size, t)) return false;
-  if (uint8_t* host = tlb_fill(h, h.tlb_store, va, t)) {
+  if (uint8_t* host = tlb_fill(h, h.tlb_store, h.data_ctx, va, t)) {
+    if (h.access_log != nullptr) [[unlikely]]
+      log_ram_store(h, host, size, value);
     std::memcpy(host, &value, size);
     return true;
   }
-  if ((t.paddr & (size - 1)) != 0 || !h.bus.write(t.paddr, size, value)) {
+  if ((t.paddr & (size - 1)) != 0 || !mmio_write(h, t.paddr, size, value)) {
     h.take_trap(kStoreAccessFault, va);
     return false;
   }
   return true;
 }
 
-template <typename T>
+template <Path P, typename T>
 inline bool load(Hart& h, uint64_t va, T& out) {
-  const TlbEntry& e = h.tlb_load[tlb_index(va)];
-  if (e.tag == (va >> 12) && (va & kPageMask) <= 4096 - sizeof(T)) [[likely]] {
-    std::memcpy(&out, reinterpret_cast<const void*>(va + e.addend), sizeof(T));
-    return true;
+  if constexpr (P != Path::kRef) {
+    const TlbEntry& e = h.tlb_load[tlb_index(va)];
+    if (e.tag == ((va >> 12) | h.data_ctx) && (va & kPageMask) <= 4096 - sizeof(T)) [[likely]] {
+      std::memcpy(&out, reinterpret_cast<const void*>(va + e.addend), sizeof(T));
+      return true;
+    }
   }
   uint64_t v;
   if (!load_slow(h, va, sizeof(T), v)) return false;
@@ -130,12 +199,17 @@ inline bool load(Hart& h, uint64_t va, T& out) {
   return true;
 }
 
-template <typename T>
+template <Path P, typename T>
 inline bool store(Hart& h, uint64_t va, T value) {
-  const TlbEntry& e = h.tlb_store[tlb_index(va)];
-  if (e.tag == (va >> 12) && (va & kPageMask) <= 4096 - sizeof(T)) [[likely]] {
-    std::memcpy(reinterpret_cast<void*>(va + e.addend), &value, sizeof(T));
-    return true;
+  if constexpr (P != Path::kRef) {
+    const TlbEntry& e = h.tlb_store[tlb_index(va)];
+    if (e.tag == ((va >> 12) | h.data_ctx) && (va & kPageMask) <= 4096 - sizeof(T)) [[likely]] {
+      void* host = reinterpret_cast<void*>(va + e.addend);
+      if constexpr (P == Path::kChecked)
+        log_ram_store(h, host, sizeof(T), static_cast<uint64_t>(value));
+      std::memcpy(host, &value, sizeof(T));
+      return true;
+    }
   }
   return store_slow(h, va, sizeof(T), static_cast<uint64_t>(value));
 }
@@ -144,7 +218,7 @@ inline bool store(Hart& h, uint64_t va, T value) {
 bool fetch_parcel(Hart& h, uint64_t va, uint16_t& out) {
   Translation t;
   if (!h.translate(va, Access::kFetch, 2, t)) return false;
-  uint8_t* host = tlb_fill(h, h.tlb_fetch, va, t);
+  uint8_t* host = tlb_fill(h, h.tlb_fetch, h.fetch_ctx, va, t);
   if (host == nullptr) {  // executing from a device is not supported
     h.take_trap(kInsnAccessFault, va);
     return false;
@@ -165,30 +239,35 @@ bool fetch_slow(Hart& h, uint64_t pc, uint32_t& raw) {
   return true;
 }
 
+template <Path P>
 inline bool fetch(Hart& h, uint64_t pc, uint32_t& raw) {
-  const TlbEntry& e = h.tlb_fetch[tlb_index(pc)];
-  if (e.tag == (pc >> 12) && (pc & kPageMask) <= 4092) [[likely]] {
-    std::memcpy(&raw, reinterpret_cast<const void*>(pc + e.addend), 4);
-    return true;
+  if constexpr (P != Path::kRef) {
+    const TlbEntry& e = h.tlb_fetch[tlb_index(pc)];
+    if (e.tag == ((pc >> 12) | h.fetch_ctx) && (pc & kPageMask) <= 4092) [[likely]] {
+      std::memcpy(&raw, reinterpret_cast<const void*>(pc + e.addend), 4);
+      return true;
+    }
   }
   return fetch_slow(h, pc, raw);
 }
 
 // A host pointer for an atomic access (AMO, SC): naturally aligned, writable RAM.
-template <typename T>
+template <Path P, typename T>
 bool atomic_ptr(Hart& h, uint64_t va, T*& p) {
   if ((va & (sizeof(T) - 1)) != 0) {
     h.take_trap(kStoreMisaligned, va);
     return false;
   }
-  const TlbEntry& e = h.tlb_store[tlb_index(va)];
-  if (e.tag == (va >> 12)) {
-    p = reinterpret_cast<T*>(va + e.addend);
-    return true;
+  if constexpr (P != Path::kRef) {
+    const TlbEntry& e = h.tlb_store[tlb_index(va)];
+    if (e.tag == ((va >> 12) | h.data_ctx)) {
+      p = reinterpret_cast<T*>(va + e.addend);
+      return true;
+    }
   }
   Translation t;
   if (!h.translate(va, Access::kStore, sizeof(T), t)) return false;
-  uint8_t* host = tlb_fill(h, h.tlb_store, va, t);
+  uint8_t* host = tlb_fill(h, h.tlb_store, h.data_ctx, va, t);
   if (host == nullptr) {
     h.take_trap(kStoreAccessFault, va);
     return false;
@@ -198,20 +277,21 @@ bool atomic_ptr(Hart& h, uint64_t va, T*& p) {
 }
 
 // LR: a naturally aligned load that records a reservation.
-template <typename T>
+template <Path P, typename T>
 bool load_reserved(Hart& h, uint64_t va, T& out) {
   if ((va & (sizeof(T) - 1)) != 0) {
     h.take_trap(kLoadMisaligned, va);
     return false;
   }
-  T* p;
-  const TlbEntry& e = h.tlb_load[tlb_index(va)];
-  if (e.tag == (va >> 12)) {
-    p = reinterpret_cast<T*>(va + e.addend);
-  } else {
+  T* p = nullptr;
+  if constexpr (P != Path::kRef) {
+    const TlbEntry& e = h.tlb_load[tlb_index(va)];
+    if (e.tag == ((va >> 12) | h.data_ctx)) p = reinterpret_cast<T*>(va + e.addend);
+  }
+  if (p == nullptr) {
     Translation t;
     if (!h.translate(va, Access::kLoad, sizeof(T), t)) return false;
-    uint8_t* host = tlb_fill(h, h.tlb_load, va, t);
+    uint8_t* host = tlb_fill(h, h.tlb_load, h.data_ctx, va, t);
     if (host == nullptr) {
       h.take_trap(kLoadAccessFault, va);
       return false;
@@ -228,28 +308,35 @@ bool load_reserved(Hart& h, uint64_t va, T& out) {
 // SC: succeeds (returns 0) only if this hart holds a reservation on the same address and
 // the memory still holds the value LR read; a compare-and-swap makes it atomic against
 // other harts' stores.
-template <typename T>
+template <Path P, typename T>
 bool store_conditional(Hart& h, uint64_t va, T value, uint64_t& result) {
   T* p;
-  if (!atomic_ptr(h, va, p)) return false;
+  if (!atomic_ptr<P, T>(h, va, p)) return false;
   bool ok = false;
   if (h.reservation_valid && h.reservation_addr == reinterpret_cast<uintptr_t>(p)) {
     T expected = static_cast<T>(h.reservation_value);
+    if (h.access_log != nullptr) [[unlikely]]
+      log_ram_store(h, p, sizeof(T), static_cast<uint64_t>(value));
     ok = __atomic_compare_exchange_n(p, &expected, value, false, __ATOMIC_SEQ_CST,
                                      __ATOMIC_SEQ_CST);
+    if (!ok && h.access_log != nullptr) h.access_log->stores.pop_back();
   }
   h.reservation_valid = false;
   result = ok ? 0 : 1;
   return true;
 }
 
-template <typename T, typename F>
+template <Path P, typename T, typename F>
 bool amo(Hart& h, uint64_t va, T operand, uint64_t& result, F op) {
   T* p;
-  if (!atomic_ptr(h, va, p)) return false;
+  if (!atomic_ptr<P, T>(h, va, p)) return false;
   T old = __atomic_load_n(p, __ATOMIC_RELAXED);
   while (!__atomic_compare_exchange_n(p, &old, op(old, operand), true, __ATOMIC_SEQ_CST,
                                       __ATOMIC_RELAXED)) {
+  }
+  if (h.access_log != nullptr) [[unlikely]] {
+    h.access_log->stores.push_back({reinterpret_cast<uintptr_t>(p), static_cast<uint64_t>(old),
+                                    static_cast<uint64_t>(op(old, operand)), sizeof(T), false});
   }
   // .W results are sign-extended to 64 bits.
   result = static_cast<uint64_t>(static_cast<int64_t>(static_cast<std::make_signed_t<T>>(old)));
@@ -291,7 +378,7 @@ inline uint64_t rem_s64(int64_t a, int64_t b) {
   return static_cast<uint64_t>(a % b);
 }
 
-// run_loop advances cycle/instret before an instruction's body (so that a CSR write to
+// The run loops advance cycle/instret before an instruction's body (so that a CSR write to
 // mcycle/minstret is done instead of that increment), but a CSR instruction must read the
 // counter's value from before its own execution.
 inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
@@ -299,9 +386,9 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
   return csr == 0xC00 || csr == 0xC02 || csr == 0xB00 || csr == 0xB02 ? value - 1 : value;
 }
 
-[[gnu::always_inline]] inline void execute(Hart& h, const Decoded& d) {
+template <Path P>
+[[gnu::always_inline]] inline void execute(Hart& h, const Decoded& d, const uint64_t pc) {
   uint64_t* x = h.x;
-  const uint64_t pc = h.pc;
 #define RS1 x[d.rs1]
 #define RS2 x[d.rs2]
 #define RD x[d.rd]
@@ -322,26 +409,26 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
     return;                                      \
   }                                              \
   uint32_t fl = 0
-#define LOAD(T, conv)                    \
-  {                                      \
-    T v;                                 \
-    if (load<T>(h, ADDR, v)) RD = conv;  \
-    return;                              \
+#define LOAD(T, conv)                      \
+  {                                        \
+    T v;                                   \
+    if (load<P, T>(h, ADDR, v)) RD = conv; \
+    return;                                \
   }
-#define AMO_W(expr)                                                                       \
-  {                                                                                       \
-    uint64_t r;                                                                           \
-    if (amo<uint32_t>(h, RS1, static_cast<uint32_t>(RS2), r,                              \
-                      [](uint32_t a, uint32_t b) -> uint32_t { return expr; }))           \
-      RD = r;                                                                             \
-    return;                                                                               \
+#define AMO_W(expr)                                                                \
+  {                                                                                \
+    uint64_t r;                                                                    \
+    if (amo<P, uint32_t>(h, RS1, static_cast<uint32_t>(RS2), r,                    \
+                         [](uint32_t a, uint32_t b) -> uint32_t { return expr; })) \
+      RD = r;                                                                      \
+    return;                                                                        \
   }
-#define AMO_D(expr)                                                                       \
-  {                                                                                       \
-    uint64_t r;                                                                           \
-    if (amo<uint64_t>(h, RS1, RS2, r, [](uint64_t a, uint64_t b) -> uint64_t { return expr; })) \
-      RD = r;                                                                             \
-    return;                                                                               \
+#define AMO_D(expr)                                                                                \
+  {                                                                                                \
+    uint64_t r;                                                                                    \
+    if (amo<P, uint64_t>(h, RS1, RS2, r, [](uint64_t a, uint64_t b) -> uint64_t { return expr; })) \
+      RD = r;                                                                                      \
+    return;                                                                                        \
   }
 #define FBIN_S(fn)                                      \
   {                                                     \
@@ -451,10 +538,18 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
     case Op::lbu: LOAD(uint8_t, v)
     case Op::lhu: LOAD(uint16_t, v)
     case Op::lwu: LOAD(uint32_t, v)
-    case Op::sb: store<uint8_t>(h, ADDR, static_cast<uint8_t>(RS2)); return;
-    case Op::sh: store<uint16_t>(h, ADDR, static_cast<uint16_t>(RS2)); return;
-    case Op::sw: store<uint32_t>(h, ADDR, static_cast<uint32_t>(RS2)); return;
-    case Op::sd: store<uint64_t>(h, ADDR, RS2); return;
+    case Op::sb:
+      store<P, uint8_t>(h, ADDR, static_cast<uint8_t>(RS2));
+      return;
+    case Op::sh:
+      store<P, uint16_t>(h, ADDR, static_cast<uint16_t>(RS2));
+      return;
+    case Op::sw:
+      store<P, uint32_t>(h, ADDR, static_cast<uint32_t>(RS2));
+      return;
+    case Op::sd:
+      store<P, uint64_t>(h, ADDR, RS2);
+      return;
     case Op::addi: RD = RS1 + IMM; return;
     case Op::slti: RD = static_cast<int64_t>(RS1) < d.imm; return;
     case Op::sltiu: RD = RS1 < IMM; return;
@@ -484,7 +579,8 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
     case Op::srlw: RD = sext32(static_cast<uint32_t>(RS1) >> (RS2 & 31)); return;
     case Op::sraw: RD = static_cast<uint64_t>(sext32(RS1) >> (RS2 & 31)); return;
     case Op::fence: return;
-    case Op::fence_i: return;  // decoded instructions are cached by their bits, not address
+    case Op::fence_i:
+      return;  // ends its block; blocks are validated against memory on entry
     case Op::ecall:
       if (h.priv == kPrivS && h.sbi_handler) [[unlikely]] {
         h.sbi_handler(h);
@@ -539,7 +635,7 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
       return;
     case Op::sfence_vma:
       if (!h.sfence_allowed()) return illegal(h, d);
-      h.tlb_flush();
+      h.sfence_vma(d.rs1 != 0, RS1);
       h.break_block = true;
       return;
 
@@ -577,22 +673,22 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
     // ---- A ----
     case Op::lr_w: {
       int32_t v;
-      if (load_reserved<int32_t>(h, RS1, v)) RD = static_cast<uint64_t>(static_cast<int64_t>(v));
+      if (load_reserved<P, int32_t>(h, RS1, v)) RD = static_cast<uint64_t>(static_cast<int64_t>(v));
       return;
     }
     case Op::lr_d: {
       uint64_t v;
-      if (load_reserved<uint64_t>(h, RS1, v)) RD = v;
+      if (load_reserved<P, uint64_t>(h, RS1, v)) RD = v;
       return;
     }
     case Op::sc_w: {
       uint64_t r;
-      if (store_conditional<uint32_t>(h, RS1, static_cast<uint32_t>(RS2), r)) RD = r;
+      if (store_conditional<P, uint32_t>(h, RS1, static_cast<uint32_t>(RS2), r)) RD = r;
       return;
     }
     case Op::sc_d: {
       uint64_t r;
-      if (store_conditional<uint64_t>(h, RS1, RS2, r)) RD = r;
+      if (store_conditional<P, uint64_t>(h, RS1, RS2, r)) RD = r;
       return;
     }
     case Op::amoswap_w: AMO_W(b)
@@ -618,10 +714,13 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
     case Op::flw: {
       FP_GUARD;
       uint32_t v;
-      if (load<uint32_t>(h, ADDR, v)) set_f32(h, d.rd, v);
+      if (load<P, uint32_t>(h, ADDR, v)) set_f32(h, d.rd, v);
       return;
     }
-    case Op::fsw: FP_GUARD; store<uint32_t>(h, ADDR, static_cast<uint32_t>(h.f[d.rs2])); return;
+    case Op::fsw:
+      FP_GUARD;
+      store<P, uint32_t>(h, ADDR, static_cast<uint32_t>(h.f[d.rs2]));
+      return;
     case Op::fmadd_s: FMA_S(fmadd_s)
     case Op::fmsub_s: FMA_S(fmsub_s)
     case Op::fnmsub_s: FMA_S(fnmsub_s)
@@ -660,10 +759,13 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
     case Op::fld: {
       FP_GUARD;
       uint64_t v;
-      if (load<uint64_t>(h, ADDR, v)) set_f64(h, d.rd, v);
+      if (load<P, uint64_t>(h, ADDR, v)) set_f64(h, d.rd, v);
       return;
     }
-    case Op::fsd: FP_GUARD; store<uint64_t>(h, ADDR, h.f[d.rs2]); return;
+    case Op::fsd:
+      FP_GUARD;
+      store<P, uint64_t>(h, ADDR, h.f[d.rs2]);
+      return;
     case Op::fmadd_d: FMA_D(fmadd_d)
     case Op::fmsub_d: FMA_D(fmsub_d)
     case Op::fnmsub_d: FMA_D(fnmsub_d)
@@ -779,7 +881,6 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
 #undef SGNJ_S
 #undef SGNJ_D
 }
-
 // One line per retired instruction, in the shape of Spike's commit log plus the
 // disassembly: core, privilege, pc, bits, disassembly, then every register it changed.
 void trace_line(Hart& h, std::FILE* out, Priv priv, uint64_t pc, const Decoded& d,
@@ -804,12 +905,56 @@ void trace_trap(Hart& h, std::FILE* out, uint64_t pc, const Decoded& d) {
                h.hartid, pc, isa::disassemble(d, pc).c_str(), to_m ? "mcause" : "scause",
                to_m ? h.mcause : h.scause, to_m ? h.mtval : h.stval, h.next_pc);
 }
+// ---- the single-instruction path ----
 
 constexpr uint64_t kChunk = 1024;
 
-template <bool kTrace>
-uint64_t run_loop(Hart& h, uint64_t max_insns) {
-  DecodeCache& cache = decode_cache();
+// Fetches, decodes and runs the instruction at h.pc, counting it. Used for tracing, at
+// the end of an instruction budget, on a fetch TLB miss and where no block can be built.
+// Returns false on a fetch fault (then h.pc is the handler and nothing was counted).
+template <Path P, bool kTrace>
+bool step_one(Hart& h, Decoded& d) {
+  uint32_t raw;
+  if (!fetch<P>(h, h.pc, raw)) [[unlikely]] {
+    if constexpr (kTrace) {
+      std::fprintf(h.trace_out,
+                   "core %3" PRIu64 ": fetch fault at 0x%016" PRIx64 " -> 0x%016" PRIx64 "\n",
+                   h.hartid, h.pc, h.next_pc);
+    }
+    h.pc = h.next_pc;  // the fetch fault's handler
+    return false;
+  }
+  // A 16-bit instruction is decoded (and reported in tval) as its own bits only.
+  if (isa::is_compressed(raw)) raw &= 0xffff;
+  d = isa::decode(raw);
+  h.next_pc = h.pc + d.len;
+  // Counted before the body so that a CSR write to minstret/mcycle is what the next
+  // instruction reads.
+  ++h.instret;
+  ++h.cycle;
+  if constexpr (kTrace) {
+    uint64_t xb[32], fb[32];
+    std::memcpy(xb, h.x, sizeof(xb));
+    std::memcpy(fb, h.f, sizeof(fb));
+    const Priv priv = h.priv;
+    const uint64_t traps = h.trap_count;
+    execute<P>(h, d, h.pc);
+    h.x[0] = 0;
+    if (h.trap_count == traps) {
+      trace_line(h, h.trace_out, priv, h.pc, d, xb, fb);
+    } else {
+      trace_trap(h, h.trace_out, h.pc, d);
+    }
+  } else {
+    execute<P>(h, d, h.pc);
+    h.x[0] = 0;
+  }
+  h.pc = h.next_pc;
+  return true;
+}
+
+uint64_t run_trace(Hart& h, uint64_t max_insns) {
+  h.update_tlb_context();
   uint64_t done = 0;
   while (done < max_insns) {
     if (h.stop_requested.load(std::memory_order_relaxed)) break;
@@ -822,41 +967,9 @@ uint64_t run_loop(Hart& h, uint64_t max_insns) {
     const uint64_t n = std::min(max_insns - done, kChunk);
     uint64_t i = 0;
     while (i < n) {
-      uint32_t raw;
-      if (!fetch(h, h.pc, raw)) [[unlikely]] {
-        if constexpr (kTrace) {
-          std::fprintf(h.trace_out, "core %3" PRIu64 ": fetch fault at 0x%016" PRIx64 " -> 0x%016" PRIx64 "\n",
-                       h.hartid, h.pc, h.next_pc);
-        }
-        h.pc = h.next_pc;  // the fetch fault's handler
-        ++i;               // a faulting fetch is a step of the budget
-        break;
-      }
-      const Decoded& d = cache.get(h.pc, raw);
-      h.next_pc = h.pc + d.len;
-      // Counted before the body so that a CSR write to minstret/mcycle is what the next
-      // instruction reads.
-      ++h.instret;
-      ++h.cycle;
-      ++i;
-      if constexpr (kTrace) {
-        uint64_t xb[32], fb[32];
-        std::memcpy(xb, h.x, sizeof(xb));
-        std::memcpy(fb, h.f, sizeof(fb));
-        const Priv priv = h.priv;
-        const uint64_t traps = h.trap_count;
-        execute(h, d);
-        h.x[0] = 0;
-        if (h.trap_count == traps) {
-          trace_line(h, h.trace_out, priv, h.pc, d, xb, fb);
-        } else {
-          trace_trap(h, h.trace_out, h.pc, d);
-        }
-      } else {
-        execute(h, d);
-        h.x[0] = 0;
-      }
-      h.pc = h.next_pc;
+      Decoded d;
+      step_one<Path::kFast, true>(h, d);
+      ++i;  // a faulting fetch is a step of the budget
       if (h.break_block) break;
     }
     done += i;
@@ -864,11 +977,425 @@ uint64_t run_loop(Hart& h, uint64_t max_insns) {
   return done;
 }
 
+// ---- predecoded blocks ----
+
+constexpr unsigned kMaxBlockInsns = 64;
+
+// Instructions after which a block ends: control transfers, and everything that may
+// change privilege, translation, interrupt enables or the counters (CSR accesses), so the
+// run loop can look at interrupts again and each block keeps one translation context.
+constexpr bool ends_block(Op op) {
+  switch (op) {
+    case Op::jal:
+    case Op::jalr:
+    case Op::beq:
+    case Op::bne:
+    case Op::blt:
+    case Op::bge:
+    case Op::bltu:
+    case Op::bgeu:
+    case Op::ecall:
+    case Op::ebreak:
+    case Op::fence_i:
+    case Op::csrrw:
+    case Op::csrrs:
+    case Op::csrrc:
+    case Op::csrrwi:
+    case Op::csrrsi:
+    case Op::csrrci:
+    case Op::sret:
+    case Op::mret:
+    case Op::wfi:
+    case Op::sfence_vma:
+    case Op::illegal:
+    case Op::count:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A straight-line run of decoded instructions inside one page, followed in memory by its
+// Decoded array and a copy of the code bytes it was decoded from.
+struct Block {
+  uintptr_t key;    // host address of the first instruction (host memory is physical)
+  uint32_t nbytes;  // code bytes covered
+  uint32_t ninsns;
+
+  const Decoded* insns() const { return reinterpret_cast<const Decoded*>(this + 1); }
+  const uint8_t* code() const { return reinterpret_cast<const uint8_t*>(insns() + ninsns); }
+
+  // True if memory still holds the bytes this block was decoded from. This check on every
+  // entry is what keeps blocks right when code is rewritten behind the hart's back.
+  bool current() const {
+    const uint8_t* m = reinterpret_cast<const uint8_t*>(key);
+    const uint8_t* c = code();
+    uint32_t n = nbytes;
+    uint64_t diff = 0;
+    for (; n >= 8; n -= 8, m += 8, c += 8) {
+      uint64_t a, b;
+      std::memcpy(&a, m, 8);
+      std::memcpy(&b, c, 8);
+      diff |= a ^ b;
+    }
+    if (n >= 4) {
+      uint32_t a, b;
+      std::memcpy(&a, m, 4);
+      std::memcpy(&b, c, 4);
+      diff |= a ^ b;
+      n -= 4, m += 4, c += 4;
+    }
+    if (n >= 2) {
+      uint16_t a, b;
+      std::memcpy(&a, m, 2);
+      std::memcpy(&b, c, 2);
+      diff |= a ^ b;
+    }
+    return diff == 0;
+  }
+};
+static_assert(sizeof(Block) % alignof(Decoded) == 0);
+
+// One hart's blocks: a direct-mapped table by host address over a bump arena that is
+// emptied when full. No locks: each hart runs on one thread.
+class CodeCache {
+ public:
+  CodeCache() : arena_(new uint8_t[kArenaBytes]) { flush(); }
+
+  void flush() {
+    std::fill(std::begin(table_), std::end(table_), nullptr);
+    used_ = 0;
+  }
+
+  // The current block starting at host address `host` (guest address `pc`), decoding it
+  // if needed; nullptr when not even one instruction fits in the rest of the page.
+  Block* get(uintptr_t host, uint64_t pc) {
+    Block*& slot = table_[(host >> 1) & (kSlots - 1)];
+    Block* b = slot;
+    if (b != nullptr && b->key == host && b->current()) [[likely]]
+      return b;
+    b = build(host, pc);
+    if (b != nullptr) slot = b;
+    return b;
+  }
+
+ private:
+  static constexpr unsigned kSlots = 1u << 17;
+  static constexpr size_t kArenaBytes = 32u << 20;
+  static constexpr size_t kMaxCode = kMaxBlockInsns * 4;
+  static constexpr size_t kMaxBlockBytes =
+      sizeof(Block) + kMaxBlockInsns * sizeof(Decoded) + kMaxCode;
+
+  Block* build(uintptr_t host, uint64_t pc) {
+    if (used_ + kMaxBlockBytes > kArenaBytes) flush();
+    Block* b = reinterpret_cast<Block*>(arena_.get() + used_);
+    Decoded* out = reinterpret_cast<Decoded*>(b + 1);
+    // Decode from a private copy, so that a concurrent writer cannot make the decoded
+    // instructions and the bytes kept for the check disagree.
+    uint8_t code[kMaxCode];
+    const size_t avail = std::min<size_t>(kMaxCode, 4096 - (pc & kPageMask));
+    std::memcpy(code, reinterpret_cast<const void*>(host), avail);
+    size_t off = 0;
+    unsigned n = 0;
+    while (n < kMaxBlockInsns && off + 2 <= avail) {
+      uint16_t lo;
+      std::memcpy(&lo, code + off, 2);
+      uint32_t raw = lo;
+      if (!isa::is_compressed(lo)) {
+        if (off + 4 > avail) break;  // crosses the page (or the copy): single-stepped
+        std::memcpy(&raw, code + off, 4);
+      }
+      out[n] = isa::decode(raw);
+      off += out[n].len;
+      if (ends_block(out[n++].op)) break;
+    }
+    if (n == 0) return nullptr;
+    b->key = host;
+    b->nbytes = static_cast<uint32_t>(off);
+    b->ninsns = n;
+    std::memcpy(out + n, code, off);
+    used_ += (sizeof(Block) + n * sizeof(Decoded) + off + 7) & ~size_t{7};
+    return b;
+  }
+
+  Block* table_[kSlots];
+  std::unique_ptr<uint8_t[]> arena_;
+  size_t used_ = 0;
+};
+
+// The block for h.pc if its page is in the fetch TLB (a miss goes through step_one,
+// which fills the TLB or takes the fault).
+inline Block* find_block(Hart& h, CodeCache& cache) {
+  const uint64_t pc = h.pc;
+  const TlbEntry& e = h.tlb_fetch[tlb_index(pc)];
+  if (e.tag != ((pc >> 12) | h.fetch_ctx)) [[unlikely]]
+    return nullptr;
+  return cache.get(pc + e.addend, pc);
+}
+
+class Checker;
+
+// The run loop. Between chunks of about kChunk instructions (or sooner when an instruction
+// sets break_block) it checks interrupts and the stop flag. Counters advance once per
+// block and are corrected when a block is left early by a trap.
+template <Path P>
+uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* checker);
+
+// ---- the reference checker ----
+
+// One step of the reference path: fetch through translate() (no TLB), decode afresh,
+// run the body with TLB-free memory accesses.
+void ref_step(Hart& r) {
+  uint32_t raw;
+  if (!fetch<Path::kRef>(r, r.pc, raw)) {
+    r.pc = r.next_pc;
+    return;
+  }
+  if (isa::is_compressed(raw)) raw &= 0xffff;
+  const Decoded d = isa::decode(raw);
+  r.next_pc = r.pc + d.len;
+  ++r.instret;
+  ++r.cycle;
+  execute<Path::kRef>(r, d, r.pc);
+  r.x[0] = 0;
+  r.pc = r.next_pc;
+}
+
+#define NIMBUS_HART_SCALARS(X)                                                                 \
+  X(priv)                                                                                      \
+  X(mstatus_) X(misa_) X(medeleg) X(mideleg) X(mie) X(mtvec) X(stvec) X(mscratch) X(sscratch)  \
+      X(mepc) X(sepc) X(mcause) X(scause) X(mtval) X(stval) X(mcounteren) X(scounteren)        \
+          X(mcountinhibit) X(menvcfg) X(senvcfg) X(satp) X(fflags) X(frm) X(reservation_valid) \
+              X(reservation_addr) X(reservation_value) X(waiting)
+
+// Runs a shadow hart on the reference path in lockstep with the fast path: after each
+// instruction of the fast path its stores are undone, the shadow executes the same
+// instruction, and registers, CSRs and stores are compared.
+class Checker {
+ public:
+  explicit Checker(Hart& h) : h_(h), ref_(h.bus, h.hartid) {
+    ref_.set_engine(EngineKind::kInterpreter);
+    hlog_.stores.reserve(64);
+    hlog_.mmio.reserve(16);
+    rlog_.stores.reserve(64);
+    rlog_.mmio.reserve(16);
+    rlog_.replay = true;
+  }
+
+  AccessLog* log() { return &hlog_; }
+
+  // The shadow takes over the fast path's whole state (at chunk starts: interrupts are
+  // taken outside instructions).
+  void sync() {
+    std::memcpy(ref_.x, h_.x, sizeof(h_.x));
+    std::memcpy(ref_.f, h_.f, sizeof(h_.f));
+    std::memcpy(ref_.pmpcfg, h_.pmpcfg, sizeof(h_.pmpcfg));
+    std::memcpy(ref_.pmpaddr, h_.pmpaddr, sizeof(h_.pmpaddr));
+    ref_.pc = h_.pc;
+    ref_.cycle = h_.cycle;
+    ref_.instret = h_.instret;
+#define X(field) ref_.field = h_.field;
+    NIMBUS_HART_SCALARS(X)
+#undef X
+    ref_.mip.store(h_.mip.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    ref_.time_source = h_.time_source;
+    if (h_.sbi_handler) {
+      // The firmware call ran once, on the fast path: the shadow takes its results.
+      ref_.sbi_handler = [this](Hart& r) {
+        std::memcpy(r.x, h_.x, sizeof(r.x));
+        r.mip.store(h_.mip.load(std::memory_order_relaxed), std::memory_order_relaxed);
+      };
+    } else {
+      ref_.sbi_handler = nullptr;
+    }
+    hlog_.clear();
+  }
+
+  // Called after the fast path ran the instruction at `pc` (`d` null after a fetch fault).
+  // `arch_pc` is where the fast path goes next and `unretired` how many of the counted
+  // instructions of its block have not run yet. False (and the hart stopped) at a
+  // difference.
+  bool after(const Decoded* d, uint64_t pc, uint64_t arch_pc, uint64_t unretired) {
+    for (auto it = hlog_.stores.rbegin(); it != hlog_.stores.rend(); ++it) {
+      if (!it->mmio) std::memcpy(reinterpret_cast<void*>(it->host), &it->old_value, it->size);
+    }
+    rlog_.clear();
+    rlog_.mmio = hlog_.mmio;
+    ref_.access_log = &rlog_;
+    ref_.break_block = false;
+    ref_step(ref_);
+    ref_.access_log = nullptr;
+
+    std::string diff = rlog_.problem.empty() ? std::string() : "  " + rlog_.problem + "\n";
+    auto cmp = [&](const char* name, uint64_t fast, uint64_t ref) {
+      if (fast != ref)
+        diff += fmt::format("  {}: fast path {:#x}, reference {:#x}\n", name, fast, ref);
+    };
+    auto cmp_array = [&](const char* name, unsigned first, unsigned count, auto* fast, auto* ref) {
+      for (unsigned i = first; i < count; i++) {
+        if (fast[i] != ref[i]) {
+          diff +=
+              fmt::format("  {}{}: fast path {:#x}, reference {:#x}\n", name, i, fast[i], ref[i]);
+        }
+      }
+    };
+    cmp("pc", arch_pc, ref_.pc);
+    cmp_array("x", 1, 32, h_.x, ref_.x);
+    cmp_array("f", 0, 32, h_.f, ref_.f);
+    cmp_array("pmpcfg", 0, 16, h_.pmpcfg, ref_.pmpcfg);
+    cmp_array("pmpaddr", 0, 16, h_.pmpaddr, ref_.pmpaddr);
+    cmp("instret", h_.instret - unretired, ref_.instret);
+    cmp("cycle", h_.cycle - unretired, ref_.cycle);
+    cmp("mip", h_.mip.load(std::memory_order_relaxed), ref_.mip.load(std::memory_order_relaxed));
+#define X(field) cmp(#field, static_cast<uint64_t>(h_.field), static_cast<uint64_t>(ref_.field));
+    NIMBUS_HART_SCALARS(X)
+#undef X
+    if (hlog_.stores.size() != rlog_.stores.size()) {
+      diff += fmt::format("  stores: fast path {}, reference {}\n", hlog_.stores.size(),
+                          rlog_.stores.size());
+    } else {
+      for (size_t i = 0; i < hlog_.stores.size(); i++) {
+        const AccessLog::Store &a = hlog_.stores[i], &b = rlog_.stores[i];
+        if (a.host != b.host || a.size != b.size || a.value != b.value || a.mmio != b.mmio) {
+          diff += fmt::format(
+              "  store {}: fast path {} bytes of {:#x} at {}{:#x}, reference {} bytes of {:#x} at "
+              "{}{:#x}\n",
+              i, a.size, a.value, a.mmio ? "device " : "host ", a.host, b.size, b.value,
+              b.mmio ? "device " : "host ", b.host);
+        }
+      }
+    }
+    hlog_.clear();
+    if (diff.empty()) return true;
+
+    std::string insn = "(fetch fault)";
+    if (d != nullptr)
+      insn = fmt::format("({:#0{}x} {})", d->raw, d->len == 2 ? 6 : 10, isa::disassemble(*d, pc));
+    const std::string report = fmt::format(
+        "check-reference: hart {} diverged from the reference path at pc {:#018x} {} "
+        "(instruction {} of this run):\n{}",
+        h_.hartid, pc, insn, ref_.instret, diff);
+    h_.diverged = true;
+    h_.stop_requested = true;
+    if (h_.on_divergence) {
+      h_.on_divergence(report);
+    } else {
+      std::fprintf(stderr, "nimbus: %s", report.c_str());
+      std::exit(1);
+    }
+    return false;
+  }
+
+ private:
+  Hart& h_;
+  Hart ref_;
+  AccessLog hlog_, rlog_;
+};
+
+#undef NIMBUS_HART_SCALARS
+
+template <Path P>
+uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* checker) {
+  h.update_tlb_context();
+  uint64_t done = 0;
+  while (done < max_insns) {
+    if (h.stop_requested.load(std::memory_order_relaxed)) break;
+    if (h.check_interrupts()) h.pc = h.next_pc;
+    if (h.waiting) {
+      if (!h.interrupt_wakeup_pending()) break;
+      h.waiting = false;
+    }
+    if constexpr (P == Path::kChecked) checker->sync();
+    h.break_block = false;
+    const uint64_t chunk_end = std::min(max_insns, done + kChunk);
+    do {
+      Block* b = find_block(h, cache);
+      if (b == nullptr || b->ninsns > max_insns - done) [[unlikely]] {
+        const uint64_t pc = h.pc;
+        Decoded d;
+        const bool fetched = step_one<P, false>(h, d);
+        ++done;  // a faulting fetch is a step of the budget
+        if constexpr (P == Path::kChecked) {
+          if (!checker->after(fetched ? &d : nullptr, pc, h.pc, 0)) return done;
+        }
+        if (h.break_block) break;
+        continue;
+      }
+      const Decoded* insn = b->insns();
+      const unsigned n = b->ninsns;
+      h.instret += n;
+      h.cycle += n;
+      uint64_t pc = h.pc;
+      unsigned i = 0;
+      for (;;) {
+        const Decoded& d = insn[i++];
+        h.pc = pc;
+        h.next_pc = pc + d.len;
+        execute<P>(h, d, pc);
+        h.x[0] = 0;
+        if constexpr (P == Path::kChecked) {
+          const bool last = h.break_block || i == n;
+          if (!checker->after(&d, pc, last ? h.next_pc : pc + d.len, n - i)) {
+            h.instret -= n - i;
+            h.cycle -= n - i;
+            return done + i;
+          }
+        }
+        if (h.break_block || i == n) break;
+        pc += d.len;
+      }
+      if (i != n) [[unlikely]] {  // left early by a trap: the rest did not retire
+        h.instret -= n - i;
+        h.cycle -= n - i;
+      }
+      done += i;
+      h.pc = h.next_pc;
+      if (h.break_block) break;
+    } while (done < chunk_end);
+  }
+  return done;
+}
+
+class Interpreter final : public ExecutionEngine {
+ public:
+  uint64_t run(Hart& h, uint64_t max_insns) override {
+    if (h.trace_out != nullptr) [[unlikely]]
+      return run_trace(h, max_insns);
+    return run_blocks<Path::kFast>(h, cache_, max_insns, nullptr);
+  }
+  void flush() override { cache_.flush(); }
+
+ private:
+  CodeCache cache_;
+};
+
+class CheckedInterpreter final : public ExecutionEngine {
+ public:
+  uint64_t run(Hart& h, uint64_t max_insns) override {
+    if (h.diverged) return 0;
+    if (!checker_) checker_ = std::make_unique<Checker>(h);
+    h.access_log = checker_->log();
+    const uint64_t done = run_blocks<Path::kChecked>(h, cache_, max_insns, checker_.get());
+    h.access_log = nullptr;
+    return done;
+  }
+  void flush() override { cache_.flush(); }
+
+ private:
+  CodeCache cache_;
+  std::unique_ptr<Checker> checker_;
+};
+
 }  // namespace
 
-uint64_t Hart::run(uint64_t max_insns) {
-  return trace_out != nullptr ? run_loop<true>(*this, max_insns)
-                              : run_loop<false>(*this, max_insns);
+std::unique_ptr<ExecutionEngine> make_engine(EngineKind kind) {
+  switch (kind) {
+    case EngineKind::kCheckReference:
+      return std::make_unique<CheckedInterpreter>();
+    case EngineKind::kInterpreter:
+      break;
+  }
+  return std::make_unique<Interpreter>();
 }
 
 }  // namespace nimbus::cpu

@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <initializer_list>
+#include <string>
 
 #include "cpu/hart.h"
 #include "mem/bus.h"
@@ -196,6 +197,124 @@ TEST_F(InterpTest, WritesToX0AreDiscarded) {
   program(kBase, {0x00500013});  // addi x0, x0, 5
   hart_.run(1);
   EXPECT_EQ(hart_.x[0], 0u);
+}
+
+// ---- the block engine ----
+
+// Blocks are checked against memory on entry: code rewritten behind the hart's back (a
+// device's DMA, another hart) is seen without FENCE.I or any invalidation call.
+TEST_F(InterpTest, BlockSeesCodeRewrittenBehindItsBack) {
+  program(kBase, {0x00150513,    // addi a0, a0, 1
+                  0x00250513,    // addi a0, a0, 2
+                  0x0000006f});  // j .
+  EXPECT_EQ(hart_.run(3), 3u);
+  EXPECT_EQ(hart_.x[10], 3u);
+  program(kBase + 4, {0x00550513});  // addi a0, a0, 5
+  hart_.pc = kBase;
+  EXPECT_EQ(hart_.run(3), 3u);
+  EXPECT_EQ(hart_.x[10], 9u);
+}
+
+// Counters advance once per block but read exactly in the middle of one, and a block left
+// early by a trap counts only what ran (the trapping instruction included, as before).
+TEST_F(InterpTest, CountersExactInsideBlocksAndAfterTraps) {
+  hart_.mtvec = kBase + 0x100;
+  program(kBase + 0x100, {0x0000006f});  // j .
+  program(kBase, {0x00150513,            // addi a0, a0, 1
+                  0x00250513,            // addi a0, a0, 2
+                  0xb02025f3,            // csrr a1, minstret
+                  0xb0002673,            // csrr a2, mcycle
+                  0x00150513,            // addi a0, a0, 1
+                  0x00073683,            // ld a3, 0(a4)   (a4 = 0: access fault)
+                  0x00150513});          // addi a0, a0, 1 (not reached)
+  EXPECT_EQ(hart_.run(6), 6u);
+  EXPECT_EQ(hart_.x[11], 2u);
+  EXPECT_EQ(hart_.x[12], 3u);
+  EXPECT_EQ(hart_.instret, 6u);
+  EXPECT_EQ(hart_.cycle, 6u);
+  EXPECT_EQ(hart_.mcause, static_cast<uint64_t>(kLoadAccessFault));
+  EXPECT_EQ(hart_.mepc, kBase + 20);
+  EXPECT_EQ(hart_.pc, kBase + 0x100);
+  EXPECT_EQ(hart_.x[10], 4u);
+}
+
+// run(n) never runs more than n instructions, even when a block is longer.
+TEST_F(InterpTest, BudgetIsExactInsideBlocks) {
+  program(kBase, {0x00150513, 0x00150513, 0x00150513, 0x00150513, 0x0000006f});
+  EXPECT_EQ(hart_.run(5), 5u);  // decodes the block
+  hart_.pc = kBase;
+  EXPECT_EQ(hart_.run(2), 2u);
+  EXPECT_EQ(hart_.pc, kBase + 8);
+  EXPECT_EQ(hart_.x[10], 6u);
+}
+
+TEST_F(InterpTest, SfenceVmaWithAddressDropsOnlyThatPage) {
+  for (unsigned i = 0; i < kTlbSize; i++) hart_.tlb_load[i].tag = i;
+  hart_.sfence_vma(true, 0x5000);
+  EXPECT_EQ(hart_.tlb_load[5].tag, kTlbInvalid);
+  EXPECT_EQ(hart_.tlb_load[6].tag, 6u);
+  hart_.tlb_has_superpage = true;  // a cached megapage slice: everything goes
+  hart_.sfence_vma(true, 0x5000);
+  EXPECT_EQ(hart_.tlb_load[6].tag, kTlbInvalid);
+  hart_.tlb_load[7].tag = 7;
+  hart_.sfence_vma(false, 0);
+  EXPECT_EQ(hart_.tlb_load[7].tag, kTlbInvalid);
+}
+
+TEST_F(InterpTest, FlushAllCachesDropsTlbEntries) {
+  program(kBase, {0x00150513, 0x0000006f});
+  hart_.run(2);
+  hart_.tlb_store[3].tag = 3;
+  hart_.flush_all_caches();
+  for (unsigned i = 0; i < kTlbSize; i++) {
+    EXPECT_EQ(hart_.tlb_fetch[i].tag, kTlbInvalid);
+    EXPECT_EQ(hart_.tlb_store[i].tag, kTlbInvalid);
+  }
+  hart_.pc = kBase;
+  EXPECT_EQ(hart_.run(2), 2u);
+  EXPECT_EQ(hart_.x[10], 2u);
+}
+
+// ---- the reference checker ----
+
+TEST_F(InterpTest, CheckReferenceAgreesOnACleanProgram) {
+  hart_.set_engine(EngineKind::kCheckReference);
+  std::string report;
+  hart_.on_divergence = [&](const std::string& r) { report = r; };
+  hart_.x[2] = kBase + 0x1000;
+  program(kBase, {0x00500513, 0x00700593, 0x00b50633, 0x00c13023, 0x00013683, 0x00313703,
+                  0xb02025f3, 0x0000006f});
+  EXPECT_EQ(hart_.run(20), 20u);
+  EXPECT_EQ(report, "");
+  EXPECT_FALSE(hart_.diverged);
+  EXPECT_EQ(hart_.x[13], 12u);
+}
+
+// A deliberately wrong fast path: a stale load-TLB entry that maps the data page to
+// another page. The reference path translates every access, so the checker stops at the
+// load and names the register that differs.
+TEST_F(InterpTest, CheckReferenceCatchesAnInjectedDivergence) {
+  hart_.set_engine(EngineKind::kCheckReference);
+  std::string report;
+  hart_.on_divergence = [&](const std::string& r) { report = r; };
+  const uint64_t data = kBase + 0x3000, other = kBase + 0x5000;
+  const uint64_t good = 0x1111, bad = 0x2222;
+  std::memcpy(bus_.ram_ptr(data, 8), &good, 8);
+  std::memcpy(bus_.ram_ptr(other, 8), &bad, 8);
+  hart_.x[11] = data;
+  program(kBase, {0x00700513,    // li a0, 7
+                  0x0005b503,    // ld a0, 0(a1)
+                  0x00150513,    // addi a0, a0, 1
+                  0x0000006f});  // j .
+  TlbEntry& e = hart_.tlb_load[(data >> 12) % kTlbSize];
+  e.tag = (data >> 12) | hart_.data_ctx;
+  e.addend = reinterpret_cast<uintptr_t>(bus_.ram_ptr(other, 8)) - data;
+  EXPECT_LT(hart_.run(100), 100u);
+  EXPECT_TRUE(hart_.diverged);
+  EXPECT_NE(report.find("pc 0x0000000080000004"), std::string::npos) << report;
+  EXPECT_NE(report.find("ld a0"), std::string::npos) << report;
+  EXPECT_NE(report.find("x10: fast path 0x2222, reference 0x1111"), std::string::npos) << report;
+  EXPECT_EQ(hart_.run(100), 0u);  // stays stopped
 }
 
 }  // namespace

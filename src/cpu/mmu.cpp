@@ -57,6 +57,7 @@ bool Hart::translate(uint64_t vaddr, Access access, unsigned size, Translation& 
   const uint64_t mode = satp >> 60;
 
   uint64_t paddr;
+  bool superpage = false;
   if (eff == kPrivM || mode == 0) {
     paddr = vaddr;
   } else {
@@ -121,6 +122,7 @@ bool Hart::translate(uint64_t vaddr, Access access, unsigned size, Translation& 
             goto reread;  // the PTE changed under us: redo this step with its new value
           }
         }
+        superpage = level > 0;
         const unsigned offset_bits = 12 + 9 * level;
         paddr =
             ((ppn << 12) & ~((1ULL << offset_bits) - 1)) | (vaddr & ((1ULL << offset_bits) - 1));
@@ -142,6 +144,7 @@ bool Hart::translate(uint64_t vaddr, Access access, unsigned size, Translation& 
   }
   out.paddr = paddr;
   out.page_uniform = pmp_page_uniform(paddr, eff);
+  out.superpage = superpage;
   return true;
 }
 

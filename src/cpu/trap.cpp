@@ -41,7 +41,7 @@ void Hart::take_trap(uint64_t cause, uint64_t tval) {
   }
   const uint64_t base = tvec & ~3ULL;
   next_pc = (interrupt && (tvec & 3) == 1) ? base + 4 * code : base;
-  if (priv != old) tlb_flush();
+  if (priv != old) update_tlb_context();
   break_block = true;
   waiting = false;
 }
@@ -81,7 +81,7 @@ bool Hart::mret() {
   mstatus_ = s;
   priv = target;
   next_pc = mepc;
-  tlb_flush();
+  update_tlb_context();
   break_block = true;
   return true;
 }
@@ -96,7 +96,7 @@ bool Hart::sret() {
   mstatus_ = s;
   priv = target;
   next_pc = sepc;
-  tlb_flush();
+  update_tlb_context();
   break_block = true;
   return true;
 }

@@ -54,7 +54,10 @@ TEST_F(TrapTest, ExceptionFromUDelegatedToS) {
   EXPECT_TRUE(hart.mstatus_ & mstatus::kSPIE);
   EXPECT_FALSE(hart.mstatus_ & mstatus::kSIE);
   EXPECT_EQ(hart.mcause, 0u);
-  EXPECT_EQ(hart.tlb_fetch[3].tag, kTlbInvalid);  // privilege changed
+  // No flush on a privilege change: entries are tagged with their mode, and the hart now
+  // looks up S-mode ones.
+  EXPECT_EQ(hart.tlb_fetch[3].tag, 9u);
+  EXPECT_EQ(hart.fetch_ctx, uint64_t{kPrivS} << kTlbCtxShift);
 }
 
 TEST_F(TrapTest, ExceptionFromSNotDelegatedGoesToM) {

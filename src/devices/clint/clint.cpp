@@ -1,6 +1,7 @@
 #include "devices/clint/clint.h"
 
 #include <algorithm>
+#include <string>
 
 namespace nimbus::devices {
 namespace {
@@ -121,6 +122,40 @@ void Clint::set_timecmp(unsigned hart, uint64_t value) {
   std::lock_guard<std::mutex> lock(mu_);
   mtimecmp_[hart] = value;
   update_timer_locked(hart);
+}
+
+void Clint::save_state(StateWriter& w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  w.begin("clint");
+  w.u32(num_harts_);
+  for (unsigned h = 0; h < num_harts_; ++h) {
+    w.u8(msip_[h]);
+    w.u64(mtimecmp_[h]);
+  }
+  w.end();
+}
+
+void Clint::load_state(StateReader& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  r.begin("clint");
+  const uint32_t harts = r.u32();
+  if (r.ok() && harts != num_harts_) {
+    r.fail("snapshot has " + std::to_string(harts) + " harts, the machine " +
+           std::to_string(num_harts_));
+  }
+  std::vector<uint8_t> msip(num_harts_);
+  std::vector<uint64_t> mtimecmp(num_harts_);
+  for (unsigned h = 0; h < num_harts_ && r.ok(); ++h) {
+    msip[h] = r.u8();
+    mtimecmp[h] = r.u64();
+    if (msip[h] > 1) r.fail("msip of hart " + std::to_string(h) + " is not 0 or 1");
+  }
+  r.end();
+  if (!r.ok()) return;
+  msip_ = std::move(msip);
+  mtimecmp_ = std::move(mtimecmp);
+  mtime_offset_ = 0;
+  for (unsigned h = 0; h < num_harts_; ++h) set_msip_(h, msip_[h] != 0);
 }
 
 }  // namespace nimbus::devices

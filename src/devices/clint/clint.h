@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/state_io.h"
 #include "mem/bus.h"
 
 namespace nimbus::devices {
@@ -47,6 +48,13 @@ class Clint : public mem::MmioDevice {
 
   unsigned num_harts() const { return num_harts_; }
 
+  // Snapshots: section "clint" with msip and mtimecmp of every hart. mtime is not saved
+  // (the machine owns the time base): after load the guest's mtime offset is 0, so the
+  // new `now()` must continue from the saved mtime(). load_state checks the hart count,
+  // drives set_msip for every hart; the caller then calls update_timer(h) for each hart.
+  void save_state(StateWriter& w) const;
+  void load_state(StateReader& r);
+
  private:
   uint64_t mtime_locked() const { return now_() + mtime_offset_; }
   void update_timer_locked(unsigned hart);
@@ -56,7 +64,7 @@ class Clint : public mem::MmioDevice {
   std::function<void(unsigned, bool)> set_msip_;
   std::function<void(unsigned, bool)> set_mtip_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   uint64_t mtime_offset_ = 0;  // mtime = now() + offset (mod 2^64)
   std::vector<uint64_t> mtimecmp_;
   std::vector<uint8_t> msip_;

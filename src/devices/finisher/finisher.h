@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 
+#include "common/state_io.h"
 #include "mem/bus.h"
 
 namespace nimbus::devices {
@@ -21,6 +22,10 @@ class Finisher : public mem::MmioDevice {
 
   bool read(uint64_t offset, unsigned size, uint64_t& value) override;
   bool write(uint64_t offset, unsigned size, uint64_t value) override;
+
+  // Snapshots: an empty section "finisher" (the device has no state).
+  void save_state(StateWriter& w) const;
+  void load_state(StateReader& r);
 
  private:
   std::function<void(Event, uint32_t)> on_event_;

@@ -1,6 +1,7 @@
 #include "devices/plic/plic.h"
 
 #include <algorithm>
+#include <string>
 
 namespace nimbus::devices {
 
@@ -57,13 +58,15 @@ uint32_t Plic::read32(uint64_t offset) {
   const uint64_t c = (offset - kContextBase) / kContextStride;
   if (c >= num_contexts_) return 0;
   switch ((offset - kContextBase) % kContextStride) {
-    case 0: return contexts_[c].threshold;
+    case 0:
+      return contexts_[c].threshold;
     case 4: {
       const unsigned id = claim(contexts_[c]);
       update_outputs();
       return id;
     }
-    default: return 0;
+    default:
+      return 0;
   }
 }
 
@@ -83,9 +86,14 @@ void Plic::write32(uint64_t offset, uint32_t value) {
   const uint64_t c = (offset - kContextBase) / kContextStride;
   if (c >= num_contexts_) return;
   switch ((offset - kContextBase) % kContextStride) {
-    case 0: contexts_[c].threshold = value & kPriorityMask; break;
-    case 4: complete(contexts_[c], value); break;
-    default: break;
+    case 0:
+      contexts_[c].threshold = value & kPriorityMask;
+      break;
+    case 4:
+      complete(contexts_[c], value);
+      break;
+    default:
+      break;
   }
 }
 
@@ -147,6 +155,73 @@ void Plic::update_outputs() {
       set_context_irq_(c, level);
     }
   }
+}
+
+void Plic::save_state(StateWriter& w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  w.begin("plic");
+  w.u32(num_contexts_);
+  for (uint32_t p : priority_) w.u32(p);
+  for (const Bits* bits : {&line_, &pending_, &in_service_}) {
+    for (uint32_t word : *bits) w.u32(word);
+  }
+  for (const Context& ctx : contexts_) {
+    for (uint32_t word : ctx.enable) w.u32(word);
+    w.u32(ctx.threshold);
+  }
+  w.end();
+}
+
+void Plic::load_state(StateReader& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  r.begin("plic");
+  const uint32_t contexts = r.u32();
+  if (r.ok() && contexts != num_contexts_) {
+    r.fail("snapshot has " + std::to_string(contexts) + " contexts, the machine " +
+           std::to_string(num_contexts_));
+  }
+  std::array<uint32_t, kNumSources> priority{};
+  for (unsigned id = 0; id < kNumSources && r.ok(); ++id) {
+    priority[id] = r.u32();
+    if (priority[id] > kPriorityMask || (id == 0 && priority[id] != 0)) {
+      r.fail("priority of source " + std::to_string(id) + " out of range");
+    }
+  }
+  Bits line{}, pending{}, in_service{};
+  for (Bits* bits : {&line, &pending, &in_service}) {
+    for (unsigned w = 0; w < kWords && r.ok(); ++w) {
+      (*bits)[w] = r.u32();
+      if ((*bits)[w] & ~kValidMask[w]) r.fail("interrupt bits for sources that do not exist");
+    }
+  }
+  for (unsigned w = 0; w < kWords && r.ok(); ++w) {
+    // A request is pending only while its line is high and its gateway open.
+    if ((pending[w] & ~line[w]) || (pending[w] & in_service[w])) {
+      r.fail("pending bits inconsistent with line and in-service bits");
+    }
+  }
+  std::vector<Context> ctxs(num_contexts_);
+  for (unsigned c = 0; c < num_contexts_ && r.ok(); ++c) {
+    for (unsigned w = 0; w < kWords; ++w) {
+      ctxs[c].enable[w] = r.u32();
+      if (ctxs[c].enable[w] & ~kValidMask[w]) r.fail("enable bits for sources that do not exist");
+    }
+    ctxs[c].threshold = r.u32();
+    if (ctxs[c].threshold > kPriorityMask) {
+      r.fail("threshold of context " + std::to_string(c) + " out of range");
+    }
+  }
+  r.end();
+  if (!r.ok()) return;
+  priority_ = priority;
+  line_ = line;
+  pending_ = pending;
+  in_service_ = in_service;
+  for (unsigned c = 0; c < num_contexts_; ++c) {
+    contexts_[c].enable = ctxs[c].enable;
+    contexts_[c].threshold = ctxs[c].threshold;
+  }
+  update_outputs();
 }
 
 }  // namespace nimbus::devices

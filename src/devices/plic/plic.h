@@ -26,6 +26,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/state_io.h"
 #include "mem/bus.h"
 
 namespace nimbus::devices {
@@ -54,6 +55,14 @@ class Plic : public mem::MmioDevice {
 
   unsigned num_contexts() const { return num_contexts_; }
 
+  // Snapshots: section "plic" with priorities, line levels, pending and in-service
+  // (claimed, not completed) bits, and each context's enables and threshold. load_state
+  // checks the context count and every value, then recomputes the outputs and calls
+  // set_context_irq for each that changed (on a fresh PLIC: each context that is high).
+  // Devices that drive lines may be restored before or after the PLIC.
+  void save_state(StateWriter& w) const;
+  void load_state(StateReader& r);
+
  private:
   static constexpr unsigned kWords = (kNumSources + 31) / 32;
   using Bits = std::array<uint32_t, kWords>;
@@ -81,7 +90,7 @@ class Plic : public mem::MmioDevice {
   const unsigned num_contexts_;
   std::function<void(unsigned, bool)> set_context_irq_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::array<uint32_t, kNumSources> priority_{};
   Bits line_{};        // current device line levels
   Bits pending_{};     // requests waiting for a claim

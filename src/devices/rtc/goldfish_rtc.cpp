@@ -37,12 +37,18 @@ uint32_t GoldfishRtc::read32(uint64_t offset) {
       time_high_latch_ = static_cast<uint32_t>(t >> 32);
       return static_cast<uint32_t>(t);
     }
-    case kTimeHigh: return time_high_latch_;
-    case kAlarmLow: return static_cast<uint32_t>(alarm_);
-    case kAlarmHigh: return static_cast<uint32_t>(alarm_ >> 32);
-    case kIrqEnabled: return irq_enabled_ ? 1 : 0;
-    case kAlarmStatus: return alarm_armed_ ? 1 : 0;
-    default: return 0;
+    case kTimeHigh:
+      return time_high_latch_;
+    case kAlarmLow:
+      return static_cast<uint32_t>(alarm_);
+    case kAlarmHigh:
+      return static_cast<uint32_t>(alarm_ >> 32);
+    case kIrqEnabled:
+      return irq_enabled_ ? 1 : 0;
+    case kAlarmStatus:
+      return alarm_armed_ ? 1 : 0;
+    default:
+      return 0;
   }
 }
 
@@ -67,10 +73,17 @@ void GoldfishRtc::write32(uint64_t offset, uint32_t value) {
     case kAlarmHigh:
       alarm_ = (alarm_ & 0xffffffffull) | (static_cast<uint64_t>(value) << 32);
       break;
-    case kIrqEnabled: irq_enabled_ = value & 1; break;
-    case kClearAlarm: alarm_armed_ = false; break;
-    case kClearInterrupt: irq_status_ = false; break;
-    default: break;
+    case kIrqEnabled:
+      irq_enabled_ = value & 1;
+      break;
+    case kClearAlarm:
+      alarm_armed_ = false;
+      break;
+    case kClearInterrupt:
+      irq_status_ = false;
+      break;
+    default:
+      break;
   }
 }
 
@@ -106,6 +119,36 @@ uint64_t GoldfishRtc::next_alarm_host_ns() {
 uint64_t GoldfishRtc::time_ns() {
   std::lock_guard<std::mutex> lock(mu_);
   return time_locked();
+}
+
+void GoldfishRtc::save_state(StateWriter& w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  w.begin("goldfish-rtc");
+  w.u64(offset_);
+  w.u32(time_high_latch_);
+  w.u64(alarm_);
+  w.b(alarm_armed_);
+  w.b(irq_enabled_);
+  w.b(irq_status_);
+  w.end();
+}
+
+void GoldfishRtc::load_state(StateReader& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  r.begin("goldfish-rtc");
+  const uint64_t offset = r.u64();
+  const uint32_t latch = r.u32();
+  const uint64_t alarm = r.u64();
+  const bool armed = r.b(), irq_enabled = r.b(), irq_status = r.b();
+  r.end();
+  if (!r.ok()) return;
+  offset_ = offset;
+  time_high_latch_ = latch;
+  alarm_ = alarm;
+  alarm_armed_ = armed;
+  irq_enabled_ = irq_enabled;
+  irq_status_ = irq_status;
+  update_irq_locked();
 }
 
 }  // namespace nimbus::devices

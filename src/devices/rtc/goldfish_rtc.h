@@ -26,6 +26,7 @@
 #include <functional>
 #include <mutex>
 
+#include "common/state_io.h"
 #include "mem/bus.h"
 
 namespace nimbus::devices {
@@ -33,9 +34,9 @@ namespace nimbus::devices {
 class GoldfishRtc : public mem::MmioDevice {
  public:
   static constexpr uint64_t kSize = 0x1000;
-  static constexpr uint64_t kTimeLow = 0x00, kTimeHigh = 0x04, kAlarmLow = 0x08,
-                            kAlarmHigh = 0x0c, kIrqEnabled = 0x10, kClearAlarm = 0x14,
-                            kAlarmStatus = 0x18, kClearInterrupt = 0x1c;
+  static constexpr uint64_t kTimeLow = 0x00, kTimeHigh = 0x04, kAlarmLow = 0x08, kAlarmHigh = 0x0c,
+                            kIrqEnabled = 0x10, kClearAlarm = 0x14, kAlarmStatus = 0x18,
+                            kClearInterrupt = 0x1c;
 
   GoldfishRtc(std::function<uint64_t()> now_ns, std::function<void(bool level)> irq);
 
@@ -49,6 +50,13 @@ class GoldfishRtc : public mem::MmioDevice {
   // Guest time in ns since the epoch.
   uint64_t time_ns();
 
+  // Snapshots: section "goldfish-rtc" with the alarm and interrupt registers and the
+  // guest's offset from now_ns() (0 unless the guest set the clock), so guest time stays
+  // host realtime (plus the guest's own adjustment). load_state re-evaluates the line; an
+  // alarm that fell due meanwhile fires at the next poll().
+  void save_state(StateWriter& w) const;
+  void load_state(StateReader& r);
+
  private:
   uint64_t time_locked() const { return now_ns_() + offset_; }
   uint32_t read32(uint64_t offset);
@@ -59,7 +67,7 @@ class GoldfishRtc : public mem::MmioDevice {
   std::function<uint64_t()> now_ns_;
   std::function<void(bool)> irq_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   uint64_t offset_ = 0;  // guest time = now_ns() + offset (mod 2^64)
   uint32_t time_high_latch_ = 0;
   uint64_t alarm_ = 0;

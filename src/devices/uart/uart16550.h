@@ -22,6 +22,7 @@
 #include <functional>
 #include <mutex>
 
+#include "common/state_io.h"
 #include "mem/bus.h"
 
 namespace nimbus::devices {
@@ -32,12 +33,11 @@ class Uart16550 : public mem::MmioDevice {
   static constexpr size_t kRxCapacity = 4096;
 
   // Register offsets.
-  static constexpr uint64_t kRbrThrDll = 0, kIerDlm = 1, kIirFcr = 2, kLcr = 3, kMcr = 4,
-                            kLsr = 5, kMsr = 6, kScr = 7;
+  static constexpr uint64_t kRbrThrDll = 0, kIerDlm = 1, kIirFcr = 2, kLcr = 3, kMcr = 4, kLsr = 5,
+                            kMsr = 6, kScr = 7;
   // Bits.
   static constexpr uint8_t kIerRxData = 0x01, kIerThre = 0x02;
-  static constexpr uint8_t kIirNone = 0x01, kIirThre = 0x02, kIirRxData = 0x04,
-                           kIirFifos = 0xc0;
+  static constexpr uint8_t kIirNone = 0x01, kIirThre = 0x02, kIirRxData = 0x04, kIirFifos = 0xc0;
   static constexpr uint8_t kLcrDlab = 0x80;
   static constexpr uint8_t kMcrLoop = 0x10;
   static constexpr uint8_t kLsrDr = 0x01, kLsrOe = 0x02, kLsrThre = 0x20, kLsrTemt = 0x40;
@@ -52,6 +52,11 @@ class Uart16550 : public mem::MmioDevice {
   // True when push_input would accept a byte (lets the console thread apply backpressure).
   bool has_input_space();
 
+  // Snapshots: section "uart16550" with every register, the RX FIFO and the interrupt
+  // conditions. load_state re-evaluates the interrupt line (calling irq if it changes).
+  void save_state(StateWriter& w) const;
+  void load_state(StateReader& r);
+
  private:
   uint8_t iir_locked() const;
   void rx_push_locked(uint8_t byte);
@@ -60,7 +65,7 @@ class Uart16550 : public mem::MmioDevice {
   std::function<void(uint8_t)> tx_;
   std::function<void(bool)> irq_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::array<uint8_t, kRxCapacity> rx_{};
   size_t rx_head_ = 0;  // index of the oldest byte
   size_t rx_count_ = 0;

@@ -26,23 +26,23 @@ class VirtioBlk : public VirtioDevice {
   static constexpr uint16_t kQueueSize = 256;
   // Feature bits (5.2.3).
   static constexpr uint64_t kFSizeMax = 1ull << 1, kFSegMax = 1ull << 2, kFRo = 1ull << 5,
-                            kFBlkSize = 1ull << 6, kFFlush = 1ull << 9,
-                            kFDiscard = 1ull << 13, kFWriteZeroes = 1ull << 14;
+                            kFBlkSize = 1ull << 6, kFFlush = 1ull << 9, kFDiscard = 1ull << 13,
+                            kFWriteZeroes = 1ull << 14;
   // Request types and status values (5.2.6).
   static constexpr uint32_t kTIn = 0, kTOut = 1, kTFlush = 4, kTGetId = 8, kTDiscard = 11,
                             kTWriteZeroes = 13;
   static constexpr uint8_t kSOk = 0, kSIoErr = 1, kSUnsupp = 2;
   static constexpr uint32_t kSectorSize = 512;
-  static constexpr uint32_t kSizeMax = 1u << 20;          // bytes per segment
-  static constexpr uint32_t kSegMax = kQueueSize - 2;     // header and status take two
+  static constexpr uint32_t kSizeMax = 1u << 20;            // bytes per segment
+  static constexpr uint32_t kSegMax = kQueueSize - 2;       // header and status take two
   static constexpr uint32_t kMaxDiscardSectors = 1u << 22;  // 2 GiB per request
   static constexpr uint32_t kMaxWriteZeroesSectors = 1u << 16;
   static constexpr size_t kIdBytes = 20;
 
   struct Stats {
     uint64_t requests = 0;
-    uint64_t read_requests = 0, write_requests = 0, flush_requests = 0,
-             discard_requests = 0, write_zeroes_requests = 0;
+    uint64_t read_requests = 0, write_requests = 0, flush_requests = 0, discard_requests = 0,
+             write_zeroes_requests = 0;
     uint64_t bytes_read = 0, bytes_written = 0;
     uint64_t errors = 0;  // requests completed with IOERR or UNSUPP
   };
@@ -59,7 +59,16 @@ class VirtioBlk : public VirtioDevice {
   void activate(VirtioTransport& transport) override;
   void reset() override;
   void queue_notify(unsigned index) override;
+  // pause() also flushes the disk (a failed flush counts in Stats::errors), so the
+  // writes the guest saw complete are durable before a snapshot.
+  void pause() override;
+  void resume() override;
+  // Section "virtio-blk": the disk's size and read-only flag (checked on load: the
+  // snapshot must be restored over the same disk) and the counters.
+  void save_state(StateWriter& w) const override;
+  void load_state(StateReader& r) override;
 
+  // Thread-safe.
   Stats stats();
   backends::BlockBackend& disk() { return *disk_; }
 
@@ -74,9 +83,11 @@ class VirtioBlk : public VirtioDevice {
 
   std::unique_ptr<backends::BlockBackend> disk_;
   std::string serial_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   VirtioTransport* transport_ = nullptr;  // non-null while active
   Stats stats_;
+  bool paused_ = false;
+  bool notified_while_paused_ = false;
   std::atomic<bool> kick_pending_{false};
   IoThread io_{"virtio-blk"};  // last: destroyed (joined) first
 };

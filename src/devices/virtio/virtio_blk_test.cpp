@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "devices/virtio/virtio_test_backends.h"
 #include "devices/virtio/virtio_test_driver.h"
 
 namespace nimbus::devices {
@@ -14,42 +15,9 @@ namespace {
 
 using namespace testing;  // NOLINT
 
-// An in-memory disk that counts flushes and can be told to fail.
-class MemDisk : public backends::BlockBackend {
- public:
-  MemDisk(size_t size, bool ro) : data(size), ro_(ro) {}
-  uint64_t size() const override { return data.size(); }
-  bool read_only() const override { return ro_; }
-  Status read(uint64_t off, uint8_t* buf, size_t len) override {
-    if (fail || off > data.size() || len > data.size() - off) return Status::error("io");
-    std::memcpy(buf, data.data() + off, len);
-    return {};
-  }
-  Status write(uint64_t off, const uint8_t* buf, size_t len) override {
-    if (fail || ro_ || off > data.size() || len > data.size() - off) return Status::error("io");
-    std::memcpy(data.data() + off, buf, len);
-    return {};
-  }
-  Status flush() override {
-    ++flushes;
-    return fail ? Status::error("io") : Status();
-  }
-  Status discard(uint64_t off, uint64_t len) override {
-    discarded.push_back({off, len});
-    return {};
-  }
-  std::vector<uint8_t> data;
-  std::atomic<int> flushes{0};
-  std::atomic<bool> fail{false};
-  std::vector<std::pair<uint64_t, uint64_t>> discarded;
-
- private:
-  bool ro_;
-};
-
-constexpr uint64_t kHdr = kRamBase + 0x100000;     // request headers
-constexpr uint64_t kData = kRamBase + 0x200000;    // data buffers
-constexpr uint64_t kStat = kRamBase + 0x300000;    // status bytes
+constexpr uint64_t kHdr = kRamBase + 0x100000;   // request headers
+constexpr uint64_t kData = kRamBase + 0x200000;  // data buffers
+constexpr uint64_t kStat = kRamBase + 0x300000;  // status bytes
 
 struct VirtioBlkTest : ::testing::Test {
   mem::Bus bus{kRamBase, kRamSize};
@@ -60,7 +28,8 @@ struct VirtioBlkTest : ::testing::Test {
   GuestRing ring{bus, kRamBase + 0x10000, 64};
   std::atomic<int> irq_edges{0};
 
-  void make(bool ro, uint64_t features = kVirtioFVersion1 | kVirtioFEventIdx | kVirtioFIndirectDesc) {
+  void make(bool ro,
+            uint64_t features = kVirtioFVersion1 | kVirtioFEventIdx | kVirtioFIndirectDesc) {
     auto d = std::make_unique<MemDisk>(1 << 20, ro);
     for (size_t i = 0; i < d->data.size(); i++) d->data[i] = static_cast<uint8_t>(i * 7);
     disk = d.get();
@@ -124,7 +93,8 @@ TEST_F(VirtioBlkTest, ReadWriteRoundTrip) {
   poke(bus, kData, pattern.data(), pattern.size());
   header(kHdr, VirtioBlk::kTOut, 10);
   // Data split over two descriptors.
-  std::tie(s, len) = run({{kHdr, 16, false}, {kData, 512, false}, {kData + 512, 1024, false}, {kStat, 1, true}});
+  std::tie(s, len) =
+      run({{kHdr, 16, false}, {kData, 512, false}, {kData + 512, 1024, false}, {kStat, 1, true}});
   EXPECT_EQ(s, VirtioBlk::kSOk);
   EXPECT_EQ(std::memcmp(disk->data.data() + 10 * 512, pattern.data(), 1536), 0);
   const VirtioBlk::Stats st = blk->stats();
@@ -136,7 +106,8 @@ TEST_F(VirtioBlkTest, ReadWriteRoundTrip) {
 TEST_F(VirtioBlkTest, IndirectRead) {
   make(false);
   header(kHdr, VirtioBlk::kTIn, 0);
-  ring.publish(ring.build_indirect(kRamBase + 0x50000, {{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}));
+  ring.publish(ring.build_indirect(kRamBase + 0x50000,
+                                   {{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}));
   drv->notify(0);
   ASSERT_TRUE(ring.wait_used(1));
   EXPECT_EQ(ring.take_used().second, 513u);
@@ -193,11 +164,14 @@ TEST_F(VirtioBlkTest, DiscardAndWriteZeroes) {
 TEST_F(VirtioBlkTest, BadRequests) {
   make(false);
   header(kHdr, VirtioBlk::kTIn, 2048);  // first sector past the end
-  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}).first, VirtioBlk::kSIoErr);
+  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}).first,
+            VirtioBlk::kSIoErr);
   header(kHdr, VirtioBlk::kTIn, 2047);  // runs past the end
-  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 1024, true}, {kStat, 1, true}}).first, VirtioBlk::kSIoErr);
+  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 1024, true}, {kStat, 1, true}}).first,
+            VirtioBlk::kSIoErr);
   header(kHdr, VirtioBlk::kTIn, ~0ull / 256);  // sector * 512 would overflow
-  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}).first, VirtioBlk::kSIoErr);
+  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}).first,
+            VirtioBlk::kSIoErr);
   header(kHdr, 99, 0);
   EXPECT_EQ(run({{kHdr, 16, false}, {kStat, 1, true}}).first, VirtioBlk::kSUnsupp);
   EXPECT_EQ(run({{kHdr, 8, false}, {kStat, 1, true}}).first, VirtioBlk::kSIoErr);  // short header
@@ -210,7 +184,8 @@ TEST_F(VirtioBlkTest, BadRequests) {
   // Backend failure.
   disk->fail = true;
   header(kHdr, VirtioBlk::kTIn, 0);
-  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}).first, VirtioBlk::kSIoErr);
+  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}).first,
+            VirtioBlk::kSIoErr);
   EXPECT_FALSE(drv->needs_reset());
   EXPECT_GE(blk->stats().errors, 6u);
 }
@@ -220,7 +195,8 @@ TEST_F(VirtioBlkTest, ReadOnlyDisk) {
   EXPECT_TRUE(drv->device_features() & VirtioBlk::kFRo);
   EXPECT_FALSE(drv->device_features() & VirtioBlk::kFDiscard);
   header(kHdr, VirtioBlk::kTOut, 0);
-  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, false}, {kStat, 1, true}}).first, VirtioBlk::kSIoErr);
+  EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, false}, {kStat, 1, true}}).first,
+            VirtioBlk::kSIoErr);
   header(kHdr, VirtioBlk::kTIn, 0);
   EXPECT_EQ(run({{kHdr, 16, false}, {kData, 512, true}, {kStat, 1, true}}).first, VirtioBlk::kSOk);
 }
@@ -229,7 +205,8 @@ TEST_F(VirtioBlkTest, ManyRequestsInFlight) {
   make(false);
   for (int i = 0; i < 21; i++) {
     header(kHdr + 32 * i, VirtioBlk::kTIn, i);
-    ring.add({{kHdr + 32ull * i, 16, false}, {kData + 512ull * i, 512, true}, {kStat + i, 1, true}});
+    ring.add(
+        {{kHdr + 32ull * i, 16, false}, {kData + 512ull * i, 512, true}, {kStat + i, 1, true}});
   }
   drv->notify(0);
   ASSERT_TRUE(ring.wait_used(21));
@@ -269,7 +246,8 @@ TEST_F(VirtioBlkTest, ResetWhileBusyIsSafe) {
   for (int round = 0; round < 20; round++) {
     for (int i = 0; i < 8; i++) {
       header(kHdr + 32 * i, VirtioBlk::kTIn, i);
-      ring.add({{kHdr + 32ull * i, 16, false}, {kData + 512ull * i, 512, true}, {kStat + i, 1, true}});
+      ring.add(
+          {{kHdr + 32ull * i, 16, false}, {kData + 512ull * i, 512, true}, {kStat + i, 1, true}});
     }
     drv->notify(0);
     ASSERT_TRUE(drv->negotiate(~0ull));  // resets mid-flight

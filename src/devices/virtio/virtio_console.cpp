@@ -1,6 +1,7 @@
 #include "devices/virtio/virtio_console.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 namespace nimbus::devices {
@@ -17,6 +18,51 @@ void VirtioConsole::activate(VirtioTransport& transport) {
 void VirtioConsole::reset() {
   std::lock_guard<std::mutex> lock(mu_);
   transport_ = nullptr;
+  tx_notified_while_paused_ = false;
+}
+
+void VirtioConsole::pause() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_ = true;
+  }
+  io_.wait_idle();  // also waits for a sink call in progress
+}
+
+void VirtioConsole::resume() {
+  bool kick;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_ = false;
+    kick = std::exchange(tx_notified_while_paused_, false);
+    deliver_rx_locked();  // input pushed (or receive buffers posted) while paused
+  }
+  if (kick) queue_notify(kTxQueue);
+}
+
+void VirtioConsole::save_state(StateWriter& w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  w.begin("virtio-console");
+  const std::vector<uint8_t> rx(rx_pending_.begin(), rx_pending_.end());
+  w.blob(rx.data(), rx.size());
+  w.u64(stats_.bytes_tx);
+  w.u64(stats_.bytes_rx);
+  w.u64(stats_.bytes_dropped);
+  w.end();
+}
+
+void VirtioConsole::load_state(StateReader& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  r.begin("virtio-console");
+  const std::vector<uint8_t> rx = r.blob(kRxCapacity);
+  Stats s;
+  s.bytes_tx = r.u64();
+  s.bytes_rx = r.u64();
+  s.bytes_dropped = r.u64();
+  r.end();
+  if (!r.ok()) return;
+  rx_pending_.assign(rx.begin(), rx.end());
+  stats_ = s;
 }
 
 void VirtioConsole::queue_notify(unsigned index) {
@@ -50,7 +96,7 @@ VirtioConsole::Stats VirtioConsole::stats() {
 }
 
 void VirtioConsole::deliver_rx_locked() {
-  if (!transport_ || rx_pending_.empty()) return;
+  if (!transport_ || paused_ || rx_pending_.empty()) return;
   Virtqueue& q = transport_->queue(kRxQueue);
   if (!q.ready()) return;
   VirtqChain chain;
@@ -83,6 +129,10 @@ void VirtioConsole::process_tx() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!transport_) return;
+    if (paused_) {
+      tx_notified_while_paused_ = true;
+      return;
+    }
     drain_queue(*transport_, kTxQueue, [&out](const VirtqChain& chain) {
       // Linux sends at most a page per buffer; a bigger one is cut, never a huge copy.
       const size_t n = std::min<uint64_t>(chain.readable_len, 64 * 1024);

@@ -47,6 +47,13 @@ class VirtioConsole : public VirtioDevice {
   void activate(VirtioTransport& transport) override;
   void reset() override;
   void queue_notify(unsigned index) override;
+  // While paused, push_input() still buffers bytes (up to kRxCapacity); they reach the
+  // guest after resume().
+  void pause() override;
+  void resume() override;
+  // Section "virtio-console": the input bytes not yet delivered and the counters.
+  void save_state(StateWriter& w) const override;
+  void load_state(StateReader& r) override;
 
   // Returns how many bytes were accepted (the rest is dropped: the buffer is full).
   size_t push_input(const uint8_t* data, size_t len);
@@ -58,10 +65,12 @@ class VirtioConsole : public VirtioDevice {
   void deliver_rx_locked();
 
   Sink sink_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   VirtioTransport* transport_ = nullptr;
   std::deque<uint8_t> rx_pending_;
   Stats stats_;
+  bool paused_ = false;
+  bool tx_notified_while_paused_ = false;
   std::atomic<bool> tx_pending_{false};
   IoThread io_{"virtio-console"};
 };

@@ -24,8 +24,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
+#include "common/state_io.h"
 #include "devices/virtio/virtqueue.h"
 #include "mem/bus.h"
 
@@ -84,26 +86,35 @@ class VirtioDevice {
   // The driver wrote QueueNotify for a ready queue of an active device (vCPU thread:
   // hand the work to an IoThread).
   virtual void queue_notify(unsigned index) = 0;
+
+  // Quiescing (for snapshots). After pause() returns the device makes no access to guest
+  // RAM and no interrupt change until resume(): in-flight requests have finished, and
+  // notifications (and host input) arriving meanwhile are remembered and handled at
+  // resume(). The defaults suit a device without background work.
+  virtual void pause() {}
+  virtual void resume() {}
+  // The device's own state (not the transport's or the queues'), in a named section.
+  // The transport calls load_state on an inactive device, before activate().
+  virtual void save_state(StateWriter& w) const {}
+  virtual void load_state(StateReader& r) {}
 };
 
 class VirtioMmio : public mem::MmioDevice, private VirtioTransport {
  public:
   static constexpr uint64_t kSize = 0x1000;
-  static constexpr uint32_t kMagic = 0x74726976;  // "virt"
+  static constexpr uint32_t kMagic = 0x74726976;     // "virt"
   static constexpr uint32_t kVendorId = 0x554D4551;  // "QEMU", as Linux tools expect
   // Register offsets (4.2.2).
   static constexpr uint64_t kMagicValue = 0x000, kVersion = 0x004, kDeviceId = 0x008,
-                            kVendor = 0x00c, kDeviceFeatures = 0x010,
-                            kDeviceFeaturesSel = 0x014, kDriverFeatures = 0x020,
-                            kDriverFeaturesSel = 0x024, kQueueSel = 0x030,
+                            kVendor = 0x00c, kDeviceFeatures = 0x010, kDeviceFeaturesSel = 0x014,
+                            kDriverFeatures = 0x020, kDriverFeaturesSel = 0x024, kQueueSel = 0x030,
                             kQueueNumMax = 0x034, kQueueNum = 0x038, kQueueReady = 0x044,
-                            kQueueNotify = 0x050, kInterruptStatus = 0x060,
-                            kInterruptAck = 0x064, kStatus = 0x070, kQueueDescLow = 0x080,
-                            kQueueDescHigh = 0x084, kQueueDriverLow = 0x090,
-                            kQueueDriverHigh = 0x094, kQueueDeviceLow = 0x0a0,
-                            kQueueDeviceHigh = 0x0a4, kShmSel = 0x0ac, kShmLenLow = 0x0b0,
-                            kShmLenHigh = 0x0b4, kShmBaseLow = 0x0b8, kShmBaseHigh = 0x0bc,
-                            kConfigGeneration = 0x0fc, kConfig = 0x100;
+                            kQueueNotify = 0x050, kInterruptStatus = 0x060, kInterruptAck = 0x064,
+                            kStatus = 0x070, kQueueDescLow = 0x080, kQueueDescHigh = 0x084,
+                            kQueueDriverLow = 0x090, kQueueDriverHigh = 0x094,
+                            kQueueDeviceLow = 0x0a0, kQueueDeviceHigh = 0x0a4, kShmSel = 0x0ac,
+                            kShmLenLow = 0x0b0, kShmLenHigh = 0x0b4, kShmBaseLow = 0x0b8,
+                            kShmBaseHigh = 0x0bc, kConfigGeneration = 0x0fc, kConfig = 0x100;
   // Device status bits (2.1).
   static constexpr uint32_t kStatusAcknowledge = 1, kStatusDriver = 2, kStatusDriverOk = 4,
                             kStatusFeaturesOk = 8, kStatusNeedsReset = 64, kStatusFailed = 128;
@@ -120,6 +131,22 @@ class VirtioMmio : public mem::MmioDevice, private VirtioTransport {
   bool irq_level();
   uint32_t status();
 
+  // Forward to the device (see VirtioDevice::pause). Call with the vCPUs stopped.
+  void pause();
+  void resume();
+
+  // Snapshots. Section "<device>-mmio" (e.g. "virtio-blk-mmio") holding the transport
+  // registers, each queue's "virtqueue" section and the device's own section.
+  // save_state: call after pause(), so no request is in flight.
+  // load_state: call on a transport whose device was built with the same configuration,
+  // with guest RAM mapped and restored (an active device is re-activated at once and
+  // each ready queue is kicked once, so buffers the driver made available are processed;
+  // if the device is paused that work waits for resume()). The interrupt line is driven
+  // to the restored InterruptStatus. On failure `r` says why and the transport is left
+  // reset (status 0).
+  void save_state(StateWriter& w) const;
+  void load_state(StateReader& r);
+
  private:
   // VirtioTransport
   Virtqueue& queue(unsigned index) override { return *queues_[index]; }
@@ -135,11 +162,13 @@ class VirtioMmio : public mem::MmioDevice, private VirtioTransport {
   void update_line_irq_locked();
   Virtqueue* selected_queue_locked();
 
+  std::string section_name() const;
+
   mem::Bus& bus_;
   VirtioDevice& device_;
   std::function<void(bool)> irq_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::vector<std::unique_ptr<Virtqueue>> queues_;
   uint32_t status_ = 0;  // without NEEDS_RESET, which lives in needs_reset_
   uint32_t device_features_sel_ = 0, driver_features_sel_ = 0, queue_sel_ = 0;
@@ -147,7 +176,7 @@ class VirtioMmio : public mem::MmioDevice, private VirtioTransport {
   bool active_ = false;
   std::atomic<uint32_t> config_generation_{0};
 
-  std::mutex irq_mu_;
+  mutable std::mutex irq_mu_;
   uint32_t interrupt_status_ = 0;
   bool line_ = false;
   std::atomic<bool> needs_reset_{false};

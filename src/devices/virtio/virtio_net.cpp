@@ -17,7 +17,8 @@ VirtioNet::~VirtioNet() {
 
 Status VirtioNet::start() {
   if (started_) return {};
-  Status s = backend_->start([this](const uint8_t* frame, size_t len) { return receive(frame, len); });
+  Status s =
+      backend_->start([this](const uint8_t* frame, size_t len) { return receive(frame, len); });
   started_ = s.ok();
   return s;
 }
@@ -42,6 +43,50 @@ void VirtioNet::activate(VirtioTransport& transport) {
 void VirtioNet::reset() {
   std::lock_guard<std::mutex> lock(mu_);
   transport_ = nullptr;
+  tx_notified_while_paused_ = false;
+}
+
+void VirtioNet::pause() {
+  {
+    // Waits for a frame being received; later ones are refused.
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_ = true;
+  }
+  io_.wait_idle();  // a TX batch in progress, including its sends
+}
+
+void VirtioNet::resume() {
+  bool kick;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_ = false;
+    kick = std::exchange(tx_notified_while_paused_, false);
+  }
+  if (kick) queue_notify(kTxQueue);
+  // Frames the backend held meanwhile.
+  io_.post([this] { backend_->resume_receive(); });
+}
+
+void VirtioNet::save_state(StateWriter& w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  w.begin("virtio-net");
+  for (uint64_t v : {stats_.tx_packets, stats_.tx_bytes, stats_.tx_dropped, stats_.rx_packets,
+                     stats_.rx_bytes, stats_.rx_dropped}) {
+    w.u64(v);
+  }
+  w.end();
+}
+
+void VirtioNet::load_state(StateReader& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  r.begin("virtio-net");
+  Stats s;
+  for (uint64_t* v :
+       {&s.tx_packets, &s.tx_bytes, &s.tx_dropped, &s.rx_packets, &s.rx_bytes, &s.rx_dropped}) {
+    *v = r.u64();
+  }
+  r.end();
+  if (r.ok()) stats_ = s;
 }
 
 void VirtioNet::queue_notify(unsigned index) {
@@ -60,7 +105,7 @@ VirtioNet::Stats VirtioNet::stats() {
 
 bool VirtioNet::receive(const uint8_t* frame, size_t len) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!transport_) return false;
+  if (!transport_ || paused_) return false;
   Virtqueue& q = transport_->queue(kRxQueue);
   if (!q.ready() || q.broken()) return false;
   VirtqChain chain;
@@ -93,6 +138,10 @@ void VirtioNet::process_tx() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!transport_) return;
+    if (paused_) {
+      tx_notified_while_paused_ = true;
+      return;
+    }
     drain_queue(*transport_, kTxQueue, [this, &frames](const VirtqChain& chain) {
       if (chain.readable_len < kHdrSize || chain.readable_len - kHdrSize > kMaxFrame) {
         ++stats_.tx_dropped;

@@ -60,7 +60,15 @@ class VirtioNet : public VirtioDevice {
   void activate(VirtioTransport& transport) override;
   void reset() override;
   void queue_notify(unsigned index) override;
+  // While paused, frames from the backend are refused (the backend holds them in its
+  // bounded queue, or drops them when it is full) and delivered after resume().
+  void pause() override;
+  void resume() override;
+  // Section "virtio-net": the counters.
+  void save_state(StateWriter& w) const override;
+  void load_state(StateReader& r) override;
 
+  // Thread-safe.
   Stats stats();
 
  private:
@@ -69,9 +77,11 @@ class VirtioNet : public VirtioDevice {
 
   std::unique_ptr<backends::NetBackend> backend_;
   Mac mac_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   VirtioTransport* transport_ = nullptr;
   Stats stats_;
+  bool paused_ = false;
+  bool tx_notified_while_paused_ = false;
   std::atomic<bool> tx_pending_{false};
   bool started_ = false;
   IoThread io_{"virtio-net"};

@@ -6,45 +6,13 @@
 #include <mutex>
 #include <vector>
 
+#include "devices/virtio/virtio_test_backends.h"
 #include "devices/virtio/virtio_test_driver.h"
 
 namespace nimbus::devices {
 namespace {
 
 using namespace testing;  // NOLINT
-
-// Records frames sent by the guest; delivers frames on request, keeping the ones the
-// device refuses (as the real backends do) until resume_receive().
-class FakeNet : public backends::NetBackend {
- public:
-  Status start(Receiver r) override {
-    receiver = std::move(r);
-    return {};
-  }
-  void send(const uint8_t* f, size_t len) override {
-    std::lock_guard<std::mutex> lock(mu);
-    sent.emplace_back(f, f + len);
-  }
-  void resume_receive() override {
-    std::lock_guard<std::mutex> lock(mu);
-    ++resumes;
-    while (!held.empty() && receiver(held.front().data(), held.front().size())) held.erase(held.begin());
-  }
-  void stop() override { stopped = true; }
-  // From the "backend thread" (the test): true if the device took it.
-  bool inject(std::vector<uint8_t> f) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (receiver(f.data(), f.size())) return true;
-    held.push_back(std::move(f));
-    return false;
-  }
-
-  std::mutex mu;
-  Receiver receiver;
-  std::vector<std::vector<uint8_t>> sent, held;
-  std::atomic<int> resumes{0};
-  bool stopped = false;
-};
 
 struct VirtioNetTest : ::testing::Test {
   mem::Bus bus{kRamBase, kRamSize};
@@ -58,7 +26,8 @@ struct VirtioNetTest : ::testing::Test {
   void SetUp() override {
     auto n = std::make_unique<FakeNet>();
     net = n.get();
-    dev = std::make_unique<VirtioNet>(std::move(n), VirtioNet::Mac{0x52, 0x54, 0, 0x12, 0x34, 0x56});
+    dev =
+        std::make_unique<VirtioNet>(std::move(n), VirtioNet::Mac{0x52, 0x54, 0, 0x12, 0x34, 0x56});
     ASSERT_TRUE(dev->start().ok());
     mmio = std::make_unique<VirtioMmio>(bus, *dev, [](bool) {});
     drv = std::make_unique<FakeDriver>(FakeDriver{*mmio});

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 namespace nimbus::devices {
 
@@ -36,6 +37,43 @@ void VirtioRng::activate(VirtioTransport& transport) {
 void VirtioRng::reset() {
   std::lock_guard<std::mutex> lock(mu_);
   transport_ = nullptr;
+  notified_while_paused_ = false;
+}
+
+void VirtioRng::pause() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_ = true;
+  }
+  io_.wait_idle();
+}
+
+void VirtioRng::resume() {
+  bool kick;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_ = false;
+    kick = std::exchange(notified_while_paused_, false);
+  }
+  if (kick) queue_notify(0);
+}
+
+void VirtioRng::save_state(StateWriter& w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  w.begin("virtio-rng");
+  w.u64(stats_.requests);
+  w.u64(stats_.bytes);
+  w.end();
+}
+
+void VirtioRng::load_state(StateReader& r) {
+  std::lock_guard<std::mutex> lock(mu_);
+  r.begin("virtio-rng");
+  Stats s;
+  s.requests = r.u64();
+  s.bytes = r.u64();
+  r.end();
+  if (r.ok()) stats_ = s;
 }
 
 void VirtioRng::queue_notify(unsigned index) {
@@ -51,6 +89,10 @@ void VirtioRng::process() {
   kick_pending_ = false;
   std::lock_guard<std::mutex> lock(mu_);
   if (!transport_) return;
+  if (paused_) {
+    notified_while_paused_ = true;
+    return;
+  }
   drain_queue(*transport_, 0, [this](const VirtqChain& chain) {
     uint64_t budget = kMaxFill, written = 0;
     for (const VirtqSegment& s : chain.writable) {

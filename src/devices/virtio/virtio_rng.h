@@ -35,15 +35,22 @@ class VirtioRng : public VirtioDevice {
   void activate(VirtioTransport& transport) override;
   void reset() override;
   void queue_notify(unsigned index) override;
+  void pause() override;
+  void resume() override;
+  // Section "virtio-rng": the counters.
+  void save_state(StateWriter& w) const override;
+  void load_state(StateReader& r) override;
 
   Stats stats();
 
  private:
   void process();
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   VirtioTransport* transport_ = nullptr;
   Stats stats_;
+  bool paused_ = false;
+  bool notified_while_paused_ = false;
   std::atomic<bool> kick_pending_{false};
   IoThread io_{"virtio-rng"};
 };

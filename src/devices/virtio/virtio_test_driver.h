@@ -29,7 +29,9 @@ inline void peek(mem::Bus& bus, uint64_t pa, void* p, size_t n) {
   std::memcpy(p, h, n);
 }
 template <typename T>
-void put(mem::Bus& bus, uint64_t pa, T v) { poke(bus, pa, &v, sizeof(v)); }
+void put(mem::Bus& bus, uint64_t pa, T v) {
+  poke(bus, pa, &v, sizeof(v));
+}
 template <typename T>
 T get(mem::Bus& bus, uint64_t pa) {
   T v{};
@@ -52,7 +54,10 @@ struct GuestRing {
   uint16_t next_desc = 0, avail_idx = 0, last_used = 0;
 
   GuestRing(mem::Bus& b, uint64_t base, uint16_t n)
-      : bus(b), size(n), desc(base), avail(base + 16ull * n),
+      : bus(b),
+        size(n),
+        desc(base),
+        avail(base + 16ull * n),
         used((base + 16ull * n + 6 + 2ull * n + 4095) & ~4095ull) {
     std::vector<uint8_t> zero(used + 6 + 8ull * n - base);
     poke(bus, base, zero.data(), zero.size());
@@ -73,7 +78,8 @@ struct GuestRing {
       const uint16_t i = static_cast<uint16_t>((head + k) % size);
       const bool last = k + 1 == bufs.size();
       write_desc(i, bufs[k].addr, bufs[k].len,
-                 static_cast<uint16_t>((bufs[k].write ? kVirtqDescFWrite : 0) | (last ? 0 : kVirtqDescFNext)),
+                 static_cast<uint16_t>((bufs[k].write ? kVirtqDescFWrite : 0) |
+                                       (last ? 0 : kVirtqDescFNext)),
                  static_cast<uint16_t>((i + 1) % size));
     }
     next_desc = static_cast<uint16_t>((head + bufs.size()) % size);
@@ -163,8 +169,8 @@ struct FakeDriver {
     wr(VirtioMmio::kDriverFeatures, static_cast<uint32_t>(f >> 32));
     wr(VirtioMmio::kDriverFeaturesSel, 0);
     wr(VirtioMmio::kDriverFeatures, static_cast<uint32_t>(f));
-    wr(VirtioMmio::kStatus, VirtioMmio::kStatusAcknowledge | VirtioMmio::kStatusDriver |
-                                VirtioMmio::kStatusFeaturesOk);
+    wr(VirtioMmio::kStatus,
+       VirtioMmio::kStatusAcknowledge | VirtioMmio::kStatusDriver | VirtioMmio::kStatusFeaturesOk);
     return rd(VirtioMmio::kStatus) & VirtioMmio::kStatusFeaturesOk;
   }
   void setup_queue(unsigned q, const GuestRing& r) {
@@ -198,6 +204,23 @@ struct FakeDriver {
     return v;
   }
 };
+
+// A snapshot's RAM restore: copies all of `from`'s RAM into `to` (same layout).
+inline void copy_ram(mem::Bus& from, mem::Bus& to) {
+  std::memcpy(to.ram_ptr(kRamBase, kRamSize), from.ram_ptr(kRamBase, kRamSize), kRamSize);
+}
+
+// The same driver-side ring on another bus (after copy_ram), with the same indexes.
+inline GuestRing clone_ring(mem::Bus& to, const GuestRing& r) {
+  std::vector<uint8_t> keep(r.used + 6 + 8ull * r.size - r.desc);
+  std::memcpy(keep.data(), to.ram_ptr(r.desc, keep.size()), keep.size());
+  GuestRing g(to, r.desc, r.size);  // zeroes the ring area: put the contents back
+  std::memcpy(to.ram_ptr(r.desc, keep.size()), keep.data(), keep.size());
+  g.next_desc = r.next_desc;
+  g.avail_idx = r.avail_idx;
+  g.last_used = r.last_used;
+  return g;
+}
 
 // Polls `pred` until true or timeout.
 template <typename F>

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <string>
 
 namespace nimbus::devices {
 
@@ -83,17 +84,21 @@ void Virtqueue::disable() {
   last_avail_ = used_idx_ = signalled_used_ = 0;
 }
 
-bool Virtqueue::enable(bool event_idx, bool indirect) {
-  disable();
-  const uint64_t n = size_;
+bool Virtqueue::map_areas(uint64_t n, uint8_t*& d, uint8_t*& a, uint8_t*& u) const {
   if (n == 0 || n > max_size_ || (n & (n - 1)) != 0) return false;
   // 2.7.2: alignment 16 for the descriptor table, 2 for the driver area, 4 for the
   // device area.
   if ((desc_addr & 15) || (driver_addr & 1) || (device_addr & 3)) return false;
-  uint8_t* d = bus_.ram_ptr(desc_addr, kDescSize * n);
-  uint8_t* a = bus_.ram_ptr(driver_addr, 6 + 2 * n);
-  uint8_t* u = bus_.ram_ptr(device_addr, 6 + 8 * n);
-  if (!d || !a || !u) return false;
+  d = bus_.ram_ptr(desc_addr, kDescSize * n);
+  a = bus_.ram_ptr(driver_addr, 6 + 2 * n);
+  u = bus_.ram_ptr(device_addr, 6 + 8 * n);
+  return d && a && u;
+}
+
+bool Virtqueue::enable(bool event_idx, bool indirect) {
+  disable();
+  uint8_t *d = nullptr, *a = nullptr, *u = nullptr;
+  if (!map_areas(size_, d, a, u)) return false;
   desc_ = d;
   avail_ = a;
   used_ = u;
@@ -219,6 +224,61 @@ bool Virtqueue::needs_interrupt() {
            static_cast<uint16_t>(new_idx - old_idx);
   }
   return !(load16_relaxed(avail_) & kVirtqAvailFNoInterrupt);
+}
+
+void Virtqueue::save_state(StateWriter& w) const {
+  w.begin("virtqueue");
+  w.u16(size_);
+  w.u64(desc_addr);
+  w.u64(driver_addr);
+  w.u64(device_addr);
+  w.b(ready_);
+  w.b(broken_);
+  w.b(event_idx_);
+  w.b(indirect_);
+  w.u16(last_avail_);
+  w.u16(used_idx_);
+  w.u16(signalled_used_);
+  w.end();
+}
+
+void Virtqueue::load_state(StateReader& r) {
+  disable();
+  r.begin("virtqueue");
+  const uint16_t size = r.u16();
+  const uint64_t desc = r.u64(), driver = r.u64(), device = r.u64();
+  const bool ready = r.b(), broken = r.b(), event_idx = r.b(), indirect = r.b();
+  const uint16_t last_avail = r.u16(), used_idx = r.u16(), signalled = r.u16();
+  if (!r.ok()) return;
+  // Not ready: only the configuration registers matter (the guest may have written any
+  // size; enable() checks it later). disable() keeps the indexes at 0.
+  size_ = size;
+  desc_addr = desc;
+  driver_addr = driver;
+  device_addr = device;
+  if (!ready) {
+    if (broken || last_avail || used_idx || signalled) r.fail("an idle queue has ring state");
+    r.end();
+    return;
+  }
+  uint8_t *d = nullptr, *a = nullptr, *u = nullptr;
+  if (!map_areas(size, d, a, u)) {
+    r.fail("queue size " + std::to_string(size) + " or ring addresses are not valid");
+  } else if (static_cast<uint16_t>(last_avail - used_idx) > size) {
+    r.fail("more buffers in flight than the queue holds");
+  }
+  r.end();
+  if (!r.ok()) return;
+  desc_ = d;
+  avail_ = a;
+  used_ = u;
+  event_idx_ = event_idx;
+  indirect_ = indirect;
+  last_avail_ = last_avail;
+  used_idx_ = used_idx;
+  signalled_used_ = signalled;
+  broken_ = broken;
+  ready_ = true;
 }
 
 }  // namespace nimbus::devices

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/state_io.h"
 #include "mem/bus.h"
 
 namespace nimbus::devices {
@@ -96,6 +97,16 @@ class Virtqueue {
   uint16_t last_avail_idx() const { return last_avail_; }
   uint16_t used_idx() const { return used_idx_; }
 
+  // --- Snapshots (transport, while the device is paused or inactive) ---
+  // Section "virtqueue": size, the three addresses, flags and ring indexes. Guest RAM is
+  // not part of it.
+  void save_state(StateWriter& w) const;
+  // Restores the configuration and indexes. A ready queue's addresses go through the same
+  // checks as enable() (against the bus's RAM, which must be mapped; its contents are
+  // neither read nor written, so RAM may be restored before or after). Invalid values
+  // fail `r` and leave the queue disabled.
+  void load_state(StateReader& r);
+
  private:
   struct Desc {
     uint64_t addr;
@@ -103,6 +114,8 @@ class Virtqueue {
     uint16_t flags;
     uint16_t next;
   };
+  // The size and area checks of enable(); on success sets the three host pointers.
+  bool map_areas(uint64_t n, uint8_t*& d, uint8_t*& a, uint8_t*& u) const;
   bool add_segment(VirtqChain& chain, const Desc& d, bool& seen_writable);
   PopResult fail();
   uint16_t load_avail_idx();
@@ -114,11 +127,11 @@ class Virtqueue {
   bool broken_ = false;
   bool event_idx_ = false;
   bool indirect_ = false;
-  uint8_t* desc_ = nullptr;   // size_ * 16 bytes
-  uint8_t* avail_ = nullptr;  // flags, idx, ring[size_], used_event
-  uint8_t* used_ = nullptr;   // flags, idx, ring[size_] of {id, len}, avail_event
-  uint16_t last_avail_ = 0;   // next avail ring entry to take
-  uint16_t used_idx_ = 0;     // next used ring entry to fill
+  uint8_t* desc_ = nullptr;      // size_ * 16 bytes
+  uint8_t* avail_ = nullptr;     // flags, idx, ring[size_], used_event
+  uint8_t* used_ = nullptr;      // flags, idx, ring[size_] of {id, len}, avail_event
+  uint16_t last_avail_ = 0;      // next avail ring entry to take
+  uint16_t used_idx_ = 0;        // next used ring entry to fill
   uint16_t signalled_used_ = 0;  // used_idx_ at the last needs_interrupt()
 };
 

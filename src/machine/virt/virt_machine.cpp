@@ -35,11 +35,17 @@ constexpr uint64_t kSlice = 10000;
 // The longest a waiting hart sleeps before it looks around again on its own.
 constexpr int64_t kMaxSleepNs = 100'000'000;
 
-uint64_t monotonic_ns() {
+}  // namespace
+
+uint64_t monotonic_now_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+namespace {
+
+uint64_t monotonic_ns() { return monotonic_now_ns(); }
 
 uint64_t realtime_ns() {
   timespec ts;
@@ -89,9 +95,10 @@ Status VirtMachine::build() {
     slots_.push_back(std::move(slot));
   }
 
-  // mtime follows the host's monotonic clock at 10 MHz, from zero at machine creation.
-  const uint64_t t0 = monotonic_ns();
-  auto mtime = [t0] { return (monotonic_ns() - t0) / (1'000'000'000 / kTimebaseHz); };
+  // mtime follows the host's monotonic clock at 10 MHz, from zero at machine creation,
+  // standing still while the machine is paused.
+  clock_offset_ns_ = -static_cast<int64_t>(monotonic_ns());
+  auto mtime = [this] { return guest_ns() / (1'000'000'000 / kTimebaseHz); };
   clint_ = std::make_unique<devices::Clint>(
       n, mtime, [this](unsigned h, bool level) { raise(h, cpu::kIrqMSoft, level); },
       [this](unsigned h, bool level) {
@@ -117,6 +124,15 @@ Status VirtMachine::build() {
   bus_->map(kUart.base, kUart.size, uart_.get());
 
   if (Status s = add_virtio_devices(); !s.ok()) return s;
+
+  if (config_.restoring) {
+    // Registers, CSRs and RAM come from the snapshot; only what is not state is set here.
+    for (unsigned i = 0; i < n; i++) {
+      harts_[i]->time_source = mtime;
+      if (builtin_sbi_) harts_[i]->sbi_handler = [this](cpu::Hart& hart) { sbi_call(hart, *this); };
+    }
+    return {};
+  }
 
   auto layout = load_boot_files(config_.boot, *bus_);
   if (!layout.ok()) return layout.status();
@@ -169,7 +185,7 @@ Status VirtMachine::build() {
 
 Status VirtMachine::add_virtio_devices() {
   const size_t wanted = config_.disks.size() + config_.nics.size() + (config_.rng ? 1 : 0) +
-                        (config_.virtio_console.empty() ? 0 : 1);
+                        (config_.virtio_console.empty() && !config_.virtio_console_sink ? 0 : 1);
   if (wanted > kVirtioSlots) {
     return Status::error(fmt::format("too many virtio devices ({}): the board has {} slots", wanted, kVirtioSlots));
   }
@@ -186,7 +202,11 @@ Status VirtMachine::add_virtio_devices() {
     virtio_devices_.push_back(std::move(net));
   }
   if (config_.rng) virtio_devices_.push_back(std::make_unique<devices::VirtioRng>());
-  if (!config_.virtio_console.empty()) {
+  if (config_.virtio_console_sink) {
+    auto console = std::make_unique<devices::VirtioConsole>(config_.virtio_console_sink);
+    virtio_console_ = console.get();
+    virtio_devices_.push_back(std::move(console));
+  } else if (!config_.virtio_console.empty()) {
     virtio_console_file_ = std::fopen(config_.virtio_console.c_str(), "ae");
     if (virtio_console_file_ == nullptr) {
       return Status::error(fmt::format("--virtio-console: cannot write '{}': {}", config_.virtio_console,
@@ -207,10 +227,18 @@ Status VirtMachine::add_virtio_devices() {
   return {};
 }
 
-ExitReason VirtMachine::run() {
+void VirtMachine::start() {
+  {
+    std::lock_guard<std::mutex> lock(park_mu_);
+    if (started_) return;
+    started_ = true;
+  }
   for (unsigned i = 0; i < slots_.size(); i++) {
     slots_[i]->thread = std::thread([this, i] { hart_thread(i); });
   }
+}
+
+ExitReason VirtMachine::wait() {
   {
     std::unique_lock<std::mutex> lock(exit_mu_);
     exit_cv_.wait(lock, [this] { return stopping_.load(); });
@@ -231,10 +259,72 @@ void VirtMachine::stop(ExitReason reason) {
     }
   }
   exit_cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(park_mu_);
+  }
+  park_cv_.notify_all();
   for (unsigned i = 0; i < slots_.size(); i++) {
     harts_[i]->stop_requested = true;
     wake(i);
   }
+  if (on_stop_) on_stop_();
+}
+
+uint64_t VirtMachine::guest_ns() const {
+  if (clock_frozen_.load(std::memory_order_acquire)) return frozen_ns_.load(std::memory_order_relaxed);
+  return static_cast<uint64_t>(static_cast<int64_t>(monotonic_ns()) + clock_offset_ns_.load(std::memory_order_relaxed));
+}
+
+void VirtMachine::pause() {
+  if (pause_requested_.exchange(true)) return;
+  for (unsigned i = 0; i < slots_.size(); i++) {
+    harts_[i]->stop_requested = true;
+    wake(i);
+  }
+  {
+    std::unique_lock<std::mutex> lock(park_mu_);
+    // Harts that never started (or already left) have nothing to park.
+    park_cv_.wait(lock, [this] { return !started_ || parked_ == slots_.size() || stopping_; });
+  }
+  frozen_ns_ = guest_ns();
+  clock_frozen_.store(true, std::memory_order_release);
+  for (auto& slot : virtio_slots_) slot->pause();
+}
+
+void VirtMachine::resume() {
+  if (!pause_requested_.load()) return;
+  for (auto& slot : virtio_slots_) slot->resume();
+  clock_offset_ns_ = static_cast<int64_t>(frozen_ns_.load()) - static_cast<int64_t>(monotonic_ns());
+  clock_frozen_.store(false, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(park_mu_);
+    pause_requested_ = false;
+  }
+  park_cv_.notify_all();
+}
+
+void VirtMachine::park(HartSlot& slot) {
+  std::unique_lock<std::mutex> lock(park_mu_);
+  parked_++;
+  park_cv_.notify_all();
+  while (pause_requested_ && !stopping_) {
+    if (slot.flush_tlb.load(std::memory_order_acquire)) {
+      lock.unlock();
+      service_requests(slot);
+      lock.lock();
+      continue;
+    }
+    park_cv_.wait(lock);
+  }
+  parked_--;
+}
+
+bool VirtMachine::hart_running(unsigned hart) const {
+  return slots_[hart]->state.load() == kHartStarted && !slots_[hart]->hart->waiting;
+}
+
+size_t VirtMachine::virtio_console_input(const uint8_t* data, size_t len) {
+  return virtio_console_ != nullptr ? virtio_console_->push_input(data, len) : 0;
 }
 
 void VirtMachine::console_input(uint8_t byte) { uart_->push_input(byte); }
@@ -266,7 +356,7 @@ void VirtMachine::sleep_until_interrupt(unsigned index) {
   cpu::Hart& h = *s.hart;
   const uint32_t seq = s.wake_seq.load(std::memory_order_acquire);
   clint_->update_timer(index);
-  if (h.interrupt_wakeup_pending() || stopping_ || s.flush_tlb) return;
+  if (h.interrupt_wakeup_pending() || stopping_ || s.flush_tlb || pause_requested_) return;
   int64_t timeout = kMaxSleepNs;
   const uint64_t deadline = clint_->timer_deadline(index), now = clint_->mtime();
   if (deadline > now) {
@@ -283,6 +373,10 @@ void VirtMachine::hart_thread(unsigned index) {
   HartSlot& s = *slots_[index];
   cpu::Hart& h = *s.hart;
   while (!stopping_) {
+    if (pause_requested_.load(std::memory_order_acquire)) {
+      park(s);
+      continue;
+    }
     const int64_t state = s.state.load(std::memory_order_acquire);
     if (state == kHartStartPending) {
       // SBI HSM start: S-mode at start_addr with a0 = hartid, a1 = opaque, satp = 0.
@@ -304,7 +398,7 @@ void VirtMachine::hart_thread(unsigned index) {
     if (state != kHartStarted) {
       // Stopped: wait for hart_start (or the end).
       const uint32_t seq = s.wake_seq.load(std::memory_order_acquire);
-      if (s.state.load() == kHartStopped && !stopping_) futex_wait(&s.wake_seq, seq, kMaxSleepNs);
+      if (s.state.load() == kHartStopped && !stopping_ && !pause_requested_) futex_wait(&s.wake_seq, seq, kMaxSleepNs);
       service_requests(s);
       continue;
     }
@@ -329,6 +423,10 @@ void VirtMachine::remote_sfence(unsigned from_hart, unsigned hart) {
   if (target.state.load() != kHartStarted) return;  // starts with an empty TLB
   target.flush_tlb.store(true, std::memory_order_release);
   wake(hart);
+  {
+    std::lock_guard<std::mutex> lock(park_mu_);  // a parked target flushes too
+  }
+  park_cv_.notify_all();
   // Synchronous, as the SBI requires: wait for the target, serving our own requests so
   // two harts fencing each other cannot deadlock.
   while (target.flush_tlb.load(std::memory_order_acquire) && !stopping_ &&

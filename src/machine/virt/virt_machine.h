@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "backends/block/block_backend.h"
+#include "common/state_io.h"
 #include "common/status.h"
 #include "cpu/hart.h"
 #include "machine/virt/boot_image.h"
@@ -29,6 +31,7 @@ class GoldfishRtc;
 class Finisher;
 class VirtioDevice;
 class VirtioMmio;
+class VirtioConsole;
 }  // namespace nimbus::devices
 
 namespace nimbus::machine::virt {
@@ -47,7 +50,16 @@ struct VirtConfig {
   std::vector<NicConfig> nics;               // virtio-net: eth0, eth1, ...
   bool rng = true;                           // a virtio-rng entropy source
   std::string virtio_console;                // a second console (virtio-console) written to this file
+  // Or: the virtio console's output goes to this function (its input comes from
+  // virtio_console_input()). Used by the VMM for its guest-agent channel.
+  std::function<void(const uint8_t*, size_t)> virtio_console_sink;
+  // Build the board without loading the kernel, initrd or device tree: the state and RAM
+  // come from a snapshot (load_state and a RAM fill) before start().
+  bool restoring = false;
 };
+
+// The host's monotonic clock in nanoseconds.
+uint64_t monotonic_now_ns();
 
 // Why the machine stopped.
 enum class ExitReason { kRunning, kPoweroff, kReboot, kFailure, kQuit };
@@ -61,7 +73,46 @@ class VirtMachine : public SbiPlatform {
   ~VirtMachine() override;
 
   // Runs the harts until the guest powers off or reboots, or stop() is called.
-  ExitReason run();
+  ExitReason run() {
+    start();
+    return wait();
+  }
+  // The same in two steps: start() launches the hart threads and returns; wait() blocks
+  // until the machine stops and joins them. `on_stop` (set before start) runs on the
+  // thread that stops the machine, as soon as it does.
+  void start();
+  ExitReason wait();
+  void set_on_stop(std::function<void()> on_stop) { on_stop_ = std::move(on_stop); }
+  bool stopped() const { return stopping_.load(); }
+
+  // Pause at an instruction boundary on every hart (any thread but a hart's; blocks until
+  // every hart is parked and the devices are quiet). A paused machine uses no CPU and its
+  // clock (mtime) stands still. Before start() a machine can be paused too: its harts
+  // then park as soon as they start.
+  void pause();
+  void resume();
+  bool paused() const { return pause_requested_.load(); }
+
+  // Snapshot state (the machine must be paused, or not yet started): harts, interrupt
+  // controllers, UART, RTC, virtio transports and devices, the clock. RAM is not in it:
+  // it is guest_ram()/ram_size().
+  void save_state(StateWriter& w);
+  // Into a machine built with config.restoring and the same configuration, after its RAM
+  // was filled and before start(). Validates as it reads; fails the stream on bad data.
+  void load_state(StateReader& r);
+  uint8_t* guest_ram() { return bus_->ram(); }
+  uint64_t ram_size() const { return config_.ram_size; }
+
+  // Counters for the VMM's info endpoint.
+  uint64_t hart_instret(unsigned hart) const { return harts_[hart]->instret; }
+  bool hart_running(unsigned hart) const;
+  devices::VirtioDevice* virtio_device(size_t index) {
+    return index < virtio_devices_.size() ? virtio_devices_[index].get() : nullptr;
+  }
+  // Bytes to the virtio console's guest side (the agent channel); returns bytes taken.
+  size_t virtio_console_input(const uint8_t* data, size_t len);
+  // Guest time in nanoseconds (mtime at 10 MHz = guest_ns / 100).
+  uint64_t guest_ns() const;
   // Asks the machine to stop (any thread): run() returns `reason`.
   void stop(ExitReason reason);
   // A byte typed on the console (any thread).
@@ -100,6 +151,7 @@ class VirtMachine : public SbiPlatform {
   void wake(unsigned index);
   void raise(unsigned hart, unsigned irq, bool level);
   void on_finisher(int event, uint32_t code);
+  void park(HartSlot& slot);
 
   VirtConfig config_;
   OutputFn output_;
@@ -117,6 +169,21 @@ class VirtMachine : public SbiPlatform {
   std::vector<std::unique_ptr<devices::VirtioMmio>> virtio_slots_;
   std::FILE* virtio_console_file_ = nullptr;
   BootLayout layout_;
+
+  std::function<void()> on_stop_;
+  devices::VirtioConsole* virtio_console_ = nullptr;
+
+  // Guest clock: guest_ns = host monotonic + offset, frozen while paused.
+  std::atomic<int64_t> clock_offset_ns_{0};
+  std::atomic<bool> clock_frozen_{false};
+  std::atomic<uint64_t> frozen_ns_{0};
+
+  // Pause: harts park in park() until resume().
+  std::atomic<bool> pause_requested_{false};
+  std::mutex park_mu_;
+  std::condition_variable park_cv_;  // a hart parked, or a parked hart may go on
+  unsigned parked_ = 0;
+  bool started_ = false;
 
   std::atomic<bool> stopping_{false};
   std::atomic<ExitReason> exit_reason_{ExitReason::kRunning};

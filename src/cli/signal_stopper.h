@@ -1,0 +1,50 @@
+// Turns SIGINT, SIGTERM and SIGHUP into an orderly stop (so the terminal leaves raw mode
+// and disks are closed), on a thread of its own: the signals are blocked everywhere else,
+// so no handler runs in the middle of a vCPU. Create it before any other thread.
+#pragma once
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <ctime>
+#include <functional>
+#include <thread>
+
+namespace nimbus::cli {
+
+class SignalStopper {
+ public:
+  explicit SignalStopper(std::function<void()> on_signal) : on_signal_(std::move(on_signal)) {
+    sigemptyset(&set_);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, sig);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // inherited by every thread started later
+    thread_ = std::thread([this] {
+      while (!done_) {
+        timespec timeout{0, 200'000'000};
+        const int sig = sigtimedwait(&set_, nullptr, &timeout);
+        if (sig > 0) {
+          signal_ = sig;
+          on_signal_();
+        }
+      }
+    });
+  }
+  ~SignalStopper() {
+    done_ = true;
+    thread_.join();
+    pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+  }
+  SignalStopper(const SignalStopper&) = delete;
+  SignalStopper& operator=(const SignalStopper&) = delete;
+  int signal() const { return signal_; }
+
+ private:
+  std::function<void()> on_signal_;
+  sigset_t set_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> signal_{0};
+  std::thread thread_;
+};
+
+}  // namespace nimbus::cli

@@ -1,0 +1,31 @@
+// `nimbus vmm`: one VM process controlled over an API socket (Firecracker-style).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace nimbus::cli {
+
+struct VmmCommandOptions {
+  std::string api_sock;
+  std::string config_file;
+  std::string restore;
+  bool paused = false;
+  bool no_start = false;
+  bool exit_on_stop = false;
+  std::string id = "nimbus-vm";
+  std::string console = "stdio";
+  std::string console_sock, console_log;
+  // The same machine flags as `nimbus run`.
+  std::string kernel, initrd, append, firmware, memory;
+  unsigned cpus = 0;
+  std::vector<std::string> disks, nets;
+  bool no_rng = false;
+};
+
+void add_vmm_command(CLI::App& app, VmmCommandOptions& options);
+int vmm_command(const VmmCommandOptions& options);
+
+}  // namespace nimbus::cli

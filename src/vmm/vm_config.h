@@ -1,0 +1,95 @@
+// A VM's configuration as the API, a --config file and a snapshot carry it, in JSON with
+// Firecracker's resource names where Firecracker has one:
+//
+//   { "machine-config": { "vcpu_count": 2, "mem_size_mib": 512 },
+//     "boot-source": { "kernel_image_path": "...", "initrd_path": "...",
+//                      "boot_args": "...", "firmware_path": "..." },
+//     "drives": [ { "drive_id": "rootfs", "path_on_host": "disk.qcow2",
+//                   "is_root_device": true, "is_read_only": false, "format": "auto" } ],
+//     "network-interfaces": [ { "iface_id": "eth0", "mode": "user",
+//         "host_forwards": [ { "protocol": "tcp", "host_address": "127.0.0.1",
+//                              "host_port": 8080, "guest_port": 80 } ],
+//         "guest_mac": "52:54:00:12:34:56" } ],
+//     "entropy": true }
+//
+// Parsing is strict: unknown fields, wrong types and out-of-range values are errors whose
+// message names the field and says what is accepted.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "machine/virt/virt_machine.h"
+
+namespace nimbus::vmm {
+
+using nlohmann::json;
+
+constexpr uint64_t kMinMemMib = 16;
+constexpr uint64_t kMaxMemMib = 64 * 1024;
+
+struct HostForward {
+  std::string protocol = "tcp";  // tcp or udp
+  std::string host_address;      // empty: every address
+  uint16_t host_port = 0;
+  std::string guest_address;     // empty: the guest's DHCP address
+  uint16_t guest_port = 0;
+};
+
+struct NetConfig {
+  std::string id;
+  std::string mode = "user";  // user (libslirp NAT) or switch (a host switch directory)
+  std::vector<HostForward> forwards;
+  std::string switch_path;
+  std::string mac;  // empty: a random 52:54:00 address chosen at configuration time
+};
+
+struct DriveConfig {
+  std::string id;
+  std::string path;
+  bool root = false;
+  bool read_only = false;
+  std::string format = "auto";  // auto, raw or qcow2
+};
+
+struct VmConfig {
+  unsigned vcpus = 1;
+  uint64_t mem_mib = 256;
+  std::string kernel;  // empty: the bundled kernel (and initramfs unless a root drive is given)
+  std::string initrd;
+  std::string boot_args;  // empty: a default console line (plus root= for a root drive)
+  std::string firmware;   // empty: the built-in SBI
+  std::vector<DriveConfig> drives;
+  std::vector<NetConfig> nics;
+  bool entropy = true;
+};
+
+// Sections of the document, each an object. `patch` accepts a subset of the fields and
+// applies them over `into`.
+Status parse_machine_config(const json& j, VmConfig& into, bool patch);
+Status parse_boot_source(const json& j, VmConfig& into);
+// `id` is the id in the request path (or empty in a whole document); the body's id must
+// match it.
+Result<DriveConfig> parse_drive(const json& j, const std::string& id);
+Result<NetConfig> parse_nic(const json& j, const std::string& id);
+// A whole document (a --config file, or the one inside a snapshot).
+Result<VmConfig> parse_vm_config(const json& j);
+json to_json(const VmConfig& config);
+
+// Ids: 1-64 characters of [A-Za-z0-9_.-].
+bool valid_id(const std::string& id);
+
+// Checks that can only be made against the host (files exist, MACs are unique, the board
+// has enough slots) and builds the machine's configuration. `images_dir` holds the
+// bundled Image and initramfs.cpio.gz used when no kernel is given.
+Result<machine::virt::VirtConfig> to_virt_config(const VmConfig& config, const std::string& images_dir);
+
+// Where the bundled guest images are: $NIMBUS_IMAGES, then images/ beside the build or
+// install directory of this executable, then ./images.
+std::string bundled_images_dir();
+
+}  // namespace nimbus::vmm
