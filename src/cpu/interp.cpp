@@ -859,6 +859,10 @@ template <Path P>
     case Op::count:
       illegal(h, d);
       return;
+    default:
+      // The decoder only produces the ops above: lets the jump table go without a range
+      // check.
+      __builtin_unreachable();
   }
 #undef RS1
 #undef RS2
@@ -1025,33 +1029,42 @@ struct Block {
   const Decoded* insns() const { return reinterpret_cast<const Decoded*>(this + 1); }
   const uint8_t* code() const { return reinterpret_cast<const uint8_t*>(insns() + ninsns); }
 
+  // Chained successors inside the same page (see run_blocks): [0] the fall-through,
+  // [1] the last taken target. Only a hint: the target's key is compared and its bytes
+  // checked like any other entry.
+  Block* link[2];
+
   // True if memory still holds the bytes this block was decoded from. This check on every
   // entry is what keeps blocks right when code is rewritten behind the hart's back.
+  // nbytes is even and at least 2; the last word read overlaps the one before it.
   bool current() const {
     const uint8_t* m = reinterpret_cast<const uint8_t*>(key);
     const uint8_t* c = code();
-    uint32_t n = nbytes;
-    uint64_t diff = 0;
-    for (; n >= 8; n -= 8, m += 8, c += 8) {
-      uint64_t a, b;
-      std::memcpy(&a, m, 8);
-      std::memcpy(&b, c, 8);
-      diff |= a ^ b;
+    const uint32_t n = nbytes;
+    if (n >= 8) [[likely]] {
+      uint64_t diff = load8(m + n - 8) ^ load8(c + n - 8);
+      for (uint32_t o = 0; o + 8 < n; o += 8) diff |= load8(m + o) ^ load8(c + o);
+      return diff == 0;
     }
     if (n >= 4) {
-      uint32_t a, b;
-      std::memcpy(&a, m, 4);
-      std::memcpy(&b, c, 4);
-      diff |= a ^ b;
-      n -= 4, m += 4, c += 4;
+      return ((load4(m) ^ load4(c)) | (load4(m + n - 4) ^ load4(c + n - 4))) == 0;
     }
-    if (n >= 2) {
-      uint16_t a, b;
-      std::memcpy(&a, m, 2);
-      std::memcpy(&b, c, 2);
-      diff |= a ^ b;
-    }
-    return diff == 0;
+    uint16_t a, b;
+    std::memcpy(&a, m, 2);
+    std::memcpy(&b, c, 2);
+    return a == b;
+  }
+
+ private:
+  static uint64_t load8(const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  }
+  static uint32_t load4(const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
   }
 };
 static_assert(sizeof(Block) % alignof(Decoded) == 0);
@@ -1065,7 +1078,11 @@ class CodeCache {
   void flush() {
     std::fill(std::begin(table_), std::end(table_), nullptr);
     used_ = 0;
+    ++generation_;
   }
+
+  // Changes whenever the arena is emptied (every Block pointer held so far is dead).
+  uint64_t generation() const { return generation_; }
 
   // The current block starting at host address `host` (guest address `pc`), decoding it
   // if needed; nullptr when not even one instruction fits in the rest of the page.
@@ -1113,6 +1130,7 @@ class CodeCache {
     b->key = host;
     b->nbytes = static_cast<uint32_t>(off);
     b->ninsns = n;
+    b->link[0] = b->link[1] = nullptr;
     std::memcpy(out + n, code, off);
     used_ += (sizeof(Block) + n * sizeof(Decoded) + off + 7) & ~size_t{7};
     return b;
@@ -1121,6 +1139,7 @@ class CodeCache {
   Block* table_[kSlots];
   std::unique_ptr<uint8_t[]> arena_;
   size_t used_ = 0;
+  uint64_t generation_ = 0;
 };
 
 // The block for h.pc if its page is in the fetch TLB (a miss goes through step_one,
@@ -1308,15 +1327,36 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
     if constexpr (P == Path::kChecked) checker->sync();
     h.break_block = false;
     const uint64_t chunk_end = std::min(max_insns, done + kChunk);
+    // The block that just ran to its end (so h.pc is its successor) and where it started.
+    // Only blocks ending in a branch, a jump or the block size limit are chained: the
+    // instructions ending the others (CSR writes, SFENCE.VMA, traps, xRET) set break_block
+    // and leave the chunk, so the fetch translation cannot change between a block and its
+    // chained successor. A successor in the same page has the same translation, so its
+    // host address follows from the predecessor's without the fetch TLB and the table.
+    Block* prev = nullptr;
+    uint64_t prev_pc = 0;
     do {
-      Block* b = find_block(h, cache);
+      Block* b;
+      const uint64_t pc0 = h.pc;
+      if (prev != nullptr && ((pc0 ^ prev_pc) >> 12) == 0) {
+        const uintptr_t host = (prev->key & ~uintptr_t{kPageMask}) + (pc0 & kPageMask);
+        Block*& link = prev->link[pc0 != prev_pc + prev->nbytes];
+        b = link;
+        if (b == nullptr || b->key != host || !b->current()) [[unlikely]] {
+          const uint64_t gen = cache.generation();
+          b = cache.get(host, pc0);
+          if (cache.generation() == gen) link = b;  // else prev died with the arena
+        }
+      } else {
+        b = find_block(h, cache);
+      }
       if (b == nullptr || b->ninsns > max_insns - done) [[unlikely]] {
-        const uint64_t pc = h.pc;
+        prev = nullptr;
         Decoded d;
         const bool fetched = step_one<P, false>(h, d);
         ++done;  // a faulting fetch is a step of the budget
         if constexpr (P == Path::kChecked) {
-          if (!checker->after(fetched ? &d : nullptr, pc, h.pc, 0)) return done;
+          if (!checker->after(fetched ? &d : nullptr, pc0, h.pc, 0)) return done;
         }
         if (h.break_block) break;
         continue;
@@ -1325,12 +1365,14 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
       const unsigned n = b->ninsns;
       h.instret += n;
       h.cycle += n;
-      uint64_t pc = h.pc;
+      uint64_t pc = pc0;
+      // Only the last instruction of a block (a branch, a jump, a system instruction) and
+      // traps set or read next_pc; the others go on to pc + len.
+      h.next_pc = pc0 + b->nbytes;
       unsigned i = 0;
       for (;;) {
         const Decoded& d = insn[i++];
         h.pc = pc;
-        h.next_pc = pc + d.len;
         execute<P>(h, d, pc);
         h.x[0] = 0;
         if constexpr (P == Path::kChecked) {
@@ -1351,6 +1393,8 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
       done += i;
       h.pc = h.next_pc;
       if (h.break_block) break;
+      prev = b;
+      prev_pc = pc0;
     } while (done < chunk_end);
   }
   return done;

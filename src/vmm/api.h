@@ -65,6 +65,10 @@ class VmmControl {
   virtual ApiResponse snapshot_load(const std::string& path, bool resume) = 0;
 };
 
+// JSON text for a reply or a file. Strings that are not valid UTF-8 (a path given on the
+// command line, an id echoed in an error) are written with U+FFFD instead of throwing.
+inline std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 ApiResponse handle_request(VmmControl& vmm, const std::string& method, const std::string& path,
                            const std::string& body);
 

@@ -36,7 +36,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& socket_pa
   auto handler = [&vmm](const httplib::Request& req, httplib::Response& res) {
     ApiResponse r = handle_request(vmm, req.method, req.path, req.body);
     res.status = r.status;
-    if (!r.body.is_null()) res.set_content(r.body.dump() + "\n", "application/json");
+    if (!r.body.is_null()) res.set_content(dump_json(r.body) + "\n", "application/json");
   };
   srv.Get(".*", handler);
   srv.Put(".*", handler);
@@ -46,7 +46,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(const std::string& socket_pa
   srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     const char* what = res.status == 413 ? "the request body is too large" : "the request is malformed";
-    res.set_content(nlohmann::json{{"fault_message", what}}.dump() + "\n", "application/json");
+    res.set_content(dump_json(nlohmann::json{{"fault_message", what}}) + "\n", "application/json");
   });
   const mode_t old = ::umask(0077);
   const bool bound = srv.bind_to_port(socket_path, 80);

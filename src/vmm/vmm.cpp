@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "backends/block/disk_resize.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_net.h"
 #include "machine/snapshot/snapshot_file.h"
 
 namespace nimbus::vmm {
@@ -236,9 +238,37 @@ json Vmm::info() {
 }
 
 json Vmm::device_info_locked() {
+  // The board's virtio devices come in config order: drives, then NICs.
   json drives = json::array(), nics = json::array();
-  for (const DriveConfig& d : config_.drives) drives.push_back({{"drive_id", d.id}, {"path_on_host", d.path}});
-  for (const NetConfig& n : config_.nics) nics.push_back({{"iface_id", n.id}, {"guest_mac", n.mac}});
+  for (size_t i = 0; i < config_.drives.size(); i++) {
+    json d = {{"drive_id", config_.drives[i].id}, {"path_on_host", config_.drives[i].path}};
+    auto* blk = machine_ ? dynamic_cast<devices::VirtioBlk*>(machine_->virtio_device(i)) : nullptr;
+    if (blk != nullptr) {
+      const devices::VirtioBlk::Stats st = blk->stats();
+      d["read_requests"] = st.read_requests;
+      d["write_requests"] = st.write_requests;
+      d["flush_requests"] = st.flush_requests;
+      d["bytes_read"] = st.bytes_read;
+      d["bytes_written"] = st.bytes_written;
+      d["errors"] = st.errors;
+    }
+    drives.push_back(d);
+  }
+  for (size_t i = 0; i < config_.nics.size(); i++) {
+    json n = {{"iface_id", config_.nics[i].id}, {"guest_mac", config_.nics[i].mac}};
+    auto* net = machine_ ? dynamic_cast<devices::VirtioNet*>(machine_->virtio_device(config_.drives.size() + i))
+                         : nullptr;
+    if (net != nullptr) {
+      const devices::VirtioNet::Stats st = net->stats();
+      n["rx_packets"] = st.rx_packets;
+      n["rx_bytes"] = st.rx_bytes;
+      n["rx_dropped"] = st.rx_dropped;
+      n["tx_packets"] = st.tx_packets;
+      n["tx_bytes"] = st.tx_bytes;
+      n["tx_dropped"] = st.tx_dropped;
+    }
+    nics.push_back(n);
+  }
   return {{"drives", drives}, {"network-interfaces", nics}};
 }
 
@@ -337,7 +367,7 @@ ApiResponse Vmm::snapshot_create(const std::string& path) {
   const auto t0 = Clock::now();
   StateWriter w;
   machine_->save_state(w);
-  auto stats = machine::write_snapshot(path, to_json(config_).dump(), w.data(), machine_->guest_ram(),
+  auto stats = machine::write_snapshot(path, dump_json(to_json(config_)), w.data(), machine_->guest_ram(),
                                        machine_->ram_size());
   if (!stats.ok()) return ApiResponse::error(400, stats.message());
   return ApiResponse::ok({{"snapshot_path", path},

@@ -26,7 +26,7 @@ class FakeVmm : public nimbus::vmm::VmmControl {
     VmConfig c = config_;
     ApiResponse r = edit(c);
     if (r.status < 300) config_ = c;
-    (void)nimbus::vmm::to_json(config_).dump();
+    (void)nimbus::vmm::dump_json(nimbus::vmm::to_json(config_));
     return r;
   }
   ApiResponse resize_drive(const std::string&, uint64_t) override { return ApiResponse::no_content(); }
@@ -59,6 +59,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ApiResponse r = nimbus::vmm::handle_request(vmm, method, path, body);
   if (r.status < 200 || r.status > 599) __builtin_trap();
   if (r.status >= 400 && !r.body.contains("fault_message")) __builtin_trap();
-  (void)r.body.dump();
+  (void)nimbus::vmm::dump_json(r.body);
   return 0;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The VM process API end to end: a real client on the unix socket drives `nimbus vmm`.
 
-    vmm_api_test.py NIMBUS IMAGES WORKDIR lifecycle|snapshot|errors
+    vmm_api_test.py NIMBUS IMAGES WORKDIR lifecycle|snapshot|errors|config
 
 lifecycle  configure through the API, boot, pause (no CPU used, no instructions run) and
            resume, graceful shutdown through the guest agent, a hard stop, resize of
@@ -10,6 +10,7 @@ snapshot   a counter loop and a file in the guest, a raw disk written without sy
            web server behind a port forward; pause, snapshot, kill -9 the VMM, restore
            into a fresh process: the counter goes on, the file is there, the disk write
            reached the file, the web server answers, the shell session continues.
+config     the same VM from --config FILE and from machine flags; bad files and flags.
 errors     a table of malformed requests, each with its status and message; the VM keeps
            running untouched.
 """
@@ -139,6 +140,9 @@ def snapshot():
         count_before = int(vm.run("cat /tmp/counter", "S3").strip().splitlines()[-1])
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read()
         check(b"served-by-nimbus" in page, f"web page before snapshot: {page!r}")
+        devices = api.info()["devices"]
+        check(devices["drives"][0]["write_requests"] >= 1, f"disk counters: {devices}")
+        check(devices["network-interfaces"][0]["tx_packets"] > 0, f"NIC counters: {devices}")
 
         api.ok("PATCH", "/vm", {"state": "Paused"})
         reply = api.ok("PUT", "/snapshot/create", {"snapshot_path": snap})
@@ -273,8 +277,42 @@ def errors():
     vm.close()
 
 
+def config():
+    """--config FILE and machine flags: the same configuration without the API."""
+    import json
+    cfg = {"machine-config": {"vcpu_count": 2, "mem_size_mib": 96},
+           "boot-source": {"kernel_image_path": f"{IMAGES}/Image", "initrd_path": f"{IMAGES}/initramfs.cpio.gz",
+                           "boot_args": BASE_ARGS + " nimbus.net=0 nimbus.poweroff=1"}}
+    path = os.path.join(WORK, "vm.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    out = subprocess.run([NIMBUS, "vmm", "--config", path], capture_output=True, timeout=BOOT_TIMEOUT)
+    text = out.stdout.decode(errors="replace")
+    check(out.returncode == 0 and "nimbus-guest: ready" in text, f"--config boot: {out.returncode} {text[-500:]}")
+    check("smp: Brought up 1 node, 2 CPUs" in text, "two vCPUs from the config file")
+    # Machine flags, as `nimbus run` takes them.
+    out = subprocess.run([NIMBUS, "vmm", "--cpus", "1", "--memory", "64M", "--kernel", f"{IMAGES}/Image",
+                          "--initrd", f"{IMAGES}/initramfs.cpio.gz", "--append", cfg["boot-source"]["boot_args"]],
+                         capture_output=True, timeout=BOOT_TIMEOUT)
+    check(out.returncode == 0 and b"nimbus-guest: ready" in out.stdout, f"flags boot: {out.returncode}")
+    # Bad input: a clear message and status 2.
+    cfg["machine-config"]["vcpu_count"] = 99
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    for argv, text in [(["--config", path], "vcpu_count"),
+                       (["--config", "/nonexistent.json"], "cannot read"),
+                       ([], "nothing to run"),
+                       (["--restore", "/nonexistent.snap"], "cannot be read"),
+                       (["--memory", "10M", "--kernel", "/x"], "--memory"),
+                       (["--api-sock", os.path.join(WORK, "vm.json")], "not a socket")]:
+        out = subprocess.run([NIMBUS, "vmm", *argv], capture_output=True, timeout=60)
+        err = out.stderr.decode(errors="replace")
+        check(out.returncode == 2 and text in err, f"nimbus vmm {argv}: {out.returncode} {err!r}")
+        print(f"nimbus vmm {' '.join(argv)}: {err.strip()}")
+
+
 if __name__ == "__main__":
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
-    {"lifecycle": lifecycle, "snapshot": snapshot, "errors": errors}[MODE]()
+    {"lifecycle": lifecycle, "snapshot": snapshot, "errors": errors, "config": config}[MODE]()
     print(f"vmm {MODE}: ok")

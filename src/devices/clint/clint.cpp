@@ -128,6 +128,7 @@ void Clint::save_state(StateWriter& w) const {
   std::lock_guard<std::mutex> lock(mu_);
   w.begin("clint");
   w.u32(num_harts_);
+  w.u64(mtime_offset_);
   for (unsigned h = 0; h < num_harts_; ++h) {
     w.u8(msip_[h]);
     w.u64(mtimecmp_[h]);
@@ -139,6 +140,7 @@ void Clint::load_state(StateReader& r) {
   std::lock_guard<std::mutex> lock(mu_);
   r.begin("clint");
   const uint32_t harts = r.u32();
+  const uint64_t mtime_offset = r.u64();
   if (r.ok() && harts != num_harts_) {
     r.fail("snapshot has " + std::to_string(harts) + " harts, the machine " +
            std::to_string(num_harts_));
@@ -154,7 +156,7 @@ void Clint::load_state(StateReader& r) {
   if (!r.ok()) return;
   msip_ = std::move(msip);
   mtimecmp_ = std::move(mtimecmp);
-  mtime_offset_ = 0;
+  mtime_offset_ = mtime_offset;
   for (unsigned h = 0; h < num_harts_; ++h) set_msip_(h, msip_[h] != 0);
 }
 

@@ -48,10 +48,11 @@ class Clint : public mem::MmioDevice {
 
   unsigned num_harts() const { return num_harts_; }
 
-  // Snapshots: section "clint" with msip and mtimecmp of every hart. mtime is not saved
-  // (the machine owns the time base): after load the guest's mtime offset is 0, so the
-  // new `now()` must continue from the saved mtime(). load_state checks the hart count,
-  // drives set_msip for every hart; the caller then calls update_timer(h) for each hart.
+  // Snapshots: section "clint" with msip and mtimecmp of every hart and the offset the
+  // guest gave mtime by writing it (0 unless it did). mtime itself is not saved: the
+  // machine owns the time base, and the new `now()` must continue from the old one's
+  // value. load_state checks the hart count and drives set_msip for every hart; the
+  // caller then calls update_timer(h) for each hart (once `now()` is right).
   void save_state(StateWriter& w) const;
   void load_state(StateReader& r);
 

@@ -26,10 +26,12 @@ TEST(ClintState, RoundTrip) {
   ASSERT_TRUE(a.clint.write(Clint::kMtimecmpBase, 8, 5000));     // hart 0
   ASSERT_TRUE(a.clint.write(Clint::kMtimecmpBase + 8, 8, 900));  // hart 1: due
   EXPECT_TRUE(a.mtip[1]);
+  ASSERT_TRUE(a.clint.write(Clint::kMtime, 8, 1500));  // the guest moves mtime on
+  a.ticks = 1200;
   const std::vector<uint8_t> state = save(a.clint);
 
   ClintBox b(2);
-  b.ticks = 1000;  // the machine continues the time base from the saved mtime
+  b.ticks = 1200;  // the machine continues its time base
   ASSERT_TRUE(load(b.clint, state).ok());
   EXPECT_TRUE(b.msip[1]);
   EXPECT_FALSE(b.msip[0]);
@@ -37,10 +39,11 @@ TEST(ClintState, RoundTrip) {
   EXPECT_FALSE(b.mtip[0]);
   EXPECT_TRUE(b.mtip[1]);
   EXPECT_EQ(b.clint.timer_deadline(0), 5000u);
+  EXPECT_EQ(b.clint.mtime(), a.clint.mtime());  // 1700: the guest's offset is kept
   uint64_t v = 0;
   ASSERT_TRUE(b.clint.read(Clint::kMsipBase + 4, 4, v));
   EXPECT_EQ(v, 1u);
-  b.ticks = 5000;
+  b.ticks = 4500;
   b.clint.update_timer(0);
   EXPECT_TRUE(b.mtip[0]);
   EXPECT_EQ(save(b.clint), state);
