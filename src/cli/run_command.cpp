@@ -8,20 +8,19 @@
 #include <cstring>
 #include <filesystem>
 
-#include <pthread.h>
-#include <signal.h>
-#include <sys/random.h>
 
 #include <atomic>
 #include <thread>
 
 #include "backends/console/stdio_console.h"
 #include "cli/device_options.h"
+#include "cli/signal_stopper.h"
 #include "common/size.h"
 #include "cpu/hart.h"
 #include "machine/bare_machine.h"
 #include "machine/virt/memory_map.h"
 #include "machine/virt/virt_machine.h"
+#include "vmm/vm_config.h"
 
 namespace nimbus::cli {
 
@@ -39,40 +38,9 @@ constexpr const char* kDefaultAppend = "console=ttyS0 earlycon=sbi";
 // The bundled kernel booting the first --disk as its root file system.
 constexpr const char* kDiskRootAppend = "console=ttyS0 earlycon=sbi root=/dev/vda rw";
 
-// A random locally administered unicast MAC in QEMU's 52:54:00 range, so that VMs sharing
-// a switch never clash by default.
-std::array<uint8_t, 6> random_mac() {
-  std::array<uint8_t, 6> mac = {0x52, 0x54, 0x00, 0, 0, 0};
-  if (getrandom(&mac[3], 3, 0) != 3) {
-    const uint32_t v = static_cast<uint32_t>(getpid()) * 2654435761u;
-    mac[3] = static_cast<uint8_t>(v >> 16);
-    mac[4] = static_cast<uint8_t>(v >> 8);
-    mac[5] = static_cast<uint8_t>(v);
-  }
-  return mac;
-}
-
-// --check-reference (kept here rather than in RunOptions: it only selects the CPU engine).
-bool g_check_reference = false;
-
 int fail(const std::string& message) {
   std::fprintf(stderr, "nimbus: %s\n", message.c_str());
   return kExitUsage;
-}
-
-// Where the bundled guest images are: $NIMBUS_IMAGES, then images/ next to the build
-// directory holding this executable, then ./images.
-std::string images_dir() {
-  if (const char* env = std::getenv("NIMBUS_IMAGES"); env != nullptr && *env != '\0') return env;
-  std::error_code ec;
-  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (auto dir : {exe.parent_path().parent_path() / "images",
-                     exe.parent_path().parent_path() / "share" / "nimbus" / "images"}) {
-      if (std::filesystem::exists(dir / "Image", ec)) return dir.string();
-    }
-  }
-  return "images";
 }
 
 int run_bare(const RunOptions& o, uint64_t ram) {
@@ -117,47 +85,12 @@ int run_bare(const RunOptions& o, uint64_t ram) {
   return 1;
 }
 
-// Turns SIGINT, SIGTERM and SIGHUP into an orderly stop of the machine (so the terminal
-// leaves raw mode and disks are closed), on a thread of its own: the signals are blocked
-// everywhere else, so no handler runs in the middle of a vCPU.
-class SignalStopper {
- public:
-  explicit SignalStopper(std::function<void()> on_signal) : on_signal_(std::move(on_signal)) {
-    sigemptyset(&set_);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, sig);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // inherited by every thread started later
-    thread_ = std::thread([this] {
-      while (!done_) {
-        timespec timeout{0, 200'000'000};
-        const int sig = sigtimedwait(&set_, nullptr, &timeout);
-        if (sig > 0) {
-          signal_ = sig;
-          on_signal_();
-        }
-      }
-    });
-  }
-  ~SignalStopper() {
-    done_ = true;
-    thread_.join();
-    pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
-  }
-  int signal() const { return signal_; }
-
- private:
-  std::function<void()> on_signal_;
-  sigset_t set_;
-  std::atomic<bool> done_{false};
-  std::atomic<int> signal_{0};
-  std::thread thread_;
-};
-
 int run_linux(const RunOptions& o, uint64_t ram) {
   if (o.cpus < 1 || o.cpus > machine::virt::kMaxHarts) {
     return fail(fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
   }
   if (o.trace || !o.trace_file.empty() || !o.signature.empty() || o.max_insns != 0 ||
-      g_check_reference) {
+      o.check_reference) {
     return fail(
         "--trace, --signature, --max-insns and --check-reference work with --bare programs only");
   }
@@ -181,7 +114,7 @@ int run_linux(const RunOptions& o, uint64_t ram) {
   if (o.kernel.empty()) {
     // The bundled guest: our kernel, with the initramfs -- or, given a disk and no
     // initrd, the first disk as root (images/rootfs.ext4 is that system on ext4).
-    const std::string dir = images_dir();
+    const std::string dir = vmm::bundled_images_dir();
     config.boot.kernel = dir + "/Image";
     disk_root = !config.disks.empty() && o.initrd.empty();
     config.boot.initrd = !o.initrd.empty() ? o.initrd : disk_root ? "" : dir + "/initramfs.cpio.gz";
@@ -270,8 +203,7 @@ void add_run_command(CLI::App& app, RunOptions& o) {
       ->check(CLI::IsMember({4u, 8u}))
       ->capture_default_str();
   run->add_flag("--stats", o.stats, "With --bare: print instructions, seconds and MIPS on stderr");
-  run->add_flag_callback(
-      "--check-reference", [] { g_check_reference = true; },
+  run->add_flag("--check-reference", o.check_reference,
       "With --bare: check the fast interpreter against a plain reference path instruction by "
       "instruction; stop at the first difference with a report (exit status 1)");
   run->footer(
@@ -292,7 +224,7 @@ int run_command(const RunOptions& o) {
         !o.disks.empty() || !o.nets.empty()) {
       return fail("--bare runs a program on its own: it does not take --kernel, --initrd, --append, --firmware, --disk or --net");
     }
-    if (g_check_reference) cpu::Hart::set_default_engine(cpu::EngineKind::kCheckReference);
+    if (o.check_reference) cpu::Hart::set_default_engine(cpu::EngineKind::kCheckReference);
     return run_bare(o, *ram);
   }
   return run_linux(o, *ram);

@@ -26,6 +26,7 @@ struct RunOptions {
   std::string signature;
   unsigned signature_granularity = 4;
   bool stats = false;
+  bool check_reference = false;  // --bare: the fast path checked against the reference path
 };
 
 void add_run_command(CLI::App& app, RunOptions& options);

@@ -215,6 +215,22 @@ TEST_F(InterpTest, BlockSeesCodeRewrittenBehindItsBack) {
   EXPECT_EQ(hart_.x[10], 9u);
 }
 
+// A block reached through a chained link (a jump within the page) is still checked
+// against memory: block A rewrites the first instruction of block B, then jumps to it
+// along the link it made the previous time round.
+TEST_F(InterpTest, ChainedBlockSeesItsCodeRewritten) {
+  program(kBase, {0x0062a423,    // A: sw t1, 8(t0)
+                  0x0040006f,    //    j B
+                  0x00150513,    // B: addi a0, a0, 1   (rewritten by A)
+                  0x00734333,    //    xor t1, t1, t2
+                  0xff1ff06f});  //    j A
+  hart_.x[5] = kBase;
+  hart_.x[6] = 0x06450513;               // addi a0, a0, 100
+  hart_.x[7] = 0x00150513 ^ 0x06450513;  // toggles t1 between the two
+  EXPECT_EQ(hart_.run(15), 15u);
+  EXPECT_EQ(hart_.x[10], 100u + 1u + 100u);
+}
+
 // Counters advance once per block but read exactly in the middle of one, and a block left
 // early by a trap counts only what ran (the trapping instruction included, as before).
 TEST_F(InterpTest, CountersExactInsideBlocksAndAfterTraps) {
