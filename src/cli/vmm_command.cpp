@@ -11,6 +11,7 @@
 #include "cli/device_options.h"
 #include "cli/signal_stopper.h"
 #include "common/size.h"
+#include "host/sandbox.h"
 #include "machine/virt/memory_map.h"
 #include "vmm/api_server.h"
 #include "vmm/vmm.h"
@@ -150,6 +151,7 @@ void add_vmm_command(CLI::App& app, VmmCommandOptions& o) {
       ->check(CLI::IsMember({"stdio", "none"}))
       ->capture_default_str();
   cmd->add_option("--console-sock", o.console_sock, "Also serve the serial console on this unix socket");
+  cmd->add_option("--exit-file", o.exit_file, "When the VMM exits, write 'STATUS REASON' to this file");
   cmd->add_option("--console-log", o.console_log, "Also append the serial console's output to this file");
   cmd->add_option("--kernel", o.kernel, "Linux kernel Image (default: the bundled images/Image)");
   cmd->add_option("--initrd", o.initrd, "Initial ramdisk");
@@ -160,10 +162,14 @@ void add_vmm_command(CLI::App& app, VmmCommandOptions& o) {
   cmd->add_option("--disk", o.disks, "A virtio disk: PATH[,format=raw|qcow2][,readonly] (repeatable)");
   cmd->add_option("--net", o.nets, "A virtio NIC: user[,hostfwd=tcp::8080-:80]... or switch,path=DIR; [,mac=...]");
   cmd->add_flag("--no-rng", o.no_rng, "No virtio entropy device");
+  cmd->add_flag("--sandbox", o.sandbox,
+                "Once the sockets are open, forbid with seccomp the syscalls a VMM never needs (exec, ptrace, "
+                "mount, namespaces, module loading, set*id, ...)");
   cmd->footer(
       "The API: see docs/vmm.md (GET /, PUT /machine-config, PUT /boot-source, PUT /drives/ID,\n"
       "PUT /network-interfaces/ID, PUT /actions, PATCH /vm, PUT /snapshot/create, PUT /snapshot/load).\n"
-      "Exit status: 0 after the VM stopped (with --exit-on-stop), 2 bad input, 4 quit with Ctrl-A X,\n"
+      "Exit status: 0 after the VM stopped (with --exit-on-stop), 1 --sandbox failed, 2 bad input,\n"
+      "4 quit with Ctrl-A X, "
       "128+N stopped by signal N.");
 }
 
@@ -204,6 +210,12 @@ int vmm_command(const VmmCommandOptions& o) {
     if (!server.ok()) return fail(server.message());
     api = std::move(*server);
   }
+  if (o.sandbox) {
+    if (Status s = host::install_vmm_seccomp_filter(); !s.ok()) {
+      std::fprintf(stderr, "nimbus vmm: --sandbox: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
   if (!o.restore.empty()) {
     vmm::ApiResponse r = vm.snapshot_load(o.restore, !o.paused);
     if (r.status >= 300) return fail(r.body.value("fault_message", std::string("restore failed")));
@@ -215,6 +227,14 @@ int vmm_command(const VmmCommandOptions& o) {
   int status = vm.run();
   api.reset();
   if (signals.signal() != 0) status = 128 + signals.signal();
+  if (!o.exit_file.empty()) {
+    const std::string reason = signals.signal() != 0 ? fmt::format("signal {}", signals.signal()) : vm.last_stop();
+    const std::string tmp = o.exit_file + ".tmp";
+    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+      std::fprintf(f, "%d %s\n", status, reason.empty() ? "stopped" : reason.c_str());
+      if (std::fclose(f) == 0) std::rename(tmp.c_str(), o.exit_file.c_str());
+    }
+  }
   return status;
 }
 

@@ -23,6 +23,11 @@ struct VmmCommandOptions {
   unsigned cpus = 0;
   std::vector<std::string> disks, nets;
   bool no_rng = false;
+  // Install the VMM seccomp filter (host/sandbox.h) once the sockets are open.
+  bool sandbox = false;
+  // When the process ends by itself, write "STATUS REASON" here (nimbusd's word on a VMM it
+  // re-adopted and so cannot wait for).
+  std::string exit_file;
 };
 
 void add_vmm_command(CLI::App& app, VmmCommandOptions& options);

@@ -1,0 +1,1128 @@
+#include "host/daemon.h"
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include <fmt/format.h>
+
+#include "backends/block/disk_resize.h"
+#include "backends/block/qcow2.h"
+#include "host/proc_info.h"
+#include "host/sandbox.h"
+#include "host/vmm_link.h"
+
+namespace nimbus::host {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+Reply not_found(const std::string& name) {
+  return Reply::error(404, "NotFound", fmt::format("no VM named '{}' (see 'nimbus list')", name));
+}
+
+Reply conflict(const std::string& message) { return Reply::error(409, "Conflict", message); }
+Reply internal(const std::string& message) { return Reply::error(500, "Internal", message); }
+
+json forward_json(const Forward& f) {
+  return {{"protocol", f.protocol}, {"host_address", f.host_address}, {"host_port", f.host_port},
+          {"guest_port", f.guest_port}};
+}
+
+bool active(const VmRecord& vm) { return vm.desired_state == "running" || vm.desired_state == "paused"; }
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return fmt::format("the VMM exited with status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const char* name = sigabbrev_np(sig);
+    return fmt::format("the VMM was killed by signal {} (SIG{})", sig, name ? name : "?");
+  }
+  return "the VMM ended";
+}
+
+Status copy_file_atomic(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  const std::string tmp = to + ".tmp";
+  fs::remove(tmp, ec);
+  fs::copy_file(from, tmp, ec);
+  if (ec) return Status::error(fmt::format("copying '{}' to '{}': {}", from, tmp, ec.message()));
+  fs::rename(tmp, to, ec);
+  if (ec) return Status::error(fmt::format("renaming '{}': {}", tmp, ec.message()));
+  return {};
+}
+
+uint64_t allocated_bytes(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+// Is a host port free for a forward? (Binds and closes a socket of the right kind.)
+bool port_free(const Forward& f) {
+  const int fd = ::socket(AF_INET, f.protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM, 0);
+  if (fd < 0) return true;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(f.host_port);
+  if (::inet_pton(AF_INET, f.host_address.c_str(), &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_ANY);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+bool valid_name(const std::string& name) {
+  if (name.empty() || name.size() > 63 || name[0] < 'a' || name[0] > 'z') return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+
+Daemon::~Daemon() { shutdown(); }
+
+bool Daemon::sandboxed() const { return options_.sandbox && ::geteuid() == 0; }
+
+std::string Daemon::describe() const {
+  return fmt::format("state {}; cgroups {}; sandbox {}; capacity: {} CPUs x {} overcommit, {} MiB memory ({} reserved), "
+                     "{} MiB disk",
+                     options_.state_dir, cgroups_ ? cgroups_->describe() : "none",
+                     sandboxed() ? "on (own uid, seccomp)" : "off", host_.cpus, options_.policy.cpu_overcommit,
+                     host_.memory_mib, options_.policy.reserved_memory_mib, host_.disk_mib);
+}
+
+Status Daemon::init() {
+  if (Status s = validate(options_.policy); !s.ok()) return s;
+  std::error_code ec;
+  for (const char* sub : {"", "/vms", "/images", "/net"}) {
+    fs::create_directories(options_.state_dir + sub, ec);
+    if (ec) return Status::error(fmt::format("cannot create '{}{}': {}", options_.state_dir, sub, ec.message()));
+  }
+  ::chmod(options_.state_dir.c_str(), 0755);
+  ::chmod((options_.state_dir + "/vms").c_str(), 0711);
+  // The host switch: VMs of different uids share it through the VM group.
+  switch_path_ = options_.state_dir + "/net/host";
+  const std::string switch_dir = switch_path_ + ".d";
+  fs::create_directories(switch_dir, ec);
+  if (sandboxed()) {
+    if (::chown(switch_dir.c_str(), 0, options_.uid_base) != 0 || ::chmod(switch_dir.c_str(), 02770) != 0) {
+      return Status::error(fmt::format("cannot set up the host switch '{}': {}", switch_dir, std::strerror(errno)));
+    }
+  }
+  auto reg = Registry::open(options_.state_dir + "/nimbus.db");
+  if (!reg.ok()) return reg.status();
+  registry_ = std::move(*reg);
+  images_ = std::make_unique<ImageStore>(options_.state_dir + "/images");
+  if (Status s = images_->ensure_default(options_.bundled_images); !s.ok()) {
+    return Status::error("importing the default image: " + s.message());
+  }
+  auto host = detect_host_resources(options_.state_dir);
+  if (!host.ok()) return host.status();
+  host_ = *host;
+  cgroups_ = std::make_unique<CgroupManager>(CgroupManager::detect(options_.cgroup_root, options_.cgroup_parent));
+  recover();
+  monitor_ = std::thread([this] { monitor_loop(); });
+  return {};
+}
+
+void Daemon::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(monitor_mu_);
+    quit_ = true;
+  }
+  monitor_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+}
+
+// ---- busy marking ----------------------------------------------------------------------
+
+Result<VmRecord> Daemon::acquire(const std::string& name, const char* op, Reply& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto vm = registry_->get_vm(name);
+  if (!vm.ok()) {
+    error = internal(vm.message());
+    return vm.status();
+  }
+  if (!vm->has_value()) {
+    error = not_found(name);
+    return Status::error("not found");
+  }
+  if (busy_.count(name) != 0) {
+    error = conflict(fmt::format("VM '{}' is busy with another operation; try again in a moment", name));
+    return Status::error("busy");
+  }
+  (void)op;
+  busy_.insert(name);
+  return **vm;
+}
+
+void Daemon::release(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  busy_.erase(name);
+}
+
+class Daemon::BusyGuard {
+ public:
+  BusyGuard(Daemon& d, std::string name) : d_(d), name_(std::move(name)) {}
+  ~BusyGuard() { d_.release(name_); }
+
+ private:
+  Daemon& d_;
+  std::string name_;
+};
+
+Status Daemon::save(const VmRecord& vm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return registry_->update_vm(vm);
+}
+
+// ---- capacity --------------------------------------------------------------------------
+
+Capacity Daemon::capacity_locked(const std::string& exclude) {
+  std::vector<VmAllocation> allocations;
+  auto vms = registry_->list_vms();
+  if (vms.ok()) {
+    for (const VmRecord& v : *vms) {
+      if (v.name == exclude) continue;
+      allocations.push_back(VmAllocation{Allocation{v.cpus, v.memory_mib, v.disk_mib}, active(v)});
+    }
+  }
+  return compute_capacity(host_, options_.policy, allocations);
+}
+
+Status Daemon::check_fit_locked(const VmRecord& vm, const std::string& exclude, bool compute, bool disk) {
+  Allocation want{compute ? vm.cpus : 0u, compute ? vm.memory_mib : 0u, disk ? vm.disk_mib : 0u};
+  return check_fit(capacity_locked(exclude), want, options_.policy);
+}
+
+Status Daemon::check_ports_locked(const VmRecord& vm) {
+  auto vms = registry_->list_vms();
+  for (const Forward& f : vm.forwards) {
+    if (vms.ok()) {
+      for (const VmRecord& other : *vms) {
+        if (other.name == vm.name) continue;
+        for (const Forward& o : other.forwards) {
+          if (o.host_port == f.host_port && o.protocol == f.protocol) {
+            return Status::error(fmt::format("host port {}/{} is already forwarded to VM '{}'", f.host_port,
+                                             f.protocol, other.name));
+          }
+        }
+      }
+    }
+    if (!port_free(f)) {
+      return Status::error(
+          fmt::format("host port {}/{} on {} is in use by another program", f.host_port, f.protocol, f.host_address));
+    }
+  }
+  return {};
+}
+
+// ---- processes -------------------------------------------------------------------------
+
+void Daemon::reap_children_locked() {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) break;
+    children_.erase(pid);
+    exits_[pid] = status;
+  }
+}
+
+bool Daemon::process_alive(const VmRecord& vm) {
+  if (vm.pid <= 0) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  reap_children_locked();
+  const auto pid = static_cast<pid_t>(vm.pid);
+  if (exits_.count(pid) != 0) return false;
+  if (children_.count(pid) != 0) return true;
+  return same_process(pid, vm.pid_start);
+}
+
+bool Daemon::wait_process_gone(const VmRecord& vm, int timeout_ms) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (process_alive(vm)) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+std::string Daemon::exit_description_locked(const VmRecord& vm, bool* clean) {
+  *clean = false;
+  std::string desc;
+  const auto pid = static_cast<pid_t>(vm.pid);
+  auto it = exits_.find(pid);
+  if (it != exits_.end()) {
+    desc = describe_wait_status(it->second);
+    *clean = WIFEXITED(it->second) && WEXITSTATUS(it->second) == 0;
+    exits_.erase(it);
+  }
+  // The VMM leaves "STATUS REASON" when it exits by itself (our only word on a process we
+  // re-adopted and so cannot wait for).
+  std::ifstream in(VmPaths::of(options_.state_dir, vm.name).exit_file);
+  int status = -1;
+  std::string reason;
+  if (in >> status) {
+    std::getline(in >> std::ws, reason);
+    if (desc.empty()) {
+      desc = fmt::format("the VMM exited with status {}", status);
+      *clean = status == 0;
+    }
+    if (!reason.empty()) desc += " (" + reason + ")";
+    // The machine failed (the VMM itself exits normally then): that is a crash of the VM.
+    if (reason.rfind("failure", 0) == 0) *clean = false;
+  }
+  if (desc.empty()) desc = "the VMM process disappeared";
+  return desc;
+}
+
+Status Daemon::prepare_dir(const VmRecord& vm) {
+  const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
+  std::error_code ec;
+  fs::create_directories(p.snapshots, ec);
+  if (ec) return Status::error(fmt::format("cannot create '{}': {}", p.snapshots, ec.message()));
+  ::chmod(p.dir.c_str(), 0700);
+  chown_vm(vm, p.dir);
+  chown_vm(vm, p.snapshots);
+  return {};
+}
+
+void Daemon::chown_vm(const VmRecord& vm, const std::string& path) {
+  if (vm.uid != 0) (void)!::chown(path.c_str(), vm.uid, options_.uid_base);
+}
+
+Status Daemon::start_process(VmRecord& vm, const std::string& snapshot_file) {
+  const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
+  auto image = images_->get(vm.image);
+  if (!image.ok()) return image.status();
+  if (Status s = prepare_dir(vm); !s.ok()) return s;
+  {
+    std::ofstream out(p.config);
+    out << vmm::to_json(make_vmm_config(vm, *image, p, switch_path_)).dump(2) << "\n";
+    if (!out) return Status::error(fmt::format("cannot write '{}'", p.config));
+  }
+  chown_vm(vm, p.config);
+  std::error_code ec;
+  fs::remove(p.exit_file, ec);
+
+  SpawnSpec spec;
+  spec.exe = options_.vmm_exe;
+  spec.args = {"vmm", "--api-sock", p.api_sock, "--console", "none", "--console-sock", p.console_sock,
+               "--console-log", p.console_log, "--id", vm.name, "--exit-on-stop", "--exit-file", p.exit_file};
+  if (sandboxed() && seccomp_supported()) spec.args.push_back("--sandbox");
+  if (snapshot_file.empty()) {
+    spec.args.insert(spec.args.end(), {"--config", p.config});
+  } else {
+    spec.args.insert(spec.args.end(), {"--restore", snapshot_file});
+  }
+  spec.log_path = p.vmm_log;
+  spec.cwd = p.dir;
+  spec.drop_privileges = vm.uid != 0;
+  spec.uid = vm.uid;
+  spec.gid = options_.uid_base;
+  if (cgroups_->version() != CgroupVersion::kNone) {
+    CgroupLimits limits;
+    limits.vcpus = vm.cpus;
+    limits.memory_bytes = (vm.memory_mib + options_.policy.vm_overhead_mib) << 20;
+    if (Status s = cgroups_->create(vm.name, limits); !s.ok()) return s;
+    spec.cgroup_procs = cgroups_->procs_files(vm.name);
+  }
+  auto pid = spawn_vmm(spec);
+  if (!pid.ok()) return pid.status();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    children_.insert(*pid);
+    ready_[vm.name] = false;
+  }
+  auto st = read_proc_stat(*pid);
+  vm.pid = *pid;
+  vm.pid_start = st.ok() ? st->start_ticks : 0;
+  vm.state = snapshot_file.empty() ? "starting" : "running";
+  vm.desired_state = "running";
+  vm.started_at = utc_now();
+  if (Status s = save(vm); !s.ok()) return s;
+
+  // The VMM is up when its API answers; a bad configuration makes it exit at once.
+  VmmLink link(p.api_sock);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    if (!process_alive(vm)) {
+      bool clean = false;
+      std::string desc;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        desc = exit_description_locked(vm, &clean);
+      }
+      const std::string line = last_log_line(p.vmm_log);
+      vm.pid = 0;
+      vm.state = "crashed";
+      vm.desired_state = "stopped";
+      vm.last_exit = desc;
+      (void)save(vm);
+      cgroups_->remove(vm.name);
+      return Status::error(fmt::format("{}: {}", desc, line.empty() ? "(no message; see " + p.vmm_log + ")" : line));
+    }
+    if (fs::exists(p.api_sock, ec) && link.info(1000).ok()) break;
+    if (Clock::now() >= deadline) {
+      ::kill(static_cast<pid_t>(vm.pid), SIGKILL);
+      wait_process_gone(vm, 3000);
+      vm.pid = 0;
+      vm.state = "crashed";
+      vm.desired_state = "stopped";
+      vm.last_exit = "the VMM did not answer on its API socket within 20 s";
+      (void)save(vm);
+      return Status::error(vm.last_exit);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  if (!snapshot_file.empty()) {
+    auto info = link.info(1000);
+    if (info.ok() && info->value("state", std::string()) == "Paused") vm.state = "paused";
+    (void)save(vm);
+  }
+  return {};
+}
+
+bool Daemon::stop_process(VmRecord& vm, bool force, unsigned timeout_s) {
+  bool graceful = false;
+  const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
+  if (process_alive(vm)) {
+    VmmLink link(p.api_sock);
+    if (!force) {
+      auto r = link.shutdown(timeout_s);
+      graceful = r.ok() && *r;
+    } else {
+      (void)link.stop();
+    }
+    if (!wait_process_gone(vm, 5000)) {
+      ::kill(static_cast<pid_t>(vm.pid), SIGKILL);
+      wait_process_gone(vm, 5000);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool clean = false;
+    if (vm.pid != 0) vm.last_exit = exit_description_locked(vm, &clean);
+    ready_[vm.name] = false;
+  }
+  if (cgroups_->version() != CgroupVersion::kNone) (void)cgroups_->remove(vm.name);
+  vm.pid = 0;
+  vm.pid_start = 0;
+  vm.state = "stopped";
+  return graceful;
+}
+
+// ---- JSON ------------------------------------------------------------------------------
+
+json Daemon::vm_json(const VmRecord& vm, bool with_usage) {
+  const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
+  json fwd = json::array();
+  for (const Forward& f : vm.forwards) fwd.push_back(forward_json(f));
+  bool ready = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = ready_.find(vm.name);
+    ready = it != ready_.end() && it->second && (vm.state == "running" || vm.state == "paused");
+  }
+  json j = {{"name", vm.name},
+            {"image", vm.image},
+            {"cpus", vm.cpus},
+            {"memory_mib", vm.memory_mib},
+            {"disk_mib", vm.disk_mib},
+            {"forwards", fwd},
+            {"restart_policy", vm.restart_policy},
+            {"state", vm.state},
+            {"desired_state", vm.desired_state},
+            {"pid", vm.pid != 0 ? json(vm.pid) : json(nullptr)},
+            {"uid", vm.uid},
+            {"created_at", vm.created_at},
+            {"started_at", vm.started_at},
+            {"ready", ready},
+            {"restarts", vm.restarts},
+            {"last_exit", vm.last_exit},
+            {"addresses", {{"user", kUserNetAddress}, {"host", host_network_address(vm.slot)}}},
+            {"cgroup", cgroups_->version() != CgroupVersion::kNone ? cgroups_->path(vm.name) : ""},
+            {"console_socket", p.console_sock},
+            {"console_log", p.console_log}};
+  if (!with_usage) return j;
+  json usage = {{"cpu_seconds", 0.0},     {"memory_mib", 0.0},      {"disk_used_mib", allocated_bytes(p.disk) / 1048576.0},
+                {"disk_read_bytes", 0},   {"disk_write_bytes", 0},  {"net_rx_bytes", 0},
+                {"net_tx_bytes", 0}};
+  if (vm.pid != 0) {
+    auto st = read_proc_stat(static_cast<pid_t>(vm.pid));
+    if (st.ok() && st->start_ticks == vm.pid_start) {
+      usage["cpu_seconds"] = st->cpu_seconds;
+      usage["memory_mib"] = static_cast<double>(st->rss_bytes) / 1048576.0;
+      auto info = VmmLink(p.api_sock).info(1000);
+      if (info.ok() && info->contains("devices")) {
+        uint64_t rd = 0, wr = 0, rx = 0, tx = 0;
+        for (const json& d : (*info)["devices"].value("drives", json::array())) {
+          rd += d.value("bytes_read", uint64_t{0});
+          wr += d.value("bytes_written", uint64_t{0});
+        }
+        for (const json& n : (*info)["devices"].value("network-interfaces", json::array())) {
+          rx += n.value("rx_bytes", uint64_t{0});
+          tx += n.value("tx_bytes", uint64_t{0});
+        }
+        usage["disk_read_bytes"] = rd;
+        usage["disk_write_bytes"] = wr;
+        usage["net_rx_bytes"] = rx;
+        usage["net_tx_bytes"] = tx;
+      }
+    }
+  }
+  j["usage"] = usage;
+  return j;
+}
+
+// ---- operations ------------------------------------------------------------------------
+
+Reply Daemon::host_info() {
+  json j;
+  char hostname[256] = {};
+  ::gethostname(hostname, sizeof hostname - 1);
+  unsigned total = 0, running = 0;
+  Capacity cap;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cap = capacity_locked();
+    auto vms = registry_->list_vms();
+    if (vms.ok()) {
+      total = static_cast<unsigned>(vms->size());
+      for (const VmRecord& v : *vms) running += v.pid != 0 ? 1 : 0;
+    }
+  }
+  j = to_json(cap);
+  j["hostname"] = hostname;
+  j["version"] = "0.1.0";
+  j["state_dir"] = options_.state_dir;
+  j["cgroup"] = cgroups_->describe();
+  j["sandbox"] = sandboxed();
+  j["vm_overhead_mib"] = options_.policy.vm_overhead_mib;
+  j["vms"] = {{"total", total}, {"running", running}};
+  return Reply::ok(j);
+}
+
+Reply Daemon::list_images() {
+  auto list = images_->list();
+  if (!list.ok()) return internal(list.message());
+  json a = json::array();
+  for (const ImageInfo& i : *list) a.push_back(to_json(i));
+  return Reply::ok({{"images", a}});
+}
+
+Reply Daemon::list_vms() {
+  std::vector<VmRecord> vms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = registry_->list_vms();
+    if (!r.ok()) return internal(r.message());
+    vms = *r;
+  }
+  json a = json::array();
+  for (const VmRecord& v : vms) a.push_back(vm_json(v, true));
+  return Reply::ok({{"vms", a}});
+}
+
+Reply Daemon::get_vm(const std::string& name) {
+  std::optional<VmRecord> vm;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = registry_->get_vm(name);
+    if (!r.ok()) return internal(r.message());
+    vm = *r;
+  }
+  if (!vm) return not_found(name);
+  return Reply::ok(vm_json(*vm, true));
+}
+
+Reply Daemon::create_vm(const CreateRequest& req) {
+  auto image = images_->get(req.image);
+  if (!image.ok()) return Reply::error(404, "NotFound", image.message());
+  VmRecord vm;
+  vm.image = req.image;
+  vm.cpus = req.cpus;
+  vm.memory_mib = req.memory_mib;
+  vm.disk_mib = req.disk_mib != 0 ? req.disk_mib : image->disk_mib;
+  if (vm.disk_mib < image->disk_mib) {
+    return Reply::error(400, "BadRequest",
+                        fmt::format("disk_mib {} is smaller than image '{}' ({} MiB); a disk can only be as large or "
+                                    "larger",
+                                    vm.disk_mib, req.image, image->disk_mib));
+  }
+  vm.forwards = req.forwards;
+  vm.restart_policy = req.restart_policy;
+  vm.desired_state = req.start ? "running" : "stopped";
+  vm.state = "creating";
+  vm.created_at = utc_now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto all = registry_->list_vms();
+    if (!all.ok()) return internal(all.message());
+    std::set<std::string> names;
+    std::set<unsigned> slots;
+    for (const VmRecord& v : *all) {
+      names.insert(v.name);
+      slots.insert(v.slot);
+    }
+    vm.name = req.name;
+    for (unsigned n = 1; vm.name.empty(); n++) {
+      if (names.count(fmt::format("vm-{}", n)) == 0) vm.name = fmt::format("vm-{}", n);
+    }
+    if (names.count(vm.name) != 0) return conflict(fmt::format("a VM named '{}' already exists", vm.name));
+    for (unsigned s = kMinSlot; s <= kMaxSlot && vm.slot == 0; s++) {
+      if (slots.count(s) == 0) vm.slot = s;
+    }
+    if (vm.slot == 0) return Reply::error(409, "InsufficientCapacity", "this host has no free VM slot");
+    vm.uid = sandboxed() ? options_.uid_base + vm.slot : 0;
+    if (Status s = check_fit_locked(vm, vm.name, req.start, true); !s.ok()) {
+      return Reply::error(409, "InsufficientCapacity", fmt::format("cannot create VM '{}': {}", vm.name, s.message()));
+    }
+    if (Status s = check_ports_locked(vm); !s.ok()) return conflict(s.message());
+    if (Status s = registry_->insert_vm(vm); !s.ok()) return conflict(s.message());
+    busy_.insert(vm.name);
+  }
+  BusyGuard guard(*this, vm.name);
+  const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
+  auto rollback = [&](const std::string& why) {
+    std::error_code ec;
+    fs::remove_all(p.dir, ec);
+    if (cgroups_->version() != CgroupVersion::kNone) (void)cgroups_->remove(vm.name);
+    std::lock_guard<std::mutex> lock(mu_);
+    (void)registry_->delete_vm(vm.name);
+    ready_.erase(vm.name);
+    return internal(fmt::format("cannot create VM '{}': {}", vm.name, why));
+  };
+  if (Status s = prepare_dir(vm); !s.ok()) return rollback(s.message());
+  if (Status s = backends::create_qcow2(p.disk, vm.disk_mib << 20, 65536, image->disk, image->disk_format); !s.ok()) {
+    return rollback(s.message());
+  }
+  chown_vm(vm, p.disk);
+  if (req.start) {
+    if (Status s = start_process(vm); !s.ok()) return rollback("the VM did not start: " + s.message());
+  } else {
+    vm.state = "stopped";
+    if (Status s = save(vm); !s.ok()) return rollback(s.message());
+  }
+  return Reply::ok(vm_json(vm, false), 201);
+}
+
+Reply Daemon::delete_vm(const std::string& name) {
+  Reply err;
+  auto vm = acquire(name, "delete", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  stop_process(*vm, true, 0);
+  const VmPaths p = VmPaths::of(options_.state_dir, name);
+  std::error_code ec;
+  fs::remove_all(p.dir, ec);
+  if (ec) return internal(fmt::format("deleting '{}': {}", p.dir, ec.message()));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = registry_->delete_vm(name); !s.ok()) return internal(s.message());
+  ready_.erase(name);
+  restart_times_.erase(name);
+  return Reply::ok({{"deleted", name}});
+}
+
+Reply Daemon::start_vm(const std::string& name) {
+  Reply err;
+  auto vm = acquire(name, "start", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  if (process_alive(*vm)) return conflict(fmt::format("VM '{}' is already {}", name, vm->state));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = check_fit_locked(*vm, name, true, false); !s.ok()) {
+      return Reply::error(409, "InsufficientCapacity", fmt::format("cannot start VM '{}': {}", name, s.message()));
+    }
+    if (Status s = check_ports_locked(*vm); !s.ok()) return conflict(s.message());
+  }
+  if (Status s = start_process(*vm); !s.ok()) return internal(fmt::format("VM '{}' did not start: {}", name, s.message()));
+  return Reply::ok(vm_json(*vm, false));
+}
+
+Reply Daemon::stop_vm(const std::string& name, bool force, unsigned timeout_s) {
+  Reply err;
+  auto vm = acquire(name, "stop", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  if (vm->pid == 0) {
+    if (vm->desired_state != "stopped") {
+      vm->desired_state = "stopped";
+      (void)save(*vm);
+    }
+    json j = vm_json(*vm, false);
+    j["graceful"] = false;
+    return Reply::ok(j);
+  }
+  vm->state = "stopping";
+  vm->desired_state = "stopped";
+  (void)save(*vm);
+  const bool graceful = stop_process(*vm, force, timeout_s);
+  if (Status s = save(*vm); !s.ok()) return internal(s.message());
+  json j = vm_json(*vm, false);
+  j["graceful"] = graceful;
+  return Reply::ok(j);
+}
+
+Reply Daemon::restart_vm(const std::string& name, bool force, unsigned timeout_s) {
+  Reply err;
+  auto vm = acquire(name, "restart", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  if (vm->pid != 0) {
+    vm->state = "stopping";
+    (void)save(*vm);
+    stop_process(*vm, force, timeout_s);
+    (void)save(*vm);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = check_fit_locked(*vm, name, true, false); !s.ok()) {
+      return Reply::error(409, "InsufficientCapacity", fmt::format("cannot start VM '{}': {}", name, s.message()));
+    }
+  }
+  if (Status s = start_process(*vm); !s.ok()) return internal(fmt::format("VM '{}' did not start: {}", name, s.message()));
+  return Reply::ok(vm_json(*vm, false));
+}
+
+Reply Daemon::pause_vm(const std::string& name) {
+  Reply err;
+  auto vm = acquire(name, "pause", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  if (vm->state == "paused") return Reply::ok(vm_json(*vm, false));
+  if (vm->pid == 0 || (vm->state != "running" && vm->state != "starting")) {
+    return conflict(fmt::format("VM '{}' is {}; only a running VM can be paused", name, vm->state));
+  }
+  if (Status s = VmmLink(VmPaths::of(options_.state_dir, name).api_sock).pause(); !s.ok()) {
+    return internal(fmt::format("pausing VM '{}': {}", name, s.message()));
+  }
+  vm->state = "paused";
+  vm->desired_state = "paused";
+  if (Status s = save(*vm); !s.ok()) return internal(s.message());
+  return Reply::ok(vm_json(*vm, false));
+}
+
+Reply Daemon::resume_vm(const std::string& name) {
+  Reply err;
+  auto vm = acquire(name, "resume", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  if (vm->state == "running") return Reply::ok(vm_json(*vm, false));
+  if (vm->pid == 0 || vm->state != "paused") {
+    return conflict(fmt::format("VM '{}' is {}; only a paused VM can be resumed", name, vm->state));
+  }
+  if (Status s = VmmLink(VmPaths::of(options_.state_dir, name).api_sock).resume(); !s.ok()) {
+    return internal(fmt::format("resuming VM '{}': {}", name, s.message()));
+  }
+  bool ready = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ready = ready_[name];
+  }
+  vm->state = ready ? "running" : "starting";
+  vm->desired_state = "running";
+  if (Status s = save(*vm); !s.ok()) return internal(s.message());
+  return Reply::ok(vm_json(*vm, false));
+}
+
+Reply Daemon::resize_vm(const std::string& name, const ResizeRequest& req) {
+  Reply err;
+  auto vm = acquire(name, "resize", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  if (process_alive(*vm)) {
+    return conflict(fmt::format("VM '{}' is {}; stop it first (nimbus stop {}), then resize", name, vm->state, name));
+  }
+  VmRecord next = *vm;
+  if (req.cpus) next.cpus = *req.cpus;
+  if (req.memory_mib) next.memory_mib = *req.memory_mib;
+  if (req.disk_mib) {
+    if (*req.disk_mib < vm->disk_mib) {
+      return Reply::error(400, "BadRequest",
+                          fmt::format("disk_mib {} is smaller than the disk ({} MiB): disks can only grow",
+                                      *req.disk_mib, vm->disk_mib));
+    }
+    next.disk_mib = *req.disk_mib;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = check_fit_locked(next, name, active(next), true); !s.ok()) {
+      return Reply::error(409, "InsufficientCapacity", fmt::format("cannot resize VM '{}': {}", name, s.message()));
+    }
+  }
+  if (next.disk_mib != vm->disk_mib) {
+    if (Status s = backends::resize_disk(VmPaths::of(options_.state_dir, name).disk, next.disk_mib << 20); !s.ok()) {
+      return internal(fmt::format("resizing the disk of VM '{}': {}", name, s.message()));
+    }
+  }
+  if (Status s = save(next); !s.ok()) return internal(s.message());
+  return Reply::ok(vm_json(next, false));
+}
+
+Reply Daemon::list_snapshots(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto vm = registry_->get_vm(name);
+  if (!vm.ok()) return internal(vm.message());
+  if (!vm->has_value()) return not_found(name);
+  auto list = registry_->list_snapshots(name);
+  if (!list.ok()) return internal(list.message());
+  json a = json::array();
+  for (const SnapshotRecord& s : *list) {
+    a.push_back({{"name", s.name}, {"vm", s.vm}, {"created_at", s.created_at}, {"size_bytes", s.size_bytes},
+                 {"cpus", s.cpus}, {"memory_mib", s.memory_mib}});
+  }
+  return Reply::ok({{"snapshots", a}});
+}
+
+Reply Daemon::create_snapshot(const std::string& name, const std::string& snap_in) {
+  Reply err;
+  auto vm = acquire(name, "snapshot", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  if (vm->pid == 0 || (vm->state != "running" && vm->state != "paused" && vm->state != "starting")) {
+    return conflict(fmt::format("VM '{}' is {}; a snapshot needs a running or paused VM", name, vm->state));
+  }
+  std::string snap = snap_in;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto list = registry_->list_snapshots(name);
+    if (!list.ok()) return internal(list.message());
+    std::set<std::string> names;
+    for (const SnapshotRecord& s : *list) names.insert(s.name);
+    for (unsigned n = 1; snap.empty(); n++) {
+      if (names.count(fmt::format("snap-{}", n)) == 0) snap = fmt::format("snap-{}", n);
+    }
+    if (names.count(snap) != 0) return conflict(fmt::format("VM '{}' already has a snapshot named '{}'", name, snap));
+  }
+  const VmPaths p = VmPaths::of(options_.state_dir, name);
+  const std::string dir = p.snapshot_dir(snap);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  if (ec) return internal(fmt::format("cannot create '{}': {}", dir, ec.message()));
+  chown_vm(*vm, dir);
+  VmmLink link(p.api_sock);
+  const bool was_running = vm->state != "paused";
+  auto fail = [&](const std::string& why) {
+    if (was_running) (void)link.resume();
+    fs::remove_all(dir, ec);
+    return internal(fmt::format("snapshot of VM '{}': {}", name, why));
+  };
+  if (was_running) {
+    if (Status s = link.pause(); !s.ok()) return fail(s.message());
+  }
+  // The disk is part of the snapshot: the paused VMM has flushed it, so a copy of the
+  // overlay now matches the RAM and device state exactly.
+  if (Status s = link.snapshot_create(dir + "/state.snap"); !s.ok()) return fail(s.message());
+  if (Status s = copy_file_atomic(p.disk, dir + "/disk.qcow2"); !s.ok()) return fail(s.message());
+  if (was_running) {
+    if (Status s = link.resume(); !s.ok()) return internal(fmt::format("resuming VM '{}': {}", name, s.message()));
+  }
+  SnapshotRecord rec{name, snap, utc_now(),
+                     allocated_bytes(dir + "/state.snap") + allocated_bytes(dir + "/disk.qcow2"), vm->cpus,
+                     vm->memory_mib};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = registry_->insert_snapshot(rec); !s.ok()) {
+      fs::remove_all(dir, ec);
+      return internal(s.message());
+    }
+  }
+  return Reply::ok({{"name", rec.name}, {"vm", rec.vm}, {"created_at", rec.created_at}, {"size_bytes", rec.size_bytes},
+                    {"cpus", rec.cpus}, {"memory_mib", rec.memory_mib}},
+                   201);
+}
+
+Reply Daemon::restore_snapshot(const std::string& name, const std::string& snap) {
+  Reply err;
+  auto vm = acquire(name, "restore", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  std::optional<SnapshotRecord> rec;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto list = registry_->list_snapshots(name);
+    if (!list.ok()) return internal(list.message());
+    for (const SnapshotRecord& s : *list) {
+      if (s.name == snap) rec = s;
+    }
+  }
+  if (!rec) return Reply::error(404, "NotFound", fmt::format("VM '{}' has no snapshot named '{}'", name, snap));
+  const VmPaths p = VmPaths::of(options_.state_dir, name);
+  const std::string dir = p.snapshot_dir(snap);
+  std::error_code ec;
+  if (!fs::exists(dir + "/state.snap", ec) || !fs::exists(dir + "/disk.qcow2", ec)) {
+    return internal(fmt::format("snapshot '{}' of VM '{}' is missing its files in {}", snap, name, dir));
+  }
+  VmRecord next = *vm;
+  next.cpus = rec->cpus;
+  next.memory_mib = rec->memory_mib;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = check_fit_locked(next, name, true, false); !s.ok()) {
+      return Reply::error(409, "InsufficientCapacity", fmt::format("cannot restore VM '{}': {}", name, s.message()));
+    }
+  }
+  if (vm->pid != 0) {
+    vm->state = "stopping";
+    (void)save(*vm);
+    stop_process(*vm, true, 0);
+    next.pid = 0;
+    next.last_exit = vm->last_exit;
+  }
+  next.state = "stopped";
+  if (Status s = copy_file_atomic(dir + "/disk.qcow2", p.disk); !s.ok()) {
+    (void)save(next);
+    return internal(s.message());
+  }
+  chown_vm(next, p.disk);
+  if (Status s = start_process(next, dir + "/state.snap"); !s.ok()) {
+    return internal(fmt::format("restoring VM '{}' from '{}': {}", name, snap, s.message()));
+  }
+  return Reply::ok(vm_json(next, false));
+}
+
+Reply Daemon::delete_snapshot(const std::string& name, const std::string& snap) {
+  Reply err;
+  auto vm = acquire(name, "delete snapshot", err);
+  if (!vm.ok()) return err;
+  BusyGuard guard(*this, name);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = registry_->delete_snapshot(name, snap); !s.ok()) return Reply::error(404, "NotFound", s.message());
+  }
+  std::error_code ec;
+  fs::remove_all(VmPaths::of(options_.state_dir, name).snapshot_dir(snap), ec);
+  return Reply::ok({{"deleted", snap}});
+}
+
+// ---- supervision -----------------------------------------------------------------------
+
+void Daemon::recover() {
+  std::vector<VmRecord> vms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto r = registry_->list_vms();
+    if (r.ok()) vms = *r;
+  }
+  for (VmRecord& vm : vms) {
+    const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
+    std::error_code ec;
+    if (vm.state == "creating" && vm.pid == 0) {
+      // nimbusd died while creating it: finish the job as "stopped" if the disk exists.
+      if (!fs::exists(p.disk, ec)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        (void)registry_->delete_vm(vm.name);
+        fs::remove_all(p.dir, ec);
+        continue;
+      }
+      vm.state = "stopped";
+      vm.desired_state = "stopped";
+      (void)save(vm);
+      continue;
+    }
+    if (vm.pid != 0 && same_process(static_cast<pid_t>(vm.pid), vm.pid_start)) {
+      auto info = VmmLink(p.api_sock).info(2000);
+      if (info.ok()) {
+        const std::string st = info->value("state", std::string());
+        const bool ready = info->contains("agent") && (*info)["agent"].value("ready", false);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ready_[vm.name] = ready;
+        }
+        vm.state = st == "Paused" ? "paused" : ready ? "running" : "starting";
+        (void)save(vm);
+        continue;
+      }
+      // Alive but not answering: leave it to the monitor (it will be seen as alive).
+      continue;
+    }
+    if (vm.pid == 0 && vm.desired_state != "stopped") {
+      // Not running although it should be (the host rebooted, say).
+      vm.state = "crashed";
+      vm.last_exit = "the VM was not running when nimbusd started";
+      if (vm.restart_policy == "no") vm.desired_state = "stopped";
+      (void)save(vm);
+      if (vm.restart_policy != "no") {
+        Reply err;
+        auto held = acquire(vm.name, "restart", err);
+        if (held.ok()) {
+          BusyGuard guard(*this, vm.name);
+          vm.restarts++;
+          (void)start_process(vm);
+        }
+      }
+    } else if (vm.pid == 0 && vm.state != "stopped" && vm.state != "crashed") {
+      vm.state = "stopped";
+      (void)save(vm);
+    }
+  }
+}
+
+void Daemon::monitor_loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(monitor_mu_);
+      monitor_cv_.wait_for(lock, std::chrono::milliseconds(options_.monitor_interval_ms), [this] { return quit_; });
+      if (quit_) return;
+    }
+    monitor_once();
+  }
+}
+
+void Daemon::monitor_once() {
+  std::vector<VmRecord> to_restart, to_probe;
+  const time_t now = ::time(nullptr);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reap_children_locked();
+    auto vms = registry_->list_vms();
+    if (!vms.ok()) return;
+    for (VmRecord& vm : *vms) {
+      if (busy_.count(vm.name) != 0 || vm.pid == 0) continue;
+      const auto pid = static_cast<pid_t>(vm.pid);
+      const bool alive = exits_.count(pid) == 0 && (children_.count(pid) != 0 || same_process(pid, vm.pid_start));
+      if (alive) {
+        if (vm.state == "starting") to_probe.push_back(vm);
+        continue;
+      }
+      bool clean = false;
+      vm.last_exit = exit_description_locked(vm, &clean);
+      vm.pid = 0;
+      vm.pid_start = 0;
+      ready_[vm.name] = false;
+      bool restart = false;
+      if (clean) {
+        vm.state = "stopped";
+        restart = vm.restart_policy == "always" && vm.desired_state != "stopped";
+      } else {
+        vm.state = "crashed";
+        restart = vm.restart_policy != "no" && vm.desired_state != "stopped";
+      }
+      if (restart) {
+        auto& times = restart_times_[vm.name];
+        std::erase_if(times, [now](time_t t) { return now - t > 60; });
+        if (times.size() >= 5) {
+          restart = false;
+          vm.last_exit += "; not restarted: 5 restarts in the last minute";
+        } else {
+          times.push_back(now);
+        }
+      }
+      if (!restart) vm.desired_state = "stopped";
+      (void)registry_->update_vm(vm);
+      if (cgroups_->version() != CgroupVersion::kNone) (void)cgroups_->remove(vm.name);
+      if (restart) {
+        busy_.insert(vm.name);
+        to_restart.push_back(vm);
+      }
+    }
+  }
+  for (VmRecord& vm : to_restart) {
+    BusyGuard guard(*this, vm.name);
+    vm.restarts++;
+    (void)start_process(vm);
+  }
+  for (VmRecord& vm : to_probe) {
+    auto info = VmmLink(VmPaths::of(options_.state_dir, vm.name).api_sock).info(1000);
+    const bool ready = info.ok() && info->contains("agent") && (*info)["agent"].value("ready", false);
+    const double uptime = info.ok() ? info->value("uptime_s", 0.0) : 0.0;
+    if (!ready && uptime < options_.ready_timeout_s) continue;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (busy_.count(vm.name) != 0) continue;
+    auto cur = registry_->get_vm(vm.name);
+    if (!cur.ok() || !cur->has_value() || (**cur).pid != vm.pid || (**cur).state != "starting") continue;
+    VmRecord v = **cur;
+    v.state = "running";
+    ready_[v.name] = ready;
+    (void)registry_->update_vm(v);
+  }
+}
+
+// ---- metrics ---------------------------------------------------------------------------
+
+std::string Daemon::metrics() {
+  Reply host = host_info();
+  Reply vms = list_vms();
+  std::string out;
+  auto metric = [&out](const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  const json& h = host.body;
+  metric("nimbus_host_vcpus", "gauge", "vCPUs of the host: capacity (after overcommit), allocated, available");
+  for (const char* k : {"capacity", "allocated", "available"}) {
+    out += fmt::format("nimbus_host_vcpus{{kind=\"{}\"}} {}\n", k, h["cpus"].value(k, 0.0));
+  }
+  metric("nimbus_host_memory_bytes", "gauge", "memory for VMs: capacity, allocated (RAM + overhead), available");
+  for (const char* k : {"capacity", "allocated", "available"}) {
+    out += fmt::format("nimbus_host_memory_bytes{{kind=\"{}\"}} {}\n", k,
+                       static_cast<uint64_t>(h["memory_mib"].value(k, 0.0)) << 20);
+  }
+  metric("nimbus_host_disk_bytes", "gauge", "disk for VMs: capacity, allocated, available");
+  for (const char* k : {"capacity", "allocated", "available"}) {
+    out += fmt::format("nimbus_host_disk_bytes{{kind=\"{}\"}} {}\n", k,
+                       static_cast<uint64_t>(h["disk_mib"].value(k, 0.0)) << 20);
+  }
+  metric("nimbus_host_vms", "gauge", "VMs defined on the host and VMs with a running VMM process");
+  out += fmt::format("nimbus_host_vms{{kind=\"total\"}} {}\n", h["vms"].value("total", 0));
+  out += fmt::format("nimbus_host_vms{{kind=\"running\"}} {}\n", h["vms"].value("running", 0));
+  struct Series {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::function<double(const json&)> value;
+  };
+  const std::vector<Series> series = {
+      {"nimbus_vm_up", "gauge", "1 when the VM's VMM process runs", [](const json& v) { return v["pid"].is_null() ? 0.0 : 1.0; }},
+      {"nimbus_vm_vcpus", "gauge", "vCPUs of the VM", [](const json& v) { return v.value("cpus", 0.0); }},
+      {"nimbus_vm_memory_limit_bytes", "gauge", "guest RAM of the VM",
+       [](const json& v) { return v.value("memory_mib", 0.0) * 1048576.0; }},
+      {"nimbus_vm_cpu_seconds_total", "counter", "host CPU time of the VMM process",
+       [](const json& v) { return v["usage"].value("cpu_seconds", 0.0); }},
+      {"nimbus_vm_resident_memory_bytes", "gauge", "resident memory of the VMM process (guest RAM touched + overhead)",
+       [](const json& v) { return v["usage"].value("memory_mib", 0.0) * 1048576.0; }},
+      {"nimbus_vm_disk_used_bytes", "gauge", "host disk space used by the VM's overlay",
+       [](const json& v) { return v["usage"].value("disk_used_mib", 0.0) * 1048576.0; }},
+      {"nimbus_vm_disk_read_bytes_total", "counter", "bytes the guest read from its disk",
+       [](const json& v) { return v["usage"].value("disk_read_bytes", 0.0); }},
+      {"nimbus_vm_disk_written_bytes_total", "counter", "bytes the guest wrote to its disk",
+       [](const json& v) { return v["usage"].value("disk_write_bytes", 0.0); }},
+      {"nimbus_vm_network_receive_bytes_total", "counter", "bytes received by the guest's NICs",
+       [](const json& v) { return v["usage"].value("net_rx_bytes", 0.0); }},
+      {"nimbus_vm_network_transmit_bytes_total", "counter", "bytes sent by the guest's NICs",
+       [](const json& v) { return v["usage"].value("net_tx_bytes", 0.0); }},
+      {"nimbus_vm_restarts_total", "counter", "times nimbusd restarted the VM after it ended",
+       [](const json& v) { return v.value("restarts", 0.0); }},
+  };
+  const json list = vms.body.value("vms", json::array());
+  metric("nimbus_vm_state", "gauge", "1 for the VM's current state");
+  for (const json& v : list) {
+    out += fmt::format("nimbus_vm_state{{vm=\"{}\",state=\"{}\"}} 1\n", v.value("name", ""), v.value("state", ""));
+  }
+  for (const Series& s : series) {
+    metric(s.name, s.type, s.help);
+    for (const json& v : list) out += fmt::format("{}{{vm=\"{}\"}} {}\n", s.name, v.value("name", ""), s.value(v));
+  }
+  return out;
+}
+
+}  // namespace nimbus::host

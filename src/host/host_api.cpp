@@ -1,0 +1,291 @@
+#include "host/host_api.h"
+
+#include <arpa/inet.h>
+
+#include <set>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace nimbus::host {
+namespace {
+
+using nlohmann::json;
+
+std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n"; }
+
+HostResponse respond(const Reply& r) { return {r.status, "application/json", dump(r.body)}; }
+
+HostResponse bad(const std::string& message) { return respond(Reply::error(400, "BadRequest", message)); }
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') i++;
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) parts.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return parts;
+}
+
+std::string shown(const std::string& s) { return json(s.substr(0, 64)).dump(-1, ' ', false, json::error_handler_t::replace); }
+
+Status check_fields(const json& j, const char* what, const std::set<std::string>& allowed) {
+  if (!j.is_object()) return Status::error(fmt::format("the {} body must be a JSON object", what));
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (allowed.count(it.key()) == 0) {
+      std::string list;
+      for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      return Status::error(fmt::format("unknown field {} in {} (accepted: {})", shown(it.key()), what, list));
+    }
+  }
+  return {};
+}
+
+Result<uint64_t> get_uint(const json& j, const char* key, uint64_t lo, uint64_t hi, const char* unit) {
+  const json& v = j.at(key);
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
+    return Status::error(fmt::format("{} must be a whole number of {} from {} to {}", key, unit, lo, hi));
+  }
+  const uint64_t n = v.get<uint64_t>();
+  if (n < lo || n > hi) return Status::error(fmt::format("{} {} is out of range ({} to {} {})", key, n, lo, hi, unit));
+  return n;
+}
+
+Result<Forward> parse_forward(const json& j, size_t index) {
+  const std::string what = fmt::format("forwards[{}]", index);
+  if (Status s = check_fields(j, what.c_str(), {"host_port", "guest_port", "protocol", "host_address"}); !s.ok()) return s;
+  Forward f;
+  for (const char* k : {"host_port", "guest_port"}) {
+    if (!j.contains(k)) return Status::error(fmt::format("{}: {} is required", what, k));
+    auto n = get_uint(j, k, 1, 65535, "(a port)");
+    if (!n.ok()) return Status::error(fmt::format("{}: {}", what, n.message()));
+    (std::string(k) == "host_port" ? f.host_port : f.guest_port) = static_cast<uint16_t>(*n);
+  }
+  if (j.contains("protocol")) {
+    if (!j["protocol"].is_string() || (j["protocol"] != "tcp" && j["protocol"] != "udp")) {
+      return Status::error(fmt::format("{}: protocol must be \"tcp\" or \"udp\"", what));
+    }
+    f.protocol = j["protocol"].get<std::string>();
+  }
+  if (j.contains("host_address")) {
+    in_addr a{};
+    if (!j["host_address"].is_string() || inet_pton(AF_INET, j["host_address"].get<std::string>().c_str(), &a) != 1) {
+      return Status::error(fmt::format("{}: host_address must be an IPv4 address such as \"127.0.0.1\"", what));
+    }
+    f.host_address = j["host_address"].get<std::string>();
+  }
+  return f;
+}
+
+Result<bool> get_bool(const json& j, const char* key) {
+  if (!j.at(key).is_boolean()) return Status::error(fmt::format("{} must be true or false", key));
+  return j.at(key).get<bool>();
+}
+
+constexpr unsigned kMaxCpus = 8;
+constexpr uint64_t kMinMemory = 64, kMaxMemory = 64 * 1024;
+constexpr uint64_t kMaxDisk = 16ull * 1024 * 1024;  // 16 TiB in MiB
+
+}  // namespace
+
+Result<CreateRequest> parse_create_request(const json& j) {
+  if (Status s = check_fields(j, "create", {"name", "image", "cpus", "memory_mib", "disk_mib", "forwards",
+                                           "restart_policy", "start"});
+      !s.ok()) {
+    return s;
+  }
+  CreateRequest r;
+  if (j.contains("name")) {
+    if (!j["name"].is_string() || !valid_name(j["name"].get<std::string>())) {
+      return Status::error(fmt::format("name {} is not valid: use 1-63 of a-z 0-9 -, starting with a letter",
+                                       j["name"].is_string() ? shown(j["name"].get<std::string>()) : j["name"].dump()));
+    }
+    r.name = j["name"].get<std::string>();
+  }
+  if (j.contains("image")) {
+    if (!j["image"].is_string() || !valid_name(j["image"].get<std::string>())) {
+      return Status::error("image must be an image name (see GET /v1/images)");
+    }
+    r.image = j["image"].get<std::string>();
+  }
+  if (j.contains("cpus")) {
+    auto n = get_uint(j, "cpus", 1, kMaxCpus, "vCPUs");
+    if (!n.ok()) return n.status();
+    r.cpus = static_cast<unsigned>(*n);
+  }
+  if (j.contains("memory_mib")) {
+    auto n = get_uint(j, "memory_mib", kMinMemory, kMaxMemory, "MiB");
+    if (!n.ok()) return n.status();
+    r.memory_mib = *n;
+  }
+  if (j.contains("disk_mib")) {
+    auto n = get_uint(j, "disk_mib", 1, kMaxDisk, "MiB");
+    if (!n.ok()) return n.status();
+    r.disk_mib = *n;
+  }
+  if (j.contains("forwards")) {
+    if (!j["forwards"].is_array()) return Status::error("forwards must be an array of {host_port, guest_port}");
+    if (j["forwards"].size() > 32) return Status::error("at most 32 forwards");
+    std::set<std::pair<std::string, uint16_t>> seen;
+    for (size_t i = 0; i < j["forwards"].size(); i++) {
+      auto f = parse_forward(j["forwards"][i], i);
+      if (!f.ok()) return f.status();
+      if (!seen.insert({f->protocol, f->host_port}).second) {
+        return Status::error(fmt::format("forwards: host port {}/{} is given twice", f->host_port, f->protocol));
+      }
+      r.forwards.push_back(*f);
+    }
+  }
+  if (j.contains("restart_policy")) {
+    const json& p = j["restart_policy"];
+    if (!p.is_string() || (p != "no" && p != "on-failure" && p != "always")) {
+      return Status::error("restart_policy must be \"no\", \"on-failure\" or \"always\"");
+    }
+    r.restart_policy = p.get<std::string>();
+  }
+  if (j.contains("start")) {
+    auto b = get_bool(j, "start");
+    if (!b.ok()) return b.status();
+    r.start = *b;
+  }
+  return r;
+}
+
+HostResponse handle_host_request(HostOps& ops, const std::string& method, const std::string& path,
+                                 const std::string& body) {
+  if (body.size() > kMaxHostRequestBody) {
+    return respond(Reply::error(413, "PayloadTooLarge", fmt::format("the request body is over {} bytes", kMaxHostRequestBody)));
+  }
+  const std::vector<std::string> p = split_path(path);
+  auto method_not_allowed = [&](const char* allowed) {
+    return respond(Reply::error(405, "MethodNotAllowed", fmt::format("{} {} is not supported (use {})",
+                                                                     method.substr(0, 16), path.substr(0, 128), allowed)));
+  };
+  // A body, when one is given, must be a JSON object.
+  json j = json::object();
+  if (!body.empty() && body.find_first_not_of(" \t\r\n") != std::string::npos) {
+    j = json::parse(body, nullptr, false);
+    if (j.is_discarded()) return bad("the request body is not valid JSON");
+    if (!j.is_object()) return bad("the request body must be a JSON object");
+  }
+
+  if (p.size() == 1 && p[0] == "metrics") {
+    if (method != "GET") return method_not_allowed("GET");
+    return {200, "text/plain; version=0.0.4", ops.metrics()};
+  }
+  if (p.empty() || p[0] != "v1" || p.size() < 2) {
+    return respond(Reply::error(404, "NotFound", fmt::format("no resource {} (see docs/nimbusd.md)", shown(path))));
+  }
+  const std::string& collection = p[1];
+  if (collection == "host" && p.size() == 2) {
+    if (method != "GET") return method_not_allowed("GET");
+    return respond(ops.host_info());
+  }
+  if (collection == "images" && p.size() == 2) {
+    if (method != "GET") return method_not_allowed("GET");
+    return respond(ops.list_images());
+  }
+  if (collection != "vms") {
+    return respond(Reply::error(404, "NotFound", fmt::format("no resource {} (see docs/nimbusd.md)", shown(path))));
+  }
+  if (p.size() == 2) {
+    if (method == "GET") return respond(ops.list_vms());
+    if (method != "POST") return method_not_allowed("GET or POST");
+    auto req = parse_create_request(j);
+    if (!req.ok()) return bad(req.message());
+    return respond(ops.create_vm(*req));
+  }
+  const std::string& name = p[2];
+  if (!valid_name(name)) {
+    return respond(Reply::error(404, "NotFound", fmt::format("no VM named {} (names are a-z 0-9 -)", shown(name))));
+  }
+  if (p.size() == 3) {
+    if (method == "GET") return respond(ops.get_vm(name));
+    if (method == "DELETE") return respond(ops.delete_vm(name));
+    return method_not_allowed("GET or DELETE");
+  }
+  const std::string& verb = p[3];
+  if (verb == "snapshots") {
+    if (p.size() == 4) {
+      if (method == "GET") return respond(ops.list_snapshots(name));
+      if (method != "POST") return method_not_allowed("GET or POST");
+      if (Status s = check_fields(j, "snapshot", {"name"}); !s.ok()) return bad(s.message());
+      std::string snap;
+      if (j.contains("name")) {
+        if (!j["name"].is_string() || !valid_name(j["name"].get<std::string>())) {
+          return bad("snapshot name must be 1-63 of a-z 0-9 -, starting with a letter");
+        }
+        snap = j["name"].get<std::string>();
+      }
+      return respond(ops.create_snapshot(name, snap));
+    }
+    if (p.size() == 5) {
+      if (method != "DELETE") return method_not_allowed("DELETE");
+      if (!valid_name(p[4])) return respond(Reply::error(404, "NotFound", fmt::format("no snapshot named {}", shown(p[4]))));
+      return respond(ops.delete_snapshot(name, p[4]));
+    }
+  }
+  if (p.size() != 4) return respond(Reply::error(404, "NotFound", fmt::format("no resource {}", shown(path))));
+  static const std::set<std::string> kVerbs = {"start", "stop", "restart", "pause", "resume", "resize", "restore"};
+  if (kVerbs.count(verb) == 0) {
+    return respond(Reply::error(404, "NotFound",
+                                fmt::format("no action {} (start, stop, restart, pause, resume, resize, restore, snapshots)",
+                                            shown(verb))));
+  }
+  if (method != "POST") return method_not_allowed("POST");
+  if (verb == "start" || verb == "pause" || verb == "resume") {
+    if (Status s = check_fields(j, verb.c_str(), {}); !s.ok()) return bad(s.message());
+    if (verb == "start") return respond(ops.start_vm(name));
+    if (verb == "pause") return respond(ops.pause_vm(name));
+    return respond(ops.resume_vm(name));
+  }
+  if (verb == "stop" || verb == "restart") {
+    if (Status s = check_fields(j, verb.c_str(), {"force", "timeout_s"}); !s.ok()) return bad(s.message());
+    bool force = false;
+    unsigned timeout = 30;
+    if (j.contains("force")) {
+      auto b = get_bool(j, "force");
+      if (!b.ok()) return bad(b.message());
+      force = *b;
+    }
+    if (j.contains("timeout_s")) {
+      auto n = get_uint(j, "timeout_s", 0, 3600, "seconds");
+      if (!n.ok()) return bad(n.message());
+      timeout = static_cast<unsigned>(*n);
+    }
+    return respond(verb == "stop" ? ops.stop_vm(name, force, timeout) : ops.restart_vm(name, force, timeout));
+  }
+  if (verb == "resize") {
+    if (Status s = check_fields(j, "resize", {"cpus", "memory_mib", "disk_mib"}); !s.ok()) return bad(s.message());
+    ResizeRequest r;
+    if (j.contains("cpus")) {
+      auto n = get_uint(j, "cpus", 1, kMaxCpus, "vCPUs");
+      if (!n.ok()) return bad(n.message());
+      r.cpus = static_cast<unsigned>(*n);
+    }
+    if (j.contains("memory_mib")) {
+      auto n = get_uint(j, "memory_mib", kMinMemory, kMaxMemory, "MiB");
+      if (!n.ok()) return bad(n.message());
+      r.memory_mib = *n;
+    }
+    if (j.contains("disk_mib")) {
+      auto n = get_uint(j, "disk_mib", 1, kMaxDisk, "MiB");
+      if (!n.ok()) return bad(n.message());
+      r.disk_mib = *n;
+    }
+    if (!r.cpus && !r.memory_mib && !r.disk_mib) return bad("resize needs at least one of cpus, memory_mib, disk_mib");
+    return respond(ops.resize_vm(name, r));
+  }
+  // restore
+  if (Status s = check_fields(j, "restore", {"snapshot"}); !s.ok()) return bad(s.message());
+  if (!j.contains("snapshot") || !j["snapshot"].is_string() || !valid_name(j["snapshot"].get<std::string>())) {
+    return bad("restore needs \"snapshot\": the name of one of the VM's snapshots");
+  }
+  return respond(ops.restore_snapshot(name, j["snapshot"].get<std::string>()));
+}
+
+}  // namespace nimbus::host

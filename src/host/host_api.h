@@ -1,0 +1,26 @@
+// nimbusd's REST API without transport: routes (method, path, body) to one HostOps call,
+// after validating the request strictly (unknown fields, wrong types, out-of-range values
+// and bad names are 400s that name the field). See docs/nimbusd.md.
+#pragma once
+
+#include <string>
+
+#include "host/daemon.h"
+
+namespace nimbus::host {
+
+constexpr size_t kMaxHostRequestBody = 64 * 1024;
+
+struct HostResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+HostResponse handle_host_request(HostOps& ops, const std::string& method, const std::string& path,
+                                 const std::string& body);
+
+// Parses a create request body (exposed for tests).
+Result<CreateRequest> parse_create_request(const nlohmann::json& j);
+
+}  // namespace nimbus::host

@@ -1,0 +1,33 @@
+// nimbusd's side of one VM's API socket (docs/vmm.md): short synchronous calls.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace nimbus::host {
+
+class VmmLink {
+ public:
+  explicit VmmLink(std::string api_sock) : sock_(std::move(api_sock)) {}
+
+  // GET / (state, agent readiness, device counters). Short timeout: a healthy VMM
+  // answers at once.
+  Result<nlohmann::json> info(int timeout_ms = 2000) const;
+  Status pause() const;
+  Status resume() const;
+  // Graceful shutdown through the guest agent, hard after `timeout_s`; true if graceful.
+  Result<bool> shutdown(unsigned timeout_s) const;
+  Status stop() const;
+  Status snapshot_create(const std::string& path) const;
+
+ private:
+  // The reply body of a 2xx, or the VMM's fault_message.
+  Result<nlohmann::json> call(const char* method, const std::string& path, const nlohmann::json& body,
+                              int timeout_ms) const;
+  std::string sock_;
+};
+
+}  // namespace nimbus::host
