@@ -55,6 +55,12 @@ Status write_file(const std::string& path, const std::string& value) {
   return {};
 }
 
+// A memory limit the kernel refused with EBUSY: it could not reclaim down to it.
+Status memory_limit_error(const Status& s) {
+  if (s.message().find(std::strerror(EBUSY)) == std::string::npos) return s;
+  return Status::error(s.message() + " (the group uses more memory than that and the kernel could not reclaim it)");
+}
+
 bool parse_u64(std::string_view s, uint64_t& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
@@ -120,11 +126,7 @@ Status set_memory_v1(const std::string& dir, uint64_t bytes) {
     (void)write_file(memsw, value);
     if (!s.ok()) s = write_file(limit, value);
   }
-  if (!s.ok()) {
-    return Status::error(fmt::format("{} (the group may use more memory than that and the kernel could not reclaim it)",
-                                     s.message()));
-  }
-  return {};
+  return s.ok() ? s : memory_limit_error(s);
 }
 
 std::string join_pids(const std::vector<pid_t>& pids) { return fmt::format("{}", fmt::join(pids, ", ")); }
@@ -260,10 +262,7 @@ Status CgroupManager::set_limits(const std::string& vm, const CgroupLimits& limi
     const std::string cpu_max = fmt::format("{} {}", limits.vcpus == 0 ? "max" : std::to_string(quota), limits.period_us);
     if (Status s = write_file(dir + "/cpu.max", cpu_max); !s.ok()) return s;
     const std::string mem = limits.memory_bytes == 0 ? "max" : std::to_string(limits.memory_bytes);
-    if (Status s = write_file(dir + "/memory.max", mem); !s.ok()) {
-      return Status::error(fmt::format("{} (the group may use more memory than that and the kernel could not reclaim it)",
-                                       s.message()));
-    }
+    if (Status s = write_file(dir + "/memory.max", mem); !s.ok()) return memory_limit_error(s);
     if (exists(dir + "/memory.swap.max")) {
       if (Status s = write_file(dir + "/memory.swap.max", limits.memory_bytes == 0 ? "max" : "0"); !s.ok()) return s;
     }

@@ -336,6 +336,9 @@ TEST(Cgroup, RealHierarchy) {
   const pid_t child = ::fork();
   if (child == 0) {
     const int err = CgroupManager::join_in_child(files);
+    // 16 MiB charged to the group.
+    static char ballast[16 << 20];
+    for (size_t i = 0; i < sizeof(ballast); i += 4096) static_cast<volatile char*>(ballast)[i] = 1;
     (void)!::write(ready[1], &err, sizeof(err));
     for (;;) ::pause();
   }
@@ -360,6 +363,14 @@ TEST(Cgroup, RealHierarchy) {
   EXPECT_EQ(lim->quota_us, 100000u);
   ASSERT_TRUE(m.set_limits(vm, {1, 32ull << 20}).ok());
   EXPECT_EQ(m.read_limits(vm)->memory_limit_bytes, 32ull << 20);
+  EXPECT_GE(m.usage(vm)->memory_bytes, 16ull << 20);
+  if (m.version() == CgroupVersion::kV1) {
+    // v1 refuses a limit below what it cannot reclaim (v2 would OOM-kill instead).
+    s = m.set_limits(vm, {1, 4ull << 20});
+    ASSERT_FALSE(s.ok());
+    EXPECT_TRUE(contains(s.message(), "could not reclaim")) << s.message();
+    EXPECT_EQ(m.read_limits(vm)->memory_limit_bytes, 32ull << 20);
+  }
 
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);

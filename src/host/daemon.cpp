@@ -83,6 +83,26 @@ bool port_free(const Forward& f) {
   return ok;
 }
 
+// Can a process of another uid (not in the owner's group) reach `path`? Every directory on
+// the way needs search permission for others, and the file itself `need` (S_IXOTH...).
+std::string unreachable_by_others(const std::string& path, mode_t need) {
+  fs::path p = fs::absolute(path);
+  fs::path prefix = "/";
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    if (*it == "/") continue;
+    struct stat st {};
+    if (::stat(prefix.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
+      return fmt::format("{} (mode {:o}) cannot be searched by other users", prefix.string(), st.st_mode & 07777);
+    }
+    prefix /= *it;
+  }
+  struct stat st {};
+  if (::stat(p.c_str(), &st) == 0 && (st.st_mode & need) != need) {
+    return fmt::format("{} (mode {:o}) is not accessible to other users", p.string(), st.st_mode & 07777);
+  }
+  return "";
+}
+
 }  // namespace
 
 bool valid_name(const std::string& name) {
@@ -97,14 +117,17 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
 
 Daemon::~Daemon() { shutdown(); }
 
-bool Daemon::sandboxed() const { return options_.sandbox && ::geteuid() == 0; }
+bool Daemon::sandboxed() const { return options_.sandbox && ::geteuid() == 0 && sandbox_off_.empty(); }
 
 std::string Daemon::describe() const {
-  return fmt::format("state {}; cgroups {}; sandbox {}; capacity: {} CPUs x {} overcommit, {} MiB memory ({} reserved), "
-                     "{} MiB disk",
+  const CapacityPolicy& p = options_.policy;
+  return fmt::format("state {}; cgroups {}; sandbox {}; host: {} CPUs x {} overcommit, {} MiB memory ({} reserved, "
+                     "{} per VM), {} MiB disk ({} reserved)",
                      options_.state_dir, cgroups_ ? cgroups_->describe() : "none",
-                     sandboxed() ? "on (own uid, seccomp)" : "off", host_.cpus, options_.policy.cpu_overcommit,
-                     host_.memory_mib, options_.policy.reserved_memory_mib, host_.disk_mib);
+                     sandboxed() ? "on (own uid, seccomp)" : "off" + (sandbox_off_.empty() ? "" : ": " + sandbox_off_),
+                     p.cpus_override.value_or(host_.cpus), p.cpu_overcommit, p.memory_mib_override.value_or(host_.memory_mib),
+                     p.reserved_memory_mib, p.vm_overhead_mib, p.disk_mib_override.value_or(host_.disk_mib),
+                     p.reserved_disk_mib);
 }
 
 Status Daemon::init() {
@@ -115,6 +138,17 @@ Status Daemon::init() {
     if (ec) return Status::error(fmt::format("cannot create '{}{}': {}", options_.state_dir, sub, ec.message()));
   }
   ::chmod(options_.state_dir.c_str(), 0755);
+  // The VMMs run under uids of their own: they must be able to reach the nimbus binary and
+  // the state directory. Where they cannot, they run as nimbusd's user (still in their
+  // cgroup; seccomp still applies).
+  if (options_.sandbox && ::geteuid() == 0) {
+    sandbox_off_ = unreachable_by_others(options_.vmm_exe, S_IXOTH);
+    if (sandbox_off_.empty()) sandbox_off_ = unreachable_by_others(options_.state_dir, S_IXOTH);
+  } else if (options_.sandbox) {
+    sandbox_off_ = "nimbusd is not running as root";
+  } else {
+    sandbox_off_ = "--no-sandbox";
+  }
   ::chmod((options_.state_dir + "/vms").c_str(), 0711);
   // The host switch: VMs of different uids share it through the VM group.
   switch_path_ = options_.state_dir + "/net/host";
@@ -326,7 +360,7 @@ Status Daemon::start_process(VmRecord& vm, const std::string& snapshot_file) {
   spec.exe = options_.vmm_exe;
   spec.args = {"vmm", "--api-sock", p.api_sock, "--console", "none", "--console-sock", p.console_sock,
                "--console-log", p.console_log, "--id", vm.name, "--exit-on-stop", "--exit-file", p.exit_file};
-  if (sandboxed() && seccomp_supported()) spec.args.push_back("--sandbox");
+  if (options_.sandbox && seccomp_supported()) spec.args.push_back("--sandbox");
   if (snapshot_file.empty()) {
     spec.args.insert(spec.args.end(), {"--config", p.config});
   } else {
@@ -515,6 +549,7 @@ Reply Daemon::host_info() {
   j["state_dir"] = options_.state_dir;
   j["cgroup"] = cgroups_->describe();
   j["sandbox"] = sandboxed();
+  if (!sandbox_off_.empty()) j["sandbox_note"] = sandbox_off_;
   j["vm_overhead_mib"] = options_.policy.vm_overhead_mib;
   j["vms"] = {{"total", total}, {"running", running}};
   return Reply::ok(j);

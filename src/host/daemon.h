@@ -165,6 +165,7 @@ class Daemon : public HostOps {
   std::unique_ptr<CgroupManager> cgroups_;
   HostResources host_;
   std::string switch_path_;
+  std::string sandbox_off_;  // why the VMMs cannot run under their own uid ("" when they can)
 
   std::mutex mu_;
   std::set<std::string> busy_;

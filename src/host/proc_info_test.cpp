@@ -50,7 +50,12 @@ TEST(ProcInfo, ReadsOwnProcess) {
 TEST(ProcInfo, CommWithSpacesAndParensIsParsed) {
   const pid_t pid = spawn_sleeper("a) b (c) Z 1");
   ASSERT_GT(pid, 0);
+  // The child may still be on its way into pause(): wait until it sleeps there.
   auto st = read_proc_stat(pid);
+  for (int i = 0; i < 1000 && st.ok() && st->state != 'S'; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    st = read_proc_stat(pid);
+  }
   ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(st->state, 'S');
   auto mine = read_proc_stat(::getpid());

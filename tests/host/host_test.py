@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""nimbusd and the `nimbus` host verbs, driven as a user would (docs/nimbusd.md).
+
+usage: host_test.py NIMBUS NIMBUSD WORKDIR MODE
+modes:
+  story     five web-server VMs of different sizes: capacity goes down, each serves through
+            its forwarded port, one VMM killed by hand (the others keep serving), resize,
+            snapshot + restore, delete all and the capacity comes back
+  capacity  refusals when vCPUs, memory or disk are exhausted (nothing changes)
+  adopt     nimbusd killed with SIGKILL and restarted re-adopts running VMs; a VM killed
+            while nimbusd was down is seen as crashed; restart policy on-failure
+  limits    each VMM in its own cgroup with the CPU quota and memory limit of its size,
+            under its own uid, with a seccomp filter; metrics
+  errors    malformed API requests and CLI arguments: clear errors, nothing changed
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vmm"))
+from vmm_client import Api  # noqa: E402
+
+NIMBUS, NIMBUSD, WORK, MODE = sys.argv[1:5]
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def http_get(port, timeout=10):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as r:
+        return r.read().decode()
+
+
+def wait_for(what, fn, timeout=60, interval=0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+class Host:
+    """One nimbusd with its own state directory, socket and cgroup parent."""
+
+    def __init__(self, name, *flags):
+        # Under /tmp, searchable by others: the VMMs run under uids of their own (a build
+        # directory inside a private checkout may not be reachable for them).
+        self.dir = tempfile.mkdtemp(prefix=f"nimbus-host-{name}-")
+        os.chmod(self.dir, 0o755)
+        self.state = os.path.join(self.dir, "state")
+        self.sock = os.path.join(self.dir, "nimbusd.sock")
+        self.cgroup_parent = f"nimbus-test-{os.getpid()}-{name}"
+        self.flags = list(flags)
+        self.api = Api(self.sock)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "nimbusd.log"), "ab")
+        self.proc = subprocess.Popen([NIMBUSD, "--state-dir", self.state, "--socket", self.sock,
+                                      "--cgroup-parent", self.cgroup_parent, *self.flags],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for("nimbusd's socket", lambda: self.proc.poll() is None and os.path.exists(self.sock)
+                 and self.api.call("GET", "/v1/host")[0] == 200, timeout=30)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def cli(self, *args, ok=True, timeout=300):
+        r = subprocess.run([NIMBUS, *args, "--host", self.sock], capture_output=True, text=True, timeout=timeout)
+        if ok and r.returncode != 0:
+            raise AssertionError(f"nimbus {' '.join(args)} -> {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}")
+        return r
+
+    def json(self, *args):
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def shell(self, vm, command, timeout=60):
+        r = self.cli("shell", vm, "-c", command, "--timeout", str(timeout), ok=False, timeout=timeout + 30)
+        if r.returncode != 0:
+            raise AssertionError(f"shell {vm} -c {command!r} -> {r.returncode}: {r.stdout!r} {r.stderr!r}")
+        return r.stdout.strip()
+
+    def vm(self, name):
+        return self.api.ok("GET", f"/v1/vms/{name}")
+
+    def host(self):
+        return self.api.ok("GET", "/v1/host")
+
+    def cleanup(self):
+        try:
+            if self.proc.poll() is None:
+                self.cli("delete", "--all", "--force", ok=False, timeout=120)
+        finally:
+            self.stop()
+            self.log.close()
+            with open(os.path.join(self.dir, "nimbusd.log"), "rb") as f:
+                sys.stdout.write("nimbusd.log:\n" + f.read().decode(errors="replace")[-3000:])
+            shutil.rmtree(self.dir, ignore_errors=True)
+            for d in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"):
+                p = os.path.join(d, self.cgroup_parent)
+                if os.path.isdir(p):
+                    for sub in os.listdir(p):
+                        if os.path.isdir(os.path.join(p, sub)):
+                            try:
+                                os.rmdir(os.path.join(p, sub))
+                            except OSError:
+                                pass
+                    try:
+                        os.rmdir(p)
+                    except OSError:
+                        pass
+
+
+def vmm_pid(h, name):
+    pid = h.vm(name)["pid"]
+    assert pid, f"{name} has no VMM process: {h.vm(name)}"
+    return pid
+
+
+# ---- story --------------------------------------------------------------------------
+
+def story():
+    h = Host("story")
+    try:
+        before = h.json("host")
+        log(f"host: {before['cpus']['available']} vCPUs, {before['memory_mib']['available']} MiB available")
+        sizes = [("web1", 1, 128), ("web2", 2, 192), ("web3", 1, 256), ("web4", 2, 128), ("web5", 1, 160)]
+        ports = free_ports(len(sizes))
+        overhead = before["vm_overhead_mib"]
+        prev = before
+        for (name, cpus, mem), port in zip(sizes, ports):
+            h.cli("launch", "--name", name, "--cpus", str(cpus), "--memory", f"{mem}M",
+                  "--forward", f"127.0.0.1:{port}:80", "--no-wait")
+            now = h.json("host")
+            assert now["cpus"]["available"] == prev["cpus"]["available"] - cpus, (prev, now)
+            assert now["memory_mib"]["available"] == prev["memory_mib"]["available"] - mem - overhead, (prev, now)
+            prev = now
+            log(f"launched {name}: {cpus} vCPU, {mem} MiB; host now {now['cpus']['available']} vCPUs, "
+                f"{now['memory_mib']['available']} MiB available")
+        for name, _, _ in sizes:
+            wait_for(f"{name} ready", lambda n=name: h.vm(n)["state"] == "running" and h.vm(n)["ready"], timeout=240)
+        table = h.cli("list").stdout
+        log("nimbus list:\n" + table)
+        for name, _, _ in sizes:
+            assert name in table and "running" in table, table
+        for (name, _, _), port in zip(sizes, ports):
+            page = wait_for(f"{name}'s web page", lambda p=port: http_get(p), timeout=60)
+            assert "Nimbus" in page, page
+        log("all five serve through their forwarded ports")
+        # Each guest sees its own size.
+        assert h.shell("web2", "nproc") == "2"
+        assert h.shell("web1", "nproc") == "1"
+        # The host network: web1 reaches web2 by its address.
+        web2_ip = h.vm("web2")["addresses"]["host"]
+        out = h.shell("web1", f"wget -q -O - http://{web2_ip}/ | grep -c Nimbus")
+        assert int(out) >= 1, out
+        log(f"web1 fetched web2's page over the host network ({web2_ip})")
+
+        # Kill one VMM by hand: it is marked crashed, the others keep serving.
+        victim = vmm_pid(h, "web3")
+        os.kill(victim, signal.SIGKILL)
+        wait_for("web3 crashed", lambda: h.vm("web3")["state"] == "crashed", timeout=20)
+        assert "signal 9" in h.vm("web3")["last_exit"], h.vm("web3")
+        for (name, _, _), port in zip(sizes, ports):
+            if name != "web3":
+                assert "Nimbus" in http_get(port)
+        info = h.cli("info", "web3").stdout
+        assert "crashed" in info, info
+        log("web3's VMM killed with SIGKILL: crashed; the four others still serve")
+        h.cli("start", "web3")
+        assert h.vm("web3")["state"] == "running"
+        assert "Nimbus" in wait_for("web3 serving again", lambda: http_get(ports[2]), timeout=60)
+        log("web3 started again and serves")
+
+        # Resize web1: 2 vCPUs, 256 MiB, 64 MiB disk.
+        h.cli("stop", "web1")
+        assert h.vm("web1")["state"] == "stopped"
+        h.cli("resize", "web1", "--cpus", "2", "--memory", "256M", "--disk", "64M")
+        h.cli("start", "web1")
+        assert h.shell("web1", "nproc") == "2"
+        sectors = int(h.shell("web1", "cat /sys/block/vda/size"))
+        assert sectors == 64 * 2048, sectors
+        mem_kb = int(h.shell("web1", "grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2"))
+        assert 200_000 < mem_kb <= 262_144, mem_kb
+        log(f"web1 resized: 2 vCPUs, disk {sectors} sectors, MemTotal {mem_kb} kB")
+
+        # Snapshot web4, change it, restore: the change is gone, the page is served.
+        h.shell("web4", "echo before > /root/mark; sync")
+        h.cli("snapshot", "web4", "--name", "s1")
+        h.shell("web4", "echo after > /root/mark; sync")
+        assert h.shell("web4", "cat /root/mark") == "after"
+        h.cli("restore", "web4", "s1")
+        assert h.shell("web4", "cat /root/mark") == "before"
+        assert "Nimbus" in wait_for("web4 serving after restore", lambda: http_get(ports[3]), timeout=60)
+        snaps = h.json("snapshots", "web4")
+        assert [s["name"] for s in snaps["snapshots"]] == ["s1"], snaps
+        log("web4 snapshot s1 taken, file changed, restored: the file is as it was")
+
+        # Delete them all: the capacity comes back.
+        h.cli("delete", "--all", "--force")
+        after = h.json("host")
+        for k in ("cpus", "memory_mib", "disk_mib"):
+            assert after[k]["available"] == before[k]["available"], (k, before[k], after[k])
+        assert after["vms"]["total"] == 0
+        assert not any(os.scandir(os.path.join(h.state, "vms"))), os.listdir(os.path.join(h.state, "vms"))
+        log("all deleted: capacity back to where it started")
+    finally:
+        h.cleanup()
+
+
+# ---- capacity -----------------------------------------------------------------------
+
+def capacity():
+    # 1 CPU x 2 = 2 vCPUs; 1600 - 1024 reserved = 576 MiB; 100 MiB of disk.
+    h = Host("capacity", "--cpus", "1", "--cpu-overcommit", "2", "--memory", "1600M", "--reserved-memory", "1024M",
+             "--vm-overhead", "32M", "--disk", "110M", "--reserved-disk", "10M")
+    try:
+        host = h.host()
+        assert host["cpus"]["capacity"] == 2 and host["memory_mib"]["capacity"] == 576, host
+        h.cli("launch", "--name", "a", "--memory", "256M", "--no-wait")
+        # memory: needs 288, 576 - 288 = 288 free -> fits exactly.
+        h.cli("launch", "--name", "b", "--memory", "256M", "--no-wait")
+        r = h.cli("launch", "--name", "c", "--memory", "64M", ok=False)
+        assert r.returncode == 1, r
+        assert "not enough memory" in r.stderr and "96 MiB" in r.stderr, r.stderr
+        assert "not enough vCPUs" in r.stderr, r.stderr
+        log("refused: " + r.stderr.strip())
+        names = [v["name"] for v in h.api.ok("GET", "/v1/vms")["vms"]]
+        assert names == ["a", "b"], names
+        assert not os.path.exists(os.path.join(h.state, "vms", "c"))
+        # A stopped VM gives its vCPUs and memory back; the disk stays allocated.
+        h.cli("stop", "b", "--force")
+        h.cli("launch", "--name", "c", "--memory", "64M", "--no-wait")
+        r = h.cli("start", "b", ok=False)
+        assert r.returncode == 1 and "not enough" in r.stderr, r
+        # Disk: 100 MiB, three VMs of 32 MiB hold 96; a 10 MiB larger disk does not fit.
+        r = h.cli("launch", "--name", "d", "--disk", "33M", "--no-start", ok=False)
+        assert r.returncode == 1 and "not enough disk" in r.stderr, r.stderr
+        log("refused: " + r.stderr.strip())
+        h.cli("stop", "c", "--force")
+        r = h.cli("resize", "c", "--disk", "40M", ok=False)
+        assert r.returncode == 1 and "not enough disk" in r.stderr, r.stderr
+        assert h.vm("c")["disk_mib"] == 32
+        # Equal ports are refused before anything is made.
+        port = free_ports(1)[0]
+        h.cli("delete", "c", "b", "--force")
+        h.cli("launch", "--name", "p1", "--memory", "64M", "--forward", f"127.0.0.1:{port}:80", "--no-start")
+        r = h.cli("launch", "--name", "p2", "--memory", "64M", "--forward", f"127.0.0.1:{port}:80", "--no-start",
+                  ok=False)
+        assert r.returncode == 1 and "already forwarded" in r.stderr, r.stderr
+        log("refused: " + r.stderr.strip())
+    finally:
+        h.cleanup()
+
+
+# ---- adopt --------------------------------------------------------------------------
+
+def adopt():
+    h = Host("adopt")
+    try:
+        port = free_ports(1)[0]
+        h.cli("launch", "--name", "keep", "--memory", "128M", "--forward", f"127.0.0.1:{port}:80")
+        h.cli("launch", "--name", "lost", "--memory", "128M", "--no-wait")
+        h.cli("launch", "--name", "phoenix", "--memory", "128M", "--restart", "on-failure")
+        wait_for("lost ready", lambda: h.vm("lost")["ready"], timeout=240)
+        keep_pid, lost_pid = vmm_pid(h, "keep"), vmm_pid(h, "lost")
+        h.kill9()
+        log("nimbusd killed with SIGKILL")
+        assert "Nimbus" in http_get(port), "the VM must keep serving while nimbusd is down"
+        os.kill(lost_pid, signal.SIGKILL)
+        h.start()
+        log("nimbusd restarted")
+        keep = h.vm("keep")
+        assert keep["pid"] == keep_pid and keep["state"] == "running" and keep["ready"], keep
+        lost = wait_for("lost crashed", lambda: h.vm("lost") if h.vm("lost")["state"] == "crashed" else None)
+        assert lost["pid"] is None, lost
+        log(f"keep re-adopted (pid {keep_pid}); lost seen as crashed: {lost['last_exit']}")
+        # The adopted VM is fully managed: pause, resume, graceful stop.
+        h.cli("pause", "keep")
+        assert h.vm("keep")["state"] == "paused"
+        h.cli("resume", "keep")
+        assert "Nimbus" in http_get(port)
+        stop = h.json("stop", "keep")
+        assert stop.get("graceful") is True, stop
+        assert "poweroff" in h.vm("keep")["last_exit"], h.vm("keep")
+        log("adopted VM paused, resumed and shut down gracefully: " + h.vm("keep")["last_exit"])
+        # Restart policy: killed by hand, started again by nimbusd.
+        old = vmm_pid(h, "phoenix")
+        os.kill(old, signal.SIGKILL)
+        vm = wait_for("phoenix restarted", lambda: h.vm("phoenix") if h.vm("phoenix")["restarts"] == 1
+                      and h.vm("phoenix")["pid"] not in (None, old) else None, timeout=30)
+        wait_for("phoenix ready", lambda: h.vm("phoenix")["ready"], timeout=240)
+        log(f"phoenix (on-failure) restarted after SIGKILL: pid {old} -> {vm['pid']}")
+        # A clean stop does not restart it.
+        h.cli("stop", "phoenix")
+        time.sleep(2)
+        assert h.vm("phoenix")["state"] == "stopped" and h.vm("phoenix")["pid"] is None
+    finally:
+        h.cleanup()
+
+
+# ---- limits -------------------------------------------------------------------------
+
+def cgroup_file(path_candidates):
+    for p in path_candidates:
+        if os.path.exists(p):
+            with open(p) as f:
+                return f.read().strip()
+    raise AssertionError(f"none of {path_candidates} exists")
+
+
+def limits():
+    h = Host("limits", "--vm-overhead", "48M")
+    try:
+        h.cli("launch", "--name", "small", "--cpus", "1", "--memory", "128M")
+        h.cli("launch", "--name", "big", "--cpus", "2", "--memory", "192M")
+        host = h.host()
+        for name, cpus, mem in (("small", 1, 128), ("big", 2, 192)):
+            pid = vmm_pid(h, name)
+            g = h.cgroup_parent + "/" + name
+            if host["cgroup"].startswith("v2"):
+                quota, period = cgroup_file([f"/sys/fs/cgroup/{g}/cpu.max"]).split()
+                limit = cgroup_file([f"/sys/fs/cgroup/{g}/memory.max"])
+                procs = cgroup_file([f"/sys/fs/cgroup/{g}/cgroup.procs"])
+            else:
+                cpu = [f"/sys/fs/cgroup/cpu/{g}", f"/sys/fs/cgroup/cpu,cpuacct/{g}"]
+                quota = cgroup_file([c + "/cpu.cfs_quota_us" for c in cpu])
+                period = cgroup_file([c + "/cpu.cfs_period_us" for c in cpu])
+                limit = cgroup_file([f"/sys/fs/cgroup/memory/{g}/memory.limit_in_bytes"])
+                procs = cgroup_file([f"/sys/fs/cgroup/memory/{g}/cgroup.procs"])
+            assert int(quota) == cpus * int(period), (name, quota, period)
+            assert int(limit) == (mem + 48) << 20, (name, limit)
+            assert str(pid) in procs.split(), (name, pid, procs)
+            with open(f"/proc/{pid}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            uid = int(status["Uid"].split()[0])
+            if host["sandbox"]:
+                assert uid == h.vm(name)["uid"] and uid != 0, status["Uid"]
+                assert status["Seccomp"].strip() == "2", status["Seccomp"]
+                assert status["NoNewPrivs"].strip() == "1"
+            log(f"{name}: quota {quota}/{period} us, memory limit {int(limit) >> 20} MiB, uid {uid}, "
+                f"seccomp {status['Seccomp'].strip()}")
+        # Metrics.
+        conn_text = subprocess.run(["curl", "-s", "--unix-socket", h.sock, "http://nimbusd/metrics"],
+                                   capture_output=True, text=True).stdout
+        assert 'nimbus_vm_cpu_seconds_total{vm="small"}' in conn_text, conn_text[:2000]
+        assert 'nimbus_host_vcpus{kind="allocated"} 3' in conn_text, conn_text[:2000]
+        info = h.json("info", "big")
+        assert info["usage"]["memory_mib"] > 0 and info["usage"]["net_rx_bytes"] > 0, info
+    finally:
+        h.cleanup()
+
+
+# ---- errors -------------------------------------------------------------------------
+
+def errors():
+    h = Host("errors")
+    try:
+        h.cli("launch", "--name", "ok", "--memory", "128M", "--no-start")
+        before = h.api.ok("GET", "/v1/vms")
+        bad = [
+            ("POST", "/v1/vms", '{"name": "Bad_Name"}', 400, "name"),
+            ("POST", "/v1/vms", '{"cpus": 0}', 400, "cpus"),
+            ("POST", "/v1/vms", '{"cpus": 99}', 400, "cpus"),
+            ("POST", "/v1/vms", '{"memory_mib": "lots"}', 400, "memory_mib"),
+            ("POST", "/v1/vms", '{"memory_mib": 1}', 400, "memory_mib"),
+            ("POST", "/v1/vms", '{"bogus": 1}', 400, "bogus"),
+            ("POST", "/v1/vms", '{"forwards": [{"host_port": 0, "guest_port": 80}]}', 400, "host_port"),
+            ("POST", "/v1/vms", '{"forwards": [{"host_port": 8080}]}', 400, "guest_port"),
+            ("POST", "/v1/vms", '{"forwards": "8080:80"}', 400, "forwards"),
+            ("POST", "/v1/vms", '{"forwards": [{"host_port": 1, "guest_port": 1, "protocol": "sctp"}]}', 400, "protocol"),
+            ("POST", "/v1/vms", '{"restart_policy": "sometimes"}', 400, "restart_policy"),
+            ("POST", "/v1/vms", '{"image": "nope"}', 404, "nope"),
+            ("POST", "/v1/vms", '{"name": "ok"}', 409, "already exists"),
+            ("POST", "/v1/vms", '{"disk_mib": 1}', 400, "smaller"),
+            ("POST", "/v1/vms", "{not json", 400, "JSON"),
+            ("POST", "/v1/vms", "[1, 2]", 400, "object"),
+            ("GET", "/v1/vms/missing", None, 404, "missing"),
+            ("GET", "/v1/nothing", None, 404, "no resource"),
+            ("PUT", "/v1/vms", "{}", 405, "PUT"),
+            ("POST", "/v1/vms/ok/explode", "{}", 404, "explode"),
+            ("POST", "/v1/vms/ok/pause", "{}", 409, "stopped"),
+            ("POST", "/v1/vms/ok/resize", "{}", 400, "at least one"),
+            ("POST", "/v1/vms/ok/resize", '{"disk_mib": 8}', 400, "only grow"),
+            ("POST", "/v1/vms/ok/stop", '{"timeout_s": -1}', 400, "timeout_s"),
+            ("POST", "/v1/vms/ok/restore", '{"snapshot": "none"}', 404, "none"),
+            ("POST", "/v1/vms/ok/snapshots", "{}", 409, "running"),
+            ("DELETE", "/v1/vms/ok/snapshots/nope", None, 404, "nope"),
+            ("POST", "/v1/vms", json.dumps({"name": "x" * 70000}), 413, ""),
+        ]
+        for method, url, body, want, text in bad:
+            status, reply = h.api.call(method, url, raw=body)
+            msg = json.dumps(reply)
+            assert status == want, (method, url, body[:80] if body else body, status, reply)
+            assert reply and "error" in reply and text in reply["error"]["message"], (url, body and body[:80], reply)
+        assert h.api.ok("GET", "/v1/vms") == before
+        log(f"{len(bad)} malformed API requests refused, nothing changed")
+        cli_bad = [
+            (["launch", "--cpus", "many"], "cpus"),
+            (["launch", "--memory", "lots"], "memory"),
+            (["launch", "--forward", "80"], "forward"),
+            (["launch", "--forward", "99999:80"], "port"),
+            (["launch", "--name", "UPPER"], "name"),
+            (["launch", "--restart", "sometimes"], "restart"),
+            (["resize", "ok"], "resize"),
+            (["frobnicate"], ""),
+        ]
+        for args, text in cli_bad:
+            r = h.cli(*args, ok=False)
+            assert r.returncode == 2, (args, r.returncode, r.stderr)
+            assert text in r.stderr.lower(), (args, r.stderr)
+            assert len(r.stderr.strip().splitlines()) <= 3, (args, r.stderr)
+        r = subprocess.run([NIMBUS, "list", "--host", os.path.join(h.dir, "no.sock")], capture_output=True, text=True)
+        assert r.returncode == 1 and "nimbusd" in r.stderr, r
+        assert h.api.ok("GET", "/v1/vms") == before
+        log(f"{len(cli_bad)} bad command lines refused with exit status 2; unreachable daemon: {r.stderr.strip()}")
+        # Bad daemon flags.
+        for flags, text in ((["--cpu-overcommit", "0.5"], "overcommit"), (["--memory", "lots"], "memory"),
+                            (["--listen", "127.0.0.1:0"], "token")):
+            r = subprocess.run([NIMBUSD, "--state-dir", os.path.join(h.dir, "other"), "--socket",
+                                os.path.join(h.dir, "other.sock"), *flags], capture_output=True, text=True, timeout=30)
+            assert r.returncode == 2 and text in r.stderr, (flags, r)
+        # A second nimbusd on the same socket is refused.
+        r = subprocess.run([NIMBUSD, "--state-dir", os.path.join(h.dir, "other"), "--socket", h.sock],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "another nimbusd" in r.stderr, r
+    finally:
+        h.cleanup()
+
+
+{"story": story, "capacity": capacity, "adopt": adopt, "limits": limits, "errors": errors}[MODE]()
+log(f"host.{MODE}: ok")
