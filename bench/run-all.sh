@@ -18,6 +18,8 @@
 #   mips   run-mips.sh      bare-metal integer benchmark (bench/programs/mips.c)
 #   io     io_bench.py      virtio-blk and virtio-net throughput in the guest
 #   restore restore_time.py snapshot restore into a fresh process, request to running guest
+#   host   host_bench.py    under nimbusd: launch to ready, per-VM memory overhead, idle CPU,
+#                           idle 128 MiB VMs per 24 GiB host (needs root for cgroups)
 #
 # Adding one: write a script that prints its figures and, when $NIMBUS_BENCH_RESULTS names
 # a file, appends one row per figure to it:
@@ -29,7 +31,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-BENCHMARKS="boot guest mips io restore"
+BENCHMARKS="boot guest mips io restore host"
 
 only="" skip="" note="" record=1 build=""
 while [ $# -gt 0 ]; do
@@ -66,6 +68,7 @@ bench_mips() {
   fi
   NIMBUS="$nimbus" QEMU="$qemu" sh "$here/run-mips.sh" "$build" "${MIPS_REPEATS:-3}"
 }
+bench_host()  { python3 "$here/host_bench.py" --nimbus "$nimbus" --qemu "$qemu" --repeats "${HOST_REPEATS:-3}" --density "${HOST_DENSITY:-8}"; }
 bench_io()    { python3 "$here/io_bench.py" --nimbus "$nimbus" --qemu "$qemu" --mib "${IO_MIB:-64}"; }
 # --------------------------------------------------------------------------------------
 

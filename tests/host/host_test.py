@@ -129,7 +129,8 @@ class Host:
             with open(os.path.join(self.dir, "nimbusd.log"), "rb") as f:
                 sys.stdout.write("nimbusd.log:\n" + f.read().decode(errors="replace")[-3000:])
             shutil.rmtree(self.dir, ignore_errors=True)
-            for d in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"):
+            for d in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory",
+                      "/sys/fs/cgroup"):
                 p = os.path.join(d, self.cgroup_parent)
                 if os.path.isdir(p):
                     for sub in os.listdir(p):
