@@ -56,7 +56,7 @@ struct DaemonOptions {
   uint32_t uid_base = 200000;  // VM uid = uid_base + slot; gid = uid_base
   std::string cgroup_root = "/sys/fs/cgroup";
   std::string cgroup_parent = "nimbus";
-  unsigned monitor_interval_ms = 500;
+  unsigned monitor_interval_ms = 200;
   unsigned ready_timeout_s = 120;  // starting -> running without the agent's word
 };
 
