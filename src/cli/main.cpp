@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/host_commands.h"
 #include "cli/image_command.h"
 #include "cli/run_command.h"
 #include "cli/vmm_command.h"
@@ -23,6 +24,8 @@ int main(int argc, char** argv) {
   nimbus::cli::add_image_command(app, image);
   nimbus::cli::VmmCommandOptions vmm;
   nimbus::cli::add_vmm_command(app, vmm);
+  nimbus::cli::HostCommandOptions host;  // launch, list, stop, ...: clients of nimbusd
+  nimbus::cli::add_host_commands(app, host);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -39,5 +42,6 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("run")) return nimbus::cli::run_command(run);
   if (app.got_subcommand("image")) return nimbus::cli::image_command(image);
   if (app.got_subcommand("vmm")) return nimbus::cli::vmm_command(vmm);
+  if (!host.verb.empty()) return nimbus::cli::host_command(host);
   return 2;
 }

@@ -1,5 +1,7 @@
 #include "machine/snapshot/snapshot_file.h"
 
+#include "common/pagemap.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -67,7 +69,11 @@ Status write_all(const std::string& tmp, int fd, const std::string& config_json,
                  const uint8_t* ram, uint64_t ram_size, SnapshotWriteStats& stats) {
   const uint64_t pages = ram_size / kSnapshotPageSize;
   std::vector<uint8_t> bitmap((pages + 7) / 8, 0);
+  // Pages the guest never touched are zero: skip them without reading (a read could make
+  // the host allocate them).
+  const auto touched = kSnapshotPageSize == 4096 ? touched_pages(ram, ram_size) : std::nullopt;
   for (uint64_t i = 0; i < pages; i++) {
+    if (touched && !(*touched)[i]) continue;
     if (!page_is_zero(ram + i * kSnapshotPageSize)) {
       bitmap[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
       stats.pages_stored++;
