@@ -1,11 +1,13 @@
-// The interpreter. Guest code runs as predecoded blocks: straight-line runs of decoded
-// instructions within one 4 KiB page, cached per hart by host (= physical) address and
-// checked against the bytes in memory each time they are entered, so writes to code by
-// anyone (this hart, another hart, a device's DMA) are seen without any invalidation
-// protocol. Loads, stores and fetches go through software TLBs that map a virtual page
-// straight to a host pointer. Every instruction has one body, in execute() below, shared
-// by the fast path and by the plain reference path of the --check-reference engine.
+// The interpreter. Guest code runs as predecoded blocks: runs of decoded instructions
+// within one 4 KiB page (straight-line but for side exits at taken branches), dispatched as
+// threaded code, cached per hart by host (= physical) address and checked against the
+// bytes in memory each time they are entered, so writes to code by anyone (this hart,
+// another hart, a device's DMA) are seen without any invalidation protocol. Loads, stores
+// and fetches go through software TLBs that map a virtual page straight to a host pointer.
+// Every instruction has one body, in interp_ops.inc, shared by the block loop, the
+// single-instruction path and the plain reference path of the --check-reference engine.
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <bit>
@@ -13,8 +15,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <new>
 #include <string>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "cpu/fpu.h"
 #include "cpu/hart.h"
@@ -184,15 +192,19 @@ bool store_slow(Hart& h, uint64_t va, unsigned size, uint64_t value) {
   return true;
 }
 
+// The TLB fast paths take naturally aligned accesses (the tag and the alignment are checked
+// in one compare); misaligned ones go through the slow path. `pc` is the instruction's
+// address: the slow path may trap, and traps read h.pc.
 template <Path P, typename T>
-inline bool load(Hart& h, uint64_t va, T& out) {
+inline bool load(Hart& h, uint64_t va, T& out, uint64_t pc) {
   if constexpr (P != Path::kRef) {
     const TlbEntry& e = h.tlb_load[tlb_index(va)];
-    if (e.tag == ((va >> 12) | h.data_ctx) && (va & kPageMask) <= 4096 - sizeof(T)) [[likely]] {
+    if (((e.tag ^ ((va >> 12) | h.data_ctx)) | (va & (sizeof(T) - 1))) == 0) [[likely]] {
       std::memcpy(&out, reinterpret_cast<const void*>(va + e.addend), sizeof(T));
       return true;
     }
   }
+  h.pc = pc;
   uint64_t v;
   if (!load_slow(h, va, sizeof(T), v)) return false;
   out = static_cast<T>(v);
@@ -200,10 +212,10 @@ inline bool load(Hart& h, uint64_t va, T& out) {
 }
 
 template <Path P, typename T>
-inline bool store(Hart& h, uint64_t va, T value) {
+inline bool store(Hart& h, uint64_t va, T value, uint64_t pc) {
   if constexpr (P != Path::kRef) {
     const TlbEntry& e = h.tlb_store[tlb_index(va)];
-    if (e.tag == ((va >> 12) | h.data_ctx) && (va & kPageMask) <= 4096 - sizeof(T)) [[likely]] {
+    if (((e.tag ^ ((va >> 12) | h.data_ctx)) | (va & (sizeof(T) - 1))) == 0) [[likely]] {
       void* host = reinterpret_cast<void*>(va + e.addend);
       if constexpr (P == Path::kChecked)
         log_ram_store(h, host, sizeof(T), static_cast<uint64_t>(value));
@@ -211,6 +223,7 @@ inline bool store(Hart& h, uint64_t va, T value) {
       return true;
     }
   }
+  h.pc = pc;
   return store_slow(h, va, sizeof(T), static_cast<uint64_t>(value));
 }
 
@@ -389,501 +402,33 @@ inline uint64_t counter_before_insn(const Decoded& d, uint64_t value) {
 template <Path P>
 [[gnu::always_inline]] inline void execute(Hart& h, const Decoded& d, const uint64_t pc) {
   uint64_t* x = h.x;
-#define RS1 x[d.rs1]
-#define RS2 x[d.rs2]
-#define RD x[d.rd]
-#define IMM static_cast<uint64_t>(d.imm)
-#define ADDR (RS1 + IMM)
-// FP instructions are illegal while mstatus.FS is Off.
-#define FP_GUARD          \
-  if (!h.fs_enabled()) {  \
-    illegal(h, d);        \
-    return;               \
-  }
-// Resolves the rounding mode (rm field, or frm when dynamic); reserved modes are illegal.
-#define FP_RM                                    \
-  FP_GUARD;                                      \
-  const uint32_t rm = d.rm == 7 ? h.frm : d.rm;  \
-  if (rm > 4) {                                  \
-    illegal(h, d);                               \
-    return;                                      \
-  }                                              \
-  uint32_t fl = 0
-#define LOAD(T, conv)                      \
-  {                                        \
-    T v;                                   \
-    if (load<P, T>(h, ADDR, v)) RD = conv; \
-    return;                                \
-  }
-#define AMO_W(expr)                                                                \
-  {                                                                                \
-    uint64_t r;                                                                    \
-    if (amo<P, uint32_t>(h, RS1, static_cast<uint32_t>(RS2), r,                    \
-                         [](uint32_t a, uint32_t b) -> uint32_t { return expr; })) \
-      RD = r;                                                                      \
-    return;                                                                        \
-  }
-#define AMO_D(expr)                                                                                \
-  {                                                                                                \
-    uint64_t r;                                                                                    \
-    if (amo<P, uint64_t>(h, RS1, RS2, r, [](uint64_t a, uint64_t b) -> uint64_t { return expr; })) \
-      RD = r;                                                                                      \
-    return;                                                                                        \
-  }
-#define FBIN_S(fn)                                      \
-  {                                                     \
-    FP_RM;                                              \
-    uint32_t r = fpu::fn(f32(h, d.rs1), f32(h, d.rs2), rm, fl); \
-    set_f32(h, d.rd, r);                                \
-    accrue(h, fl);                                      \
-    return;                                             \
-  }
-#define FBIN_D(fn)                                      \
-  {                                                     \
-    FP_RM;                                              \
-    uint64_t r = fpu::fn(h.f[d.rs1], h.f[d.rs2], rm, fl); \
-    set_f64(h, d.rd, r);                                \
-    accrue(h, fl);                                      \
-    return;                                             \
-  }
-#define FMA_S(fn)                                                            \
-  {                                                                          \
-    FP_RM;                                                                   \
-    uint32_t r = fpu::fn(f32(h, d.rs1), f32(h, d.rs2), f32(h, d.rs3), rm, fl); \
-    set_f32(h, d.rd, r);                                                     \
-    accrue(h, fl);                                                           \
-    return;                                                                  \
-  }
-#define FMA_D(fn)                                                         \
-  {                                                                       \
-    FP_RM;                                                                \
-    uint64_t r = fpu::fn(h.f[d.rs1], h.f[d.rs2], h.f[d.rs3], rm, fl);     \
-    set_f64(h, d.rd, r);                                                  \
-    accrue(h, fl);                                                        \
-    return;                                                               \
-  }
-// FP -> integer register, with a rounding mode.
-#define FCVT_TO_X(fn, src)             \
-  {                                    \
-    FP_RM;                             \
-    uint64_t r = fpu::fn(src, rm, fl); \
-    RD = r;                            \
-    accrue(h, fl);                     \
-    return;                            \
-  }
-#define FCMP(fn, a, b)                \
-  {                                   \
-    FP_GUARD;                         \
-    uint32_t fl = 0;                  \
-    uint64_t r = fpu::fn(a, b, fl);   \
-    RD = r;                           \
-    accrue(h, fl);                    \
+#define OP(name) case Op::name:
+#define OPM(name) case Op::name:
+#define OPX(name) case Op::name:
+#define NEXT return
+#define MEM_NEXT return
+#define DONE return
+#define PC pc
+#define BRANCH(cond)                  \
+  do {                                \
+    if (cond) h.next_pc = pc + IMM;   \
     return;                           \
-  }
-#define FMINMAX_S(fn)                                       \
-  {                                                         \
-    FP_GUARD;                                               \
-    uint32_t fl = 0;                                        \
-    set_f32(h, d.rd, fpu::fn(f32(h, d.rs1), f32(h, d.rs2), fl)); \
-    accrue(h, fl);                                          \
-    return;                                                 \
-  }
-#define FMINMAX_D(fn)                                    \
-  {                                                      \
-    FP_GUARD;                                            \
-    uint32_t fl = 0;                                     \
-    set_f64(h, d.rd, fpu::fn(h.f[d.rs1], h.f[d.rs2], fl)); \
-    accrue(h, fl);                                       \
-    return;                                              \
-  }
-#define SGNJ_S(expr)                                  \
-  {                                                   \
-    FP_GUARD;                                         \
-    uint32_t a = f32(h, d.rs1), b = f32(h, d.rs2);    \
-    set_f32(h, d.rd, (a & 0x7fffffffu) | ((expr) & 0x80000000u)); \
-    return;                                           \
-  }
-#define SGNJ_D(expr)                                  \
-  {                                                   \
-    FP_GUARD;                                         \
-    uint64_t a = h.f[d.rs1], b = h.f[d.rs2];          \
-    set_f64(h, d.rd, (a & ~(1ULL << 63)) | ((expr) & (1ULL << 63))); \
-    return;                                           \
-  }
-
+  } while (0)
   switch (d.op) {
-    // ---- RV64I ----
-    case Op::lui: RD = IMM; return;
-    case Op::auipc: RD = pc + IMM; return;
-    case Op::jal:
-      RD = pc + d.len;
-      h.next_pc = pc + IMM;
-      return;
-    case Op::jalr: {
-      uint64_t target = ADDR & ~1ULL;
-      RD = pc + d.len;
-      h.next_pc = target;
-      return;
-    }
-    case Op::beq: if (RS1 == RS2) h.next_pc = pc + IMM; return;
-    case Op::bne: if (RS1 != RS2) h.next_pc = pc + IMM; return;
-    case Op::blt: if (static_cast<int64_t>(RS1) < static_cast<int64_t>(RS2)) h.next_pc = pc + IMM; return;
-    case Op::bge: if (static_cast<int64_t>(RS1) >= static_cast<int64_t>(RS2)) h.next_pc = pc + IMM; return;
-    case Op::bltu: if (RS1 < RS2) h.next_pc = pc + IMM; return;
-    case Op::bgeu: if (RS1 >= RS2) h.next_pc = pc + IMM; return;
-    case Op::lb: LOAD(int8_t, static_cast<uint64_t>(static_cast<int64_t>(v)))
-    case Op::lh: LOAD(int16_t, static_cast<uint64_t>(static_cast<int64_t>(v)))
-    case Op::lw: LOAD(int32_t, static_cast<uint64_t>(static_cast<int64_t>(v)))
-    case Op::ld: LOAD(uint64_t, v)
-    case Op::lbu: LOAD(uint8_t, v)
-    case Op::lhu: LOAD(uint16_t, v)
-    case Op::lwu: LOAD(uint32_t, v)
-    case Op::sb:
-      store<P, uint8_t>(h, ADDR, static_cast<uint8_t>(RS2));
-      return;
-    case Op::sh:
-      store<P, uint16_t>(h, ADDR, static_cast<uint16_t>(RS2));
-      return;
-    case Op::sw:
-      store<P, uint32_t>(h, ADDR, static_cast<uint32_t>(RS2));
-      return;
-    case Op::sd:
-      store<P, uint64_t>(h, ADDR, RS2);
-      return;
-    case Op::addi: RD = RS1 + IMM; return;
-    case Op::slti: RD = static_cast<int64_t>(RS1) < d.imm; return;
-    case Op::sltiu: RD = RS1 < IMM; return;
-    case Op::xori: RD = RS1 ^ IMM; return;
-    case Op::ori: RD = RS1 | IMM; return;
-    case Op::andi: RD = RS1 & IMM; return;
-    case Op::slli: RD = RS1 << d.imm; return;
-    case Op::srli: RD = RS1 >> d.imm; return;
-    case Op::srai: RD = static_cast<uint64_t>(static_cast<int64_t>(RS1) >> d.imm); return;
-    case Op::add: RD = RS1 + RS2; return;
-    case Op::sub: RD = RS1 - RS2; return;
-    case Op::sll: RD = RS1 << (RS2 & 63); return;
-    case Op::slt: RD = static_cast<int64_t>(RS1) < static_cast<int64_t>(RS2); return;
-    case Op::sltu: RD = RS1 < RS2; return;
-    case Op::xor_: RD = RS1 ^ RS2; return;
-    case Op::srl: RD = RS1 >> (RS2 & 63); return;
-    case Op::sra: RD = static_cast<uint64_t>(static_cast<int64_t>(RS1) >> (RS2 & 63)); return;
-    case Op::or_: RD = RS1 | RS2; return;
-    case Op::and_: RD = RS1 & RS2; return;
-    case Op::addiw: RD = sext32(RS1 + IMM); return;
-    case Op::slliw: RD = sext32(RS1 << (d.imm & 31)); return;
-    case Op::srliw: RD = sext32(static_cast<uint32_t>(RS1) >> (d.imm & 31)); return;
-    case Op::sraiw: RD = static_cast<uint64_t>(sext32(RS1) >> (d.imm & 31)); return;
-    case Op::addw: RD = sext32(RS1 + RS2); return;
-    case Op::subw: RD = sext32(RS1 - RS2); return;
-    case Op::sllw: RD = sext32(RS1 << (RS2 & 31)); return;
-    case Op::srlw: RD = sext32(static_cast<uint32_t>(RS1) >> (RS2 & 31)); return;
-    case Op::sraw: RD = static_cast<uint64_t>(sext32(RS1) >> (RS2 & 31)); return;
-    case Op::fence: return;
-    case Op::fence_i:
-      return;  // ends its block; blocks are validated against memory on entry
-    case Op::ecall:
-      if (h.priv == kPrivS && h.sbi_handler) [[unlikely]] {
-        h.sbi_handler(h);
-        h.break_block = true;  // the call may have changed pending interrupts
-        return;
-      }
-      h.take_trap(h.priv == kPrivU ? kEcallFromU : h.priv == kPrivS ? kEcallFromS : kEcallFromM, 0);
-      return;
-    case Op::ebreak: h.take_trap(kBreakpoint, pc); return;
-
-    // ---- Zicsr ----
-    case Op::csrrw:
-    case Op::csrrwi: {
-      const uint64_t src = d.op == Op::csrrw ? RS1 : d.rs1;
-      uint64_t old = 0;
-      // CSRRW with rd=x0 does not read the CSR (no read side effects).
-      if (d.rd != 0 && !h.csr_read(static_cast<unsigned>(d.imm), old)) return illegal(h, d);
-      old = counter_before_insn(d, old);
-      if (!h.csr_write(static_cast<unsigned>(d.imm), src)) return illegal(h, d);
-      RD = old;
-      return;
-    }
-    case Op::csrrs:
-    case Op::csrrc:
-    case Op::csrrsi:
-    case Op::csrrci: {
-      const bool imm_form = d.op == Op::csrrsi || d.op == Op::csrrci;
-      const uint64_t src = imm_form ? d.rs1 : RS1;
-      uint64_t old;
-      if (!h.csr_read(static_cast<unsigned>(d.imm), old)) return illegal(h, d);
-      old = counter_before_insn(d, old);
-      // With rs1=x0 (or uimm=0) the CSR is not written at all.
-      if (d.rs1 != 0) {
-        const bool set = d.op == Op::csrrs || d.op == Op::csrrsi;
-        if (!h.csr_write(static_cast<unsigned>(d.imm), set ? old | src : old & ~src)) {
-          return illegal(h, d);
-        }
-      }
-      RD = old;
-      return;
-    }
-
-    // ---- privileged ----
-    case Op::sret: if (!h.sret()) illegal(h, d); return;
-    case Op::mret: if (!h.mret()) illegal(h, d); return;
-    case Op::wfi:
-      if (!h.wfi_allowed()) return illegal(h, d);
-      if (!h.interrupt_wakeup_pending()) {
-        h.waiting = true;
-        h.break_block = true;
-      }
-      return;
-    case Op::sfence_vma:
-      if (!h.sfence_allowed()) return illegal(h, d);
-      h.sfence_vma(d.rs1 != 0, RS1);
-      h.break_block = true;
-      return;
-
-    // ---- M ----
-    case Op::mul: RD = RS1 * RS2; return;
-    case Op::mulh:
-      RD = static_cast<uint64_t>((static_cast<__int128>(static_cast<int64_t>(RS1)) *
-                                  static_cast<int64_t>(RS2)) >> 64);
-      return;
-    case Op::mulhsu:
-      RD = static_cast<uint64_t>((static_cast<__int128>(static_cast<int64_t>(RS1)) *
-                                  static_cast<__int128>(RS2)) >> 64);
-      return;
-    case Op::mulhu:
-      RD = static_cast<uint64_t>((static_cast<unsigned __int128>(RS1) * RS2) >> 64);
-      return;
-    case Op::div: RD = div_s64(static_cast<int64_t>(RS1), static_cast<int64_t>(RS2)); return;
-    case Op::divu: RD = RS2 == 0 ? ~0ULL : RS1 / RS2; return;
-    case Op::rem: RD = rem_s64(static_cast<int64_t>(RS1), static_cast<int64_t>(RS2)); return;
-    case Op::remu: RD = RS2 == 0 ? RS1 : RS1 % RS2; return;
-    case Op::mulw: RD = sext32(RS1 * RS2); return;
-    case Op::divw: RD = sext32(div_s64(sext32(RS1), sext32(RS2))); return;
-    case Op::divuw: {
-      uint32_t a = static_cast<uint32_t>(RS1), b = static_cast<uint32_t>(RS2);
-      RD = sext32(b == 0 ? ~0u : a / b);
-      return;
-    }
-    case Op::remw: RD = sext32(rem_s64(sext32(RS1), sext32(RS2))); return;
-    case Op::remuw: {
-      uint32_t a = static_cast<uint32_t>(RS1), b = static_cast<uint32_t>(RS2);
-      RD = sext32(b == 0 ? a : a % b);
-      return;
-    }
-
-    // ---- A ----
-    case Op::lr_w: {
-      int32_t v;
-      if (load_reserved<P, int32_t>(h, RS1, v)) RD = static_cast<uint64_t>(static_cast<int64_t>(v));
-      return;
-    }
-    case Op::lr_d: {
-      uint64_t v;
-      if (load_reserved<P, uint64_t>(h, RS1, v)) RD = v;
-      return;
-    }
-    case Op::sc_w: {
-      uint64_t r;
-      if (store_conditional<P, uint32_t>(h, RS1, static_cast<uint32_t>(RS2), r)) RD = r;
-      return;
-    }
-    case Op::sc_d: {
-      uint64_t r;
-      if (store_conditional<P, uint64_t>(h, RS1, RS2, r)) RD = r;
-      return;
-    }
-    case Op::amoswap_w: AMO_W(b)
-    case Op::amoadd_w: AMO_W(a + b)
-    case Op::amoxor_w: AMO_W(a ^ b)
-    case Op::amoand_w: AMO_W(a & b)
-    case Op::amoor_w: AMO_W(a | b)
-    case Op::amomin_w: AMO_W(static_cast<int32_t>(a) < static_cast<int32_t>(b) ? a : b)
-    case Op::amomax_w: AMO_W(static_cast<int32_t>(a) > static_cast<int32_t>(b) ? a : b)
-    case Op::amominu_w: AMO_W(a < b ? a : b)
-    case Op::amomaxu_w: AMO_W(a > b ? a : b)
-    case Op::amoswap_d: AMO_D(b)
-    case Op::amoadd_d: AMO_D(a + b)
-    case Op::amoxor_d: AMO_D(a ^ b)
-    case Op::amoand_d: AMO_D(a & b)
-    case Op::amoor_d: AMO_D(a | b)
-    case Op::amomin_d: AMO_D(static_cast<int64_t>(a) < static_cast<int64_t>(b) ? a : b)
-    case Op::amomax_d: AMO_D(static_cast<int64_t>(a) > static_cast<int64_t>(b) ? a : b)
-    case Op::amominu_d: AMO_D(a < b ? a : b)
-    case Op::amomaxu_d: AMO_D(a > b ? a : b)
-
-    // ---- F ----
-    case Op::flw: {
-      FP_GUARD;
-      uint32_t v;
-      if (load<P, uint32_t>(h, ADDR, v)) set_f32(h, d.rd, v);
-      return;
-    }
-    case Op::fsw:
-      FP_GUARD;
-      store<P, uint32_t>(h, ADDR, static_cast<uint32_t>(h.f[d.rs2]));
-      return;
-    case Op::fmadd_s: FMA_S(fmadd_s)
-    case Op::fmsub_s: FMA_S(fmsub_s)
-    case Op::fnmsub_s: FMA_S(fnmsub_s)
-    case Op::fnmadd_s: FMA_S(fnmadd_s)
-    case Op::fadd_s: FBIN_S(add_s)
-    case Op::fsub_s: FBIN_S(sub_s)
-    case Op::fmul_s: FBIN_S(mul_s)
-    case Op::fdiv_s: FBIN_S(div_s)
-    case Op::fsqrt_s: {
-      FP_RM;
-      set_f32(h, d.rd, fpu::sqrt_s(f32(h, d.rs1), rm, fl));
-      accrue(h, fl);
-      return;
-    }
-    case Op::fsgnj_s: SGNJ_S(b)
-    case Op::fsgnjn_s: SGNJ_S(~b)
-    case Op::fsgnjx_s: SGNJ_S(a ^ b)
-    case Op::fmin_s: FMINMAX_S(min_s)
-    case Op::fmax_s: FMINMAX_S(max_s)
-    case Op::fcvt_w_s: FCVT_TO_X(cvt_w_s, f32(h, d.rs1))
-    case Op::fcvt_wu_s: FCVT_TO_X(cvt_wu_s, f32(h, d.rs1))
-    case Op::fcvt_l_s: FCVT_TO_X(cvt_l_s, f32(h, d.rs1))
-    case Op::fcvt_lu_s: FCVT_TO_X(cvt_lu_s, f32(h, d.rs1))
-    case Op::fmv_x_w: FP_GUARD; RD = static_cast<uint64_t>(sext32(h.f[d.rs1])); return;
-    case Op::fclass_s: FP_GUARD; RD = fpu::class_s(f32(h, d.rs1)); return;
-    case Op::feq_s: FCMP(eq_s, f32(h, d.rs1), f32(h, d.rs2))
-    case Op::flt_s: FCMP(lt_s, f32(h, d.rs1), f32(h, d.rs2))
-    case Op::fle_s: FCMP(le_s, f32(h, d.rs1), f32(h, d.rs2))
-    case Op::fcvt_s_w: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_w(RS1, rm, fl)); accrue(h, fl); return; }
-    case Op::fcvt_s_wu: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_wu(RS1, rm, fl)); accrue(h, fl); return; }
-    case Op::fcvt_s_l: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_l(RS1, rm, fl)); accrue(h, fl); return; }
-    case Op::fcvt_s_lu: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_lu(RS1, rm, fl)); accrue(h, fl); return; }
-    case Op::fmv_w_x: FP_GUARD; set_f32(h, d.rd, static_cast<uint32_t>(RS1)); return;
-
-    // ---- D ----
-    case Op::fld: {
-      FP_GUARD;
-      uint64_t v;
-      if (load<P, uint64_t>(h, ADDR, v)) set_f64(h, d.rd, v);
-      return;
-    }
-    case Op::fsd:
-      FP_GUARD;
-      store<P, uint64_t>(h, ADDR, h.f[d.rs2]);
-      return;
-    case Op::fmadd_d: FMA_D(fmadd_d)
-    case Op::fmsub_d: FMA_D(fmsub_d)
-    case Op::fnmsub_d: FMA_D(fnmsub_d)
-    case Op::fnmadd_d: FMA_D(fnmadd_d)
-    case Op::fadd_d: FBIN_D(add_d)
-    case Op::fsub_d: FBIN_D(sub_d)
-    case Op::fmul_d: FBIN_D(mul_d)
-    case Op::fdiv_d: FBIN_D(div_d)
-    case Op::fsqrt_d: {
-      FP_RM;
-      set_f64(h, d.rd, fpu::sqrt_d(h.f[d.rs1], rm, fl));
-      accrue(h, fl);
-      return;
-    }
-    case Op::fsgnj_d: SGNJ_D(b)
-    case Op::fsgnjn_d: SGNJ_D(~b)
-    case Op::fsgnjx_d: SGNJ_D(a ^ b)
-    case Op::fmin_d: FMINMAX_D(min_d)
-    case Op::fmax_d: FMINMAX_D(max_d)
-    case Op::fcvt_s_d: { FP_RM; set_f32(h, d.rd, fpu::cvt_s_d(h.f[d.rs1], rm, fl)); accrue(h, fl); return; }
-    case Op::fcvt_d_s: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_s(f32(h, d.rs1), rm, fl)); accrue(h, fl); return; }
-    case Op::feq_d: FCMP(eq_d, h.f[d.rs1], h.f[d.rs2])
-    case Op::flt_d: FCMP(lt_d, h.f[d.rs1], h.f[d.rs2])
-    case Op::fle_d: FCMP(le_d, h.f[d.rs1], h.f[d.rs2])
-    case Op::fclass_d: FP_GUARD; RD = fpu::class_d(h.f[d.rs1]); return;
-    case Op::fcvt_w_d: FCVT_TO_X(cvt_w_d, h.f[d.rs1])
-    case Op::fcvt_wu_d: FCVT_TO_X(cvt_wu_d, h.f[d.rs1])
-    case Op::fcvt_l_d: FCVT_TO_X(cvt_l_d, h.f[d.rs1])
-    case Op::fcvt_lu_d: FCVT_TO_X(cvt_lu_d, h.f[d.rs1])
-    case Op::fcvt_d_w: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_w(RS1, rm, fl)); accrue(h, fl); return; }
-    case Op::fcvt_d_wu: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_wu(RS1, rm, fl)); accrue(h, fl); return; }
-    case Op::fcvt_d_l: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_l(RS1, rm, fl)); accrue(h, fl); return; }
-    case Op::fcvt_d_lu: { FP_RM; set_f64(h, d.rd, fpu::cvt_d_lu(RS1, rm, fl)); accrue(h, fl); return; }
-    case Op::fmv_x_d: FP_GUARD; RD = h.f[d.rs1]; return;
-    case Op::fmv_d_x: FP_GUARD; set_f64(h, d.rd, RS1); return;
-
-    // ---- Zba ----
-    case Op::add_uw: RD = RS2 + static_cast<uint32_t>(RS1); return;
-    case Op::sh1add: RD = RS2 + (RS1 << 1); return;
-    case Op::sh2add: RD = RS2 + (RS1 << 2); return;
-    case Op::sh3add: RD = RS2 + (RS1 << 3); return;
-    case Op::sh1add_uw: RD = RS2 + (static_cast<uint64_t>(static_cast<uint32_t>(RS1)) << 1); return;
-    case Op::sh2add_uw: RD = RS2 + (static_cast<uint64_t>(static_cast<uint32_t>(RS1)) << 2); return;
-    case Op::sh3add_uw: RD = RS2 + (static_cast<uint64_t>(static_cast<uint32_t>(RS1)) << 3); return;
-    case Op::slli_uw: RD = static_cast<uint64_t>(static_cast<uint32_t>(RS1)) << d.imm; return;
-
-    // ---- Zbb ----
-    case Op::andn: RD = RS1 & ~RS2; return;
-    case Op::orn: RD = RS1 | ~RS2; return;
-    case Op::xnor: RD = ~(RS1 ^ RS2); return;
-    case Op::clz: RD = std::countl_zero(RS1); return;
-    case Op::ctz: RD = std::countr_zero(RS1); return;
-    case Op::cpop: RD = std::popcount(RS1); return;
-    case Op::clzw: RD = std::countl_zero(static_cast<uint32_t>(RS1)); return;
-    case Op::ctzw: RD = std::countr_zero(static_cast<uint32_t>(RS1)); return;
-    case Op::cpopw: RD = std::popcount(static_cast<uint32_t>(RS1)); return;
-    case Op::max: RD = static_cast<int64_t>(RS1) > static_cast<int64_t>(RS2) ? RS1 : RS2; return;
-    case Op::maxu: RD = RS1 > RS2 ? RS1 : RS2; return;
-    case Op::min: RD = static_cast<int64_t>(RS1) < static_cast<int64_t>(RS2) ? RS1 : RS2; return;
-    case Op::minu: RD = RS1 < RS2 ? RS1 : RS2; return;
-    case Op::sext_b: RD = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(RS1))); return;
-    case Op::sext_h: RD = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int16_t>(RS1))); return;
-    case Op::zext_h: RD = static_cast<uint16_t>(RS1); return;
-    case Op::rol: RD = std::rotl(RS1, static_cast<int>(RS2 & 63)); return;
-    case Op::ror: RD = std::rotr(RS1, static_cast<int>(RS2 & 63)); return;
-    case Op::rolw: RD = sext32(std::rotl(static_cast<uint32_t>(RS1), static_cast<int>(RS2 & 31))); return;
-    case Op::rorw: RD = sext32(std::rotr(static_cast<uint32_t>(RS1), static_cast<int>(RS2 & 31))); return;
-    case Op::rori: RD = std::rotr(RS1, static_cast<int>(d.imm)); return;
-    case Op::roriw: RD = sext32(std::rotr(static_cast<uint32_t>(RS1), static_cast<int>(d.imm & 31))); return;
-    case Op::orc_b: {
-      uint64_t v = RS1, r = 0;
-      for (unsigned i = 0; i < 64; i += 8) {
-        if ((v >> i) & 0xff) r |= 0xffULL << i;
-      }
-      RD = r;
-      return;
-    }
-    case Op::rev8: RD = __builtin_bswap64(RS1); return;
-
-    // ---- Zbs ----
-    case Op::bclr: RD = RS1 & ~(1ULL << (RS2 & 63)); return;
-    case Op::bclri: RD = RS1 & ~(1ULL << d.imm); return;
-    case Op::bext: RD = (RS1 >> (RS2 & 63)) & 1; return;
-    case Op::bexti: RD = (RS1 >> d.imm) & 1; return;
-    case Op::binv: RD = RS1 ^ (1ULL << (RS2 & 63)); return;
-    case Op::binvi: RD = RS1 ^ (1ULL << d.imm); return;
-    case Op::bset: RD = RS1 | (1ULL << (RS2 & 63)); return;
-    case Op::bseti: RD = RS1 | (1ULL << d.imm); return;
-
-    case Op::illegal:
-    case Op::count:
-      illegal(h, d);
-      return;
+#include "cpu/interp_ops.inc"
     default:
       // The decoder only produces the ops above: lets the jump table go without a range
       // check.
       __builtin_unreachable();
   }
-#undef RS1
-#undef RS2
-#undef RD
-#undef IMM
-#undef ADDR
-#undef FP_GUARD
-#undef FP_RM
-#undef LOAD
-#undef AMO_W
-#undef AMO_D
-#undef FBIN_S
-#undef FBIN_D
-#undef FMA_S
-#undef FMA_D
-#undef FCVT_TO_X
-#undef FCMP
-#undef FMINMAX_S
-#undef FMINMAX_D
-#undef SGNJ_S
-#undef SGNJ_D
+#undef OP
+#undef OPM
+#undef OPX
+#undef NEXT
+#undef MEM_NEXT
+#undef DONE
+#undef PC
+#undef BRANCH
 }
 // One line per retired instruction, in the shape of Spike's commit log plus the
 // disassembly: core, privilege, pc, bits, disassembly, then every register it changed.
@@ -985,19 +530,15 @@ uint64_t run_trace(Hart& h, uint64_t max_insns) {
 
 constexpr unsigned kMaxBlockInsns = 64;
 
-// Instructions after which a block ends: control transfers, and everything that may
-// change privilege, translation, interrupt enables or the counters (CSR accesses), so the
-// run loop can look at interrupts again and each block keeps one translation context.
+// Instructions after which a block ends: jumps, and everything that may change privilege,
+// translation, interrupt enables or the counters (CSR accesses), so the run loop can look
+// at interrupts again and each block keeps one translation context. Conditional branches
+// do not end blocks: a block goes on along their fall-through path, and a taken branch
+// leaves it in the middle (a side exit).
 constexpr bool ends_block(Op op) {
   switch (op) {
     case Op::jal:
     case Op::jalr:
-    case Op::beq:
-    case Op::bne:
-    case Op::blt:
-    case Op::bge:
-    case Op::bltu:
-    case Op::bgeu:
     case Op::ecall:
     case Op::ebreak:
     case Op::fence_i:
@@ -1019,20 +560,70 @@ constexpr bool ends_block(Op op) {
   }
 }
 
-// A straight-line run of decoded instructions inside one page, followed in memory by its
-// Decoded array and a copy of the code bytes it was decoded from.
+// Instructions whose only effect is writing x[rd] (OP bodies in interp_ops.inc other than
+// jumps, branches and fences). With rd = x0 they do nothing, and the block builder gives
+// them a no-op handler, so the threaded loop never writes x[0] from them.
+constexpr bool writes_only_rd(Op op) {
+  switch (op) {
+    case Op::lui: case Op::auipc:
+    case Op::addi: case Op::slti: case Op::sltiu: case Op::xori: case Op::ori:
+    case Op::andi: case Op::slli: case Op::srli: case Op::srai:
+    case Op::add: case Op::sub: case Op::sll: case Op::slt: case Op::sltu: case Op::xor_:
+    case Op::srl: case Op::sra: case Op::or_: case Op::and_:
+    case Op::addiw: case Op::slliw: case Op::srliw: case Op::sraiw:
+    case Op::addw: case Op::subw: case Op::sllw: case Op::srlw: case Op::sraw:
+    case Op::mul: case Op::mulh: case Op::mulhsu: case Op::mulhu: case Op::div:
+    case Op::divu: case Op::rem: case Op::remu: case Op::mulw: case Op::divw:
+    case Op::divuw: case Op::remw: case Op::remuw:
+    case Op::add_uw: case Op::sh1add: case Op::sh2add: case Op::sh3add:
+    case Op::sh1add_uw: case Op::sh2add_uw: case Op::sh3add_uw: case Op::slli_uw:
+    case Op::andn: case Op::orn: case Op::xnor: case Op::clz: case Op::ctz: case Op::cpop:
+    case Op::clzw: case Op::ctzw: case Op::cpopw: case Op::max: case Op::maxu: case Op::min:
+    case Op::minu: case Op::sext_b: case Op::sext_h: case Op::zext_h: case Op::rol:
+    case Op::ror: case Op::rolw: case Op::rorw: case Op::rori: case Op::roriw:
+    case Op::orc_b: case Op::rev8:
+    case Op::bclr: case Op::bclri: case Op::bext: case Op::bexti: case Op::binv:
+    case Op::binvi: case Op::bset: case Op::bseti:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The threaded loop's handler table (label addresses in run_blocks): one entry per Op
+// (Op::count included), then these two.
+constexpr unsigned kHandlerEnd = static_cast<unsigned>(Op::count) + 1;  // after a block
+constexpr unsigned kHandlerNop = kHandlerEnd + 1;                        // rd = x0, no effect
+constexpr unsigned kHandlerCount = kHandlerNop + 1;
+
+struct Block;
+
+// One instruction of a block: the address of its body in the threaded loop, its decoded
+// fields, its offset from the block's first byte (its pc is the block's plus that), and
+// the chained successor of the exit it makes (see run_blocks): for a conditional branch
+// its taken target, for the slot after the last instruction the block's successor when
+// it runs to its end (fall-through or the last jump's target).
+struct Slot {
+  const void* handler;
+  Decoded d;
+  uint16_t off;
+  Block* link;
+};
+static_assert(sizeof(Slot) == 40);
+
+// A run of decoded instructions inside one page, straight-line except for conditional
+// branches (their fall-through path), followed in memory by its slots (plus one whose
+// handler ends the block) and a copy of the code bytes it was decoded from.
 struct Block {
   uintptr_t key;    // host address of the first instruction (host memory is physical)
   uint32_t nbytes;  // code bytes covered
   uint32_t ninsns;
 
-  const Decoded* insns() const { return reinterpret_cast<const Decoded*>(this + 1); }
-  const uint8_t* code() const { return reinterpret_cast<const uint8_t*>(insns() + ninsns); }
+  const uint8_t* copy;  // the code bytes, after the slots
 
-  // Chained successors inside the same page (see run_blocks): [0] the fall-through,
-  // [1] the last taken target. Only a hint: the target's key is compared and its bytes
-  // checked like any other entry.
-  Block* link[2];
+  const Slot* slots() const { return reinterpret_cast<const Slot*>(this + 1); }
+  Slot* slots() { return reinterpret_cast<Slot*>(this + 1); }
+  const uint8_t* code() const { return copy; }
 
   // True if memory still holds the bytes this block was decoded from. This check on every
   // entry is what keeps blocks right when code is rewritten behind the hart's back.
@@ -1041,9 +632,20 @@ struct Block {
     const uint8_t* m = reinterpret_cast<const uint8_t*>(key);
     const uint8_t* c = code();
     const uint32_t n = nbytes;
+#if defined(__SSE2__)
+    if (n >= 16) [[likely]] {
+      // First and last 16 bytes (overlapping when n < 32), then the ones between.
+      __m128i eq = _mm_and_si128(_mm_cmpeq_epi8(load16(m), load16(c)),
+                                 _mm_cmpeq_epi8(load16(m + n - 16), load16(c + n - 16)));
+      for (uint32_t o = 16; o + 16 < n; o += 16)
+        eq = _mm_and_si128(eq, _mm_cmpeq_epi8(load16(m + o), load16(c + o)));
+      return _mm_movemask_epi8(eq) == 0xffff;
+    }
+#endif
     if (n >= 8) [[likely]] {
-      uint64_t diff = load8(m + n - 8) ^ load8(c + n - 8);
-      for (uint32_t o = 0; o + 8 < n; o += 8) diff |= load8(m + o) ^ load8(c + o);
+      // First and last words (overlapping when n < 16), then the ones between.
+      uint64_t diff = (load8(m) ^ load8(c)) | (load8(m + n - 8) ^ load8(c + n - 8));
+      for (uint32_t o = 8; o + 8 < n; o += 8) diff |= load8(m + o) ^ load8(c + o);
       return diff == 0;
     }
     if (n >= 4) {
@@ -1056,6 +658,11 @@ struct Block {
   }
 
  private:
+#if defined(__SSE2__)
+  static __m128i load16(const uint8_t* p) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  }
+#endif
   static uint64_t load8(const uint8_t* p) {
     uint64_t v;
     std::memcpy(&v, p, 8);
@@ -1067,13 +674,33 @@ struct Block {
     return v;
   }
 };
-static_assert(sizeof(Block) % alignof(Decoded) == 0);
+static_assert(sizeof(Block) % alignof(Slot) == 0);
 
 // One hart's blocks: a direct-mapped table by host address over a bump arena that is
 // emptied when full. No locks: each hart runs on one thread.
 class CodeCache {
  public:
-  CodeCache() : arena_(new uint8_t[kArenaBytes]) { flush(); }
+  CodeCache() {
+    // Anonymous memory in 2 MiB pages where the host allows it: a boot fills megabytes of
+    // blocks once, which would otherwise be thousands of first-touch page faults.
+    constexpr size_t kHuge = 2u << 20;
+    map_len_ = kArenaBytes + kHuge;
+    map_ = mmap(nullptr, map_len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map_ == MAP_FAILED) throw std::bad_alloc();
+    const uintptr_t base = (reinterpret_cast<uintptr_t>(map_) + kHuge - 1) & ~uintptr_t{kHuge - 1};
+    arena_ = reinterpret_cast<uint8_t*>(base);
+#ifdef MADV_HUGEPAGE
+    madvise(arena_, kArenaBytes, MADV_HUGEPAGE);
+#endif
+    flush();
+  }
+  ~CodeCache() { munmap(map_, map_len_); }
+  CodeCache(const CodeCache&) = delete;
+  CodeCache& operator=(const CodeCache&) = delete;
+
+  // The threaded loop's label addresses (kHandlerCount entries), which blocks store; set
+  // by run_blocks before it looks anything up.
+  void set_handlers(const void* const* handlers) { handlers_ = handlers; }
 
   void flush() {
     std::fill(std::begin(table_), std::end(table_), nullptr);
@@ -1101,12 +728,12 @@ class CodeCache {
   static constexpr size_t kArenaBytes = 32u << 20;
   static constexpr size_t kMaxCode = kMaxBlockInsns * 4;
   static constexpr size_t kMaxBlockBytes =
-      sizeof(Block) + kMaxBlockInsns * sizeof(Decoded) + kMaxCode;
+      sizeof(Block) + (kMaxBlockInsns + 1) * sizeof(Slot) + kMaxCode;
 
   Block* build(uintptr_t host, uint64_t pc) {
     if (used_ + kMaxBlockBytes > kArenaBytes) flush();
-    Block* b = reinterpret_cast<Block*>(arena_.get() + used_);
-    Decoded* out = reinterpret_cast<Decoded*>(b + 1);
+    Block* b = reinterpret_cast<Block*>(arena_ + used_);
+    Slot* out = b->slots();
     // Decode from a private copy, so that a concurrent writer cannot make the decoded
     // instructions and the bytes kept for the check disagree.
     uint8_t code[kMaxCode];
@@ -1122,41 +749,41 @@ class CodeCache {
         if (off + 4 > avail) break;  // crosses the page (or the copy): single-stepped
         std::memcpy(&raw, code + off, 4);
       }
-      out[n] = isa::decode(raw);
-      off += out[n].len;
-      if (ends_block(out[n++].op)) break;
+      Slot& s = out[n++];
+      s.d = isa::decode(raw);
+      s.off = static_cast<uint16_t>(off);
+      s.link = nullptr;
+      s.handler = s.d.rd == 0 && writes_only_rd(s.d.op)
+                      ? handlers_[kHandlerNop]
+                      : handlers_[static_cast<unsigned>(s.d.op)];
+      off += s.d.len;
+      if (ends_block(s.d.op)) break;
     }
     if (n == 0) return nullptr;
+    out[n] = Slot{handlers_[kHandlerEnd], Decoded{}, static_cast<uint16_t>(off), nullptr};
     b->key = host;
     b->nbytes = static_cast<uint32_t>(off);
     b->ninsns = n;
-    b->link[0] = b->link[1] = nullptr;
-    std::memcpy(out + n, code, off);
-    used_ += (sizeof(Block) + n * sizeof(Decoded) + off + 7) & ~size_t{7};
+    b->copy = reinterpret_cast<const uint8_t*>(out + n + 1);
+    std::memcpy(out + n + 1, code, off);
+    used_ += (sizeof(Block) + (n + 1) * sizeof(Slot) + off + 7) & ~size_t{7};
     return b;
   }
 
   Block* table_[kSlots];
-  std::unique_ptr<uint8_t[]> arena_;
+  void* map_ = nullptr;
+  size_t map_len_ = 0;
+  uint8_t* arena_ = nullptr;
+  const void* const* handlers_ = nullptr;
   size_t used_ = 0;
   uint64_t generation_ = 0;
 };
-
-// The block for h.pc if its page is in the fetch TLB (a miss goes through step_one,
-// which fills the TLB or takes the fault).
-inline Block* find_block(Hart& h, CodeCache& cache) {
-  const uint64_t pc = h.pc;
-  const TlbEntry& e = h.tlb_fetch[tlb_index(pc)];
-  if (e.tag != ((pc >> 12) | h.fetch_ctx)) [[unlikely]]
-    return nullptr;
-  return cache.get(pc + e.addend, pc);
-}
 
 class Checker;
 
 // The run loop. Between chunks of about kChunk instructions (or sooner when an instruction
 // sets break_block) it checks interrupts and the stop flag. Counters advance once per
-// block and are corrected when a block is left early by a trap.
+// block and are corrected when a side exit or a trap leaves a block early.
 template <Path P>
 uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* checker);
 
@@ -1315,89 +942,207 @@ class Checker {
 
 template <Path P>
 uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* checker) {
+  // The bodies of interp_ops.inc as labels; a block's slots hold these addresses.
+  static const void* const kHandlers[] = {
+#define INSN(name, mnemonic, mask, match, fmt, ops, ext) &&L_##name,
+#include "cpu/isa/instructions.inc"
+      &&L_illegal, &&L_count, &&L_end, &&L_nop};
+  static_assert(std::size(kHandlers) == kHandlerCount);
+  cache.set_handlers(kHandlers);
   h.update_tlb_context();
-  uint64_t done = 0;
-  while (done < max_insns) {
-    if (h.stop_requested.load(std::memory_order_relaxed)) break;
-    if (h.check_interrupts()) h.pc = h.next_pc;
-    if (h.waiting) {
-      if (!h.interrupt_wakeup_pending()) break;
-      h.waiting = false;
-    }
-    if constexpr (P == Path::kChecked) checker->sync();
-    h.break_block = false;
-    const uint64_t chunk_end = std::min(max_insns, done + kChunk);
-    // The block that just ran to its end (so h.pc is its successor) and where it started.
-    // Only blocks ending in a branch, a jump or the block size limit are chained: the
-    // instructions ending the others (CSR writes, SFENCE.VMA, traps, xRET) set break_block
-    // and leave the chunk, so the fetch translation cannot change between a block and its
-    // chained successor. A successor in the same page has the same translation, so its
-    // host address follows from the predecessor's without the fetch TLB and the table.
-    Block* prev = nullptr;
-    uint64_t prev_pc = 0;
-    do {
-      Block* b;
-      const uint64_t pc0 = h.pc;
-      if (prev != nullptr && ((pc0 ^ prev_pc) >> 12) == 0) {
-        const uintptr_t host = (prev->key & ~uintptr_t{kPageMask}) + (pc0 & kPageMask);
-        Block*& link = prev->link[pc0 != prev_pc + prev->nbytes];
-        b = link;
-        if (b == nullptr || b->key != host || !b->current()) [[unlikely]] {
-          const uint64_t gen = cache.generation();
-          b = cache.get(host, pc0);
-          if (cache.generation() == gen) link = b;  // else prev died with the arena
-        }
-      } else {
-        b = find_block(h, cache);
-      }
-      if (b == nullptr || b->ninsns > max_insns - done) [[unlikely]] {
-        prev = nullptr;
-        Decoded d;
-        const bool fetched = step_one<P, false>(h, d);
-        ++done;  // a faulting fetch is a step of the budget
-        if constexpr (P == Path::kChecked) {
-          if (!checker->after(fetched ? &d : nullptr, pc0, h.pc, 0)) return done;
-        }
-        if (h.break_block) break;
-        continue;
-      }
-      const Decoded* insn = b->insns();
-      const unsigned n = b->ninsns;
-      h.instret += n;
-      h.cycle += n;
-      uint64_t pc = pc0;
-      // Only the last instruction of a block (a branch, a jump, a system instruction) and
-      // traps set or read next_pc; the others go on to pc + len.
-      h.next_pc = pc0 + b->nbytes;
-      unsigned i = 0;
-      for (;;) {
-        const Decoded& d = insn[i++];
-        h.pc = pc;
-        execute<P>(h, d, pc);
-        h.x[0] = 0;
-        if constexpr (P == Path::kChecked) {
-          const bool last = h.break_block || i == n;
-          if (!checker->after(&d, pc, last ? h.next_pc : pc + d.len, n - i)) {
-            h.instret -= n - i;
-            h.cycle -= n - i;
-            return done + i;
-          }
-        }
-        if (h.break_block || i == n) break;
-        pc += d.len;
-      }
-      if (i != n) [[unlikely]] {  // left early by a trap: the rest did not retire
-        h.instret -= n - i;
-        h.cycle -= n - i;
-      }
-      done += i;
-      h.pc = h.next_pc;
-      if (h.break_block) break;
-      prev = b;
-      prev_pc = pc0;
-    } while (done < chunk_end);
+
+  uint64_t* const x = h.x;
+  // Budget: `left` instructions may still run in this call; the chunk ends (interrupts
+  // and the stop flag are looked at again) once `left` is down to `chunk_stop`.
+  uint64_t left = max_insns;
+  uint64_t chunk_stop = 0;
+  Block* blk = nullptr;      // the block running
+  const Slot* sl = nullptr;  // the instruction running
+  uint64_t bpc = 0;          // guest address of blk's first instruction
+
+// Enters `blk` at bpc (nullptr, or a block longer than the budget: one step instead).
+// Counters advance by the whole block here (so a CSR read inside it sees its own count
+// exactly: CSR instructions end blocks) and are given back for what a side exit or a trap
+// skips. Only the last instruction of a block (a jump, a system instruction), taken
+// branches and traps set or read next_pc; the others go on to the next slot.
+#define ENTER_BLOCK()                                              \
+  do {                                                             \
+    if (blk == nullptr || blk->ninsns > left) [[unlikely]]         \
+      goto step;                                                   \
+    h.instret += blk->ninsns;                                      \
+    h.cycle += blk->ninsns;                                        \
+    h.next_pc = bpc + blk->nbytes;                                 \
+    sl = blk->slots();                                             \
+    goto* sl->handler;                                             \
+  } while (0)
+
+// Leaves the block through the exit of slot `sl` (the slot after the last instruction:
+// the block ran to its end; a conditional branch: taken) once `left` has been charged,
+// and goes on to the block at next_pc. Within a chunk neither translation nor privilege
+// changes (whatever changes them sets break_block, which ends the chunk), so a successor
+// in the same page has its host address at the same distance as its guest address, and
+// one in another page goes through the fetch TLB. The exit's link saves the table lookup
+// while it names a current block at that host address (a link is only a hint: its key is
+// compared and its bytes are checked like on any other entry).
+#define CHAIN()                                                                   \
+  do {                                                                            \
+    const uint64_t pc_ = h.next_pc;                                               \
+    h.pc = pc_;                                                                   \
+    if (left <= chunk_stop) goto chunk;                                           \
+    uintptr_t host_;                                                              \
+    if (((pc_ ^ bpc) >> 12) == 0) [[likely]] {                                    \
+      host_ = blk->key + (pc_ - bpc);                                             \
+    } else {                                                                      \
+      const TlbEntry& e_ = h.tlb_fetch[tlb_index(pc_)];                           \
+      if (e_.tag != ((pc_ >> 12) | h.fetch_ctx)) [[unlikely]]                     \
+        goto lookup;                                                              \
+      host_ = pc_ + e_.addend;                                                    \
+    }                                                                             \
+    Block* next_ = sl->link;                                                      \
+    if (next_ == nullptr || next_->key != host_ || !next_->current()) [[unlikely]] { \
+      const uint64_t gen_ = cache.generation();                                   \
+      next_ = cache.get(host_, pc_);                                              \
+      if (cache.generation() == gen_) /* else blk died with the arena */          \
+        const_cast<Slot*>(sl)->link = next_;                                      \
+    }                                                                             \
+    blk = next_;                                                                  \
+    bpc = pc_;                                                                    \
+    ENTER_BLOCK();                                                                \
+  } while (0)
+
+chunk:
+  if (left == 0 || h.stop_requested.load(std::memory_order_relaxed)) return max_insns - left;
+  if (h.check_interrupts()) h.pc = h.next_pc;
+  if (h.waiting) {
+    if (!h.interrupt_wakeup_pending()) return max_insns - left;
+    h.waiting = false;
   }
-  return done;
+  if constexpr (P == Path::kChecked) checker->sync();
+  h.break_block = false;
+  chunk_stop = left > kChunk ? left - kChunk : 0;
+
+lookup:
+  // The block at h.pc, with no predecessor to follow: its page must be in the fetch TLB
+  // (a miss goes through step_one, which fills the TLB or takes the fault).
+  bpc = h.pc;
+  blk = nullptr;
+  {
+    const TlbEntry& e = h.tlb_fetch[tlb_index(bpc)];
+    if (e.tag == ((bpc >> 12) | h.fetch_ctx)) [[likely]]
+      blk = cache.get(bpc + e.addend, bpc);
+  }
+  ENTER_BLOCK();
+
+step:  // one instruction through the single-instruction path
+  {
+    Decoded one;
+    const bool fetched = step_one<P, false>(h, one);
+    --left;  // a faulting fetch is a step of the budget
+    if constexpr (P == Path::kChecked) {
+      if (!checker->after(fetched ? &one : nullptr, bpc, h.pc, 0)) return max_insns - left;
+    }
+  }
+  if (h.break_block || left <= chunk_stop) goto chunk;
+  goto lookup;
+
+  // ---- the bodies ----
+  // Each ends by jumping to the next slot's handler; a body that may trap or end the
+  // chunk first looks at break_block. OPX bodies set h.pc first (traps and the slow paths
+  // read it); loads and stores (OPM) only on their slow path.
+#define PC (bpc + sl->off)
+#define d (sl->d)
+// Under --check-reference every instruction is compared with the reference path
+// (`next` is where the fast path goes after it).
+#define CHECK_AFTER(next)                                                               \
+  if constexpr (P == Path::kChecked) {                                                  \
+    x[0] = 0;                                                                           \
+    const unsigned i_ = static_cast<unsigned>(sl - blk->slots()) + 1;                   \
+    const unsigned left_ = blk->ninsns - i_;                                            \
+    if (!checker->after(&d, PC, next, left_)) {                                         \
+      h.instret -= left_;                                                               \
+      h.cycle -= left_;                                                                 \
+      return max_insns - left + i_;                                                     \
+    }                                                                                   \
+  }
+#define OP(name) L_##name:
+#define OPM(name) L_##name:
+#define OPX(name) \
+  L_##name:       \
+  h.pc = PC;
+#define NEXT                                                                         \
+  do {                                                                               \
+    CHECK_AFTER(h.break_block || sl + 1 == blk->slots() + blk->ninsns ? h.next_pc    \
+                                                                      : PC + d.len); \
+    ++sl;                                                                            \
+    goto* sl->handler;                                                               \
+  } while (0)
+#define DONE                        \
+  do {                              \
+    x[0] = 0;                       \
+    CHECK_AFTER(h.break_block || sl + 1 == blk->slots() + blk->ninsns ? h.next_pc \
+                                                                      : PC + d.len); \
+    if (h.break_block) [[unlikely]] \
+      goto block_break;             \
+    ++sl;                           \
+    goto* sl->handler;              \
+  } while (0)
+#define MEM_NEXT \
+  do {           \
+    x[0] = 0;    \
+    NEXT;        \
+  } while (0)
+#define BRANCH(cond)                 \
+  do {                               \
+    if (cond) {                      \
+      h.next_pc = PC + IMM;          \
+      CHECK_AFTER(h.next_pc);        \
+      goto taken;                    \
+    }                                \
+    NEXT;                            \
+  } while (0)
+#include "cpu/interp_ops.inc"
+L_nop:
+  NEXT;
+#undef OP
+#undef OPM
+#undef OPX
+#undef NEXT
+#undef MEM_NEXT
+#undef DONE
+#undef BRANCH
+#undef CHECK_AFTER
+#undef d
+#undef PC
+
+L_end:  // the block ran to its end (sl is the slot after its last instruction)
+  x[0] = 0;  // a jump's link register may have been x0
+  left -= blk->ninsns;
+  CHAIN();
+
+taken:  // the conditional branch at sl was taken
+  {
+    const unsigned ran = static_cast<unsigned>(sl - blk->slots()) + 1;
+    if (ran != blk->ninsns) {  // a side exit: the rest of the block did not retire
+      h.instret -= blk->ninsns - ran;
+      h.cycle -= blk->ninsns - ran;
+    }
+    left -= ran;
+  }
+  CHAIN();
+
+block_break:  // the instruction at sl trapped or ends the chunk
+  {
+    const unsigned ran = static_cast<unsigned>(sl - blk->slots()) + 1;
+    if (ran != blk->ninsns) [[unlikely]] {  // left early by a trap: the rest did not retire
+      h.instret -= blk->ninsns - ran;
+      h.cycle -= blk->ninsns - ran;
+    }
+    left -= ran;
+    h.pc = h.next_pc;
+  }
+  goto chunk;
+#undef CHAIN
+#undef ENTER_BLOCK
 }
 
 class Interpreter final : public ExecutionEngine {

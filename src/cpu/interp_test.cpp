@@ -264,6 +264,94 @@ TEST_F(InterpTest, BudgetIsExactInsideBlocks) {
   EXPECT_EQ(hart_.x[10], 6u);
 }
 
+// Conditional branches do not end blocks: a not-taken one goes on inside the block, a
+// taken one leaves it in the middle and only what ran is counted (a CSR read after the
+// exit sees the exact count), also when the budget ends inside the next block.
+TEST_F(InterpTest, TakenBranchLeavesTheBlockInTheMiddle) {
+  program(kBase, {0x00150513,    // addi a0, a0, 1
+                  0x00001463,    // bne x0, x0, 8      (not taken: stays in the block)
+                  0x00000663,    // beq x0, x0, 12     (taken: a side exit)
+                  0x00250513,    // addi a0, a0, 2     (skipped)
+                  0x00450513,    // addi a0, a0, 4     (skipped)
+                  0x00850513,    // addi a0, a0, 8
+                  0xb02025f3,    // csrr a1, minstret
+                  0x0000006f});  // j .
+  EXPECT_EQ(hart_.run(4), 4u);
+  EXPECT_EQ(hart_.x[10], 9u);
+  EXPECT_EQ(hart_.instret, 4u);
+  EXPECT_EQ(hart_.pc, kBase + 24);
+  EXPECT_EQ(hart_.run(2), 2u);
+  EXPECT_EQ(hart_.x[11], 4u);  // minstret before the csrr itself
+  EXPECT_EQ(hart_.instret, 6u);
+  EXPECT_EQ(hart_.cycle, 6u);
+  EXPECT_EQ(hart_.pc, kBase + 28);
+}
+
+// A loop whose backward branch is a side exit of its own block, run to a budget that ends
+// in the middle of an iteration.
+TEST_F(InterpTest, LoopThroughASideExitStopsExactlyAtTheBudget) {
+  program(kBase, {0x00500513,    // li a0, 5
+                  0xfff50513,    // 1: addi a0, a0, -1
+                  0xfe051ee3,    //    bnez a0, 1b
+                  0x00158593,    //    addi a1, a1, 1
+                  0x0000006f});  //    j .
+  EXPECT_EQ(hart_.run(8), 8u);  // li, then 3.5 iterations
+  EXPECT_EQ(hart_.x[10], 1u);
+  EXPECT_EQ(hart_.pc, kBase + 8);
+  EXPECT_EQ(hart_.run(100), 100u);
+  EXPECT_EQ(hart_.x[10], 0u);
+  EXPECT_EQ(hart_.x[11], 1u);
+  EXPECT_EQ(hart_.instret, 108u);
+  EXPECT_EQ(hart_.pc, kBase + 16);
+}
+
+// A block chained to a successor in another page (through the fetch TLB) follows a change
+// of that page's translation: the link is only taken while the TLB gives the same host
+// address as when it was made.
+TEST_F(InterpTest, CrossPageChainFollowsTranslationChange) {
+  const uint64_t root = kBase + 0x30000, l1 = kBase + 0x31000, l0 = kBase + 0x32000;
+  const uint64_t page_a = kBase + 0x10000, page_b = kBase + 0x20000, page_c = kBase + 0x40000;
+  auto pte = [](uint64_t pa, uint64_t flags) { return ((pa >> 12) << 10) | flags; };
+  auto wr64 = [&](uint64_t pa, uint64_t v) { std::memcpy(bus_.ram_ptr(pa, 8), &v, 8); };
+  constexpr uint64_t kV = 1, kR = 2, kX = 8, kA = 64, kD = 128;
+  wr64(root, pte(l1, kV));
+  wr64(l1, pte(l0, kV));
+  wr64(l0 + 8 * 1, pte(page_a, kV | kR | kX | kA | kD));  // va 0x1000
+  wr64(l0 + 8 * 2, pte(page_b, kV | kR | kX | kA | kD));  // va 0x2000
+  program(page_a, {0x00150513,    // 0x1000: addi a0, a0, 1
+                   0x7fd0006f});  //         j 0x2000
+  program(page_b, {0x00a50513,    // 0x2000: addi a0, a0, 10
+                   0xffdfe06f});  //         j 0x1000
+  program(page_c, {0x06450513,    // addi a0, a0, 100
+                   0xffdfe06f});  // j 0x1000
+  hart_.pmpaddr[15] = (1ULL << 54) - 1;  // everything, for S-mode
+  hart_.pmpcfg[15] = (3 << 3) | 7;
+  hart_.satp = (8ULL << 60) | (root >> 12);
+  hart_.priv = kPrivS;
+  hart_.pc = 0x1000;
+  EXPECT_EQ(hart_.run(8), 8u);
+  EXPECT_EQ(hart_.x[10], 22u);
+  EXPECT_EQ(hart_.pc, 0x1000u);
+  wr64(l0 + 8 * 2, pte(page_c, kV | kR | kX | kA | kD));
+  hart_.sfence_vma(false, 0);
+  EXPECT_EQ(hart_.run(12), 12u);  // refills the TLB, then chains again
+  EXPECT_EQ(hart_.x[10], 22u + 3 * 101u);
+  EXPECT_EQ(hart_.trap_count, 0u);
+}
+
+// Code in another page, rewritten behind the hart's back, is seen through a cross-page link.
+TEST_F(InterpTest, CrossPageChainedBlockSeesItsCodeRewritten) {
+  program(kBase, {0x00150513,    // addi a0, a0, 1
+                  0x7fd0006f});  // j kBase + 0x1000
+  program(kBase + 0x1000, {0x00a50513,    // addi a0, a0, 10
+                           0xffdfe06f});  // j kBase
+  EXPECT_EQ(hart_.run(8), 8u);
+  EXPECT_EQ(hart_.x[10], 22u);
+  program(kBase + 0x1000, {0x06450513});  // addi a0, a0, 100
+  EXPECT_EQ(hart_.run(4), 4u);
+  EXPECT_EQ(hart_.x[10], 22u + 101u);
+}
+
 TEST_F(InterpTest, SfenceVmaWithAddressDropsOnlyThatPage) {
   for (unsigned i = 0; i < kTlbSize; i++) hart_.tlb_load[i].tag = i;
   hart_.sfence_vma(true, 0x5000);
@@ -304,6 +392,22 @@ TEST_F(InterpTest, CheckReferenceAgreesOnACleanProgram) {
   EXPECT_EQ(report, "");
   EXPECT_FALSE(hart_.diverged);
   EXPECT_EQ(hart_.x[13], 12u);
+}
+
+// The checker follows side exits and chained blocks instruction by instruction.
+TEST_F(InterpTest, CheckReferenceAgreesAcrossSideExits) {
+  hart_.set_engine(EngineKind::kCheckReference);
+  std::string report;
+  hart_.on_divergence = [&](const std::string& r) { report = r; };
+  program(kBase, {0x00500513,    // li a0, 5
+                  0xfff50513,    // 1: addi a0, a0, -1
+                  0xfe051ee3,    //    bnez a0, 1b
+                  0x00158593,    //    addi a1, a1, 1
+                  0x0000006f});  //    j .
+  EXPECT_EQ(hart_.run(30), 30u);
+  EXPECT_EQ(report, "");
+  EXPECT_EQ(hart_.x[11], 1u);
+  EXPECT_EQ(hart_.instret, 30u);
 }
 
 // A deliberately wrong fast path: a stale load-TLB entry that maps the data page to
