@@ -10,7 +10,7 @@ Figures (each Nimbus figure beside QEMU's, measured in this run):
             vs QEMU started on the same kernel and a qcow2 overlay of the same root disk
             until the guest prints its ready line; median of --repeats.
   overhead  host memory of an idle 256 MiB VM above the guest's own touched RAM, 10 s
-            after ready: the process's private memory (smaps_rollup Private_*) and its
+            after ready: the process's private dirty memory (smaps_rollup) and its
             resident memory (VmRSS, which also counts shared library pages), each minus
             the resident part of the guest-RAM mapping (from /proc/PID/smaps).
   idle-cpu  host CPU used by an idle VM over 10 s, in % of one core.
@@ -67,12 +67,12 @@ def guest_ram_rss_kib(pid, mem_mib):
 
 
 def private_kib(pid):
-    """Memory only this process holds (private clean + dirty pages): what one more VM costs;
-    shared library pages are counted once per host, not per VM."""
+    """Memory this process has written and holds alone (Private_Dirty): what one more VM
+    costs. Library code is file-backed and clean, shared by every VMM on the host."""
     total = 0
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            if line.startswith("Private_Dirty:"):
                 total += int(line.split()[1])
     return total
 
@@ -189,10 +189,10 @@ def main():
         n_over, q_over = (n_rss - n_ram) / 1024, (q_rss - q_ram) / 1024
         n_pover, q_pover = (n_priv - n_ram) / 1024, (q_priv - q_ram) / 1024
         print(f"idle 256 MiB VM: nimbus RSS {n_rss / 1024:.1f} MiB = guest RAM touched {n_ram / 1024:.1f} + "
-              f"{n_over:.1f} MiB ({n_pover:.1f} MiB private to the VM, the rest shared libraries); "
+              f"{n_over:.1f} MiB ({n_pover:.1f} MiB private dirty, the rest mostly library pages); "
               f"qemu RSS {q_rss / 1024:.1f} MiB = guest RAM touched {q_ram / 1024:.1f} + {q_over:.1f} MiB "
-              f"({q_pover:.1f} MiB private)", flush=True)
-        record("per-VM overhead above guest RAM, private, idle 256 MiB", f"{n_pover:.1f}", f"{q_pover:.1f}", "MiB",
+              f"({q_pover:.1f} MiB private dirty)", flush=True)
+        record("per-VM overhead above guest RAM, private dirty, idle 256 MiB", f"{n_pover:.1f}", f"{q_pover:.1f}", "MiB",
                f"{n_pover / q_pover:.2f}")
         record("per-VM overhead above guest RAM, RSS, idle 256 MiB", f"{n_over:.1f}", f"{q_over:.1f}", "MiB",
                f"{n_over / q_over:.2f}")

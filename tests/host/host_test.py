@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vmm"))
@@ -131,8 +132,9 @@ class Host:
             shutil.rmtree(self.dir, ignore_errors=True)
             for d in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory",
                       "/sys/fs/cgroup"):
-                p = os.path.join(d, self.cgroup_parent)
-                if os.path.isdir(p):
+                for p in (os.path.join(d, self.cgroup_parent), os.path.join(d, self.cgroup_parent + "-tcp")):
+                    if not os.path.isdir(p):
+                        continue
                     for sub in os.listdir(p):
                         if os.path.isdir(os.path.join(p, sub)):
                             try:
@@ -456,6 +458,42 @@ def errors():
             r = subprocess.run([NIMBUSD, "--state-dir", os.path.join(h.dir, "other"), "--socket",
                                 os.path.join(h.dir, "other.sock"), *flags], capture_output=True, text=True, timeout=30)
             assert r.returncode == 2 and text in r.stderr, (flags, r)
+        # The TCP API: a bearer token is required.
+        token_file = os.path.join(h.dir, "token")
+        with open(token_file, "w") as f:
+            f.write("s3cret-token-0123456789\n")
+        port = free_ports(1)[0]
+        tcp = subprocess.Popen([NIMBUSD, "--state-dir", os.path.join(h.dir, "tcp"), "--socket",
+                                os.path.join(h.dir, "tcp.sock"), "--listen", f"127.0.0.1:{port}", "--token-file",
+                                token_file, "--cgroup-parent", h.cgroup_parent + "-tcp"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def get(token=None):
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/host")
+                if token:
+                    req.add_header("Authorization", f"Bearer {token}")
+                try:
+                    with urllib.request.urlopen(req, timeout=5) as r:
+                        return r.status, json.loads(r.read())
+                except urllib.error.HTTPError as e:
+                    return e.code, json.loads(e.read())
+            status, body = wait_for("the TCP API", lambda: get("s3cret-token-0123456789"), timeout=30)
+            assert status == 200 and "cpus" in body, (status, body)
+            for bad_token in (None, "wrong", "s3cret-token-012345678"):
+                status, body = get(bad_token)
+                assert status == 401 and body["error"]["code"] == "Unauthorized", (bad_token, status, body)
+            env = dict(os.environ, NIMBUS_TOKEN="s3cret-token-0123456789")
+            r = subprocess.run([NIMBUS, "host", "--json", "--host", f"http://127.0.0.1:{port}"], capture_output=True,
+                               text=True, env=env, timeout=30)
+            assert r.returncode == 0 and json.loads(r.stdout)["cpus"]["capacity"] > 0, r
+            env["NIMBUS_TOKEN"] = "wrong"
+            r = subprocess.run([NIMBUS, "list", "--host", f"http://127.0.0.1:{port}"], capture_output=True, text=True,
+                               env=env, timeout=30)
+            assert r.returncode == 1 and "token" in r.stderr.lower(), r
+            log("TCP API: 200 with the token, 401 without or with a wrong one; the CLI works over it")
+        finally:
+            tcp.terminate()
+            tcp.wait()
         # A second nimbusd on the same socket is refused.
         r = subprocess.run([NIMBUSD, "--state-dir", os.path.join(h.dir, "other"), "--socket", h.sock],
                            capture_output=True, text=True, timeout=30)
