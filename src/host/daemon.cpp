@@ -197,12 +197,11 @@ Result<VmRecord> Daemon::acquire(const std::string& name, const char* op, Reply&
     error = not_found(name);
     return Status::error("not found");
   }
-  if (busy_.count(name) != 0) {
-    error = conflict(fmt::format("VM '{}' is busy with another operation; try again in a moment", name));
+  if (auto it = busy_.find(name); it != busy_.end()) {
+    error = conflict(fmt::format("VM '{}' is busy ({} in progress); try again in a moment", name, it->second));
     return Status::error("busy");
   }
-  (void)op;
-  busy_.insert(name);
+  busy_[name] = op;
   return **vm;
 }
 
@@ -632,7 +631,7 @@ Reply Daemon::create_vm(const CreateRequest& req) {
     }
     if (Status s = check_ports_locked(vm); !s.ok()) return conflict(s.message());
     if (Status s = registry_->insert_vm(vm); !s.ok()) return conflict(s.message());
-    busy_.insert(vm.name);
+    busy_[vm.name] = "create";
   }
   BusyGuard guard(*this, vm.name);
   const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
@@ -1067,7 +1066,7 @@ void Daemon::monitor_once() {
       (void)registry_->update_vm(vm);
       if (cgroups_->version() != CgroupVersion::kNone) (void)cgroups_->remove(vm.name);
       if (restart) {
-        busy_.insert(vm.name);
+        busy_[vm.name] = "restart after a crash";
         to_restart.push_back(vm);
       }
     }

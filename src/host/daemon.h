@@ -168,7 +168,7 @@ class Daemon : public HostOps {
   std::string sandbox_off_;  // why the VMMs cannot run under their own uid ("" when they can)
 
   std::mutex mu_;
-  std::set<std::string> busy_;
+  std::map<std::string, std::string> busy_;  // VM -> the operation in progress
   std::set<pid_t> children_;                // VMM processes we forked and have not reaped
   std::map<pid_t, int> exits_;              // reaped children: wait status
   std::map<std::string, bool> ready_;       // the guest agent said ready
