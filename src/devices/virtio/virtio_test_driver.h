@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "devices/virtio/virtio_mmio.h"
+#include "devices/virtio/virtqueue.h"
 
 namespace nimbus::devices::testing {
 
@@ -232,5 +233,21 @@ bool wait_for(F pred, int timeout_ms = 5000) {
   }
   return true;
 }
+
+// A 16-entry queue over guest rings in a fresh bus, enabled-ready: the fixture of the
+// virtqueue tests (behaviour and state).
+struct QueueFixture : ::testing::Test {
+  mem::Bus bus{kRamBase, kRamSize};
+  GuestRing ring{bus, kRamBase + 0x10000, 16};
+  Virtqueue vq{bus, 256};
+  VirtqChain chain;
+
+  void SetUp() override {
+    vq.set_size(16);
+    vq.desc_addr = ring.desc;
+    vq.driver_addr = ring.avail;
+    vq.device_addr = ring.used;
+  }
+};
 
 }  // namespace nimbus::devices::testing

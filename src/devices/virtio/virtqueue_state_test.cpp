@@ -10,19 +10,8 @@ namespace {
 using namespace testing;  // NOLINT
 using PR = Virtqueue::PopResult;
 
-struct VirtqueueStateTest : ::testing::Test {
-  mem::Bus bus{kRamBase, kRamSize};
-  mem::Bus bus2{kRamBase, kRamSize};
-  GuestRing ring{bus, kRamBase + 0x10000, 16};
-  Virtqueue vq{bus, 256};
-  VirtqChain chain;
-
-  void SetUp() override {
-    vq.set_size(16);
-    vq.desc_addr = ring.desc;
-    vq.driver_addr = ring.avail;
-    vq.device_addr = ring.used;
-  }
+struct VirtqueueStateTest : QueueFixture {
+  mem::Bus bus2{kRamBase, kRamSize};  // the restore target
 };
 
 TEST_F(VirtqueueStateTest, RestoredQueueContinuesAtTheSameIndexes) {

@@ -10,19 +10,7 @@ namespace {
 using namespace testing;  // NOLINT
 using PR = Virtqueue::PopResult;
 
-struct VirtqueueTest : ::testing::Test {
-  mem::Bus bus{kRamBase, kRamSize};
-  GuestRing ring{bus, kRamBase + 0x10000, 16};
-  Virtqueue vq{bus, 256};
-  VirtqChain chain;
-
-  void SetUp() override {
-    vq.set_size(16);
-    vq.desc_addr = ring.desc;
-    vq.driver_addr = ring.avail;
-    vq.device_addr = ring.used;
-  }
-};
+struct VirtqueueTest : QueueFixture {};
 
 TEST_F(VirtqueueTest, EnableChecksSizeAlignmentAndRam) {
   vq.set_size(12);  // not a power of two
