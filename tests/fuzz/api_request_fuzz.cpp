@@ -9,42 +9,9 @@
 #include <string>
 
 #include "vmm/api.h"
+#include "vmm/recording_vmm.h"
 
-namespace {
-
-using nimbus::vmm::Action;
-using nimbus::vmm::ApiResponse;
-using nimbus::vmm::json;
-using nimbus::vmm::VmConfig;
-
-class FakeVmm : public nimbus::vmm::VmmControl {
- public:
-  json info() override { return {{"state", running ? "Running" : "NotStarted"}}; }
-  VmConfig config() override { return config_; }
-  ApiResponse edit_config(const std::function<ApiResponse(VmConfig&)>& edit) override {
-    if (running) return ApiResponse::error(409, "running");
-    VmConfig c = config_;
-    ApiResponse r = edit(c);
-    if (r.status < 300) config_ = c;
-    (void)nimbus::vmm::dump_json(nimbus::vmm::to_json(config_));
-    return r;
-  }
-  ApiResponse resize_drive(const std::string&, uint64_t) override { return ApiResponse::no_content(); }
-  ApiResponse action(const Action& a) override {
-    running = a.type == nimbus::vmm::ActionType::kInstanceStart;
-    return ApiResponse::no_content();
-  }
-  ApiResponse set_paused(bool) override { return ApiResponse::no_content(); }
-  ApiResponse snapshot_create(const std::string&) override { return ApiResponse::no_content(); }
-  ApiResponse snapshot_load(const std::string&, bool) override { return ApiResponse::no_content(); }
-
-  bool running = false;
-
- private:
-  VmConfig config_;
-};
-
-}  // namespace
+using FakeVmm = nimbus::vmm::RecordingVmm;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
@@ -56,9 +23,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body = nl == std::string::npos ? "" : rest.substr(nl + 1);
   static FakeVmm vmm;
   vmm.running = data[0] & 0x80;
-  ApiResponse r = nimbus::vmm::handle_request(vmm, method, path, body);
+  nimbus::vmm::ApiResponse r = nimbus::vmm::handle_request(vmm, method, path, body);
   if (r.status < 200 || r.status > 599) __builtin_trap();
   if (r.status >= 400 && !r.body.contains("fault_message")) __builtin_trap();
   (void)nimbus::vmm::dump_json(r.body);
+  // Every accepted edit must serialise again.
+  (void)nimbus::vmm::dump_json(nimbus::vmm::to_json(vmm.config_));
   return 0;
 }
