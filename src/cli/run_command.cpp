@@ -203,6 +203,11 @@ void add_run_command(CLI::App& app, RunOptions& o) {
       ->check(CLI::IsMember({4u, 8u}))
       ->capture_default_str();
   run->add_flag("--stats", o.stats, "With --bare: print instructions, seconds and MIPS on stderr");
+  run->add_option("--engine", o.engine,
+                  "How guest code runs: jit (hot blocks compiled to host code, the default on "
+                  "x86-64) or interp (the block interpreter alone)")
+      ->check(CLI::IsMember({"jit", "interp"}))
+      ->capture_default_str();
   run->add_flag("--check-reference", o.check_reference,
       "With --bare: check the fast interpreter against a plain reference path instruction by "
       "instruction; stop at the first difference with a report (exit status 1)");
@@ -214,6 +219,8 @@ void add_run_command(CLI::App& app, RunOptions& o) {
 }
 
 int run_command(const RunOptions& o) {
+  cpu::Hart::set_default_engine(o.engine == "interp" ? cpu::EngineKind::kInterpreter
+                                                     : cpu::EngineKind::kJit);
   auto ram = parse_size(o.memory);
   if (!ram.ok()) return fail("--memory: " + ram.message());
   if (*ram < (1ull << 20) || *ram > (64ull << 30)) {

@@ -27,6 +27,7 @@ struct RunOptions {
   unsigned signature_granularity = 4;
   bool stats = false;
   bool check_reference = false;  // --bare: the fast path checked against the reference path
+  std::string engine = "jit";     // --engine: jit or interp
 };
 
 void add_run_command(CLI::App& app, RunOptions& options);

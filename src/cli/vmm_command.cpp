@@ -11,6 +11,7 @@
 #include "cli/device_options.h"
 #include "cli/signal_stopper.h"
 #include "common/size.h"
+#include "cpu/hart.h"
 #include "host/sandbox.h"
 #include "machine/virt/memory_map.h"
 #include "vmm/api_server.h"
@@ -161,6 +162,9 @@ void add_vmm_command(CLI::App& app, VmmCommandOptions& o) {
   cmd->add_option("-m,--memory", o.memory, "Guest RAM, e.g. 256M");
   cmd->add_option("--disk", o.disks, "A virtio disk: PATH[,format=raw|qcow2][,readonly] (repeatable)");
   cmd->add_option("--net", o.nets, "A virtio NIC: user[,hostfwd=tcp::8080-:80]... or switch,path=DIR; [,mac=...]");
+  cmd->add_option("--engine", o.engine, "How guest code runs: jit (the default) or interp")
+      ->check(CLI::IsMember({"jit", "interp"}))
+      ->capture_default_str();
   cmd->add_flag("--no-rng", o.no_rng, "No virtio entropy device");
   cmd->add_flag("--sandbox", o.sandbox,
                 "Once the sockets are open, forbid with seccomp the syscalls a VMM never needs (exec, ptrace, "
@@ -174,6 +178,8 @@ void add_vmm_command(CLI::App& app, VmmCommandOptions& o) {
 }
 
 int vmm_command(const VmmCommandOptions& o) {
+  cpu::Hart::set_default_engine(o.engine == "interp" ? cpu::EngineKind::kInterpreter
+                                                     : cpu::EngineKind::kJit);
   bool configured = false;
   auto config = build_config(o, configured);
   if (!config.ok()) return fail(config.message());

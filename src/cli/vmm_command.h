@@ -23,6 +23,7 @@ struct VmmCommandOptions {
   unsigned cpus = 0;
   std::vector<std::string> disks, nets;
   bool no_rng = false;
+  std::string engine = "jit";  // --engine: jit or interp
   // Install the VMM seccomp filter (host/sandbox.h) once the sockets are open.
   bool sandbox = false;
   // When the process ends by itself, write "STATUS REASON" here (nimbusd's word on a VMM it

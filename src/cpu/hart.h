@@ -109,8 +109,8 @@ struct Translation {
 class Hart;
 struct AccessLog;
 
-// What executes instructions for a hart. The block interpreter (interp.cpp) is the only
-// engine today; a JIT would be another one beside it. One virtual call per Hart::run(),
+// What executes instructions for a hart: the block interpreter (interp.cpp), alone or with
+// the JIT (jit/) compiling its hot blocks to host code. One virtual call per Hart::run(),
 // never per instruction.
 class ExecutionEngine {
  public:
@@ -124,12 +124,19 @@ class ExecutionEngine {
 
 enum class EngineKind : uint8_t {
   kInterpreter,     // predecoded blocks, TLB fast paths
+  kJit,             // the same, with hot blocks compiled to x86-64 code (the interpreter
+                    // runs whatever the JIT does not take; kInterpreter on other hosts)
   kCheckReference,  // the same, checked instruction by instruction against a plain
                     // reference path (no block cache, no TLB) on a shadow hart
 };
 
 // interp.cpp: a new engine of that kind.
 std::unique_ptr<ExecutionEngine> make_engine(EngineKind kind);
+
+// How many times a block is entered before the JIT compiles it (engines made from now on;
+// tests set 1 to compile everything at once).
+void set_jit_hot_threshold(unsigned entries);
+unsigned jit_hot_threshold();
 
 class Hart {
  public:
@@ -297,6 +304,12 @@ class Hart {
   uint64_t fetch_ctx = 0;  // context of fetches: priv
   uint64_t data_ctx = 0;   // context of loads/stores: effective priv (MPRV), SUM, MXR
   bool tlb_has_superpage = false;
+
+  // interp.cpp / jit internal: the native code's loop budget. Before a compiled block
+  // runs, the instructions its loops may retire before it must return (jit_loop_limit);
+  // after, how many they retired (jit_loop_done).
+  uint64_t jit_loop_limit = 0;
+  uint64_t jit_loop_done = 0;
 
   // interp.cpp internal: the engine, and the access log of the reference checker (null
   // unless kCheckReference runs).

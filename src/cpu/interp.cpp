@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cinttypes>
 #include <cstdio>
@@ -28,6 +29,8 @@
 #include "cpu/hart.h"
 #include "cpu/isa/decode.h"
 #include "cpu/isa/disasm.h"
+#include "cpu/jit/code_arena.h"
+#include "cpu/jit/compiler.h"
 
 namespace nimbus::cpu {
 
@@ -620,6 +623,8 @@ struct Block {
   uint32_t ninsns;
 
   const uint8_t* copy;  // the code bytes, after the slots
+  jit::NativeBlock native;  // compiled code (JIT engine only), or nullptr
+  uint32_t heat;            // entries so far (the JIT compiles at its threshold)
 
   const Slot* slots() const { return reinterpret_cast<const Slot*>(this + 1); }
   Slot* slots() { return reinterpret_cast<Slot*>(this + 1); }
@@ -706,7 +711,25 @@ class CodeCache {
     std::fill(std::begin(table_), std::end(table_), nullptr);
     used_ = 0;
     ++generation_;
+    if (jit_) jit_->reset();
+    jit_full_ = false;
   }
+
+  // Gives this cache a JIT: blocks entered `hot_threshold` times are compiled. False
+  // (and no JIT) when the host cannot have one.
+  bool enable_jit(unsigned hot_threshold) {
+#if defined(__x86_64__)
+    jit_ = std::make_unique<jit::CodeArena>(kJitArenaBytes);
+    if (!jit_->ok()) jit_.reset();
+#endif
+    hot_ = hot_threshold;
+    return jit_ != nullptr;
+  }
+  unsigned hot_threshold() const { return hot_; }
+
+  // Compiles `b` (its native code lives as long as the block does). False if the JIT
+  // does not take it; a full code arena empties the whole cache at the next build.
+  bool compile(Block* b, Hart& h);
 
   // Changes whenever the arena is emptied (every Block pointer held so far is dead).
   uint64_t generation() const { return generation_; }
@@ -734,8 +757,12 @@ class CodeCache {
   static constexpr size_t kMaxBlockBytes =
       sizeof(Block) + (kMaxBlockInsns + 1) * sizeof(Slot) + kMaxCode;
 
+  // Compiled code. Blocks are compiled only once hot, so this fills slower than the
+  // block arena; it is emptied with it.
+  static constexpr size_t kJitArenaBytes = 8u << 20;
+
   Block* build(uintptr_t host, uint64_t pc) {
-    if (used_ + kMaxBlockBytes > kArenaBytes) flush();
+    if (used_ + kMaxBlockBytes > kArenaBytes || jit_full_) flush();
     Block* b = reinterpret_cast<Block*>(arena_ + used_);
     Slot* out = b->slots();
     // Decode from a private copy, so that a concurrent writer cannot make the decoded
@@ -769,12 +796,17 @@ class CodeCache {
     b->nbytes = static_cast<uint32_t>(off);
     b->ninsns = n;
     b->copy = reinterpret_cast<const uint8_t*>(out + n + 1);
+    b->native = nullptr;
+    b->heat = 0;
     std::memcpy(out + n + 1, code, off);
     used_ += (sizeof(Block) + (n + 1) * sizeof(Slot) + off + 7) & ~size_t{7};
     return b;
   }
 
   Block* table_[kSlots];
+  std::unique_ptr<jit::CodeArena> jit_;
+  bool jit_full_ = false;
+  unsigned hot_ = 0;
   void* map_ = nullptr;
   size_t map_len_ = 0;
   uint8_t* arena_ = nullptr;
@@ -783,12 +815,46 @@ class CodeCache {
   uint64_t generation_ = 0;
 };
 
+// ---- the JIT's view of the interpreter ----
+
+// The slow paths of compiled loads and stores (the same as the interpreter's).
+jit::LoadResult jit_load_slow(Hart* h, uint64_t va, uint64_t pc, uint64_t kind) {
+  h->pc = pc;
+  const unsigned size = kind & 0xff;
+  uint64_t v;
+  if (!load_slow(*h, va, size, v)) return {0, 0};
+  if ((kind & 0x100) != 0 && size < 8) {
+    const unsigned shift = 64 - 8 * size;
+    v = static_cast<uint64_t>(static_cast<int64_t>(v << shift) >> shift);
+  }
+  return {v, 1};
+}
+
+uint64_t jit_store_slow(Hart* h, uint64_t va, uint64_t value, uint64_t pc, uint64_t size) {
+  h->pc = pc;
+  if (size < 8) value &= (uint64_t{1} << (8 * size)) - 1;
+  return store_slow(*h, va, static_cast<unsigned>(size), value) ? 1 : 0;
+}
+
+constexpr jit::SlowPaths kJitSlowPaths{&jit_load_slow, &jit_store_slow};
+
+bool CodeCache::compile(Block* b, Hart& h) {
+  if (!jit_) return false;
+  jit::Insn insns[kMaxBlockInsns];
+  const Slot* sl = b->slots();
+  for (unsigned i = 0; i < b->ninsns; i++) insns[i] = jit::Insn{sl[i].d, sl[i].off};
+  bool full = false;
+  b->native = jit::compile_block(insns, b->ninsns, jit::layout_of(h), kJitSlowPaths, *jit_, full);
+  if (full) jit_full_ = true;
+  return b->native != nullptr;
+}
+
 class Checker;
 
 // The run loop. Between chunks of about kChunk instructions (or sooner when an instruction
 // sets break_block) it checks interrupts and the stop flag. Counters advance once per
 // block and are corrected when a side exit or a trap leaves a block early.
-template <Path P>
+template <Path P, bool kJit = false>
 uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* checker);
 
 // ---- the reference checker ----
@@ -944,8 +1010,9 @@ class Checker {
 
 #undef NIMBUS_HART_SCALARS
 
-template <Path P>
+template <Path P, bool kJit>
 uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* checker) {
+  static_assert(!kJit || P == Path::kFast, "compiled code has no checked variant");
   // The bodies of interp_ops.inc as labels; a block's slots hold these addresses.
   static const void* const kHandlers[] = {
 #define INSN(name, mnemonic, mask, match, fmt, ops, ext) &&L_##name,
@@ -963,6 +1030,7 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
   Block* blk = nullptr;      // the block running
   const Slot* sl = nullptr;  // the instruction running
   uint64_t bpc = 0;          // guest address of blk's first instruction
+  const unsigned hot = cache.hot_threshold();
 
 // Enters `blk` at bpc (nullptr, or a block longer than the budget: one step instead).
 // Counters advance by the whole block here (so a CSR read inside it sees its own count
@@ -977,6 +1045,10 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
     h.cycle += blk->ninsns;                                        \
     h.next_pc = bpc + blk->nbytes;                                 \
     sl = blk->slots();                                             \
+    if constexpr (kJit) {                                          \
+      if (blk->native != nullptr) goto native;                     \
+      if (++blk->heat == hot && cache.compile(blk, h)) goto native; \
+    }                                                              \
     goto* sl->handler;                                             \
   } while (0)
 
@@ -1134,6 +1206,29 @@ taken:  // the conditional branch at sl was taken
   }
   CHAIN();
 
+native:  // blk has compiled code: run it, then continue where it left off
+  __attribute__((unused));
+  if constexpr (kJit) {
+    // Its native loops may retire instructions while the chunk and the budget would let
+    // the block be entered again.
+    const uint64_t floor = std::max<uint64_t>(chunk_stop + 1, blk->ninsns);
+    h.jit_loop_limit = left > floor ? left - floor : 0;
+    const uint32_t r = blk->native(&h, bpc);
+    const uint64_t looped = h.jit_loop_done;
+    h.instret += looped;
+    h.cycle += looped;
+    left -= looped;
+    sl = blk->slots() + (r & 0xffff);
+    switch (r >> 16) {
+      case jit::kExitContinue:
+        goto* sl->handler;
+      case jit::kExitTaken:
+        goto taken;
+      default:
+        goto block_break;
+    }
+  }
+
 block_break:  // the instruction at sl trapped or ends the chunk
   {
     const unsigned ran = static_cast<unsigned>(sl - blk->slots()) + 1;
@@ -1151,15 +1246,18 @@ block_break:  // the instruction at sl trapped or ends the chunk
 
 class Interpreter final : public ExecutionEngine {
  public:
+  explicit Interpreter(bool jit) : jit_(jit && cache_.enable_jit(jit_hot_threshold())) {}
   uint64_t run(Hart& h, uint64_t max_insns) override {
     if (h.trace_out != nullptr) [[unlikely]]
       return run_trace(h, max_insns);
+    if (jit_) return run_blocks<Path::kFast, true>(h, cache_, max_insns, nullptr);
     return run_blocks<Path::kFast>(h, cache_, max_insns, nullptr);
   }
   void flush() override { cache_.flush(); }
 
  private:
   CodeCache cache_;
+  const bool jit_;
 };
 
 class CheckedInterpreter final : public ExecutionEngine {
@@ -1181,14 +1279,26 @@ class CheckedInterpreter final : public ExecutionEngine {
 
 }  // namespace
 
+namespace {
+std::atomic<unsigned> g_jit_hot_threshold{[] {
+  const char* e = std::getenv("NIMBUS_JIT_HOT");  // TEMPORARY tuning knob
+  return e != nullptr ? static_cast<unsigned>(std::atoi(e)) : 16u;
+}()};
+}  // namespace
+
+void set_jit_hot_threshold(unsigned entries) { g_jit_hot_threshold.store(entries < 1 ? 1 : entries); }
+unsigned jit_hot_threshold() { return g_jit_hot_threshold.load(); }
+
 std::unique_ptr<ExecutionEngine> make_engine(EngineKind kind) {
   switch (kind) {
     case EngineKind::kCheckReference:
       return std::make_unique<CheckedInterpreter>();
+    case EngineKind::kJit:
+      return std::make_unique<Interpreter>(true);
     case EngineKind::kInterpreter:
       break;
   }
-  return std::make_unique<Interpreter>();
+  return std::make_unique<Interpreter>(false);
 }
 
 }  // namespace nimbus::cpu

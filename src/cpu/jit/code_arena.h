@@ -1,0 +1,33 @@
+// Memory for generated code, never writable and executable through the same address: one
+// memfd mapped twice, read-write for the compiler and read-execute for running (W^X).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace nimbus::cpu::jit {
+
+class CodeArena {
+ public:
+  explicit CodeArena(size_t bytes);
+  ~CodeArena();
+  CodeArena(const CodeArena&) = delete;
+  CodeArena& operator=(const CodeArena&) = delete;
+
+  // False when the host refused the mappings (the JIT then stays off).
+  bool ok() const { return exec_ != nullptr; }
+
+  // Copies `n` bytes of code in; returns their executable address, or nullptr when the
+  // arena is full (then reset() it with everything that points into it).
+  const void* add(const uint8_t* code, size_t n);
+  void reset() { used_ = 0; }
+  size_t used() const { return used_; }
+
+ private:
+  size_t size_ = 0;
+  size_t used_ = 0;
+  uint8_t* write_ = nullptr;
+  uint8_t* exec_ = nullptr;
+};
+
+}  // namespace nimbus::cpu::jit

@@ -1,0 +1,774 @@
+// Templates per instruction. Host register conventions inside compiled code:
+//   rbp   the Hart
+//   rbx   instructions retired by completed native loop iterations (jit_loop_done)
+//   [rsp] the guest address of the block's first instruction (bpc)
+//   rax, rcx, rdx  scratch
+//   r12-r15, rsi, rdi, r8-r11  guest registers, allocated per block by use count
+// The code after the prologue is straight-line in block order; everything rare (slow
+// paths, exits) is emitted after it ("cold" code), so a block that runs to its end falls
+// through without a taken jump.
+#include "cpu/jit/compiler.h"
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include "cpu/hart.h"
+#include "cpu/jit/code_arena.h"
+#include "cpu/jit/x86_emitter.h"
+
+namespace nimbus::cpu::jit {
+
+using isa::Decoded;
+using isa::Op;
+
+Layout layout_of(const Hart& h) {
+  const char* base = reinterpret_cast<const char*>(&h);
+  auto at = [base](const void* p) {
+    return static_cast<int32_t>(reinterpret_cast<const char*>(p) - base);
+  };
+  return Layout{at(&h.x[0]),         at(&h.next_pc),        at(&h.data_ctx),
+                at(&h.tlb_load[0]),  at(&h.tlb_store[0]),   at(&h.jit_loop_limit),
+                at(&h.jit_loop_done)};
+}
+
+namespace {
+
+// What an instruction reads and writes among the integer registers.
+struct Uses {
+  bool rs1, rs2, rd;
+};
+
+enum class Cls : uint8_t {
+  kNone,    // not compiled
+  kRR,      // rd = f(rs1, rs2)
+  kRI,      // rd = f(rs1, imm)
+  kR,       // rd = f(rs1)
+  kUpper,   // lui, auipc
+  kLoad,
+  kStore,
+  kBranch,
+  kJal,
+  kJalr,
+  kNop,     // fence
+};
+
+Cls classify(Op op) {
+  switch (op) {
+    case Op::add: case Op::sub: case Op::sll: case Op::slt: case Op::sltu: case Op::xor_:
+    case Op::srl: case Op::sra: case Op::or_: case Op::and_:
+    case Op::addw: case Op::subw: case Op::sllw: case Op::srlw: case Op::sraw:
+    case Op::mul: case Op::mulh: case Op::mulhsu: case Op::mulhu: case Op::mulw:
+    case Op::div: case Op::divu: case Op::rem: case Op::remu:
+    case Op::divw: case Op::divuw: case Op::remw: case Op::remuw:
+    case Op::add_uw: case Op::sh1add: case Op::sh2add: case Op::sh3add:
+    case Op::sh1add_uw: case Op::sh2add_uw: case Op::sh3add_uw:
+    case Op::andn: case Op::orn: case Op::xnor:
+    case Op::max: case Op::maxu: case Op::min: case Op::minu:
+    case Op::rol: case Op::ror: case Op::rolw: case Op::rorw:
+      return Cls::kRR;
+    case Op::addi: case Op::slti: case Op::sltiu: case Op::xori: case Op::ori: case Op::andi:
+    case Op::slli: case Op::srli: case Op::srai:
+    case Op::addiw: case Op::slliw: case Op::srliw: case Op::sraiw:
+    case Op::slli_uw: case Op::rori: case Op::roriw:
+      return Cls::kRI;
+    case Op::sext_b: case Op::sext_h: case Op::zext_h: case Op::rev8:
+      return Cls::kR;
+    case Op::lui: case Op::auipc:
+      return Cls::kUpper;
+    case Op::lb: case Op::lh: case Op::lw: case Op::ld: case Op::lbu: case Op::lhu:
+    case Op::lwu:
+      return Cls::kLoad;
+    case Op::sb: case Op::sh: case Op::sw: case Op::sd:
+      return Cls::kStore;
+    case Op::beq: case Op::bne: case Op::blt: case Op::bge: case Op::bltu: case Op::bgeu:
+      return Cls::kBranch;
+    case Op::jal:
+      return Cls::kJal;
+    case Op::jalr:
+      return Cls::kJalr;
+    case Op::fence:
+      return Cls::kNop;
+    default:
+      return Cls::kNone;
+  }
+}
+
+Uses uses_of(const Decoded& d) {
+  switch (classify(d.op)) {
+    case Cls::kRR: return {true, true, true};
+    case Cls::kRI: case Cls::kR: return {true, false, true};
+    case Cls::kUpper: return {false, false, true};
+    case Cls::kLoad: return {true, false, true};
+    case Cls::kStore: return {true, true, false};
+    case Cls::kBranch: return {true, true, false};
+    case Cls::kJal: return {false, false, true};
+    case Cls::kJalr: return {true, false, true};
+    default: return {false, false, false};
+  }
+}
+
+constexpr Reg kAllocOrder[] = {R12, R13, R14, R15, RSI, RDI, R8, R9, R10, R11};
+constexpr Reg kCallerSaved[] = {RSI, RDI, R8, R9, R10, R11};
+
+class Compiler {
+ public:
+  Compiler(const Insn* insns, unsigned n, unsigned ninsns, const Layout& l, const SlowPaths& s)
+      : in_(insns), n_(n), ninsns_(ninsns), L_(l), slow_(s) {}
+
+  std::vector<uint8_t>& compile() {
+    allocate();
+    prologue();
+    for (unsigned i = 0; i < n_; i++) {
+      if (!insn(i)) return a_.code();  // the instruction ended the compiled code
+    }
+    // Ran off the end of the compiled prefix: the interpreter goes on at slot n_ (when
+    // n_ == ninsns_, the block is done and next_pc already holds the fall-through).
+    exit_to(kExitContinue, n_);
+    emit_cold();
+    return a_.code();
+  }
+
+ private:
+  // ---- registers ----
+  void allocate() {
+    unsigned count[32] = {};
+    for (unsigned i = 0; i < n_; i++) {
+      const Decoded& d = in_[i].d;
+      const Uses u = uses_of(d);
+      if (u.rs1) count[d.rs1]++;
+      if (u.rs2) count[d.rs2]++;
+      if (u.rd) {
+        count[d.rd]++;
+        written_[d.rd] = true;
+      }
+    }
+    count[0] = 0;
+    written_[0] = false;
+    unsigned order[32];
+    for (unsigned r = 0; r < 32; r++) order[r] = r;
+    std::stable_sort(order, order + 32, [&](unsigned a, unsigned b) { return count[a] > count[b]; });
+    std::fill(std::begin(host_), std::end(host_), -1);
+    unsigned next = 0;
+    for (unsigned k = 0; k < 32 && next < std::size(kAllocOrder); k++) {
+      const unsigned r = order[k];
+      if (count[r] == 0) break;
+      host_[r] = kAllocOrder[next++];
+    }
+    for (Reg c : kCallerSaved) {
+      for (unsigned r = 1; r < 32; r++) {
+        if (host_[r] == c) saved_.push_back(c);
+      }
+    }
+  }
+
+  bool allocated(unsigned r) const { return host_[r] >= 0; }
+  Reg host(unsigned r) const { return static_cast<Reg>(host_[r]); }
+  Mem xmem(unsigned r) const { return mem(RBP, L_.x + 8 * static_cast<int32_t>(r)); }
+
+  // A host register holding guest register r: its own, or `scratch` loaded with it.
+  Reg src(unsigned r, Reg scratch) {
+    if (r == 0) {
+      a_.mov_imm(scratch, 0);
+      return scratch;
+    }
+    if (allocated(r)) return host(r);
+    a_.load64(scratch, xmem(r));
+    return scratch;
+  }
+  // Where to compute a result for rd: its host register unless that is `avoid` (an
+  // operand still needed), else rax.
+  Reg target(unsigned rd, Reg avoid = RSP) const {
+    if (rd != 0 && allocated(rd) && host(rd) != avoid) return host(rd);
+    return RAX;
+  }
+  // Makes `v` guest register rd's value.
+  void commit(unsigned rd, Reg v) {
+    if (rd == 0) return;
+    if (allocated(rd)) {
+      a_.mov(host(rd), v);
+    } else {
+      a_.store64(xmem(rd), v);
+    }
+  }
+  void write_back() {
+    for (unsigned r = 1; r < 32; r++) {
+      if (allocated(r) && written_[r]) a_.store64(xmem(r), host(r));
+    }
+  }
+
+  // ---- structure ----
+  void prologue() {
+    for (Reg r : {RBX, RBP, R12, R13, R14, R15}) a_.push(r);
+    a_.alu_imm(kSub, RSP, 8);  // 16-byte alignment for calls; [rsp] = bpc
+    a_.mov(RBP, RDI);
+    a_.store64(mem(RSP), RSI);
+    a_.mov_imm(RBX, 0);
+    for (unsigned r = 1; r < 32; r++) {
+      if (allocated(r)) a_.load64(host(r), xmem(r));
+    }
+    a_.bind(loop_top_);
+  }
+
+  // Leaves compiled code: registers back to the hart, the exit code in eax.
+  void exit_to(ExitKind kind, unsigned slot) {
+    write_back();
+    a_.mov_imm(RAX, (static_cast<uint32_t>(kind) << 16) | slot);
+    a_.jmp(epilogue_);
+  }
+  // next_pc = bpc + rel, then exit.
+  void exit_with_next_pc(ExitKind kind, unsigned slot, int64_t rel) {
+    a_.load64(RAX, mem(RSP));
+    add_imm64(RAX, rel);
+    a_.store64(mem(RBP, L_.next_pc), RAX);
+    exit_to(kind, slot);
+  }
+  void add_imm64(Reg r, int64_t v) {
+    if (v == 0) return;
+    if (v >= INT32_MIN && v <= INT32_MAX) {
+      a_.alu_imm(kAdd, r, static_cast<int32_t>(v));
+    } else {
+      a_.mov_imm(RDX, static_cast<uint64_t>(v));
+      a_.alu(kAdd, r, RDX);
+    }
+  }
+  // bpc + rel into r.
+  void guest_pc(Reg r, int64_t rel) {
+    a_.load64(r, mem(RSP));
+    add_imm64(r, rel);
+  }
+
+  Label& new_label() { return labels_.emplace_back(); }
+  void cold(std::function<void()> f) { cold_.push_back(std::move(f)); }
+
+  void emit_cold() {
+    // Cold code may add more cold code (it does not today, but keep the loop general).
+    for (size_t i = 0; i < cold_.size(); i++) cold_[i]();
+    a_.bind(epilogue_);
+    a_.store64(mem(RBP, L_.loop_done), RBX);
+    a_.alu_imm(kAdd, RSP, 8);
+    for (Reg r : {R15, R14, R13, R12, RBP, RBX}) a_.pop(r);
+    a_.ret();
+  }
+
+  // A native loop back to the block's start after `retired` instructions of this
+  // iteration, while the budget lasts; otherwise `otherwise`.
+  void loop_back(unsigned retired, Label& otherwise) {
+    a_.lea(RAX, mem(RBX, static_cast<int32_t>(retired)));
+    a_.alu_mem(kCmp, RAX, mem(RBP, L_.loop_limit));
+    a_.jcc(kA, otherwise);
+    a_.mov(RBX, RAX);
+    a_.jmp(loop_top_);
+  }
+
+  // Calls a slow path with the caller-saved guest registers preserved; `args` loads the
+  // argument registers (rdi = hart is set here) given the stack depth it runs at.
+  void call_slow(const void* fn, const std::function<void(int32_t bpc_at)>& args) {
+    for (Reg r : saved_) a_.push(r);
+    const bool pad = saved_.size() % 2 != 0;
+    if (pad) a_.alu_imm(kSub, RSP, 8);
+    const int32_t depth = 8 * static_cast<int32_t>(saved_.size() + (pad ? 1 : 0));
+    args(depth);
+    a_.mov(RDI, RBP);
+    a_.call(fn);
+    if (pad) a_.alu_imm(kAdd, RSP, 8);
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) a_.pop(*it);
+  }
+
+  // ---- instructions ----
+  // Emits instruction i; false when compilation stops there.
+  bool insn(unsigned i) {
+    const Insn& in = in_[i];
+    const Decoded& d = in.d;
+    const int64_t imm = d.imm;
+    switch (classify(d.op)) {
+      case Cls::kNop:
+        return true;
+      case Cls::kUpper: {
+        if (d.rd == 0) return true;
+        const Reg D = target(d.rd);
+        if (d.op == Op::lui) {
+          a_.mov_imm(D, static_cast<uint64_t>(imm));
+        } else {
+          guest_pc(D, in.off + imm);
+        }
+        commit(d.rd, D);
+        return true;
+      }
+      case Cls::kRR:
+        if (d.rd != 0) rr(d);
+        return true;
+      case Cls::kRI:
+        if (d.rd != 0) ri(d);
+        return true;
+      case Cls::kR:
+        if (d.rd != 0) r1(d);
+        return true;
+      case Cls::kLoad:
+        load(i, d);
+        return true;
+      case Cls::kStore:
+        store(i, d);
+        return true;
+      case Cls::kBranch:
+        branch(i, d);
+        return true;
+      case Cls::kJal: {
+        if (d.rd != 0) {
+          const Reg D = target(d.rd);
+          guest_pc(D, in.off + d.len);
+          commit(d.rd, D);
+        }
+        if (in.off + imm == 0) {
+          Label& out = new_label();
+          loop_back(ninsns_, out);
+          a_.bind(out);
+        }
+        exit_with_next_pc(kExitContinue, ninsns_, in.off + imm);
+        emit_cold();
+        return false;
+      }
+      case Cls::kJalr: {
+        const Reg A = src(d.rs1, RAX);
+        a_.mov(RAX, A);
+        add_imm64(RAX, imm);
+        a_.alu_imm(kAnd, RAX, -2);
+        a_.store64(mem(RBP, L_.next_pc), RAX);
+        if (d.rd != 0) {
+          const Reg D = target(d.rd);
+          guest_pc(D, in.off + d.len);
+          commit(d.rd, D);
+        }
+        exit_to(kExitContinue, ninsns_);
+        emit_cold();
+        return false;
+      }
+      case Cls::kNone:
+        break;
+    }
+    exit_to(kExitContinue, i);
+    emit_cold();
+    return false;
+  }
+
+  void rr(const Decoded& d) {
+    switch (d.op) {
+      case Op::add: return binop(d, kAdd, false);
+      case Op::sub: return binop(d, kSub, false);
+      case Op::xor_: return binop(d, kXor, false);
+      case Op::or_: return binop(d, kOr, false);
+      case Op::and_: return binop(d, kAnd, false);
+      case Op::addw: return binop(d, kAdd, true);
+      case Op::subw: return binop(d, kSub, true);
+      case Op::slt: return set_less(d, kL);
+      case Op::sltu: return set_less(d, kB);
+      case Op::sll: return shift_reg(d, kShl, false);
+      case Op::srl: return shift_reg(d, kShr, false);
+      case Op::sra: return shift_reg(d, kSar, false);
+      case Op::rol: return shift_reg(d, kRol, false);
+      case Op::ror: return shift_reg(d, kRor, false);
+      case Op::sllw: return shift_reg(d, kShl, true);
+      case Op::srlw: return shift_reg(d, kShr, true);
+      case Op::sraw: return shift_reg(d, kSar, true);
+      case Op::rolw: return shift_reg(d, kRol, true);
+      case Op::rorw: return shift_reg(d, kRor, true);
+      case Op::mul:
+      case Op::mulw: {
+        const Reg B = src(d.rs2, RCX);
+        const Reg D = target(d.rd, B);
+        a_.mov(D, src(d.rs1, D));
+        if (d.op == Op::mul) {
+          a_.imul(D, B);
+        } else {
+          a_.imul32(D, B);
+          a_.movsxd(D, D);
+        }
+        commit(d.rd, D);
+        return;
+      }
+      case Op::mulh:
+      case Op::mulhu:
+      case Op::mulhsu: {
+        const Reg B = src(d.rs2, RCX);
+        a_.mov(RAX, src(d.rs1, RAX));
+        if (d.op == Op::mulh) {
+          a_.imul1(B);
+        } else {
+          a_.mul1(B);
+          if (d.op == Op::mulhsu) {  // signed rs1: subtract rs2 when rs1 < 0
+            a_.mov(RAX, src(d.rs1, RAX));
+            a_.shift_imm(kSar, RAX, 63);
+            a_.alu(kAnd, RAX, B);
+            a_.alu(kSub, RDX, RAX);
+          }
+        }
+        commit(d.rd, RDX);
+        return;
+      }
+      case Op::div: case Op::divu: case Op::rem: case Op::remu:
+      case Op::divw: case Op::divuw: case Op::remw: case Op::remuw:
+        return divide(d);
+      case Op::add_uw: return add_scaled(d, 1, true);
+      case Op::sh1add: return add_scaled(d, 2, false);
+      case Op::sh2add: return add_scaled(d, 4, false);
+      case Op::sh3add: return add_scaled(d, 8, false);
+      case Op::sh1add_uw: return add_scaled(d, 2, true);
+      case Op::sh2add_uw: return add_scaled(d, 4, true);
+      case Op::sh3add_uw: return add_scaled(d, 8, true);
+      case Op::andn:
+      case Op::orn:
+      case Op::xnor: {  // rs1 op ~rs2
+        const Reg A = src(d.rs1, RCX);
+        a_.mov(RAX, src(d.rs2, RAX));
+        a_.not_(RAX);
+        a_.alu(d.op == Op::andn ? kAnd : d.op == Op::orn ? kOr : kXor, RAX, A);
+        commit(d.rd, RAX);
+        return;
+      }
+      case Op::max: return minmax(d, kL);
+      case Op::min: return minmax(d, kG);
+      case Op::maxu: return minmax(d, kB);
+      case Op::minu: return minmax(d, kA);
+      default: return;
+    }
+  }
+
+  void binop(const Decoded& d, Alu op, bool word) {
+    const Reg B = src(d.rs2, RCX);
+    const Reg D = target(d.rd, B);
+    a_.mov(D, src(d.rs1, D));
+    if (word) {
+      a_.alu32(op, D, B);
+      a_.movsxd(D, D);
+    } else {
+      a_.alu(op, D, B);
+    }
+    commit(d.rd, D);
+  }
+
+  void set_less(const Decoded& d, Cond cc) {
+    const Reg B = src(d.rs2, RCX);
+    const Reg A = src(d.rs1, RAX);
+    a_.alu(kCmp, A, B);
+    a_.setcc(cc, RDX);
+    a_.movzx8(RDX, RDX);
+    commit(d.rd, RDX);
+  }
+
+  void shift_reg(const Decoded& d, Shift op, bool word) {
+    a_.mov(RCX, src(d.rs2, RCX));
+    const Reg D = target(d.rd);
+    a_.mov(D, src(d.rs1, D));
+    if (word) {
+      a_.shift32_cl(op, D);
+      a_.movsxd(D, D);
+    } else {
+      a_.shift_cl(op, D);
+    }
+    commit(d.rd, D);
+  }
+
+  // rd = rs2 + (rs1 [zero-extended from 32 bits]) * scale
+  void add_scaled(const Decoded& d, unsigned scale, bool uw) {
+    const Reg B = src(d.rs2, RCX);
+    Reg A = src(d.rs1, RAX);
+    if (uw) {
+      a_.mov32(RAX, A);
+      A = RAX;
+    }
+    const Reg D = target(d.rd);
+    a_.lea_scaled(D, B, A, scale);
+    commit(d.rd, D);
+  }
+
+  // rd = rs1, replaced by rs2 when `replace` holds after cmp rs1, rs2.
+  void minmax(const Decoded& d, Cond replace) {
+    const Reg B = src(d.rs2, RCX);
+    a_.mov(RAX, src(d.rs1, RAX));
+    a_.alu(kCmp, RAX, B);
+    a_.cmov(replace, RAX, B);
+    commit(d.rd, RAX);
+  }
+
+  void divide(const Decoded& d) {
+    const bool word = d.op == Op::divw || d.op == Op::divuw || d.op == Op::remw ||
+                      d.op == Op::remuw;
+    const bool sign = d.op == Op::div || d.op == Op::rem || d.op == Op::divw || d.op == Op::remw;
+    const bool rem = d.op == Op::rem || d.op == Op::remu || d.op == Op::remw || d.op == Op::remuw;
+    const Reg B = src(d.rs2, RCX);
+    a_.mov(RAX, src(d.rs1, RAX));
+    Label& nonzero = new_label();
+    Label& divide = new_label();
+    Label& done = new_label();
+    if (word) {
+      a_.alu32_imm(kCmp, B, 0);
+    } else {
+      a_.alu_imm(kCmp, B, 0);
+    }
+    a_.jcc(kNE, nonzero);
+    // Division by zero: quotient all ones, remainder the dividend.
+    if (rem) {
+      a_.mov(RDX, RAX);
+    } else {
+      a_.mov_imm(RAX, ~0ull);
+    }
+    a_.jmp(done);
+    a_.bind(nonzero);
+    if (sign) {
+      // x / -1 = -x (wrapping: the overflow case MIN / -1 = MIN), x % -1 = 0.
+      if (word) {
+        a_.alu32_imm(kCmp, B, -1);
+      } else {
+        a_.alu_imm(kCmp, B, -1);
+      }
+      a_.jcc(kNE, divide);
+      if (rem) {
+        a_.mov_imm(RDX, 0);
+      } else if (word) {
+        a_.mov32(RAX, RAX);
+        a_.neg(RAX);  // the low 32 bits are the wrapped 32-bit negation
+      } else {
+        a_.neg(RAX);
+      }
+      a_.jmp(done);
+      a_.bind(divide);
+      if (word) {
+        a_.cdq();
+        a_.idiv1_32(B);
+      } else {
+        a_.cqo();
+        a_.idiv1(B);
+      }
+    } else {
+      a_.mov_imm(RDX, 0);
+      if (word) {
+        a_.div1_32(B);
+      } else {
+        a_.div1(B);
+      }
+    }
+    a_.bind(done);
+    const Reg R = rem ? RDX : RAX;
+    if (word) a_.movsxd(R, R);
+    commit(d.rd, R);
+  }
+
+  void ri(const Decoded& d) {
+    const int32_t imm = d.imm;
+    const Reg D = target(d.rd);
+    switch (d.op) {
+      case Op::addi: case Op::xori: case Op::ori: case Op::andi: case Op::addiw: {
+        const Alu op = d.op == Op::xori ? kXor : d.op == Op::ori ? kOr : d.op == Op::andi ? kAnd : kAdd;
+        a_.mov(D, src(d.rs1, D));
+        if (d.op == Op::addiw) {
+          a_.alu32_imm(op, D, imm);
+          a_.movsxd(D, D);
+        } else if (imm != 0 || op == kAnd) {
+          a_.alu_imm(op, D, imm);
+        }
+        break;
+      }
+      case Op::slti:
+      case Op::sltiu: {
+        const Reg A = src(d.rs1, RAX);
+        a_.alu_imm(kCmp, A, imm);
+        a_.setcc(d.op == Op::slti ? kL : kB, RDX);
+        a_.movzx8(RDX, RDX);
+        commit(d.rd, RDX);
+        return;
+      }
+      case Op::slli: case Op::srli: case Op::srai: case Op::rori:
+        a_.mov(D, src(d.rs1, D));
+        a_.shift_imm(d.op == Op::slli ? kShl : d.op == Op::srli ? kShr : d.op == Op::srai ? kSar : kRor,
+                     D, static_cast<unsigned>(imm) & 63);
+        break;
+      case Op::slliw: case Op::srliw: case Op::sraiw: case Op::roriw:
+        a_.mov(D, src(d.rs1, D));
+        a_.shift32_imm(d.op == Op::slliw ? kShl : d.op == Op::srliw ? kShr : d.op == Op::sraiw ? kSar : kRor,
+                       D, static_cast<unsigned>(imm) & 31);
+        a_.movsxd(D, D);
+        break;
+      case Op::slli_uw:
+        a_.mov32(D, src(d.rs1, D));
+        a_.shift_imm(kShl, D, static_cast<unsigned>(imm) & 63);
+        break;
+      default:
+        return;
+    }
+    commit(d.rd, D);
+  }
+
+  void r1(const Decoded& d) {
+    const Reg D = target(d.rd);
+    const Reg A = src(d.rs1, D);
+    switch (d.op) {
+      case Op::sext_b: a_.movsx8(D, A); break;
+      case Op::sext_h: a_.movsx16(D, A); break;
+      case Op::zext_h: a_.movzx16(D, A); break;
+      case Op::rev8: a_.mov(D, A); a_.bswap(D); break;
+      default: return;
+    }
+    commit(d.rd, D);
+  }
+
+  // rax = the virtual address; rcx = the TLB entry's offset from the hart; jumps to `miss`
+  // unless the entry maps the page in the current context and the access is aligned.
+  void tlb_check(const Decoded& d, unsigned size, int32_t tlb, Label& miss) {
+    a_.mov(RAX, src(d.rs1, RAX));
+    add_imm64(RAX, d.imm);
+    a_.mov(RCX, RAX);
+    a_.shift_imm(kShr, RCX, 12);
+    a_.mov(RDX, RCX);
+    a_.alu_mem(kOr, RDX, mem(RBP, L_.data_ctx));
+    a_.alu32_imm(kAnd, RCX, static_cast<int32_t>(kTlbSize - 1));
+    a_.shift32_imm(kShl, RCX, 4);
+    a_.alu_mem(kXor, RDX, mem_idx(RBP, RCX, tlb));
+    a_.jcc(kNE, miss);
+    if (size > 1) {
+      a_.test32_imm(RAX, size - 1);
+      a_.jcc(kNE, miss);
+    }
+    a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, tlb + 8));  // + addend: the host address
+  }
+
+  void load(unsigned i, const Decoded& d) {
+    unsigned size = 8;
+    bool sign = false;
+    switch (d.op) {
+      case Op::lb: size = 1; sign = true; break;
+      case Op::lh: size = 2; sign = true; break;
+      case Op::lw: size = 4; sign = true; break;
+      case Op::lbu: size = 1; break;
+      case Op::lhu: size = 2; break;
+      case Op::lwu: size = 4; break;
+      default: break;
+    }
+    Label& miss = new_label();
+    Label& resume = new_label();
+    tlb_check(d, size, L_.tlb_load, miss);
+    const Reg D = d.rd != 0 && allocated(d.rd) ? host(d.rd) : RDX;
+    a_.load(D, mem(RAX), size, sign);
+    if (d.rd != 0 && !allocated(d.rd)) a_.store64(xmem(d.rd), RDX);
+    a_.bind(resume);
+    const uint16_t off = in_[i].off;
+    cold([this, &miss, &resume, i, d, size, sign, off] {
+      a_.bind(miss);
+      call_slow(reinterpret_cast<const void*>(slow_.load), [&](int32_t depth) {
+        a_.mov(RSI, RAX);
+        a_.load64(RDX, mem(RSP, depth));
+        add_imm64(RDX, off);
+        a_.mov_imm(RCX, size | (sign ? 0x100u : 0u));
+      });
+      Label& ok = new_label();
+      a_.test(RDX, RDX);
+      a_.jcc(kNE, ok);
+      exit_to(kExitBreak, i);
+      a_.bind(ok);
+      commit(d.rd, RAX);
+      a_.jmp(resume);
+    });
+  }
+
+  void store(unsigned i, const Decoded& d) {
+    unsigned size = 8;
+    switch (d.op) {
+      case Op::sb: size = 1; break;
+      case Op::sh: size = 2; break;
+      case Op::sw: size = 4; break;
+      default: break;
+    }
+    Label& miss = new_label();
+    Label& resume = new_label();
+    tlb_check(d, size, L_.tlb_store, miss);
+    const Reg V = src(d.rs2, RDX);
+    a_.store(mem(RAX), V, size);
+    a_.bind(resume);
+    const uint16_t off = in_[i].off;
+    cold([this, &miss, &resume, i, d, size, off] {
+      a_.bind(miss);
+      call_slow(reinterpret_cast<const void*>(slow_.store), [&](int32_t depth) {
+        a_.mov(RDX, src(d.rs2, RDX));  // before rsi/rcx/r8 are overwritten
+        a_.mov(RSI, RAX);
+        a_.load64(RCX, mem(RSP, depth));
+        add_imm64(RCX, off);
+        a_.mov_imm(R8, size);
+      });
+      Label& ok = new_label();
+      a_.test(RAX, RAX);
+      a_.jcc(kNE, ok);
+      exit_to(kExitBreak, i);
+      a_.bind(ok);
+      a_.jmp(resume);
+    });
+  }
+
+  void branch(unsigned i, const Decoded& d) {
+    Cond cc = kE;
+    switch (d.op) {
+      case Op::beq: cc = kE; break;
+      case Op::bne: cc = kNE; break;
+      case Op::blt: cc = kL; break;
+      case Op::bge: cc = kGE; break;
+      case Op::bltu: cc = kB; break;
+      case Op::bgeu: cc = kAE; break;
+      default: break;
+    }
+    const Reg B = src(d.rs2, RCX);
+    const Reg A = src(d.rs1, RAX);
+    a_.alu(kCmp, A, B);
+    Label& taken = new_label();
+    a_.jcc(cc, taken);
+    const int64_t rel = in_[i].off + static_cast<int64_t>(d.imm);
+    cold([this, &taken, i, rel] {
+      a_.bind(taken);
+      Label& out = new_label();
+      if (rel == 0) {  // back to the block's start: a native loop
+        loop_back(i + 1, out);
+      }
+      a_.bind(out);
+      exit_with_next_pc(kExitTaken, i, rel);
+    });
+  }
+
+  const Insn* in_;
+  const unsigned n_;
+  const unsigned ninsns_;
+  const Layout& L_;
+  const SlowPaths& slow_;
+  Emitter a_;
+  int8_t host_[32];
+  bool written_[32] = {};
+  std::vector<Reg> saved_;  // caller-saved host registers holding guest registers
+  std::deque<Label> labels_;
+  Label loop_top_, epilogue_;
+  std::vector<std::function<void()>> cold_;
+};
+
+}  // namespace
+
+bool supported(isa::Op op) { return classify(op) != Cls::kNone; }
+
+NativeBlock compile_block(const Insn* insns, unsigned n, const Layout& layout,
+                          const SlowPaths& slow, CodeArena& arena, bool& full) {
+  full = false;
+  unsigned k = 0;
+  while (k < n && supported(insns[k].d.op)) {
+    const Op op = insns[k].d.op;
+    k++;
+    if (op == Op::jal || op == Op::jalr) break;
+  }
+  // A prefix of one or two instructions before the interpreter takes over again costs more
+  // in the call than it saves.
+  if (k == 0 || (k < n && k < 3)) return nullptr;
+  Compiler c(insns, k, n, layout, slow);
+  const std::vector<uint8_t>& code = c.compile();
+  const void* p = arena.add(code.data(), code.size());
+  if (p == nullptr) {
+    full = true;
+    return nullptr;
+  }
+  return reinterpret_cast<NativeBlock>(const_cast<void*>(p));
+}
+
+}  // namespace nimbus::cpu::jit

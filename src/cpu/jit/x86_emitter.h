@@ -1,0 +1,284 @@
+// A small x86-64 assembler: the instructions the JIT's templates need, encoded into a
+// byte vector (Intel SDM vol. 2 for the encodings). Labels are resolved when bound; all
+// jumps are rel32, so the code is position independent and may be copied as a whole.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace nimbus::cpu::jit {
+
+enum Reg : uint8_t {
+  RAX = 0, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
+  R8, R9, R10, R11, R12, R13, R14, R15,
+};
+
+// Condition codes (the low nibble of Jcc/SETcc/CMOVcc).
+enum Cond : uint8_t {
+  kO = 0, kNO, kB, kAE, kE, kNE, kBE, kA, kS, kNS, kP, kNP, kL, kGE, kLE, kG,
+};
+
+// Group-1 ALU operations: the /digit of 81/83 and (digit << 3) | 1 is the "r/m, r" opcode.
+enum Alu : uint8_t { kAdd = 0, kOr = 1, kAnd = 4, kSub = 5, kXor = 6, kCmp = 7 };
+// Group-2 shifts and rotates (the /digit of C1 and D3).
+enum Shift : uint8_t { kRol = 0, kRor = 1, kShl = 4, kShr = 5, kSar = 7 };
+
+// A memory operand [base + index + disp] (index optional, scale 1).
+struct Mem {
+  Reg base;
+  int32_t disp = 0;
+  bool has_index = false;
+  Reg index = RAX;
+};
+inline Mem mem(Reg base, int32_t disp = 0) { return Mem{base, disp}; }
+inline Mem mem_idx(Reg base, Reg index, int32_t disp = 0) { return Mem{base, disp, true, index}; }
+
+struct Label {
+  int pos = -1;
+  std::vector<int> fixups;  // offsets of rel32 fields that jump here
+};
+
+class Emitter {
+ public:
+  std::vector<uint8_t>& code() { return buf_; }
+  size_t size() const { return buf_.size(); }
+
+  void bind(Label& l) {
+    l.pos = static_cast<int>(buf_.size());
+    for (int f : l.fixups) patch32(f, l.pos - (f + 4));
+    l.fixups.clear();
+  }
+
+  // ---- moves ----
+  void mov(Reg dst, Reg src) {  // 64-bit
+    if (dst != src) rr(true, 0x89, src, dst);
+  }
+  void mov32(Reg dst, Reg src) { rr(false, 0x89, src, dst); }  // zero-extends
+  void mov_imm(Reg dst, uint64_t v) {
+    if (v == 0) {
+      rr(false, 0x31, dst, dst);  // xor r32, r32
+    } else if (v <= 0xffffffffull) {
+      rex(false, 0, 0, dst);
+      byte(0xB8 | (dst & 7));
+      imm32(static_cast<uint32_t>(v));
+    } else if (static_cast<int64_t>(v) == static_cast<int32_t>(v)) {
+      rex(true, 0, 0, dst);
+      byte(0xC7);
+      byte(0xC0 | (dst & 7));
+      imm32(static_cast<uint32_t>(v));
+    } else {
+      rex(true, 0, 0, dst);
+      byte(0xB8 | (dst & 7));
+      for (int i = 0; i < 8; i++) byte(static_cast<uint8_t>(v >> (8 * i)));
+    }
+  }
+  void load64(Reg dst, Mem m) { rm(true, {0x8B}, dst, m); }
+  void store64(Mem m, Reg src) { rm(true, {0x89}, src, m); }
+  // Loads of 1, 2, 4 or 8 bytes, sign- or zero-extended to 64 bits.
+  void load(Reg dst, Mem m, unsigned size, bool sign) {
+    switch (size) {
+      case 1: rm(sign, {0x0F, static_cast<uint8_t>(sign ? 0xBE : 0xB6)}, dst, m); break;
+      case 2: rm(sign, {0x0F, static_cast<uint8_t>(sign ? 0xBF : 0xB7)}, dst, m); break;
+      case 4:
+        if (sign) rm(true, {0x63}, dst, m);  // movsxd
+        else rm(false, {0x8B}, dst, m);      // mov r32 zero-extends
+        break;
+      default: load64(dst, m); break;
+    }
+  }
+  // Stores the low `size` bytes of src.
+  void store(Mem m, Reg src, unsigned size) {
+    switch (size) {
+      case 1: rm(false, {0x88}, src, m, /*byte_reg=*/true); break;
+      case 2: byte(0x66); rm(false, {0x89}, src, m); break;
+      case 4: rm(false, {0x89}, src, m); break;
+      default: store64(m, src); break;
+    }
+  }
+  void movsxd(Reg dst, Reg src) { rr(true, 0x63, dst, src); }      // sign-extend low 32
+  void movsx8(Reg dst, Reg src) { rr2(true, 0xBE, dst, src, true); }
+  void movsx16(Reg dst, Reg src) { rr2(true, 0xBF, dst, src); }
+  void movzx8(Reg dst, Reg src) { rr2(false, 0xB6, dst, src, true); }
+  void movzx16(Reg dst, Reg src) { rr2(false, 0xB7, dst, src); }
+  void lea(Reg dst, Mem m) { rm(true, {0x8D}, dst, m); }
+  // lea dst, [base + index * scale] (scale 1, 2, 4, 8).
+  void lea_scaled(Reg dst, Reg base, Reg index, unsigned scale) {
+    const uint8_t ss = scale == 8 ? 3 : scale == 4 ? 2 : scale == 2 ? 1 : 0;
+    rex(true, dst, index, base);
+    byte(0x8D);
+    if ((base & 7) == RBP) {
+      byte(0x44 | ((dst & 7) << 3));  // mod 01, SIB, disp8 = 0
+      byte(static_cast<uint8_t>((ss << 6) | ((index & 7) << 3) | (base & 7)));
+      byte(0);
+    } else {
+      byte(0x04 | ((dst & 7) << 3));
+      byte(static_cast<uint8_t>((ss << 6) | ((index & 7) << 3) | (base & 7)));
+    }
+  }
+
+  // ---- arithmetic ----
+  void alu(Alu op, Reg dst, Reg src) { rr(true, static_cast<uint8_t>((op << 3) | 1), src, dst); }
+  void alu32(Alu op, Reg dst, Reg src) { rr(false, static_cast<uint8_t>((op << 3) | 1), src, dst); }
+  void alu_mem(Alu op, Reg dst, Mem m) {  // dst op= [m]
+    rm(true, {static_cast<uint8_t>((op << 3) | 3)}, dst, m);
+  }
+  void alu_imm(Alu op, Reg dst, int32_t v) { alu_imm_w(true, op, dst, v); }
+  void alu32_imm(Alu op, Reg dst, int32_t v) { alu_imm_w(false, op, dst, v); }
+  void test(Reg a, Reg b) { rr(true, 0x85, b, a); }
+  void test32_imm(Reg a, uint32_t v) {
+    rex(false, 0, 0, a);
+    if (a == RAX) {
+      byte(0xA9);
+    } else {
+      byte(0xF7);
+      byte(0xC0 | (a & 7));
+    }
+    imm32(v);
+  }
+  void test_mem8_imm(Mem m, uint8_t v) {
+    rm(false, {0xF6}, static_cast<Reg>(0), m);
+    byte(v);
+  }
+  void shift_imm(Shift op, Reg r, unsigned n) { shift_imm_w(true, op, r, n); }
+  void shift32_imm(Shift op, Reg r, unsigned n) { shift_imm_w(false, op, r, n); }
+  void shift_cl(Shift op, Reg r) { grp(true, 0xD3, op, r); }
+  void shift32_cl(Shift op, Reg r) { grp(false, 0xD3, op, r); }
+  void imul(Reg dst, Reg src) { rr2(true, 0xAF, dst, src); }
+  void imul32(Reg dst, Reg src) { rr2(false, 0xAF, dst, src); }
+  void mul1(Reg src) { grp(true, 0xF7, 4, src); }   // rdx:rax = rax * src (unsigned)
+  void imul1(Reg src) { grp(true, 0xF7, 5, src); }  // rdx:rax = rax * src (signed)
+  void div1(Reg src) { grp(true, 0xF7, 6, src); }
+  void idiv1(Reg src) { grp(true, 0xF7, 7, src); }
+  void div1_32(Reg src) { grp(false, 0xF7, 6, src); }
+  void idiv1_32(Reg src) { grp(false, 0xF7, 7, src); }
+  void cqo() { byte(0x48); byte(0x99); }
+  void cdq() { byte(0x99); }
+  void not_(Reg r) { grp(true, 0xF7, 2, r); }
+  void neg(Reg r) { grp(true, 0xF7, 3, r); }
+  void setcc(Cond c, Reg r) {  // low byte of r
+    rex(false, 0, 0, r, true);
+    byte(0x0F);
+    byte(0x90 | c);
+    byte(0xC0 | (r & 7));
+  }
+  void cmov(Cond c, Reg dst, Reg src) { rr2(true, static_cast<uint8_t>(0x40 | c), dst, src); }
+  void bswap(Reg r) {
+    rex(true, 0, 0, r);
+    byte(0x0F);
+    byte(0xC8 | (r & 7));
+  }
+
+  // ---- control ----
+  void jcc(Cond c, Label& l) {
+    byte(0x0F);
+    byte(0x80 | c);
+    rel32(l);
+  }
+  void jmp(Label& l) {
+    byte(0xE9);
+    rel32(l);
+  }
+  void call(const void* fn) {  // via rax
+    mov_imm(RAX, reinterpret_cast<uint64_t>(fn));
+    byte(0xFF);
+    byte(0xD0);
+  }
+  void ret() { byte(0xC3); }
+  void push(Reg r) {
+    rex(false, 0, 0, r);
+    byte(0x50 | (r & 7));
+  }
+  void pop(Reg r) {
+    rex(false, 0, 0, r);
+    byte(0x58 | (r & 7));
+  }
+
+ private:
+  void byte(uint8_t b) { buf_.push_back(b); }
+  void imm32(uint32_t v) {
+    for (int i = 0; i < 4; i++) byte(static_cast<uint8_t>(v >> (8 * i)));
+  }
+  void patch32(int at, int32_t v) { std::memcpy(buf_.data() + at, &v, 4); }
+  void rel32(Label& l) {
+    const int at = static_cast<int>(buf_.size());
+    imm32(0);
+    if (l.pos >= 0) {
+      patch32(at, l.pos - (at + 4));
+    } else {
+      l.fixups.push_back(at);
+    }
+  }
+  // REX prefix when needed (W, or an extended register, or a byte register sil/dil/spl/bpl).
+  void rex(bool w, unsigned reg, unsigned index, unsigned base, bool byte_reg = false) {
+    uint8_t r = static_cast<uint8_t>(0x40 | (w ? 8 : 0) | ((reg & 8) ? 4 : 0) |
+                                     ((index & 8) ? 2 : 0) | ((base & 8) ? 1 : 0));
+    const bool needs = r != 0x40 || (byte_reg && ((reg >= 4 && reg < 8) || (base >= 4 && base < 8)));
+    if (needs) byte(r);
+  }
+  // op r/m(=rm_reg), reg
+  void rr(bool w, uint8_t opcode, Reg reg, Reg rm_reg) {
+    rex(w, reg, 0, rm_reg);
+    byte(opcode);
+    byte(0xC0 | ((reg & 7) << 3) | (rm_reg & 7));
+  }
+  // 0F-prefixed: op reg, r/m
+  void rr2(bool w, uint8_t opcode, Reg reg, Reg rm_reg, bool byte_src = false) {
+    rex(w, reg, 0, rm_reg, byte_src);
+    byte(0x0F);
+    byte(opcode);
+    byte(0xC0 | ((reg & 7) << 3) | (rm_reg & 7));
+  }
+  void grp(bool w, uint8_t opcode, unsigned digit, Reg r) {
+    rex(w, 0, 0, r);
+    byte(opcode);
+    byte(static_cast<uint8_t>(0xC0 | (digit << 3) | (r & 7)));
+  }
+  void alu_imm_w(bool w, Alu op, Reg dst, int32_t v) {
+    rex(w, 0, 0, dst);
+    if (v >= -128 && v <= 127) {
+      byte(0x83);
+      byte(static_cast<uint8_t>(0xC0 | (op << 3) | (dst & 7)));
+      byte(static_cast<uint8_t>(v));
+    } else {
+      byte(0x81);
+      byte(static_cast<uint8_t>(0xC0 | (op << 3) | (dst & 7)));
+      imm32(static_cast<uint32_t>(v));
+    }
+  }
+  void shift_imm_w(bool w, Shift op, Reg r, unsigned n) {
+    rex(w, 0, 0, r);
+    byte(0xC1);
+    byte(static_cast<uint8_t>(0xC0 | (op << 3) | (r & 7)));
+    byte(static_cast<uint8_t>(n));
+  }
+  // An instruction with a memory operand: [prefix bytes] REX opcode modrm [sib] disp.
+  void rm(bool w, std::initializer_list<uint8_t> opcode, Reg reg, Mem m, bool byte_reg = false) {
+    const unsigned index = m.has_index ? m.index : 0;
+    rex(w, reg, index, m.base, false);
+    if (byte_reg && reg >= 4 && reg < 8 && !(w || (reg & 8) || (index & 8) || (m.base & 8))) {
+      byte(0x40);  // spl/bpl/sil/dil need a REX prefix
+    }
+    for (uint8_t b : opcode) byte(b);
+    const bool d8 = m.disp >= -128 && m.disp <= 127;
+    const uint8_t mod = d8 ? 0x40 : 0x80;
+    if (m.has_index) {
+      byte(static_cast<uint8_t>(mod | ((reg & 7) << 3) | 4));
+      byte(static_cast<uint8_t>(((index & 7) << 3) | (m.base & 7)));
+    } else if ((m.base & 7) == RSP) {
+      byte(static_cast<uint8_t>(mod | ((reg & 7) << 3) | 4));
+      byte(0x24);
+    } else {
+      byte(static_cast<uint8_t>(mod | ((reg & 7) << 3) | (m.base & 7)));
+    }
+    if (d8) {
+      byte(static_cast<uint8_t>(m.disp));
+    } else {
+      imm32(static_cast<uint32_t>(m.disp));
+    }
+  }
+
+  std::vector<uint8_t> buf_;
+};
+
+}  // namespace nimbus::cpu::jit
