@@ -120,6 +120,8 @@ class ExecutionEngine {
   // Drops everything derived from guest memory (decoded blocks). Called on reset and by
   // flush_all_caches (e.g. after a snapshot restore overwrote RAM).
   virtual void flush() = 0;
+  // Blocks compiled to host code so far (0 for engines without a JIT).
+  virtual uint64_t compiled_blocks() const { return 0; }
 };
 
 enum class EngineKind : uint8_t {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -624,6 +625,7 @@ struct Block {
 
   const uint8_t* copy;  // the code bytes, after the slots
   jit::NativeBlock native;  // compiled code (JIT engine only), or nullptr
+  Block* chain;             // the next block in this one's table bucket
   uint32_t heat;            // entries so far (the JIT compiles at its threshold)
 
   const Slot* slots() const { return reinterpret_cast<const Slot*>(this + 1); }
@@ -681,7 +683,7 @@ struct Block {
 };
 static_assert(sizeof(Block) % alignof(Slot) == 0);
 
-// One hart's blocks: a direct-mapped table by host address over a bump arena that is
+// One hart's blocks: a hash table by host address (chained in the blocks) over a bump arena that is
 // emptied when full. No locks: each hart runs on one thread.
 class CodeCache {
  public:
@@ -715,6 +717,17 @@ class CodeCache {
     jit_full_ = false;
   }
 
+  // flush(), and gives the arenas' memory back to the host.
+  void release() {
+    flush();
+    madvise(arena_, kArenaBytes, MADV_DONTNEED);
+    if (jit_) jit_->release();
+  }
+  // Blocks compiled since the cache was made.
+  uint64_t compiled() const { return compiled_; }
+  // Bytes of blocks decoded since the last flush.
+  size_t used() const { return used_; }
+
   // Gives this cache a JIT: blocks entered `hot_threshold` times are compiled. False
   // (and no JIT) when the host cannot have one.
   bool enable_jit(unsigned hot_threshold) {
@@ -737,22 +750,30 @@ class CodeCache {
   // The current block starting at host address `host` (guest address `pc`), decoding it
   // if needed; nullptr when not even one instruction fits in the rest of the page.
   Block* get(uintptr_t host, uint64_t pc) {
-    Block*& slot = table_[(host >> 1) & (kSlots - 1)];
-    Block* b = slot;
+    const size_t bucket = (host >> 1) & (kSlots - 1);
+    Block* b = table_[bucket];
     if (b != nullptr && b->key == host && b->current()) [[likely]]
       return b;
-    b = build(host, pc);
-    if (b != nullptr) slot = b;
+    // Further down the bucket's chain (newest first; an older block at the same address
+    // is one whose code has changed since).
+    for (b = b != nullptr ? b->chain : nullptr; b != nullptr; b = b->chain) {
+      if (b->key == host && b->current()) return b;
+    }
+    b = build(host, pc);  // may empty the cache: the table is read again below
+    if (b != nullptr) {
+      b->chain = table_[bucket];
+      table_[bucket] = b;
+    }
     return b;
   }
 
  private:
-  // Sized for many VMs per host: the arena is resident once filled, so it is most of a
-  // VM's memory overhead. 6 MiB (and 32 Ki table slots) boots the bundled guest as fast as
-  // 32 MiB did (0.94-1.05 s vs 0.98-1.04 s, measured) with a private overhead of 9 MiB
-  // instead of 40 MiB per idle 1-vCPU VM; 4 MiB made the boot ~10% slower.
+  // A boot of the bundled guest decodes about 30 MB of blocks in all (many entry points
+  // into the same code); with 6 MiB the arena was emptied 37 times and rebuilt 250k blocks
+  // (and the JIT recompiled the hot ones each time), with 16 MiB 6 times and 97k blocks.
+  // What an idle VM keeps resident of it is given back by release() (see Interpreter).
   static constexpr unsigned kSlots = 1u << 15;
-  static constexpr size_t kArenaBytes = 6u << 20;
+  static constexpr size_t kArenaBytes = 16u << 20;
   static constexpr size_t kMaxCode = kMaxBlockInsns * 4;
   static constexpr size_t kMaxBlockBytes =
       sizeof(Block) + (kMaxBlockInsns + 1) * sizeof(Slot) + kMaxCode;
@@ -797,6 +818,7 @@ class CodeCache {
     b->ninsns = n;
     b->copy = reinterpret_cast<const uint8_t*>(out + n + 1);
     b->native = nullptr;
+    b->chain = nullptr;
     b->heat = 0;
     std::memcpy(out + n + 1, code, off);
     used_ += (sizeof(Block) + (n + 1) * sizeof(Slot) + off + 7) & ~size_t{7};
@@ -807,6 +829,8 @@ class CodeCache {
   std::unique_ptr<jit::CodeArena> jit_;
   bool jit_full_ = false;
   unsigned hot_ = 0;
+  uint64_t compiled_ = 0;
+
   void* map_ = nullptr;
   size_t map_len_ = 0;
   uint8_t* arena_ = nullptr;
@@ -846,7 +870,9 @@ bool CodeCache::compile(Block* b, Hart& h) {
   bool full = false;
   b->native = jit::compile_block(insns, b->ninsns, jit::layout_of(h), kJitSlowPaths, *jit_, full);
   if (full) jit_full_ = true;
-  return b->native != nullptr;
+  if (b->native == nullptr) return false;
+  compiled_++;
+  return true;
 }
 
 class Checker;
@@ -1250,14 +1276,37 @@ class Interpreter final : public ExecutionEngine {
   uint64_t run(Hart& h, uint64_t max_insns) override {
     if (h.trace_out != nullptr) [[unlikely]]
       return run_trace(h, max_insns);
-    if (jit_) return run_blocks<Path::kFast, true>(h, cache_, max_insns, nullptr);
-    return run_blocks<Path::kFast>(h, cache_, max_insns, nullptr);
+    const uint64_t done = jit_ ? run_blocks<Path::kFast, true>(h, cache_, max_insns, nullptr)
+                               : run_blocks<Path::kFast>(h, cache_, max_insns, nullptr);
+    window_insns_ += done;
+    if (h.waiting) idle_check();
+    return done;
   }
   void flush() override { cache_.flush(); }
+  uint64_t compiled_blocks() const override { return cache_.compiled(); }
 
  private:
+  // An idle VM gives back its decoded and compiled code. A boot leaves ~15 MB of blocks
+  // and host code behind that an idle guest (timer ticks, the idle loop) does not need;
+  // many idle VMs per host is the common case. Looked at only when the hart goes to WFI:
+  // once a window of kIdleWindow has retired fewer than kIdleInsns instructions, the
+  // caches are emptied and their memory returned (rebuilt on demand when work comes).
+  static constexpr auto kIdleWindow = std::chrono::seconds(2);
+  static constexpr uint64_t kIdleInsns = 20'000'000;
+  static constexpr size_t kReleaseAbove = 1u << 20;
+
+  void idle_check() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ < kIdleWindow) return;
+    if (window_insns_ < kIdleInsns && cache_.used() > kReleaseAbove) cache_.release();
+    window_start_ = now;
+    window_insns_ = 0;
+  }
+
   CodeCache cache_;
   const bool jit_;
+  std::chrono::steady_clock::time_point window_start_ = std::chrono::steady_clock::now();
+  uint64_t window_insns_ = 0;
 };
 
 class CheckedInterpreter final : public ExecutionEngine {
@@ -1280,10 +1329,9 @@ class CheckedInterpreter final : public ExecutionEngine {
 }  // namespace
 
 namespace {
-std::atomic<unsigned> g_jit_hot_threshold{[] {
-  const char* e = std::getenv("NIMBUS_JIT_HOT");  // TEMPORARY tuning knob
-  return e != nullptr ? static_cast<unsigned>(std::atoi(e)) : 16u;
-}()};
+// Low enough that loops are compiled within their first iterations, high enough that code
+// run once during a boot (most of it) is never compiled.
+std::atomic<unsigned> g_jit_hot_threshold{16};
 }  // namespace
 
 void set_jit_hot_threshold(unsigned entries) { g_jit_hot_threshold.store(entries < 1 ? 1 : entries); }

@@ -1,5 +1,6 @@
 #include "cpu/jit/code_arena.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@ namespace nimbus::cpu::jit {
 CodeArena::CodeArena(size_t bytes) : size_(bytes) {
   const int fd = memfd_create("nimbus-jit", MFD_CLOEXEC);
   if (fd < 0) return;
+  fd_ = fd;
   if (ftruncate(fd, static_cast<off_t>(bytes)) == 0) {
     void* w = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     void* x = mmap(nullptr, bytes, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
@@ -21,14 +23,23 @@ CodeArena::CodeArena(size_t bytes) : size_(bytes) {
       if (x != MAP_FAILED) munmap(x, bytes);
     }
   }
-  close(fd);
+  if (exec_ == nullptr) {
+    close(fd_);
+    fd_ = -1;
+  }
 }
 
 CodeArena::~CodeArena() {
   if (exec_ != nullptr) {
     munmap(write_, size_);
     munmap(exec_, size_);
+    close(fd_);
   }
+}
+
+void CodeArena::release() {
+  reset();
+  if (fd_ >= 0) fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_));
 }
 
 const void* CodeArena::add(const uint8_t* code, size_t n) {

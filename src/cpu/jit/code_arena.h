@@ -21,9 +21,12 @@ class CodeArena {
   // arena is full (then reset() it with everything that points into it).
   const void* add(const uint8_t* code, size_t n);
   void reset() { used_ = 0; }
+  // reset(), and gives the memory back to the host (it is faulted in again when reused).
+  void release();
   size_t used() const { return used_; }
 
  private:
+  int fd_ = -1;
   size_t size_ = 0;
   size_t used_ = 0;
   uint8_t* write_ = nullptr;

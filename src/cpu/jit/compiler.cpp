@@ -115,7 +115,9 @@ constexpr Reg kCallerSaved[] = {RSI, RDI, R8, R9, R10, R11};
 class Compiler {
  public:
   Compiler(const Insn* insns, unsigned n, unsigned ninsns, const Layout& l, const SlowPaths& s)
-      : in_(insns), n_(n), ninsns_(ninsns), L_(l), slow_(s) {}
+      : in_(insns), n_(n), ninsns_(ninsns), L_(l), slow_(s) {
+    a_.code().reserve(4096);
+  }
 
   std::vector<uint8_t>& compile() {
     allocate();
@@ -125,7 +127,7 @@ class Compiler {
     }
     // Ran off the end of the compiled prefix: the interpreter goes on at slot n_ (when
     // n_ == ninsns_, the block is done and next_pc already holds the fall-through).
-    exit_to(kExitContinue, n_);
+    exit_to(kExitContinue, n_, dirty());
     emit_cold();
     return a_.code();
   }
@@ -146,6 +148,13 @@ class Compiler {
     }
     count[0] = 0;
     written_[0] = false;
+    for (unsigned r = 1; r < 32; r++) {
+      if (written_[r]) written_mask_ |= 1u << r;
+    }
+    for (unsigned i = 0; i < n_; i++) {
+      const Cls c = classify(in_[i].d.op);
+      if ((c == Cls::kBranch || c == Cls::kJal) && in_[i].off + int64_t{in_[i].d.imm} == 0) loops_ = true;
+    }
     unsigned order[32];
     for (unsigned r = 0; r < 32; r++) order[r] = r;
     std::stable_sort(order, order + 32, [&](unsigned a, unsigned b) { return count[a] > count[b]; });
@@ -188,15 +197,20 @@ class Compiler {
     if (rd == 0) return;
     if (allocated(rd)) {
       a_.mov(host(rd), v);
+      dirty_ |= 1u << rd;
     } else {
       a_.store64(xmem(rd), v);
     }
   }
-  void write_back() {
+  // Stores the allocated registers in `dirty` (bit r: guest register r) to the hart.
+  void write_back(uint32_t dirty) {
     for (unsigned r = 1; r < 32; r++) {
-      if (allocated(r) && written_[r]) a_.store64(xmem(r), host(r));
+      if (allocated(r) && (dirty >> r & 1) != 0) a_.store64(xmem(r), host(r));
     }
   }
+  // The allocated registers that may differ from the hart's copy here: those written so
+  // far, or all that the block writes once a native loop may have run.
+  uint32_t dirty() const { return loops_ ? written_mask_ : dirty_; }
 
   // ---- structure ----
   void prologue() {
@@ -212,17 +226,17 @@ class Compiler {
   }
 
   // Leaves compiled code: registers back to the hart, the exit code in eax.
-  void exit_to(ExitKind kind, unsigned slot) {
-    write_back();
+  void exit_to(ExitKind kind, unsigned slot, uint32_t dirty) {
+    write_back(dirty);
     a_.mov_imm(RAX, (static_cast<uint32_t>(kind) << 16) | slot);
     a_.jmp(epilogue_);
   }
   // next_pc = bpc + rel, then exit.
-  void exit_with_next_pc(ExitKind kind, unsigned slot, int64_t rel) {
+  void exit_with_next_pc(ExitKind kind, unsigned slot, int64_t rel, uint32_t dirty) {
     a_.load64(RAX, mem(RSP));
     add_imm64(RAX, rel);
     a_.store64(mem(RBP, L_.next_pc), RAX);
-    exit_to(kind, slot);
+    exit_to(kind, slot, dirty);
   }
   void add_imm64(Reg r, int64_t v) {
     if (v == 0) return;
@@ -325,7 +339,7 @@ class Compiler {
           loop_back(ninsns_, out);
           a_.bind(out);
         }
-        exit_with_next_pc(kExitContinue, ninsns_, in.off + imm);
+        exit_with_next_pc(kExitContinue, ninsns_, in.off + imm, dirty());
         emit_cold();
         return false;
       }
@@ -340,14 +354,14 @@ class Compiler {
           guest_pc(D, in.off + d.len);
           commit(d.rd, D);
         }
-        exit_to(kExitContinue, ninsns_);
+        exit_to(kExitContinue, ninsns_, dirty());
         emit_cold();
         return false;
       }
       case Cls::kNone:
         break;
     }
-    exit_to(kExitContinue, i);
+    exit_to(kExitContinue, i, dirty());
     emit_cold();
     return false;
   }
@@ -649,10 +663,11 @@ class Compiler {
     tlb_check(d, size, L_.tlb_load, miss);
     const Reg D = d.rd != 0 && allocated(d.rd) ? host(d.rd) : RDX;
     a_.load(D, mem(RAX), size, sign);
-    if (d.rd != 0 && !allocated(d.rd)) a_.store64(xmem(d.rd), RDX);
+    if (d.rd != 0) commit(d.rd, D);  // (a no-op move when D is rd's own register)
     a_.bind(resume);
     const uint16_t off = in_[i].off;
-    cold([this, &miss, &resume, i, d, size, sign, off] {
+    const uint32_t dirty_here = dirty();
+    cold([this, &miss, &resume, i, d, size, sign, off, dirty_here] {
       a_.bind(miss);
       call_slow(reinterpret_cast<const void*>(slow_.load), [&](int32_t depth) {
         a_.mov(RSI, RAX);
@@ -663,7 +678,7 @@ class Compiler {
       Label& ok = new_label();
       a_.test(RDX, RDX);
       a_.jcc(kNE, ok);
-      exit_to(kExitBreak, i);
+      exit_to(kExitBreak, i, dirty_here);
       a_.bind(ok);
       commit(d.rd, RAX);
       a_.jmp(resume);
@@ -685,7 +700,8 @@ class Compiler {
     a_.store(mem(RAX), V, size);
     a_.bind(resume);
     const uint16_t off = in_[i].off;
-    cold([this, &miss, &resume, i, d, size, off] {
+    const uint32_t dirty_here = dirty();
+    cold([this, &miss, &resume, i, d, size, off, dirty_here] {
       a_.bind(miss);
       call_slow(reinterpret_cast<const void*>(slow_.store), [&](int32_t depth) {
         a_.mov(RDX, src(d.rs2, RDX));  // before rsi/rcx/r8 are overwritten
@@ -697,7 +713,7 @@ class Compiler {
       Label& ok = new_label();
       a_.test(RAX, RAX);
       a_.jcc(kNE, ok);
-      exit_to(kExitBreak, i);
+      exit_to(kExitBreak, i, dirty_here);
       a_.bind(ok);
       a_.jmp(resume);
     });
@@ -720,14 +736,15 @@ class Compiler {
     Label& taken = new_label();
     a_.jcc(cc, taken);
     const int64_t rel = in_[i].off + static_cast<int64_t>(d.imm);
-    cold([this, &taken, i, rel] {
+    const uint32_t dirty_here = dirty();
+    cold([this, &taken, i, rel, dirty_here] {
       a_.bind(taken);
       Label& out = new_label();
       if (rel == 0) {  // back to the block's start: a native loop
         loop_back(i + 1, out);
       }
       a_.bind(out);
-      exit_with_next_pc(kExitTaken, i, rel);
+      exit_with_next_pc(kExitTaken, i, rel, dirty_here);
     });
   }
 
@@ -739,6 +756,9 @@ class Compiler {
   Emitter a_;
   int8_t host_[32];
   bool written_[32] = {};
+  uint32_t written_mask_ = 0;  // allocated or not, the registers the block writes
+  uint32_t dirty_ = 0;         // allocated registers written so far (in emission order)
+  bool loops_ = false;         // the block has a native loop back to its start
   std::vector<Reg> saved_;  // caller-saved host registers holding guest registers
   std::deque<Label> labels_;
   Label loop_top_, epilogue_;
