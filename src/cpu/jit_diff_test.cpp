@@ -22,27 +22,32 @@
 // runs out. After every call the return value, pc, x0..x31, instret, cycle, the trap CSRs,
 // privilege, mstatus, mscratch, the trap count, WFI state, the LR/SC reservation and the
 // whole RAM must be identical. The first difference is reported with the seed, the call
-// number, the budgets so far and a listing of the program.
+// number, the budgets so far and a listing of the program (a watchdog turns a run() call
+// that does not come back into such a report too).
 //
-// A second test runs self-modifying programs (a hot loop whose instruction is rewritten
-// through a store and FENCE.I between iterations) the same way, and a third checks the
-// encoders against binutils so the generator itself can be trusted.
+// A second test runs self-modifying programs (an instruction that a hot loop rewrites
+// through a store and FENCE.I on every outer iteration) the same way, and a third checks
+// the encoders against binutils so the generator itself can be trusted.
 //
 // Environment knobs for debugging: NIMBUS_JIT_DIFF_SEED=N runs only seed N (and prints its
-// listing), NIMBUS_JIT_DIFF_SEEDS=N changes how many seeds run (default 300).
+// listing and one line per run() call), NIMBUS_JIT_DIFF_SEEDS=N changes how many seeds run
+// (default 300).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -732,9 +737,12 @@ class Generator {
   // ---- straight-line instructions (also used in inner loops and subroutines) ----
   // (Every random choice is its own statement, so a seed gives the same program whatever
   // order the compiler evaluates function arguments in.)
-  void simple() {
+  // `plain`: no CSR reads and no one-source Zbb ops (inner loops made only of the most
+  // common instructions, which a JIT is likely to compile whole into a native loop).
+  void simple(bool plain = false) {
     Asm& a = *a_;
-    const uint64_t k = rnd(100);
+    uint64_t k = rnd(plain ? 97 : 100);
+    if (plain && k >= 46 && k < 51) k = 0;
     if (k < 26) {  // register-register
       const ROp& op = pick(kROps);
       const unsigned rs1 = src();
@@ -1053,10 +1061,11 @@ class Generator {
       }
     } else if (k < 89) {  // a bounded inner loop on t4
       const int count = range(1, chance(20) ? 100 : 12);
+      const bool plain = chance(50);
       a.w(enc::addi(kRegInner, 0, count));
       const int top = a.here();
       const int n = range(1, 8);
-      for (int i = 0; i < n; i++) simple();
+      for (int i = 0; i < n; i++) simple(plain);
       if (chance(50)) {
         a.w(enc::addi(kRegInner, kRegInner, -1));
       } else {
@@ -1277,6 +1286,67 @@ uint64_t pick_budget(std::mt19937_64& rng) {
   return 3000 + rng() % 30000;
 }
 
+// Stops a run() call that does not return (say a JIT loop that ignores its budget and
+// wraps the count) by setting the hart's stop flag after kLimit, so the test reports the
+// seed and the program instead of hanging. (Native code that never returns to the run loop
+// cannot be stopped this way; CTest's timeout is the last resort then.)
+class Watchdog {
+ public:
+  static constexpr std::chrono::seconds kLimit{20};
+
+  Watchdog() : thread_([this] { loop(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  // h.run(n), watched. `fired` tells whether the watchdog had to stop it.
+  uint64_t run(Hart& h, uint64_t n, bool& fired) {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      hart_ = &h;
+      deadline_ = std::chrono::steady_clock::now() + kLimit;
+      fired_ = false;
+    }
+    cv_.notify_all();
+    const uint64_t r = h.run(n);
+    std::lock_guard<std::mutex> lock(m_);
+    hart_ = nullptr;
+    fired = fired_;
+    return r;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(m_);
+    while (!quit_) {
+      if (hart_ == nullptr) {
+        cv_.wait(lock);
+      } else if (std::chrono::steady_clock::now() >= deadline_) {
+        hart_->stop_requested = true;
+        fired_ = true;
+        hart_ = nullptr;
+      } else {
+        cv_.wait_until(lock, deadline_);
+      }
+    }
+  }
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  Hart* hart_ = nullptr;
+  std::chrono::steady_clock::time_point deadline_;
+  bool fired_ = false;
+  bool quit_ = false;
+  std::thread thread_;  // last: starts after the fields it reads
+};
+
 // What one program did (for the verbose mode and for sanity checks of the generator).
 struct RunStats {
   uint64_t retired = 0;
@@ -1289,6 +1359,7 @@ struct RunStats {
 // difference ("" if none). `verbose` prints one line per run() call.
 std::string run_both(const Program& p, uint64_t seed, uint64_t entry, unsigned max_calls,
                      RunStats* stats = nullptr, bool verbose = false) {
+  Watchdog watchdog;
   Pair pair(p, entry);
   Hart& hi = pair.interp->hart;
   Hart& hj = pair.jit->hart;
@@ -1300,21 +1371,22 @@ std::string run_both(const Program& p, uint64_t seed, uint64_t entry, unsigned m
   for (unsigned call = 0; call < max_calls; call++) {
     const uint64_t n = pick_budget(budget_rng);
     budgets.push_back(n);
-    const uint64_t ri = hi.run(n);
-    const uint64_t rj = hj.run(n);
+    bool hung_i = false, hung_j = false;
+    const uint64_t ri = watchdog.run(hi, n, hung_i);
+    const uint64_t rj = watchdog.run(hj, n, hung_j);
     st.calls = call + 1;
     st.retired += ri;
     st.traps = hi.trap_count;
     if (verbose) {
-      std::printf(
-          "call %u: budget %llu, ran %llu (jit %llu), pc %#llx (jit %#llx), instret %llu, traps "
-          "%llu\n",
-          call, static_cast<unsigned long long>(n), static_cast<unsigned long long>(ri),
-          static_cast<unsigned long long>(rj), static_cast<unsigned long long>(hi.pc),
-          static_cast<unsigned long long>(hj.pc), static_cast<unsigned long long>(hi.instret),
-          static_cast<unsigned long long>(hi.trap_count));
+      fmt::print(
+          "call {}: budget {}, ran {} (jit {}), pc {:#x} (jit {:#x}), instret {}, traps {}\n", call,
+          n, ri, rj, hi.pc, hj.pc, hi.instret, hi.trap_count);
     }
-    const std::string diff = compare(*pair.interp, *pair.jit, ri, rj);
+    std::string diff = compare(*pair.interp, *pair.jit, ri, rj);
+    if (hung_i || hung_j) {
+      diff += fmt::format("  {} run() did not return within {} s: stopped by the watchdog\n",
+                          hung_i ? "the interpreter's" : "the JIT's", Watchdog::kLimit.count());
+    }
     if (!diff.empty()) {
       std::string b;
       for (uint64_t v : budgets) b += fmt::format(" {}", v);
@@ -1444,8 +1516,7 @@ TEST(JitDiff, RandomPrograms) {
     Program p = gen.generate();
     const std::string err = p.a.resolve();
     ASSERT_EQ(err, "") << "generator bug, seed " << seed;
-    if (only != ~0ULL)
-      std::printf("seed %llu:\n%s", static_cast<unsigned long long>(seed), p.a.listing().c_str());
+    if (only != ~0ULL) fmt::print("seed {}:\n{}", seed, p.a.listing());
     RunStats st;
     const std::string report = run_both(p, seed, kBase, 48, &st, only != ~0ULL);
     finished += st.finished;
