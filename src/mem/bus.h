@@ -40,6 +40,11 @@ class Bus {
   }
   bool is_ram(uint64_t paddr) const { return paddr - ram_base_ < ram_size_; }
 
+  // Faults in the RAM pages of [paddr, paddr+len) (clipped to RAM) in one go, as zero
+  // pages, before the VMM fills them: much cheaper than taking the first-touch faults
+  // one page at a time. Only a hint: does nothing where the host cannot.
+  void populate(uint64_t paddr, uint64_t len);
+
   // Maps a device at [base, base+size). The bus does not own the device.
   void map(uint64_t base, uint64_t size, MmioDevice* device);
 

@@ -34,6 +34,8 @@ namespace {
 constexpr uint64_t kSlice = 10000;
 // The longest a waiting hart sleeps before it looks around again on its own.
 constexpr int64_t kMaxSleepNs = 100'000'000;
+// Console output waiting for the end of a slice is written out once this much gathers.
+constexpr size_t kOutputChunk = 4096;
 
 }  // namespace
 
@@ -73,6 +75,7 @@ VirtMachine::~VirtMachine() {
   for (auto& s : slots_) {
     if (s->thread.joinable()) s->thread.join();
   }
+  flush_output();
   // Devices (and their I/O threads) go before the file they write to.
   virtio_slots_.clear();
   virtio_devices_.clear();
@@ -110,7 +113,7 @@ Status VirtMachine::build() {
     raise(context / 2, context % 2 == 0 ? cpu::kIrqMExt : cpu::kIrqSExt, level);
   });
   uart_ = std::make_unique<devices::Uart16550>(
-      [this](uint8_t c) { output_(&c, 1); },
+      [this](uint8_t c) { emit_output(&c, 1); },
       [this](bool level) { plic_->set_source_level(kUartIrq, level); });
   rtc_ = std::make_unique<devices::GoldfishRtc>(
       realtime_ns, [this](bool level) { plic_->set_source_level(kRtcIrq, level); });
@@ -247,6 +250,7 @@ ExitReason VirtMachine::wait() {
   for (auto& s : slots_) {
     if (s->thread.joinable()) s->thread.join();
   }
+  flush_output();
   return exit_reason_.load();
 }
 
@@ -329,10 +333,21 @@ size_t VirtMachine::virtio_console_input(const uint8_t* data, size_t len) {
 
 void VirtMachine::console_input(uint8_t byte) { uart_->push_input(byte); }
 
+void VirtMachine::sleep(HartSlot& slot, uint32_t seq, int64_t timeout_ns) {
+  // Announce the wait before the kernel compares wake_seq with seq. A waker that bumps
+  // wake_seq and then finds `sleeping` false did its bump before this store (both are
+  // seq_cst), so the futex wait sees the new value and returns at once.
+  slot.sleeping.store(true, std::memory_order_seq_cst);
+  futex_wait(&slot.wake_seq, seq, timeout_ns);
+  slot.sleeping.store(false, std::memory_order_relaxed);
+}
+
 void VirtMachine::wake(unsigned index) {
   HartSlot& s = *slots_[index];
-  s.wake_seq.fetch_add(1, std::memory_order_release);
-  futex_wake(&s.wake_seq);
+  s.wake_seq.fetch_add(1, std::memory_order_seq_cst);
+  // A running hart sees what changed at its next look; only a sleeping one needs the
+  // syscall (most wakes are a hart raising its own timer or an IPI to a busy hart).
+  if (s.sleeping.load(std::memory_order_seq_cst)) futex_wake(&s.wake_seq);
 }
 
 void VirtMachine::raise(unsigned hart, unsigned irq, bool level) {
@@ -358,14 +373,20 @@ void VirtMachine::sleep_until_interrupt(unsigned index) {
   clint_->update_timer(index);
   if (h.interrupt_wakeup_pending() || stopping_ || s.flush_tlb || pause_requested_) return;
   int64_t timeout = kMaxSleepNs;
-  const uint64_t deadline = clint_->timer_deadline(index), now = clint_->mtime();
-  if (deadline > now) {
-    const uint64_t ns = (deadline - now) * (1'000'000'000 / kTimebaseHz);
-    if (ns < static_cast<uint64_t>(timeout)) timeout = static_cast<int64_t>(ns);
-  } else {
-    timeout = 0;
+  // The timer bounds the sleep only if it can end it: Linux masks the timer interrupt
+  // (sie.STIE) after it fires and leaves mtimecmp in the past while a hart idles with
+  // its tick stopped. Counting that deadline would spin the hart instead of sleeping.
+  const unsigned timer_irq = builtin_sbi_ ? cpu::kIrqSTimer : cpu::kIrqMTimer;
+  if ((h.mie >> timer_irq) & 1) {
+    const uint64_t deadline = clint_->timer_deadline(index), now = clint_->mtime();
+    if (deadline > now) {
+      const uint64_t ns = (deadline - now) * (1'000'000'000 / kTimebaseHz);
+      if (ns < static_cast<uint64_t>(timeout)) timeout = static_cast<int64_t>(ns);
+    } else {
+      timeout = 0;  // due: update_timer below raises it
+    }
   }
-  if (timeout > 0) futex_wait(&s.wake_seq, seq, timeout);
+  if (timeout > 0) sleep(s, seq, timeout);
   clint_->update_timer(index);
 }
 
@@ -398,16 +419,18 @@ void VirtMachine::hart_thread(unsigned index) {
     if (state != kHartStarted) {
       // Stopped: wait for hart_start (or the end).
       const uint32_t seq = s.wake_seq.load(std::memory_order_acquire);
-      if (s.state.load() == kHartStopped && !stopping_ && !pause_requested_) futex_wait(&s.wake_seq, seq, kMaxSleepNs);
+      if (s.state.load() == kHartStopped && !stopping_ && !pause_requested_) sleep(s, seq, kMaxSleepNs);
       service_requests(s);
       continue;
     }
     service_requests(s);
     clint_->update_timer(index);
     h.run(kSlice);
+    flush_output();
     if (h.stop_requested.exchange(false)) continue;
     if (h.waiting) sleep_until_interrupt(index);
   }
+  flush_output();
 }
 
 void VirtMachine::set_timer(unsigned hart, uint64_t value) { clint_->set_timecmp(hart, value); }
@@ -462,7 +485,28 @@ void VirtMachine::system_reset(uint32_t type, uint32_t reason) {
   }
 }
 
-void VirtMachine::console_putchar(uint8_t c) { output_(&c, 1); }
+void VirtMachine::console_putchar(uint8_t c) { emit_output(&c, 1); }
+
+void VirtMachine::emit_output(const uint8_t* data, size_t len) {
+  std::lock_guard<std::mutex> lock(output_mu_);
+  output_buf_.insert(output_buf_.end(), data, data + len);
+  if (output_buf_.size() >= kOutputChunk) {
+    output_(output_buf_.data(), output_buf_.size());
+    output_buf_.clear();
+    output_pending_.store(false, std::memory_order_relaxed);
+    return;
+  }
+  output_pending_.store(true, std::memory_order_relaxed);
+}
+
+void VirtMachine::flush_output() {
+  if (!output_pending_.load(std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> lock(output_mu_);
+  output_pending_.store(false, std::memory_order_relaxed);
+  if (output_buf_.empty()) return;
+  output_(output_buf_.data(), output_buf_.size());
+  output_buf_.clear();
+}
 
 void VirtMachine::on_finisher(int event, uint32_t code) {
   switch (static_cast<devices::Finisher::Event>(event)) {

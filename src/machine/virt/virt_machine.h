@@ -138,6 +138,7 @@ class VirtMachine : public SbiPlatform {
     std::atomic<int64_t> state{kHartStopped};
     uint64_t start_addr = 0, start_opaque = 0;
     std::atomic<uint32_t> wake_seq{0};     // futex word: bumped on every wake-up
+    std::atomic<bool> sleeping{false};     // in (or about to enter) a futex wait on wake_seq
     std::atomic<bool> flush_tlb{false};    // a remote SFENCE.VMA is waiting
     std::thread thread;
   };
@@ -148,13 +149,24 @@ class VirtMachine : public SbiPlatform {
   void hart_thread(unsigned index);
   void service_requests(HartSlot& slot);
   void sleep_until_interrupt(unsigned index);
+  // Waits on slot.wake_seq while it still equals `seq`, at most timeout_ns.
+  void sleep(HartSlot& slot, uint32_t seq, int64_t timeout_ns);
   void wake(unsigned index);
   void raise(unsigned hart, unsigned irq, bool level);
   void on_finisher(int event, uint32_t code);
   void park(HartSlot& slot);
+  // Console output (UART and SBI putchar) is collected here and handed to output_ in
+  // runs: by the hart at the end of each slice (so before it sleeps, parks or stops),
+  // when kOutputChunk bytes are waiting, and when the machine stops. One host write per
+  // run instead of one per byte; a byte waits at most one slice.
+  void emit_output(const uint8_t* data, size_t len);
+  void flush_output();
 
   VirtConfig config_;
   OutputFn output_;
+  std::mutex output_mu_;             // guards output_buf_ and serializes calls to output_
+  std::vector<uint8_t> output_buf_;
+  std::atomic<bool> output_pending_{false};
   bool builtin_sbi_ = true;
   std::unique_ptr<mem::Bus> bus_;
   std::vector<std::unique_ptr<HartSlot>> slots_;
