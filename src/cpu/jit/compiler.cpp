@@ -143,14 +143,11 @@ class Compiler {
       if (u.rs2) count[d.rs2]++;
       if (u.rd) {
         count[d.rd]++;
-        written_[d.rd] = true;
+        written_mask_ |= 1u << d.rd;
       }
     }
     count[0] = 0;
-    written_[0] = false;
-    for (unsigned r = 1; r < 32; r++) {
-      if (written_[r]) written_mask_ |= 1u << r;
-    }
+    written_mask_ &= ~1u;
     for (unsigned i = 0; i < n_; i++) {
       const Cls c = classify(in_[i].d.op);
       if ((c == Cls::kBranch || c == Cls::kJal) && in_[i].off + int64_t{in_[i].d.imm} == 0) loops_ = true;
@@ -755,7 +752,6 @@ class Compiler {
   const SlowPaths& slow_;
   Emitter a_;
   int8_t host_[32];
-  bool written_[32] = {};
   uint32_t written_mask_ = 0;  // allocated or not, the registers the block writes
   uint32_t dirty_ = 0;         // allocated registers written so far (in emission order)
   bool loops_ = false;         // the block has a native loop back to its start
@@ -767,13 +763,11 @@ class Compiler {
 
 }  // namespace
 
-bool supported(isa::Op op) { return classify(op) != Cls::kNone; }
-
 NativeBlock compile_block(const Insn* insns, unsigned n, const Layout& layout,
                           const SlowPaths& slow, CodeArena& arena, bool& full) {
   full = false;
   unsigned k = 0;
-  while (k < n && supported(insns[k].d.op)) {
+  while (k < n && classify(insns[k].d.op) != Cls::kNone) {
     const Op op = insns[k].d.op;
     k++;
     if (op == Op::jal || op == Op::jalr) break;

@@ -58,9 +58,6 @@ struct Layout {
 };
 Layout layout_of(const Hart& h);
 
-// True if the JIT compiles `op` (the interpreter runs the others).
-bool supported(isa::Op op);
-
 // Compiles the longest supported prefix of the block's `n` instructions into `arena`.
 // nullptr when that prefix is too short to pay or the arena is full (`full` set then).
 NativeBlock compile_block(const Insn* insns, unsigned n, const Layout& layout,
