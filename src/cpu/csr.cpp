@@ -3,8 +3,9 @@
 // and 4 (supervisor level).
 //
 // Implementation choices (see also docs):
-//   * satp.ASID implements all 16 bits (ASIDLEN = 16). The TLB is flushed on every satp
-//     write, so the ASID is only stored.
+//   * satp.ASID implements all 16 bits (ASIDLEN = 16). A satp write flushes nothing: TLB
+//     entries are tagged by address space (satp value, see tlb_spaces.h), and SFENCE.VMA
+//     with an ASID drops that ASID's entries.
 //   * Debug triggers: tselect/tdata1/tdata2/tdata3 exist as "no triggers": tselect reads 0
 //     and ignores writes, tdata1 reads 0 (type 0 = no trigger at this index), the others
 //     read 0; all writes are ignored. Debug-mode-only CSRs (0x7B0..) do not exist.
@@ -332,7 +333,7 @@ bool Hart::csr_write(unsigned csr, uint64_t value) {
         if (mode == 0 || mode == 8 || mode == 9) {
           satp = (value & (0xFULL << 60)) | (value & kSatpAsidMask) | (value & kSatpPpnMask);
         }
-        tlb_flush();
+        select_address_space();  // no flush: entries are tagged by address space
         break;
       }
       case kMstatus: {

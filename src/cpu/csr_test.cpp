@@ -79,12 +79,24 @@ TEST_F(CsrTest, SatpWarl) {
   EXPECT_EQ(rd(0x180), 0u);
 }
 
-TEST_F(CsrTest, SatpWriteFlushesTlb) {
+// A satp write flushes nothing: it selects the address space whose tag TLB lookups use.
+TEST_F(CsrTest, SatpWriteSelectsAddressSpaceWithoutFlush) {
   hart.tlb_load[5].tag = 42;
   hart.tlb_fetch[7].tag = 43;
-  EXPECT_TRUE(hart.csr_write(0x180, 8ULL << 60));
-  EXPECT_EQ(hart.tlb_load[5].tag, kTlbInvalid);
-  EXPECT_EQ(hart.tlb_fetch[7].tag, kTlbInvalid);
+  hart.priv = kPrivS;
+  hart.update_tlb_context();
+  const uint64_t bare_data = hart.data_ctx, bare_fetch = hart.fetch_ctx;
+  EXPECT_TRUE(hart.csr_write(0x180, (8ULL << 60) | (3ULL << 44) | 0x1234));
+  EXPECT_EQ(hart.tlb_load[5].tag, 42u);
+  EXPECT_EQ(hart.tlb_fetch[7].tag, 43u);
+  const uint64_t sv39_data = hart.data_ctx;
+  EXPECT_NE(sv39_data, bare_data);
+  EXPECT_NE(hart.fetch_ctx, bare_fetch);
+  EXPECT_TRUE(hart.csr_write(0x180, 0));
+  EXPECT_EQ(hart.data_ctx, bare_data);
+  EXPECT_EQ(hart.fetch_ctx, bare_fetch);
+  EXPECT_TRUE(hart.csr_write(0x180, (8ULL << 60) | (3ULL << 44) | 0x1234));
+  EXPECT_EQ(hart.data_ctx, sv39_data);
 }
 
 TEST_F(CsrTest, SatpTrappedByTvmInSMode) {
@@ -135,7 +147,7 @@ TEST_F(CsrTest, MstatusWriteSwitchesTlbContext) {
   hart.priv = kPrivM;
   EXPECT_TRUE(hart.csr_write(0x300, mstatus::kMPRV | (1ULL << mstatus::kMPPShift)));
   EXPECT_EQ(hart.data_ctx, without_sum);
-  EXPECT_EQ(hart.fetch_ctx, uint64_t{kPrivM} << kTlbCtxShift);
+  EXPECT_EQ(hart.fetch_ctx, (uint64_t{kPrivM} << kTlbCtxShift) | hart.tlb_space_ctx);
 }
 
 TEST_F(CsrTest, SstatusIsRestrictedView) {

@@ -59,24 +59,6 @@ void Hart::reset(uint64_t reset_pc) {
   flush_all_caches();
 }
 
-void Hart::tlb_flush() {
-  for (unsigned i = 0; i < kTlbSize; i++) {
-    tlb_fetch[i].tag = tlb_load[i].tag = tlb_store[i].tag = kTlbInvalid;
-  }
-  tlb_has_superpage = false;
-}
-
-void Hart::sfence_vma(bool has_va, uint64_t va) {
-  if (!has_va || tlb_has_superpage) {
-    tlb_flush();
-    return;
-  }
-  // Entries are 4 KiB slices indexed by the virtual page: only this slot can hold `va`,
-  // in any context.
-  const unsigned i = (va >> 12) & (kTlbSize - 1);
-  tlb_fetch[i].tag = tlb_load[i].tag = tlb_store[i].tag = kTlbInvalid;
-}
-
 void Hart::flush_all_caches() {
   tlb_flush();
   if (engine) engine->flush();

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "cpu/tlb_spaces.h"
 #include "mem/bus.h"
 
 namespace nimbus::cpu {
@@ -86,14 +87,16 @@ constexpr uint64_t kSD = 1ULL << 63;
 // host address = vaddr + addend. tag = (vaddr >> 12) | context, or kTlbInvalid. The context
 // (bits 52..55, see Hart::fetch_ctx/data_ctx) names the effective privilege and the
 // mstatus bits the translation depended on, so entries of several modes live side by side
-// and a privilege change or an mstatus write needs no flush.
+// and a privilege change or an mstatus write needs no flush. Bits 56..63 hold the address
+// space's tag (TlbSpaces: one per satp value), so a satp write needs no flush either.
 struct TlbEntry {
   uint64_t tag;
   uintptr_t addend;
 };
 constexpr uint64_t kTlbInvalid = ~0ULL;
-constexpr unsigned kTlbSize = 256;
+constexpr unsigned kTlbSize = 1024;
 constexpr unsigned kTlbCtxShift = 52;
+constexpr unsigned kTlbSpaceShift = 56;
 
 // Result of a translation done by the slow path.
 struct Translation {
@@ -101,9 +104,10 @@ struct Translation {
   // True when the same translation and PMP verdict hold for the whole 4 KiB page, so the
   // TLB may cache it (false for example when a PMP region boundary splits the page).
   bool page_uniform;
-  // True when the leaf was a megapage or larger (SFENCE.VMA of one address must then drop
-  // the 4 KiB slices cached for the rest of that superpage too).
-  bool superpage = false;
+  // log2 of the size of the page the leaf maps: 12, or 21/30/39 for a superpage
+  // (SFENCE.VMA of one address must then drop the 4 KiB slices cached for the rest of that
+  // superpage too).
+  unsigned page_shift = 12;
 };
 
 class Hart;
@@ -264,20 +268,30 @@ class Hart {
   // True if the PMP verdict is the same for every byte of the 4 KiB page at `paddr`.
   bool pmp_page_uniform(uint64_t paddr, Priv priv) const;
 
-  // interp.cpp. Forgets every cached translation. Called on satp writes, SFENCE.VMA
-  // without an address, and PMP writes.
+  // hart.cpp, the software TLB. Forgets every cached translation of every address space.
+  // Called on SFENCE.VMA without arguments and on PMP writes.
   void tlb_flush();
-  // SFENCE.VMA rs1, rs2: with has_va only the translations of `va` (all of them when a
-  // superpage is cached). Entries are not tagged by ASID, so the ASID argument widens
-  // nothing and is ignored (dropping more than asked is always allowed).
-  void sfence_vma(bool has_va, uint64_t va);
+  // SFENCE.VMA rs1, rs2. With has_va only the translations of `va` go, in every address
+  // space (every slice of the superpage holding `va`, when one is cached). With has_asid
+  // and no address, the translations of that ASID go (global ones too: dropping more than
+  // asked is allowed). Neither: everything.
+  void sfence_vma(bool has_va, uint64_t va, bool has_asid = false, uint64_t asid = 0);
+  // The SBI's remote SFENCE.VMA on this hart: the pages of [start, start + size), or the
+  // whole address space when size is 0 or all-ones (then as sfence_vma without address).
+  void sfence_vma_range(uint64_t start, uint64_t size, bool has_asid, uint64_t asid);
+  // satp was written: entries are now tagged (and looked up) with the tag of its value.
+  void select_address_space();
+  // tlb_fill cached a 4 KiB slice of a superpage (2^shift bytes) at `va`.
+  void note_superpage(uint64_t va, unsigned shift);
+  // True if `va` lies in a range noted above.
+  bool in_superpage(uint64_t va) const;
   // Drops every TLB entry and every decoded block of this hart (snapshot restore calls it
   // after overwriting RAM and the hart's state).
   void flush_all_caches();
   // Recomputes fetch_ctx/data_ctx from priv and mstatus. trap.cpp and csr.cpp call it
   // when those change; run() calls it on entry (tests and the machine set priv directly).
   void update_tlb_context() {
-    fetch_ctx = uint64_t{priv} << kTlbCtxShift;
+    fetch_ctx = (uint64_t{priv} << kTlbCtxShift) | tlb_space_ctx;
     Priv eff = priv;
     if (priv == kPrivM && (mstatus_ & mstatus::kMPRV)) {
       eff = static_cast<Priv>((mstatus_ & mstatus::kMPP) >> mstatus::kMPPShift);
@@ -285,7 +299,7 @@ class Hart {
     uint64_t c = eff;
     if (eff == kPrivS && (mstatus_ & mstatus::kSUM)) c |= 4;
     if (eff != kPrivM && (mstatus_ & mstatus::kMXR)) c |= 8;
-    data_ctx = c << kTlbCtxShift;
+    data_ctx = (c << kTlbCtxShift) | tlb_space_ctx;
   }
 
   // mstatus.FS = Dirty (and SD), after an instruction writes FP state.
@@ -303,9 +317,21 @@ class Hart {
   TlbEntry tlb_fetch[kTlbSize];
   TlbEntry tlb_load[kTlbSize];
   TlbEntry tlb_store[kTlbSize];
-  uint64_t fetch_ctx = 0;  // context of fetches: priv
-  uint64_t data_ctx = 0;   // context of loads/stores: effective priv (MPRV), SUM, MXR
-  bool tlb_has_superpage = false;
+  uint64_t fetch_ctx = 0;  // context of fetches: priv, address space
+  uint64_t data_ctx = 0;   // context of loads/stores: effective priv (MPRV), SUM, MXR, space
+  uint64_t tlb_space_ctx = 0;  // the current address space's tag << kTlbSpaceShift
+  // XORed into the slot index, different for each address space, so that the same
+  // virtual page of two address spaces (a kernel page, or two processes' text) does not
+  // compete for one slot.
+  uint64_t tlb_salt = 0;
+  unsigned tlb_slot(uint64_t va) const { return ((va >> 12) ^ tlb_salt) & (kTlbSize - 1); }
+  TlbSpaces tlb_spaces;
+  // Virtual ranges [lo, hi] covering the superpages that cached slices came from: an
+  // SFENCE.VMA of an address inside one flushes everything. A superpage that fits no range
+  // widens the nearest one when all are in use.
+  static constexpr unsigned kTlbSuperRanges = 8;
+  uint64_t tlb_super_lo[kTlbSuperRanges] = {}, tlb_super_hi[kTlbSuperRanges] = {};
+  unsigned tlb_super_count = 0;
 
   // interp.cpp / jit internal: the native code's loop budget. Before a compiled block
   // runs, the instructions its loops may retire before it must return (jit_loop_limit);

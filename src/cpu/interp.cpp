@@ -78,7 +78,6 @@ enum class Path { kFast, kChecked, kRef };
 
 constexpr uint64_t kPageMask = 0xfff;
 
-inline unsigned tlb_index(uint64_t va) { return (va >> 12) & (kTlbSize - 1); }
 
 // ---- access log hooks (slow paths only, except the kChecked store fast path) ----
 void log_ram_store(Hart& h, void* host, unsigned size, uint64_t value) {
@@ -134,10 +133,10 @@ uint8_t* tlb_fill(Hart& h, TlbEntry* tlb, uint64_t ctx, uint64_t va, const Trans
   uint8_t* host_page = h.bus.ram_ptr(page, 4096);
   if (host_page == nullptr) return nullptr;
   if (t.page_uniform) {
-    TlbEntry& e = tlb[tlb_index(va)];
+    TlbEntry& e = tlb[h.tlb_slot(va)];
     e.tag = (va >> 12) | ctx;
     e.addend = reinterpret_cast<uintptr_t>(host_page) - (va & ~kPageMask);
-    h.tlb_has_superpage |= t.superpage;
+    if (t.page_shift > 12) h.note_superpage(va, t.page_shift);
   }
   return host_page + (t.paddr & kPageMask);
 }
@@ -202,7 +201,7 @@ bool store_slow(Hart& h, uint64_t va, unsigned size, uint64_t value) {
 template <Path P, typename T>
 inline bool load(Hart& h, uint64_t va, T& out, uint64_t pc) {
   if constexpr (P != Path::kRef) {
-    const TlbEntry& e = h.tlb_load[tlb_index(va)];
+    const TlbEntry& e = h.tlb_load[h.tlb_slot(va)];
     if (((e.tag ^ ((va >> 12) | h.data_ctx)) | (va & (sizeof(T) - 1))) == 0) [[likely]] {
       std::memcpy(&out, reinterpret_cast<const void*>(va + e.addend), sizeof(T));
       return true;
@@ -218,7 +217,7 @@ inline bool load(Hart& h, uint64_t va, T& out, uint64_t pc) {
 template <Path P, typename T>
 inline bool store(Hart& h, uint64_t va, T value, uint64_t pc) {
   if constexpr (P != Path::kRef) {
-    const TlbEntry& e = h.tlb_store[tlb_index(va)];
+    const TlbEntry& e = h.tlb_store[h.tlb_slot(va)];
     if (((e.tag ^ ((va >> 12) | h.data_ctx)) | (va & (sizeof(T) - 1))) == 0) [[likely]] {
       void* host = reinterpret_cast<void*>(va + e.addend);
       if constexpr (P == Path::kChecked)
@@ -231,8 +230,16 @@ inline bool store(Hart& h, uint64_t va, T value, uint64_t pc) {
   return store_slow(h, va, sizeof(T), static_cast<uint64_t>(value));
 }
 
-// Fetches the 16-bit parcel at `va`.
-bool fetch_parcel(Hart& h, uint64_t va, uint16_t& out) {
+// Fetches the 16-bit parcel at `va` (through the fetch TLB unless `use_tlb` is false: an
+// instruction straddling two pages comes here every time it runs).
+bool fetch_parcel(Hart& h, uint64_t va, uint16_t& out, bool use_tlb) {
+  if (use_tlb) {
+    const TlbEntry& e = h.tlb_fetch[h.tlb_slot(va)];
+    if (e.tag == ((va >> 12) | h.fetch_ctx)) {
+      std::memcpy(&out, reinterpret_cast<const void*>(va + e.addend), 2);
+      return true;
+    }
+  }
   Translation t;
   if (!h.translate(va, Access::kFetch, 2, t)) return false;
   uint8_t* host = tlb_fill(h, h.tlb_fetch, h.fetch_ctx, va, t);
@@ -244,14 +251,14 @@ bool fetch_parcel(Hart& h, uint64_t va, uint16_t& out) {
   return true;
 }
 
-bool fetch_slow(Hart& h, uint64_t pc, uint32_t& raw) {
+bool fetch_slow(Hart& h, uint64_t pc, uint32_t& raw, bool use_tlb) {
   uint16_t lo, hi;
-  if (!fetch_parcel(h, pc, lo)) return false;
+  if (!fetch_parcel(h, pc, lo, use_tlb)) return false;
   if (isa::is_compressed(lo)) {
     raw = lo;
     return true;
   }
-  if (!fetch_parcel(h, pc + 2, hi)) return false;
+  if (!fetch_parcel(h, pc + 2, hi, use_tlb)) return false;
   raw = lo | (static_cast<uint32_t>(hi) << 16);
   return true;
 }
@@ -259,13 +266,13 @@ bool fetch_slow(Hart& h, uint64_t pc, uint32_t& raw) {
 template <Path P>
 inline bool fetch(Hart& h, uint64_t pc, uint32_t& raw) {
   if constexpr (P != Path::kRef) {
-    const TlbEntry& e = h.tlb_fetch[tlb_index(pc)];
+    const TlbEntry& e = h.tlb_fetch[h.tlb_slot(pc)];
     if (e.tag == ((pc >> 12) | h.fetch_ctx) && (pc & kPageMask) <= 4092) [[likely]] {
       std::memcpy(&raw, reinterpret_cast<const void*>(pc + e.addend), 4);
       return true;
     }
   }
-  return fetch_slow(h, pc, raw);
+  return fetch_slow(h, pc, raw, P != Path::kRef);
 }
 
 // A host pointer for an atomic access (AMO, SC): naturally aligned, writable RAM.
@@ -276,7 +283,7 @@ bool atomic_ptr(Hart& h, uint64_t va, T*& p) {
     return false;
   }
   if constexpr (P != Path::kRef) {
-    const TlbEntry& e = h.tlb_store[tlb_index(va)];
+    const TlbEntry& e = h.tlb_store[h.tlb_slot(va)];
     if (e.tag == ((va >> 12) | h.data_ctx)) {
       p = reinterpret_cast<T*>(va + e.addend);
       return true;
@@ -302,7 +309,7 @@ bool load_reserved(Hart& h, uint64_t va, T& out) {
   }
   T* p = nullptr;
   if constexpr (P != Path::kRef) {
-    const TlbEntry& e = h.tlb_load[tlb_index(va)];
+    const TlbEntry& e = h.tlb_load[h.tlb_slot(va)];
     if (e.tag == ((va >> 12) | h.data_ctx)) p = reinterpret_cast<T*>(va + e.addend);
   }
   if (p == nullptr) {
@@ -1095,7 +1102,7 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
     if (((pc_ ^ bpc) >> 12) == 0) [[likely]] {                                    \
       host_ = blk->key + (pc_ - bpc);                                             \
     } else {                                                                      \
-      const TlbEntry& e_ = h.tlb_fetch[tlb_index(pc_)];                           \
+      const TlbEntry& e_ = h.tlb_fetch[h.tlb_slot(pc_)];                           \
       if (e_.tag != ((pc_ >> 12) | h.fetch_ctx)) [[unlikely]]                     \
         goto lookup;                                                              \
       host_ = pc_ + e_.addend;                                                    \
@@ -1129,7 +1136,7 @@ lookup:
   bpc = h.pc;
   blk = nullptr;
   {
-    const TlbEntry& e = h.tlb_fetch[tlb_index(bpc)];
+    const TlbEntry& e = h.tlb_fetch[h.tlb_slot(bpc)];
     if (e.tag == ((bpc >> 12) | h.fetch_ctx)) [[likely]]
       blk = cache.get(bpc + e.addend, bpc);
   }

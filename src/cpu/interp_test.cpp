@@ -353,16 +353,26 @@ TEST_F(InterpTest, CrossPageChainedBlockSeesItsCodeRewritten) {
 }
 
 TEST_F(InterpTest, SfenceVmaWithAddressDropsOnlyThatPage) {
-  for (unsigned i = 0; i < kTlbSize; i++) hart_.tlb_load[i].tag = i;
+  auto tag = [&](uint64_t va) { return (va >> 12) | hart_.data_ctx; };
+  const uint64_t alias = 0x5000 + uint64_t{kTlbSize} * 4096;  // shares 0x5000's slot
+  const unsigned s5 = hart_.tlb_slot(0x5000), s6 = hart_.tlb_slot(0x6000);
+  ASSERT_EQ(hart_.tlb_slot(alias), s5);
+  hart_.tlb_load[s5].tag = hart_.tlb_store[s5].tag = tag(0x5000);
+  hart_.tlb_load[s6].tag = tag(0x6000);
   hart_.sfence_vma(true, 0x5000);
-  EXPECT_EQ(hart_.tlb_load[5].tag, kTlbInvalid);
-  EXPECT_EQ(hart_.tlb_load[6].tag, 6u);
-  hart_.tlb_has_superpage = true;  // a cached megapage slice: everything goes
+  EXPECT_EQ(hart_.tlb_load[s5].tag, kTlbInvalid);
+  EXPECT_EQ(hart_.tlb_store[s5].tag, kTlbInvalid);
+  EXPECT_EQ(hart_.tlb_load[s6].tag, tag(0x6000));
+  hart_.tlb_load[s5].tag = tag(alias);  // another page in that slot stays
   hart_.sfence_vma(true, 0x5000);
-  EXPECT_EQ(hart_.tlb_load[6].tag, kTlbInvalid);
-  hart_.tlb_load[7].tag = 7;
+  EXPECT_EQ(hart_.tlb_load[s5].tag, tag(alias));
+  hart_.note_superpage(0x5000, 21);  // a cached megapage slice: everything goes
+  hart_.sfence_vma(true, 0x5000);
+  EXPECT_EQ(hart_.tlb_load[s6].tag, kTlbInvalid);
+  EXPECT_EQ(hart_.tlb_load[s5].tag, kTlbInvalid);
+  hart_.tlb_load[s6].tag = tag(0x6000);
   hart_.sfence_vma(false, 0);
-  EXPECT_EQ(hart_.tlb_load[7].tag, kTlbInvalid);
+  EXPECT_EQ(hart_.tlb_load[s6].tag, kTlbInvalid);
 }
 
 TEST_F(InterpTest, FlushAllCachesDropsTlbEntries) {
@@ -426,7 +436,7 @@ TEST_F(InterpTest, CheckReferenceCatchesAnInjectedDivergence) {
                   0x0005b503,    // ld a0, 0(a1)
                   0x00150513,    // addi a0, a0, 1
                   0x0000006f});  // j .
-  TlbEntry& e = hart_.tlb_load[(data >> 12) % kTlbSize];
+  TlbEntry& e = hart_.tlb_load[hart_.tlb_slot(data)];
   e.tag = (data >> 12) | hart_.data_ctx;
   e.addend = reinterpret_cast<uintptr_t>(bus_.ram_ptr(other, 8)) - data;
   EXPECT_LT(hart_.run(100), 100u);

@@ -57,7 +57,7 @@ bool Hart::translate(uint64_t vaddr, Access access, unsigned size, Translation& 
   const uint64_t mode = satp >> 60;
 
   uint64_t paddr;
-  bool superpage = false;
+  unsigned page_shift = 12;
   if (eff == kPrivM || mode == 0) {
     paddr = vaddr;
   } else {
@@ -122,8 +122,8 @@ bool Hart::translate(uint64_t vaddr, Access access, unsigned size, Translation& 
             goto reread;  // the PTE changed under us: redo this step with its new value
           }
         }
-        superpage = level > 0;
         const unsigned offset_bits = 12 + 9 * level;
+        page_shift = offset_bits;
         paddr =
             ((ppn << 12) & ~((1ULL << offset_bits) - 1)) | (vaddr & ((1ULL << offset_bits) - 1));
         break;
@@ -144,7 +144,7 @@ bool Hart::translate(uint64_t vaddr, Access access, unsigned size, Translation& 
   }
   out.paddr = paddr;
   out.page_uniform = pmp_page_uniform(paddr, eff);
-  out.superpage = superpage;
+  out.page_shift = page_shift;
   return true;
 }
 

@@ -3,92 +3,23 @@
 #include <cstdint>
 
 #include "cpu/hart.h"
+#include "cpu/mmu_test_fixture.h"
 #include "mem/bus.h"
 
 namespace nimbus::cpu {
 namespace {
 
-constexpr uint64_t V = 1, R = 2, W = 4, X = 8, U = 16, G = 32, A = 64, D = 128;
-constexpr uint64_t kRam = 0x80000000;
-
-// A device that holds one PTE-sized word (reads only; writes are refused).
-class RomWord : public mem::MmioDevice {
- public:
-  uint64_t value = 0;
-  bool read(uint64_t offset, unsigned size, uint64_t& v) override {
-    v = value;
-    return offset == 0 && size == 8;
-  }
-  bool write(uint64_t, unsigned, uint64_t) override { return false; }
-};
-
-class MmuTest : public ::testing::Test {
- protected:
-  mem::Bus bus{kRam, 16 << 20};
-  Hart hart{bus, 0};
-  uint64_t next_table = kRam + 0x100000;
-
-  void SetUp() override {
-    // One PMP entry granting everything (what firmware does).
-    hart.pmpaddr[15] = (1ULL << 54) - 1;
-    hart.pmpcfg[15] = (3 << 3) | 7;
-    hart.mtvec = 0x80000000;
-    hart.priv = kPrivS;
-    hart.pc = 0x1234;
-  }
-
-  uint64_t alloc_table() {
-    uint64_t t = next_table;
-    next_table += 0x1000;
-    return t;
-  }
-  uint64_t rd64(uint64_t pa) {
-    uint64_t v = 0;
-    EXPECT_TRUE(bus.read(pa, 8, v));
-    return v;
-  }
-  void wr64(uint64_t pa, uint64_t v) { ASSERT_TRUE(bus.write(pa, 8, v)); }
-  static uint64_t pte(uint64_t pa, uint64_t flags) { return ((pa >> 12) << 10) | flags; }
-  static uint64_t vpn(uint64_t va, int level) { return (va >> (12 + 9 * level)) & 0x1FF; }
-
-  // Sets satp for `mode` with a fresh root; returns the root table's address.
-  uint64_t set_root(uint64_t mode) {
-    uint64_t root = alloc_table();
-    hart.satp = (mode << 60) | (root >> 12);
-    return root;
-  }
-  // Maps va -> pa with a leaf at `leaf_level`, creating tables; returns the leaf PTE address.
-  uint64_t map(uint64_t va, uint64_t pa, uint64_t flags, int leaf_level) {
-    int levels = (hart.satp >> 60) == 9 ? 4 : 3;
-    uint64_t table = (hart.satp & ((1ULL << 44) - 1)) << 12;
-    for (int level = levels - 1; level > leaf_level; level--) {
-      uint64_t addr = table + vpn(va, level) * 8;
-      uint64_t e = rd64(addr);
-      if (!(e & V)) {
-        e = pte(alloc_table(), V);
-        wr64(addr, e);
-      }
-      table = ((e >> 10) & ((1ULL << 44) - 1)) << 12;
-    }
-    uint64_t addr = table + vpn(va, leaf_level) * 8;
-    wr64(addr, pte(pa, flags));
-    return addr;
-  }
-
-  bool tr(uint64_t va, Access a, Translation& t, unsigned size = 8) {
-    return hart.translate(va, a, size, t);
-  }
-  // Expects a fault with the given cause and tval = va.
-  void expect_fault(uint64_t va, Access a, uint64_t cause) {
-    Translation t{};
-    hart.mcause = hart.mtval = 0;
-    Priv before = hart.priv;
-    EXPECT_FALSE(tr(va, a, t)) << std::hex << va;
-    EXPECT_EQ(hart.mcause, cause) << std::hex << va;
-    EXPECT_EQ(hart.mtval, va);
-    hart.priv = before;
-  }
-};
+using mmu_testing::A;
+using mmu_testing::D;
+using mmu_testing::G;
+using mmu_testing::kRam;
+using mmu_testing::MmuTest;
+using mmu_testing::R;
+using mmu_testing::RomWord;
+using mmu_testing::U;
+using mmu_testing::V;
+using mmu_testing::W;
+using mmu_testing::X;
 
 TEST_F(MmuTest, BareAndMachineModeAreIdentity) {
   Translation t{};
@@ -377,8 +308,14 @@ TEST_F(MmuTest, TlbFollowsSfenceAndSatp) {
   hart.run(2);  // sfence.vma, then the load again
   EXPECT_EQ(hart.x[12], 222u);
 
+  // A satp write flushes nothing (entries are tagged by address space): rewriting the same
+  // value keeps the cached translation; a fence of its ASID drops it.
   wr64(leaf, pte(old_pa, V | R | W | A | D));
-  ASSERT_TRUE(hart.csr_write(0x180, hart.satp));  // a satp write flushes too
+  ASSERT_TRUE(hart.csr_write(0x180, hart.satp));
+  hart.pc = 0x1008;
+  hart.run(1);
+  EXPECT_EQ(hart.x[12], 222u);
+  hart.sfence_vma(false, 0, true, 0);
   hart.pc = 0x1008;
   hart.run(1);
   EXPECT_EQ(hart.x[12], 111u);

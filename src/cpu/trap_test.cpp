@@ -57,7 +57,7 @@ TEST_F(TrapTest, ExceptionFromUDelegatedToS) {
   // No flush on a privilege change: entries are tagged with their mode, and the hart now
   // looks up S-mode ones.
   EXPECT_EQ(hart.tlb_fetch[3].tag, 9u);
-  EXPECT_EQ(hart.fetch_ctx, uint64_t{kPrivS} << kTlbCtxShift);
+  EXPECT_EQ(hart.fetch_ctx, (uint64_t{kPrivS} << kTlbCtxShift) | hart.tlb_space_ctx);
 }
 
 TEST_F(TrapTest, ExceptionFromSNotDelegatedGoesToM) {

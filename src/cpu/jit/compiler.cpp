@@ -30,7 +30,7 @@ Layout layout_of(const Hart& h) {
   };
   return Layout{at(&h.x[0]),         at(&h.next_pc),        at(&h.data_ctx),
                 at(&h.tlb_load[0]),  at(&h.tlb_store[0]),   at(&h.jit_loop_limit),
-                at(&h.jit_loop_done)};
+                at(&h.jit_loop_done),  at(&h.tlb_salt)};
 }
 
 namespace {
@@ -632,6 +632,7 @@ class Compiler {
     a_.shift_imm(kShr, RCX, 12);
     a_.mov(RDX, RCX);
     a_.alu_mem(kOr, RDX, mem(RBP, L_.data_ctx));
+    a_.alu_mem(kXor, RCX, mem(RBP, L_.tlb_salt));  // Hart::tlb_slot
     a_.alu32_imm(kAnd, RCX, static_cast<int32_t>(kTlbSize - 1));
     a_.shift32_imm(kShl, RCX, 4);
     a_.alu_mem(kXor, RDX, mem_idx(RBP, RCX, tlb));

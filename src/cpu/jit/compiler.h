@@ -54,7 +54,7 @@ struct SlowPaths {
 
 // Where compiled code finds the hart's fields (byte offsets from the Hart).
 struct Layout {
-  int32_t x, next_pc, data_ctx, tlb_load, tlb_store, loop_limit, loop_done;
+  int32_t x, next_pc, data_ctx, tlb_load, tlb_store, loop_limit, loop_done, tlb_salt;
 };
 Layout layout_of(const Hart& h);
 

@@ -97,11 +97,12 @@ void sbi_call(cpu::Hart& h, SbiPlatform& p) {
       break;
     case kExtRfence:
       // Decoded instructions are cached by their bits, so a remote FENCE.I has nothing to
-      // do; SFENCE.VMA (with or without ASID) flushes the whole TLB of each target.
+      // do. SFENCE.VMA drops the range (fid 1) or the range of one ASID (fid 2).
       if (fid == 0) {
         r = {for_each_hart(p, a0, a1, [](unsigned) {})};
       } else if (fid == 1 || fid == 2) {
-        r = {for_each_hart(p, a0, a1, [&](unsigned t) { p.remote_sfence(self, t); })};
+        const SfenceRequest what{a2, h.x[13], fid == 2, h.x[14]};
+        r = {for_each_hart(p, a0, a1, [&](unsigned t) { p.remote_sfence(self, t, what); })};
       }
       break;
     case kExtHsm:

@@ -26,6 +26,16 @@ enum SbiError : int64_t {
 // HSM hart states (SBI spec 9.1).
 enum HartState : int64_t { kHartStarted = 0, kHartStopped = 1, kHartStartPending = 2, kHartStopPending = 3 };
 
+// A remote SFENCE.VMA (RFENCE extension): the pages of [start, start + size) — the whole
+// address space when start and size are 0 or size is all-ones — of one ASID (has_asid) or
+// of every address space.
+struct SfenceRequest {
+  uint64_t start = 0;
+  uint64_t size = ~0ULL;
+  bool has_asid = false;
+  uint64_t asid = 0;
+};
+
 // What the firmware needs from the board.
 class SbiPlatform {
  public:
@@ -35,9 +45,9 @@ class SbiPlatform {
   virtual void set_timer(unsigned hart, uint64_t value) = 0;
   // Makes the S software interrupt pending on `hart`.
   virtual void send_ipi(unsigned hart) = 0;
-  // Flushes `hart`'s address translation caches; returns once the hart will not use a
-  // stale translation again.
-  virtual void remote_sfence(unsigned from_hart, unsigned hart) = 0;
+  // Drops what `what` names from `hart`'s address translation caches; returns once the
+  // hart will not use a stale translation of it again.
+  virtual void remote_sfence(unsigned from_hart, unsigned hart, const SfenceRequest& what) = 0;
   virtual int64_t hart_start(unsigned hart, uint64_t start_addr, uint64_t opaque) = 0;
   virtual int64_t hart_stop(unsigned hart) = 0;
   virtual int64_t hart_status(unsigned hart) = 0;

@@ -15,7 +15,10 @@ class FakePlatform : public SbiPlatform {
   unsigned hart_count() const override { return 4; }
   void set_timer(unsigned hart, uint64_t value) override { timers.push_back({hart, value}); }
   void send_ipi(unsigned hart) override { ipis.push_back(hart); }
-  void remote_sfence(unsigned, unsigned hart) override { fences.push_back(hart); }
+  void remote_sfence(unsigned, unsigned hart, const SfenceRequest& what) override {
+    fences.push_back(hart);
+    fence_requests.push_back(what);
+  }
   int64_t hart_start(unsigned hart, uint64_t addr, uint64_t) override {
     started.push_back({hart, addr});
     return kSbiSuccess;
@@ -28,6 +31,7 @@ class FakePlatform : public SbiPlatform {
 
   std::vector<std::pair<unsigned, uint64_t>> timers, started;
   std::vector<unsigned> ipis, fences, resets;
+  std::vector<SfenceRequest> fence_requests;
   std::string console;
 };
 
@@ -78,8 +82,21 @@ TEST_F(SbiTest, IpiHartMasks) {
 }
 
 TEST_F(SbiTest, RemoteSfenceReachesTargets) {
-  EXPECT_EQ(call(0x52464e43, 1, 0b1001, 0).first, kSbiSuccess);
+  hart_.x[13] = 0x3000;  // size
+  EXPECT_EQ(call(0x52464e43, 1, 0b1001, 0, 0x7000).first, kSbiSuccess);
   EXPECT_EQ(p_.fences, (std::vector<unsigned>{0, 3}));
+  ASSERT_EQ(p_.fence_requests.size(), 2u);
+  EXPECT_EQ(p_.fence_requests[0].start, 0x7000u);
+  EXPECT_EQ(p_.fence_requests[0].size, 0x3000u);
+  EXPECT_FALSE(p_.fence_requests[0].has_asid);
+  p_.fence_requests.clear();
+  hart_.x[13] = ~0ULL;
+  hart_.x[14] = 42;  // ASID
+  EXPECT_EQ(call(0x52464e43, 2, 0b10, 0, 0).first, kSbiSuccess);
+  ASSERT_EQ(p_.fence_requests.size(), 1u);
+  EXPECT_EQ(p_.fence_requests[0].size, ~0ULL);
+  EXPECT_TRUE(p_.fence_requests[0].has_asid);
+  EXPECT_EQ(p_.fence_requests[0].asid, 42u);
   EXPECT_EQ(call(0x52464e43, 3).first, kSbiErrNotSupported);  // hypervisor fences
 }
 

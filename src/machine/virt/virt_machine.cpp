@@ -360,10 +360,18 @@ void VirtMachine::raise(unsigned hart, unsigned irq, bool level) {
 }
 
 void VirtMachine::service_requests(HartSlot& slot) {
-  if (slot.flush_tlb.load(std::memory_order_acquire)) {
-    slot.hart->tlb_flush();
-    slot.flush_tlb.store(false, std::memory_order_release);
+  if (!slot.flush_tlb.load(std::memory_order_acquire)) return;
+  SfenceRequest what;
+  uint64_t ticket;
+  {
+    std::lock_guard<std::mutex> lock(slot.fence_mu);
+    what = slot.fence;
+    ticket = slot.fence_posted;
+    slot.fence_pending = false;
+    slot.flush_tlb.store(false, std::memory_order_relaxed);
   }
+  slot.hart->sfence_vma_range(what.start, what.size, what.has_asid, what.asid);
+  slot.fence_done.store(ticket, std::memory_order_release);
 }
 
 void VirtMachine::sleep_until_interrupt(unsigned index) {
@@ -437,14 +445,25 @@ void VirtMachine::set_timer(unsigned hart, uint64_t value) { clint_->set_timecmp
 
 void VirtMachine::send_ipi(unsigned hart) { raise(hart, cpu::kIrqSSoft, true); }
 
-void VirtMachine::remote_sfence(unsigned from_hart, unsigned hart) {
+void VirtMachine::remote_sfence(unsigned from_hart, unsigned hart, const SfenceRequest& what) {
   if (hart == from_hart) {
-    harts_[hart]->tlb_flush();
+    harts_[hart]->sfence_vma_range(what.start, what.size, what.has_asid, what.asid);
     return;
   }
   HartSlot& target = *slots_[hart];
   if (target.state.load() != kHartStarted) return;  // starts with an empty TLB
-  target.flush_tlb.store(true, std::memory_order_release);
+  uint64_t ticket;
+  {
+    std::lock_guard<std::mutex> lock(target.fence_mu);
+    if (target.fence_pending) {
+      target.fence = SfenceRequest{};  // two requests: drop everything
+    } else {
+      target.fence = what;
+      target.fence_pending = true;
+    }
+    ticket = ++target.fence_posted;
+    target.flush_tlb.store(true, std::memory_order_release);
+  }
   wake(hart);
   {
     std::lock_guard<std::mutex> lock(park_mu_);  // a parked target flushes too
@@ -452,7 +471,7 @@ void VirtMachine::remote_sfence(unsigned from_hart, unsigned hart) {
   park_cv_.notify_all();
   // Synchronous, as the SBI requires: wait for the target, serving our own requests so
   // two harts fencing each other cannot deadlock.
-  while (target.flush_tlb.load(std::memory_order_acquire) && !stopping_ &&
+  while (target.fence_done.load(std::memory_order_acquire) < ticket && !stopping_ &&
          target.state.load() == kHartStarted) {
     service_requests(*slots_[from_hart]);
     std::this_thread::yield();

@@ -124,7 +124,7 @@ class VirtMachine : public SbiPlatform {
   unsigned hart_count() const override { return static_cast<unsigned>(harts_.size()); }
   void set_timer(unsigned hart, uint64_t value) override;
   void send_ipi(unsigned hart) override;
-  void remote_sfence(unsigned from_hart, unsigned hart) override;
+  void remote_sfence(unsigned from_hart, unsigned hart, const SfenceRequest& what) override;
   int64_t hart_start(unsigned hart, uint64_t start_addr, uint64_t opaque) override;
   int64_t hart_stop(unsigned hart) override;
   int64_t hart_status(unsigned hart) override;
@@ -140,6 +140,13 @@ class VirtMachine : public SbiPlatform {
     std::atomic<uint32_t> wake_seq{0};     // futex word: bumped on every wake-up
     std::atomic<bool> sleeping{false};     // in (or about to enter) a futex wait on wake_seq
     std::atomic<bool> flush_tlb{false};    // a remote SFENCE.VMA is waiting
+    // The waiting fence (two that meet here merge into a full flush) and tickets: a
+    // sender waits until fence_done reaches the fence_posted value its request got.
+    std::mutex fence_mu;
+    bool fence_pending = false;         // guarded by fence_mu
+    SfenceRequest fence;                // guarded by fence_mu
+    uint64_t fence_posted = 0;          // guarded by fence_mu
+    std::atomic<uint64_t> fence_done{0};
     std::thread thread;
   };
 
