@@ -2,7 +2,10 @@
 // within one 4 KiB page (straight-line but for side exits at taken branches), dispatched as
 // threaded code, cached per hart by host (= physical) address and checked against the
 // bytes in memory each time they are entered, so writes to code by anyone (this hart,
-// another hart, a device's DMA) are seen without any invalidation protocol. Loads, stores
+// another hart, a device's DMA) are seen without any invalidation protocol. (The one
+// exception: with the JIT, compiled blocks jump straight to each other once linked, and
+// such a jump is only re-checked after a FENCE.I or an SBI remote FENCE.I, which is when
+// RISC-V requires fetches to see new code; see jit/compiler.h.) Loads, stores
 // and fetches go through software TLBs that map a virtual page straight to a host pointer.
 // Every instruction has one body, in interp_ops.inc, shared by the block loop, the
 // single-instruction path and the plain reference path of the --check-reference engine.
@@ -509,6 +512,7 @@ bool step_one(Hart& h, Decoded& d) {
     execute<P>(h, d, h.pc);
     h.x[0] = 0;
   }
+  if (d.op == Op::fence_i) jit::invalidate_chains();
   h.pc = h.next_pc;
   return true;
 }
@@ -605,7 +609,8 @@ constexpr bool writes_only_rd(Op op) {
 // (Op::count included), then these two.
 constexpr unsigned kHandlerEnd = static_cast<unsigned>(Op::count) + 1;  // after a block
 constexpr unsigned kHandlerNop = kHandlerEnd + 1;                        // rd = x0, no effect
-constexpr unsigned kHandlerCount = kHandlerNop + 1;
+constexpr unsigned kHandlerFenceI = kHandlerNop + 1;  // FENCE.I: also drops chained jumps
+constexpr unsigned kHandlerCount = kHandlerFenceI + 1;
 
 struct Block;
 
@@ -613,11 +618,14 @@ struct Block;
 // fields, its offset from the block's first byte (its pc is the block's plus that), and
 // the chained successor of the exit it makes (see run_blocks): for a conditional branch
 // its taken target, for the slot after the last instruction the block's successor when
-// it runs to its end (fall-through or the last jump's target).
+// it runs to its end (fall-through or the last jump's target). When the block is compiled
+// and that exit is chainable in its native code, `stub` locates the exit's stub there
+// (jit::ChainSite), else 0.
 struct Slot {
   const void* handler;
   Decoded d;
   uint16_t off;
+  uint16_t stub;
   Block* link;
 };
 static_assert(sizeof(Slot) == 40);
@@ -634,6 +642,7 @@ struct Block {
   jit::NativeBlock native;  // compiled code (JIT engine only), or nullptr
   Block* chain;             // the next block in this one's table bucket
   uint32_t heat;            // entries so far (the JIT compiles at its threshold)
+  uint32_t chain_entry;     // where chained exits of other blocks enter `native`
 
   const Slot* slots() const { return reinterpret_cast<const Slot*>(this + 1); }
   Slot* slots() { return reinterpret_cast<Slot*>(this + 1); }
@@ -720,6 +729,7 @@ class CodeCache {
     std::fill(std::begin(table_), std::end(table_), nullptr);
     used_ = 0;
     ++generation_;
+    epoch_high_ = jit::chain_epoch() >> 32;
     if (jit_) jit_->reset();
     jit_full_ = false;
   }
@@ -753,6 +763,33 @@ class CodeCache {
 
   // Changes whenever the arena is emptied (every Block pointer held so far is dead).
   uint64_t generation() const { return generation_; }
+
+  // Points the chainable exit of `from` at slot `sl` (its native stub) at the compiled
+  // block `to`, found current at the exit's target `host` while the chain epoch was
+  // `epoch`.
+  void link(const Block* from, const Slot* sl, const Block* to, uintptr_t host, bool cross_page,
+            uint64_t epoch) {
+    const unsigned idx = static_cast<unsigned>(sl - from->slots());
+    const unsigned retired = idx == from->ninsns ? idx : idx + 1;
+    // A JALR exit checks the successor's host address wherever it is, like a cross-page
+    // one, and keeps the successor it was linked to in this epoch (see link_exit). Its
+    // slot is the one after the last instruction, whose decoded fields are unused: `raw`
+    // remembers that epoch, which saves reading the stub.
+    const bool jalr = idx == from->ninsns && sl[-1].d.op == Op::jalr;
+    if (jalr) {
+      if (sl->d.raw == static_cast<uint32_t>(epoch)) return;
+      const_cast<Slot*>(sl)->d.raw = static_cast<uint32_t>(epoch);
+    }
+    jit::link_exit(*jit_, from->native, sl->stub, cross_page || jalr, /*sticky=*/jalr,
+                   to->native, to->chain_entry, host, retired + to->ninsns, epoch);
+  }
+
+  // Empties the cache when the chain epoch's high half has moved since it was last
+  // emptied (the stubs compare the low half only, which may then come round again).
+  void check_epoch_wrap() {
+    if ((jit::chain_epoch() >> 32) != epoch_high_) [[unlikely]]
+      flush();
+  }
 
   // The current block starting at host address `host` (guest address `pc`), decoding it
   // if needed; nullptr when not even one instruction fits in the rest of the page.
@@ -811,15 +848,16 @@ class CodeCache {
       Slot& s = out[n++];
       s.d = isa::decode(raw);
       s.off = static_cast<uint16_t>(off);
+      s.stub = 0;
       s.link = nullptr;
-      s.handler = s.d.rd == 0 && writes_only_rd(s.d.op)
-                      ? handlers_[kHandlerNop]
-                      : handlers_[static_cast<unsigned>(s.d.op)];
+      s.handler = s.d.rd == 0 && writes_only_rd(s.d.op) ? handlers_[kHandlerNop]
+                  : s.d.op == Op::fence_i                ? handlers_[kHandlerFenceI]
+                                                         : handlers_[static_cast<unsigned>(s.d.op)];
       off += s.d.len;
       if (ends_block(s.d.op)) break;
     }
     if (n == 0) return nullptr;
-    out[n] = Slot{handlers_[kHandlerEnd], Decoded{}, static_cast<uint16_t>(off), nullptr};
+    out[n] = Slot{handlers_[kHandlerEnd], Decoded{}, static_cast<uint16_t>(off), 0, nullptr};
     b->key = host;
     b->nbytes = static_cast<uint32_t>(off);
     b->ninsns = n;
@@ -827,6 +865,7 @@ class CodeCache {
     b->native = nullptr;
     b->chain = nullptr;
     b->heat = 0;
+    b->chain_entry = 0;
     std::memcpy(out + n + 1, code, off);
     used_ += (sizeof(Block) + (n + 1) * sizeof(Slot) + off + 7) & ~size_t{7};
     return b;
@@ -844,6 +883,7 @@ class CodeCache {
   const void* const* handlers_ = nullptr;
   size_t used_ = 0;
   uint64_t generation_ = 0;
+  uint64_t epoch_high_ = 0;
 };
 
 // ---- the JIT's view of the interpreter ----
@@ -875,9 +915,16 @@ bool CodeCache::compile(Block* b, Hart& h) {
   const Slot* sl = b->slots();
   for (unsigned i = 0; i < b->ninsns; i++) insns[i] = jit::Insn{sl[i].d, sl[i].off};
   bool full = false;
-  b->native = jit::compile_block(insns, b->ninsns, jit::layout_of(h), kJitSlowPaths, *jit_, full);
+  jit::Compiled out;
+  jit::compile_block(insns, b->ninsns, b, static_cast<uint32_t>(b->key & kPageMask), b->nbytes,
+                     jit::layout_of(h), kJitSlowPaths, *jit_, full, out);
   if (full) jit_full_ = true;
-  if (b->native == nullptr) return false;
+  if (out.code == nullptr) return false;
+  b->native = out.code;
+  b->chain_entry = out.chain_entry;
+  Slot* const slots = b->slots();
+  for (unsigned i = 0; i < out.nsites; i++)
+    slots[out.sites[i].slot].stub = static_cast<uint16_t>(out.sites[i].stub);
   compiled_++;
   return true;
 }
@@ -1050,7 +1097,7 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
   static const void* const kHandlers[] = {
 #define INSN(name, mnemonic, mask, match, fmt, ops, ext) &&L_##name,
 #include "cpu/isa/instructions.inc"
-      &&L_illegal, &&L_count, &&L_end, &&L_nop};
+      &&L_illegal, &&L_count, &&L_end, &&L_nop, &&L_fence_i_chain};
   static_assert(std::size(kHandlers) == kHandlerCount);
   cache.set_handlers(kHandlers);
   h.update_tlb_context();
@@ -1092,7 +1139,9 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
 // in the same page has its host address at the same distance as its guest address, and
 // one in another page goes through the fetch TLB. The exit's link saves the table lookup
 // while it names a current block at that host address (a link is only a hint: its key is
-// compared and its bytes are checked like on any other entry).
+// compared and its bytes are checked like on any other entry). When the exit was made by
+// compiled code and the successor is compiled too, the exit's native stub is pointed at
+// it (CodeCache::link), so next time compiled code goes on there without coming back.
 #define CHAIN()                                                                   \
   do {                                                                            \
     const uint64_t pc_ = h.next_pc;                                               \
@@ -1107,13 +1156,19 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
         goto lookup;                                                              \
       host_ = pc_ + e_.addend;                                                    \
     }                                                                             \
+    /* read before next_'s bytes are checked: a link made below is only as fresh */ \
+    const uint64_t epoch_ = kJit ? jit::chain_epoch() : 0;                         \
     Block* next_ = sl->link;                                                      \
+    bool alive_ = true; /* blk, sl */                                             \
     if (next_ == nullptr || next_->key != host_ || !next_->current()) [[unlikely]] { \
       const uint64_t gen_ = cache.generation();                                   \
       next_ = cache.get(host_, pc_);                                              \
-      if (cache.generation() == gen_) /* else blk died with the arena */          \
-        const_cast<Slot*>(sl)->link = next_;                                      \
+      alive_ = cache.generation() == gen_; /* else blk died with the arena */     \
+      if (alive_) const_cast<Slot*>(sl)->link = next_;                            \
     }                                                                             \
+    /* a compiled exit to a compiled block: chain them in native code */          \
+    if (kJit && alive_ && sl->stub != 0 && next_ != nullptr && next_->native != nullptr) \
+      cache.link(blk, sl, next_, host_, ((pc_ ^ bpc) >> 12) != 0, epoch_);         \
     blk = next_;                                                                  \
     bpc = pc_;                                                                    \
     ENTER_BLOCK();                                                                \
@@ -1127,6 +1182,7 @@ chunk:
     h.waiting = false;
   }
   if constexpr (P == Path::kChecked) checker->sync();
+  if constexpr (kJit) cache.check_epoch_wrap();
   h.break_block = false;
   chunk_stop = left > kChunk ? left - kChunk : 0;
 
@@ -1212,6 +1268,9 @@ step:  // one instruction through the single-instruction path
 #include "cpu/interp_ops.inc"
 L_nop:
   NEXT;
+L_fence_i_chain:  // FENCE.I (any engine: the epoch is global), then its usual body
+  jit::invalidate_chains();
+  goto L_fence_i;
 #undef OP
 #undef OPM
 #undef OPX
@@ -1242,12 +1301,22 @@ taken:  // the conditional branch at sl was taken
 native:  // blk has compiled code: run it, then continue where it left off
   __attribute__((unused));
   if constexpr (kJit) {
-    // Its native loops may retire instructions while the chunk and the budget would let
-    // the block be entered again.
-    const uint64_t floor = std::max<uint64_t>(chunk_stop + 1, blk->ninsns);
-    h.jit_loop_limit = left > floor ? left - floor : 0;
-    const uint32_t r = blk->native(&h, bpc);
+    // Its native loops and chained exits may go on to a block (itself, or another
+    // compiled one) while the whole of it fits in the chunk and the budget.
+    h.jit_loop_limit = left - chunk_stop;
+    jit::ChainOut out;
+    const uint32_t r = blk->native(&h, bpc, &out);
     const uint64_t looped = h.jit_loop_done;
+    // It may return from a block it reached through chained exits (possibly this one
+    // again, even at another guest address mapping the same code): count as if the block
+    // loop had entered that one (the ones before it are in `looped`).
+    Block* const last = static_cast<Block*>(const_cast<void*>(out.block));
+    if (last != blk) {
+      h.instret = h.instret - blk->ninsns + last->ninsns;
+      h.cycle = h.cycle - blk->ninsns + last->ninsns;
+      blk = last;
+    }
+    bpc = out.bpc;
     h.instret += looped;
     h.cycle += looped;
     left -= looped;

@@ -24,6 +24,10 @@ class CodeArena {
   // reset(), and gives the memory back to the host (it is faulted in again when reused).
   void release();
   size_t used() const { return used_; }
+  // The writable alias of executable address `p` in this arena (to patch code in place).
+  uint8_t* writable(const void* p) const {
+    return write_ + (static_cast<const uint8_t*>(p) - exec_);
+  }
 
  private:
   int fd_ = -1;

@@ -1,7 +1,10 @@
 // Templates per instruction. Host register conventions inside compiled code:
 //   rbp   the Hart
-//   rbx   instructions retired by completed native loop iterations (jit_loop_done)
-//   [rsp] the guest address of the block's first instruction (bpc)
+//   rbx   instructions retired in this call and not yet counted by the interpreter:
+//         completed native loop iterations and blocks left through chained exits
+//         (returned in jit_loop_done)
+//   [rsp] the guest address of the running block's first instruction (bpc)
+//   [rsp+8] the running block (its `block` id), [rsp+16] the ChainOut to fill on return
 //   rax, rcx, rdx  scratch
 //   r12-r15, rsi, rdi, r8-r11  guest registers, allocated per block by use count
 // The code after the prologue is straight-line in block order; everything rare (slow
@@ -10,6 +13,8 @@
 #include "cpu/jit/compiler.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <vector>
@@ -30,8 +35,24 @@ Layout layout_of(const Hart& h) {
   };
   return Layout{at(&h.x[0]),         at(&h.next_pc),        at(&h.data_ctx),
                 at(&h.tlb_load[0]),  at(&h.tlb_store[0]),   at(&h.jit_loop_limit),
-                at(&h.jit_loop_done),  at(&h.tlb_salt)};
+                at(&h.jit_loop_done),  at(&h.tlb_salt),       at(&h.fetch_ctx),
+                at(&h.tlb_fetch[0])};
 }
+
+std::atomic<uint64_t> g_chain_epoch{1};
+
+namespace {
+
+// The patchable fields of a chainable exit's stub, as distances from its start (see
+// Compiler::chain_exit, which checks that its encodings put them there).
+constexpr int kStubBudget = 3;    // disp32 of lea rax, [rbx + retired + successor's length]
+constexpr int kStubEpoch = 33;    // imm32 of cmp dword [&g_chain_epoch], epoch
+constexpr int kStubJump = 60;     // rel32 of the final jmp (to the successor's chain entry)
+constexpr int kStubEnd = 64;      // the end of that jmp
+constexpr int kStubKey = -17;     // imm64 of mov rdx, successor's host address (cross-page)
+constexpr int32_t kUnlinked = 0x7fffffff;  // a budget no run has
+
+}  // namespace
 
 namespace {
 
@@ -114,8 +135,11 @@ constexpr Reg kCallerSaved[] = {RSI, RDI, R8, R9, R10, R11};
 
 class Compiler {
  public:
-  Compiler(const Insn* insns, unsigned n, unsigned ninsns, const Layout& l, const SlowPaths& s)
-      : in_(insns), n_(n), ninsns_(ninsns), L_(l), slow_(s) {
+  Compiler(const Insn* insns, unsigned n, unsigned ninsns, const void* block,
+           uint32_t page_offset, uint32_t nbytes, const Layout& l, const SlowPaths& s,
+           Compiled& out)
+      : in_(insns), n_(n), ninsns_(ninsns), block_(block), page_offset_(page_offset),
+        nbytes_(nbytes), L_(l), slow_(s), out_(out) {
     a_.code().reserve(4096);
   }
 
@@ -126,8 +150,13 @@ class Compiler {
       if (!insn(i)) return a_.code();  // the instruction ended the compiled code
     }
     // Ran off the end of the compiled prefix: the interpreter goes on at slot n_ (when
-    // n_ == ninsns_, the block is done and next_pc already holds the fall-through).
-    exit_to(kExitContinue, n_, dirty());
+    // n_ == ninsns_, the block is done and next_pc already holds the fall-through, which
+    // is chained).
+    if (n_ == ninsns_) {
+      chain_exit(kExitContinue, n_, n_, nbytes_, dirty());
+    } else {
+      exit_to(kExitContinue, n_, dirty());
+    }
     emit_cold();
     return a_.code();
   }
@@ -212,10 +241,21 @@ class Compiler {
   // ---- structure ----
   void prologue() {
     for (Reg r : {RBX, RBP, R12, R13, R14, R15}) a_.push(r);
-    a_.alu_imm(kSub, RSP, 8);  // 16-byte alignment for calls; [rsp] = bpc
+    a_.alu_imm(kSub, RSP, 24);  // 16-byte alignment for calls; the frame (see the top)
     a_.mov(RBP, RDI);
     a_.store64(mem(RSP), RSI);
+    a_.store64(mem(RSP, 16), RDX);
     a_.mov_imm(RBX, 0);
+    // Chained exits of other blocks come in here, with the frame set up and bpc updated.
+    out_.chain_entry = static_cast<uint32_t>(a_.size());
+    a_.mov_imm64(RAX, reinterpret_cast<uint64_t>(block_));
+    a_.store64(mem(RSP, 8), RAX);
+    if (n_ < ninsns_) {
+      // The interpreter finishes this block and expects next_pc to hold the fall-through
+      // (the block loop sets it when it enters a block; a chained exit does not).
+      guest_pc(RAX, nbytes_);
+      a_.store64(mem(RBP, L_.next_pc), RAX);
+    }
     for (unsigned r = 1; r < 32; r++) {
       if (allocated(r)) a_.load64(host(r), xmem(r));
     }
@@ -234,6 +274,99 @@ class Compiler {
     add_imm64(RAX, rel);
     a_.store64(mem(RBP, L_.next_pc), RAX);
     exit_to(kind, slot, dirty);
+  }
+
+  // An exit to bpc + rel, whose instructions up to it have retired `retired` of the
+  // block's: a stub that link_exit can point at the successor's chain entry (see
+  // compiler.h for what it checks), then the plain exit for when it is not linked or its
+  // checks fail.
+  void chain_exit(ExitKind kind, unsigned slot, unsigned retired, int64_t rel, uint32_t dirty) {
+    const int64_t target = int64_t{page_offset_} + rel;
+    if (rel == 0 || rel < INT32_MIN / 2 || rel > INT32_MAX / 2 ||
+        out_.nsites == std::size(out_.sites)) {
+      exit_with_next_pc(kind, slot, rel, dirty);
+      return;
+    }
+    write_back(dirty);
+    Label& slow = new_label();
+    if (target < 0 || target >= 4096) {
+      // Another page: the fetch TLB must map the target where the successor was found.
+      guest_pc(RAX, rel);
+      a_.mov(RCX, RAX);
+      a_.shift_imm(kShr, RCX, 12);
+      a_.mov(RDX, RCX);
+      a_.alu_mem(kOr, RDX, mem(RBP, L_.fetch_ctx));
+      tlb_slot_offset(RCX);
+      a_.alu_mem(kCmp, RDX, mem_idx(RBP, RCX, L_.tlb_fetch));
+      a_.jcc(kNE, slow);
+      a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, L_.tlb_fetch + 8));
+      a_.mov_imm64(RDX, 0);  // the successor's host address
+      a_.alu(kCmp, RAX, RDX);
+      a_.jcc(kNE, slow);
+    }
+    chain_stub(slot, retired, rel, false, slow);
+    a_.bind(slow);
+    exit_with_next_pc(kind, slot, rel, 0);
+  }
+
+  // The patchable part of a chainable exit (kStub* give its layout): the budget and epoch
+  // checks, then the frame's bpc becomes the successor's (bpc + rel, or the target in rdx
+  // after a JALR) and the jump, to `slow` until linked.
+  void chain_stub(unsigned slot, unsigned retired, int64_t rel, bool jalr, Label& slow) {
+    const size_t stub = a_.size();
+    a_.lea(RAX, mem_wide(RBX, kUnlinked));
+    a_.alu_mem(kCmp, RAX, mem_wide(RBP, L_.loop_limit));
+    a_.jcc(kA, slow);
+    a_.mov_imm64(RCX, reinterpret_cast<uint64_t>(&g_chain_epoch));
+    a_.alu_mem_imm32(false, kCmp, mem(RCX), 0);  // the low half of the epoch
+    a_.jcc(kNE, slow);
+    a_.lea(RBX, mem_wide(RBX, static_cast<int32_t>(retired)));
+    if (jalr) {
+      a_.store64(mem(RSP), RDX);
+      a_.nop4();  // (the same length as the add below)
+    } else {
+      a_.alu_mem_imm32(true, kAdd, mem(RSP), static_cast<int32_t>(rel));
+    }
+    a_.jmp(slow);
+    if (a_.size() != stub + kStubEnd) std::abort();  // the layout link_exit patches
+    if (stub <= UINT16_MAX) {
+      out_.sites[out_.nsites++] =
+          ChainSite{static_cast<uint16_t>(slot), static_cast<uint32_t>(stub)};
+    }
+  }
+
+  // The exit of a block ending with JALR (next_pc set): chainable like chain_exit's, to
+  // the last successor it was linked to (checked through the fetch TLB, in any page).
+  void jalr_chain_exit(uint32_t dirty) {
+    if (out_.nsites == std::size(out_.sites)) {
+      exit_to(kExitContinue, ninsns_, dirty);
+      return;
+    }
+    write_back(dirty);
+    Label& slow = new_label();
+    a_.load64(RDX, mem(RBP, L_.next_pc));  // the target
+    a_.mov(RCX, RDX);
+    a_.shift_imm(kShr, RCX, 12);
+    a_.mov(RAX, RCX);
+    a_.alu_mem(kOr, RAX, mem(RBP, L_.fetch_ctx));
+    tlb_slot_offset(RCX);
+    a_.alu_mem(kCmp, RAX, mem_idx(RBP, RCX, L_.tlb_fetch));
+    a_.jcc(kNE, slow);
+    a_.mov(RAX, RDX);
+    a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, L_.tlb_fetch + 8));
+    a_.mov_imm64(RCX, 0);  // the successor's host address
+    a_.alu(kCmp, RAX, RCX);
+    a_.jcc(kNE, slow);
+    chain_stub(ninsns_, ninsns_, 0, true, slow);
+    a_.bind(slow);
+    exit_to(kExitContinue, ninsns_, 0);
+  }
+
+  // rcx = the byte offset of the TLB entry for virtual page number rcx (Hart::tlb_slot).
+  void tlb_slot_offset(Reg r) {
+    a_.alu_mem(kXor, r, mem(RBP, L_.tlb_salt));
+    a_.alu32_imm(kAnd, r, static_cast<int32_t>(kTlbSize - 1));
+    a_.shift32_imm(kShl, r, 4);
   }
   void add_imm64(Reg r, int64_t v) {
     if (v == 0) return;
@@ -258,18 +391,24 @@ class Compiler {
     for (size_t i = 0; i < cold_.size(); i++) cold_[i]();
     a_.bind(epilogue_);
     a_.store64(mem(RBP, L_.loop_done), RBX);
-    a_.alu_imm(kAdd, RSP, 8);
+    a_.load64(RCX, mem(RSP, 16));  // the ChainOut: which block this is, and its bpc
+    a_.load64(RDX, mem(RSP, 8));
+    a_.store64(mem(RCX, 0), RDX);
+    a_.load64(RDX, mem(RSP));
+    a_.store64(mem(RCX, 8), RDX);
+    a_.alu_imm(kAdd, RSP, 24);
     for (Reg r : {R15, R14, R13, R12, RBP, RBX}) a_.pop(r);
     a_.ret();
   }
 
   // A native loop back to the block's start after `retired` instructions of this
-  // iteration, while the budget lasts; otherwise `otherwise`.
+  // iteration, while the budget lasts (the block, run again whole, must fit in it as a
+  // chained successor would); otherwise `otherwise`.
   void loop_back(unsigned retired, Label& otherwise) {
-    a_.lea(RAX, mem(RBX, static_cast<int32_t>(retired)));
+    a_.lea(RAX, mem(RBX, static_cast<int32_t>(retired + ninsns_)));
     a_.alu_mem(kCmp, RAX, mem(RBP, L_.loop_limit));
     a_.jcc(kA, otherwise);
-    a_.mov(RBX, RAX);
+    a_.lea(RBX, mem(RBX, static_cast<int32_t>(retired)));
     a_.jmp(loop_top_);
   }
 
@@ -336,7 +475,7 @@ class Compiler {
           loop_back(ninsns_, out);
           a_.bind(out);
         }
-        exit_with_next_pc(kExitContinue, ninsns_, in.off + imm, dirty());
+        chain_exit(kExitContinue, ninsns_, ninsns_, in.off + imm, dirty());
         emit_cold();
         return false;
       }
@@ -351,7 +490,7 @@ class Compiler {
           guest_pc(D, in.off + d.len);
           commit(d.rd, D);
         }
-        exit_to(kExitContinue, ninsns_, dirty());
+        jalr_chain_exit(dirty());
         emit_cold();
         return false;
       }
@@ -742,15 +881,19 @@ class Compiler {
         loop_back(i + 1, out);
       }
       a_.bind(out);
-      exit_with_next_pc(kExitTaken, i, rel, dirty_here);
+      chain_exit(kExitTaken, i, i + 1, rel, dirty_here);
     });
   }
 
   const Insn* in_;
   const unsigned n_;
   const unsigned ninsns_;
+  const void* const block_;
+  const uint32_t page_offset_;
+  const uint32_t nbytes_;
   const Layout& L_;
   const SlowPaths& slow_;
+  Compiled& out_;
   Emitter a_;
   int8_t host_[32];
   uint32_t written_mask_ = 0;  // allocated or not, the registers the block writes
@@ -764,9 +907,12 @@ class Compiler {
 
 }  // namespace
 
-NativeBlock compile_block(const Insn* insns, unsigned n, const Layout& layout,
-                          const SlowPaths& slow, CodeArena& arena, bool& full) {
+void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t page_offset,
+                   uint32_t nbytes, const Layout& layout, const SlowPaths& slow,
+                   CodeArena& arena, bool& full, Compiled& out) {
   full = false;
+  out.code = nullptr;
+  out.nsites = 0;
   unsigned k = 0;
   while (k < n && classify(insns[k].d.op) != Cls::kNone) {
     const Op op = insns[k].d.op;
@@ -775,15 +921,38 @@ NativeBlock compile_block(const Insn* insns, unsigned n, const Layout& layout,
   }
   // A prefix of one or two instructions before the interpreter takes over again costs more
   // in the call than it saves.
-  if (k == 0 || (k < n && k < 3)) return nullptr;
-  Compiler c(insns, k, n, layout, slow);
+  if (k == 0 || (k < n && k < 3)) return;
+  Compiler c(insns, k, n, block, page_offset, nbytes, layout, slow, out);
   const std::vector<uint8_t>& code = c.compile();
   const void* p = arena.add(code.data(), code.size());
   if (p == nullptr) {
     full = true;
-    return nullptr;
+    out.nsites = 0;
+    return;
   }
-  return reinterpret_cast<NativeBlock>(const_cast<void*>(p));
+  out.code = reinterpret_cast<NativeBlock>(const_cast<void*>(p));
+}
+
+void link_exit(CodeArena& arena, NativeBlock from, uint32_t stub, bool keyed, bool sticky,
+               NativeBlock to, uint32_t to_chain_entry, uintptr_t to_key, uint32_t retired,
+               uint64_t epoch) {
+  const uint8_t* const exec = reinterpret_cast<const uint8_t*>(from) + stub;
+  uint8_t* const w = arena.writable(exec);
+  if (sticky) {
+    uint32_t linked;
+    std::memcpy(&linked, w + kStubEpoch, 4);
+    if (linked == static_cast<uint32_t>(epoch)) return;  // linked in this epoch: stays
+  }
+  // Only what changes is written: a store into code the host CPU has fetched costs it a
+  // pipeline flush.
+  auto put = [](uint8_t* at, auto v) {
+    if (std::memcmp(at, &v, sizeof(v)) != 0) std::memcpy(at, &v, sizeof(v));
+  };
+  const uint8_t* const target = reinterpret_cast<const uint8_t*>(to) + to_chain_entry;
+  if (keyed) put(w + kStubKey, static_cast<uint64_t>(to_key));
+  put(w + kStubBudget, static_cast<int32_t>(retired));
+  put(w + kStubEpoch, static_cast<uint32_t>(epoch));
+  put(w + kStubJump, static_cast<int32_t>(target - (exec + kStubEnd)));
 }
 
 }  // namespace nimbus::cpu::jit

@@ -5,9 +5,12 @@
 // of the block, loads and stores through the same software TLB as the interpreter (with
 // the interpreter's slow paths for misses, misaligned accesses and devices), and runs a
 // block that branches back to its own start as a native loop until the budget it is given
-// runs out. It returns to the interpreter at every other exit.
+// runs out. Its exits to another block (a taken branch, JAL, JALR, the fall-through) can
+// be chained: once the block loop has seen one lead to another compiled block, it patches
+// the exit to jump straight there next time (see link_exit).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -36,9 +39,18 @@ enum ExitKind : uint32_t {
   kExitBreak = 2,  // the instruction at slot trapped (take_trap ran)
 };
 
-// Compiled code: called with the hart and the guest address of the block's first
-// instruction (the same host code serves every virtual address it is mapped at).
-using NativeBlock = uint32_t (*)(Hart* h, uint64_t bpc);
+// Where a run of compiled code ended: the block whose exit it returned from (chained
+// exits may have led it through other compiled blocks), and that block's guest address.
+// Written by compiled code on return.
+struct ChainOut {
+  const void* block;  // the `block` given to compile_block
+  uint64_t bpc;
+};
+
+// Compiled code: called with the hart, the guest address of the block's first instruction
+// (the same host code serves every virtual address it is mapped at) and where to say
+// which block it returned from.
+using NativeBlock = uint32_t (*)(Hart* h, uint64_t bpc, ChainOut* out);
 
 // The slow paths compiled code calls (interp.cpp): they set h.pc to `pc` first, and on
 // failure have taken the trap.
@@ -55,12 +67,67 @@ struct SlowPaths {
 // Where compiled code finds the hart's fields (byte offsets from the Hart).
 struct Layout {
   int32_t x, next_pc, data_ctx, tlb_load, tlb_store, loop_limit, loop_done, tlb_salt;
+  int32_t fetch_ctx, tlb_fetch;
 };
 Layout layout_of(const Hart& h);
 
+// ---- chaining ----
+//
+// A linked exit first checks, in this order: for a successor in another page or after a
+// JALR, that the fetch TLB maps the target's guest address to the successor's host
+// address (same-page successors are at a fixed distance); the budget (the instructions
+// retired so far in this call, plus the ones the exit completes, plus the successor's
+// length, must not exceed Hart::jit_loop_limit, so the successor runs whole within the
+// chunk and the run: interrupts, the stop flag and run(n) stay exact); and the chain
+// epoch (below). Then it counts what it completed, sets bpc and jumps to the successor's
+// chain entry, which reloads its registers. An exit not linked fails the budget check.
+//
+// The chain epoch: a link is made (link_exit) only after the successor's bytes were
+// compared with memory, and stays valid while the epoch is unchanged. Every FENCE.I (any
+// hart) and every SBI remote FENCE.I advances it, so every chained jump goes back through
+// the block loop's check once: code rewritten and then fenced, as RISC-V requires before
+// fetches must see it, is never run stale from a link. Blocks entered from the block loop
+// are checked against memory as before.
+extern std::atomic<uint64_t> g_chain_epoch;
+inline uint64_t chain_epoch() { return g_chain_epoch.load(std::memory_order_acquire); }
+// FENCE.I or remote FENCE.I: drops every chained jump of every hart (they are re-made,
+// after a fresh check of the code, the next time they are taken).
+inline void invalidate_chains() { g_chain_epoch.fetch_add(1, std::memory_order_acq_rel); }
+
+// A chainable exit of a compiled block: the slot whose exit it is (a taken branch's slot,
+// or n for the block's end) and the offset of its patchable stub from the code's start.
+struct ChainSite {
+  uint16_t slot;
+  uint32_t stub;
+};
+
+struct Compiled {
+  NativeBlock code = nullptr;  // entry from the interpreter
+  uint32_t chain_entry = 0;    // offset of the entry from chained exits
+  unsigned nsites = 0;
+  ChainSite sites[66];
+};
+
 // Compiles the longest supported prefix of the block's `n` instructions into `arena`.
-// nullptr when that prefix is too short to pay or the arena is full (`full` set then).
-NativeBlock compile_block(const Insn* insns, unsigned n, const Layout& layout,
-                          const SlowPaths& slow, CodeArena& arena, bool& full);
+// `block` identifies the block (reported in ChainOut), `page_offset` is its start's offset
+// in its 4 KiB page and `nbytes` its length in bytes (its fall-through is bpc + nbytes).
+// out.code is nullptr when that prefix is too short to pay or the arena is full (`full`
+// set then).
+void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t page_offset,
+                   uint32_t nbytes, const Layout& layout, const SlowPaths& slow,
+                   CodeArena& arena, bool& full, Compiled& out);
+
+// Patches the chainable exit `stub` of `from` (a ChainSite's) to jump to the compiled
+// block `to` (its code and chain_entry), whose host address is `to_key`, with `retired` =
+// the instructions the exit completes plus `to`'s length, valid while the chain epoch is
+// `epoch` (read before `to`'s bytes were checked). `keyed`: the exit checks the
+// successor's host address through the fetch TLB (an exit to another page, or a JALR's,
+// whose target may be anywhere). `sticky`: leave the exit alone if it is linked in this
+// epoch already (a JALR that returns to many callers would otherwise be rewritten at
+// every call, and stores into code the host CPU has fetched are costly). Writes only
+// what changes.
+void link_exit(CodeArena& arena, NativeBlock from, uint32_t stub, bool keyed, bool sticky,
+               NativeBlock to, uint32_t to_chain_entry, uintptr_t to_key, uint32_t retired,
+               uint64_t epoch);
 
 }  // namespace nimbus::cpu::jit

@@ -30,8 +30,10 @@ struct Mem {
   int32_t disp = 0;
   bool has_index = false;
   Reg index = RAX;
+  bool wide = false;  // always a 32-bit displacement (fixed-size code, patched later)
 };
 inline Mem mem(Reg base, int32_t disp = 0) { return Mem{base, disp}; }
+inline Mem mem_wide(Reg base, int32_t disp) { return Mem{base, disp, false, RAX, true}; }
 inline Mem mem_idx(Reg base, Reg index, int32_t disp = 0) { return Mem{base, disp, true, index}; }
 
 struct Label {
@@ -72,6 +74,12 @@ class Emitter {
       byte(0xB8 | (dst & 7));
       for (int i = 0; i < 8; i++) byte(static_cast<uint8_t>(v >> (8 * i)));
     }
+  }
+  // mov dst, imm64 in its 10-byte form whatever the value (patched later).
+  void mov_imm64(Reg dst, uint64_t v) {
+    rex(true, 0, 0, dst);
+    byte(0xB8 | (dst & 7));
+    for (int i = 0; i < 8; i++) byte(static_cast<uint8_t>(v >> (8 * i)));
   }
   void load64(Reg dst, Mem m) { rm(true, {0x8B}, dst, m); }
   void store64(Mem m, Reg src) { rm(true, {0x89}, src, m); }
@@ -122,6 +130,11 @@ class Emitter {
   void alu32(Alu op, Reg dst, Reg src) { rr(false, static_cast<uint8_t>((op << 3) | 1), src, dst); }
   void alu_mem(Alu op, Reg dst, Mem m) {  // dst op= [m]
     rm(true, {static_cast<uint8_t>((op << 3) | 3)}, dst, m);
+  }
+  // [m] op= imm32 (64-bit, or 32-bit when !w), always with a 4-byte immediate.
+  void alu_mem_imm32(bool w, Alu op, Mem m, int32_t v) {
+    rm(w, {0x81}, static_cast<Reg>(op), m);
+    imm32(static_cast<uint32_t>(v));
   }
   void alu_imm(Alu op, Reg dst, int32_t v) { alu_imm_w(true, op, dst, v); }
   void alu32_imm(Alu op, Reg dst, int32_t v) { alu_imm_w(false, op, dst, v); }
@@ -185,6 +198,12 @@ class Emitter {
     byte(0xD0);
   }
   void ret() { byte(0xC3); }
+  void nop4() {  // nop dword [rax+0]
+    byte(0x0F);
+    byte(0x1F);
+    byte(0x40);
+    byte(0x00);
+  }
   void push(Reg r) {
     rex(false, 0, 0, r);
     byte(0x50 | (r & 7));
@@ -260,7 +279,7 @@ class Emitter {
       byte(0x40);  // spl/bpl/sil/dil need a REX prefix
     }
     for (uint8_t b : opcode) byte(b);
-    const bool d8 = m.disp >= -128 && m.disp <= 127;
+    const bool d8 = !m.wide && m.disp >= -128 && m.disp <= 127;
     const uint8_t mod = d8 ? 0x40 : 0x80;
     if (m.has_index) {
       byte(static_cast<uint8_t>(mod | ((reg & 7) << 3) | 4));

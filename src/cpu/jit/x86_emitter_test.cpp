@@ -74,6 +74,30 @@ TEST(X86Emitter, Arithmetic) {
   EXPECT_EQ(enc([](Emitter& e) { e.pop(RBX); }), (Bytes{0x5b}));
 }
 
+// The fixed-size forms chained exits are patched through (their fields stay where the
+// compiler's stub layout expects them whatever the values).
+TEST(X86Emitter, FixedSizeFormsForPatchedCode) {
+  // lea rax,[rbx+0x7fffffff]; lea rax,[rbx+0x9] with a 32-bit displacement all the same
+  EXPECT_EQ(enc([](Emitter& e) { e.lea(RAX, mem_wide(RBX, 0x7fffffff)); }),
+            (Bytes{0x48, 0x8d, 0x83, 0xff, 0xff, 0xff, 0x7f}));
+  EXPECT_EQ(enc([](Emitter& e) { e.lea(RBX, mem_wide(RBX, 9)); }),
+            (Bytes{0x48, 0x8d, 0x9b, 0x09, 0x00, 0x00, 0x00}));
+  // cmp rax,[rbp+0x100]
+  EXPECT_EQ(enc([](Emitter& e) { e.alu_mem(kCmp, RAX, mem_wide(RBP, 0x100)); }),
+            (Bytes{0x48, 0x3b, 0x85, 0x00, 0x01, 0x00, 0x00}));
+  // movabs rcx,0x123456789abcdef0; movabs rdx,0x1 (still 10 bytes)
+  EXPECT_EQ(enc([](Emitter& e) { e.mov_imm64(RCX, 0x123456789abcdef0ull); }),
+            (Bytes{0x48, 0xb9, 0xf0, 0xde, 0xbc, 0x9a, 0x78, 0x56, 0x34, 0x12}));
+  EXPECT_EQ(enc([](Emitter& e) { e.mov_imm64(RDX, 1); }),
+            (Bytes{0x48, 0xba, 0x01, 0, 0, 0, 0, 0, 0, 0}));
+  // cmp dword [rcx+0],0x12345678; add qword [rsp+0],0x1a (imm32 even when it fits a byte)
+  EXPECT_EQ(enc([](Emitter& e) { e.alu_mem_imm32(false, kCmp, mem(RCX), 0x12345678); }),
+            (Bytes{0x81, 0x79, 0x00, 0x78, 0x56, 0x34, 0x12}));
+  EXPECT_EQ(enc([](Emitter& e) { e.alu_mem_imm32(true, kAdd, mem(RSP), 0x1a); }),
+            (Bytes{0x48, 0x81, 0x44, 0x24, 0x00, 0x1a, 0x00, 0x00, 0x00}));
+  EXPECT_EQ(enc([](Emitter& e) { e.nop4(); }), (Bytes{0x0f, 0x1f, 0x40, 0x00}));  // nop [rax+0]
+}
+
 TEST(X86Emitter, LabelsResolveForwardAndBackward) {
   Emitter e;
   Label back, fwd;
