@@ -173,10 +173,15 @@ bool load_slow(Hart& h, uint64_t va, unsigned size, uint64_t& value) {
 
 bool store_slow(Hart& h, uint64_t va, unsigned size, uint64_t value) {
   if ((va & kPageMask) + size > 4096) {
-    // Check every byte's translation before writing any, so a fault leaves memory as it was.
+    // Check every byte's translation and target before writing any, so a fault leaves
+    // memory as it was. Byte stores go to RAM only (no device takes a misaligned store).
     for (unsigned i = 0; i < size; i++) {
       Translation t;
       if (!h.translate(va + i, Access::kStore, 1, t)) return false;
+      if (h.bus.ram_ptr(t.paddr, 1) == nullptr) {
+        h.take_trap(kStoreAccessFault, va + i);
+        return false;
+      }
     }
     for (unsigned i = 0; i < size; i++) {
       if (!store_slow(h, va + i, 1, (value >> (8 * i)) & 0xff)) return false;

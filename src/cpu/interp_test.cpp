@@ -62,6 +62,24 @@ TEST_F(InterpTest, MisalignedLoadAcrossPageBoundary) {
   EXPECT_EQ(hart_.x[14], value);
 }
 
+// A misaligned store that runs off the end of RAM faults without writing its first bytes.
+TEST_F(InterpTest, MisalignedStoreOffTheEndOfRamWritesNothing) {
+  const uint64_t ram_end = kBase + (1 << 20);
+  std::memset(bus_.ram_ptr(ram_end - 4, 4), 0xAA, 4);
+  hart_.x[2] = ram_end;
+  hart_.x[14] = 0x1122334455667788ull;
+  hart_.mtvec = kBase + 0x100;
+  program(kBase, {0xfee13e23});  // sd a4, -4(sp)
+  hart_.run(1);
+  EXPECT_EQ(hart_.trap_count, 1u);
+  EXPECT_EQ(hart_.mcause, 7u);  // store access fault
+  EXPECT_EQ(hart_.mtval, ram_end);  // the part of the access that faulted
+  EXPECT_EQ(hart_.pc, kBase + 0x100);
+  uint32_t kept;
+  std::memcpy(&kept, bus_.ram_ptr(ram_end - 4, 4), 4);
+  EXPECT_EQ(kept, 0xAAAAAAAAu);
+}
+
 TEST_F(InterpTest, LrScAndAmo) {
   hart_.x[2] = kBase + 0x1000;
   hart_.x[10] = 5;
