@@ -49,7 +49,7 @@ constexpr int kStubBudget = 3;    // disp32 of lea rax, [rbx + retired + success
 constexpr int kStubEpoch = 33;    // imm32 of cmp dword [&g_chain_epoch], epoch
 constexpr int kStubJump = 60;     // rel32 of the final jmp (to the successor's chain entry)
 constexpr int kStubEnd = 64;      // the end of that jmp
-constexpr int kStubKey = -17;     // imm64 of mov rdx, successor's host address (cross-page)
+constexpr int kStubKey = -17;     // imm64 of the mov of the successor's host address (cross-page)
 constexpr int32_t kUnlinked = 0x7fffffff;  // a budget no run has
 
 }  // namespace
@@ -292,21 +292,28 @@ class Compiler {
     if (target < 0 || target >= 4096) {
       // Another page: the fetch TLB must map the target where the successor was found.
       guest_pc(RAX, rel);
-      a_.mov(RCX, RAX);
-      a_.shift_imm(kShr, RCX, 12);
-      a_.mov(RDX, RCX);
-      a_.alu_mem(kOr, RDX, mem(RBP, L_.fetch_ctx));
-      tlb_slot_offset(RCX);
-      a_.alu_mem(kCmp, RDX, mem_idx(RBP, RCX, L_.tlb_fetch));
-      a_.jcc(kNE, slow);
-      a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, L_.tlb_fetch + 8));
-      a_.mov_imm64(RDX, 0);  // the successor's host address
-      a_.alu(kCmp, RAX, RDX);
-      a_.jcc(kNE, slow);
+      successor_key_check(RAX, RDX, RCX, slow);
     }
     chain_stub(slot, retired, rel, false, slow);
     a_.bind(slow);
     exit_with_next_pc(kind, slot, rel, 0);
+  }
+
+  // Jumps to `slow` unless the fetch TLB maps the guest address in `va` (kept) to the
+  // successor's host address, patched into the mov_imm64 here (kStubKey). Clobbers a, b.
+  void successor_key_check(Reg va, Reg a, Reg b, Label& slow) {
+    a_.mov(b, va);
+    a_.shift_imm(kShr, b, 12);
+    a_.mov(a, b);
+    a_.alu_mem(kOr, a, mem(RBP, L_.fetch_ctx));
+    tlb_slot_offset(b);
+    a_.alu_mem(kCmp, a, mem_idx(RBP, b, L_.tlb_fetch));
+    a_.jcc(kNE, slow);
+    a_.mov(a, va);
+    a_.alu_mem(kAdd, a, mem_idx(RBP, b, L_.tlb_fetch + 8));
+    a_.mov_imm64(b, 0);  // the successor's host address
+    a_.alu(kCmp, a, b);
+    a_.jcc(kNE, slow);
   }
 
   // The patchable part of a chainable exit (kStub* give its layout): the budget and epoch
@@ -345,18 +352,7 @@ class Compiler {
     write_back(dirty);
     Label& slow = new_label();
     a_.load64(RDX, mem(RBP, L_.next_pc));  // the target
-    a_.mov(RCX, RDX);
-    a_.shift_imm(kShr, RCX, 12);
-    a_.mov(RAX, RCX);
-    a_.alu_mem(kOr, RAX, mem(RBP, L_.fetch_ctx));
-    tlb_slot_offset(RCX);
-    a_.alu_mem(kCmp, RAX, mem_idx(RBP, RCX, L_.tlb_fetch));
-    a_.jcc(kNE, slow);
-    a_.mov(RAX, RDX);
-    a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, L_.tlb_fetch + 8));
-    a_.mov_imm64(RCX, 0);  // the successor's host address
-    a_.alu(kCmp, RAX, RCX);
-    a_.jcc(kNE, slow);
+    successor_key_check(RDX, RAX, RCX, slow);
     chain_stub(ninsns_, ninsns_, 0, true, slow);
     a_.bind(slow);
     exit_to(kExitContinue, ninsns_, 0);
