@@ -312,7 +312,7 @@ void VirtMachine::park(HartSlot& slot) {
   parked_++;
   park_cv_.notify_all();
   while (pause_requested_ && !stopping_) {
-    if (slot.flush_tlb.load(std::memory_order_acquire)) {
+    if (slot.fences.pending()) {
       lock.unlock();
       service_requests(slot);
       lock.lock();
@@ -360,18 +360,11 @@ void VirtMachine::raise(unsigned hart, unsigned irq, bool level) {
 }
 
 void VirtMachine::service_requests(HartSlot& slot) {
-  if (!slot.flush_tlb.load(std::memory_order_acquire)) return;
   SfenceRequest what;
   uint64_t ticket;
-  {
-    std::lock_guard<std::mutex> lock(slot.fence_mu);
-    what = slot.fence;
-    ticket = slot.fence_posted;
-    slot.fence_pending = false;
-    slot.flush_tlb.store(false, std::memory_order_relaxed);
-  }
+  if (!slot.fences.take(what, ticket)) return;
   slot.hart->sfence_vma_range(what.start, what.size, what.has_asid, what.asid);
-  slot.fence_done.store(ticket, std::memory_order_release);
+  slot.fences.finish(ticket);
 }
 
 void VirtMachine::sleep_until_interrupt(unsigned index) {
@@ -379,7 +372,7 @@ void VirtMachine::sleep_until_interrupt(unsigned index) {
   cpu::Hart& h = *s.hart;
   const uint32_t seq = s.wake_seq.load(std::memory_order_acquire);
   clint_->update_timer(index);
-  if (h.interrupt_wakeup_pending() || stopping_ || s.flush_tlb || pause_requested_) return;
+  if (h.interrupt_wakeup_pending() || stopping_ || s.fences.pending() || pause_requested_) return;
   int64_t timeout = kMaxSleepNs;
   // The timer bounds the sleep only if it can end it: Linux masks the timer interrupt
   // (sie.STIE) after it fires and leaves mtimecmp in the past while a hart idles with
@@ -452,18 +445,7 @@ void VirtMachine::remote_sfence(unsigned from_hart, unsigned hart, const SfenceR
   }
   HartSlot& target = *slots_[hart];
   if (target.state.load() != kHartStarted) return;  // starts with an empty TLB
-  uint64_t ticket;
-  {
-    std::lock_guard<std::mutex> lock(target.fence_mu);
-    if (target.fence_pending) {
-      target.fence = SfenceRequest{};  // two requests: drop everything
-    } else {
-      target.fence = what;
-      target.fence_pending = true;
-    }
-    ticket = ++target.fence_posted;
-    target.flush_tlb.store(true, std::memory_order_release);
-  }
+  const uint64_t ticket = target.fences.post(what);
   wake(hart);
   {
     std::lock_guard<std::mutex> lock(park_mu_);  // a parked target flushes too
@@ -471,7 +453,7 @@ void VirtMachine::remote_sfence(unsigned from_hart, unsigned hart, const SfenceR
   park_cv_.notify_all();
   // Synchronous, as the SBI requires: wait for the target, serving our own requests so
   // two harts fencing each other cannot deadlock.
-  while (target.fence_done.load(std::memory_order_acquire) < ticket && !stopping_ &&
+  while (!target.fences.done(ticket) && !stopping_ &&
          target.state.load() == kHartStarted) {
     service_requests(*slots_[from_hart]);
     std::this_thread::yield();

@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "cpu/hart.h"
 #include "machine/virt/boot_image.h"
+#include "machine/virt/fence_mailbox.h"
 #include "machine/virt/sbi.h"
 #include "mem/bus.h"
 
@@ -139,14 +140,7 @@ class VirtMachine : public SbiPlatform {
     uint64_t start_addr = 0, start_opaque = 0;
     std::atomic<uint32_t> wake_seq{0};     // futex word: bumped on every wake-up
     std::atomic<bool> sleeping{false};     // in (or about to enter) a futex wait on wake_seq
-    std::atomic<bool> flush_tlb{false};    // a remote SFENCE.VMA is waiting
-    // The waiting fence (two that meet here merge into a full flush) and tickets: a
-    // sender waits until fence_done reaches the fence_posted value its request got.
-    std::mutex fence_mu;
-    bool fence_pending = false;         // guarded by fence_mu
-    SfenceRequest fence;                // guarded by fence_mu
-    uint64_t fence_posted = 0;          // guarded by fence_mu
-    std::atomic<uint64_t> fence_done{0};
+    FenceMailbox fences;                   // remote SFENCE.VMAs waiting for this hart
     std::thread thread;
   };
 
