@@ -12,13 +12,18 @@ uint64_t salt_of(uint8_t tag) { return (tag * 37u) & (kTlbSize - 1); }
 constexpr uint64_t kVpnMask = (uint64_t{1} << kTlbCtxShift) - 1;
 // Remote fences of more pages than this drop the whole address space instead.
 constexpr uint64_t kMaxRangePages = 64;
+
+// Invalidates every entry of every address space (and forgets the superpage ranges).
+void drop_all_entries(Hart& h) {
+  for (unsigned i = 0; i < kTlbSize; i++) {
+    h.tlb_fetch[i].tag = h.tlb_load[i].tag = h.tlb_store[i].tag = kTlbInvalid;
+  }
+  h.tlb_super_count = 0;
+}
 }  // namespace
 
 void Hart::tlb_flush() {
-  for (unsigned i = 0; i < kTlbSize; i++) {
-    tlb_fetch[i].tag = tlb_load[i].tag = tlb_store[i].tag = kTlbInvalid;
-  }
-  tlb_super_count = 0;
+  drop_all_entries(*this);
   tlb_spaces.reset();
   select_address_space();
 }
@@ -63,12 +68,7 @@ bool Hart::in_superpage(uint64_t va) const {
 void Hart::select_address_space() {
   bool wipe = false;
   const uint8_t tag = tlb_spaces.select(satp, wipe);
-  if (wipe) {
-    for (unsigned i = 0; i < kTlbSize; i++) {
-      tlb_fetch[i].tag = tlb_load[i].tag = tlb_store[i].tag = kTlbInvalid;
-    }
-    tlb_super_count = 0;
-  }
+  if (wipe) drop_all_entries(*this);
   tlb_space_ctx = uint64_t{tag} << kTlbSpaceShift;
   tlb_salt = salt_of(tag);
   update_tlb_context();
@@ -109,13 +109,7 @@ void Hart::sfence_vma_range(uint64_t start, uint64_t size, bool has_asid, uint64
     return;
   }
   const uint64_t end = start + size;  // exclusive
-  for (uint64_t page = first; page < end; page += 4096) {
-    if (in_superpage(page)) {
-      tlb_flush();
-      return;
-    }
-    sfence_vma(true, page, has_asid, asid);
-  }
+  for (uint64_t page = first; page < end; page += 4096) sfence_vma(true, page, has_asid, asid);
 }
 
 }  // namespace nimbus::cpu
