@@ -785,8 +785,8 @@ class CodeCache {
       if (sl->d.raw == static_cast<uint32_t>(epoch)) return;
       const_cast<Slot*>(sl)->d.raw = static_cast<uint32_t>(epoch);
     }
-    jit::link_exit(*jit_, from->native, sl->stub, cross_page || jalr, /*sticky=*/jalr,
-                   to->native, to->chain_entry, host, retired + to->ninsns, epoch);
+    jit::link_exit(*jit_, from->native, sl->stub, cross_page || jalr, to->native,
+                   to->chain_entry, host, retired + to->ninsns, epoch);
   }
 
   // Empties the cache when the chain epoch's high half has moved since it was last

@@ -929,16 +929,10 @@ void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t pa
   out.code = reinterpret_cast<NativeBlock>(const_cast<void*>(p));
 }
 
-void link_exit(CodeArena& arena, NativeBlock from, uint32_t stub, bool keyed, bool sticky,
-               NativeBlock to, uint32_t to_chain_entry, uintptr_t to_key, uint32_t retired,
-               uint64_t epoch) {
+void link_exit(CodeArena& arena, NativeBlock from, uint32_t stub, bool keyed, NativeBlock to,
+               uint32_t to_chain_entry, uintptr_t to_key, uint32_t retired, uint64_t epoch) {
   const uint8_t* const exec = reinterpret_cast<const uint8_t*>(from) + stub;
   uint8_t* const w = arena.writable(exec);
-  if (sticky) {
-    uint32_t linked;
-    std::memcpy(&linked, w + kStubEpoch, 4);
-    if (linked == static_cast<uint32_t>(epoch)) return;  // linked in this epoch: stays
-  }
   // Only what changes is written: a store into code the host CPU has fetched costs it a
   // pipeline flush.
   auto put = [](uint8_t* at, auto v) {

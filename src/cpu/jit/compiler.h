@@ -122,12 +122,11 @@ void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t pa
 // the instructions the exit completes plus `to`'s length, valid while the chain epoch is
 // `epoch` (read before `to`'s bytes were checked). `keyed`: the exit checks the
 // successor's host address through the fetch TLB (an exit to another page, or a JALR's,
-// whose target may be anywhere). `sticky`: leave the exit alone if it is linked in this
-// epoch already (a JALR that returns to many callers would otherwise be rewritten at
-// every call, and stores into code the host CPU has fetched are costly). Writes only
-// what changes.
-void link_exit(CodeArena& arena, NativeBlock from, uint32_t stub, bool keyed, bool sticky,
-               NativeBlock to, uint32_t to_chain_entry, uintptr_t to_key, uint32_t retired,
-               uint64_t epoch);
+// whose target may be anywhere). Writes only what changes (a store into code the host
+// CPU has fetched is costly). A JALR exit is linked at most once per epoch: its caller
+// (CodeCache::link) keeps it to its first successor, as one that returns to many callers
+// would otherwise be rewritten at every call.
+void link_exit(CodeArena& arena, NativeBlock from, uint32_t stub, bool keyed, NativeBlock to,
+               uint32_t to_chain_entry, uintptr_t to_key, uint32_t retired, uint64_t epoch);
 
 }  // namespace nimbus::cpu::jit
