@@ -27,6 +27,11 @@ void IoThread::post(std::function<void()> task) {
   cv_.notify_one();
 }
 
+size_t IoThread::backlog() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tasks_.size();
+}
+
 void IoThread::wait_idle() {
   std::unique_lock<std::mutex> lock(mu_);
   idle_cv_.wait(lock, [this] { return stopping_ || (tasks_.empty() && !busy_); });

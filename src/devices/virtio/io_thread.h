@@ -28,6 +28,8 @@ class IoThread {
   void post(std::function<void()> task);
   // Blocks until every task posted before the call has finished.
   void wait_idle();
+  // Tasks posted and not yet started.
+  size_t backlog();
   // What the destructor does, callable earlier: discards pending tasks, waits for the
   // running one, joins. Later posts are ignored. Idempotent.
   void stop();

@@ -69,10 +69,14 @@ void VirtioConsole::queue_notify(unsigned index) {
   if (index == kTxQueue) {
     if (!tx_pending_.exchange(true)) io_.post([this] { process_tx(); });
   } else if (index == kRxQueue) {
-    io_.post([this] {
-      std::lock_guard<std::mutex> lock(mu_);
-      deliver_rx_locked();
-    });
+    // Coalesced like TX: notifies in a loop must not queue one task each (host memory).
+    if (!rx_kick_pending_.exchange(true)) {
+      io_.post([this] {
+        rx_kick_pending_ = false;
+        std::lock_guard<std::mutex> lock(mu_);
+        deliver_rx_locked();
+      });
+    }
   }
 }
 

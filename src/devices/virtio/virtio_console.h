@@ -59,6 +59,8 @@ class VirtioConsole : public VirtioDevice {
   size_t push_input(const uint8_t* data, size_t len);
   bool has_input_space();
   Stats stats();
+  // Tasks waiting for the device's IoThread (tests and diagnostics).
+  size_t io_backlog() { return io_.backlog(); }
 
  private:
   void process_tx();
@@ -72,6 +74,7 @@ class VirtioConsole : public VirtioDevice {
   bool paused_ = false;
   bool tx_notified_while_paused_ = false;
   std::atomic<bool> tx_pending_{false};
+  std::atomic<bool> rx_kick_pending_{false};  // a deliver task is queued
   IoThread io_{"virtio-console"};
 };
 

@@ -88,5 +88,27 @@ TEST_F(VirtioConsoleTest, BadTxBufferNeedsReset) {
   EXPECT_EQ(output(), "");
 }
 
+// RX notifies in a loop while the IoThread is busy (here: the sink blocks on a slow
+// terminal) queue at most one deliver task, not one per notify (hostile-guest test).
+TEST_F(VirtioConsoleTest, RxNotifyStormIsCoalesced) {
+  const uint64_t b = kRamBase + 0x100000;
+  poke(bus, b, "x", 1);
+  {
+    std::unique_lock<std::mutex> slow(out_mu);  // the sink waits for this
+    tx.add({{b, 1, false}});
+    drv.notify(1);
+    ASSERT_TRUE(wait_for([&] { return con.io_backlog() == 0; }));  // TX task started
+    for (int i = 0; i < 10000; i++) drv.notify(0);
+    EXPECT_LE(con.io_backlog(), 1u);
+  }
+  EXPECT_TRUE(wait_for([&] { return output() == "x"; }));
+  // Input still reaches the guest after the storm.
+  rx.add({{b + 0x1000, 16, true}});
+  drv.notify(0);
+  EXPECT_EQ(con.push_input(reinterpret_cast<const uint8_t*>("hi"), 2), 2u);
+  ASSERT_TRUE(rx.wait_used(1));
+  EXPECT_EQ(rx.take_used().second, 2u);
+}
+
 }  // namespace
 }  // namespace nimbus::devices

@@ -94,7 +94,14 @@ void VirtioNet::queue_notify(unsigned index) {
     if (!tx_pending_.exchange(true)) io_.post([this] { process_tx(); });
   } else if (index == kRxQueue) {
     // resume_receive may deliver frames synchronously; keep that off the vCPU thread.
-    io_.post([this] { backend_->resume_receive(); });
+    // One pending task answers any number of notifies: a guest writing QueueNotify in a
+    // loop must not grow the IoThread's queue faster than it drains (host memory).
+    if (!rx_kick_pending_.exchange(true)) {
+      io_.post([this] {
+        rx_kick_pending_ = false;
+        backend_->resume_receive();
+      });
+    }
   }
 }
 

@@ -83,6 +83,7 @@ class VirtioNet : public VirtioDevice {
   bool paused_ = false;
   bool tx_notified_while_paused_ = false;
   std::atomic<bool> tx_pending_{false};
+  std::atomic<bool> rx_kick_pending_{false};  // a resume_receive task is queued
   bool started_ = false;
   IoThread io_{"virtio-net"};
 };
