@@ -18,6 +18,7 @@
 #include "common/size.h"
 #include "cpu/hart.h"
 #include "machine/bare_machine.h"
+#include "machine/virt/boot_image.h"
 #include "machine/virt/memory_map.h"
 #include "machine/virt/virt_machine.h"
 #include "vmm/vm_config.h"
@@ -124,6 +125,9 @@ int run_linux(const RunOptions& o, uint64_t ram) {
     config.boot.initrd = o.initrd;
   }
   config.bootargs = o.append_given ? o.append : disk_root ? kDiskRootAppend : kDefaultAppend;
+  // Bad boot files (/dev/zero, a FIFO, too large, a truncated Image) are refused here,
+  // before a machine is built; the loader checks again what it opens.
+  if (Status s = machine::virt::check_boot_files(config.boot, ram); !s.ok()) return fail(s.message());
 
   std::atomic<machine::virt::VirtMachine*> running{nullptr};
   SignalStopper signals([&running] {

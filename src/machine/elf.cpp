@@ -2,6 +2,7 @@
 
 #include <elf.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -46,11 +47,24 @@ void read_symbols(ElfImage& img, const Elf64_Ehdr& eh) {
 }  // namespace
 
 Result<ElfImage> read_elf(const std::string& path) {
+  // Only a regular file: a device such as /dev/zero would be read until memory runs out,
+  // and opening a FIFO blocks.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return Status::error(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) return Status::error(fmt::format("'{}' is not a regular file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::error(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
-  ElfImage img;
-  img.bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes;
+  bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   if (in.bad()) return Status::error(fmt::format("cannot read '{}'", path));
+  return parse_elf(std::move(bytes), path);
+}
+
+Result<ElfImage> parse_elf(std::vector<uint8_t> bytes, const std::string& path) {
+  ElfImage img;
+  img.bytes = std::move(bytes);
   const uint64_t total = img.bytes.size();
 
   Elf64_Ehdr eh;

@@ -28,6 +28,8 @@ struct ElfImage {
 // Reads and validates an ELF64 little-endian RISC-V executable. Every error message
 // names the file and says what is wrong with it.
 Result<ElfImage> read_elf(const std::string& path);
+// The same checks on a file already read (`path` names it in messages).
+Result<ElfImage> parse_elf(std::vector<uint8_t> bytes, const std::string& path);
 
 // Copies the segments into guest RAM (and zero-fills their bss). Fails, touching nothing,
 // if a segment lies outside RAM.

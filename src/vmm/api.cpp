@@ -206,6 +206,8 @@ ApiResponse handle_request(VmmControl& vmm, const std::string& method, const std
       c.initrd = parsed.initrd;
       c.boot_args = parsed.boot_args;
       c.firmware = parsed.firmware;
+      // Checked now (a 400 leaves the configuration as it was) rather than at start.
+      if (Status s = check_boot_source(c); !s.ok()) return bad(s.message());
       return ApiResponse::no_content();
     });
   }

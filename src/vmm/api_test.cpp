@@ -1,6 +1,12 @@
 #include "vmm/api.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 
 #include "vmm/recording_vmm.h"
 
@@ -69,6 +75,97 @@ TEST(Api, ErrorsAlwaysCarryAMessage) {
     EXPECT_TRUE(r.body.contains("fault_message")) << method << " " << path;
     EXPECT_FALSE(dump_json(r.body).empty());  // invalid UTF-8 in a message must not throw
   }
+}
+
+// Files for the boot-source tests, in a fresh directory: a small Image (text_offset
+// 2 MiB), the same Image cut after its header (an EFI stub Image's PE/COFF header says
+// how long it is), a FIFO, and a sparse file larger than any VM's memory.
+class BootSourceFiles {
+ public:
+  BootSourceFiles() {
+    char tmpl[] = "/tmp/nimbus_api_boot_XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    std::vector<uint8_t> image(8192, 0x13);
+    const uint64_t text_offset = 2 << 20, image_size = 1 << 20;
+    const uint32_t pe = 64, sections = 1, opt = 0, raw_size = 8192 - 4096, raw_at = 4096;
+    image[0] = 'M';
+    image[1] = 'Z';
+    std::memcpy(image.data() + 8, &text_offset, 8);
+    std::memcpy(image.data() + 16, &image_size, 8);
+    std::memcpy(image.data() + 56, "RSC\x05", 4);
+    std::memcpy(image.data() + 60, &pe, 4);
+    std::memcpy(image.data() + 64, "PE\0\0", 4);
+    std::memcpy(image.data() + 64 + 6, &sections, 2);
+    std::memcpy(image.data() + 64 + 20, &opt, 2);
+    std::memcpy(image.data() + 64 + 24 + 16, &raw_size, 4);
+    std::memcpy(image.data() + 64 + 24 + 20, &raw_at, 4);
+    write(kernel(), image);
+    write(truncated(), std::vector<uint8_t>(image.begin(), image.begin() + 100));
+    write(initrd(), std::vector<uint8_t>(4096, 7));
+    write(huge(), {1});
+    EXPECT_EQ(::truncate(huge().c_str(), off_t{128} << 30), 0);
+    EXPECT_EQ(mkfifo(fifo().c_str(), 0600), 0);
+  }
+  ~BootSourceFiles() { std::filesystem::remove_all(dir_); }
+  std::string kernel() const { return dir_ + "/Image"; }
+  std::string truncated() const { return dir_ + "/Image.cut"; }
+  std::string initrd() const { return dir_ + "/initrd"; }
+  std::string huge() const { return dir_ + "/huge"; }
+  std::string fifo() const { return dir_ + "/fifo"; }
+
+ private:
+  static void write(const std::string& path, const std::vector<uint8_t>& bytes) {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                static_cast<std::streamsize>(bytes.size()));
+  }
+  std::string dir_;
+};
+
+TEST(Api, BootSourceRefusesBadFilesAndKeepsTheConfiguration) {
+  BootSourceFiles f;
+  FakeVmm vmm;
+  const json good = {{"kernel_image_path", f.kernel()}, {"initrd_path", f.initrd()}};
+  ASSERT_EQ(handle_request(vmm, "PUT", "/boot-source", good.dump()).status, 204);
+  EXPECT_EQ(vmm.config_.kernel, f.kernel());
+  const json before = to_json(vmm.config_);
+  for (const auto& [field, path, text] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"kernel_image_path", "/dev/zero", "kernel '/dev/zero' is a character device"},
+           {"initrd_path", "/dev/zero", "initrd '/dev/zero' is a character device"},
+           {"firmware_path", "/dev/zero", "firmware '/dev/zero' is a character device"},
+           {"initrd_path", f.fifo(), "is a FIFO or pipe"},
+           {"kernel_image_path", "/tmp", "is a directory"},
+           {"initrd_path", f.huge(), "is larger than the VM's memory (256.0 MiB)"},
+           {"kernel_image_path", f.truncated(), "is truncated"},
+           {"kernel_image_path", "/nonexistent/Image", "cannot open kernel '/nonexistent/Image'"},
+       }) {
+    json body = good;
+    body[field] = path;
+    ApiResponse r = handle_request(vmm, "PUT", "/boot-source", body.dump());
+    EXPECT_EQ(r.status, 400) << field << " " << path;
+    const std::string message = r.body.value("fault_message", std::string());
+    EXPECT_NE(message.find(text), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_EQ(to_json(vmm.config_), before) << field << " " << path;
+  }
+}
+
+TEST(VmConfig, StartChecksTheBootFilesAgain) {
+  // A file that went bad after PUT /boot-source (or a memory size made too small since)
+  // is refused when the machine is configured for a start.
+  BootSourceFiles f;
+  VmConfig c;
+  c.kernel = f.kernel();
+  c.initrd = f.initrd();
+  ASSERT_TRUE(to_virt_config(c, "/nonexistent").ok());
+  c.initrd = f.fifo();
+  auto fifo = to_virt_config(c, "/nonexistent");
+  ASSERT_FALSE(fifo.ok());
+  EXPECT_NE(fifo.message().find("boot-source: initrd '" + f.fifo() + "' is a FIFO or pipe"), std::string::npos);
+  c.initrd = f.huge();
+  c.mem_mib = kMinMemMib;
+  auto huge = to_virt_config(c, "/nonexistent");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.message().find("is larger than the VM's memory (16.0 MiB)"), std::string::npos);
 }
 
 TEST(VmConfig, DocumentRoundTrip) {

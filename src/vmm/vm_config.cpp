@@ -12,6 +12,7 @@
 
 #include "backends/block/block_backend.h"
 #include "common/mac.h"
+#include "machine/virt/boot_image.h"
 #include "machine/virt/memory_map.h"
 
 namespace nimbus::vmm {
@@ -349,12 +350,21 @@ Result<machine::virt::VirtConfig> to_virt_config(const VmConfig& c, const std::s
     v.bootargs = kDefaultBootArgs;
     if (root >= 0) v.bootargs += fmt::format(" root=/dev/vd{} rw", static_cast<char>('a' + root));
   }
-  for (const std::string* file : {&v.boot.kernel, &v.boot.initrd, &v.boot.firmware}) {
-    if (!file->empty() && access(file->c_str(), R_OK) != 0) {
-      return Status::error(fmt::format("boot-source: cannot read '{}': {}", *file, std::strerror(errno)));
-    }
+  if (Status s = machine::virt::check_boot_files(v.boot, v.ram_size); !s.ok()) {
+    return Status::error("boot-source: " + s.message());
   }
   return v;
+}
+
+Status check_boot_source(const VmConfig& c) {
+  machine::virt::BootFiles files;
+  files.kernel = c.kernel;
+  files.initrd = c.initrd;
+  files.firmware = c.firmware;
+  if (Status s = machine::virt::check_boot_files(files, c.mem_mib << 20); !s.ok()) {
+    return Status::error("boot-source: " + s.message());
+  }
+  return {};
 }
 
 std::string bundled_images_dir() {

@@ -88,6 +88,12 @@ bool valid_id(const std::string& id);
 // bundled Image and initramfs.cpio.gz used when no kernel is given.
 Result<machine::virt::VirtConfig> to_virt_config(const VmConfig& config, const std::string& images_dir);
 
+// The boot files `config` names (the bundled ones are not checked), against the host and
+// the VM's memory: each a regular file that fits in RAM where it goes, the kernel a whole
+// RISC-V Linux Image. Reads no more than a header (and the firmware); for PUT
+// /boot-source, so a bad file is refused before it enters the configuration.
+Status check_boot_source(const VmConfig& config);
+
 // Where the bundled guest images are: $NIMBUS_IMAGES, then images/ beside the build or
 // install directory of this executable, then ./images.
 std::string bundled_images_dir();

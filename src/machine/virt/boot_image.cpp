@@ -2,16 +2,15 @@
 
 #include <fmt/format.h>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "machine/elf.h"
+#include "machine/virt/boot_file.h"
+#include "machine/virt/linux_image.h"
+#include "machine/virt/memory_map.h"
 
 namespace nimbus::machine::virt {
 
@@ -21,203 +20,129 @@ namespace {
 constexpr uint64_t kDtbArea = 2ull << 20;
 constexpr uint64_t kPage = 4096;
 
-// An open file descriptor, closed at the end of the scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd& operator=(Fd&&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
+// The boot files opened, checked and placed, before anything is copied. Offsets are from
+// the start of RAM.
+struct BootPlan {
+  std::optional<BootFile> kernel, initrd;
+  std::optional<ElfImage> firmware_elf;
+  std::optional<std::vector<uint8_t>> firmware_raw;
+  std::string firmware_path;
+  uint64_t kernel_offset = 0, kernel_end = 0;
+  uint64_t initrd_offset = 0;
 };
 
-Result<int> open_file(const std::string& path, const char* what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::error(fmt::format("cannot open {} '{}': {}", what, path, std::strerror(errno)));
-  return fd;
-}
-
-// Reads up to `len` bytes at `offset`; fewer only at the end of the file.
-Result<size_t> read_at(int fd, uint8_t* dst, size_t len, uint64_t offset, const std::string& path,
-                       const char* what) {
-  size_t done = 0;
-  while (done < len) {
-    const ssize_t n = ::pread(fd, dst + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  return done;
-}
-
-// The whole file, for what is small or cannot be sized up front (a pipe, /dev/fd/N).
-Result<std::vector<uint8_t>> read_all(int fd, const std::string& path, const char* what) {
-  std::vector<uint8_t> bytes;
-  struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
-  uint8_t buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
-    if (n == 0) return bytes;
-    bytes.insert(bytes.end(), buf, buf + n);
-  }
-}
-
-Result<std::vector<uint8_t>> read_file(const std::string& path, const char* what) {
-  auto fd = open_file(path, what);
-  if (!fd.ok()) return fd.status();
-  Fd f(*fd);
-  return read_all(f.get(), path, what);
-}
-
-// A boot file is copied into guest RAM straight from the file: a regular file is read
-// into place (its pages pre-faulted in one call: first touches of guest RAM one page at
-// a time cost far more than the copy); anything else is read whole first.
-class BootFile {
- public:
-  static Result<BootFile> open(const std::string& path, const char* what) {
-    auto fd = open_file(path, what);
-    if (!fd.ok()) return fd.status();
-    BootFile f(*fd, path, what);
-    struct stat st;
-    if (::fstat(f.fd_.get(), &st) == 0 && S_ISREG(st.st_mode)) {
-      f.size_ = static_cast<uint64_t>(st.st_size);
-    } else {
-      auto bytes = read_all(f.fd_.get(), path, what);
-      if (!bytes.ok()) return bytes.status();
-      f.bytes_ = std::move(*bytes);
-      f.buffered_ = true;
-      f.size_ = f.bytes_.size();
-    }
-    return f;
-  }
-
-  uint64_t size() const { return size_; }
-
-  // The first min(len, size) bytes.
-  Result<std::vector<uint8_t>> head(size_t len) {
-    len = static_cast<size_t>(std::min<uint64_t>(len, size_));
-    if (buffered_) return std::vector<uint8_t>(bytes_.begin(), bytes_.begin() + static_cast<ptrdiff_t>(len));
-    std::vector<uint8_t> out(len);
-    auto n = read_at(fd_.get(), out.data(), len, 0, path_, what_);
-    if (!n.ok()) return n.status();
-    out.resize(*n);
-    return out;
-  }
-
-  // Copies the whole file to guest RAM at `paddr` (the caller checked that it fits).
-  Status copy_to(mem::Bus& bus, uint64_t paddr) {
-    uint8_t* dst = bus.ram_ptr(paddr, size_);
-    if (dst == nullptr) return Status::error(fmt::format("{} '{}' does not fit in RAM", what_, path_));
-    bus.populate(paddr, size_);
-    if (buffered_) {
-      std::memcpy(dst, bytes_.data(), size_);
-      return {};
-    }
-    auto n = read_at(fd_.get(), dst, size_, 0, path_, what_);
-    if (!n.ok()) return n.status();
-    if (*n != size_) return Status::error(fmt::format("cannot read {} '{}': it changed while being read", what_, path_));
-    return {};
-  }
-
- private:
-  BootFile(int fd, const std::string& path, const char* what) : fd_(fd), path_(path), what_(what) {}
-
-  Fd fd_;
-  std::string path_;
-  const char* what_;
-  uint64_t size_ = 0;
-  bool buffered_ = false;
-  std::vector<uint8_t> bytes_;
-};
-
-std::string mib(uint64_t bytes) { return fmt::format("{:.1f} MiB", bytes / 1048576.0); }
-
-uint64_t le64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
-// RISC-V Linux Image header (Documentation/riscv/boot-image-header.rst): text_offset at
-// byte 8, image_size at 16, magic2 "RSC\x05" at 56.
-Status load_kernel(const std::string& path, mem::Bus& bus, BootLayout& out) {
-  auto file = BootFile::open(path, "kernel");
+Status plan_firmware(const std::string& path, uint64_t ram_base, uint64_t ram_size,
+                     BootPlan& plan) {
+  auto file = BootFile::open(path, "firmware", ram_size);
   if (!file.ok()) return file.status();
-  auto head = file->head(64);
-  if (!head.ok()) return head.status();
-  const std::vector<uint8_t>& b = *head;
-  if (b.size() >= 4 && std::memcmp(b.data(), "\x7f" "ELF", 4) == 0) {
-    return Status::error(fmt::format(
-        "kernel '{}' is an ELF file; pass the raw Image (arch/riscv/boot/Image)", path));
+  if (file->size() == 0) return Status::error(fmt::format("firmware '{}' is empty", path));
+  auto bytes = file->read_all();
+  if (!bytes.ok()) return bytes.status();
+  plan.firmware_path = path;
+  if (bytes->size() >= 4 && std::memcmp(bytes->data(),
+                                        "\x7f"
+                                        "ELF",
+                                        4) == 0) {
+    auto img = parse_elf(std::move(*bytes), path);
+    if (!img.ok()) return Status::error("firmware: " + img.message());
+    for (const ElfSegment& s : img->segments) {
+      if (s.paddr < ram_base || s.paddr - ram_base > ram_size ||
+          s.memsz > ram_size - (s.paddr - ram_base)) {
+        return Status::error(fmt::format(
+            "firmware '{}': segment at {:#x} ({} bytes) lies outside RAM [{:#x}, {:#x})", path,
+            s.paddr, s.memsz, ram_base, ram_base + ram_size));
+      }
+    }
+    plan.firmware_elf = std::move(*img);
+  } else {
+    plan.firmware_raw = std::move(*bytes);  // at RAM base; open() checked it fits in RAM
   }
-  if (b.size() < 64 || std::memcmp(b.data() + 56, "RSC\x05", 4) != 0) {
-    return Status::error(fmt::format("kernel '{}' is not a RISC-V Linux Image (no RSC\\x05 magic)", path));
-  }
-  const uint64_t text_offset = le64(b.data() + 8);
-  const uint64_t image_size = std::max<uint64_t>(le64(b.data() + 16), file->size());
-  const uint64_t load = bus.ram_base() + text_offset;
-  if (text_offset >= bus.ram_size() || bus.ram_ptr(load, image_size) == nullptr) {
-    return Status::error(fmt::format("kernel '{}' needs {} of RAM from {:#x}; the VM has {}", path,
-                                     mib(image_size), load, mib(bus.ram_size())));
-  }
-  if (Status s = file->copy_to(bus, load); !s.ok()) return s;
-  out.kernel_entry = load;
-  out.kernel_end = load + image_size;
   return {};
 }
 
-Status load_firmware(const std::string& path, mem::Bus& bus, BootLayout& out) {
-  auto bytes = read_file(path, "firmware");
-  if (!bytes.ok()) return bytes.status();
-  if (bytes->size() >= 4 && std::memcmp(bytes->data(), "\x7f" "ELF", 4) == 0) {
-    auto img = read_elf(path);
-    if (!img.ok()) return Status::error("firmware: " + img.message());
-    if (Status s = load_elf(*img, bus, path); !s.ok()) return s;
-    out.firmware_entry = img->entry;
-  } else {
-    if (bytes->empty() || bus.ram_ptr(bus.ram_base(), bytes->size()) == nullptr) {
-      return Status::error(fmt::format("firmware '{}' is empty or larger than RAM", path));
-    }
-    std::memcpy(bus.ram_ptr(bus.ram_base(), bytes->size()), bytes->data(), bytes->size());
-    out.firmware_entry = bus.ram_base();
+Status plan_kernel(const std::string& path, uint64_t ram_base, uint64_t ram_size, BootPlan& plan) {
+  auto file = BootFile::open(path, "kernel", ram_size);
+  if (!file.ok()) return file.status();
+  auto head = file->head(kLinuxImageHeadBytes);
+  if (!head.ok()) return head.status();
+  auto header = parse_linux_image(*head, file->size(), path);
+  if (!header.ok()) return header.status();
+  const uint64_t footprint = header->footprint();
+  if (header->text_offset >= ram_size || footprint > ram_size - header->text_offset) {
+    return Status::error(fmt::format("kernel '{}' needs {} of RAM from {:#x}; the VM has {}", path,
+                                     mib(footprint), ram_base + header->text_offset,
+                                     mib(ram_size)));
   }
+  plan.kernel_offset = header->text_offset;
+  plan.kernel_end = header->text_offset + footprint;
+  plan.kernel.emplace(std::move(*file));
   return {};
+}
+
+// The initrd goes high in RAM, page aligned, below the device tree's area.
+Status plan_initrd(const std::string& path, uint64_t ram_size, BootPlan& plan) {
+  auto file = BootFile::open(path, "initrd", ram_size);
+  if (!file.ok()) return file.status();
+  const uint64_t size = file->size();
+  if (size == 0) return Status::error(fmt::format("initrd '{}' is empty", path));
+  const uint64_t top = ram_size > kDtbArea ? ram_size - kDtbArea : 0;
+  if (size > top || ((top - size) & ~(kPage - 1)) < plan.kernel_end) {
+    return Status::error(fmt::format(
+        "the VM's memory ({}) is too small for the kernel ({}) and the initrd ({}): use a "
+        "larger --memory",
+        mib(ram_size), mib(plan.kernel_end), mib(size)));
+  }
+  plan.initrd_offset = (top - size) & ~(kPage - 1);
+  plan.initrd.emplace(std::move(*file));
+  return {};
+}
+
+Result<BootPlan> plan_boot(const BootFiles& files, uint64_t ram_base, uint64_t ram_size) {
+  BootPlan plan;
+  if (!files.firmware.empty()) {
+    if (Status s = plan_firmware(files.firmware, ram_base, ram_size, plan); !s.ok()) return s;
+  }
+  if (!files.kernel.empty()) {
+    if (Status s = plan_kernel(files.kernel, ram_base, ram_size, plan); !s.ok()) return s;
+  }
+  if (!files.initrd.empty()) {
+    if (Status s = plan_initrd(files.initrd, ram_size, plan); !s.ok()) return s;
+  }
+  // The device tree's area at the top of RAM must stay clear of the kernel (place_dtb).
+  if (plan.kernel && ram_size < plan.kernel_end + kDtbArea) {
+    return Status::error(fmt::format(
+        "the VM's memory ({}) is too small for the kernel: use a larger --memory", mib(ram_size)));
+  }
+  return plan;
 }
 
 }  // namespace
 
+Status check_boot_files(const BootFiles& files, uint64_t ram_size) {
+  return plan_boot(files, kRamBase, ram_size).status();
+}
+
 Result<BootLayout> load_boot_files(const BootFiles& files, mem::Bus& bus) {
+  if (files.kernel.empty()) return Status::error("no kernel to boot");
+  auto plan = plan_boot(files, bus.ram_base(), bus.ram_size());
+  if (!plan.ok()) return plan.status();
   BootLayout layout;
-  if (!files.firmware.empty()) {
-    if (Status s = load_firmware(files.firmware, bus, layout); !s.ok()) return s;
+  const uint64_t base = bus.ram_base();
+  if (plan->firmware_elf) {
+    if (Status s = load_elf(*plan->firmware_elf, bus, plan->firmware_path); !s.ok()) return s;
+    layout.firmware_entry = plan->firmware_elf->entry;
+  } else if (plan->firmware_raw) {
+    const std::vector<uint8_t>& raw = *plan->firmware_raw;
+    std::memcpy(bus.ram_ptr(base, raw.size()), raw.data(), raw.size());
+    layout.firmware_entry = base;
   }
-  if (Status s = load_kernel(files.kernel, bus, layout); !s.ok()) return s;
-  const uint64_t ram_end = bus.ram_base() + bus.ram_size();
-  if (!files.initrd.empty()) {
-    auto file = BootFile::open(files.initrd, "initrd");
-    if (!file.ok()) return file.status();
-    if (file->size() == 0) return Status::error(fmt::format("initrd '{}' is empty", files.initrd));
-    const uint64_t size = file->size();
-    const uint64_t top = ram_end - kDtbArea;
-    if (size > top || ((top - size) & ~(kPage - 1)) < layout.kernel_end) {
-      return Status::error(fmt::format(
-          "the VM's memory ({}) is too small for the kernel ({}) and the initrd ({}): use a larger --memory",
-          mib(bus.ram_size()), mib(layout.kernel_end - bus.ram_base()), mib(size)));
-    }
-    layout.initrd_start = (top - size) & ~(kPage - 1);
-    layout.initrd_end = layout.initrd_start + size;
-    if (Status s = file->copy_to(bus, layout.initrd_start); !s.ok()) return s;
+  if (Status s = plan->kernel->copy_to(bus, base + plan->kernel_offset); !s.ok()) return s;
+  layout.kernel_entry = base + plan->kernel_offset;
+  layout.kernel_end = base + plan->kernel_end;
+  if (plan->initrd) {
+    layout.initrd_start = base + plan->initrd_offset;
+    layout.initrd_end = layout.initrd_start + plan->initrd->size();
+    if (Status s = plan->initrd->copy_to(bus, layout.initrd_start); !s.ok()) return s;
   }
   return layout;
 }
@@ -226,8 +151,9 @@ Status place_dtb(const std::vector<uint8_t>& dtb, mem::Bus& bus, BootLayout& lay
   const uint64_t ram_end = bus.ram_base() + bus.ram_size();
   const uint64_t floor = std::max(layout.kernel_end, layout.initrd_end);
   if (dtb.size() + 64 > kDtbArea || ram_end < floor + kDtbArea) {
-    return Status::error(fmt::format("the VM's memory ({}) is too small for the kernel: use a larger --memory",
-                                     mib(bus.ram_size())));
+    return Status::error(
+        fmt::format("the VM's memory ({}) is too small for the kernel: use a larger --memory",
+                    mib(bus.ram_size())));
   }
   layout.dtb_addr = ram_end - kDtbArea;  // 2 MiB aligned, as Linux prefers
   std::memcpy(bus.ram_ptr(layout.dtb_addr, dtb.size()), dtb.data(), dtb.size());
