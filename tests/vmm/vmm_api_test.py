@@ -246,10 +246,36 @@ def errors():
     vm = VmmProcess(NIMBUS, sock)
     try:
         api = vm.api
-        # Before start: a missing kernel file is refused at start, clearly.
-        api.ok("PUT", "/boot-source", {"kernel_image_path": "/nonexistent/Image"})
+        # Before start: a bad boot file is refused by PUT /boot-source at once (not read:
+        # /dev/zero would be read until memory ran out, a FIFO would block), with a 400,
+        # and the configuration stays as it was.
+        fifo = os.path.join(WORK, "fifo")
+        os.mkfifo(fifo)
+        cut = os.path.join(WORK, "Image.cut")
+        with open(f"{IMAGES}/Image", "rb") as src, open(cut, "wb") as dst:
+            dst.write(src.read(100))
+        before = api.ok("GET", "/vm/config")
+        for body, text in [({"kernel_image_path": "/nonexistent/Image"}, "/nonexistent/Image"),
+                           ({"kernel_image_path": "/dev/zero"}, "kernel '/dev/zero' is a character device"),
+                           ({"initrd_path": "/dev/zero"}, "initrd '/dev/zero' is a character device"),
+                           ({"firmware_path": "/dev/zero"}, "firmware '/dev/zero' is a character device"),
+                           ({"initrd_path": fifo}, "is a FIFO or pipe"),
+                           ({"kernel_image_path": cut}, "is truncated")]:
+            t0 = time.monotonic()
+            status, reply = api.call("PUT", "/boot-source", body)
+            took = time.monotonic() - t0
+            check(status == 400 and text in reply["fault_message"], f"boot-source {body}: {status} {reply}")
+            check(took < 5, f"boot-source {body} took {took:.1f} s")
+            print(f"400 PUT /boot-source {body}: {reply['fault_message']}")
+        check(api.ok("GET", "/vm/config") == before, "refused boot sources leave the configuration unchanged")
+        # A file that goes bad after the PUT is refused at start, clearly.
+        kernel = os.path.join(WORK, "Image")
+        shutil.copyfile(f"{IMAGES}/Image", kernel)
+        api.ok("PUT", "/boot-source", {"kernel_image_path": kernel})
+        os.remove(kernel)
+        os.mkfifo(kernel)
         status, reply = api.call("PUT", "/actions", {"action_type": "InstanceStart"})
-        check(status == 400 and "/nonexistent/Image" in reply["fault_message"], f"missing kernel: {status} {reply}")
+        check(status == 400 and kernel in reply["fault_message"], f"kernel now a FIFO: {status} {reply}")
         check(api.info()["state"] == "NotStarted", "still NotStarted after a failed start")
         status, reply = api.call("PUT", "/drives/d0", {"drive_id": "d0", "path_on_host": "/nonexistent.img"})
         check(status == 204, "a drive is checked at start")
@@ -304,6 +330,8 @@ def config():
                        ([], "nothing to run"),
                        (["--restore", "/nonexistent.snap"], "cannot be read"),
                        (["--memory", "10M", "--kernel", "/x"], "--memory"),
+                       (["--kernel", "/dev/zero"], "kernel '/dev/zero' is a character device"),
+                       (["--initrd", "/dev/zero"], "initrd '/dev/zero' is a character device"),
                        (["--api-sock", os.path.join(WORK, "vm.json")], "not a socket")]:
         out = subprocess.run([NIMBUS, "vmm", *argv], capture_output=True, timeout=60)
         err = out.stderr.decode(errors="replace")
