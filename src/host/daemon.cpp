@@ -17,6 +17,7 @@
 
 #include "backends/block/disk_resize.h"
 #include "backends/block/qcow2.h"
+#include "backends/net/switch_backend.h"
 #include "host/proc_info.h"
 #include "host/sandbox.h"
 #include "host/vmm_link.h"
@@ -150,14 +151,15 @@ Status Daemon::init() {
     sandbox_off_ = "--no-sandbox";
   }
   ::chmod((options_.state_dir + "/vms").c_str(), 0711);
-  // The host switch: VMs of different uids share it through the VM group.
-  switch_path_ = options_.state_dir + "/net/host";
+  // The host switch: VMs of different uids share it through the VM group, each in a port
+  // directory of its uid that only nimbusd creates (switch_backend.h says why). Not the old
+  // net/host.d, which VMs could write to: a socket bound there keeps its path for good.
+  switch_path_ = options_.state_dir + "/net/hostnet";
   const std::string switch_dir = switch_path_ + ".d";
   fs::create_directories(switch_dir, ec);
-  if (sandboxed()) {
-    if (::chown(switch_dir.c_str(), 0, options_.uid_base) != 0 || ::chmod(switch_dir.c_str(), 02770) != 0) {
-      return Status::error(fmt::format("cannot set up the host switch '{}': {}", switch_dir, std::strerror(errno)));
-    }
+  if (sandboxed() ? ::chown(switch_dir.c_str(), 0, options_.uid_base) != 0 || ::chmod(switch_dir.c_str(), 0750) != 0
+                  : ::chmod(switch_dir.c_str(), 0700) != 0) {
+    return Status::error(fmt::format("cannot set up the host switch '{}': {}", switch_dir, std::strerror(errno)));
   }
   auto reg = Registry::open(options_.state_dir + "/nimbus.db");
   if (!reg.ok()) return reg.status();
@@ -334,6 +336,8 @@ Status Daemon::prepare_dir(const VmRecord& vm) {
   ::chmod(p.dir.c_str(), 0700);
   chown_vm(vm, p.dir);
   chown_vm(vm, p.snapshots);
+  // Its endpoint on the host switch goes in a directory only its uid can write to.
+  if (vm.uid != 0) return backends::SwitchBackend::prepare_port_dir(switch_path_, vm.uid, options_.uid_base);
   return {};
 }
 

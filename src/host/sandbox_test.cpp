@@ -1,22 +1,30 @@
 #include "host/sandbox.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 
-#include <gtest/gtest.h>
+#include "backends/net/switch_backend.h"
 
 namespace nimbus::host {
 namespace {
@@ -34,7 +42,8 @@ int in_child(const std::function<int()>& body) {
 
 // Runs a shell that exits 77: if it is not denied, the child's status says so.
 int exec_exit_77() {
-  char* const argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>("exit 77"), nullptr};
+  char* const argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"),
+                        const_cast<char*>("exit 77"), nullptr};
   char* const envp[] = {nullptr};
   return ::execve("/bin/sh", argv, envp);
 }
@@ -60,7 +69,9 @@ TEST(Sandbox, FilterDeniesWhatAVmmNeverNeeds) {
     CHILD_CHECK(7, r == -1 && errno == EPERM);
     CHILD_CHECK(8, ::syscall(SYS_setuid, 0) == -1 && errno == EPERM);
     CHILD_CHECK(9, ::syscall(SYS_ptrace, 0, 0, 0, 0) == -1 && errno == EPERM);
-    CHILD_CHECK(10, ::syscall(SYS_mount, "none", "/nonexistent-nimbus-test", "tmpfs", 0, nullptr) == -1 && errno == EPERM);
+    CHILD_CHECK(
+        10, ::syscall(SYS_mount, "none", "/nonexistent-nimbus-test", "tmpfs", 0, nullptr) == -1 &&
+                errno == EPERM);
     return 0;
   });
   EXPECT_EQ(status, 0) << "child check " << status << " failed";
@@ -108,6 +119,104 @@ TEST(Sandbox, FilterCoversThreadsStartedBefore) {
     CHILD_CHECK(2, exec_errno == EPERM);
     return 0;
   });
+  EXPECT_EQ(status, 0) << "child check " << status << " failed";
+}
+
+// EPERM from a syscall made with `args` (and nothing done).
+#define CHILD_DENIED(n, call) CHILD_CHECK(n, (call) == -1 && errno == EPERM)
+
+TEST(Sandbox, FilterAllowsOnlyWhatAVmmNeeds) {
+  if (!seccomp_supported()) GTEST_SKIP() << "no seccomp filter support";
+  char tmpl[] = "/tmp/nimbus-sandbox-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string file = dir + "/file";
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  ASSERT_EQ(::mkdir((dir + "/sub").c_str(), 0700), 0);
+  const int status = in_child([&] {
+    const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd < 0 || !install_vmm_seccomp_filter().ok()) return 1;
+    // Names that would plant or alias files: links, symlinks, modes, owners, rmdir.
+    CHILD_DENIED(2, ::link(file.c_str(), (dir + "/hard").c_str()));
+    CHILD_DENIED(3, ::symlink(file.c_str(), (dir + "/soft").c_str()));
+    CHILD_DENIED(
+        4, ::syscall(SYS_linkat, AT_FDCWD, file.c_str(), AT_FDCWD, (dir + "/hard2").c_str(), 0));
+    CHILD_DENIED(5, ::chmod(file.c_str(), 0666));
+    CHILD_DENIED(6, ::chown(file.c_str(), 0, 0));
+    CHILD_DENIED(7, ::rmdir((dir + "/sub").c_str()));
+    // Signals to anyone (kill only probes), terminal injection, other socket families.
+    CHILD_DENIED(8, ::kill(::getpid(), SIGCONT));
+    CHILD_CHECK(9, ::kill(::getpid(), 0) == 0);
+    CHILD_DENIED(10, ::ioctl(null_fd, TIOCSTI, "x"));
+    CHILD_DENIED(11, ::socket(AF_NETLINK, SOCK_RAW, 0));
+    CHILD_DENIED(12, ::socket(AF_PACKET, SOCK_DGRAM, 0));
+    // The kernel's bigger surfaces (io_uring would bypass the filter for what it does).
+    CHILD_DENIED(13, ::syscall(SYS_io_uring_setup, 1, nullptr));
+    CHILD_DENIED(14, ::syscall(SYS_bpf, 0, nullptr, 0));
+    CHILD_DENIED(15, ::syscall(SYS_keyctl, 0, 0, 0, 0, 0));
+    CHILD_DENIED(16, ::syscall(SYS_perf_event_open, nullptr, 0, -1, -1, 0));
+    CHILD_DENIED(17, ::syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0));
+    // Anything not on the list, e.g. chdir.
+    CHILD_DENIED(18, ::chdir("/"));
+    // Nothing above happened.
+    struct stat st {};
+    CHILD_CHECK(19, ::lstat((dir + "/hard").c_str(), &st) == -1 &&
+                        ::lstat((dir + "/soft").c_str(), &st) == -1);
+    CHILD_CHECK(20, ::stat(file.c_str(), &st) == 0 && (st.st_mode & 0777) == 0600);
+    // What a VMM does with files stays allowed: snapshots go to P.tmp and are renamed.
+    const int tmp = ::open((dir + "/snap.tmp").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    CHILD_CHECK(
+        21, tmp >= 0 && ::write(tmp, "x", 1) == 1 && ::fdatasync(tmp) == 0 && ::close(tmp) == 0);
+    CHILD_CHECK(22, ::rename((dir + "/snap.tmp").c_str(), (dir + "/snap").c_str()) == 0);
+    CHILD_CHECK(23, ::unlink((dir + "/snap").c_str()) == 0);
+    CHILD_CHECK(24, ::mkdir((dir + "/made").c_str(), 0700) == 0);
+    const int unix_sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int inet_sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHILD_CHECK(25, unix_sock >= 0 && inet_sock >= 0);
+    int avail = -1;
+    CHILD_CHECK(26, ::ioctl(inet_sock, FIONREAD, &avail) == 0 && avail == 0);
+    return 0;
+  });
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(status, 0) << "child check " << status << " failed";
+}
+
+TEST(Sandbox, SwitchWorksUnderTheFilter) {
+  if (!seccomp_supported()) GTEST_SKIP() << "no seccomp filter support";
+  char tmpl[] = "/tmp/nimbus-sandbox-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const int status = in_child([&] {
+    if (!install_vmm_seccomp_filter().ok()) return 1;
+    // Joining creates the switch and port directories, binds, lists, sends, receives.
+    auto a = backends::SwitchBackend::create(dir + "/sw");
+    auto b = backends::SwitchBackend::create(dir + "/sw");
+    CHILD_CHECK(2, a.ok() && b.ok());
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<uint8_t> got;
+    CHILD_CHECK(3, (*a)->start([](const uint8_t*, size_t) { return true; }).ok());
+    CHILD_CHECK(4, (*b)->start([&](const uint8_t* f, size_t n) {
+                         std::lock_guard lock(mu);
+                         got.assign(f, f + n);
+                         cv.notify_all();
+                         return true;
+                       })
+                       .ok());
+    std::vector<uint8_t> frame(60, 7);
+    std::fill(frame.begin(), frame.begin() + 6, 0xff);
+    (*a)->send(frame.data(), frame.size());
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(2), [&] { return !got.empty(); });
+    CHILD_CHECK(5, got == frame);
+    lock.unlock();
+    (*a)->stop();
+    (*b)->stop();
+    return 0;
+  });
+  std::filesystem::remove_all(dir);
   EXPECT_EQ(status, 0) << "child check " << status << " failed";
 }
 

@@ -1,6 +1,8 @@
 #include "backends/net/switch_backend.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -45,6 +47,47 @@ bool parse_endpoint_name(const char* name, pid_t* pid) {
   return true;
 }
 
+// Port directories are named after a uid in decimal, one spelling only (no leading zero).
+bool parse_uid_name(const std::string& name, uid_t* uid) {
+  if (name.empty() || name.size() > 10 || (name.size() > 1 && name[0] == '0')) return false;
+  uint64_t value = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value >= UINT32_MAX) return false;  // (uid_t)-1 means "no uid"
+  *uid = static_cast<uid_t>(value);
+  return true;
+}
+
+// Only the owner (and root) can add, remove or rename entries.
+bool closed_to_others(const struct stat& st) { return (st.st_mode & (S_IWGRP | S_IWOTH)) == 0; }
+
+// The endpoint names in a port directory, at most `limit` of them.
+std::vector<std::string> list_endpoints(const std::string& port_dir, size_t limit) {
+  std::vector<std::string> names;
+  DIR* d = opendir(port_dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = readdir(d)) {
+    pid_t pid;
+    if (!parse_endpoint_name(e->d_name, &pid)) continue;
+    names.emplace_back(e->d_name);
+    if (names.size() >= limit) break;
+  }
+  closedir(d);
+  return names;
+}
+
+// Unlinks `path` (an endpoint named "<pid>-<n>") when nobody is bound to it and its
+// process is gone. A peer in the middle of bind() also refuses for an instant, hence the
+// pid check; a directory we cannot write to keeps its leftovers (EACCES, harmless).
+void unlink_if_dead(const std::string& path, const std::string& leaf) {
+  pid_t pid;
+  if (parse_endpoint_name(leaf.c_str(), &pid) && kill(pid, 0) != 0 && errno == ESRCH) {
+    unlink(path.c_str());
+  }
+}
+
 bool fill_sockaddr(const std::string& path, sockaddr_un* addr) {
   if (path.size() >= sizeof(addr->sun_path)) return false;
   std::memset(addr, 0, sizeof *addr);
@@ -56,6 +99,47 @@ bool fill_sockaddr(const std::string& path, sockaddr_un* addr) {
 std::atomic<unsigned> endpoint_counter{0};
 
 }  // namespace
+
+bool SwitchBackend::trusted_port_dir(const std::string& dir, const std::string& name) {
+  uid_t uid;
+  if (!parse_uid_name(name, &uid)) return false;
+  struct stat st {};
+  if (lstat((dir + "/" + name).c_str(), &st) != 0) return false;
+  return S_ISDIR(st.st_mode) && st.st_uid == uid && closed_to_others(st);
+}
+
+Status SwitchBackend::prepare_port_dir(const std::string& path, uid_t uid, gid_t gid) {
+  const std::string dir = path + ".d";
+  const std::string name = std::to_string(uid);
+  const std::string what = "switch " + path + ": port directory " + dir + "/" + name;
+  const int top = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (top < 0) return Status::error("switch " + path + ": " + dir + ": " + errno_text(errno));
+  Status result = Status::error(what + ": something keeps replacing it");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (mkdirat(top, name.c_str(), 0750) != 0 && errno != EEXIST) {
+      result = Status::error(what + ": " + errno_text(errno));
+      break;
+    }
+    // openat + fchown/fchmod: whatever is there is never followed if it is a symlink.
+    const int fd = openat(top, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+      if (fchown(fd, uid, gid) != 0 || fchmod(fd, 0750) != 0) {
+        result = Status::error(what + ": " + errno_text(errno));
+      } else {
+        result = Status();
+      }
+      close(fd);
+      break;
+    }
+    if (errno != ENOTDIR && errno != ELOOP) {
+      result = Status::error(what + ": " + errno_text(errno));
+      break;
+    }
+    unlinkat(top, name.c_str(), 0);  // a symlink or a file in the way: not ours to keep
+  }
+  close(top);
+  return result;
+}
 
 Result<std::unique_ptr<SwitchBackend>> SwitchBackend::create(const std::string& path) {
   namespace fs = std::filesystem;
@@ -74,13 +158,37 @@ Result<std::unique_ptr<SwitchBackend>> SwitchBackend::create(const std::string& 
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Status::error("switch " + path + ": " + dir + " is not a directory");
   }
+  // Whoever can write to PATH.d can replace port directories, and so endpoints.
+  if (!closed_to_others(st)) {
+    return Status::error(fmt::format(
+        "switch {}: {} is writable by group or others (mode {:o}), so one VM could take over "
+        "another's endpoint; make it 0700, 0750 or 0755 with a directory per uid inside",
+        path, dir, st.st_mode & 07777));
+  }
   // Peers compare sender paths with their own directory: use one spelling for everyone.
   fs::path canonical = fs::canonical(dir, ec);
   if (ec) return Status::error("switch " + path + ": " + dir + ": " + ec.message());
 
   std::unique_ptr<SwitchBackend> b(new SwitchBackend());
   b->dir_ = canonical.string();
-  b->name_ = std::to_string(getpid()) + "-" + std::to_string(endpoint_counter.fetch_add(1));
+  const std::string port = std::to_string(geteuid());
+  const std::string port_dir = b->dir_ + "/" + port;
+  if (mkdir(port_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Status::error(
+        "switch " + path + ": cannot create our port directory " + port_dir + ": " +
+        errno_text(errno) +
+        " (where VMs of several uids share a switch, its owner creates one per uid)");
+  }
+  if (!trusted_port_dir(b->dir_, port)) {
+    return Status::error("switch " + path + ": " + port_dir + " must be a directory owned by uid " +
+                         port + " and not writable by group or others");
+  }
+  // Leftovers of our uid's dead processes (a VMM that was killed, say).
+  for (const std::string& leaf : list_endpoints(port_dir, 4 * kMaxEndpointsPerPortDir)) {
+    unlink_if_dead(port_dir + "/" + leaf, leaf);
+  }
+  b->name_ =
+      port + "/" + std::to_string(getpid()) + "-" + std::to_string(endpoint_counter.fetch_add(1));
   b->endpoint_path_ = b->dir_ + "/" + b->name_;
   sockaddr_un addr;
   if (!fill_sockaddr(b->endpoint_path_, &addr)) {
@@ -171,46 +279,61 @@ void SwitchBackend::send(const uint8_t* frame, size_t len) {
 void SwitchBackend::flood(const uint8_t* frame, size_t len) {
   DIR* d = opendir(dir_.c_str());
   if (d == nullptr) return;
-  std::vector<std::string> names;
+  std::vector<std::string> ports;
   while (dirent* e = readdir(d)) {
-    pid_t pid;
-    if (!parse_endpoint_name(e->d_name, &pid) || name_ == e->d_name) continue;
-    names.emplace_back(e->d_name);
+    uid_t uid;
+    if (parse_uid_name(e->d_name, &uid)) ports.emplace_back(e->d_name);
   }
   closedir(d);
-  for (const std::string& name : names) send_to(name, frame, len);
+  for (const std::string& port : ports) {
+    // Only where a peer would accept frames from: a trusted port directory.
+    if (!trusted_port_dir(dir_, port)) continue;
+    for (const std::string& leaf : list_endpoints(dir_ + "/" + port, kMaxEndpointsPerPortDir)) {
+      std::string endpoint = port + "/" + leaf;
+      if (endpoint != name_) send_to(endpoint, frame, len);
+    }
+  }
 }
 
-SwitchBackend::SendResult SwitchBackend::send_to(const std::string& name, const uint8_t* frame,
+SwitchBackend::SendResult SwitchBackend::send_to(const std::string& endpoint, const uint8_t* frame,
                                                  size_t len) {
   sockaddr_un addr;
-  std::string path = dir_ + "/" + name;
+  std::string path = dir_ + "/" + endpoint;
   if (!fill_sockaddr(path, &addr)) return SendResult::kGone;
   ssize_t n = sendto(sock_, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL,
                      reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   if (n >= 0) return SendResult::kSent;
   if (errno == ENOENT) return SendResult::kGone;
   if (errno == ECONNREFUSED) {
-    // Nobody is bound there. Unlink only when its process is gone: a peer that is in the
-    // middle of bind() also refuses for an instant.
-    pid_t pid;
-    if (parse_endpoint_name(name.c_str(), &pid) && kill(pid, 0) != 0 && errno == ESRCH) {
-      unlink(path.c_str());
-    }
+    unlink_if_dead(path, endpoint.substr(endpoint.rfind('/') + 1));
     return SendResult::kGone;
   }
   return SendResult::kDropped;  // EAGAIN (peer's queue full), ENOBUFS...
 }
 
-std::string SwitchBackend::endpoint_of(const std::string& sender) const {
+std::string SwitchBackend::endpoint_of(const std::string& sender) {
   if (sender.size() <= dir_.size() + 1 || sender.compare(0, dir_.size(), dir_) != 0 ||
       sender[dir_.size()] != '/') {
     return {};
   }
-  std::string name = sender.substr(dir_.size() + 1);
+  std::string endpoint = sender.substr(dir_.size() + 1);  // "<uid>/<pid>-<n>"
+  size_t slash = endpoint.find('/');
+  if (slash == std::string::npos || endpoint == name_) return {};
+  std::string port = endpoint.substr(0, slash);
+  uid_t uid;
   pid_t pid;
-  if (name == name_ || !parse_endpoint_name(name.c_str(), &pid)) return {};
-  return name;
+  if (!parse_uid_name(port, &uid) || !parse_endpoint_name(endpoint.c_str() + slash + 1, &pid)) {
+    return {};
+  }
+  // The directory's owner and mode, not its name, say who bound the sender (see the
+  // header); one lstat a second per port, not one per frame.
+  auto now = std::chrono::steady_clock::now();
+  auto it = port_dirs_.find(port);
+  if (it == port_dirs_.end() || now - it->second.checked >= kPortDirCheckAge) {
+    if (port_dirs_.size() >= kMaxLearnedMacs) port_dirs_.clear();
+    it = port_dirs_.insert_or_assign(port, PortDirVerdict{trusted_port_dir(dir_, port), now}).first;
+  }
+  return it->second.trusted ? endpoint : std::string();
 }
 
 void SwitchBackend::learn(const uint8_t* src_mac, const std::string& endpoint) {
