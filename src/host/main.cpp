@@ -120,13 +120,16 @@ int main(int argc, char** argv) {
     cv.notify_all();
   });
   std::filesystem::create_directories(std::filesystem::path(socket).parent_path(), ec);
+  // Both sockets are validated and bound before anything else starts: a bad --listen
+  // fails at once (exit 2), with no thread to wait for.
+  auto server = nimbus::host::HostServer::bind(socket, listen, token);
+  if (!server.ok()) return usage(server.message());
   nimbus::host::Daemon daemon(o);
   if (nimbus::Status s = daemon.init(); !s.ok()) return fail(s.message());
-  auto server = nimbus::host::HostServer::start(daemon, socket, listen, token);
-  if (!server.ok()) return fail(server.message());
+  (*server)->serve(daemon);
   std::fprintf(stderr, "nimbusd: %s\n", daemon.describe().c_str());
   std::fprintf(stderr, "nimbusd: serving on %s%s\n", socket.c_str(),
-               listen.empty() ? "" : fmt::format(" and http://{} (token)", listen).c_str());
+               listen.empty() ? "" : fmt::format(" and {} (TCP port {}, token required)", listen, (*server)->tcp_port()).c_str());
   {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return stop; });
