@@ -269,7 +269,17 @@ json Vmm::device_info_locked() {
     }
     nics.push_back(n);
   }
-  return {{"drives", drives}, {"network-interfaces", nics}};
+  // Every virtio-mmio slot in board order, with its Status register: a guest that broke
+  // a ring shows needs_reset (the hostile-guest test reads it here).
+  json virtio = json::array();
+  for (size_t i = 0; machine_ && machine_->virtio_device(i) != nullptr; i++) {
+    const uint32_t status = machine_->virtio_status(i);
+    virtio.push_back({{"slot", i},
+                      {"device_id", machine_->virtio_device(i)->device_id()},
+                      {"status", status},
+                      {"needs_reset", (status & devices::VirtioMmio::kStatusNeedsReset) != 0}});
+  }
+  return {{"drives", drives}, {"network-interfaces", nics}, {"virtio", virtio}};
 }
 
 VmConfig Vmm::config() {

@@ -327,6 +327,10 @@ bool VirtMachine::hart_running(unsigned hart) const {
   return slots_[hart]->state.load() == kHartStarted && !slots_[hart]->hart->waiting;
 }
 
+uint32_t VirtMachine::virtio_status(size_t index) {
+  return index < virtio_slots_.size() ? virtio_slots_[index]->status() : 0;
+}
+
 size_t VirtMachine::virtio_console_input(const uint8_t* data, size_t len) {
   return virtio_console_ != nullptr ? virtio_console_->push_input(data, len) : 0;
 }

@@ -110,6 +110,9 @@ class VirtMachine : public SbiPlatform {
   devices::VirtioDevice* virtio_device(size_t index) {
     return index < virtio_devices_.size() ? virtio_devices_[index].get() : nullptr;
   }
+  // The virtio-mmio Status register of slot `index` as the guest reads it (with
+  // DEVICE_NEEDS_RESET, 0x40, once the guest broke a ring); 0 past the last slot.
+  uint32_t virtio_status(size_t index);
   // Bytes to the virtio console's guest side (the agent channel); returns bytes taken.
   size_t virtio_console_input(const uint8_t* data, size_t len);
   // Guest time in nanoseconds (mtime at 10 MHz = guest_ns / 100).
