@@ -336,8 +336,11 @@ Status Daemon::prepare_dir(const VmRecord& vm) {
   ::chmod(p.dir.c_str(), 0700);
   chown_vm(vm, p.dir);
   chown_vm(vm, p.snapshots);
-  // Its endpoint on the host switch goes in a directory only its uid can write to.
-  if (vm.uid != 0) return backends::SwitchBackend::prepare_port_dir(switch_path_, vm.uid, options_.uid_base);
+  // Its endpoint on the host switch goes in a directory only its uid can write to, and its
+  // frames there must carry its eth1 MAC.
+  if (vm.uid != 0) {
+    return backends::SwitchBackend::prepare_port_dir(switch_path_, vm.uid, options_.uid_base, vm_mac(vm.slot, 1));
+  }
   return {};
 }
 

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -63,6 +64,55 @@ bool parse_uid_name(const std::string& name, uid_t* uid) {
 // Only the owner (and root) can add, remove or rename entries.
 bool closed_to_others(const struct stat& st) { return (st.st_mode & (S_IWGRP | S_IWOTH)) == 0; }
 
+// "52:54:00:81:00:02" (hex digits in either case) to a key like mac_key's.
+bool parse_mac(const std::string& text, uint64_t* key) {
+  if (text.size() != 17) return false;
+  uint64_t value = 0;
+  for (size_t i = 0; i < 17; ++i) {
+    char c = text[i];
+    if (i % 3 == 2) {
+      if (c != ':') return false;
+      continue;
+    }
+    int digit = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+    if (digit < 0) return false;
+    value = value << 4 | static_cast<uint64_t>(digit);
+  }
+  *key = value;
+  return true;
+}
+
+// Reads a pin file: false when it exists but cannot be trusted (then the port is not
+// either); true with `macs` empty when there is none.
+bool read_pins(const std::string& file, uid_t dir_owner, std::vector<uint64_t>* macs) {
+  macs->clear();
+  const int fd = open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  struct stat st {};
+  char buf[4096];
+  ssize_t n = -1;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_uid == dir_owner || st.st_uid == 0) &&
+      closed_to_others(st) && st.st_size < static_cast<off_t>(sizeof buf)) {
+    n = read(fd, buf, sizeof buf);
+  }
+  close(fd);
+  if (n <= 0) return false;
+  std::string text(buf, static_cast<size_t>(n));
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    uint64_t key;
+    if (!parse_mac(text.substr(start, end - start), &key)) return false;
+    macs->push_back(key);
+    start = end + 1;
+  }
+  return !macs->empty();
+}
+
 // The endpoint names in a port directory, at most `limit` of them.
 std::vector<std::string> list_endpoints(const std::string& port_dir, size_t limit) {
   std::vector<std::string> names;
@@ -108,12 +158,41 @@ bool SwitchBackend::trusted_port_dir(const std::string& dir, const std::string& 
   return S_ISDIR(st.st_mode) && st.st_uid == uid && closed_to_others(st);
 }
 
-Status SwitchBackend::prepare_port_dir(const std::string& path, uid_t uid, gid_t gid) {
+Status SwitchBackend::prepare_port_dir(const std::string& path, uid_t uid, gid_t gid,
+                                       const std::string& mac) {
   const std::string dir = path + ".d";
   const std::string name = std::to_string(uid);
   const std::string what = "switch " + path + ": port directory " + dir + "/" + name;
+  uint64_t key;
+  if (!mac.empty() && !parse_mac(mac, &key)) {
+    return Status::error("switch " + path + ": '" + mac + "' is not a MAC address");
+  }
   const int top = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (top < 0) return Status::error("switch " + path + ": " + dir + ": " + errno_text(errno));
+  // The pin first: the port must not be usable without it.
+  const std::string pin = name + ".mac";
+  if (mac.empty()) {
+    if (unlinkat(top, pin.c_str(), 0) != 0 && errno != ENOENT) {
+      Status s = Status::error(what + ": cannot remove " + pin + ": " + errno_text(errno));
+      close(top);
+      return s;
+    }
+  } else {
+    const std::string tmp = pin + ".tmp";
+    unlinkat(top, tmp.c_str(), 0);
+    const int fd =
+        openat(top, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    const std::string line = mac + "\n";
+    bool ok = fd >= 0 && fchmod(fd, 0644) == 0 &&
+              write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    if (fd >= 0) ok = close(fd) == 0 && ok;
+    if (!ok || renameat(top, tmp.c_str(), top, pin.c_str()) != 0) {
+      Status s = Status::error(what + ": cannot write " + pin + ": " + errno_text(errno));
+      unlinkat(top, tmp.c_str(), 0);
+      close(top);
+      return s;
+    }
+  }
   Status result = Status::error(what + ": something keeps replacing it");
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (mkdirat(top, name.c_str(), 0750) != 0 && errno != EEXIST) {
@@ -171,6 +250,7 @@ Result<std::unique_ptr<SwitchBackend>> SwitchBackend::create(const std::string& 
 
   std::unique_ptr<SwitchBackend> b(new SwitchBackend());
   b->dir_ = canonical.string();
+  b->dir_owner_ = st.st_uid;
   const std::string port = std::to_string(geteuid());
   const std::string port_dir = b->dir_ + "/" + port;
   if (mkdir(port_dir.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -287,7 +367,7 @@ void SwitchBackend::flood(const uint8_t* frame, size_t len) {
   closedir(d);
   for (const std::string& port : ports) {
     // Only where a peer would accept frames from: a trusted port directory.
-    if (!trusted_port_dir(dir_, port)) continue;
+    if (!check_port(port).trusted) continue;
     for (const std::string& leaf : list_endpoints(dir_ + "/" + port, kMaxEndpointsPerPortDir)) {
       std::string endpoint = port + "/" + leaf;
       if (endpoint != name_) send_to(endpoint, frame, len);
@@ -311,7 +391,14 @@ SwitchBackend::SendResult SwitchBackend::send_to(const std::string& endpoint, co
   return SendResult::kDropped;  // EAGAIN (peer's queue full), ENOBUFS...
 }
 
-std::string SwitchBackend::endpoint_of(const std::string& sender) {
+SwitchBackend::PortDirVerdict SwitchBackend::check_port(const std::string& port) const {
+  PortDirVerdict v{false, {}, std::chrono::steady_clock::now()};
+  v.trusted =
+      trusted_port_dir(dir_, port) && read_pins(dir_ + "/" + port + ".mac", dir_owner_, &v.macs);
+  return v;
+}
+
+std::string SwitchBackend::endpoint_of(const std::string& sender, const uint8_t* src_mac) {
   if (sender.size() <= dir_.size() + 1 || sender.compare(0, dir_.size(), dir_) != 0 ||
       sender[dir_.size()] != '/') {
     return {};
@@ -326,14 +413,20 @@ std::string SwitchBackend::endpoint_of(const std::string& sender) {
     return {};
   }
   // The directory's owner and mode, not its name, say who bound the sender (see the
-  // header); one lstat a second per port, not one per frame.
+  // header); checked (with the pin file) once a second per port, not once per frame.
   auto now = std::chrono::steady_clock::now();
   auto it = port_dirs_.find(port);
   if (it == port_dirs_.end() || now - it->second.checked >= kPortDirCheckAge) {
     if (port_dirs_.size() >= kMaxLearnedMacs) port_dirs_.clear();
-    it = port_dirs_.insert_or_assign(port, PortDirVerdict{trusted_port_dir(dir_, port), now}).first;
+    it = port_dirs_.insert_or_assign(port, check_port(port)).first;
   }
-  return it->second.trusted ? endpoint : std::string();
+  const PortDirVerdict& v = it->second;
+  if (!v.trusted) return {};
+  if (!v.macs.empty() &&
+      std::find(v.macs.begin(), v.macs.end(), mac_key(src_mac)) == v.macs.end()) {
+    return {};  // another port's MAC (or a made-up one) from a pinned port
+  }
+  return endpoint;
 }
 
 void SwitchBackend::learn(const uint8_t* src_mac, const std::string& endpoint) {
@@ -382,7 +475,7 @@ void SwitchBackend::receive_all() {
                           : 0;
     if (path_len == 0 || from.sun_path[0] == '\0') continue;  // unbound or abstract sender
     std::string sender(from.sun_path, strnlen(from.sun_path, path_len));
-    std::string endpoint = endpoint_of(sender);
+    std::string endpoint = endpoint_of(sender, rx_buf_.data() + 6);
     if (endpoint.empty()) continue;
     learn(rx_buf_.data() + 6, endpoint);
     deliver(rx_buf_.data(), static_cast<size_t>(n));

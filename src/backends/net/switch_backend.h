@@ -40,8 +40,13 @@
 // after another uid before that uid's first VM (squatting it), or bind a socket in a
 // directory of its own, rename the directory away and wait for the name to be reused —
 // a socket's address stays the path it was bound at. Hence PATH.d is closed to VMs.
-// What this does not cover: a VM may still put any source MAC on its frames (as on any
-// learning switch); that changes where peers send that MAC's unicast frames.
+// MACs. On a learning switch, a port that sends with another's source MAC makes the others
+// send that MAC's unicast frames to it. So the owner of PATH.d can pin a port's source
+// MACs in PATH.d/<uid>.mac (one per line; VMs cannot write there): a receiver drops, and
+// does not learn from, a frame of a pinned port whose source MAC is not pinned, and a
+// pin file it cannot trust (wrong owner, writable by others, unparsable) makes the port
+// untrusted. nimbusd pins each VM's eth1 MAC. Ports without a pin file (a user's own VMs
+// under one uid) may use any MAC.
 #pragma once
 
 #include <sys/types.h>
@@ -69,7 +74,11 @@ class SwitchBackend : public NetBackend {
   // For a privileged manager (nimbusd): makes PATH.d/<uid> a directory owned by uid:gid,
   // mode 0750 (the group may list and reach the endpoints, not add or remove them).
   // PATH.d must exist. Never follows a symlink; replaces a non-directory in the way.
-  static Status prepare_port_dir(const std::string& path, uid_t uid, gid_t gid);
+  // With `mac` ("52:54:00:81:00:02"), also pins it in PATH.d/<uid>.mac: peers then take
+  // frames from that port only with that source MAC (without, a pin left from before is
+  // removed).
+  static Status prepare_port_dir(const std::string& path, uid_t uid, gid_t gid,
+                                 const std::string& mac = "");
   // Whether `dir`/`name` is a port directory peers trust: `name` is a uid in decimal, and
   // `dir`/`name` is a directory (not a symlink) owned by that uid, not writable by group
   // or others.
@@ -115,12 +124,14 @@ class SwitchBackend : public NetBackend {
   SendResult send_to(const std::string& name, const uint8_t* frame, size_t len);
   void learn(const uint8_t* src_mac, const std::string& endpoint);
   // "<uid>/<pid>-<n>" when `sender` is the path of another endpoint in a trusted port
-  // directory of our switch; empty otherwise. Switch thread only.
-  std::string endpoint_of(const std::string& sender);
+  // directory of our switch and `src_mac` is allowed for that port; empty otherwise.
+  // Switch thread only.
+  std::string endpoint_of(const std::string& sender, const uint8_t* src_mac);
 
   std::string dir_;            // canonical PATH.d
   std::string name_;           // our endpoint: "<uid>/<pid>-<n>" inside dir_
   std::string endpoint_path_;  // dir_ + "/" + name_
+  uid_t dir_owner_ = 0;        // PATH.d's owner: pin files must be its (or root's)
   int sock_ = -1;
   int wake_fd_ = -1;  // eventfd
   Receiver receiver_;
@@ -138,8 +149,10 @@ class SwitchBackend : public NetBackend {
   std::vector<uint8_t> rx_buf_;
   struct PortDirVerdict {
     bool trusted;
+    std::vector<uint64_t> macs;  // pinned source MACs; empty: any
     std::chrono::steady_clock::time_point checked;
   };
+  PortDirVerdict check_port(const std::string& port) const;
   std::unordered_map<std::string, PortDirVerdict> port_dirs_;
 };
 

@@ -334,6 +334,51 @@ TEST_F(SwitchBackendTest, PreparePortDirReplacesWhatIsInTheWay) {
   EXPECT_EQ(st.st_mode & 07777, 0750u);
 }
 
+TEST_F(SwitchBackendTest, PinnedMacsAreEnforced) {
+  const std::string path = dir_ + "/pin";
+  const std::string top = path + ".d";
+  ASSERT_EQ(mkdir(top.c_str(), 0755), 0);
+  ASSERT_TRUE(
+      SwitchBackend::prepare_port_dir(path, geteuid(), getegid(), "52:54:00:00:00:0a").ok());
+  EXPECT_FALSE(SwitchBackend::prepare_port_dir(path, geteuid(), getegid(), "52:54:00:00:0a").ok());
+  Port& a = add_port("pin");
+  Port& b = add_port("pin");
+  Frame good = broadcast_from(0xa, 60, 1);
+  Frame spoofed = broadcast_from(0xc, 60, 2);
+  a.backend->send(spoofed.data(), spoofed.size());
+  a.backend->send(good.data(), good.size());
+  EXPECT_EQ(b.sink->wait(1), std::vector<Frame>{good});
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(b.sink->take(), std::vector<Frame>{good})
+      << "a frame with an unpinned source MAC got through";
+
+  // A pin file others could write to, or one that does not parse, makes the port untrusted.
+  const std::string pin = top + "/" + std::to_string(geteuid()) + ".mac";
+  for (int variant = 0; variant < 2; ++variant) {
+    ASSERT_TRUE(
+        SwitchBackend::prepare_port_dir(path, geteuid(), getegid(), "52:54:00:00:00:0a").ok());
+    if (variant == 0) {
+      ASSERT_EQ(chmod(pin.c_str(), 0666), 0);
+    } else {
+      FILE* f = fopen(pin.c_str(), "w");
+      ASSERT_NE(f, nullptr);
+      fputs("52:54:00:00:00:0a\nnot a mac\n", f);
+      fclose(f);
+    }
+    std::this_thread::sleep_for(SwitchBackend::kPortDirCheckAge + 100ms);
+    a.backend->send(good.data(), good.size());
+    std::this_thread::sleep_for(100ms);
+    EXPECT_TRUE(b.sink->take().empty()) << "variant " << variant;
+  }
+
+  // Without a pin, any source MAC goes.
+  ASSERT_TRUE(SwitchBackend::prepare_port_dir(path, geteuid(), getegid()).ok());
+  EXPECT_FALSE(std::filesystem::exists(pin));
+  std::this_thread::sleep_for(SwitchBackend::kPortDirCheckAge + 100ms);
+  a.backend->send(spoofed.data(), spoofed.size());
+  EXPECT_EQ(b.sink->wait(1), std::vector<Frame>{spoofed});
+}
+
 // One VM's VMM (uid kAttacker) against another's (uid kVictim) on a switch laid out as
 // nimbusd lays it out: it must not be able to take over the victim's endpoint (receive its
 // frames, cut it off) nor bind in its place, while frames flow between honest endpoints.
@@ -430,8 +475,8 @@ TEST_F(SwitchBackendTest, AnotherUidCannotTakeOverAnEndpoint) {
   const std::string path = dir_ + "/sw";
   const std::string top = path + ".d";
   ASSERT_EQ(mkdir(top.c_str(), 0755), 0);
-  ASSERT_TRUE(SwitchBackend::prepare_port_dir(path, kVictim, kVmGid).ok());
-  ASSERT_TRUE(SwitchBackend::prepare_port_dir(path, kAttacker, kVmGid).ok());
+  ASSERT_TRUE(SwitchBackend::prepare_port_dir(path, kVictim, kVmGid, "52:54:00:00:00:0b").ok());
+  ASSERT_TRUE(SwitchBackend::prepare_port_dir(path, kAttacker, kVmGid, "52:54:00:00:00:0c").ok());
 
   Child victim = fork_as(kVictim, [&](int cmd, int status, int frames) {
     return run_port(path, cmd, status, frames);
@@ -475,10 +520,21 @@ TEST_F(SwitchBackendTest, AnotherUidCannotTakeOverAnEndpoint) {
   ASSERT_EQ(write(victim.cmd, "h", 1), 1);
   Frame hello = broadcast_from(0xb, 60, 1);
   EXPECT_EQ(host.sink->wait(1), std::vector<Frame>{hello});
+  host.sink->take();
   EXPECT_EQ(next_frame(attacker.frames, 1000), hello);
 
   // Unicast to the victim reaches the victim and only the victim.
   Frame to_victim = make_frame(0xb, 0xa, 100, 2);
+  host.backend->send(to_victim.data(), to_victim.size());
+  EXPECT_EQ(next_frame(victim.frames, 1000), to_victim);
+  EXPECT_TRUE(next_frame(attacker.frames, 200).empty()) << "the attacker got the victim's frame";
+  // The attacker says hello with the victim's MAC: nobody takes it (its port is pinned to
+  // its own MAC), so unicast to the victim still goes to the victim alone.
+  ASSERT_EQ(write(attacker.cmd, "h", 1), 1);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(host.sink->take().empty()) << "a frame with the victim's MAC from the attacker";
+  EXPECT_TRUE(next_frame(victim.frames, 100).empty())
+      << "a frame with its own MAC from the attacker";
   host.backend->send(to_victim.data(), to_victim.size());
   EXPECT_EQ(next_frame(victim.frames, 1000), to_victim);
   EXPECT_TRUE(next_frame(attacker.frames, 200).empty()) << "the attacker got the victim's frame";
