@@ -500,7 +500,7 @@ static int bad_queue_config(int s, u32 id, int which) {
 #define FUZZ_ROUNDS 100000
 #endif
 #ifndef NOTIFIES
-#define NOTIFIES 1000000
+#define NOTIFIES 4000000
 #endif
 
 // ---- protocol abuse that must not break anything ----
