@@ -23,6 +23,9 @@ using Clock = std::chrono::steady_clock;
 
 // Requests served on one connection before it is closed (a client reconnects).
 constexpr int kMaxRequestsPerConnection = 100;
+// After refusing a request whose body was not read (see run_connection).
+constexpr int kLingerMs = 1000;
+constexpr size_t kLingerBytes = 256 * 1024;
 
 // What the server learnt about the request in progress on this thread (each connection has
 // a thread of its own, and httplib calls every hook on it).
@@ -306,6 +309,7 @@ void Server::run_connection(Conn* conn) {
   ConnStream s(conn->fd, options_.head_timeout_ms, options_.body_timeout_ms,
                options_.write_timeout_ms);
   const std::string& token = options_.token;
+  bool linger = false;
   for (int n = 1; n <= kMaxRequestsPerConnection; n++) {
     if (!set_pending(conn, true)) break;
     if (!s.wait_request(options_.idle_timeout_ms)) break;
@@ -328,7 +332,15 @@ void Server::run_connection(Conn* conn) {
     bool closed = false;
     const bool ok = engine_->process(s, n == kMaxRequestsPerConnection, closed, setup);
     t_exchange = nullptr;
+    if (ok && ex.must_close && !s.failed()) linger = true;
     if (!ok || closed || !ex.head_read || ex.must_close || s.failed()) break;
+  }
+  // Refused before its body was read: the client may still be sending it, and closing
+  // with unread data would reset the connection, losing the reply on the way. So: end our
+  // side, then drop what comes for a little while (bounded in time and bytes).
+  if (linger && set_pending(conn, true)) {
+    ::shutdown(conn->fd, SHUT_WR);
+    s.drain(kLingerMs, kLingerBytes);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -159,6 +159,29 @@ TEST_F(HttpServerTest, WithoutTheTokenA401BeforeTheBodyIsRead) {
   EXPECT_EQ(calls_, 0);
 }
 
+// The 401 is sent before the body is read; the client, still sending it, must get the
+// reply rather than a reset.
+TEST_F(HttpServerTest, ARefusedClientStillSendingItsBodyGetsTheReply) {
+  ServerOptions o;
+  o.max_body = 1 << 20;
+  start(o);
+  const int fd = connect_tcp(server_->port());
+  const std::string body(200 * 1024, 'x');
+  send_all(fd, "POST /v1/vms HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the 401 is on its way
+  size_t sent = 0;
+  while (sent < body.size()) {
+    const ssize_t n = ::send(fd, body.data() + sent, body.size() - sent, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0) << std::strerror(errno);
+    sent += static_cast<size_t>(n);
+  }
+  const std::string r = read_reply(fd);
+  EXPECT_EQ(status_of(r), 401) << r;
+  ::close(fd);
+  EXPECT_EQ(calls_, 0);
+}
+
 // A POST without Content-Length waited 30 s for a body until EOF, answered 400 and yet the
 // pause happened.
 TEST_F(HttpServerTest, APostWithoutContentLengthHasAnEmptyBodyAndIsAnsweredAtOnce) {

@@ -48,6 +48,17 @@ bool ConnStream::wait_request(int idle_ms) {
   return pos_ < len_ || wait(POLLIN, Clock::now() + std::chrono::milliseconds(idle_ms));
 }
 
+void ConnStream::drain(int ms, size_t max_bytes) {
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(ms);
+  size_t dropped = 0;
+  char scrap[16384];
+  while (dropped < max_bytes && wait(POLLIN, deadline)) {
+    const ssize_t n = ::recv(fd_, scrap, sizeof(scrap), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return;
+    if (n > 0) dropped += static_cast<size_t>(n);
+  }
+}
+
 void ConnStream::begin_head() {
   in_head_ = true;
   head_bytes_ = 0;

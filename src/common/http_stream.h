@@ -26,6 +26,8 @@ class ConnStream final : public httplib::Stream {
   void begin_head();  // the request's first byte is here: the head deadline starts
   void begin_body();  // the head is read: the body deadline starts
   bool failed() const { return failed_; }  // a deadline or limit was hit, or the socket failed
+  // Reads and drops input until the peer's end, `ms` or `max_bytes`, whichever first.
+  void drain(int ms, size_t max_bytes);
 
   bool is_readable() const override;
   bool is_writable() const override;
