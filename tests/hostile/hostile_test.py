@@ -11,6 +11,7 @@ through MMIO and prints "hostile: done", then idles in WFI. Checked:
     configurations, broken rings ending in NEEDS_RESET, requests working after reset);
   - every device was left in NEEDS_RESET, as the guest reads it and as GET / reports it;
   - the idle VMM uses (almost) no CPU, and its peak memory stayed bounded;
+  - a snapshot of the attacked VM restores with the same device status and idles too;
   - the disk image passes `qemu-img check`.
 """
 import os
@@ -118,8 +119,33 @@ def main():
               f"peak RSS {peak} KiB")
         check(vm.proc.poll() is None, "the VMM is alive")
 
+        # The attacked state goes through a snapshot: broken queues and NEEDS_RESET load
+        # back as they were, and the restored VM idles too.
+        snap = os.path.join(WORK, "vm.snap")
+        api.ok("PATCH", "/vm", {"state": "Paused"})
+        api.ok("PUT", "/snapshot/create", {"snapshot_path": snap})
         api.ok("PUT", "/actions", {"action_type": "Stop"})
         check(api.info()["state"] == "Stopped", "Stopped after Stop")
+    except BaseException:
+        vm.abandon()
+        raise
+    vm.close()
+
+    vm = VmmProcess(NIMBUS, os.path.join(WORK, "api2.sock"))
+    try:
+        vm.api.ok("PUT", "/snapshot/load", {"snapshot_path": snap, "resume_vm": True})
+        info = vm.api.info()
+        check(info["state"] == "Running", f"state {info['state']} after restore")
+        restored = {d["slot"]: d["status"] for d in info["devices"]["virtio"]}
+        check(restored == {slot: status for slot, (_, status) in final.items()},
+              f"after restore GET / says {restored}, before {final}")
+        time.sleep(0.5)
+        cpu0, t0 = vm.cpu_seconds(), time.monotonic()
+        time.sleep(2)
+        share = (vm.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+        check(share < IDLE_CPU_SHARE, f"the restored idle VMM used {share * 100:.1f}% of a core")
+        print(f"restored from the snapshot: same device status, {share * 100:.2f}% of a core idle")
+        vm.api.ok("PUT", "/actions", {"action_type": "Stop"})
     except BaseException:
         vm.abandon()
         raise
