@@ -384,6 +384,19 @@ std::vector<pid_t> CgroupManager::processes(const std::string& vm) const {
   return {pids.begin(), pids.end()};
 }
 
+std::vector<std::string> CgroupManager::groups() const {
+  std::set<std::string> names;
+  for (const std::string& dir : parent_dirs()) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->is_directory(ec) && check_name(it->path().filename().string()).ok()) {
+        names.insert(it->path().filename().string());
+      }
+    }
+  }
+  return {names.begin(), names.end()};
+}
+
 Status CgroupManager::remove(const std::string& vm) {
   if (Status s = usable(vm); !s.ok()) return s;
   if (std::vector<pid_t> pids = processes(vm); !pids.empty()) {

@@ -85,6 +85,9 @@ class CgroupManager {
   std::string path(const std::string& vm) const;
   // The processes in the VM's group(s), sorted; empty if the group does not exist.
   std::vector<pid_t> processes(const std::string& vm) const;
+  // The VM groups under the parent (in any hierarchy), sorted: nimbusd's recovery looks
+  // for groups of VMs it no longer knows.
+  std::vector<std::string> groups() const;
 
   // Removes the VM's group(s); succeeds if they do not exist. Fails, naming them, while
   // processes remain.

@@ -159,6 +159,20 @@ TEST(Cgroup, V1SeparateHierarchies) {
   EXPECT_EQ(s.message(), "cannot remove cgroup " + fake.str() + "/memory/nimbus/web1: processes 7, 42 still in it");
 }
 
+TEST(Cgroup, GroupsListsTheVmGroupsOfEveryHierarchy) {
+  FakeCgroupRoot fake;
+  fake.v1_group("cpu", "cpuacct", "memory", "");
+  fake.v1_group("cpu", "cpuacct", "memory", "nimbus/web1");
+  // A group left in one hierarchy only (a crash between two mkdirs) is still listed.
+  fake.files("memory/nimbus/orphan", {{"cgroup.procs", "5"}});
+  fake.files("memory/nimbus", {{"notes", "a file is no group"}});
+  CgroupManager m = CgroupManager::detect(fake.str());
+  ASSERT_EQ(m.version(), CgroupVersion::kV1) << m.describe();
+  EXPECT_EQ(m.groups(), (std::vector<std::string>{"orphan", "web1"}));
+  EXPECT_EQ(m.processes("orphan"), std::vector<pid_t>{5});
+  EXPECT_TRUE(CgroupManager::detect("/nonexistent/cgroup").groups().empty());
+}
+
 TEST(Cgroup, V1CreatesTheParentGroups) {
   FakeCgroupRoot fake;
   fake.v1_group("cpu", "cpuacct", "memory", "");

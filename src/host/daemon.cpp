@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -19,7 +20,9 @@
 #include "backends/block/qcow2.h"
 #include "backends/net/switch_backend.h"
 #include "host/proc_info.h"
+#include "host/recovery.h"
 #include "host/sandbox.h"
+#include "host/vmm_pidfile.h"
 #include "host/vmm_link.h"
 
 namespace nimbus::host {
@@ -69,19 +72,20 @@ uint64_t allocated_bytes(const std::string& path) {
   return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
-// Is a host port free for a forward? (Binds and closes a socket of the right kind.)
-bool port_free(const Forward& f) {
-  const int fd = ::socket(AF_INET, f.protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM, 0);
-  if (fd < 0) return true;
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(f.host_port);
-  if (::inet_pton(AF_INET, f.host_address.c_str(), &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_ANY);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
+// The real uid of a process (/proc/PID/status: /proc/PID itself belongs to root once a
+// process changed its uid), or -1.
+int64_t process_uid(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Uid:", 0) == 0) {
+      try {
+        return std::stoll(line.substr(4));
+      } catch (...) {
+        return -1;
+      }
+    }
+  }
+  return -1;
 }
 
 // Can a process of another uid (not in the owner's group) reach `path`? Every directory on
@@ -105,6 +109,38 @@ std::string unreachable_by_others(const std::string& path, mode_t need) {
 }
 
 }  // namespace
+
+Status check_host_port(const Forward& f) {
+  const int fd = ::socket(AF_INET, f.protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM, 0);
+  if (fd < 0) return {};
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(f.host_port);
+  if (::inet_pton(AF_INET, f.host_address.c_str(), &a.sin_addr) != 1) {
+    ::close(fd);
+    return Status::error(fmt::format("host address '{}' is not an IPv4 address", f.host_address));
+  }
+  const int err = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? 0 : errno;
+  ::close(fd);
+  switch (err) {
+    case 0:
+      return {};
+    case EADDRNOTAVAIL:
+      return Status::error(fmt::format("host address {} is not an address of this host (for host port {}/{})",
+                                       f.host_address, f.host_port, f.protocol));
+    case EADDRINUSE:
+      return Status::error(
+          fmt::format("host port {}/{} on {} is in use by another program", f.host_port, f.protocol, f.host_address));
+    case EACCES:
+      return Status::error(fmt::format("host port {}/{} on {}: binding it is not permitted", f.host_port, f.protocol,
+                                       f.host_address));
+    default:
+      return Status::error(fmt::format("host port {}/{} on {} cannot be used: {}", f.host_port, f.protocol,
+                                       f.host_address, std::strerror(err)));
+  }
+}
 
 bool valid_name(const std::string& name) {
   if (name.empty() || name.size() > 63 || name[0] < 'a' || name[0] > 'z') return false;
@@ -235,7 +271,8 @@ Capacity Daemon::capacity_locked(const std::string& exclude) {
   if (vms.ok()) {
     for (const VmRecord& v : *vms) {
       if (v.name == exclude) continue;
-      allocations.push_back(VmAllocation{Allocation{v.cpus, v.memory_mib, v.disk_mib}, active(v)});
+      // A VM with a process holds its vCPUs and memory whatever it wants to become.
+      allocations.push_back(VmAllocation{Allocation{v.cpus, v.memory_mib, v.disk_mib}, active(v) || v.pid != 0});
     }
   }
   return compute_capacity(host_, options_.policy, allocations);
@@ -260,10 +297,7 @@ Status Daemon::check_ports_locked(const VmRecord& vm) {
         }
       }
     }
-    if (!port_free(f)) {
-      return Status::error(
-          fmt::format("host port {}/{} on {} is in use by another program", f.host_port, f.protocol, f.host_address));
-    }
+    if (Status s = check_host_port(f); !s.ok()) return s;
   }
   return {};
 }
@@ -296,6 +330,55 @@ bool Daemon::wait_process_gone(const VmRecord& vm, int timeout_ms) {
     if (Clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  return true;
+}
+
+bool Daemon::is_vmm_of(pid_t pid, const VmRecord& vm) {
+  auto st = read_proc_stat(pid);
+  if (!st.ok() || st->state == 'Z' || st->state == 'X') return false;
+  // The pidfile is in a directory the VMM owns: a compromised VMM could write any pid into
+  // it. Only a process that is a VMM of this very VM (and runs under its uid) counts.
+  auto cmd = proc_cmdline(pid);
+  if (!cmd.ok() || (" " + *cmd + " ").find(" --id " + vm.name + " ") == std::string::npos) return false;
+  return vm.uid == 0 || process_uid(pid) == static_cast<int64_t>(vm.uid);
+}
+
+std::vector<pid_t> Daemon::live_vmms(const VmRecord& vm) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    reap_children_locked();
+  }
+  std::vector<pid_t> candidates;
+  // Everything in the VM's cgroup is a VMM of the VM (only root can move processes in).
+  if (cgroups_ && cgroups_->version() != CgroupVersion::kNone) candidates = cgroups_->processes(vm.name);
+  const size_t from_cgroup = candidates.size();
+  if (auto holder = pidfile_holder(VmPaths::of(options_.state_dir, vm.name).pid_file)) candidates.push_back(*holder);
+  std::vector<pid_t> out = live_pids(candidates, [&](pid_t pid) {
+    const bool in_cgroup = std::find(candidates.begin(), candidates.begin() + static_cast<long>(from_cgroup), pid) !=
+                           candidates.begin() + static_cast<long>(from_cgroup);
+    if (in_cgroup) {
+      auto st = read_proc_stat(pid);
+      return st.ok() && st->state != 'Z' && st->state != 'X';
+    }
+    return is_vmm_of(pid, vm);
+  });
+  if (process_alive(vm) && std::find(out.begin(), out.end(), static_cast<pid_t>(vm.pid)) == out.end()) {
+    out.push_back(static_cast<pid_t>(vm.pid));
+    std::sort(out.begin(), out.end());
+  }
+  return out;
+}
+
+bool Daemon::kill_vmms(const VmRecord& vm, int timeout_ms) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const std::vector<pid_t> live = live_vmms(vm);
+    if (live.empty()) break;
+    if (Clock::now() >= deadline) return false;
+    for (pid_t pid : live) ::kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (cgroups_->version() != CgroupVersion::kNone) (void)cgroups_->remove(vm.name);
   return true;
 }
 
@@ -350,6 +433,12 @@ void Daemon::chown_vm(const VmRecord& vm, const std::string& path) {
 
 Status Daemon::start_process(VmRecord& vm, const std::string& snapshot_file) {
   const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
+  // Never two VMMs on one disk: a VMM left over (e.g. from a nimbusd that died) must be
+  // stopped first.
+  if (const std::vector<pid_t> live = live_vmms(vm); !live.empty()) {
+    return Status::error(fmt::format("VM '{}' still has a live VMM process (pid {}); stop it first (nimbus stop {})",
+                                     vm.name, live.front(), vm.name));
+  }
   auto image = images_->get(vm.image);
   if (!image.ok()) return image.status();
   if (Status s = prepare_dir(vm); !s.ok()) return s;
@@ -373,6 +462,7 @@ Status Daemon::start_process(VmRecord& vm, const std::string& snapshot_file) {
     spec.args.insert(spec.args.end(), {"--restore", snapshot_file});
   }
   spec.log_path = p.vmm_log;
+  spec.pid_file = p.pid_file;
   spec.cwd = p.dir;
   spec.drop_privileges = vm.uid != 0;
   spec.uid = vm.uid;
@@ -386,18 +476,20 @@ Status Daemon::start_process(VmRecord& vm, const std::string& snapshot_file) {
   }
   auto pid = spawn_vmm(spec);
   if (!pid.ok()) return pid.status();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    children_.insert(*pid);
-    ready_[vm.name] = false;
-  }
   auto st = read_proc_stat(*pid);
   vm.pid = *pid;
   vm.pid_start = st.ok() ? st->start_ticks : 0;
   vm.state = snapshot_file.empty() ? "starting" : "running";
   vm.desired_state = "running";
   vm.started_at = utc_now();
-  if (Status s = save(vm); !s.ok()) return s;
+  {
+    // Recorded at once (a nimbusd killed later finds the pid in the database; one killed
+    // before this finds the process by its cgroup and pidfile).
+    std::lock_guard<std::mutex> lock(mu_);
+    children_.insert(*pid);
+    ready_[vm.name] = false;
+    if (Status s = registry_->update_vm(vm); !s.ok()) return s;
+  }
 
   // The VMM is up when its API answers; a bad configuration makes it exit at once.
   VmmLink link(p.api_sock);
@@ -462,7 +554,11 @@ bool Daemon::stop_process(VmRecord& vm, bool force, unsigned timeout_s) {
     if (vm.pid != 0) vm.last_exit = exit_description_locked(vm, &clean);
     ready_[vm.name] = false;
   }
-  if (cgroups_->version() != CgroupVersion::kNone) (void)cgroups_->remove(vm.name);
+  // Any other VMM of this VM (left by a nimbusd that died before it recorded the pid) goes
+  // too, and kill_vmms removes the cgroup once it is empty.
+  VmRecord gone = vm;
+  gone.pid = 0;
+  (void)kill_vmms(gone, 5000);
   vm.pid = 0;
   vm.pid_start = 0;
   vm.state = "stopped";
@@ -688,6 +784,11 @@ Reply Daemon::start_vm(const std::string& name) {
   if (!vm.ok()) return err;
   BusyGuard guard(*this, name);
   if (process_alive(*vm)) return conflict(fmt::format("VM '{}' is already {}", name, vm->state));
+  if (const std::vector<pid_t> live = live_vmms(*vm); !live.empty()) {
+    return conflict(fmt::format("VM '{}' is {} but a VMM process of it is still alive (pid {}); stop it first "
+                                "(nimbus stop {})",
+                                name, vm->state, live.front(), name));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (Status s = check_fit_locked(*vm, name, true, false); !s.ok()) {
@@ -704,7 +805,7 @@ Reply Daemon::stop_vm(const std::string& name, bool force, unsigned timeout_s) {
   auto vm = acquire(name, "stop", err);
   if (!vm.ok()) return err;
   BusyGuard guard(*this, name);
-  if (vm->pid == 0) {
+  if (vm->pid == 0 && live_vmms(*vm).empty()) {
     if (vm->desired_state != "stopped") {
       vm->desired_state = "stopped";
       (void)save(*vm);
@@ -728,7 +829,7 @@ Reply Daemon::restart_vm(const std::string& name, bool force, unsigned timeout_s
   auto vm = acquire(name, "restart", err);
   if (!vm.ok()) return err;
   BusyGuard guard(*this, name);
-  if (vm->pid != 0) {
+  if (vm->pid != 0 || !live_vmms(*vm).empty()) {
     vm->state = "stopping";
     (void)save(*vm);
     stop_process(*vm, force, timeout_s);
@@ -958,6 +1059,20 @@ Reply Daemon::delete_snapshot(const std::string& name, const std::string& snap) 
 
 // ---- supervision -----------------------------------------------------------------------
 
+namespace {
+
+// Seconds since the process started (its start time in clock ticks after boot).
+double process_age_s(uint64_t start_ticks) {
+  std::ifstream in("/proc/uptime");
+  double uptime = 0;
+  if (!(in >> uptime)) return 0;
+  return uptime - static_cast<double>(start_ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace
+
+// Before the monitor runs and before any VM is started: every live VMM process is either
+// adopted by exactly one VM or killed (docs: recovery.h).
 void Daemon::recover() {
   std::vector<VmRecord> vms;
   {
@@ -965,57 +1080,94 @@ void Daemon::recover() {
     auto r = registry_->list_vms();
     if (r.ok()) vms = *r;
   }
-  for (VmRecord& vm : vms) {
+  recover_orphan_cgroups(vms);
+  std::vector<VmRecord> to_restart;
+  for (const VmRecord& vm : vms) {
     const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
-    std::error_code ec;
-    if (vm.state == "creating" && vm.pid == 0) {
-      // nimbusd died while creating it: finish the job as "stopped" if the disk exists.
-      if (!fs::exists(p.disk, ec)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        (void)registry_->delete_vm(vm.name);
-        fs::remove_all(p.dir, ec);
-        continue;
+    VmmFindings found;
+    found.live = live_vmms(vm);
+    // Only a process that is a VMM of this VM may answer for it (anything else in its
+    // cgroup is killed without waiting).
+    if (found.live.size() == 1 && is_vmm_of(found.live.front(), vm)) {
+      // A VMM started just before nimbusd died may not listen yet: it gets the 20 s that
+      // start_process would have given it.
+      const pid_t pid = found.live.front();
+      auto st = read_proc_stat(pid);
+      const double wait_s = st.ok() ? std::max(0.0, 20.0 - process_age_s(st->start_ticks)) : 0.0;
+      const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(wait_s * 1000));
+      for (;;) {
+        auto info = VmmLink(p.api_sock).info(2000);
+        if (info.ok()) {
+          found.answers = true;
+          found.vmm_state = info->value("state", std::string());
+          found.ready = info->contains("agent") && (*info)["agent"].value("ready", false);
+          found.start_ticks = st.ok() ? st->start_ticks : 0;
+          break;
+        }
+        if (Clock::now() >= deadline || live_vmms(vm).empty()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
-      vm.state = "stopped";
-      vm.desired_state = "stopped";
-      (void)save(vm);
+      if (found.answers && live_vmms(vm) != found.live) {
+        // It changed under us (ended, or another appeared): decide again from nothing safe.
+        found.answers = false;
+        found.live = live_vmms(vm);
+      }
+    }
+    if (vm.state == "creating") {
+      std::error_code ec;
+      found.disk_ok = fs::exists(p.disk, ec) && backends::Qcow2Image::open(p.disk, true).ok();
+    }
+    const RecoveryPlan plan = plan_recovery(vm, found);
+    if (plan.kill && !kill_vmms(vm, 10000)) {
+      // Should not happen (SIGKILL); leave the row saying a process is there so nothing
+      // starts a second one.
       continue;
     }
-    if (vm.pid != 0 && same_process(static_cast<pid_t>(vm.pid), vm.pid_start)) {
-      auto info = VmmLink(p.api_sock).info(2000);
-      if (info.ok()) {
-        const std::string st = info->value("state", std::string());
-        const bool ready = info->contains("agent") && (*info)["agent"].value("ready", false);
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          ready_[vm.name] = ready;
-        }
-        vm.state = st == "Paused" ? "paused" : ready ? "running" : "starting";
-        (void)save(vm);
-        continue;
-      }
-      // Alive but not answering: leave it to the monitor (it will be seen as alive).
+    if (plan.adopt) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_[vm.name] = plan.ready;
+    }
+    if (plan.remove) {
+      std::error_code ec;
+      fs::remove_all(p.dir, ec);
+      if (cgroups_->version() != CgroupVersion::kNone) (void)cgroups_->remove(vm.name);
+      std::lock_guard<std::mutex> lock(mu_);
+      (void)registry_->delete_vm(vm.name);
       continue;
     }
-    if (vm.pid == 0 && vm.desired_state != "stopped") {
-      // Not running although it should be (the host rebooted, say).
-      vm.state = "crashed";
-      vm.last_exit = "the VM was not running when nimbusd started";
-      if (vm.restart_policy == "no") vm.desired_state = "stopped";
-      (void)save(vm);
-      if (vm.restart_policy != "no") {
-        Reply err;
-        auto held = acquire(vm.name, "restart", err);
-        if (held.ok()) {
-          BusyGuard guard(*this, vm.name);
-          vm.restarts++;
-          (void)start_process(vm);
-        }
-      }
-    } else if (vm.pid == 0 && vm.state != "stopped" && vm.state != "crashed") {
-      vm.state = "stopped";
-      (void)save(vm);
+    if (!plan.adopt && cgroups_->version() != CgroupVersion::kNone && plan.next.pid == 0) {
+      (void)cgroups_->remove(vm.name);  // an empty group left by a crash
     }
+    if (plan.save) (void)save(plan.next);
+    if (plan.restart) to_restart.push_back(plan.next);
+  }
+  // Only now, with every stray gone, start what the restart policies ask for.
+  for (VmRecord& vm : to_restart) {
+    Reply err;
+    auto held = acquire(vm.name, "restart", err);
+    if (!held.ok()) continue;
+    BusyGuard guard(*this, vm.name);
+    vm.restarts++;
+    (void)start_process(vm);
+  }
+}
+
+// Groups under our cgroup parent that belong to no VM (the VM was deleted by a nimbusd that
+// died before removing the group): their processes have nothing to account them to.
+void Daemon::recover_orphan_cgroups(const std::vector<VmRecord>& vms) {
+  if (cgroups_->version() == CgroupVersion::kNone) return;
+  std::set<std::string> known;
+  for (const VmRecord& v : vms) known.insert(v.name);
+  for (const std::string& group : cgroups_->groups()) {
+    if (known.count(group) != 0 || !valid_name(group)) continue;
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      const std::vector<pid_t> pids = cgroups_->processes(group);
+      if (pids.empty() || Clock::now() >= deadline) break;
+      for (pid_t pid : pids) ::kill(pid, SIGKILL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    (void)cgroups_->remove(group);
   }
 }
 

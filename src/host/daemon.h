@@ -148,6 +148,13 @@ class Daemon : public HostOps {
   // Returns whether the guest shut down gracefully.
   bool stop_process(VmRecord& vm, bool force, unsigned timeout_s);
   bool process_alive(const VmRecord& vm);
+  // Every live VMM process of the VM: those in its cgroup, the holder of its pidfile lock
+  // (if it is a VMM of this VM) and the recorded pid. Not with mu_ held.
+  std::vector<pid_t> live_vmms(const VmRecord& vm);
+  bool is_vmm_of(pid_t pid, const VmRecord& vm);
+  // SIGKILLs every live VMM of the VM until none is left (false if some survive
+  // `timeout_ms`), then removes its cgroup.
+  bool kill_vmms(const VmRecord& vm, int timeout_ms);
   bool wait_process_gone(const VmRecord& vm, int timeout_ms);
   std::string exit_description_locked(const VmRecord& vm, bool* clean);
   void reap_children_locked();
@@ -158,6 +165,7 @@ class Daemon : public HostOps {
   void monitor_loop();
   void monitor_once();
   void recover();
+  void recover_orphan_cgroups(const std::vector<VmRecord>& vms);
 
   DaemonOptions options_;
   std::unique_ptr<Registry> registry_;
@@ -182,5 +190,9 @@ class Daemon : public HostOps {
 
 // Names of VMs, images and snapshots: 1-63 of [a-z0-9-], starting with a letter.
 bool valid_name(const std::string& name);
+
+// Whether a forward's host address and port can be bound now (a socket of its protocol is
+// bound and closed); the error tells a port in use from an address that is not this host's.
+Status check_host_port(const Forward& f);
 
 }  // namespace nimbus::host

@@ -1,7 +1,12 @@
 #include "host/registry.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -150,6 +155,25 @@ void bind_vm(Stmt& s, const VmRecord& v) {
       .bind(17, static_cast<int64_t>(v.restarts));
 }
 
+// The database (every VM's definition) is nimbusd's alone: mode 0600 for it and for the
+// files SQLite keeps beside it (which take the database's mode when SQLite creates them).
+// Files left with wider modes by an older nimbusd are narrowed too.
+Status restrict_database_files(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Status::error(fmt::format("cannot open the state database '{}': {}", path, std::strerror(errno)));
+  const int rc = ::fchmod(fd, 0600);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::error(fmt::format("cannot make '{}' private (mode 0600): {}", path, std::strerror(err)));
+  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
+    const std::string side = path + suffix;
+    if (::chmod(side.c_str(), 0600) != 0 && errno != ENOENT) {
+      return Status::error(fmt::format("cannot make '{}' private (mode 0600): {}", side, std::strerror(errno)));
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string utc_now() {
@@ -162,6 +186,7 @@ std::string utc_now() {
 }
 
 Result<std::unique_ptr<Registry>> Registry::open(const std::string& path) {
+  if (Status s = restrict_database_files(path); !s.ok()) return s;
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);
@@ -176,6 +201,8 @@ Result<std::unique_ptr<Registry>> Registry::open(const std::string& path) {
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (Status s = r->exec(pragma); !s.ok()) return s;
   }
+  // The -wal and -shm files exist now; make sure of their mode whatever the umask was.
+  if (Status s = restrict_database_files(path); !s.ok()) return s;
   Stmt v(db, "PRAGMA user_version");
   if (!v.ok() || v.step() != SQLITE_ROW) return v.error("reading the schema version");
   const int64_t version = v.i64(0);

@@ -4,7 +4,10 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
+#include <fstream>
 
 namespace nimbus::host {
 namespace {
@@ -74,6 +77,38 @@ TEST_F(RegistryTest, RoundTripsEveryFieldAcrossReopen) {
   EXPECT_EQ(v.uid, 200002u);
   EXPECT_EQ(v.last_exit, "signal 9");
   EXPECT_EQ(v.restarts, 3u);
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
+
+// nimbus.db holds every VM's definition: nobody but nimbusd's user may read it, whatever
+// the umask, and files an older nimbusd left readable are fixed at open.
+TEST_F(RegistryTest, DatabaseFilesArePrivate) {
+  const mode_t old_umask = ::umask(022);
+  {
+    auto r = Registry::open(db());
+    ASSERT_TRUE(r.ok()) << r.message();
+    ASSERT_TRUE((*r)->insert_vm(sample("web1", 2)).ok());
+    EXPECT_EQ(mode_of(db()), 0600u);
+    ASSERT_TRUE(std::filesystem::exists(db() + "-wal"));
+    EXPECT_EQ(mode_of(db() + "-wal"), 0600u);
+    EXPECT_EQ(mode_of(db() + "-shm"), 0600u);
+  }
+  ::umask(old_umask);
+  // An existing world-readable database and journal.
+  ASSERT_EQ(::chmod(db().c_str(), 0644), 0);
+  { std::ofstream(db() + "-journal") << ""; }
+  ASSERT_EQ(::chmod((db() + "-journal").c_str(), 0666), 0);
+  auto r = Registry::open(db());
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(mode_of(db()), 0600u);
+  EXPECT_EQ(mode_of(db() + "-journal"), 0600u);
+  auto got = (*r)->get_vm("web1");
+  ASSERT_TRUE(got.ok() && got->has_value()) << "the data is still there";
 }
 
 TEST_F(RegistryTest, DuplicateNameIsRefusedAndChangesNothing) {

@@ -17,6 +17,7 @@
 
 #include "host/cgroup.h"
 #include "host/sandbox.h"
+#include "host/vmm_pidfile.h"
 
 namespace nimbus::host {
 
@@ -31,6 +32,7 @@ VmPaths VmPaths::of(const std::string& state_dir, const std::string& vm) {
   p.vmm_log = p.dir + "/vmm.log";
   p.exit_file = p.dir + "/exit";
   p.snapshots = p.dir + "/snapshots";
+  p.pid_file = p.dir + "/vmm.pid";
   return p;
 }
 
@@ -117,6 +119,7 @@ Result<pid_t> spawn_vmm(const SpawnSpec& spec) {
   const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   std::vector<std::string> procs = spec.cgroup_procs;
   const std::string cwd = spec.cwd.empty() ? std::string("/") : spec.cwd;
+  const std::string pid_file = spec.pid_file;
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -138,6 +141,14 @@ Result<pid_t> spawn_vmm(const SpawnSpec& spec) {
       const int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || write(fd, "0", 1) != 1) child_fail(2, f.c_str(), errno);
       ::close(fd);
+    }
+    // Before anything can go wrong for the VMM: from here on nimbusd (or its successor)
+    // can find this process by the pidfile's lock even if it never learns the pid.
+    if (!pid_file.empty()) {
+      if (int err = pidfile_lock_in_child(pid_file.c_str()); err != 0) {
+        child_fail(2, err == EAGAIN || err == EACCES ? "the VM already has a live VMM (vmm.pid is locked)" : "vmm.pid",
+                   err);
+      }
     }
     // Sockets and files the VMM creates are shared with its group (the host switch).
     umask(007);

@@ -1,8 +1,9 @@
 // How nimbusd lays out a VM on disk and starts its VMM process.
 //
 // spawn_vmm() forks and execs `nimbus vmm` so that the new process: is in a session of its
-// own (it outlives nimbusd, which can re-adopt it), has joined the VM's cgroup before its
-// first instruction, writes stdout/stderr to vmm.log, and — when sandboxed — runs under
+// own (it outlives nimbusd, which can re-adopt it), has joined the VM's cgroup and holds
+// the lock of its pidfile before its first instruction (so a nimbusd that dies right
+// after fork can still find it), writes stdout/stderr to vmm.log, and — when sandboxed — runs under
 // the VM's own uid and the shared VM group with no_new_privs. Between fork and exec the
 // child only makes async-signal-safe calls on strings prepared before the fork (nimbusd is
 // multi-threaded).
@@ -23,6 +24,7 @@ namespace nimbus::host {
 
 struct VmPaths {
   std::string dir, disk, config, api_sock, console_sock, console_log, vmm_log, exit_file, snapshots;
+  std::string pid_file;  // vmm.pid, locked by the live VMM (vmm_pidfile.h)
   static VmPaths of(const std::string& state_dir, const std::string& vm);
   std::string snapshot_dir(const std::string& snap) const { return snapshots + "/" + snap; }
 };
@@ -49,6 +51,9 @@ struct SpawnSpec {
   std::string log_path;                  // stdout and stderr (appended)
   std::string cwd;                       // working directory (the VM's directory)
   std::vector<std::string> cgroup_procs; // cgroup.procs files to join
+  // Written and locked by the child after it joined its cgroup, before exec
+  // (vmm_pidfile.h); the child gives up if a live VMM already holds it. Empty: none.
+  std::string pid_file;
   bool drop_privileges = false;
   uid_t uid = 0;
   gid_t gid = 0;

@@ -12,7 +12,12 @@ modes:
   limits    each VMM in its own cgroup with the CPU quota and memory limit of its size,
             under its own uid, with a seccomp filter; metrics
   errors    malformed API requests and CLI arguments: clear errors, nothing changed
+  crash     nimbusd killed with SIGKILL while three creations run: after a restart every live
+            VMM belongs to exactly one VM that shows it, no disk is open twice, the
+            allocation matches, start never makes a second VMM; a stray process in a VM's
+            cgroup blocks start (409) and is killed by stop and by recovery
 """
+import threading
 import json
 import os
 import shutil
@@ -389,6 +394,177 @@ def limits():
         h.cleanup()
 
 
+# ---- crash --------------------------------------------------------------------------
+
+def vmm_processes(h):
+    """{pid: VM name} of every live `nimbus vmm` of this host's state dir (from /proc)."""
+    out = {}
+    vms_dir = os.path.join(h.state, "vms") + "/"
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+            with open(f"/proc/{d}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except OSError:
+            continue
+        if "vmm" in argv and "--id" in argv and any(a.startswith(vms_dir) for a in argv):
+            out[int(d)] = argv[argv.index("--id") + 1]
+    return out
+
+
+def disk_holders(h):
+    """{disk path: [pids]} of the VM disks open in any process."""
+    out = {}
+    vms_dir = os.path.join(h.state, "vms") + "/"
+    for pid in vmm_processes(h):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        seen = set()
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(vms_dir) and target.endswith("disk.qcow2") and target not in seen:
+                seen.add(target)
+                out.setdefault(target, []).append(pid)
+    return out
+
+
+def check_accounting(h, what):
+    """Every live VMM is the pid of exactly one VM, no disk is open twice, the allocation is
+    what the VMs with a process (or wanting to run) hold."""
+    procs = vmm_processes(h)
+    vms = h.api.ok("GET", "/v1/vms")["vms"]
+    shown = {v["pid"]: v["name"] for v in vms if v["pid"]}
+    for pid, name in procs.items():
+        assert shown.get(pid) == name, f"{what}: VMM {pid} of {name} is not shown by its VM: {vms}"
+    for pid, name in shown.items():
+        assert procs.get(pid) == name, f"{what}: VM {name} shows pid {pid} that is no VMM of it: {procs}"
+    names = list(procs.values())
+    assert len(names) == len(set(names)), f"{what}: two VMMs for one VM: {procs}"
+    for disk, pids in disk_holders(h).items():
+        assert len(pids) == 1, f"{what}: {disk} is open in {pids}"
+    host = h.host()
+    holding = [v for v in vms if v["pid"] or v["desired_state"] in ("running", "paused")]
+    want_cpus = sum(v["cpus"] for v in holding)
+    want_mem = sum(v["memory_mib"] + host["vm_overhead_mib"] for v in holding)
+    assert host["cpus"]["allocated"] == want_cpus, (what, host["cpus"], vms)
+    assert host["memory_mib"]["allocated"] == want_mem, (what, host["memory_mib"], vms)
+    assert host["disk_mib"]["allocated"] == sum(v["disk_mib"] for v in vms), (what, host["disk_mib"])
+    for v in vms:
+        assert v["state"] != "creating", (what, v)
+    return procs, vms
+
+
+def stray_in_cgroup(cgroup_dir):
+    """A `sleep` (not our child: reparented) moved into a VM's cgroup, as an orphaned VMM would be."""
+    os.makedirs(cgroup_dir, exist_ok=True)
+    out = subprocess.run(["sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True,
+                         check=True).stdout
+    pid = int(out.strip())
+    with open(os.path.join(cgroup_dir, "cgroup.procs"), "w") as f:
+        f.write(str(pid))
+    return pid
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def crash():
+    h = Host("crash")
+    try:
+        rounds = [0.03, 0.06, 0.12]
+        for rnd, delay in enumerate(rounds):
+            names = [f"r{rnd}-vm{i}" for i in range(3)]
+            replies = {}
+
+            def create(name):
+                try:
+                    replies[name] = h.api.call("POST", "/v1/vms", {"name": name, "memory_mib": 128})[0]
+                except Exception as e:  # noqa: BLE001 - nimbusd dies under the request
+                    replies[name] = repr(e)
+
+            threads = [threading.Thread(target=create, args=(n,)) for n in names]
+            for t in threads:
+                t.start()
+            time.sleep(delay)
+            h.kill9()
+            for t in threads:
+                t.join(timeout=60)
+            orphans = vmm_processes(h)
+            log(f"round {rnd}: nimbusd killed {int(delay * 1000)} ms into three creations; replies {replies}; "
+                f"VMM processes alive while it is down: {sorted(orphans.items())}")
+            h.start()
+            procs, vms = check_accounting(h, f"round {rnd} after the restart")
+            for pid in orphans:
+                assert pid in procs or not pid_alive(pid), f"VMM {pid} is neither adopted nor killed"
+            log(f"round {rnd} recovered: " + ", ".join(f"{v['name']} {v['state']} pid {v['pid']}" for v in vms
+                                                        if v["name"] in names))
+            # Start every one: those with a VMM say 409, the others get exactly one.
+            for v in vms:
+                if v["name"] not in names:
+                    continue
+                status, reply = h.api.call("POST", f"/v1/vms/{v['name']}/start")
+                if v["pid"]:
+                    assert status == 409, (v, status, reply)
+                else:
+                    assert status == 200, (v, status, reply)
+            for v in vms:
+                if v["name"] in names:
+                    wait_for(f"{v['name']} up", lambda n=v["name"]: h.vm(n)["state"] in ("starting", "running"),
+                             timeout=60)
+            procs, vms = check_accounting(h, f"round {rnd} after start")
+            for n in (v["name"] for v in vms if v["name"] in names):
+                assert list(procs.values()).count(n) == 1, (n, procs)
+            h.cli("delete", *[v["name"] for v in vms if v["name"] in names], "--force")
+            assert not vmm_processes(h), vmm_processes(h)
+            check_accounting(h, f"round {rnd} after delete")
+
+        # A stray process in a stopped VM's cgroup: start refuses, stop removes it.
+        h.cli("launch", "--name", "quiet", "--memory", "128M", "--no-start")
+        cg = h.vm("quiet")["cgroup"]
+        assert cg, h.vm("quiet")
+        stray = stray_in_cgroup(cg)
+        status, reply = h.api.call("POST", "/v1/vms/quiet/start")
+        assert status == 409 and str(stray) in reply["error"]["message"], (status, reply)
+        assert pid_alive(stray) and not vmm_processes(h)
+        log("start refused while a process is in the VM's cgroup: " + reply["error"]["message"])
+        h.cli("stop", "quiet", "--force")
+        wait_for("the stray killed by stop", lambda: not pid_alive(stray), timeout=10)
+        # Recovery: a stray that does not answer as a VMM is killed before anything starts.
+        stray = stray_in_cgroup(cg)
+        h.kill9()
+        h.start()
+        assert not pid_alive(stray), "recovery left a process in the cgroup of 'quiet'"
+        assert h.vm("quiet")["pid"] is None
+        h.cli("start", "quiet", "--no-wait")
+        procs, _ = check_accounting(h, "quiet started")
+        assert list(procs.values()) == ["quiet"], procs
+        log("a stray in the cgroup of a stopped VM is killed by stop and by recovery; start then works")
+        # The state database is nimbusd's alone.
+        for f in os.listdir(h.state):
+            if f.startswith("nimbus.db"):
+                mode = os.stat(os.path.join(h.state, f)).st_mode & 0o777
+                assert mode == 0o600, (f, oct(mode))
+        h.cli("delete", "--all", "--force")
+        assert not vmm_processes(h) and h.host()["cpus"]["allocated"] == 0
+        assert not any(os.scandir(os.path.join(h.state, "vms")))
+    finally:
+        h.cleanup()
+
+
 # ---- errors -------------------------------------------------------------------------
 
 def errors():
@@ -502,5 +678,5 @@ def errors():
         h.cleanup()
 
 
-{"story": story, "capacity": capacity, "adopt": adopt, "limits": limits, "errors": errors}[MODE]()
+{"story": story, "capacity": capacity, "adopt": adopt, "limits": limits, "errors": errors, "crash": crash}[MODE]()
 log(f"host.{MODE}: ok")
