@@ -3,7 +3,10 @@
 //   disk_io FILE write PATTERN OFFSET LEN   fill with the byte PATTERN, then flush
 //   disk_io FILE read PATTERN OFFSET LEN    exit 1 unless every byte is PATTERN
 //   disk_io FILE discard OFFSET LEN
+//   disk_io FILE hold rw|ro                 open (and lock) it, say "held", wait to be killed
 // Numbers take C syntax (0x...) and an optional K or M suffix.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -27,14 +30,21 @@ int fail(const std::string& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 5) return fail("usage: disk_io FILE write|read PATTERN OFFSET LEN | discard OFFSET LEN");
+  if (argc < 4 || (argc < 5 && std::string(argv[2]) != "hold")) {
+    return fail("usage: disk_io FILE write|read PATTERN OFFSET LEN | discard OFFSET LEN | hold rw|ro");
+  }
   std::string op = argv[2];
   nimbus::backends::DiskOptions options;
   options.path = argv[1];
-  options.read_only = op == "read";
+  options.read_only = op == "read" || (op == "hold" && std::string(argv[3]) == "ro");
   auto disk = nimbus::backends::open_disk(options);
   if (!disk.ok()) return fail(disk.message());
   auto& d = **disk;
+  if (op == "hold") {
+    std::printf("held\n");
+    std::fflush(stdout);
+    for (;;) ::pause();
+  }
   if (op == "discard") {
     nimbus::Status s = d.discard(number(argv[3]), number(argv[4]));
     if (s.ok()) s = d.flush();

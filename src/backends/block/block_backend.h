@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -40,10 +42,14 @@ struct DiskOptions {
 // a message that names the file and the problem.
 Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options);
 
-// Backing files are opened through open_disk with the depth of the chain so far; a chain
-// longer than this (or a loop) is refused.
+// Backing files are opened through open_disk with the images above them (device and
+// inode numbers, top first): a backing file that is one of them is a loop, and a chain
+// longer than kMaxBackingChain is refused.
 constexpr int kMaxBackingChain = 16;
-Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, int depth);
+struct BackingChain {
+  std::vector<std::pair<uint64_t, uint64_t>> above;
+};
+Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, const BackingChain& chain);
 
 // kQcow2 if the file starts with the qcow2 magic, else kRaw; an error if it cannot be read.
 Result<DiskFormat> probe_disk_format(const std::string& path);

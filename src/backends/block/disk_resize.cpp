@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "backends/block/block_backend.h"
+#include "backends/block/disk_lock.h"
 #include "backends/block/qcow2.h"
 
 namespace nimbus::backends {
@@ -42,6 +43,10 @@ Status resize_disk(const std::string& path, uint64_t new_size) {
   }
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return Status::error(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+  if (Status s = lock_disk_image(fd, path, true); !s.ok()) {
+    ::close(fd);
+    return s;
+  }
   struct stat st {};
   ::fstat(fd, &st);
   const uint64_t current = static_cast<uint64_t>(st.st_size);

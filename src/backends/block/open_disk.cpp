@@ -24,7 +24,7 @@ Result<DiskFormat> probe_disk_format(const std::string& path) {
   return std::memcmp(magic, kQcow2Magic, 4) == 0 ? DiskFormat::kQcow2 : DiskFormat::kRaw;
 }
 
-Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, int depth) {
+Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, const BackingChain& chain) {
   DiskFormat format = options.format;
   if (format == DiskFormat::kAuto) {
     auto probed = probe_disk_format(options.path);
@@ -32,7 +32,7 @@ Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, int 
     format = *probed;
   }
   if (format == DiskFormat::kQcow2) {
-    auto image = Qcow2Image::open(options.path, options.read_only, depth);
+    auto image = Qcow2Image::open(options.path, options.read_only, &chain);
     if (!image.ok()) return image.status();
     return std::unique_ptr<BlockBackend>(std::move(*image));
   }
@@ -42,7 +42,7 @@ Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, int 
 }
 
 Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options) {
-  return open_disk(options, 0);
+  return open_disk(options, BackingChain{});
 }
 
 }  // namespace nimbus::backends

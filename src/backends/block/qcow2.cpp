@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "backends/block/disk_lock.h"
 #include "backends/block/raw_file.h"
 
 namespace nimbus::backends {
@@ -87,7 +88,7 @@ std::string resolve_backing_path(const std::string& image_path, const std::strin
 }
 
 Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, bool read_only,
-                                                     int depth) {
+                                                     const BackingChain* chain) {
   std::unique_ptr<Qcow2Image> image(new Qcow2Image());
   image->path_ = path;
   image->read_only_ = read_only;
@@ -97,7 +98,9 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, bo
     return Status::error(fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
   }
   ::fcntl(image->fd_, F_SETFL, ::fcntl(image->fd_, F_GETFL) & ~O_NONBLOCK);
-  if (Status s = image->load(depth); !s.ok()) return s;
+  // Before anything is read: a writer elsewhere could change what we are about to parse.
+  if (Status s = lock_disk_image(image->fd_, path, !read_only); !s.ok()) return s;
+  if (Status s = image->load(chain != nullptr ? *chain : BackingChain{}); !s.ok()) return s;
   return image;
 }
 
@@ -109,7 +112,7 @@ Status Qcow2Image::fail(const std::string& what) const {
   return Status::error(fmt::format("qcow2 image '{}': {}", path_, what));
 }
 
-Status Qcow2Image::load(int depth) {
+Status Qcow2Image::load(const BackingChain& chain) {
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return fail(fmt::format("cannot stat: {}", std::strerror(errno)));
   if (!S_ISREG(st.st_mode)) return fail("not a regular file");
@@ -175,8 +178,9 @@ Status Qcow2Image::load(int depth) {
     }
   }
   if (refcount_order < 3 || refcount_order > 6) {
-    return fail(fmt::format("refcount width of {} bits is not supported (8 to 64 bits)",
-                            refcount_order < 32 ? (1u << refcount_order) : 0));
+    return fail(fmt::format("refcount_order {} is not supported (the refcount width must be 8 to "
+                            "64 bits: orders 3 to 6)",
+                            refcount_order));
   }
   refcount_bits_ = 1u << refcount_order;
   refblock_entries_ = cluster_size_ * 8 / refcount_bits_;
@@ -241,20 +245,134 @@ Status Qcow2Image::load(int depth) {
     backing_file_.assign(reinterpret_cast<const char*>(first.data() + backing_offset), backing_size);
   }
   next_free_cluster_ = div_round_up(file_size_, cluster_size_);
+  if (!read_only_) {
+    if (Status s = map_metadata(); !s.ok()) return s;
+  }
+  if (backing_file_.empty()) return Status();
+  return open_backing(chain, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+}
 
-  if (!backing_file_.empty()) {
-    if (depth + 1 >= kMaxBackingChain) {
-      return fail(fmt::format("backing chain longer than {} images (or a loop)", kMaxBackingChain));
+Status Qcow2Image::open_backing(const BackingChain& chain, uint64_t dev, uint64_t ino) {
+  BackingChain below = chain;
+  below.above.emplace_back(dev, ino);
+  if (below.above.size() >= kMaxBackingChain) {
+    return fail(fmt::format("backing chain longer than {} images", kMaxBackingChain));
+  }
+  auto format = parse_format_name(backing_format_);
+  if (!format.ok()) return fail(format.message());
+  DiskOptions options;
+  options.path = resolve_backing_path(path_, backing_file_);
+  options.format = *format;
+  options.read_only = true;
+  // A loop is found before the open: opening an image of the chain again would also
+  // conflict with its own lock and be reported as "in use".
+  struct stat st {};
+  if (::stat(options.path.c_str(), &st) == 0) {
+    for (const auto& [d, i] : below.above) {
+      if (d == static_cast<uint64_t>(st.st_dev) && i == static_cast<uint64_t>(st.st_ino)) {
+        return fail(fmt::format("backing file '{}' is already in the backing chain (a loop)",
+                                backing_file_));
+      }
     }
-    auto format = parse_format_name(backing_format_);
-    if (!format.ok()) return fail(format.message());
-    DiskOptions options;
-    options.path = resolve_backing_path(path_, backing_file_);
-    options.format = *format;
-    options.read_only = true;
-    auto backing = open_disk(options, depth + 1);
-    if (!backing.ok()) return fail(fmt::format("backing file: {}", backing.message()));
-    backing_ = std::move(*backing);
+  }
+  auto backing = open_disk(options, below);
+  if (!backing.ok()) {
+    // Said once, by the top image: a message nested per level would repeat the chain.
+    if (!chain.above.empty()) return backing.status();
+    return fail(fmt::format("backing file: {}", backing.message()));
+  }
+  backing_ = std::move(*backing);
+  return Status();
+}
+
+// --- Metadata map ----------------------------------------------------------------------
+
+Status Qcow2Image::add_metadata(uint64_t offset, uint64_t bytes, const std::string& what) {
+  if (offset % cluster_size_ != 0 || offset >= file_size_ || bytes == 0) {
+    return fail(fmt::format("corrupt image: the {} at host offset {} is outside the file or "
+                            "misaligned; it can be opened read-only only",
+                            what, offset));
+  }
+  if (const std::string* other = metadata_at(offset, bytes)) {
+    return fail(fmt::format("corrupt image: the {} at host offset {} overlaps the {}; it can be "
+                            "opened read-only only",
+                            what, offset, *other));
+  }
+  uint64_t first = offset >> cluster_bits_;
+  metadata_[first] = {first + div_round_up(bytes, cluster_size_), what};
+  return Status();
+}
+
+const std::string* Qcow2Image::metadata_at(uint64_t offset, uint64_t bytes) const {
+  if (bytes == 0) return nullptr;
+  uint64_t first = offset >> cluster_bits_;
+  uint64_t last = (offset + bytes - 1) >> cluster_bits_;
+  auto it = metadata_.upper_bound(last);  // the first range starting after `last`
+  if (it == metadata_.begin()) return nullptr;
+  --it;  // the last range starting at or before `last`
+  return it->second.first > first ? &it->second.second : nullptr;
+}
+
+// The host bytes an L2 entry's data occupies (compressed data may span two clusters).
+std::pair<uint64_t, uint64_t> Qcow2Image::data_range(uint64_t entry) const {
+  if (entry & kCompressed) {
+    uint32_t x = 62 - (cluster_bits_ - 8);
+    uint64_t host = entry & ((1ull << x) - 1);
+    return {host, (((entry & ((1ull << 62) - 1)) >> x) + 1) * 512 - (host & 511)};
+  }
+  uint64_t host = entry & kOffsetMask;
+  return {host, host == 0 ? 0 : cluster_size_};
+}
+
+Status Qcow2Image::check_data_cluster(uint64_t entry, const char* doing) const {
+  auto [host, bytes] = data_range(entry);
+  if (const std::string* what = metadata_at(host, bytes)) {
+    return fail(fmt::format("I/O error: {} refused: the data cluster at host offset {} overlaps "
+                            "the {} (corrupt image)",
+                            doing, host, *what));
+  }
+  return Status();
+}
+
+// Every metadata cluster of a writable image, each inside the file and in no other
+// structure; then (within the scan budget) no data cluster may point into one.
+Status Qcow2Image::map_metadata() {
+  metadata_.clear();
+  if (Status s = add_metadata(0, cluster_size_, "header"); !s.ok()) return s;
+  if (!l1_.empty()) {
+    if (Status s = add_metadata(l1_offset_, l1_.size() * 8, "L1 table"); !s.ok()) return s;
+  }
+  if (Status s = add_metadata(reftable_offset_, reftable_.size() * 8, "refcount table"); !s.ok()) return s;
+  for (size_t i = 0; i < reftable_.size(); ++i) {
+    uint64_t offset = reftable_[i] & kReftableMask;
+    if (offset == 0) continue;
+    if (Status s = add_metadata(offset, cluster_size_, fmt::format("refcount block {}", i)); !s.ok()) return s;
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> l2_tables;  // (host offset, L1 index)
+  for (size_t i = 0; i < l1_.size(); ++i) {
+    uint64_t offset = l1_[i] & kOffsetMask;
+    if (offset == 0) continue;
+    if (Status s = add_metadata(offset, cluster_size_,
+                                fmt::format("L2 table of guest offset {}", i * l2_entries_ * cluster_size_));
+        !s.ok()) {
+      return s;
+    }
+    l2_tables.emplace_back(offset, i);
+  }
+  uint64_t budget = l2_scan_budget_.load();
+  std::vector<uint8_t> raw(cluster_size_);
+  for (auto [offset, l1_index] : l2_tables) {
+    if (budget < cluster_size_) break;
+    budget -= cluster_size_;
+    if (Status s = pread_full(fd_, path_, offset, raw.data(), raw.size()); !s.ok()) return s;
+    for (uint64_t i = 0; i < l2_entries_; ++i) {
+      auto [host, bytes] = data_range(be64(raw.data() + i * 8));
+      if (const std::string* what = metadata_at(host, bytes)) {
+        return fail(fmt::format("corrupt image: guest offset {} is mapped to host offset {}, inside the "
+                                "{}; it can be opened read-only only",
+                                (l1_index * l2_entries_ + i) << cluster_bits_, host, *what));
+      }
+    }
   }
   return Status();
 }
@@ -416,6 +534,10 @@ Result<uint64_t> Qcow2Image::alloc_cluster() {
     uint64_t cluster = next_free_cluster_;
     uint64_t index = cluster / refblock_entries_;
     if (index >= reftable_.size()) return fail("image full: refcount table");
+    if (metadata_at(cluster << cluster_bits_, cluster_size_) != nullptr) {
+      ++next_free_cluster_;  // never handed out, whatever its refcount says
+      continue;
+    }
     if ((reftable_[index] & kReftableMask) == 0) {
       uint64_t block_offset = cluster << cluster_bits_;
       std::vector<uint8_t> block(cluster_size_, 0);
@@ -427,6 +549,7 @@ Result<uint64_t> Qcow2Image::alloc_cluster() {
       put_be64(entry, block_offset);
       if (Status s = pwrite_meta(reftable_offset_ + index * 8, entry, 8); !s.ok()) return s;
       reftable_[index] = block_offset;
+      metadata_[cluster] = {cluster + 1, fmt::format("refcount block {}", index)};
       ++next_free_cluster_;
       continue;
     }
@@ -481,6 +604,9 @@ Status Qcow2Image::set_l2_entry(uint64_t vcluster, uint64_t entry) {
     auto allocated = alloc_cluster();
     if (!allocated.ok()) return allocated.status();
     l2_offset = *allocated;
+    metadata_[l2_offset >> cluster_bits_] = {(l2_offset >> cluster_bits_) + 1,
+                                             fmt::format("L2 table of guest offset {}",
+                                                         l1_index * l2_entries_ * cluster_size_)};
     std::vector<uint8_t> zeros(cluster_size_, 0);
     if (Status s = pwrite_meta(l2_offset, zeros.data(), zeros.size()); !s.ok()) return s;
     if ((l2_cache_.size() + 1) * cluster_size_ > kCacheBytes) l2_cache_.clear();
@@ -505,6 +631,8 @@ Status Qcow2Image::write_in_cluster(uint64_t vcluster, uint64_t in, const uint8_
   auto e = l2_entry(vcluster);
   if (!e.ok()) return e.status();
   uint64_t entry = *e;
+  // Neither written in place nor released: either would damage the metadata it points at.
+  if (Status s = check_data_cluster(entry, "write"); !s.ok()) return s;
   uint64_t host = entry & kOffsetMask;
   bool compressed = entry & kCompressed;
   bool zero = version_ >= 3 && (entry & kZero);
@@ -580,6 +708,7 @@ Status Qcow2Image::discard(uint64_t offset, uint64_t len) {
     auto e = l2_entry(vc);
     if (!e.ok()) return e.status();
     uint64_t entry = *e;
+    if (Status s = check_data_cluster(entry, "discard"); !s.ok()) return s;
     bool compressed = entry & kCompressed;
     if (!compressed && (entry & kOffsetMask) == 0) continue;  // nothing allocated here
     if (!compressed && !(entry & kCopied)) continue;             // shared: leave it
@@ -713,9 +842,16 @@ Status create_qcow2(const std::string& path, uint64_t size, uint64_t cluster_siz
     put_refcount_entry(block, c % refblock_entries, 16, 1);
   }
 
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Truncated only once we hold the writer's lock: an existing image may be in use.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return fail(std::strerror(errno));
-  Status s = pwrite_full(fd, path, 0, image.data(), image.size());
+  if (Status s = lock_disk_image(fd, path, true); !s.ok()) {
+    ::close(fd);
+    return fail(s.message());
+  }
+  Status s;
+  if (::ftruncate(fd, 0) != 0) s = fail(std::strerror(errno));
+  if (s.ok()) s = pwrite_full(fd, path, 0, image.data(), image.size());
   if (s.ok() && ::fsync(fd) != 0) s = fail(std::strerror(errno));
   ::close(fd);
   if (!s.ok()) ::unlink(path.c_str());

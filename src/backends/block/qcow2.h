@@ -8,9 +8,18 @@
 // Refused at open: encryption, external data files, extended L2 entries, the corrupt
 // bit, refcount widths below 8 bits, unknown incompatible features; the dirty bit and
 // internal snapshots are accepted read-only only.
+//
+// Guest data never overwrites metadata (as QEMU's overlap checks): a read-write open maps
+// the metadata clusters (header, L1 table, refcount table and blocks, L2 tables) and
+// refuses an image whose tables point into each other or whose data clusters point into
+// metadata (such an image opens read-only only); every data cluster write, allocation and
+// discard is then checked against that map and fails with an I/O error rather than touch
+// metadata. (Snapshot tables need no entry: images with snapshots are read-only here.)
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -22,9 +31,9 @@ namespace nimbus::backends {
 
 class Qcow2Image final : public BlockBackend {
  public:
-  // `depth` is the length of the backing chain above this image (0 for the top).
+  // `chain`: the images above this one when it is a backing file (null for the top).
   static Result<std::unique_ptr<Qcow2Image>> open(const std::string& path, bool read_only,
-                                                  int depth = 0);
+                                                  const BackingChain* chain = nullptr);
   ~Qcow2Image() override;
   Qcow2Image(const Qcow2Image&) = delete;
   Qcow2Image& operator=(const Qcow2Image&) = delete;
@@ -46,9 +55,23 @@ class Qcow2Image final : public BlockBackend {
   // Grows the virtual size. Refused when the L1 table would have to move.
   Status resize(uint64_t new_size);
 
+  // How many bytes of L2 tables a read-write open reads to look for data clusters that
+  // point into metadata (default 64 MiB, i.e. the tables of a 256 GiB disk with 64K
+  // clusters); past it, the checks at write time alone protect the metadata. Tests lower
+  // it to reach those checks.
+  static void set_l2_scan_budget(uint64_t bytes) { l2_scan_budget_ = bytes; }
+
  private:
   Qcow2Image() = default;
-  Status load(int depth);
+  Status load(const BackingChain& chain);
+  Status open_backing(const BackingChain& chain, uint64_t dev, uint64_t ino);
+  Status map_metadata();
+  Status add_metadata(uint64_t offset, uint64_t bytes, const std::string& what);
+  // The metadata structure that [offset, offset + bytes) overlaps, or null.
+  const std::string* metadata_at(uint64_t offset, uint64_t bytes) const;
+  std::pair<uint64_t, uint64_t> data_range(uint64_t entry) const;  // host offset, bytes
+  // An I/O error when the data of an L2 entry lies in metadata.
+  Status check_data_cluster(uint64_t entry, const char* doing) const;
   Status fail(const std::string& what) const;
   Result<uint64_t> l2_entry(uint64_t vcluster);
   Result<std::vector<uint64_t>*> load_l2(uint64_t offset);
@@ -72,7 +95,7 @@ class Qcow2Image final : public BlockBackend {
   uint64_t cluster_size_ = 0;
   uint64_t size_ = 0;
   uint64_t file_size_ = 0;
-  uint64_t l2_entries_ = 0;        // entries per L2 table
+  uint64_t l2_entries_ = 0;  // entries per L2 table
   uint32_t refcount_bits_ = 16;
   uint64_t refblock_entries_ = 0;  // refcounts per refcount block
   uint64_t l1_offset_ = 0;
@@ -88,6 +111,10 @@ class Qcow2Image final : public BlockBackend {
   // the cache and the file.
   std::unordered_map<uint64_t, std::vector<uint64_t>> l2_cache_;
   std::unordered_map<uint64_t, std::vector<uint8_t>> refblock_cache_;
+  // Writable images: metadata clusters as [first, end) ranges of host cluster numbers,
+  // keyed by first, with what they hold (for the error message).
+  std::map<uint64_t, std::pair<uint64_t, std::string>> metadata_;
+  static inline std::atomic<uint64_t> l2_scan_budget_{64ull << 20};
 };
 
 // Writes a new, empty version-3 image. With a backing file, a `size` of 0 means the

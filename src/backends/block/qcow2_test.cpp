@@ -63,6 +63,7 @@ TEST_F(Qcow2Test, CreateWriteReadReopen) {
   auto tail = pattern(100, 9);
   ASSERT_TRUE(image->write((8 << 20) - 100, tail.data(), tail.size()).ok());
   ASSERT_TRUE(image->flush().ok());
+  image.reset();
   image = open(path("a.qcow2"), true);
   ASSERT_TRUE(image);
   std::vector<uint8_t> back(data.size());
@@ -111,6 +112,7 @@ TEST_F(Qcow2Test, HostWriteErrorDuringAllocation) {
   ::setrlimit(RLIMIT_FSIZE, &old_limit);
   std::signal(SIGXFSZ, old_handler);
   EXPECT_FALSE(s.ok());
+  image.reset();
   image = open(path("a.qcow2"));
   std::vector<uint8_t> back(65536);
   ASSERT_TRUE(image->read(0, back.data(), back.size()).ok());
@@ -125,6 +127,7 @@ TEST_F(Qcow2Test, SmallClustersAllocateRefcountBlocksAndL2Tables) {
   auto image = open(path("s.qcow2"));
   auto data = pattern(1 << 20, 5);
   ASSERT_TRUE(image->write(3 << 20, data.data(), data.size()).ok());
+  image.reset();
   image = open(path("s.qcow2"), true);
   std::vector<uint8_t> back(data.size());
   ASSERT_TRUE(image->read(3 << 20, back.data(), back.size()).ok());
@@ -144,6 +147,7 @@ TEST_F(Qcow2Test, PartialClusterCopyOnWriteFromBackingLeavesBaseUnchanged) {
   EXPECT_EQ(image->backing_format(), "raw");
   std::vector<uint8_t> hello(100, 0xee);
   ASSERT_TRUE(image->write(65536 + 1000, hello.data(), hello.size()).ok());
+  image.reset();
   image = open(path("top.qcow2"), true);
   std::vector<uint8_t> back(1 << 20);
   ASSERT_TRUE(image->read(0, back.data(), back.size()).ok());
@@ -183,7 +187,33 @@ TEST_F(Qcow2Test, BackingLoopIsRefused) {
   ASSERT_TRUE(create_qcow2(path("b.qcow2"), 1 << 20, 65536, "a.qcow2", "qcow2").ok());
   // Point a at b: a -> b -> a -> ...
   ASSERT_TRUE(create_qcow2(path("a.qcow2"), 1 << 20, 65536, "b.qcow2", "qcow2").ok());
-  EXPECT_NE(open_error(path("a.qcow2"), true).find("backing chain"), std::string::npos);
+  // Short, naming the file that repeats (issue 23: it used to list the chain 16 times),
+  // and read-write too: the loop is found before a second open could trip over a's lock.
+  for (bool read_only : {true, false}) {
+    std::string e = open_error(path("a.qcow2"), read_only);
+    EXPECT_NE(e.find("backing file 'a.qcow2' is already in the backing chain (a loop)"), std::string::npos) << e;
+    EXPECT_LT(e.size(), 100 + 3 * path("").size()) << e;
+  }
+  // An image that is its own backing file.
+  ASSERT_TRUE(create_qcow2(path("c.qcow2"), 1 << 20).ok());
+  ASSERT_TRUE(create_qcow2(path("d.qcow2"), 1 << 20, 65536, "c.qcow2", "qcow2").ok());
+  std::filesystem::rename(path("d.qcow2"), path("c.qcow2"));
+  EXPECT_NE(open_error(path("c.qcow2")).find("backing file 'c.qcow2' is already in the backing chain"),
+            std::string::npos);
+}
+
+TEST_F(Qcow2Test, TooLongBackingChainIsOneShortMessage) {
+  // Top down, so that each create sees a one-image backing chain.
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(create_qcow2(path(std::to_string(i) + ".qcow2"), 1 << 20).ok());
+  for (int i = 19; i >= 1; --i) {
+    ASSERT_TRUE(create_qcow2(path(std::to_string(i) + ".qcow2"), 1 << 20, 65536,
+                             std::to_string(i - 1) + ".qcow2", "qcow2")
+                    .ok());
+  }
+  std::string e = open_error(path("19.qcow2"), true);
+  EXPECT_NE(e.find("backing chain longer than 16 images"), std::string::npos) << e;
+  EXPECT_LT(e.size(), 100 + 2 * path("").size()) << e;
+  EXPECT_EQ(open_error(path("14.qcow2"), true), "");
 }
 
 TEST_F(Qcow2Test, MissingBackingFileIsAnError) {
@@ -227,6 +257,7 @@ TEST_F(Qcow2Test, ResizeGrowsWithinTheL1Table) {
   Status s = image->resize(1ull << 50);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("L1 table"), std::string::npos);
+  image.reset();
   image = open(path("a.qcow2"), true);
   EXPECT_EQ(image->size(), 10ull << 30);
   b = 0;
@@ -314,6 +345,11 @@ TEST_F(Qcow2CorruptTest, FeatureBits) {
   EXPECT_NE(open_error(p_).find("refcount width"), std::string::npos);
 }
 
+TEST_F(Qcow2CorruptTest, UnsupportedRefcountOrderIsNamed) {
+  poke_be(p_, 96, 99, 4);
+  EXPECT_NE(open_error(p_).find("refcount_order 99 is not supported"), std::string::npos);
+}
+
 TEST_F(Qcow2CorruptTest, SnapshotsAreReadOnly) {
   poke_be(p_, 60, 1, 4);
   EXPECT_NE(open_error(p_).find("snapshot"), std::string::npos);
@@ -327,18 +363,107 @@ TEST_F(Qcow2CorruptTest, L2AndDataOutsideFileAreIoErrors) {
   ASSERT_TRUE(image->write(0, &b, 1).ok());
   image.reset();
   poke_be(p_, 5 * 65536, (1ull << 40) | (1ull << 63), 8);  // L2 entry 0 -> far away
+  image.reset();
   image = open(p_);
   ASSERT_TRUE(image);
   Status s = image->read(0, &b, 1);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("I/O error"), std::string::npos);
   EXPECT_FALSE(image->write(0, &b, 1).ok());
+  image.reset();
   poke_be(p_, 3 * 65536, (1ull << 40) | (1ull << 63), 8);  // L1 entry 0 -> far away
-  image = open(p_);
+  // A writer would take the cluster there for an L2 table once the file grows that far.
+  EXPECT_NE(open_error(p_).find("L2 table of guest offset 0 at host offset 1099511627776 is "
+                                "outside the file"),
+            std::string::npos);
+  image = open(p_, true);
+  ASSERT_TRUE(image);
   s = image->read(0, &b, 1);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("I/O error"), std::string::npos);
-  EXPECT_FALSE(image->write(0, &b, 1).ok());
+}
+
+// Issue 23, defect 7: metadata overlaps. Layout of the 4 MiB image once guest offset 0 is
+// written: header 0, refcount table 1, refcount block 2, L1 table 3, data 4, L2 table 5.
+class Qcow2OverlapTest : public Qcow2CorruptTest {
+ protected:
+  void SetUp() override {
+    Qcow2CorruptTest::SetUp();
+    auto image = open(p_);
+    ASSERT_TRUE(image);
+    uint8_t b = 1;
+    ASSERT_TRUE(image->write(0, &b, 1).ok());
+  }
+  void TearDown() override {
+    Qcow2Image::set_l2_scan_budget(64ull << 20);
+    Qcow2CorruptTest::TearDown();
+  }
+  std::string bytes() const {
+    std::ifstream in(p_, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static constexpr uint64_t kL1 = 3 * 65536, kL2 = 5 * 65536, kCopied = 1ull << 63;
+};
+
+TEST_F(Qcow2OverlapTest, DataClusterInTheL1TableOpensReadOnlyOnly) {
+  poke_be(p_, kL2, kL1 | kCopied, 8);  // guest cluster 0 -> the L1 table
+  const std::string before = bytes();
+  std::string e = open_error(p_);
+  EXPECT_NE(e.find("corrupt image: guest offset 0 is mapped to host offset 196608, inside the L1 "
+                   "table; it can be opened read-only only"),
+            std::string::npos)
+      << e;
+  auto image = open(p_, true);
+  ASSERT_TRUE(image);
+  uint8_t b = 0xff;
+  EXPECT_TRUE(image->read(0, &b, 1).ok());
+  image.reset();
+  EXPECT_EQ(bytes(), before);
+}
+
+TEST_F(Qcow2OverlapTest, TablesThatPointIntoEachOtherAreRefused) {
+  poke_be(p_, kL1, 65536 | kCopied, 8);  // L1 entry 0 -> the refcount table
+  EXPECT_NE(open_error(p_).find("the L2 table of guest offset 0 at host offset 65536 overlaps the "
+                                "refcount table"),
+            std::string::npos);
+  EXPECT_EQ(open_error(p_, true), "");
+  poke_be(p_, kL1, kL2 | kCopied, 8);
+  poke_be(p_, 65536, kL1, 8);  // refcount block 0 -> the L1 table
+  EXPECT_NE(open_error(p_).find("refcount block 0 at host offset 196608 overlaps the L1 table"),
+            std::string::npos);
+}
+
+// Past the open-time scan (huge images), the checks at write time alone keep guest data
+// out of the metadata: in place (COPIED) and by copy-on-write, whose release of the old
+// cluster would drop the L1 table's refcount.
+TEST_F(Qcow2OverlapTest, WritesAndDiscardsIntoMetadataAreIoErrors) {
+  Qcow2Image::set_l2_scan_budget(0);
+  for (uint64_t flags : {kCopied, uint64_t{0}}) {
+    poke_be(p_, kL2, kL1 | flags, 8);
+    const std::string before = bytes();
+    auto image = open(p_);
+    ASSERT_TRUE(image);
+    std::vector<uint8_t> junk(65536, 0xee);
+    for (size_t len : {size_t{65536}, size_t{10}}) {
+      Status s = image->write(0, junk.data(), len);
+      ASSERT_FALSE(s.ok());
+      EXPECT_NE(s.message().find("I/O error: write refused: the data cluster at host offset 196608 "
+                                 "overlaps the L1 table"),
+                std::string::npos)
+          << s.message();
+    }
+    Status s = image->discard(0, 65536);
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("discard refused"), std::string::npos) << s.message();
+    EXPECT_EQ(bytes(), before);
+    // The rest of the disk is still usable.
+    ASSERT_TRUE(image->write(65536, junk.data(), junk.size()).ok());
+    std::vector<uint8_t> back(65536);
+    ASSERT_TRUE(image->read(65536, back.data(), back.size()).ok());
+    EXPECT_EQ(back, junk);
+    image.reset();
+    EXPECT_EQ(bytes().substr(kL1, 16), before.substr(kL1, 16));
+  }
 }
 
 TEST_F(Qcow2CorruptTest, BackingNameOutsideHeaderCluster) {

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "backends/block/disk_lock.h"
+
 namespace nimbus::backends {
 
 Status pread_full(int fd, const std::string& path, uint64_t offset, uint8_t* buf, size_t len) {
@@ -73,6 +75,10 @@ Result<std::unique_ptr<RawFile>> RawFile::open(const std::string& path, bool rea
   } else if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return Status::error(fmt::format("'{}' is not a regular file or block device", path));
+  }
+  if (Status s = lock_disk_image(fd, path, !read_only); !s.ok()) {
+    ::close(fd);
+    return s;
   }
   return std::unique_ptr<RawFile>(new RawFile(fd, path, size, read_only));
 }

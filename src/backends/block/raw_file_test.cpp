@@ -38,6 +38,7 @@ TEST_F(RawFileTest, WriteReadRoundTripAndReopen) {
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7);
   ASSERT_TRUE((*disk)->write(4000, data.data(), data.size()).ok());
   ASSERT_TRUE((*disk)->flush().ok());
+  (*disk).reset();  // its writer's lock would keep the reader out
   disk = RawFile::open(path_, true);
   ASSERT_TRUE(disk.ok());
   EXPECT_TRUE((*disk)->read_only());
