@@ -26,7 +26,7 @@ struct RowFormat {
 };
 
 constexpr RowFormat kFormats[] = {
-#define INSN(name, mnemonic, mask, match, fmt, ops, ext) {false, Imm::fmt, CFmt::CA},
+#define INSN(name, mnemonic, mask, match, fmt, ops, ext, cls, jit) {false, Imm::fmt, CFmt::CA},
 #define CINSN(name, mnemonic, mask, match, cfmt, ops, base) {true, Imm::N, CFmt::cfmt},
 #include "cpu/isa/instructions.inc"
 };
@@ -187,7 +187,7 @@ struct Buckets {
 }  // namespace
 
 const Row kRows[] = {
-#define INSN(name, mnemonic, mask, match, fmt, ops, ext) \
+#define INSN(name, mnemonic, mask, match, fmt, ops, ext, cls, jit) \
   {#name, mnemonic, mask, match, ops, #ext, Op::name, false},
 #define CINSN(name, mnemonic, mask, match, cfmt, ops, base) \
   {#name, mnemonic, mask, match, ops, "C", Op::base, true},

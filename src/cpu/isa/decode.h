@@ -7,7 +7,7 @@ namespace nimbus::cpu::isa {
 
 // One dispatch target per 32-bit instruction row (compressed rows reuse their base's).
 enum class Op : uint16_t {
-#define INSN(name, mnemonic, mask, match, fmt, ops, ext) name,
+#define INSN(name, mnemonic, mask, match, fmt, ops, ext, cls, jit) name,
 #include "cpu/isa/instructions.inc"
   illegal,  // no row matches, or a reserved compressed encoding
   count
