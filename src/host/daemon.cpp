@@ -427,6 +427,24 @@ Status Daemon::prepare_dir(const VmRecord& vm) {
   return {};
 }
 
+Status Daemon::rebuild_disk(const VmRecord& vm) {
+  const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
+  auto image = images_->get(vm.image);
+  if (!image.ok()) return image.status();
+  if (Status s = prepare_dir(vm); !s.ok()) return s;
+  const std::string tmp = p.disk + ".tmp";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  if (Status s = backends::create_qcow2(tmp, vm.disk_mib << 20, 65536, image->disk, image->disk_format); !s.ok()) {
+    fs::remove(tmp, ec);
+    return s;
+  }
+  chown_vm(vm, tmp);
+  fs::rename(tmp, p.disk, ec);
+  if (ec) return Status::error(fmt::format("renaming '{}': {}", tmp, ec.message()));
+  return {};
+}
+
 void Daemon::chown_vm(const VmRecord& vm, const std::string& path) {
   if (vm.uid != 0) (void)!::chown(path.c_str(), vm.uid, options_.uid_base);
 }
@@ -891,7 +909,7 @@ Reply Daemon::resize_vm(const std::string& name, const ResizeRequest& req) {
   auto vm = acquire(name, "resize", err);
   if (!vm.ok()) return err;
   BusyGuard guard(*this, name);
-  if (process_alive(*vm)) {
+  if (process_alive(*vm) || !live_vmms(*vm).empty()) {
     return conflict(fmt::format("VM '{}' is {}; stop it first (nimbus stop {}), then resize", name, vm->state, name));
   }
   VmRecord next = *vm;
@@ -1024,7 +1042,7 @@ Reply Daemon::restore_snapshot(const std::string& name, const std::string& snap)
       return Reply::error(409, "InsufficientCapacity", fmt::format("cannot restore VM '{}': {}", name, s.message()));
     }
   }
-  if (vm->pid != 0) {
+  if (vm->pid != 0 || !live_vmms(*vm).empty()) {
     vm->state = "stopping";
     (void)save(*vm);
     stop_process(*vm, true, 0);
@@ -1113,15 +1131,19 @@ void Daemon::recover() {
         found.live = live_vmms(vm);
       }
     }
-    if (vm.state == "creating") {
-      std::error_code ec;
-      found.disk_ok = fs::exists(p.disk, ec) && backends::Qcow2Image::open(p.disk, true).ok();
-    }
-    const RecoveryPlan plan = plan_recovery(vm, found);
+    found.disk_ok = true;  // for "creating": decided below, once no VMM can hold the disk
+    RecoveryPlan plan = plan_recovery(vm, found);
     if (plan.kill && !kill_vmms(vm, 10000)) {
       // Should not happen (SIGKILL); leave the row saying a process is there so nothing
       // starts a second one.
       continue;
+    }
+    if (vm.state == "creating" && !plan.adopt) {
+      // The creation never reached its client and no guest of it runs: whatever it left
+      // (a disk half written, or not yet given to the VM's uid) is made again from the image.
+      found.live.clear();
+      found.disk_ok = rebuild_disk(vm).ok();
+      plan = plan_recovery(vm, found);
     }
     if (plan.adopt) {
       std::lock_guard<std::mutex> lock(mu_);

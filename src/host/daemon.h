@@ -159,6 +159,8 @@ class Daemon : public HostOps {
   std::string exit_description_locked(const VmRecord& vm, bool* clean);
   void reap_children_locked();
   Status prepare_dir(const VmRecord& vm);
+  // A fresh overlay of the VM's image as its disk (the end of an interrupted creation).
+  Status rebuild_disk(const VmRecord& vm);
   void chown_vm(const VmRecord& vm, const std::string& path);
   bool sandboxed() const;
 

@@ -10,8 +10,9 @@
 //                                  starting); a VM still "creating" wanted to run
 //   several, or one that does not  all killed (and the cgroup emptied) before anything
 //   answer                         else starts; then as if none were found
-//   none, VM "creating"            finished as "stopped" when its disk is whole, else
-//                                  rolled back (row and directory removed)
+//   none, VM "creating"            finished as "stopped" when its disk could be made
+//                                  again from the image (disk_ok), else rolled back
+//                                  (row and directory removed)
 //   none, recorded pid             left to the monitor (it reports how the VMM ended and
 //                                  applies the restart policy)
 //   none, should run               "crashed"; started again if the policy says so
@@ -33,7 +34,7 @@ struct VmmFindings {
   std::string vmm_state;     // the VMM's "state" when it answered ("Running", "Paused", ...)
   bool ready = false;        // its guest agent said ready
   uint64_t start_ticks = 0;  // the adopted process's start time (/proc)
-  bool disk_ok = false;      // the VM's overlay opens as a qcow2 image (asked for "creating" only)
+  bool disk_ok = false;      // "creating" only: a fresh overlay of its image is in place
 };
 
 struct RecoveryPlan {

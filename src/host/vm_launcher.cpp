@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -141,6 +142,12 @@ Result<pid_t> spawn_vmm(const SpawnSpec& spec) {
       const int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd < 0 || write(fd, "0", 1) != 1) child_fail(2, f.c_str(), errno);
       ::close(fd);
+    }
+    // Nothing of nimbusd's (client connections, the API listener, the database) may live on
+    // in the VMM, whatever flags the descriptors were opened with: every descriptor above
+    // stderr closes at exec. (The pidfile's, opened next, stays open on purpose.)
+    if (::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+      for (int fd = 3; fd < 4096; fd++) (void)::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     // Before anything can go wrong for the VMM: from here on nimbusd (or its successor)
     // can find this process by the pidfile's lock even if it never learns the pid.

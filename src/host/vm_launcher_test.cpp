@@ -1,0 +1,100 @@
+#include "host/vm_launcher.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "host/vmm_pidfile.h"
+
+namespace nimbus::host {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+class SpawnTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (fs::temp_directory_path() /
+            ("nimbus-spawn-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    for (pid_t pid : pids_) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    fs::remove_all(dir_);
+  }
+  // A stand-in VMM: a shell that lists its descriptors, then sleeps.
+  SpawnSpec spec(const std::string& script) {
+    SpawnSpec s;
+    s.exe = "/bin/sh";
+    s.args = {"-c", script};
+    s.log_path = dir_ + "/vmm.log";
+    s.cwd = dir_;
+    s.pid_file = dir_ + "/vmm.pid";
+    return s;
+  }
+  int wait_exit(pid_t pid) {
+    int status = 0;
+    EXPECT_EQ(::waitpid(pid, &status, 0), pid);
+    pids_.erase(std::remove(pids_.begin(), pids_.end(), pid), pids_.end());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::string dir_;
+  std::vector<pid_t> pids_;
+};
+
+TEST_F(SpawnTest, TheVmmHoldsItsPidfileAndNothingElseOfNimbusd) {
+  // A descriptor nimbusd forgot to mark close-on-exec (an accepted API connection, say).
+  const int leaky = ::open((dir_ + "/secret").c_str(), O_WRONLY | O_CREAT, 0600);
+  ASSERT_GE(leaky, 3);
+  auto pid = spawn_vmm(spec("ls -l /proc/$$/fd > fds; touch listed; exec sleep 60"));
+  ::close(leaky);
+  ASSERT_TRUE(pid.ok()) << pid.message();
+  pids_.push_back(*pid);
+  for (int i = 0; i < 400 && !fs::exists(dir_ + "/listed"); i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const std::string fds = slurp(dir_ + "/fds");
+  EXPECT_EQ(fds.find("secret"), std::string::npos) << fds;
+  EXPECT_NE(fds.find("vmm.pid"), std::string::npos) << fds;
+  EXPECT_EQ(pidfile_holder(dir_ + "/vmm.pid").value_or(0), *pid);
+}
+
+TEST_F(SpawnTest, ASecondVmmForTheSameVmDoesNotStart) {
+  auto first = spawn_vmm(spec("exec sleep 60"));
+  ASSERT_TRUE(first.ok()) << first.message();
+  pids_.push_back(*first);
+  for (int i = 0; i < 400 && !pidfile_holder(dir_ + "/vmm.pid"); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto second = spawn_vmm(spec("touch second-ran; exec sleep 60"));
+  ASSERT_TRUE(second.ok()) << second.message();
+  pids_.push_back(*second);
+  EXPECT_EQ(wait_exit(*second), 127);
+  EXPECT_FALSE(fs::exists(dir_ + "/second-ran"));
+  EXPECT_NE(slurp(dir_ + "/vmm.log").find("already has a live VMM"), std::string::npos)
+      << slurp(dir_ + "/vmm.log");
+  EXPECT_EQ(pidfile_holder(dir_ + "/vmm.pid").value_or(0), *first)
+      << "the first VMM's pid survives";
+}
+
+}  // namespace
+}  // namespace nimbus::host
