@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/blk/virtio_blk.h"
 #include "devices/virtio/virtqueue.h"
 #include "mem/bus.h"
 

@@ -72,6 +72,10 @@ class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;
   virtual uint32_t device_id() const = 0;
+  // "virtio-blk", ...: names the snapshot sections ("<name>-mmio" for the transport, and
+  // by convention "<name>" for the device's own) and the device's IoThread. Part of the
+  // snapshot format: a device keeps its name.
+  virtual std::string name() const { return "virtio-" + std::to_string(device_id()); }
   // Device-specific feature bits (the transport adds its own).
   virtual uint64_t device_features() const = 0;
   virtual unsigned num_queues() const = 0;
@@ -135,7 +139,7 @@ class VirtioMmio : public mem::MmioDevice, private VirtioTransport {
   void pause();
   void resume();
 
-  // Snapshots. Section "<device>-mmio" (e.g. "virtio-blk-mmio") holding the transport
+  // Snapshots. Section "<device name>-mmio" (e.g. "virtio-blk-mmio") holding the transport
   // registers, each queue's "virtqueue" section and the device's own section.
   // save_state: call after pause(), so no request is in flight.
   // load_state: call on a transport whose device was built with the same configuration,

@@ -5,24 +5,7 @@
 
 namespace nimbus::devices {
 
-namespace {
-std::string device_name(uint32_t id) {
-  switch (id) {
-    case 1:
-      return "virtio-net";
-    case 2:
-      return "virtio-blk";
-    case 3:
-      return "virtio-console";
-    case 4:
-      return "virtio-rng";
-    default:
-      return "virtio-" + std::to_string(id);
-  }
-}
-}  // namespace
-
-std::string VirtioMmio::section_name() const { return device_name(device_.device_id()) + "-mmio"; }
+std::string VirtioMmio::section_name() const { return device_.name() + "-mmio"; }
 
 void VirtioMmio::pause() {
   std::lock_guard<std::mutex> lock(mu_);

@@ -6,7 +6,7 @@
 
 #include "devices/state_test_util.h"
 #include "devices/virtio/virtio_mmio.h"
-#include "devices/virtio/virtio_rng.h"
+#include "devices/virtio/rng/virtio_rng.h"
 #include "devices/virtio/virtio_test_driver.h"
 
 namespace nimbus::devices {

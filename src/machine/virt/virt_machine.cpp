@@ -11,19 +11,15 @@
 
 #include <fmt/format.h>
 
-#include "backends/net/net_backend.h"
 #include "devices/clint/clint.h"
 #include "devices/finisher/finisher.h"
 #include "devices/plic/plic.h"
 #include "devices/rtc/goldfish_rtc.h"
 #include "devices/uart/uart16550.h"
-#include "devices/virtio/virtio_blk.h"
-#include "devices/virtio/virtio_console.h"
 #include "devices/virtio/virtio_mmio.h"
-#include "devices/virtio/virtio_net.h"
-#include "devices/virtio/virtio_rng.h"
 #include "machine/virt/device_tree.h"
 #include "machine/virt/memory_map.h"
+#include "machine/virt/virtio_devices.h"
 
 namespace nimbus::machine::virt {
 
@@ -76,10 +72,9 @@ VirtMachine::~VirtMachine() {
     if (s->thread.joinable()) s->thread.join();
   }
   flush_output();
-  // Devices (and their I/O threads) go before the file they write to.
+  // Transports before the devices they drive.
   virtio_slots_.clear();
   virtio_devices_.clear();
-  if (virtio_console_file_ != nullptr) std::fclose(virtio_console_file_);
 }
 
 Result<std::unique_ptr<VirtMachine>> VirtMachine::create(const VirtConfig& config, OutputFn output) {
@@ -187,39 +182,16 @@ Status VirtMachine::build() {
 }
 
 Status VirtMachine::add_virtio_devices() {
-  const size_t wanted = config_.disks.size() + config_.nics.size() + (config_.rng ? 1 : 0) +
-                        (config_.virtio_console.empty() && !config_.virtio_console_sink ? 0 : 1);
+  const size_t wanted = virtio_device_count(config_);
   if (wanted > kVirtioSlots) {
     return Status::error(fmt::format("too many virtio devices ({}): the board has {} slots", wanted, kVirtioSlots));
   }
-  for (size_t i = 0; i < config_.disks.size(); i++) {
-    auto disk = backends::open_disk(config_.disks[i]);
-    if (!disk.ok()) return Status::error("--disk: " + disk.message());
-    virtio_devices_.push_back(std::make_unique<devices::VirtioBlk>(std::move(*disk), fmt::format("nimbus-disk{}", i)));
-  }
-  for (const NicConfig& nic : config_.nics) {
-    auto backend = backends::open_net(nic.spec);
-    if (!backend.ok()) return Status::error("--net: " + backend.message());
-    auto net = std::make_unique<devices::VirtioNet>(std::move(*backend), nic.mac);
-    if (Status s = net->start(); !s.ok()) return Status::error("--net: " + s.message());
-    virtio_devices_.push_back(std::move(net));
-  }
-  if (config_.rng) virtio_devices_.push_back(std::make_unique<devices::VirtioRng>());
-  if (config_.virtio_console_sink) {
-    auto console = std::make_unique<devices::VirtioConsole>(config_.virtio_console_sink);
-    virtio_console_ = console.get();
-    virtio_devices_.push_back(std::move(console));
-  } else if (!config_.virtio_console.empty()) {
-    virtio_console_file_ = std::fopen(config_.virtio_console.c_str(), "ae");
-    if (virtio_console_file_ == nullptr) {
-      return Status::error(fmt::format("--virtio-console: cannot write '{}': {}", config_.virtio_console,
-                                       std::strerror(errno)));
+  for (const VirtioKind& kind : virtio_kinds()) {
+    for (size_t i = 0; i < kind.count(config_); i++) {
+      auto device = kind.create(config_, i);
+      if (!device.ok()) return device.status();
+      virtio_devices_.push_back(std::move(*device));
     }
-    std::FILE* out = virtio_console_file_;
-    virtio_devices_.push_back(std::make_unique<devices::VirtioConsole>([out](const uint8_t* data, size_t len) {
-      std::fwrite(data, 1, len, out);
-      std::fflush(out);
-    }));
   }
   for (size_t i = 0; i < virtio_devices_.size(); i++) {
     const unsigned irq = kVirtioIrqBase + static_cast<unsigned>(i);
@@ -329,10 +301,6 @@ bool VirtMachine::hart_running(unsigned hart) const {
 
 uint32_t VirtMachine::virtio_status(size_t index) {
   return index < virtio_slots_.size() ? virtio_slots_[index]->status() : 0;
-}
-
-size_t VirtMachine::virtio_console_input(const uint8_t* data, size_t len) {
-  return virtio_console_ != nullptr ? virtio_console_->push_input(data, len) : 0;
 }
 
 void VirtMachine::console_input(uint8_t byte) { uart_->push_input(byte); }

@@ -32,7 +32,6 @@ class GoldfishRtc;
 class Finisher;
 class VirtioDevice;
 class VirtioMmio;
-class VirtioConsole;
 }  // namespace nimbus::devices
 
 namespace nimbus::machine::virt {
@@ -47,12 +46,13 @@ struct VirtConfig {
   uint64_t ram_size = 256ull << 20;
   BootFiles boot;
   std::string bootargs;
+  // Virtio devices: one field per kind in virtio_devices.cpp, whose table builds them.
   std::vector<backends::DiskOptions> disks;  // virtio-blk: vda, vdb, ... in this order
   std::vector<NicConfig> nics;               // virtio-net: eth0, eth1, ...
   bool rng = true;                           // a virtio-rng entropy source
   std::string virtio_console;                // a second console (virtio-console) written to this file
-  // Or: the virtio console's output goes to this function (its input comes from
-  // virtio_console_input()). Used by the VMM for its guest-agent channel.
+  // Or: the virtio console's output goes to this function (its input goes to
+  // virtio_device_of<devices::VirtioConsole>()->push_input). The VMM's guest-agent channel.
   std::function<void(const uint8_t*, size_t)> virtio_console_sink;
   // Build the board without loading the kernel, initrd or device tree: the state and RAM
   // come from a snapshot (load_state and a RAM fill) before start().
@@ -110,11 +110,18 @@ class VirtMachine : public SbiPlatform {
   devices::VirtioDevice* virtio_device(size_t index) {
     return index < virtio_devices_.size() ? virtio_devices_[index].get() : nullptr;
   }
+  // The n-th virtio device of type T (e.g. devices::VirtioBlk) in slot order, or nullptr:
+  // callers need not know where the table put a kind. T must be a complete type.
+  template <typename T>
+  T* virtio_device_of(size_t n = 0) {
+    for (auto& d : virtio_devices_) {
+      if (T* t = dynamic_cast<T*>(d.get()); t != nullptr && n-- == 0) return t;
+    }
+    return nullptr;
+  }
   // The virtio-mmio Status register of slot `index` as the guest reads it (with
   // DEVICE_NEEDS_RESET, 0x40, once the guest broke a ring); 0 past the last slot.
   uint32_t virtio_status(size_t index);
-  // Bytes to the virtio console's guest side (the agent channel); returns bytes taken.
-  size_t virtio_console_input(const uint8_t* data, size_t len);
   // Guest time in nanoseconds (mtime at 10 MHz = guest_ns / 100).
   uint64_t guest_ns() const;
   // Asks the machine to stop (any thread): run() returns `reason`.
@@ -183,11 +190,9 @@ class VirtMachine : public SbiPlatform {
   // virtio-mmio slots: transports before the devices they point at, so they go first.
   std::vector<std::unique_ptr<devices::VirtioDevice>> virtio_devices_;
   std::vector<std::unique_ptr<devices::VirtioMmio>> virtio_slots_;
-  std::FILE* virtio_console_file_ = nullptr;
   BootLayout layout_;
 
   std::function<void()> on_stop_;
-  devices::VirtioConsole* virtio_console_ = nullptr;
 
   // Guest clock: guest_ns = host monotonic + offset, frozen while paused.
   std::atomic<int64_t> clock_offset_ns_{0};

@@ -22,6 +22,8 @@ namespace nimbus::devices {
 
 class VirtioBlk : public VirtioDevice {
  public:
+  // Names its snapshot sections ("virtio-blk-mmio", "virtio-blk"): never change it.
+  static constexpr const char* kName = "virtio-blk";
   static constexpr uint32_t kDeviceId = 2;
   static constexpr uint16_t kQueueSize = 256;
   // Feature bits (5.2.3).
@@ -52,6 +54,7 @@ class VirtioBlk : public VirtioDevice {
   ~VirtioBlk() override;
 
   uint32_t device_id() const override { return kDeviceId; }
+  std::string name() const override { return kName; }
   uint64_t device_features() const override;
   unsigned num_queues() const override { return 1; }
   uint16_t queue_max_size(unsigned) const override { return kQueueSize; }
@@ -89,7 +92,7 @@ class VirtioBlk : public VirtioDevice {
   bool paused_ = false;
   bool notified_while_paused_ = false;
   std::atomic<bool> kick_pending_{false};
-  IoThread io_{"virtio-blk"};  // last: destroyed (joined) first
+  IoThread io_{kName};  // last: destroyed (joined) first
 };
 
 }  // namespace nimbus::devices

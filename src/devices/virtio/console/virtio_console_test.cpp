@@ -1,4 +1,4 @@
-#include "devices/virtio/virtio_console.h"
+#include "devices/virtio/console/virtio_console.h"
 
 #include <gtest/gtest.h>
 

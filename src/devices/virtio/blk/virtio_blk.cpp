@@ -1,4 +1,4 @@
-#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/blk/virtio_blk.h"
 
 #include <algorithm>
 #include <cstring>
@@ -107,7 +107,7 @@ void VirtioBlk::resume() {
 
 void VirtioBlk::save_state(StateWriter& w) const {
   std::lock_guard<std::mutex> lock(mu_);
-  w.begin("virtio-blk");
+  w.begin(kName);
   w.u64(disk_->size());
   w.b(disk_->read_only());
   for (uint64_t v : {stats_.requests, stats_.read_requests, stats_.write_requests,
@@ -120,7 +120,7 @@ void VirtioBlk::save_state(StateWriter& w) const {
 
 void VirtioBlk::load_state(StateReader& r) {
   std::lock_guard<std::mutex> lock(mu_);
-  r.begin("virtio-blk");
+  r.begin(kName);
   const uint64_t size = r.u64();
   const bool read_only = r.b();
   Stats s;

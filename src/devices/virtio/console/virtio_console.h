@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 
 #include "devices/virtio/io_thread.h"
 #include "devices/virtio/virtio_mmio.h"
@@ -23,6 +24,8 @@ namespace nimbus::devices {
 
 class VirtioConsole : public VirtioDevice {
  public:
+  // Names its snapshot sections ("virtio-console-mmio", "virtio-console"): never change it.
+  static constexpr const char* kName = "virtio-console";
   static constexpr uint32_t kDeviceId = 3;
   static constexpr uint16_t kQueueSize = 128;
   static constexpr unsigned kRxQueue = 0, kTxQueue = 1;
@@ -39,6 +42,7 @@ class VirtioConsole : public VirtioDevice {
   ~VirtioConsole() override;
 
   uint32_t device_id() const override { return kDeviceId; }
+  std::string name() const override { return kName; }
   uint64_t device_features() const override { return 0; }
   unsigned num_queues() const override { return 2; }
   uint16_t queue_max_size(unsigned) const override { return kQueueSize; }
@@ -75,7 +79,7 @@ class VirtioConsole : public VirtioDevice {
   bool tx_notified_while_paused_ = false;
   std::atomic<bool> tx_pending_{false};
   std::atomic<bool> rx_kick_pending_{false};  // a deliver task is queued
-  IoThread io_{"virtio-console"};
+  IoThread io_{kName};
 };
 
 }  // namespace nimbus::devices

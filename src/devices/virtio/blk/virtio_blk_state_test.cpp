@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "devices/state_test_util.h"
-#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/blk/virtio_blk.h"
 #include "devices/virtio/virtio_test_backends.h"
 #include "devices/virtio/virtio_test_driver.h"
 

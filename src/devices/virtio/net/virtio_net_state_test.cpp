@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "devices/state_test_util.h"
-#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/virtio_test_backends.h"
 #include "devices/virtio/virtio_test_driver.h"
 

@@ -4,7 +4,7 @@
 #include <thread>
 
 #include "devices/state_test_util.h"
-#include "devices/virtio/virtio_rng.h"
+#include "devices/virtio/rng/virtio_rng.h"
 #include "devices/virtio/virtio_test_driver.h"
 
 namespace nimbus::devices {

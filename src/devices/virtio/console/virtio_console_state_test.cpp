@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "devices/state_test_util.h"
-#include "devices/virtio/virtio_console.h"
+#include "devices/virtio/console/virtio_console.h"
 #include "devices/virtio/virtio_test_driver.h"
 
 namespace nimbus::devices {

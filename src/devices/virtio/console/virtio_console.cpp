@@ -1,4 +1,4 @@
-#include "devices/virtio/virtio_console.h"
+#include "devices/virtio/console/virtio_console.h"
 
 #include <algorithm>
 #include <utility>
@@ -42,7 +42,7 @@ void VirtioConsole::resume() {
 
 void VirtioConsole::save_state(StateWriter& w) const {
   std::lock_guard<std::mutex> lock(mu_);
-  w.begin("virtio-console");
+  w.begin(kName);
   const std::vector<uint8_t> rx(rx_pending_.begin(), rx_pending_.end());
   w.blob(rx.data(), rx.size());
   w.u64(stats_.bytes_tx);
@@ -53,7 +53,7 @@ void VirtioConsole::save_state(StateWriter& w) const {
 
 void VirtioConsole::load_state(StateReader& r) {
   std::lock_guard<std::mutex> lock(mu_);
-  r.begin("virtio-console");
+  r.begin(kName);
   const std::vector<uint8_t> rx = r.blob(kRxCapacity);
   Stats s;
   s.bytes_tx = r.u64();

@@ -1,4 +1,4 @@
-#include "devices/virtio/virtio_rng.h"
+#include "devices/virtio/rng/virtio_rng.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/net/virtio_net.h"
 
 #include <cstring>
 #include <utility>
@@ -69,7 +69,7 @@ void VirtioNet::resume() {
 
 void VirtioNet::save_state(StateWriter& w) const {
   std::lock_guard<std::mutex> lock(mu_);
-  w.begin("virtio-net");
+  w.begin(kName);
   for (uint64_t v : {stats_.tx_packets, stats_.tx_bytes, stats_.tx_dropped, stats_.rx_packets,
                      stats_.rx_bytes, stats_.rx_dropped}) {
     w.u64(v);
@@ -79,7 +79,7 @@ void VirtioNet::save_state(StateWriter& w) const {
 
 void VirtioNet::load_state(StateReader& r) {
   std::lock_guard<std::mutex> lock(mu_);
-  r.begin("virtio-net");
+  r.begin(kName);
   Stats s;
   for (uint64_t* v :
        {&s.tx_packets, &s.tx_bytes, &s.tx_dropped, &s.rx_packets, &s.rx_bytes, &s.rx_dropped}) {

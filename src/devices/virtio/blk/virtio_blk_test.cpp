@@ -1,4 +1,4 @@
-#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/blk/virtio_blk.h"
 
 #include <gtest/gtest.h>
 

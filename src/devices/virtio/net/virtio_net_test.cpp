@@ -1,4 +1,4 @@
-#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/net/virtio_net.h"
 
 #include <gtest/gtest.h>
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "backends/net/net_backend.h"
 #include "common/status.h"
@@ -27,6 +28,8 @@ namespace nimbus::devices {
 
 class VirtioNet : public VirtioDevice {
  public:
+  // Names its snapshot sections ("virtio-net-mmio", "virtio-net"): never change it.
+  static constexpr const char* kName = "virtio-net";
   static constexpr uint32_t kDeviceId = 1;
   static constexpr uint16_t kQueueSize = 256;
   static constexpr unsigned kRxQueue = 0, kTxQueue = 1;
@@ -52,6 +55,7 @@ class VirtioNet : public VirtioDevice {
   Status start();
 
   uint32_t device_id() const override { return kDeviceId; }
+  std::string name() const override { return kName; }
   uint64_t device_features() const override { return kFMac | kFStatus; }
   unsigned num_queues() const override { return 2; }
   uint16_t queue_max_size(unsigned) const override { return kQueueSize; }
@@ -85,7 +89,7 @@ class VirtioNet : public VirtioDevice {
   std::atomic<bool> tx_pending_{false};
   std::atomic<bool> rx_kick_pending_{false};  // a resume_receive task is queued
   bool started_ = false;
-  IoThread io_{"virtio-net"};
+  IoThread io_{kName};
 };
 
 }  // namespace nimbus::devices

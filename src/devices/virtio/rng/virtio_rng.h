@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <string>
 
 #include "devices/virtio/io_thread.h"
 #include "devices/virtio/virtio_mmio.h"
@@ -14,6 +15,8 @@ namespace nimbus::devices {
 
 class VirtioRng : public VirtioDevice {
  public:
+  // Names its snapshot sections ("virtio-rng-mmio", "virtio-rng"): never change it.
+  static constexpr const char* kName = "virtio-rng";
   static constexpr uint32_t kDeviceId = 4;
   static constexpr uint16_t kQueueSize = 64;
   // At most this many bytes per request (the guest asks again for more).
@@ -28,6 +31,7 @@ class VirtioRng : public VirtioDevice {
   ~VirtioRng() override;
 
   uint32_t device_id() const override { return kDeviceId; }
+  std::string name() const override { return kName; }
   uint64_t device_features() const override { return 0; }
   unsigned num_queues() const override { return 1; }
   uint16_t queue_max_size(unsigned) const override { return kQueueSize; }
@@ -52,7 +56,7 @@ class VirtioRng : public VirtioDevice {
   bool paused_ = false;
   bool notified_while_paused_ = false;
   std::atomic<bool> kick_pending_{false};
-  IoThread io_{"virtio-rng"};
+  IoThread io_{kName};
 };
 
 }  // namespace nimbus::devices

@@ -1,4 +1,4 @@
-#include "devices/virtio/virtio_rng.h"
+#include "devices/virtio/rng/virtio_rng.h"
 
 #include <sys/random.h>
 
@@ -60,7 +60,7 @@ void VirtioRng::resume() {
 
 void VirtioRng::save_state(StateWriter& w) const {
   std::lock_guard<std::mutex> lock(mu_);
-  w.begin("virtio-rng");
+  w.begin(kName);
   w.u64(stats_.requests);
   w.u64(stats_.bytes);
   w.end();
@@ -68,7 +68,7 @@ void VirtioRng::save_state(StateWriter& w) const {
 
 void VirtioRng::load_state(StateReader& r) {
   std::lock_guard<std::mutex> lock(mu_);
-  r.begin("virtio-rng");
+  r.begin(kName);
   Stats s;
   s.requests = r.u64();
   s.bytes = r.u64();
