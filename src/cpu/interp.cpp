@@ -558,80 +558,7 @@ uint64_t run_trace(Hart& h, uint64_t max_insns) {
 
 // ---- predecoded blocks ----
 
-constexpr unsigned kMaxBlockInsns = 64;
-
-// Instructions after which a block ends: jumps, and everything that may change privilege,
-// translation, interrupt enables or the counters (CSR accesses), so the run loop can look
-// at interrupts again and each block keeps one translation context. Conditional branches
-// do not end blocks: a block goes on along their fall-through path, and a taken branch
-// leaves it in the middle (a side exit).
-constexpr bool old_ends_block(Op op) {
-  switch (op) {
-    case Op::jal:
-    case Op::jalr:
-    case Op::ecall:
-    case Op::ebreak:
-    case Op::fence_i:
-    case Op::csrrw:
-    case Op::csrrs:
-    case Op::csrrc:
-    case Op::csrrwi:
-    case Op::csrrsi:
-    case Op::csrrci:
-    case Op::sret:
-    case Op::mret:
-    case Op::wfi:
-    case Op::sfence_vma:
-    case Op::illegal:
-    case Op::count:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Instructions whose only effect is writing x[rd] (OP bodies in interp_ops.inc other than
-// jumps, branches and fences). With rd = x0 they do nothing, and the block builder gives
-// them a no-op handler, so the threaded loop never writes x[0] from them.
-constexpr bool old_writes_only_rd(Op op) {
-  switch (op) {
-    case Op::lui: case Op::auipc:
-    case Op::addi: case Op::slti: case Op::sltiu: case Op::xori: case Op::ori:
-    case Op::andi: case Op::slli: case Op::srli: case Op::srai:
-    case Op::add: case Op::sub: case Op::sll: case Op::slt: case Op::sltu: case Op::xor_:
-    case Op::srl: case Op::sra: case Op::or_: case Op::and_:
-    case Op::addiw: case Op::slliw: case Op::srliw: case Op::sraiw:
-    case Op::addw: case Op::subw: case Op::sllw: case Op::srlw: case Op::sraw:
-    case Op::mul: case Op::mulh: case Op::mulhsu: case Op::mulhu: case Op::div:
-    case Op::divu: case Op::rem: case Op::remu: case Op::mulw: case Op::divw:
-    case Op::divuw: case Op::remw: case Op::remuw:
-    case Op::add_uw: case Op::sh1add: case Op::sh2add: case Op::sh3add:
-    case Op::sh1add_uw: case Op::sh2add_uw: case Op::sh3add_uw: case Op::slli_uw:
-    case Op::andn: case Op::orn: case Op::xnor: case Op::clz: case Op::ctz: case Op::cpop:
-    case Op::clzw: case Op::ctzw: case Op::cpopw: case Op::max: case Op::maxu: case Op::min:
-    case Op::minu: case Op::sext_b: case Op::sext_h: case Op::zext_h: case Op::rol:
-    case Op::ror: case Op::rolw: case Op::rorw: case Op::rori: case Op::roriw:
-    case Op::orc_b: case Op::rev8:
-    case Op::bclr: case Op::bclri: case Op::bext: case Op::bexti: case Op::binv:
-    case Op::binvi: case Op::bset: case Op::bseti:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// TEMPORARY: the lists generated from the table equal the hand-written ones.
-constexpr bool lists_equal() {
-  for (unsigned i = 0; i <= static_cast<unsigned>(Op::count); i++) {
-    const Op op = static_cast<Op>(i);
-    if (old_ends_block(op) != isa::ends_block(op)) return false;
-    if (old_writes_only_rd(op) != isa::writes_only_rd(op)) return false;
-  }
-  return true;
-}
-static_assert(lists_equal());
-constexpr bool ends_block(Op op) { return isa::ends_block(op); }
-constexpr bool writes_only_rd(Op op) { return isa::writes_only_rd(op); }
+constexpr unsigned kMaxBlockInsns = 64;  // a block also ends after isa::ends_block
 
 // The threaded loop's handler table (label addresses in run_blocks): one entry per Op
 // (Op::count included), then these two.
@@ -878,11 +805,13 @@ class CodeCache {
       s.off = static_cast<uint16_t>(off);
       s.stub = 0;
       s.link = nullptr;
-      s.handler = s.d.rd == 0 && writes_only_rd(s.d.op) ? handlers_[kHandlerNop]
-                  : s.d.op == Op::fence_i                ? handlers_[kHandlerFenceI]
-                                                         : handlers_[static_cast<unsigned>(s.d.op)];
+      // Which instructions are no-ops with rd = x0 and which end a block comes from their
+      // table rows' class (isa/insn_class.h).
+      s.handler = s.d.rd == 0 && isa::writes_only_rd(s.d.op) ? handlers_[kHandlerNop]
+                  : s.d.op == Op::fence_i                     ? handlers_[kHandlerFenceI]
+                                                              : handlers_[static_cast<unsigned>(s.d.op)];
       off += s.d.len;
-      if (ends_block(s.d.op)) break;
+      if (isa::ends_block(s.d.op)) break;
     }
     if (n == 0) return nullptr;
     out[n] = Slot{handlers_[kHandlerEnd], Decoded{}, static_cast<uint16_t>(off), 0, nullptr};

@@ -12,22 +12,22 @@ namespace nimbus::cpu::isa {
 
 // The class column of the table (the names are the column's tokens).
 enum class Class : uint8_t {
-  RR,      // rd = f(rs1, rs2)  } integer, writes only x[rd] and cannot trap: an OP
-  RI,      // rd = f(rs1, imm)  } body, and a no-op when rd = x0
-  R1,      // rd = f(rs1)       }
-  UP,      // rd = f(imm, pc): lui, auipc (same rules)
-  LD,      // integer load: an OPM body (traps only through its slow path)
-  ST,      // integer store: an OPM body
-  BR,      // conditional branch: an OP body; a block goes on along its fall-through
-  JAL,     // } jumps: OP bodies that set next_pc, and end a block
-  JALR,    // }
-  FENCE,   // an OP body with no effect here (every access is ordered on the host)
-  FENCEI,  // an OP body; ends a block (blocks check their bytes on entry)
-  CSR,     // OPX; ends a block (may change privilege, translation, interrupts, counters)
-  SYS,     // OPX: ecall, ebreak, xRET, wfi, sfence.vma; ends a block
-  AMO,     // OPX: LR/SC and AMOs
-  FP,      // OPX: F and D, their loads and stores included
-  ILLEGAL, // Op::illegal (and Op::count): OPX, traps, ends a block
+  RR,       // rd = f(rs1, rs2)  } integer, writes only x[rd] and cannot trap: an OP
+  RI,       // rd = f(rs1, imm)  } body, and a no-op when rd = x0
+  R1,       // rd = f(rs1)       }
+  UP,       // rd = f(imm, pc): lui, auipc (same rules)
+  LD,       // integer load: an OPM body (traps only through its slow path)
+  ST,       // integer store: an OPM body
+  BR,       // conditional branch: an OP body; a block goes on along its fall-through
+  JAL,      // } jumps: OP bodies that set next_pc, and end a block
+  JALR,     // }
+  FENCE,    // an OP body with no effect here (every access is ordered on the host)
+  FENCEI,   // an OP body; ends a block (blocks check their bytes on entry)
+  CSR,      // OPX; ends a block (may change privilege, translation, interrupts, counters)
+  SYS,      // OPX: ecall, ebreak, xRET, wfi, sfence.vma; ends a block
+  AMO,      // OPX: LR/SC and AMOs
+  FP,       // OPX: F and D, their loads and stores included
+  ILLEGAL,  // Op::illegal (and Op::count): OPX, traps, ends a block
 };
 
 // The body kinds of interp_ops.inc (OP, OPM, OPX): how the block loop runs a body.

@@ -62,90 +62,21 @@ struct Uses {
   bool rs1, rs2, rd;
 };
 
-enum class Cls : uint8_t {
-  kNone,    // not compiled
-  kRR,      // rd = f(rs1, rs2)
-  kRI,      // rd = f(rs1, imm)
-  kR,       // rd = f(rs1)
-  kUpper,   // lui, auipc
-  kLoad,
-  kStore,
-  kBranch,
-  kJal,
-  kJalr,
-  kNop,     // fence
-};
-
-constexpr Cls classify(Op op) {
-  switch (op) {
-    case Op::add: case Op::sub: case Op::sll: case Op::slt: case Op::sltu: case Op::xor_:
-    case Op::srl: case Op::sra: case Op::or_: case Op::and_:
-    case Op::addw: case Op::subw: case Op::sllw: case Op::srlw: case Op::sraw:
-    case Op::mul: case Op::mulh: case Op::mulhsu: case Op::mulhu: case Op::mulw:
-    case Op::div: case Op::divu: case Op::rem: case Op::remu:
-    case Op::divw: case Op::divuw: case Op::remw: case Op::remuw:
-    case Op::add_uw: case Op::sh1add: case Op::sh2add: case Op::sh3add:
-    case Op::sh1add_uw: case Op::sh2add_uw: case Op::sh3add_uw:
-    case Op::andn: case Op::orn: case Op::xnor:
-    case Op::max: case Op::maxu: case Op::min: case Op::minu:
-    case Op::rol: case Op::ror: case Op::rolw: case Op::rorw:
-      return Cls::kRR;
-    case Op::addi: case Op::slti: case Op::sltiu: case Op::xori: case Op::ori: case Op::andi:
-    case Op::slli: case Op::srli: case Op::srai:
-    case Op::addiw: case Op::slliw: case Op::srliw: case Op::sraiw:
-    case Op::slli_uw: case Op::rori: case Op::roriw:
-      return Cls::kRI;
-    case Op::sext_b: case Op::sext_h: case Op::zext_h: case Op::rev8:
-      return Cls::kR;
-    case Op::lui: case Op::auipc:
-      return Cls::kUpper;
-    case Op::lb: case Op::lh: case Op::lw: case Op::ld: case Op::lbu: case Op::lhu:
-    case Op::lwu:
-      return Cls::kLoad;
-    case Op::sb: case Op::sh: case Op::sw: case Op::sd:
-      return Cls::kStore;
-    case Op::beq: case Op::bne: case Op::blt: case Op::bge: case Op::bltu: case Op::bgeu:
-      return Cls::kBranch;
-    case Op::jal:
-      return Cls::kJal;
-    case Op::jalr:
-      return Cls::kJalr;
-    case Op::fence:
-      return Cls::kNop;
-    default:
-      return Cls::kNone;
-  }
-}
-
-// TEMPORARY: the JIT classes generated from the table equal the hand-written ones.
-constexpr bool classify_equal() {
-  for (unsigned i = 0; i <= static_cast<unsigned>(Op::count); i++) {
-    const Op op = static_cast<Op>(i);
-    const Cls c = classify(op);
-    if ((c != Cls::kNone) != isa::jit_compiled(op)) return false;
-    if (c == Cls::kNone) continue;
-    const isa::Class n = isa::class_of(op);
-    const isa::Class want = c == Cls::kRR ? isa::Class::RR : c == Cls::kRI ? isa::Class::RI
-                          : c == Cls::kR ? isa::Class::R1 : c == Cls::kUpper ? isa::Class::UP
-                          : c == Cls::kLoad ? isa::Class::LD : c == Cls::kStore ? isa::Class::ST
-                          : c == Cls::kBranch ? isa::Class::BR : c == Cls::kJal ? isa::Class::JAL
-                          : c == Cls::kJalr ? isa::Class::JALR : isa::Class::FENCE;
-    if (n != want) return false;
-  }
-  return true;
-}
-static_assert(classify_equal());
+// The JIT compiles the instructions whose table row says jit = yes, by the rules of their
+// class (isa/insn_class.h): how they use the registers, where they end the compiled code.
+using isa::Class;
 
 Uses uses_of(const Decoded& d) {
-  switch (classify(d.op)) {
-    case Cls::kRR: return {true, true, true};
-    case Cls::kRI: case Cls::kR: return {true, false, true};
-    case Cls::kUpper: return {false, false, true};
-    case Cls::kLoad: return {true, false, true};
-    case Cls::kStore: return {true, true, false};
-    case Cls::kBranch: return {true, true, false};
-    case Cls::kJal: return {false, false, true};
-    case Cls::kJalr: return {true, false, true};
+  if (!isa::jit_compiled(d.op)) return {false, false, false};
+  switch (isa::class_of(d.op)) {
+    case Class::RR: return {true, true, true};
+    case Class::RI: case Class::R1: return {true, false, true};
+    case Class::UP: return {false, false, true};
+    case Class::LD: return {true, false, true};
+    case Class::ST: return {true, true, false};
+    case Class::BR: return {true, true, false};
+    case Class::JAL: return {false, false, true};
+    case Class::JALR: return {true, false, true};
     default: return {false, false, false};
   }
 }
@@ -198,8 +129,8 @@ class Compiler {
     count[0] = 0;
     written_mask_ &= ~1u;
     for (unsigned i = 0; i < n_; i++) {
-      const Cls c = classify(in_[i].d.op);
-      if ((c == Cls::kBranch || c == Cls::kJal) && in_[i].off + int64_t{in_[i].d.imm} == 0) loops_ = true;
+      const Class c = isa::class_of(in_[i].d.op);
+      if ((c == Class::BR || c == Class::JAL) && in_[i].off + int64_t{in_[i].d.imm} == 0) loops_ = true;
     }
     unsigned order[32];
     for (unsigned r = 0; r < 32; r++) order[r] = r;
@@ -445,159 +376,219 @@ class Compiler {
   // ---- instructions ----
   // Emits instruction i; false when compilation stops there.
   bool insn(unsigned i) {
-    const Insn& in = in_[i];
-    const Decoded& d = in.d;
-    const int64_t imm = d.imm;
-    switch (classify(d.op)) {
-      case Cls::kNop:
-        return true;
-      case Cls::kUpper: {
-        if (d.rd == 0) return true;
-        const Reg D = target(d.rd);
-        if (d.op == Op::lui) {
-          a_.mov_imm(D, static_cast<uint64_t>(imm));
-        } else {
-          guest_pc(D, in.off + imm);
-        }
-        commit(d.rd, D);
-        return true;
-      }
-      case Cls::kRR:
-        if (d.rd != 0) rr(d);
-        return true;
-      case Cls::kRI:
-        if (d.rd != 0) ri(d);
-        return true;
-      case Cls::kR:
-        if (d.rd != 0) r1(d);
-        return true;
-      case Cls::kLoad:
-        load(i, d);
-        return true;
-      case Cls::kStore:
-        store(i, d);
-        return true;
-      case Cls::kBranch:
-        branch(i, d);
-        return true;
-      case Cls::kJal: {
-        if (d.rd != 0) {
-          const Reg D = target(d.rd);
-          guest_pc(D, in.off + d.len);
-          commit(d.rd, D);
-        }
-        if (in.off + imm == 0) {
-          Label& out = new_label();
-          loop_back(ninsns_, out);
-          a_.bind(out);
-        }
-        chain_exit(kExitContinue, ninsns_, ninsns_, in.off + imm, dirty());
-        emit_cold();
-        return false;
-      }
-      case Cls::kJalr: {
-        const Reg A = src(d.rs1, RAX);
-        a_.mov(RAX, A);
-        add_imm64(RAX, imm);
-        a_.alu_imm(kAnd, RAX, -2);
-        a_.store64(mem(RBP, L_.next_pc), RAX);
-        if (d.rd != 0) {
-          const Reg D = target(d.rd);
-          guest_pc(D, in.off + d.len);
-          commit(d.rd, D);
-        }
-        jalr_chain_exit(dirty());
-        emit_cold();
-        return false;
-      }
-      case Cls::kNone:
-        break;
+    const Decoded& d = in_[i].d;
+    if (!emit(i, d)) {  // not compiled: the interpreter goes on from this instruction
+      exit_to(kExitContinue, i, dirty());
+      emit_cold();
+      return false;
     }
-    exit_to(kExitContinue, i, dirty());
-    emit_cold();
-    return false;
+    return !isa::ends_block(d.op);  // a jump's emitter has made the block's last exit
   }
 
-  void rr(const Decoded& d) {
+  // Runs the emitter of every row whose jit column says yes: EMIT(name) below must exist
+  // for each of them, or this does not compile. An instruction that only writes x[rd]
+  // needs no code when rd is x0.
+  bool emit(unsigned i, const Decoded& d) {
     switch (d.op) {
-      case Op::add: return binop(d, kAdd, false);
-      case Op::sub: return binop(d, kSub, false);
-      case Op::xor_: return binop(d, kXor, false);
-      case Op::or_: return binop(d, kOr, false);
-      case Op::and_: return binop(d, kAnd, false);
-      case Op::addw: return binop(d, kAdd, true);
-      case Op::subw: return binop(d, kSub, true);
-      case Op::slt: return set_less(d, kL);
-      case Op::sltu: return set_less(d, kB);
-      case Op::sll: return shift_reg(d, kShl, false);
-      case Op::srl: return shift_reg(d, kShr, false);
-      case Op::sra: return shift_reg(d, kSar, false);
-      case Op::rol: return shift_reg(d, kRol, false);
-      case Op::ror: return shift_reg(d, kRor, false);
-      case Op::sllw: return shift_reg(d, kShl, true);
-      case Op::srlw: return shift_reg(d, kShr, true);
-      case Op::sraw: return shift_reg(d, kSar, true);
-      case Op::rolw: return shift_reg(d, kRol, true);
-      case Op::rorw: return shift_reg(d, kRor, true);
-      case Op::mul:
-      case Op::mulw: {
-        const Reg B = src(d.rs2, RCX);
-        const Reg D = target(d.rd, B);
-        a_.mov(D, src(d.rs1, D));
-        if (d.op == Op::mul) {
-          a_.imul(D, B);
-        } else {
-          a_.imul32(D, B);
-          a_.movsxd(D, D);
-        }
-        commit(d.rd, D);
-        return;
-      }
-      case Op::mulh:
-      case Op::mulhu:
-      case Op::mulhsu: {
-        const Reg B = src(d.rs2, RCX);
-        a_.mov(RAX, src(d.rs1, RAX));
-        if (d.op == Op::mulh) {
-          a_.imul1(B);
-        } else {
-          a_.mul1(B);
-          if (d.op == Op::mulhsu) {  // signed rs1: subtract rs2 when rs1 < 0
-            a_.mov(RAX, src(d.rs1, RAX));
-            a_.shift_imm(kSar, RAX, 63);
-            a_.alu(kAnd, RAX, B);
-            a_.alu(kSub, RDX, RAX);
-          }
-        }
-        commit(d.rd, RDX);
-        return;
-      }
-      case Op::div: case Op::divu: case Op::rem: case Op::remu:
-      case Op::divw: case Op::divuw: case Op::remw: case Op::remuw:
-        return divide(d);
-      case Op::add_uw: return add_scaled(d, 1, true);
-      case Op::sh1add: return add_scaled(d, 2, false);
-      case Op::sh2add: return add_scaled(d, 4, false);
-      case Op::sh3add: return add_scaled(d, 8, false);
-      case Op::sh1add_uw: return add_scaled(d, 2, true);
-      case Op::sh2add_uw: return add_scaled(d, 4, true);
-      case Op::sh3add_uw: return add_scaled(d, 8, true);
-      case Op::andn:
-      case Op::orn:
-      case Op::xnor: {  // rs1 op ~rs2
-        const Reg A = src(d.rs1, RCX);
-        a_.mov(RAX, src(d.rs2, RAX));
-        a_.not_(RAX);
-        a_.alu(d.op == Op::andn ? kAnd : d.op == Op::orn ? kOr : kXor, RAX, A);
-        commit(d.rd, RAX);
-        return;
-      }
-      case Op::max: return minmax(d, kL);
-      case Op::min: return minmax(d, kG);
-      case Op::maxu: return minmax(d, kB);
-      case Op::minu: return minmax(d, kA);
-      default: return;
+#define JIT_yes(name)                                                 \
+  case Op::name:                                                      \
+    if (!isa::writes_only_rd(Op::name) || d.rd != 0) emit_##name(i, d); \
+    return true;
+#define JIT_no(name)
+#define INSN(name, mnemonic, mask, match, fmt, ops, ext, cls, jit) JIT_##jit(name)
+#include "cpu/isa/instructions.inc"
+#undef JIT_yes
+#undef JIT_no
+      default:
+        return false;
     }
+  }
+
+  // One emitter per compiled instruction: i is its index in the block, d its fields.
+#define EMIT(name) void emit_##name([[maybe_unused]] unsigned i, [[maybe_unused]] const Decoded& d)
+
+  // ---- RV64I ----
+  EMIT(lui) {
+    const Reg D = target(d.rd);
+    a_.mov_imm(D, static_cast<uint64_t>(int64_t{d.imm}));
+    commit(d.rd, D);
+  }
+  EMIT(auipc) {
+    const Reg D = target(d.rd);
+    guest_pc(D, in_[i].off + int64_t{d.imm});
+    commit(d.rd, D);
+  }
+  EMIT(jal) {
+    const Insn& in = in_[i];
+    const int64_t imm = d.imm;
+    if (d.rd != 0) {
+      const Reg D = target(d.rd);
+      guest_pc(D, in.off + d.len);
+      commit(d.rd, D);
+    }
+    if (in.off + imm == 0) {
+      Label& out = new_label();
+      loop_back(ninsns_, out);
+      a_.bind(out);
+    }
+    chain_exit(kExitContinue, ninsns_, ninsns_, in.off + imm, dirty());
+    emit_cold();
+  }
+  EMIT(jalr) {
+    const Reg A = src(d.rs1, RAX);
+    a_.mov(RAX, A);
+    add_imm64(RAX, d.imm);
+    a_.alu_imm(kAnd, RAX, -2);
+    a_.store64(mem(RBP, L_.next_pc), RAX);
+    if (d.rd != 0) {
+      const Reg D = target(d.rd);
+      guest_pc(D, in_[i].off + d.len);
+      commit(d.rd, D);
+    }
+    jalr_chain_exit(dirty());
+    emit_cold();
+  }
+  EMIT(beq) { branch(i, d, kE); }
+  EMIT(bne) { branch(i, d, kNE); }
+  EMIT(blt) { branch(i, d, kL); }
+  EMIT(bge) { branch(i, d, kGE); }
+  EMIT(bltu) { branch(i, d, kB); }
+  EMIT(bgeu) { branch(i, d, kAE); }
+  EMIT(lb) { load(i, d, 1, true); }
+  EMIT(lh) { load(i, d, 2, true); }
+  EMIT(lw) { load(i, d, 4, true); }
+  EMIT(ld) { load(i, d, 8, false); }
+  EMIT(lbu) { load(i, d, 1, false); }
+  EMIT(lhu) { load(i, d, 2, false); }
+  EMIT(lwu) { load(i, d, 4, false); }
+  EMIT(sb) { store(i, d, 1); }
+  EMIT(sh) { store(i, d, 2); }
+  EMIT(sw) { store(i, d, 4); }
+  EMIT(sd) { store(i, d, 8); }
+  EMIT(addi) { alu_imm(d, kAdd, false); }
+  EMIT(slti) { set_less_imm(d, kL); }
+  EMIT(sltiu) { set_less_imm(d, kB); }
+  EMIT(xori) { alu_imm(d, kXor, false); }
+  EMIT(ori) { alu_imm(d, kOr, false); }
+  EMIT(andi) { alu_imm(d, kAnd, false); }
+  EMIT(slli) { shift_by_imm(d, kShl, false); }
+  EMIT(srli) { shift_by_imm(d, kShr, false); }
+  EMIT(srai) { shift_by_imm(d, kSar, false); }
+  EMIT(add) { binop(d, kAdd, false); }
+  EMIT(sub) { binop(d, kSub, false); }
+  EMIT(sll) { shift_reg(d, kShl, false); }
+  EMIT(slt) { set_less(d, kL); }
+  EMIT(sltu) { set_less(d, kB); }
+  EMIT(xor_) { binop(d, kXor, false); }
+  EMIT(srl) { shift_reg(d, kShr, false); }
+  EMIT(sra) { shift_reg(d, kSar, false); }
+  EMIT(or_) { binop(d, kOr, false); }
+  EMIT(and_) { binop(d, kAnd, false); }
+  EMIT(addiw) { alu_imm(d, kAdd, true); }
+  EMIT(slliw) { shift_by_imm(d, kShl, true); }
+  EMIT(srliw) { shift_by_imm(d, kShr, true); }
+  EMIT(sraiw) { shift_by_imm(d, kSar, true); }
+  EMIT(addw) { binop(d, kAdd, true); }
+  EMIT(subw) { binop(d, kSub, true); }
+  EMIT(sllw) { shift_reg(d, kShl, true); }
+  EMIT(srlw) { shift_reg(d, kShr, true); }
+  EMIT(sraw) { shift_reg(d, kSar, true); }
+  EMIT(fence) {}  // every host access is already ordered for the guest
+
+  // ---- M ----
+  EMIT(mul) { multiply(d, false); }
+  EMIT(mulw) { multiply(d, true); }
+  EMIT(mulh) { multiply_high(d, true, true); }
+  EMIT(mulhsu) { multiply_high(d, true, false); }
+  EMIT(mulhu) { multiply_high(d, false, false); }
+  EMIT(div) { divide(d, false, true, false); }
+  EMIT(divu) { divide(d, false, false, false); }
+  EMIT(rem) { divide(d, false, true, true); }
+  EMIT(remu) { divide(d, false, false, true); }
+  EMIT(divw) { divide(d, true, true, false); }
+  EMIT(divuw) { divide(d, true, false, false); }
+  EMIT(remw) { divide(d, true, true, true); }
+  EMIT(remuw) { divide(d, true, false, true); }
+
+  // ---- Zba ----
+  EMIT(add_uw) { add_scaled(d, 1, true); }
+  EMIT(sh1add) { add_scaled(d, 2, false); }
+  EMIT(sh2add) { add_scaled(d, 4, false); }
+  EMIT(sh3add) { add_scaled(d, 8, false); }
+  EMIT(sh1add_uw) { add_scaled(d, 2, true); }
+  EMIT(sh2add_uw) { add_scaled(d, 4, true); }
+  EMIT(sh3add_uw) { add_scaled(d, 8, true); }
+  EMIT(slli_uw) {
+    const Reg D = target(d.rd);
+    a_.mov32(D, src(d.rs1, D));
+    a_.shift_imm(kShl, D, static_cast<unsigned>(d.imm) & 63);
+    commit(d.rd, D);
+  }
+
+  // ---- Zbb ----
+  EMIT(andn) { alu_not(d, kAnd); }
+  EMIT(orn) { alu_not(d, kOr); }
+  EMIT(xnor) { alu_not(d, kXor); }
+  EMIT(max) { minmax(d, kL); }
+  EMIT(min) { minmax(d, kG); }
+  EMIT(maxu) { minmax(d, kB); }
+  EMIT(minu) { minmax(d, kA); }
+  EMIT(rol) { shift_reg(d, kRol, false); }
+  EMIT(ror) { shift_reg(d, kRor, false); }
+  EMIT(rolw) { shift_reg(d, kRol, true); }
+  EMIT(rorw) { shift_reg(d, kRor, true); }
+  EMIT(rori) { shift_by_imm(d, kRor, false); }
+  EMIT(roriw) { shift_by_imm(d, kRor, true); }
+  EMIT(sext_b) { unary(d, [this](Reg D, Reg A) { a_.movsx8(D, A); }); }
+  EMIT(sext_h) { unary(d, [this](Reg D, Reg A) { a_.movsx16(D, A); }); }
+  EMIT(zext_h) { unary(d, [this](Reg D, Reg A) { a_.movzx16(D, A); }); }
+  EMIT(rev8) {
+    unary(d, [this](Reg D, Reg A) {
+      a_.mov(D, A);
+      a_.bswap(D);
+    });
+  }
+#undef EMIT
+
+  // ---- templates the emitters share ----
+  void multiply(const Decoded& d, bool word) {
+    const Reg B = src(d.rs2, RCX);
+    const Reg D = target(d.rd, B);
+    a_.mov(D, src(d.rs1, D));
+    if (!word) {
+      a_.imul(D, B);
+    } else {
+      a_.imul32(D, B);
+      a_.movsxd(D, D);
+    }
+    commit(d.rd, D);
+  }
+
+  // The high 64 bits of rs1 * rs2 (mulh: both signed, mulhsu: rs1 signed, mulhu: neither).
+  void multiply_high(const Decoded& d, bool signed1, bool signed2) {
+    const Reg B = src(d.rs2, RCX);
+    a_.mov(RAX, src(d.rs1, RAX));
+    if (signed2) {
+      a_.imul1(B);
+    } else {
+      a_.mul1(B);
+      if (signed1) {  // signed rs1: subtract rs2 when rs1 < 0
+        a_.mov(RAX, src(d.rs1, RAX));
+        a_.shift_imm(kSar, RAX, 63);
+        a_.alu(kAnd, RAX, B);
+        a_.alu(kSub, RDX, RAX);
+      }
+    }
+    commit(d.rd, RDX);
+  }
+
+  // rd = rs1 op ~rs2
+  void alu_not(const Decoded& d, Alu op) {
+    const Reg A = src(d.rs1, RCX);
+    a_.mov(RAX, src(d.rs2, RAX));
+    a_.not_(RAX);
+    a_.alu(op, RAX, A);
+    commit(d.rd, RAX);
   }
 
   void binop(const Decoded& d, Alu op, bool word) {
@@ -657,11 +648,8 @@ class Compiler {
     commit(d.rd, RAX);
   }
 
-  void divide(const Decoded& d) {
-    const bool word = d.op == Op::divw || d.op == Op::divuw || d.op == Op::remw ||
-                      d.op == Op::remuw;
-    const bool sign = d.op == Op::div || d.op == Op::rem || d.op == Op::divw || d.op == Op::remw;
-    const bool rem = d.op == Op::rem || d.op == Op::remu || d.op == Op::remw || d.op == Op::remuw;
+  // div[u][w], rem[u][w]: `word` on the low 32 bits, `sign` signed, `rem` the remainder.
+  void divide(const Decoded& d, bool word, bool sign, bool rem) {
     const Reg B = src(d.rs2, RCX);
     a_.mov(RAX, src(d.rs1, RAX));
     Label& nonzero = new_label();
@@ -720,61 +708,46 @@ class Compiler {
     commit(d.rd, R);
   }
 
-  void ri(const Decoded& d) {
+  void alu_imm(const Decoded& d, Alu op, bool word) {
     const int32_t imm = d.imm;
     const Reg D = target(d.rd);
-    switch (d.op) {
-      case Op::addi: case Op::xori: case Op::ori: case Op::andi: case Op::addiw: {
-        const Alu op = d.op == Op::xori ? kXor : d.op == Op::ori ? kOr : d.op == Op::andi ? kAnd : kAdd;
-        a_.mov(D, src(d.rs1, D));
-        if (d.op == Op::addiw) {
-          a_.alu32_imm(op, D, imm);
-          a_.movsxd(D, D);
-        } else if (imm != 0 || op == kAnd) {
-          a_.alu_imm(op, D, imm);
-        }
-        break;
-      }
-      case Op::slti:
-      case Op::sltiu: {
-        const Reg A = src(d.rs1, RAX);
-        a_.alu_imm(kCmp, A, imm);
-        a_.setcc(d.op == Op::slti ? kL : kB, RDX);
-        a_.movzx8(RDX, RDX);
-        commit(d.rd, RDX);
-        return;
-      }
-      case Op::slli: case Op::srli: case Op::srai: case Op::rori:
-        a_.mov(D, src(d.rs1, D));
-        a_.shift_imm(d.op == Op::slli ? kShl : d.op == Op::srli ? kShr : d.op == Op::srai ? kSar : kRor,
-                     D, static_cast<unsigned>(imm) & 63);
-        break;
-      case Op::slliw: case Op::srliw: case Op::sraiw: case Op::roriw:
-        a_.mov(D, src(d.rs1, D));
-        a_.shift32_imm(d.op == Op::slliw ? kShl : d.op == Op::srliw ? kShr : d.op == Op::sraiw ? kSar : kRor,
-                       D, static_cast<unsigned>(imm) & 31);
-        a_.movsxd(D, D);
-        break;
-      case Op::slli_uw:
-        a_.mov32(D, src(d.rs1, D));
-        a_.shift_imm(kShl, D, static_cast<unsigned>(imm) & 63);
-        break;
-      default:
-        return;
+    a_.mov(D, src(d.rs1, D));
+    if (word) {
+      a_.alu32_imm(op, D, imm);
+      a_.movsxd(D, D);
+    } else if (imm != 0 || op == kAnd) {
+      a_.alu_imm(op, D, imm);
     }
     commit(d.rd, D);
   }
 
-  void r1(const Decoded& d) {
+  void set_less_imm(const Decoded& d, Cond cc) {
+    const Reg A = src(d.rs1, RAX);
+    a_.alu_imm(kCmp, A, d.imm);
+    a_.setcc(cc, RDX);
+    a_.movzx8(RDX, RDX);
+    commit(d.rd, RDX);
+  }
+
+  // `word`: on the low 32 bits, sign-extended.
+  void shift_by_imm(const Decoded& d, Shift op, bool word) {
+    const Reg D = target(d.rd);
+    a_.mov(D, src(d.rs1, D));
+    if (word) {
+      a_.shift32_imm(op, D, static_cast<unsigned>(d.imm) & 31);
+      a_.movsxd(D, D);
+    } else {
+      a_.shift_imm(op, D, static_cast<unsigned>(d.imm) & 63);
+    }
+    commit(d.rd, D);
+  }
+
+  // rd = f(rs1), f emitted by `op(D, A)`.
+  template <typename F>
+  void unary(const Decoded& d, F op) {
     const Reg D = target(d.rd);
     const Reg A = src(d.rs1, D);
-    switch (d.op) {
-      case Op::sext_b: a_.movsx8(D, A); break;
-      case Op::sext_h: a_.movsx16(D, A); break;
-      case Op::zext_h: a_.movzx16(D, A); break;
-      case Op::rev8: a_.mov(D, A); a_.bswap(D); break;
-      default: return;
-    }
+    op(D, A);
     commit(d.rd, D);
   }
 
@@ -799,18 +772,7 @@ class Compiler {
     a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, tlb + 8));  // + addend: the host address
   }
 
-  void load(unsigned i, const Decoded& d) {
-    unsigned size = 8;
-    bool sign = false;
-    switch (d.op) {
-      case Op::lb: size = 1; sign = true; break;
-      case Op::lh: size = 2; sign = true; break;
-      case Op::lw: size = 4; sign = true; break;
-      case Op::lbu: size = 1; break;
-      case Op::lhu: size = 2; break;
-      case Op::lwu: size = 4; break;
-      default: break;
-    }
+  void load(unsigned i, const Decoded& d, unsigned size, bool sign) {
     Label& miss = new_label();
     Label& resume = new_label();
     tlb_check(d, size, L_.tlb_load, miss);
@@ -838,14 +800,7 @@ class Compiler {
     });
   }
 
-  void store(unsigned i, const Decoded& d) {
-    unsigned size = 8;
-    switch (d.op) {
-      case Op::sb: size = 1; break;
-      case Op::sh: size = 2; break;
-      case Op::sw: size = 4; break;
-      default: break;
-    }
+  void store(unsigned i, const Decoded& d, unsigned size) {
     Label& miss = new_label();
     Label& resume = new_label();
     tlb_check(d, size, L_.tlb_store, miss);
@@ -872,17 +827,7 @@ class Compiler {
     });
   }
 
-  void branch(unsigned i, const Decoded& d) {
-    Cond cc = kE;
-    switch (d.op) {
-      case Op::beq: cc = kE; break;
-      case Op::bne: cc = kNE; break;
-      case Op::blt: cc = kL; break;
-      case Op::bge: cc = kGE; break;
-      case Op::bltu: cc = kB; break;
-      case Op::bgeu: cc = kAE; break;
-      default: break;
-    }
+  void branch(unsigned i, const Decoded& d, Cond cc) {
     const Reg B = src(d.rs2, RCX);
     const Reg A = src(d.rs1, RAX);
     a_.alu(kCmp, A, B);
@@ -930,10 +875,10 @@ void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t pa
   out.code = nullptr;
   out.nsites = 0;
   unsigned k = 0;
-  while (k < n && classify(insns[k].d.op) != Cls::kNone) {
+  while (k < n && isa::jit_compiled(insns[k].d.op)) {
     const Op op = insns[k].d.op;
     k++;
-    if (op == Op::jal || op == Op::jalr) break;
+    if (isa::ends_block(op)) break;  // jal, jalr: the block's last exit
   }
   // A prefix of one or two instructions before the interpreter takes over again costs more
   // in the call than it saves.
