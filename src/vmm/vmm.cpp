@@ -8,8 +8,9 @@
 #include <fmt/format.h>
 
 #include "backends/block/disk_resize.h"
-#include "devices/virtio/virtio_blk.h"
-#include "devices/virtio/virtio_net.h"
+#include "devices/virtio/blk/virtio_blk.h"
+#include "devices/virtio/console/virtio_console.h"
+#include "devices/virtio/net/virtio_net.h"
 #include "machine/snapshot/snapshot_file.h"
 
 namespace nimbus::vmm {
@@ -198,7 +199,9 @@ void Vmm::on_agent_output(const uint8_t* data, size_t len) {
 
 void Vmm::send_agent_command(const std::string& command) {
   const std::string line = command + "\n";
-  machine_->virtio_console_input(reinterpret_cast<const uint8_t*>(line.data()), line.size());
+  if (auto* agent = machine_->virtio_device_of<devices::VirtioConsole>(); agent != nullptr) {
+    agent->push_input(reinterpret_cast<const uint8_t*>(line.data()), line.size());
+  }
 }
 
 bool Vmm::wait_stopped(std::unique_lock<std::mutex>& lock, std::chrono::milliseconds timeout) {
@@ -238,11 +241,11 @@ json Vmm::info() {
 }
 
 json Vmm::device_info_locked() {
-  // The board's virtio devices come in config order: drives, then NICs.
+  // The n-th drive is the n-th virtio-blk device, the n-th NIC the n-th virtio-net.
   json drives = json::array(), nics = json::array();
   for (size_t i = 0; i < config_.drives.size(); i++) {
     json d = {{"drive_id", config_.drives[i].id}, {"path_on_host", config_.drives[i].path}};
-    auto* blk = machine_ ? dynamic_cast<devices::VirtioBlk*>(machine_->virtio_device(i)) : nullptr;
+    auto* blk = machine_ ? machine_->virtio_device_of<devices::VirtioBlk>(i) : nullptr;
     if (blk != nullptr) {
       const devices::VirtioBlk::Stats st = blk->stats();
       d["read_requests"] = st.read_requests;
@@ -256,8 +259,7 @@ json Vmm::device_info_locked() {
   }
   for (size_t i = 0; i < config_.nics.size(); i++) {
     json n = {{"iface_id", config_.nics[i].id}, {"guest_mac", config_.nics[i].mac}};
-    auto* net = machine_ ? dynamic_cast<devices::VirtioNet*>(machine_->virtio_device(config_.drives.size() + i))
-                         : nullptr;
+    auto* net = machine_ ? machine_->virtio_device_of<devices::VirtioNet>(i) : nullptr;
     if (net != nullptr) {
       const devices::VirtioNet::Stats st = net->stats();
       n["rx_packets"] = st.rx_packets;
