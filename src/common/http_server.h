@@ -28,22 +28,10 @@
 #include <thread>
 
 #include "common/http_listen.h"
+#include "common/http_message.h"
 #include "common/status.h"
 
 namespace nimbus::http {
-
-struct Request {
-  std::string method;
-  std::string path;  // without the query string
-  std::multimap<std::string, std::string> query;
-  std::string body;
-};
-
-struct Reply {
-  int status = 200;
-  std::string body;  // empty: no body
-  std::string content_type = "application/json";
-};
 
 using Handler = std::function<Reply(const Request&)>;
 // The body of an error reply in the API's shape, e.g. {"error": {"code", "message"}}.

@@ -1,0 +1,23 @@
+// A request and a reply of Nimbus's HTTP APIs, as the server (http_server.h) hands them to
+// a handler and the client (http_client.h) returns them: what the APIs use, nothing more.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace nimbus::http {
+
+struct Request {
+  std::string method;
+  std::string path;  // without the query string
+  std::multimap<std::string, std::string> query;
+  std::string body;
+};
+
+struct Reply {
+  int status = 200;
+  std::string body;  // empty: no body
+  std::string content_type = "application/json";
+};
+
+}  // namespace nimbus::http
