@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <fmt/ranges.h>
 
 namespace nimbus::host {
@@ -123,7 +124,7 @@ Status set_memory_v1(const std::string& dir, uint64_t bytes) {
   Status s = write_file(limit, value);
   if (exists(memsw)) {
     // Without swap accounting (swapaccount=0) this fails; the limit alone still holds RAM.
-    (void)write_file(memsw, value);
+    if (Status m = write_file(memsw, value); !m.ok()) spdlog::debug("{} (no swap accounting?)", m.message());
     if (!s.ok()) s = write_file(limit, value);
   }
   return s.ok() ? s : memory_limit_error(s);

@@ -1,22 +1,66 @@
 #include "host/host_api.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
 #include <set>
 #include <vector>
 
-#include <fmt/format.h>
+#include "host/host_checks.h"
+#include "host/host_json.h"
 
 namespace nimbus::host {
 namespace {
 
 using nlohmann::json;
 
-std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n"; }
+std::string dump(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
 
-HostResponse respond(const Reply& r) { return {r.status, "application/json", dump(r.body)}; }
+HostResponse respond(int status, const json& body) {
+  return {status, "application/json", dump(body)};
+}
 
-HostResponse bad(const std::string& message) { return respond(Reply::error(400, "BadRequest", message)); }
+// An error the router itself answers (the request never reached the daemon).
+HostResponse refuse(int status, std::string_view name, const std::string& message) {
+  return respond(status, error_json(name, message));
+}
+
+HostResponse bad(const std::string& message) { return refuse(400, "BadRequest", message); }
+
+HostResponse failed(const Status& s) {
+  const HttpError e = http_error(s.code());
+  return respond(e.status, error_json(e.name, s.message()));
+}
+
+// A daemon result: its JSON with `status`, or its error.
+template <typename T>
+HostResponse respond(const Result<T>& r, int status = 200) {
+  if (!r.ok()) return failed(r.status());
+  return respond(status, to_json(*r));
+}
+
+// A list result as {"KEY": [item, ...]}.
+template <typename T>
+HostResponse respond_list(const Result<std::vector<T>>& r, const char* key) {
+  if (!r.ok()) return failed(r.status());
+  json a = json::array();
+  for (const T& item : *r) a.push_back(to_json(item));
+  return respond(200, json{{key, a}});
+}
+
+HostResponse respond_deleted(const Status& s, const std::string& what) {
+  if (!s.ok()) return failed(s);
+  return respond(200, json{{"deleted", what}});
+}
+
+HostResponse respond_stop(const Result<StopResult>& r) {
+  if (!r.ok()) return failed(r.status());
+  json j = to_json(r->vm);
+  j["graceful"] = r->graceful;
+  return respond(200, j);
+}
 
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> parts;
@@ -31,7 +75,9 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
-std::string shown(const std::string& s) { return json(s.substr(0, 64)).dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string shown(const std::string& s) {
+  return json(s.substr(0, 64)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 Status check_fields(const json& j, const char* what, const std::set<std::string>& allowed) {
   if (!j.is_object()) return Status::error(fmt::format("the {} body must be a JSON object", what));
@@ -39,25 +85,32 @@ Status check_fields(const json& j, const char* what, const std::set<std::string>
     if (allowed.count(it.key()) == 0) {
       std::string list;
       for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      return Status::error(fmt::format("unknown field {} in {} (accepted: {})", shown(it.key()), what, list));
+      return Status::error(
+          fmt::format("unknown field {} in {} (accepted: {})", shown(it.key()), what, list));
     }
   }
   return {};
 }
 
-Result<uint64_t> get_uint(const json& j, const char* key, uint64_t lo, uint64_t hi, const char* unit) {
+Result<uint64_t> get_uint(const json& j, const char* key, uint64_t lo, uint64_t hi,
+                          const char* unit) {
   const json& v = j.at(key);
   if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
-    return Status::error(fmt::format("{} must be a whole number of {} from {} to {}", key, unit, lo, hi));
+    return Status::error(
+        fmt::format("{} must be a whole number of {} from {} to {}", key, unit, lo, hi));
   }
   const uint64_t n = v.get<uint64_t>();
-  if (n < lo || n > hi) return Status::error(fmt::format("{} {} is out of range ({} to {} {})", key, n, lo, hi, unit));
+  if (n < lo || n > hi)
+    return Status::error(fmt::format("{} {} is out of range ({} to {} {})", key, n, lo, hi, unit));
   return n;
 }
 
 Result<Forward> parse_forward(const json& j, size_t index) {
   const std::string what = fmt::format("forwards[{}]", index);
-  if (Status s = check_fields(j, what.c_str(), {"host_port", "guest_port", "protocol", "host_address"}); !s.ok()) return s;
+  if (Status s =
+          check_fields(j, what.c_str(), {"host_port", "guest_port", "protocol", "host_address"});
+      !s.ok())
+    return s;
   Forward f;
   for (const char* k : {"host_port", "guest_port"}) {
     if (!j.contains(k)) return Status::error(fmt::format("{}: {} is required", what, k));
@@ -73,8 +126,10 @@ Result<Forward> parse_forward(const json& j, size_t index) {
   }
   if (j.contains("host_address")) {
     in_addr a{};
-    if (!j["host_address"].is_string() || inet_pton(AF_INET, j["host_address"].get<std::string>().c_str(), &a) != 1) {
-      return Status::error(fmt::format("{}: host_address must be an IPv4 address such as \"127.0.0.1\"", what));
+    if (!j["host_address"].is_string() ||
+        inet_pton(AF_INET, j["host_address"].get<std::string>().c_str(), &a) != 1) {
+      return Status::error(
+          fmt::format("{}: host_address must be an IPv4 address such as \"127.0.0.1\"", what));
     }
     f.host_address = j["host_address"].get<std::string>();
   }
@@ -93,16 +148,18 @@ constexpr uint64_t kMaxDisk = 16ull * 1024 * 1024;  // 16 TiB in MiB
 }  // namespace
 
 Result<CreateRequest> parse_create_request(const json& j) {
-  if (Status s = check_fields(j, "create", {"name", "image", "cpus", "memory_mib", "disk_mib", "forwards",
-                                           "restart_policy", "start"});
+  if (Status s = check_fields(j, "create",
+                              {"name", "image", "cpus", "memory_mib", "disk_mib", "forwards",
+                               "restart_policy", "start"});
       !s.ok()) {
     return s;
   }
   CreateRequest r;
   if (j.contains("name")) {
     if (!j["name"].is_string() || !valid_name(j["name"].get<std::string>())) {
-      return Status::error(fmt::format("name {} is not valid: use 1-63 of a-z 0-9 -, starting with a letter",
-                                       j["name"].is_string() ? shown(j["name"].get<std::string>()) : j["name"].dump()));
+      return Status::error(fmt::format(
+          "name {} is not valid: use 1-63 of a-z 0-9 -, starting with a letter",
+          j["name"].is_string() ? shown(j["name"].get<std::string>()) : j["name"].dump()));
     }
     r.name = j["name"].get<std::string>();
   }
@@ -128,14 +185,16 @@ Result<CreateRequest> parse_create_request(const json& j) {
     r.disk_mib = *n;
   }
   if (j.contains("forwards")) {
-    if (!j["forwards"].is_array()) return Status::error("forwards must be an array of {host_port, guest_port}");
+    if (!j["forwards"].is_array())
+      return Status::error("forwards must be an array of {host_port, guest_port}");
     if (j["forwards"].size() > 32) return Status::error("at most 32 forwards");
     std::set<std::pair<std::string, uint16_t>> seen;
     for (size_t i = 0; i < j["forwards"].size(); i++) {
       auto f = parse_forward(j["forwards"][i], i);
       if (!f.ok()) return f.status();
       if (!seen.insert({f->protocol, f->host_port}).second) {
-        return Status::error(fmt::format("forwards: host port {}/{} is given twice", f->host_port, f->protocol));
+        return Status::error(
+            fmt::format("forwards: host port {}/{} is given twice", f->host_port, f->protocol));
       }
       r.forwards.push_back(*f);
     }
@@ -158,12 +217,14 @@ Result<CreateRequest> parse_create_request(const json& j) {
 HostResponse handle_host_request(HostOps& ops, const std::string& method, const std::string& path,
                                  const std::string& body) {
   if (body.size() > kMaxHostRequestBody) {
-    return respond(Reply::error(413, "PayloadTooLarge", fmt::format("the request body is over {} bytes", kMaxHostRequestBody)));
+    return refuse(413, "PayloadTooLarge",
+                  fmt::format("the request body is over {} bytes", kMaxHostRequestBody));
   }
   const std::vector<std::string> p = split_path(path);
   auto method_not_allowed = [&](const char* allowed) {
-    return respond(Reply::error(405, "MethodNotAllowed", fmt::format("{} {} is not supported (use {})",
-                                                                     method.substr(0, 16), path.substr(0, 128), allowed)));
+    return refuse(405, "MethodNotAllowed",
+                  fmt::format("{} {} is not supported (use {})", method.substr(0, 16),
+                              path.substr(0, 128), allowed));
   };
   // A body, when one is given, must be a JSON object.
   json j = json::object();
@@ -178,7 +239,8 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     return {200, "text/plain; version=0.0.4", ops.metrics()};
   }
   if (p.empty() || p[0] != "v1" || p.size() < 2) {
-    return respond(Reply::error(404, "NotFound", fmt::format("no resource {} (see docs/nimbusd.md)", shown(path))));
+    return refuse(404, "NotFound",
+                  fmt::format("no resource {} (see docs/nimbusd.md)", shown(path)));
   }
   const std::string& collection = p[1];
   if (collection == "host" && p.size() == 2) {
@@ -187,31 +249,33 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
   }
   if (collection == "images" && p.size() == 2) {
     if (method != "GET") return method_not_allowed("GET");
-    return respond(ops.list_images());
+    return respond_list(ops.list_images(), "images");
   }
   if (collection != "vms") {
-    return respond(Reply::error(404, "NotFound", fmt::format("no resource {} (see docs/nimbusd.md)", shown(path))));
+    return refuse(404, "NotFound",
+                  fmt::format("no resource {} (see docs/nimbusd.md)", shown(path)));
   }
   if (p.size() == 2) {
-    if (method == "GET") return respond(ops.list_vms());
+    if (method == "GET") return respond_list(ops.list_vms(), "vms");
     if (method != "POST") return method_not_allowed("GET or POST");
     auto req = parse_create_request(j);
     if (!req.ok()) return bad(req.message());
-    return respond(ops.create_vm(*req));
+    return respond(ops.create_vm(*req), 201);
   }
   const std::string& name = p[2];
   if (!valid_name(name)) {
-    return respond(Reply::error(404, "NotFound", fmt::format("no VM named {} (names are a-z 0-9 -)", shown(name))));
+    return refuse(404, "NotFound",
+                  fmt::format("no VM named {} (names are a-z 0-9 -)", shown(name)));
   }
   if (p.size() == 3) {
     if (method == "GET") return respond(ops.get_vm(name));
-    if (method == "DELETE") return respond(ops.delete_vm(name));
+    if (method == "DELETE") return respond_deleted(ops.delete_vm(name), name);
     return method_not_allowed("GET or DELETE");
   }
   const std::string& verb = p[3];
   if (verb == "snapshots") {
     if (p.size() == 4) {
-      if (method == "GET") return respond(ops.list_snapshots(name));
+      if (method == "GET") return respond_list(ops.list_snapshots(name), "snapshots");
       if (method != "POST") return method_not_allowed("GET or POST");
       if (Status s = check_fields(j, "snapshot", {"name"}); !s.ok()) return bad(s.message());
       std::string snap;
@@ -221,20 +285,24 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
         }
         snap = j["name"].get<std::string>();
       }
-      return respond(ops.create_snapshot(name, snap));
+      return respond(ops.create_snapshot(name, snap), 201);
     }
     if (p.size() == 5) {
       if (method != "DELETE") return method_not_allowed("DELETE");
-      if (!valid_name(p[4])) return respond(Reply::error(404, "NotFound", fmt::format("no snapshot named {}", shown(p[4]))));
-      return respond(ops.delete_snapshot(name, p[4]));
+      if (!valid_name(p[4]))
+        return refuse(404, "NotFound", fmt::format("no snapshot named {}", shown(p[4])));
+      return respond_deleted(ops.delete_snapshot(name, p[4]), p[4]);
     }
   }
-  if (p.size() != 4) return respond(Reply::error(404, "NotFound", fmt::format("no resource {}", shown(path))));
-  static const std::set<std::string> kVerbs = {"start", "stop", "restart", "pause", "resume", "resize", "restore"};
+  if (p.size() != 4) return refuse(404, "NotFound", fmt::format("no resource {}", shown(path)));
+  static const std::set<std::string> kVerbs = {"start",  "stop",   "restart", "pause",
+                                               "resume", "resize", "restore"};
   if (kVerbs.count(verb) == 0) {
-    return respond(Reply::error(404, "NotFound",
-                                fmt::format("no action {} (start, stop, restart, pause, resume, resize, restore, snapshots)",
-                                            shown(verb))));
+    return refuse(
+        404, "NotFound",
+        fmt::format(
+            "no action {} (start, stop, restart, pause, resume, resize, restore, snapshots)",
+            shown(verb)));
   }
   if (method != "POST") return method_not_allowed("POST");
   if (verb == "start" || verb == "pause" || verb == "resume") {
@@ -244,7 +312,8 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     return respond(ops.resume_vm(name));
   }
   if (verb == "stop" || verb == "restart") {
-    if (Status s = check_fields(j, verb.c_str(), {"force", "timeout_s"}); !s.ok()) return bad(s.message());
+    if (Status s = check_fields(j, verb.c_str(), {"force", "timeout_s"}); !s.ok())
+      return bad(s.message());
     bool force = false;
     unsigned timeout = 30;
     if (j.contains("force")) {
@@ -257,10 +326,12 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
       if (!n.ok()) return bad(n.message());
       timeout = static_cast<unsigned>(*n);
     }
-    return respond(verb == "stop" ? ops.stop_vm(name, force, timeout) : ops.restart_vm(name, force, timeout));
+    if (verb == "stop") return respond_stop(ops.stop_vm(name, force, timeout));
+    return respond(ops.restart_vm(name, force, timeout));
   }
   if (verb == "resize") {
-    if (Status s = check_fields(j, "resize", {"cpus", "memory_mib", "disk_mib"}); !s.ok()) return bad(s.message());
+    if (Status s = check_fields(j, "resize", {"cpus", "memory_mib", "disk_mib"}); !s.ok())
+      return bad(s.message());
     ResizeRequest r;
     if (j.contains("cpus")) {
       auto n = get_uint(j, "cpus", 1, kMaxCpus, "vCPUs");
@@ -277,12 +348,14 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
       if (!n.ok()) return bad(n.message());
       r.disk_mib = *n;
     }
-    if (!r.cpus && !r.memory_mib && !r.disk_mib) return bad("resize needs at least one of cpus, memory_mib, disk_mib");
+    if (!r.cpus && !r.memory_mib && !r.disk_mib)
+      return bad("resize needs at least one of cpus, memory_mib, disk_mib");
     return respond(ops.resize_vm(name, r));
   }
   // restore
   if (Status s = check_fields(j, "restore", {"snapshot"}); !s.ok()) return bad(s.message());
-  if (!j.contains("snapshot") || !j["snapshot"].is_string() || !valid_name(j["snapshot"].get<std::string>())) {
+  if (!j.contains("snapshot") || !j["snapshot"].is_string() ||
+      !valid_name(j["snapshot"].get<std::string>())) {
     return bad("restore needs \"snapshot\": the name of one of the VM's snapshots");
   }
   return respond(ops.restore_snapshot(name, j["snapshot"].get<std::string>()));

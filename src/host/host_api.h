@@ -3,11 +3,14 @@
 // and bad names are 400s that name the field). See docs/nimbusd.md.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include "host/daemon.h"
+#include "host/host_types.h"
 
 namespace nimbus::host {
+
+using nlohmann::json;
 
 constexpr size_t kMaxHostRequestBody = 64 * 1024;
 

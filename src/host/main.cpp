@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cli/signal_stopper.h"
+#include "common/log.h"
 #include "common/size.h"
 #include "host/daemon.h"
 #include "host/host_server.h"
@@ -20,7 +21,7 @@
 namespace {
 
 int fail(const std::string& message) {
-  std::fprintf(stderr, "nimbusd: %s\n", message.c_str());
+  spdlog::critical("{}", message);
   return 1;
 }
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
               reserved_disk = "10G", memory, disk;
   unsigned cpus = 0;
   bool no_sandbox = false;
+  std::string log_level = "info";
   app.add_option("--state-dir", o.state_dir, "Where VMs, images and the database live")->capture_default_str();
   app.add_option("--socket", socket, "The API's unix socket")->capture_default_str();
   app.add_option("--listen", listen, "Also serve the API on TCP ADDRESS:PORT (needs --token-file)");
@@ -59,6 +61,8 @@ int main(int argc, char** argv) {
   app.add_option("--vmm", o.vmm_exe, "The nimbus binary that runs each VM (default: beside nimbusd)");
   app.add_option("--images", o.bundled_images, "Bundled images imported as 'default' (default: images/)");
   app.add_option("--cgroup-parent", o.cgroup_parent, "Name of the parent cgroup of the VMs")->capture_default_str();
+  app.add_option("--log-level", log_level, fmt::format("Least level logged to stderr ({})", nimbus::log::kLevels))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -73,6 +77,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nimbusd: %s\n", m.c_str());
     return 2;
   };
+  if (nimbus::Status s = nimbus::log::init("nimbusd", log_level); !s.ok()) return usage("--log-level: " + s.message());
   for (auto [flag, text, out] : {std::tuple{"--reserved-memory", &reserved_memory, &o.policy.reserved_memory_mib},
                                  std::tuple{"--vm-overhead", &overhead, &o.policy.vm_overhead_mib},
                                  std::tuple{"--reserved-disk", &reserved_disk, &o.policy.reserved_disk_mib}}) {
@@ -127,14 +132,14 @@ int main(int argc, char** argv) {
   nimbus::host::Daemon daemon(o);
   if (nimbus::Status s = daemon.init(); !s.ok()) return fail(s.message());
   (*server)->serve(daemon);
-  std::fprintf(stderr, "nimbusd: %s\n", daemon.describe().c_str());
-  std::fprintf(stderr, "nimbusd: serving on %s%s\n", socket.c_str(),
-               listen.empty() ? "" : fmt::format(" and {} (TCP port {}, token required)", listen, (*server)->tcp_port()).c_str());
+  spdlog::info("{}", daemon.describe());
+  spdlog::info("serving on {}{}", socket,
+               listen.empty() ? "" : fmt::format(" and {} (TCP port {}, token required)", listen, (*server)->tcp_port()));
   {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return stop; });
   }
-  std::fprintf(stderr, "nimbusd: stopping (VMs keep running; the next nimbusd re-adopts them)\n");
+  spdlog::info("stopping (VMs keep running; the next nimbusd re-adopts them)");
   server->reset();
   daemon.shutdown();
   return 0;

@@ -1,0 +1,92 @@
+#include "host/host_json.h"
+
+namespace nimbus::host {
+using nlohmann::json;
+
+namespace {
+
+json forward_json(const Forward& f) {
+  return {{"protocol", f.protocol},
+          {"host_address", f.host_address},
+          {"host_port", f.host_port},
+          {"guest_port", f.guest_port}};
+}
+
+}  // namespace
+
+json to_json(const VmInfo& info) {
+  const VmRecord& vm = info.record;
+  json fwd = json::array();
+  for (const Forward& f : vm.forwards) fwd.push_back(forward_json(f));
+  json j = {{"name", vm.name},
+            {"image", vm.image},
+            {"cpus", vm.cpus},
+            {"memory_mib", vm.memory_mib},
+            {"disk_mib", vm.disk_mib},
+            {"forwards", fwd},
+            {"restart_policy", vm.restart_policy},
+            {"state", vm.state},
+            {"desired_state", vm.desired_state},
+            {"pid", vm.pid != 0 ? json(vm.pid) : json(nullptr)},
+            {"uid", vm.uid},
+            {"created_at", vm.created_at},
+            {"started_at", vm.started_at},
+            {"ready", info.ready},
+            {"restarts", vm.restarts},
+            {"last_exit", vm.last_exit},
+            {"addresses", {{"user", info.user_address}, {"host", info.host_address}}},
+            {"cgroup", info.cgroup},
+            {"console_socket", info.console_socket},
+            {"console_log", info.console_log}};
+  if (info.usage) {
+    const VmUsage& u = *info.usage;
+    j["usage"] = {{"cpu_seconds", u.cpu_seconds},           {"memory_mib", u.memory_mib},
+                  {"disk_used_mib", u.disk_used_mib},       {"disk_read_bytes", u.disk_read_bytes},
+                  {"disk_write_bytes", u.disk_write_bytes}, {"net_rx_bytes", u.net_rx_bytes},
+                  {"net_tx_bytes", u.net_tx_bytes}};
+  }
+  return j;
+}
+
+json to_json(const HostInfo& h) {
+  json j = to_json(h.capacity);
+  j["hostname"] = h.hostname;
+  j["version"] = h.version;
+  j["state_dir"] = h.state_dir;
+  j["cgroup"] = h.cgroup;
+  j["sandbox"] = h.sandbox;
+  if (!h.sandbox_note.empty()) j["sandbox_note"] = h.sandbox_note;
+  j["vm_overhead_mib"] = h.vm_overhead_mib;
+  j["vms"] = {{"total", h.vms_total}, {"running", h.vms_running}};
+  return j;
+}
+
+json to_json(const SnapshotInfo& s) {
+  return {{"name", s.name},
+          {"vm", s.vm},
+          {"created_at", s.created_at},
+          {"size_bytes", s.size_bytes},
+          {"cpus", s.cpus},
+          {"memory_mib", s.memory_mib}};
+}
+
+HttpError http_error(Code code) {
+  switch (code) {
+    case Code::kInvalidArgument:
+      return {400, "BadRequest"};
+    case Code::kNotFound:
+      return {404, "NotFound"};
+    case Code::kConflict:
+      return {409, "Conflict"};
+    case Code::kInsufficientCapacity:
+      return {409, "InsufficientCapacity"};
+    default:
+      return {500, "Internal"};
+  }
+}
+
+json error_json(std::string_view name, const std::string& message) {
+  return {{"error", {{"code", name}, {"message", message}}}};
+}
+
+}  // namespace nimbus::host

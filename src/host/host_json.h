@@ -1,0 +1,29 @@
+// The API edge's half of nimbusd's values: operations' results as JSON objects
+// (docs/nimbusd.md: the vm, host and snapshot objects) and error codes as HTTP statuses
+// with {"error": {"code", "message"}} bodies.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "host/host_types.h"
+
+namespace nimbus::host {
+
+nlohmann::json to_json(const VmInfo& vm);
+nlohmann::json to_json(const HostInfo& host);
+nlohmann::json to_json(const SnapshotInfo& snapshot);
+
+// The HTTP status and the wire name of an error's code: InvalidArgument is 400
+// "BadRequest", NotFound 404, Conflict and InsufficientCapacity 409; any other code
+// (a failed step of the host, the VMM not answering) is 500 "Internal".
+struct HttpError {
+  int status;
+  std::string_view name;
+};
+HttpError http_error(Code code);
+
+// {"error": {"code": NAME, "message": MESSAGE}}
+nlohmann::json error_json(std::string_view name, const std::string& message);
+
+}  // namespace nimbus::host

@@ -1,0 +1,94 @@
+// What nimbusd's operations take and give back, as plain values: the VM service returns
+// these (or a Status with a code) and only the API edge (host_api, host_json) turns them
+// into HTTP statuses and JSON. HostOps is the set of operations the API calls.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "host/capacity.h"
+#include "host/image_store.h"
+#include "host/registry.h"
+
+namespace nimbus::host {
+
+struct CreateRequest {
+  std::string name;  // empty: generated
+  std::string image = "default";
+  unsigned cpus = 1;
+  uint64_t memory_mib = 256;
+  uint64_t disk_mib = 0;  // 0: the image's size
+  std::vector<Forward> forwards;
+  std::string restart_policy = "no";
+  bool start = true;
+};
+
+struct ResizeRequest {
+  std::optional<unsigned> cpus;
+  std::optional<uint64_t> memory_mib;
+  std::optional<uint64_t> disk_mib;
+};
+
+// What a VM uses now (its VMM process, its overlay, its devices' counters).
+struct VmUsage {
+  double cpu_seconds = 0;
+  double memory_mib = 0;  // resident memory of the VMM process
+  double disk_used_mib = 0;
+  uint64_t disk_read_bytes = 0, disk_write_bytes = 0, net_rx_bytes = 0, net_tx_bytes = 0;
+};
+
+// One VM as the API shows it: its record plus what is derived from it.
+struct VmInfo {
+  VmRecord record;
+  bool ready = false;  // the guest agent said ready (and the VM runs or is paused)
+  std::string user_address, host_address;
+  std::string cgroup;  // "" without cgroups
+  std::string console_socket, console_log;
+  std::optional<VmUsage> usage;  // only where asked for (list and get)
+};
+
+struct StopResult {
+  VmInfo vm;
+  bool graceful = false;  // the guest shut down by itself
+};
+
+struct HostInfo {
+  Capacity capacity;
+  std::string hostname, version, state_dir, cgroup;
+  bool sandbox = false;
+  std::string sandbox_note;  // why VMMs do not run sandboxed ("" when they do)
+  uint64_t vm_overhead_mib = 0;
+  unsigned vms_total = 0, vms_running = 0;
+};
+
+using SnapshotInfo = SnapshotRecord;
+
+// What the API layer calls (an interface so the router can be tested and fuzzed alone).
+// A refused operation changes nothing; its Status says why, with a code.
+class HostOps {
+ public:
+  virtual ~HostOps() = default;
+  virtual Result<HostInfo> host_info() = 0;
+  virtual Result<std::vector<ImageInfo>> list_images() = 0;
+  virtual Result<std::vector<VmInfo>> list_vms() = 0;
+  virtual Result<VmInfo> get_vm(const std::string& name) = 0;
+  virtual Result<VmInfo> create_vm(const CreateRequest& req) = 0;
+  virtual Status delete_vm(const std::string& name) = 0;
+  virtual Result<VmInfo> start_vm(const std::string& name) = 0;
+  virtual Result<StopResult> stop_vm(const std::string& name, bool force, unsigned timeout_s) = 0;
+  virtual Result<VmInfo> restart_vm(const std::string& name, bool force, unsigned timeout_s) = 0;
+  virtual Result<VmInfo> pause_vm(const std::string& name) = 0;
+  virtual Result<VmInfo> resume_vm(const std::string& name) = 0;
+  virtual Result<VmInfo> resize_vm(const std::string& name, const ResizeRequest& req) = 0;
+  virtual Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& name) = 0;
+  virtual Result<SnapshotInfo> create_snapshot(const std::string& name,
+                                               const std::string& snap) = 0;
+  virtual Result<VmInfo> restore_snapshot(const std::string& name, const std::string& snap) = 0;
+  virtual Status delete_snapshot(const std::string& name, const std::string& snap) = 0;
+  virtual std::string metrics() = 0;  // Prometheus text
+};
+
+}  // namespace nimbus::host

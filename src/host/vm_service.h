@@ -1,0 +1,50 @@
+// nimbusd's operations on VMs (the HostOps of docs/nimbusd.md's API, less the host and
+// metrics): each takes typed arguments and returns a typed result or a Status whose code
+// says why it was refused (NotFound, Conflict: wrong state, busy, name or port taken;
+// InsufficientCapacity; InvalidArgument) or what failed (Internal). A refused operation
+// changes nothing. The state machine:
+//
+//   create   -> starting (or stopped with start=false); refused: name taken, no slot,
+//               no capacity, port taken, disk smaller than the image
+//   start    stopped|crashed -> starting; refused while any VMM of the VM lives
+//   stop     any -> stopped (kills every VMM of the VM)
+//   restart  any -> starting
+//   pause    running|starting -> paused;  resume paused -> running|starting
+//   resize   only without a VMM; disks only grow
+//   snapshot running|paused|starting; restore any -> running|paused (from the snapshot)
+//   delete   any -> gone (stops it hard first)
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "host/vm_runtime.h"
+
+namespace nimbus::host {
+
+class VmService {
+ public:
+  explicit VmService(VmRuntime& rt) : rt_(rt) {}
+
+  Result<std::vector<VmInfo>> list_vms();
+  Result<VmInfo> get_vm(const std::string& name);
+  Result<VmInfo> create_vm(const CreateRequest& req);
+  Status delete_vm(const std::string& name);
+  Result<VmInfo> start_vm(const std::string& name);
+  Result<StopResult> stop_vm(const std::string& name, bool force, unsigned timeout_s);
+  Result<VmInfo> restart_vm(const std::string& name, bool force, unsigned timeout_s);
+  Result<VmInfo> pause_vm(const std::string& name);
+  Result<VmInfo> resume_vm(const std::string& name);
+  Result<VmInfo> resize_vm(const std::string& name, const ResizeRequest& req);
+
+  // vm_snapshots.cpp
+  Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& name);
+  Result<SnapshotInfo> create_snapshot(const std::string& name, const std::string& snap);
+  Result<VmInfo> restore_snapshot(const std::string& name, const std::string& snap);
+  Status delete_snapshot(const std::string& name, const std::string& snap);
+
+ private:
+  VmRuntime& rt_;
+};
+
+}  // namespace nimbus::host
