@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -10,6 +12,7 @@
 #include "backends/console/stdio_console.h"
 #include "cli/device_options.h"
 #include "cli/signal_stopper.h"
+#include "common/log.h"
 #include "common/size.h"
 #include "cpu/hart.h"
 #include "host/sandbox.h"
@@ -166,6 +169,10 @@ void add_vmm_command(CLI::App& app, VmmCommandOptions& o) {
       ->check(CLI::IsMember({"jit", "interp"}))
       ->capture_default_str();
   cmd->add_flag("--no-rng", o.no_rng, "No virtio entropy device");
+  cmd->add_option("--log-level", o.log_level,
+                  "What the VMM logs on stderr: " + std::string(log::kLevels) +
+                      " (state changes, refused requests and failures at info and above)")
+      ->capture_default_str();
   cmd->add_flag("--sandbox", o.sandbox,
                 "Once the sockets are open, forbid with seccomp the syscalls a VMM never needs (exec, ptrace, "
                 "mount, namespaces, module loading, set*id, ...)");
@@ -178,6 +185,7 @@ void add_vmm_command(CLI::App& app, VmmCommandOptions& o) {
 }
 
 int vmm_command(const VmmCommandOptions& o) {
+  if (Status s = log::init("nimbus vmm", o.log_level); !s.ok()) return fail("--log-level: " + s.message());
   cpu::Hart::set_default_engine(o.engine == "interp" ? cpu::EngineKind::kInterpreter
                                                      : cpu::EngineKind::kJit);
   bool configured = false;
@@ -223,11 +231,10 @@ int vmm_command(const VmmCommandOptions& o) {
     }
   }
   if (!o.restore.empty()) {
-    vmm::ApiResponse r = vm.snapshot_load(o.restore, !o.paused);
-    if (r.status >= 300) return fail(r.body.value("fault_message", std::string("restore failed")));
+    auto restored = vm.snapshot_load(o.restore, !o.paused);
+    if (!restored.ok()) return fail(restored.message());
   } else if (configured && !o.no_start) {
-    vmm::ApiResponse r = vm.action({vmm::ActionType::kInstanceStart});
-    if (r.status >= 300) return fail(r.body.value("fault_message", std::string("start failed")));
+    if (Status s = vm.start(); !s.ok()) return fail(s.message());
   }
   if (stdio) stdio->start();
   int status = vm.run();
@@ -236,9 +243,15 @@ int vmm_command(const VmmCommandOptions& o) {
   if (!o.exit_file.empty()) {
     const std::string reason = signals.signal() != 0 ? fmt::format("signal {}", signals.signal()) : vm.last_stop();
     const std::string tmp = o.exit_file + ".tmp";
-    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+    // nimbusd's only word on how a re-adopted VMM ended: a failure to leave it is logged.
+    FILE* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr) {
+      spdlog::error("vm {}: --exit-file: cannot write '{}': {}", o.id, tmp, std::strerror(errno));
+    } else {
       std::fprintf(f, "%d %s\n", status, reason.empty() ? "stopped" : reason.c_str());
-      if (std::fclose(f) == 0) std::rename(tmp.c_str(), o.exit_file.c_str());
+      if (std::fclose(f) != 0 || std::rename(tmp.c_str(), o.exit_file.c_str()) != 0) {
+        spdlog::error("vm {}: --exit-file: cannot write '{}': {}", o.id, o.exit_file, std::strerror(errno));
+      }
     }
   }
   return status;

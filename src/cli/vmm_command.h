@@ -29,6 +29,9 @@ struct VmmCommandOptions {
   // When the process ends by itself, write "STATUS REASON" here (nimbusd's word on a VMM it
   // re-adopted and so cannot wait for).
   std::string exit_file;
+  // --log-level (common/log.h). `nimbus run` should pass warn once it runs through the VMM,
+  // so its console shows only the guest.
+  std::string log_level = "info";
 };
 
 void add_vmm_command(CLI::App& app, VmmCommandOptions& options);

@@ -1,3 +1,5 @@
+// The API edge's inbound half: routes a request, parses its body into a typed struct (one
+// parser per request kind) and makes one call on the VmmControl.
 #include "vmm/api.h"
 
 #include <fmt/format.h>
@@ -8,10 +10,19 @@ namespace {
 
 ApiResponse bad(std::string message) { return ApiResponse::error(400, std::move(message)); }
 
+ApiResponse reply(const Status& s) { return error_response(s); }
+
+template <typename T>
+ApiResponse reply(const Result<T>& r) {
+  if (!r.ok()) return error_response(r.status());
+  return ApiResponse::ok(to_json(*r));
+}
+
 // Parses a JSON object body; an empty body is an error where one is needed.
 bool parse_body(const std::string& body, json& out, ApiResponse& error) {
   if (body.size() > kMaxRequestBody) {
-    error = ApiResponse::error(413, fmt::format("the request body is larger than {} bytes", kMaxRequestBody));
+    error = ApiResponse::error(
+        413, fmt::format("the request body is larger than {} bytes", kMaxRequestBody));
     return false;
   }
   if (body.empty()) {
@@ -30,93 +41,48 @@ bool parse_body(const std::string& body, json& out, ApiResponse& error) {
   return true;
 }
 
-ApiResponse method_not_allowed(const std::string& method, const std::string& path, const char* allowed) {
-  ApiResponse r = ApiResponse::error(405, fmt::format("{} is not allowed on {} (allowed: {})", method, path, allowed));
-  return r;
+ApiResponse method_not_allowed(const std::string& method, const std::string& path,
+                               const char* allowed) {
+  return ApiResponse::error(
+      405, fmt::format("{} is not allowed on {} (allowed: {})", method, path, allowed));
 }
 
-ApiResponse handle_drive(VmmControl& vmm, const std::string& method, const std::string& id, const json& body) {
-  if (method == "PUT") {
-    auto drive = parse_drive(body, id);
-    if (!drive.ok()) return bad(drive.message());
-    return vmm.edit_config([&drive](VmConfig& c) {
-      for (DriveConfig& d : c.drives) {
-        if (d.id == drive->id) {
-          d = *drive;
-          return ApiResponse::no_content();
-        }
-      }
-      c.drives.push_back(*drive);
-      return ApiResponse::no_content();
-    });
-  }
-  if (method == "PATCH") {
-    for (const auto& [key, value] : body.items()) {
-      if (key != "drive_id" && key != "size_mib") {
-        return bad(fmt::format("unknown field '{}' in a drive update (accepted: drive_id, size_mib)", key));
-      }
+// --- Request bodies to typed requests: each kind has its one parser here (the
+// configuration's sections have theirs in vm_config.h). Errors are InvalidArgument.
+
+// PATCH /drives/ID: the new size in bytes.
+Result<uint64_t> parse_drive_update(const json& body, const std::string& id) {
+  for (const auto& [key, value] : body.items()) {
+    if (key != "drive_id" && key != "size_mib") {
+      return Status::invalid_argument(
+          fmt::format("unknown field '{}' in a drive update (accepted: drive_id, size_mib)", key));
     }
-    if (body.contains("drive_id") && (!body["drive_id"].is_string() || body["drive_id"].get<std::string>() != id)) {
-      return bad(fmt::format("drive '{}': drive_id in the body does not match the path", id));
-    }
-    if (!body.contains("size_mib")) return bad(fmt::format("drive '{}': size_mib is required", id));
-    const json& v = body["size_mib"];
-    if (!v.is_number_unsigned() || v.get<uint64_t>() < 1 || v.get<uint64_t>() > (1ull << 24)) {
-      return bad(fmt::format("drive '{}': size_mib must be an integer from 1 to {}", id, 1ull << 24));
-    }
-    return vmm.resize_drive(id, v.get<uint64_t>() << 20);
   }
-  if (method == "DELETE") {
-    return vmm.edit_config([&id](VmConfig& c) {
-      for (auto it = c.drives.begin(); it != c.drives.end(); ++it) {
-        if (it->id == id) {
-          c.drives.erase(it);
-          return ApiResponse::no_content();
-        }
-      }
-      return ApiResponse::error(404, fmt::format("there is no drive '{}'", id));
-    });
+  if (body.contains("drive_id") &&
+      (!body["drive_id"].is_string() || body["drive_id"].get<std::string>() != id)) {
+    return Status::invalid_argument(
+        fmt::format("drive '{}': drive_id in the body does not match the path", id));
   }
-  return method_not_allowed(method, "/drives/" + id, "PUT, PATCH, DELETE");
+  if (!body.contains("size_mib"))
+    return Status::invalid_argument(fmt::format("drive '{}': size_mib is required", id));
+  const json& v = body["size_mib"];
+  if (!v.is_number_unsigned() || v.get<uint64_t>() < 1 || v.get<uint64_t>() > (1ull << 24)) {
+    return Status::invalid_argument(
+        fmt::format("drive '{}': size_mib must be an integer from 1 to {}", id, 1ull << 24));
+  }
+  return v.get<uint64_t>() << 20;
 }
 
-ApiResponse handle_nic(VmmControl& vmm, const std::string& method, const std::string& id, const json& body) {
-  if (method == "PUT") {
-    auto nic = parse_nic(body, id);
-    if (!nic.ok()) return bad(nic.message());
-    return vmm.edit_config([&nic](VmConfig& c) {
-      for (NetConfig& n : c.nics) {
-        if (n.id == nic->id) {
-          n = *nic;
-          return ApiResponse::no_content();
-        }
-      }
-      c.nics.push_back(*nic);
-      return ApiResponse::no_content();
-    });
-  }
-  if (method == "DELETE") {
-    return vmm.edit_config([&id](VmConfig& c) {
-      for (auto it = c.nics.begin(); it != c.nics.end(); ++it) {
-        if (it->id == id) {
-          c.nics.erase(it);
-          return ApiResponse::no_content();
-        }
-      }
-      return ApiResponse::error(404, fmt::format("there is no network interface '{}'", id));
-    });
-  }
-  return method_not_allowed(method, "/network-interfaces/" + id, "PUT, DELETE");
-}
-
-ApiResponse handle_action(VmmControl& vmm, const json& body) {
+Result<Action> parse_action(const json& body) {
   for (const auto& [key, value] : body.items()) {
     if (key != "action_type" && key != "timeout_s") {
-      return bad(fmt::format("unknown field '{}' in an action (accepted: action_type, timeout_s)", key));
+      return Status::invalid_argument(
+          fmt::format("unknown field '{}' in an action (accepted: action_type, timeout_s)", key));
     }
   }
   if (!body.contains("action_type") || !body["action_type"].is_string()) {
-    return bad("action_type is required: InstanceStart, SendCtrlAltDel, Shutdown or Stop");
+    return Status::invalid_argument(
+        "action_type is required: InstanceStart, SendCtrlAltDel, Shutdown or Stop");
   }
   const std::string type = body["action_type"].get<std::string>();
   Action a{};
@@ -129,40 +95,137 @@ ApiResponse handle_action(VmmControl& vmm, const json& body) {
   } else if (type == "Stop") {
     a.type = ActionType::kStop;
   } else {
-    return bad(fmt::format("unknown action_type '{}' (accepted: InstanceStart, SendCtrlAltDel, Shutdown, Stop)",
-                           type.substr(0, 64)));
+    return Status::invalid_argument(fmt::format(
+        "unknown action_type '{}' (accepted: InstanceStart, SendCtrlAltDel, Shutdown, Stop)",
+        type.substr(0, 64)));
   }
   if (body.contains("timeout_s")) {
-    if (a.type != ActionType::kShutdown) return bad("timeout_s is only for the Shutdown action");
+    if (a.type != ActionType::kShutdown)
+      return Status::invalid_argument("timeout_s is only for the Shutdown action");
     const json& t = body["timeout_s"];
     if (!t.is_number() || t.get<double>() < 0 || t.get<double>() > 3600) {
-      return bad("timeout_s must be a number of seconds from 0 to 3600");
+      return Status::invalid_argument("timeout_s must be a number of seconds from 0 to 3600");
     }
     a.timeout_s = t.get<double>();
   }
-  return vmm.action(a);
+  return a;
 }
 
-ApiResponse handle_snapshot(VmmControl& vmm, bool create, const json& body) {
+// PATCH /vm: true to pause, false to resume.
+Result<bool> parse_vm_state(const json& body) {
+  for (const auto& [key, value] : body.items()) {
+    if (key != "state")
+      return Status::invalid_argument(
+          fmt::format("unknown field '{}' in /vm (accepted: state)", key));
+  }
+  if (!body.contains("state") || !body["state"].is_string()) {
+    return Status::invalid_argument("state is required: Paused or Resumed");
+  }
+  const std::string state = body["state"].get<std::string>();
+  if (state != "Paused" && state != "Resumed") {
+    return Status::invalid_argument(
+        fmt::format("state '{}' is not Paused or Resumed", state.substr(0, 64)));
+  }
+  return state == "Paused";
+}
+
+struct SnapshotRequest {
+  std::string path;
+  bool resume = false;  // load only
+};
+
+Result<SnapshotRequest> parse_snapshot_request(const json& body, bool create) {
   const char* what = create ? "snapshot/create" : "snapshot/load";
   for (const auto& [key, value] : body.items()) {
     if (key != "snapshot_path" && (create || key != "resume_vm")) {
-      return bad(fmt::format("unknown field '{}' in {} (accepted: snapshot_path{})", key, what,
-                             create ? "" : ", resume_vm"));
+      return Status::invalid_argument(
+          fmt::format("unknown field '{}' in {} (accepted: snapshot_path{})", key, what,
+                      create ? "" : ", resume_vm"));
     }
   }
   if (!body.contains("snapshot_path") || !body["snapshot_path"].is_string() ||
       body["snapshot_path"].get<std::string>().empty()) {
-    return bad(fmt::format("{}: snapshot_path (a file path) is required", what));
+    return Status::invalid_argument(
+        fmt::format("{}: snapshot_path (a file path) is required", what));
   }
-  const std::string path = body["snapshot_path"].get<std::string>();
-  if (path.find('\0') != std::string::npos || path.size() > 4096) return bad(fmt::format("{}: bad snapshot_path", what));
-  bool resume = false;
+  SnapshotRequest r;
+  r.path = body["snapshot_path"].get<std::string>();
+  if (r.path.find('\0') != std::string::npos || r.path.size() > 4096) {
+    return Status::invalid_argument(fmt::format("{}: bad snapshot_path", what));
+  }
   if (body.contains("resume_vm")) {
-    if (!body["resume_vm"].is_boolean()) return bad("snapshot/load: resume_vm must be true or false");
-    resume = body["resume_vm"].get<bool>();
+    if (!body["resume_vm"].is_boolean())
+      return Status::invalid_argument("snapshot/load: resume_vm must be true or false");
+    r.resume = body["resume_vm"].get<bool>();
   }
-  return create ? vmm.snapshot_create(path) : vmm.snapshot_load(path, resume);
+  return r;
+}
+
+// PUT /machine-config replaces both fields; PATCH changes those given over the current ones.
+Result<MachineShape> parse_machine_shape(const json& body, const VmConfig& current, bool patch) {
+  VmConfig parsed = current;
+  if (Status s = parse_machine_config(body, parsed, patch); !s.ok())
+    return s.with_code(Code::kInvalidArgument);
+  return MachineShape{parsed.vcpus, parsed.mem_mib};
+}
+
+Result<BootSource> parse_boot(const json& body) {
+  VmConfig parsed;
+  if (Status s = parse_boot_source(body, parsed); !s.ok())
+    return s.with_code(Code::kInvalidArgument);
+  return BootSource{parsed.kernel, parsed.initrd, parsed.boot_args, parsed.firmware};
+}
+
+// --- Routes.
+
+ApiResponse handle_drive(VmmControl& vmm, const std::string& method, const std::string& id,
+                         const json& body) {
+  if (method == "PUT") {
+    auto drive = parse_drive(body, id);
+    if (!drive.ok()) return bad(drive.message());
+    return reply(vmm.put_drive(*drive));
+  }
+  if (method == "PATCH") {
+    auto size = parse_drive_update(body, id);
+    if (!size.ok()) return reply(size.status());
+    return reply(vmm.resize_drive(id, *size));
+  }
+  if (method == "DELETE") return reply(vmm.delete_drive(id));
+  return method_not_allowed(method, "/drives/" + id, "PUT, PATCH, DELETE");
+}
+
+ApiResponse handle_nic(VmmControl& vmm, const std::string& method, const std::string& id,
+                       const json& body) {
+  if (method == "PUT") {
+    auto nic = parse_nic(body, id);
+    if (!nic.ok()) return bad(nic.message());
+    return reply(vmm.put_nic(*nic));
+  }
+  if (method == "DELETE") return reply(vmm.delete_nic(id));
+  return method_not_allowed(method, "/network-interfaces/" + id, "PUT, DELETE");
+}
+
+ApiResponse handle_action(VmmControl& vmm, const json& body) {
+  auto a = parse_action(body);
+  if (!a.ok()) return reply(a.status());
+  switch (a->type) {
+    case ActionType::kInstanceStart:
+      return reply(vmm.start());
+    case ActionType::kSendCtrlAltDel:
+      return reply(vmm.send_ctrl_alt_del());
+    case ActionType::kShutdown:
+      return reply(vmm.shutdown(a->timeout_s));
+    case ActionType::kStop:
+      return reply(vmm.stop());
+  }
+  return bad("unknown action");
+}
+
+ApiResponse handle_snapshot(VmmControl& vmm, bool create, const json& body) {
+  auto r = parse_snapshot_request(body, create);
+  if (!r.ok()) return reply(r.status());
+  return create ? reply(vmm.snapshot_create(r->path))
+                : reply(vmm.snapshot_load(r->path, r->resume));
 }
 
 }  // namespace
@@ -178,44 +241,34 @@ ApiResponse handle_request(VmmControl& vmm, const std::string& method, const std
   auto need_body = [&]() { return parse_body(body, j, error); };
 
   if (path == "/" || path.empty()) {
-    return read ? ApiResponse::ok(vmm.info()) : method_not_allowed(method, "/", "GET");
+    return read ? ApiResponse::ok(to_json(vmm.info())) : method_not_allowed(method, "/", "GET");
   }
   if (path == "/vm/config") {
     return read ? ApiResponse::ok(to_json(vmm.config())) : method_not_allowed(method, path, "GET");
   }
   if (path == "/machine-config") {
     if (read) return ApiResponse::ok(to_json(vmm.config())["machine-config"]);
-    if (method != "PUT" && method != "PATCH") return method_not_allowed(method, path, "GET, PUT, PATCH");
+    if (method != "PUT" && method != "PATCH")
+      return method_not_allowed(method, path, "GET, PUT, PATCH");
     if (!need_body()) return error;
-    VmConfig parsed = vmm.config();
-    if (Status s = parse_machine_config(j, parsed, method == "PATCH"); !s.ok()) return bad(s.message());
-    return vmm.edit_config([&parsed](VmConfig& c) {
-      c.vcpus = parsed.vcpus;
-      c.mem_mib = parsed.mem_mib;
-      return ApiResponse::no_content();
-    });
+    auto shape = parse_machine_shape(j, vmm.config(), method == "PATCH");
+    if (!shape.ok()) return reply(shape.status());
+    return reply(vmm.set_machine_shape(*shape));
   }
   if (path == "/boot-source") {
     if (read) return ApiResponse::ok(to_json(vmm.config())["boot-source"]);
     if (method != "PUT") return method_not_allowed(method, path, "GET, PUT");
     if (!need_body()) return error;
-    VmConfig parsed;
-    if (Status s = parse_boot_source(j, parsed); !s.ok()) return bad(s.message());
-    return vmm.edit_config([&parsed](VmConfig& c) {
-      c.kernel = parsed.kernel;
-      c.initrd = parsed.initrd;
-      c.boot_args = parsed.boot_args;
-      c.firmware = parsed.firmware;
-      // Checked now (a 400 leaves the configuration as it was) rather than at start.
-      if (Status s = check_boot_source(c); !s.ok()) return bad(s.message());
-      return ApiResponse::no_content();
-    });
+    auto boot = parse_boot(j);
+    if (!boot.ok()) return reply(boot.status());
+    return reply(vmm.set_boot_source(*boot));
   }
   for (const char* prefix : {"/drives/", "/network-interfaces/"}) {
     const std::string p = prefix;
     if (path.rfind(p, 0) != 0) continue;
     const std::string id = path.substr(p.size());
-    if (!valid_id(id)) return ApiResponse::error(404, fmt::format("'{}' is not a valid id", id.substr(0, 80)));
+    if (!valid_id(id))
+      return ApiResponse::error(404, fmt::format("'{}' is not a valid id", id.substr(0, 80)));
     if (method != "DELETE" && !need_body()) return error;
     return p == "/drives/" ? handle_drive(vmm, method, id, j) : handle_nic(vmm, method, id, j);
   }
@@ -231,15 +284,9 @@ ApiResponse handle_request(VmmControl& vmm, const std::string& method, const std
   if (path == "/vm") {
     if (method != "PATCH") return method_not_allowed(method, path, "PATCH");
     if (!need_body()) return error;
-    for (const auto& [key, value] : j.items()) {
-      if (key != "state") return bad(fmt::format("unknown field '{}' in /vm (accepted: state)", key));
-    }
-    if (!j.contains("state") || !j["state"].is_string()) return bad("state is required: Paused or Resumed");
-    const std::string state = j["state"].get<std::string>();
-    if (state != "Paused" && state != "Resumed") {
-      return bad(fmt::format("state '{}' is not Paused or Resumed", state.substr(0, 64)));
-    }
-    return vmm.set_paused(state == "Paused");
+    auto paused = parse_vm_state(j);
+    if (!paused.ok()) return reply(paused.status());
+    return reply(*paused ? vmm.pause() : vmm.resume());
   }
   if (path == "/snapshot/create" || path == "/snapshot/load") {
     if (method != "PUT") return method_not_allowed(method, path, "PUT");

@@ -1,5 +1,6 @@
 #include "vmm/api.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,7 +8,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
+#include "vmm/config_edits.h"
 #include "vmm/recording_vmm.h"
 
 namespace nimbus::vmm {
@@ -15,19 +18,28 @@ namespace {
 
 using FakeVmm = RecordingVmm;
 
-
 TEST(Api, ConfiguresDrivesAndNics) {
   FakeVmm vmm;
-  EXPECT_EQ(handle_request(vmm, "PUT", "/machine-config", R"({"vcpu_count": 4, "mem_size_mib": 512})").status, 204);
-  EXPECT_EQ(handle_request(vmm, "PATCH", "/machine-config", R"({"mem_size_mib": 1024})").status, 204);
+  EXPECT_EQ(
+      handle_request(vmm, "PUT", "/machine-config", R"({"vcpu_count": 4, "mem_size_mib": 512})")
+          .status,
+      204);
+  EXPECT_EQ(handle_request(vmm, "PATCH", "/machine-config", R"({"mem_size_mib": 1024})").status,
+            204);
   EXPECT_EQ(vmm.config_.vcpus, 4u);
   EXPECT_EQ(vmm.config_.mem_mib, 1024u);
-  EXPECT_EQ(handle_request(vmm, "PUT", "/drives/root", R"({"drive_id": "root", "path_on_host": "/d.qcow2", "is_root_device": true})").status, 204);
-  EXPECT_EQ(handle_request(vmm, "PUT", "/drives/root", R"({"path_on_host": "/e.qcow2"})").status, 204);
+  EXPECT_EQ(
+      handle_request(vmm, "PUT", "/drives/root",
+                     R"({"drive_id": "root", "path_on_host": "/d.qcow2", "is_root_device": true})")
+          .status,
+      204);
+  EXPECT_EQ(handle_request(vmm, "PUT", "/drives/root", R"({"path_on_host": "/e.qcow2"})").status,
+            204);
   ASSERT_EQ(vmm.config_.drives.size(), 1u);  // replaced, not added
   EXPECT_EQ(vmm.config_.drives[0].path, "/e.qcow2");
   EXPECT_EQ(handle_request(vmm, "PUT", "/network-interfaces/eth0",
-                           R"({"host_forwards": [{"host_port": 8080, "guest_port": 80}]})").status,
+                           R"({"host_forwards": [{"host_port": 8080, "guest_port": 80}]})")
+                .status,
             204);
   ASSERT_EQ(vmm.config_.nics.size(), 1u);
   EXPECT_EQ(vmm.config_.nics[0].forwards[0].host_port, 8080);
@@ -42,7 +54,7 @@ TEST(Api, ConfiguresDrivesAndNics) {
 TEST(Api, TypedCalls) {
   FakeVmm vmm;
   handle_request(vmm, "PUT", "/actions", R"({"action_type": "Shutdown", "timeout_s": 2.5})");
-  EXPECT_EQ(vmm.last, "action 2 2.500000");
+  EXPECT_EQ(vmm.last, "shutdown 2.500000");
   handle_request(vmm, "PATCH", "/vm", R"({"state": "Paused"})");
   EXPECT_EQ(vmm.last, "pause");
   handle_request(vmm, "PUT", "/snapshot/load", R"({"snapshot_path": "/s", "resume_vm": true})");
@@ -51,16 +63,191 @@ TEST(Api, TypedCalls) {
   EXPECT_EQ(vmm.last, "resize root 2097152");
 }
 
+// Every route that reaches the VMM, with a body the edge accepts.
+struct Route {
+  std::string method, path, body, call;  // call: what the fake records
+};
+
+std::vector<Route> vmm_routes() {
+  return {
+      {"PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 128})", "machine-config"},
+      {"PATCH", "/machine-config", R"({"mem_size_mib": 512})", "machine-config"},
+      {"PUT", "/boot-source", R"({"boot_args": "console=ttyS0"})", "boot-source"},
+      {"PUT", "/drives/a", R"({"drive_id": "a", "path_on_host": "/x"})", "put drive a"},
+      {"PATCH", "/drives/a", R"({"size_mib": 8})", "resize a 8388608"},
+      {"DELETE", "/drives/a", "", "delete drive a"},
+      {"PUT", "/network-interfaces/n", R"({"iface_id": "n"})", "put nic n"},
+      {"DELETE", "/network-interfaces/n", "", "delete nic n"},
+      {"PUT", "/actions", R"({"action_type": "InstanceStart"})", "start"},
+      {"PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})", "ctrl-alt-del"},
+      {"PUT", "/actions", R"({"action_type": "Shutdown"})", "shutdown 30.000000"},
+      {"PUT", "/actions", R"({"action_type": "Stop"})", "stop"},
+      {"PATCH", "/vm", R"({"state": "Paused"})", "pause"},
+      {"PATCH", "/vm", R"({"state": "Resumed"})", "resume"},
+      {"PUT", "/snapshot/create", R"({"snapshot_path": "/s"})", "create /s"},
+      {"PUT", "/snapshot/load", R"({"snapshot_path": "/s"})", "load /s"},
+  };
+}
+
+TEST(Api, EveryRouteMapsEachErrorCodeToItsStatus) {
+  const std::vector<std::pair<Code, int>> codes = {
+      {Code::kInvalidArgument, 400},  {Code::kNotFound, 404},
+      {Code::kConflict, 409},         {Code::kPermissionDenied, 403},
+      {Code::kUnimplemented, 501},    {Code::kUnavailable, 503},
+      {Code::kDeadlineExceeded, 504}, {Code::kInsufficientCapacity, 507},
+      {Code::kInternal, 500},         {Code::kUnknown, 400},
+  };
+  for (const Route& route : vmm_routes()) {
+    for (const auto& [code, status] : codes) {
+      FakeVmm vmm;
+      const json before = to_json(vmm.config_);
+      const std::string message = fmt::format("refused with {}", code_name(code));
+      vmm.refuse = Status(code, message);
+      ApiResponse r = handle_request(vmm, route.method, route.path, route.body);
+      EXPECT_EQ(vmm.last, route.call) << route.method << " " << route.path;
+      EXPECT_EQ(r.status, status) << route.method << " " << route.path << " " << code_name(code);
+      EXPECT_EQ(r.body, json({{"fault_message", message}})) << route.method << " " << route.path;
+      EXPECT_EQ(to_json(vmm.config_), before) << route.method << " " << route.path;
+    }
+  }
+}
+
+TEST(Api, EveryRouteRepliesWithItsTypedResult) {
+  FakeVmm vmm;
+  vmm.config_.drives.push_back({"a", "/x"});
+  NetConfig nic;
+  nic.id = "n";
+  vmm.config_.nics.push_back(nic);
+  const std::map<std::string, json> bodies = {
+      {"resize a 8388608", {{"drive_id", "a"}, {"size_bytes", 8388608}}},
+      {"shutdown 30.000000", {{"graceful", true}, {"seconds", 0.5}, {"last_stop", "poweroff"}}},
+      {"create /s",
+       {{"snapshot_path", "/s"},
+        {"bytes", 4096},
+        {"pages_stored", 1},
+        {"pages_total", 2},
+        {"seconds", 0.25}}},
+      {"load /s", {{"state", "Paused"}, {"seconds", 0.25}}},
+  };
+  for (const Route& route : vmm_routes()) {
+    ApiResponse r = handle_request(vmm, route.method, route.path, route.body);
+    EXPECT_EQ(vmm.last, route.call);
+    auto it = bodies.find(route.call);
+    if (it == bodies.end()) {
+      EXPECT_EQ(r.status, 204) << route.method << " " << route.path << " " << dump_json(r.body);
+      EXPECT_TRUE(r.body.is_null()) << route.method << " " << route.path;
+    } else {
+      EXPECT_EQ(r.status, 200) << route.method << " " << route.path;
+      EXPECT_EQ(r.body, it->second) << route.method << " " << route.path;
+    }
+  }
+}
+
+TEST(Api, RefusedAtTheEdgeNeverReachTheVmm) {
+  // Malformed requests: the edge answers (400, 404, 405, 413) and makes no call.
+  for (const auto& [method, path, body, status] :
+       std::vector<std::tuple<std::string, std::string, std::string, int>>{
+           {"PUT", "/machine-config", "", 400},
+           {"PUT", "/machine-config", "[1]", 400},
+           {"PUT", "/machine-config", R"({"vcpu_count": 0, "mem_size_mib": 128})", 400},
+           {"PUT", "/boot-source", R"({"kernel": "/k"})", 400},
+           {"PUT", "/drives/a", R"({"drive_id": "b", "path_on_host": "/x"})", 400},
+           {"PATCH", "/drives/a", R"({"size_mib": 0})", 400},
+           {"PATCH", "/drives/a", R"({"drive_id": "b", "size_mib": 1})", 400},
+           {"PUT", "/network-interfaces/n", R"({"mode": "carrier-pigeon"})", 400},
+           {"PUT", "/actions", R"({"action_type": "Explode"})", 400},
+           {"PUT", "/actions", R"({"action_type": "Stop", "timeout_s": 1})", 400},
+           {"PUT", "/actions", R"({"action_type": "Shutdown", "timeout_s": 4000})", 400},
+           {"PATCH", "/vm", R"({"state": "Running"})", 400},
+           {"PUT", "/snapshot/create", R"({"snapshot_path": ""})", 400},
+           {"PUT", "/snapshot/load", R"({"snapshot_path": "/s", "resume_vm": 1})", 400},
+           {"PUT", "/snapshot/create", R"({"snapshot_path": "/s", "resume_vm": true})", 400},
+           {"PUT", "/drives/bad id", R"({})", 404},
+           {"GET", "/nope", "", 404},
+           {"PUT", "/", "{}", 405},
+           {"GET", "/actions", "", 405},
+           {"POST", "/drives/a", "{}", 405},
+           {"PATCH", "/network-interfaces/n", "{}", 405},
+           {"PUT", "/vm", "{}", 405},
+           {"PUT", "/actions", std::string(kMaxRequestBody + 1, ' '), 413},
+       }) {
+    FakeVmm vmm;
+    ApiResponse r = handle_request(vmm, method, path, body);
+    EXPECT_EQ(r.status, status) << method << " " << path << " " << body.substr(0, 80);
+    EXPECT_TRUE(r.body.contains("fault_message")) << method << " " << path;
+    EXPECT_EQ(vmm.last, "") << method << " " << path << " reached the VMM";
+  }
+}
+
+TEST(Api, InstanceInfoKeepsItsWireShape) {
+  InstanceInfo info;
+  info.id = "web1";
+  info.state = VmState::kPaused;
+  info.vmm_pid = 42;
+  info.boots = 2;
+  info.last_stop = "reboot";
+  info.uptime_s = 1.5;
+  info.shape = {2, 512};
+  info.vcpus = {{0, 1000, "paused"}, {1, 7, "paused"}};
+  info.vmm_rss_kib = 9000;
+  info.agent_ready = true;
+  info.drives = {{"root", "/r.qcow2", DriveStats{1, 2, 3, 4, 5, 6}},
+                 {"data", "/d.raw", std::nullopt}};
+  info.nics = {{"eth0", "52:54:00:00:00:01", NicStats{1, 2, 3, 4, 5, 6}}};
+  info.virtio = {{0, 2, 0x4f, true}};
+  const json want = json::parse(R"({
+    "id": "web1", "state": "Paused", "vmm_pid": 42, "boots": 2, "last_stop": "reboot", "uptime_s": 1.5,
+    "machine-config": {"vcpu_count": 2, "mem_size_mib": 512},
+    "vcpus": [{"index": 0, "instructions": 1000, "state": "paused"}, {"index": 1, "instructions": 7, "state": "paused"}],
+    "memory": {"guest_mib": 512, "vmm_rss_kib": 9000},
+    "agent": {"ready": true},
+    "devices": {
+      "drives": [{"drive_id": "root", "path_on_host": "/r.qcow2", "read_requests": 1, "write_requests": 2,
+                  "flush_requests": 3, "bytes_read": 4, "bytes_written": 5, "errors": 6},
+                 {"drive_id": "data", "path_on_host": "/d.raw"}],
+      "network-interfaces": [{"iface_id": "eth0", "guest_mac": "52:54:00:00:00:01", "rx_packets": 1, "rx_bytes": 2,
+                              "rx_dropped": 3, "tx_packets": 4, "tx_bytes": 5, "tx_dropped": 6}],
+      "virtio": [{"slot": 0, "device_id": 2, "status": 79, "needs_reset": true}]}})");
+  EXPECT_EQ(to_json(info), want) << to_json(info).dump(2);
+  FakeVmm vmm;
+  ApiResponse r = handle_request(vmm, "GET", "/", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body["state"], "NotStarted");
+  EXPECT_EQ(r.body["id"], "fake");
+}
+
+TEST(ConfigEdits, RemovingWhatIsNotThereIsNotFoundAndChangesNothing) {
+  VmConfig c;
+  apply_drive(c, {"a", "/x"});
+  apply_drive(c, {"a", "/y"});
+  ASSERT_EQ(c.drives.size(), 1u);
+  EXPECT_EQ(c.drives[0].path, "/y");
+  Status s = remove_drive(c, "b");
+  EXPECT_EQ(s.code(), Code::kNotFound);
+  EXPECT_EQ(s.message(), "there is no drive 'b'");
+  EXPECT_EQ(c.drives.size(), 1u);
+  EXPECT_EQ(remove_nic(c, "eth9").code(), Code::kNotFound);
+  EXPECT_TRUE(remove_drive(c, "a").ok());
+  EXPECT_TRUE(c.drives.empty());
+  Status boot = apply_boot_source(c, BootSource{"/dev/zero", "", "", ""});
+  EXPECT_EQ(boot.code(), Code::kInvalidArgument);
+  EXPECT_TRUE(c.kernel.empty());
+}
+
 TEST(Api, RefusesWhileRunningAndKeepsConfig) {
   FakeVmm vmm;
   vmm.running = true;
-  EXPECT_EQ(handle_request(vmm, "PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 128})").status, 409);
+  EXPECT_EQ(
+      handle_request(vmm, "PUT", "/machine-config", R"({"vcpu_count": 2, "mem_size_mib": 128})")
+          .status,
+      409);
   EXPECT_EQ(vmm.config_.vcpus, 1u);
 }
 
 TEST(Api, ErrorsAlwaysCarryAMessage) {
   FakeVmm vmm;
-  for (const auto& [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
+  for (const auto& [method, path, body] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
            {"PUT", "/machine-config", "{"},
            {"PUT", "/machine-config", R"({"vcpu_count": -1, "mem_size_mib": 128})"},
            {"PUT", "/machine-config", R"({"vcpu_count": 1.5, "mem_size_mib": 128})"},
@@ -115,8 +302,9 @@ class BootSourceFiles {
 
  private:
   static void write(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                                static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
   }
   std::string dir_;
 };
@@ -128,7 +316,8 @@ TEST(Api, BootSourceRefusesBadFilesAndKeepsTheConfiguration) {
   ASSERT_EQ(handle_request(vmm, "PUT", "/boot-source", good.dump()).status, 204);
   EXPECT_EQ(vmm.config_.kernel, f.kernel());
   const json before = to_json(vmm.config_);
-  for (const auto& [field, path, text] : std::vector<std::tuple<std::string, std::string, std::string>>{
+  for (const auto& [field, path, text] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
            {"kernel_image_path", "/dev/zero", "kernel '/dev/zero' is a character device"},
            {"initrd_path", "/dev/zero", "initrd '/dev/zero' is a character device"},
            {"firmware_path", "/dev/zero", "firmware '/dev/zero' is a character device"},
@@ -160,7 +349,8 @@ TEST(VmConfig, StartChecksTheBootFilesAgain) {
   c.initrd = f.fifo();
   auto fifo = to_virt_config(c, "/nonexistent");
   ASSERT_FALSE(fifo.ok());
-  EXPECT_NE(fifo.message().find("boot-source: initrd '" + f.fifo() + "' is a FIFO or pipe"), std::string::npos);
+  EXPECT_NE(fifo.message().find("boot-source: initrd '" + f.fifo() + "' is a FIFO or pipe"),
+            std::string::npos);
   c.initrd = f.huge();
   c.mem_mib = kMinMemMib;
   auto huge = to_virt_config(c, "/nonexistent");

@@ -1,17 +1,18 @@
 #include "vmm/vmm.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "backends/block/disk_resize.h"
 #include "devices/virtio/blk/virtio_blk.h"
 #include "devices/virtio/console/virtio_console.h"
 #include "devices/virtio/net/virtio_net.h"
 #include "machine/snapshot/snapshot_file.h"
+#include "vmm/config_edits.h"
 
 namespace nimbus::vmm {
 
@@ -21,9 +22,14 @@ using Clock = std::chrono::steady_clock;
 using machine::virt::ExitReason;
 using machine::virt::VirtMachine;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
-ApiResponse conflict(std::string message) { return ApiResponse::error(409, std::move(message)); }
+// A file or configuration the caller gave could not be used (a boot file, a disk image, a
+// snapshot): the caller fixes it, so it is InvalidArgument (400) whatever the lower layer
+// called it, as it always was.
+Status unusable(const Status& s) { return s.with_code(Code::kInvalidArgument); }
 
 uint64_t rss_kib() {
   std::ifstream statm("/proc/self/statm");
@@ -34,11 +40,15 @@ uint64_t rss_kib() {
 
 const char* exit_name(ExitReason r) {
   switch (r) {
-    case ExitReason::kPoweroff: return "poweroff";
-    case ExitReason::kReboot: return "reboot";
-    case ExitReason::kFailure: return "failure";
+    case ExitReason::kPoweroff:
+      return "poweroff";
+    case ExitReason::kReboot:
+      return "reboot";
+    case ExitReason::kFailure:
+      return "failure";
     case ExitReason::kQuit:
-    case ExitReason::kRunning: return "stopped";
+    case ExitReason::kRunning:
+      return "stopped";
   }
   return "stopped";
 }
@@ -47,21 +57,26 @@ const char* exit_name(ExitReason r) {
 
 const char* state_name(VmState s) {
   switch (s) {
-    case VmState::kNotStarted: return "NotStarted";
-    case VmState::kRunning: return "Running";
-    case VmState::kPaused: return "Paused";
-    case VmState::kStopped: return "Stopped";
+    case VmState::kNotStarted:
+      return "NotStarted";
+    case VmState::kRunning:
+      return "Running";
+    case VmState::kPaused:
+      return "Paused";
+    case VmState::kStopped:
+      return "Stopped";
   }
   return "?";
 }
 
 Vmm::Vmm(VmmOptions options, VmConfig config)
     : options_(std::move(options)),
-      console_([this](const uint8_t* data, size_t len) {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (machine_ == nullptr) return;
-        for (size_t i = 0; i < len; i++) machine_->console_input(data[i]);
-      }),
+      console_(options_.id,
+               [this](const uint8_t* data, size_t len) {
+                 std::lock_guard<std::mutex> lock(mu_);
+                 if (machine_ == nullptr) return;
+                 for (size_t i = 0; i < len; i++) machine_->console_input(data[i]);
+               }),
       config_(std::move(config)) {}
 
 Vmm::~Vmm() {
@@ -70,6 +85,7 @@ Vmm::~Vmm() {
     machine_->stop(ExitReason::kQuit);
     machine_->wait();
     machine_.reset();
+    spdlog::info("vm {}: stopped (the VMM is exiting)", options_.id);
   }
 }
 
@@ -102,6 +118,7 @@ int Vmm::run() {
     machine_.reset();
     state_ = VmState::kStopped;
     last_stop_ = "stopped";
+    spdlog::info("vm {}: stopped (the VMM was told to quit)", options_.id);
   }
   cv_.notify_all();
   std::lock_guard<std::mutex> ev(events_mu_);
@@ -131,13 +148,19 @@ void Vmm::reap() {
     hard_stop_ = false;
     if (reboot) {
       // As a real machine: the same hardware boots again.
-      ApiResponse r = start_locked();
-      if (r.status >= 300) {
+      spdlog::info("vm {}: the guest rebooted; booting it again", options_.id);
+      if (Status s = start_locked(); !s.ok()) {
         state_ = VmState::kStopped;
-        last_stop_ = "reboot failed: " + r.body.value("fault_message", std::string());
+        last_stop_ = "reboot failed: " + s.message();
+        spdlog::error("vm {}: stopped: {}", options_.id, last_stop_);
       }
     } else {
       state_ = VmState::kStopped;
+      if (reason == ExitReason::kFailure) {
+        spdlog::error("vm {}: stopped: {}", options_.id, last_stop_);
+      } else {
+        spdlog::info("vm {}: stopped ({})", options_.id, last_stop_);
+      }
     }
     stopped_for_good = state_ == VmState::kStopped;
     cv_.notify_all();
@@ -147,18 +170,25 @@ void Vmm::reap() {
 
 Result<machine::virt::VirtConfig> Vmm::machine_config_locked(bool restoring) {
   auto vc = to_virt_config(config_, options_.images_dir);
-  if (!vc.ok()) return vc;
+  if (!vc.ok()) return unusable(vc.status());
   vc->restoring = restoring;
   // The guest agent's channel: a virtio console whose output we read.
   vc->virtio_console_sink = [this](const uint8_t* data, size_t len) { on_agent_output(data, len); };
   return vc;
 }
 
-ApiResponse Vmm::start_locked() {
+Status Vmm::start_locked() {
   auto vc = machine_config_locked(false);
-  if (!vc.ok()) return ApiResponse::error(400, vc.message());
-  auto m = VirtMachine::create(*vc, [this](const uint8_t* data, size_t len) { console_.write(data, len); });
-  if (!m.ok()) return ApiResponse::error(400, m.message());
+  if (!vc.ok()) {
+    spdlog::error("vm {}: start failed: {}", options_.id, vc.message());
+    return vc.status();
+  }
+  auto m = VirtMachine::create(
+      *vc, [this](const uint8_t* data, size_t len) { console_.write(data, len); });
+  if (!m.ok()) {
+    spdlog::error("vm {}: start failed: {}", options_.id, m.message());
+    return unusable(m.status());
+  }
   machine_ = std::move(*m);
   watch_machine_locked();
   {
@@ -171,7 +201,9 @@ ApiResponse Vmm::start_locked() {
   boots_++;
   machine_->start();
   cv_.notify_all();
-  return ApiResponse::no_content();
+  spdlog::info("vm {}: started (boot {}: {} vCPUs, {} MiB, {} drives, {} NICs)", options_.id,
+               boots_, config_.vcpus, config_.mem_mib, config_.drives.size(), config_.nics.size());
+  return Status();
 }
 
 void Vmm::watch_machine_locked() {
@@ -189,7 +221,8 @@ void Vmm::on_agent_output(const uint8_t* data, size_t len) {
   for (size_t i = 0; i < len; i++) {
     const char c = static_cast<char>(data[i]);
     if (c == '\n') {
-      if (agent_line_ == "nimbus-agent: ready" || agent_line_ == "nimbus-agent: pong") agent_ready_ = true;
+      if (agent_line_ == "nimbus-agent: ready" || agent_line_ == "nimbus-agent: pong")
+        agent_ready_ = true;
       agent_line_.clear();
     } else if (c != '\r' && agent_line_.size() < 256) {
       agent_line_ += c;
@@ -201,6 +234,9 @@ void Vmm::send_agent_command(const std::string& command) {
   const std::string line = command + "\n";
   if (auto* agent = machine_->virtio_device_of<devices::VirtioConsole>(); agent != nullptr) {
     agent->push_input(reinterpret_cast<const uint8_t*>(line.data()), line.size());
+  } else {
+    spdlog::warn("vm {}: the guest has no agent channel (virtio console); '{}' not sent",
+                 options_.id, command);
   }
 }
 
@@ -209,79 +245,63 @@ bool Vmm::wait_stopped(std::unique_lock<std::mutex>& lock, std::chrono::millisec
                       [this] { return state_ != VmState::kRunning && state_ != VmState::kPaused; });
 }
 
-json Vmm::info() {
+InstanceInfo Vmm::info() {
   std::lock_guard<std::mutex> lock(mu_);
-  json j;
-  j["id"] = options_.id;
-  j["state"] = state_name(state_);
-  j["vmm_pid"] = getpid();
-  j["boots"] = boots_;
-  j["last_stop"] = last_stop_;
+  InstanceInfo info;
+  info.id = options_.id;
+  info.state = state_;
+  info.vmm_pid = getpid();
+  info.boots = boots_;
+  info.last_stop = last_stop_;
   const bool live = machine_ != nullptr;
-  j["uptime_s"] = live ? seconds_since(started_at_) : 0.0;
-  j["machine-config"] = {{"vcpu_count", config_.vcpus}, {"mem_size_mib", config_.mem_mib}};
-  json vcpus = json::array();
+  info.uptime_s = live ? seconds_since(started_at_) : 0.0;
+  info.shape = {config_.vcpus, config_.mem_mib};
   if (live) {
     for (unsigned i = 0; i < config_.vcpus; i++) {
-      vcpus.push_back({{"index", i},
-                       {"instructions", machine_->hart_instret(i)},
-                       {"state", state_ == VmState::kPaused ? "paused"
-                                 : machine_->hart_running(i) ? "running"
-                                                             : "idle"}});
+      info.vcpus.push_back({i, machine_->hart_instret(i),
+                            state_ == VmState::kPaused  ? "paused"
+                            : machine_->hart_running(i) ? "running"
+                                                        : "idle"});
     }
   }
-  j["vcpus"] = vcpus;
-  j["memory"] = {{"guest_mib", config_.mem_mib}, {"vmm_rss_kib", rss_kib()}};
+  info.vmm_rss_kib = rss_kib();
   {
     std::lock_guard<std::mutex> agent(agent_mu_);
-    j["agent"] = {{"ready", live && agent_ready_}};
+    info.agent_ready = live && agent_ready_;
   }
-  j["devices"] = device_info_locked();
-  return j;
+  device_info_locked(info);
+  return info;
 }
 
-json Vmm::device_info_locked() {
+void Vmm::device_info_locked(InstanceInfo& info) {
   // The n-th drive is the n-th virtio-blk device, the n-th NIC the n-th virtio-net.
-  json drives = json::array(), nics = json::array();
   for (size_t i = 0; i < config_.drives.size(); i++) {
-    json d = {{"drive_id", config_.drives[i].id}, {"path_on_host", config_.drives[i].path}};
+    DriveInfo d{config_.drives[i].id, config_.drives[i].path, std::nullopt};
     auto* blk = machine_ ? machine_->virtio_device_of<devices::VirtioBlk>(i) : nullptr;
     if (blk != nullptr) {
       const devices::VirtioBlk::Stats st = blk->stats();
-      d["read_requests"] = st.read_requests;
-      d["write_requests"] = st.write_requests;
-      d["flush_requests"] = st.flush_requests;
-      d["bytes_read"] = st.bytes_read;
-      d["bytes_written"] = st.bytes_written;
-      d["errors"] = st.errors;
+      d.stats = DriveStats{st.read_requests, st.write_requests, st.flush_requests,
+                           st.bytes_read,    st.bytes_written,  st.errors};
     }
-    drives.push_back(d);
+    info.drives.push_back(d);
   }
   for (size_t i = 0; i < config_.nics.size(); i++) {
-    json n = {{"iface_id", config_.nics[i].id}, {"guest_mac", config_.nics[i].mac}};
+    NicInfo n{config_.nics[i].id, config_.nics[i].mac, std::nullopt};
     auto* net = machine_ ? machine_->virtio_device_of<devices::VirtioNet>(i) : nullptr;
     if (net != nullptr) {
       const devices::VirtioNet::Stats st = net->stats();
-      n["rx_packets"] = st.rx_packets;
-      n["rx_bytes"] = st.rx_bytes;
-      n["rx_dropped"] = st.rx_dropped;
-      n["tx_packets"] = st.tx_packets;
-      n["tx_bytes"] = st.tx_bytes;
-      n["tx_dropped"] = st.tx_dropped;
+      n.stats = NicStats{st.rx_packets, st.rx_bytes, st.rx_dropped,
+                         st.tx_packets, st.tx_bytes, st.tx_dropped};
     }
-    nics.push_back(n);
+    info.nics.push_back(n);
   }
   // Every virtio-mmio slot in board order, with its Status register: a guest that broke
   // a ring shows needs_reset (the hostile-guest test reads it here).
-  json virtio = json::array();
   for (size_t i = 0; machine_ && machine_->virtio_device(i) != nullptr; i++) {
     const uint32_t status = machine_->virtio_status(i);
-    virtio.push_back({{"slot", i},
-                      {"device_id", machine_->virtio_device(i)->device_id()},
-                      {"status", status},
-                      {"needs_reset", (status & devices::VirtioMmio::kStatusNeedsReset) != 0}});
+    info.virtio.push_back({i, machine_->virtio_device(i)->device_id(), status,
+                           (status & devices::VirtioMmio::kStatusNeedsReset) != 0});
   }
-  return {{"drives", drives}, {"network-interfaces", nics}, {"virtio", virtio}};
 }
 
 VmConfig Vmm::config() {
@@ -289,132 +309,242 @@ VmConfig Vmm::config() {
   return config_;
 }
 
-ApiResponse Vmm::edit_config(const std::function<ApiResponse(VmConfig&)>& edit) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (state_ == VmState::kRunning || state_ == VmState::kPaused) {
-    return conflict(fmt::format(
-        "the VM is {}: its configuration can change only before it starts or after it stops", state_name(state_)));
-  }
-  VmConfig edited = config_;
-  ApiResponse r = edit(edited);
-  if (r.status < 300) config_ = std::move(edited);
-  return r;
+Status Vmm::refuse_locked(const std::string& step, std::string why) {
+  // Logged by the API edge as a refused request; here only the step for the debug log.
+  spdlog::debug("vm {}: {} refused: {}", options_.id, step, why);
+  return Status::conflict(std::move(why));
 }
 
-ApiResponse Vmm::resize_drive(const std::string& id, uint64_t new_size) {
+Status Vmm::edit_config(const std::string& what, const std::function<Status(VmConfig&)>& edit) {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_ == VmState::kRunning || state_ == VmState::kPaused) {
-    return conflict(fmt::format("the VM is {}: stop it before resizing drive '{}'", state_name(state_), id));
+    return refuse_locked(
+        what, fmt::format("the VM is {}: its configuration can change only before it starts or "
+                          "after it stops",
+                          state_name(state_)));
+  }
+  VmConfig edited = config_;
+  if (Status s = edit(edited); !s.ok()) return s;
+  config_ = std::move(edited);
+  spdlog::info("vm {}: configured: {}", options_.id, what);
+  return Status();
+}
+
+Status Vmm::set_machine_shape(const MachineShape& shape) {
+  return edit_config(fmt::format("machine-config ({} vCPUs, {} MiB)", shape.vcpus, shape.mem_mib),
+                     [&shape](VmConfig& c) {
+                       apply_machine_shape(c, shape);
+                       return Status();
+                     });
+}
+
+Status Vmm::set_boot_source(const BootSource& boot) {
+  return edit_config(fmt::format("boot-source (kernel '{}', initrd '{}')",
+                                 boot.kernel.empty() ? "bundled" : boot.kernel, boot.initrd),
+                     [&boot](VmConfig& c) { return apply_boot_source(c, boot); });
+}
+
+Status Vmm::put_drive(const DriveConfig& drive) {
+  return edit_config(fmt::format("drive '{}' ({})", drive.id, drive.path), [&drive](VmConfig& c) {
+    apply_drive(c, drive);
+    return Status();
+  });
+}
+
+Status Vmm::delete_drive(const std::string& id) {
+  return edit_config(fmt::format("drive '{}' removed", id),
+                     [&id](VmConfig& c) { return remove_drive(c, id); });
+}
+
+Status Vmm::put_nic(const NetConfig& nic) {
+  return edit_config(fmt::format("network interface '{}' ({}, {} forwards)", nic.id, nic.mode,
+                                 nic.forwards.size()),
+                     [&nic](VmConfig& c) {
+                       apply_nic(c, nic);
+                       return Status();
+                     });
+}
+
+Status Vmm::delete_nic(const std::string& id) {
+  return edit_config(fmt::format("network interface '{}' removed", id),
+                     [&id](VmConfig& c) { return remove_nic(c, id); });
+}
+
+Result<DriveResized> Vmm::resize_drive(const std::string& id, uint64_t new_size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ == VmState::kRunning || state_ == VmState::kPaused) {
+    return refuse_locked("resize", fmt::format("the VM is {}: stop it before resizing drive '{}'",
+                                               state_name(state_), id));
   }
   for (const DriveConfig& d : config_.drives) {
     if (d.id != id) continue;
-    if (d.read_only) return ApiResponse::error(400, fmt::format("drive '{}' is read-only", id));
-    if (Status s = backends::resize_disk(d.path, new_size); !s.ok()) return ApiResponse::error(400, s.message());
-    return ApiResponse::ok({{"drive_id", id}, {"size_bytes", new_size}});
+    if (d.read_only) return Status::invalid_argument(fmt::format("drive '{}' is read-only", id));
+    if (Status s = backends::resize_disk(d.path, new_size); !s.ok()) {
+      spdlog::error("vm {}: resizing drive '{}' failed: {}", options_.id, id, s.message());
+      return unusable(s);
+    }
+    spdlog::info("vm {}: drive '{}' resized to {} bytes", options_.id, id, new_size);
+    return DriveResized{id, new_size};
   }
-  return ApiResponse::error(404, fmt::format("there is no drive '{}'", id));
+  return Status::not_found(fmt::format("there is no drive '{}'", id));
 }
 
-ApiResponse Vmm::action(const Action& a) {
-  std::unique_lock<std::mutex> lock(mu_);
-  const bool live = state_ == VmState::kRunning || state_ == VmState::kPaused;
-  switch (a.type) {
-    case ActionType::kInstanceStart:
-      if (live) return conflict(fmt::format("the VM is already {}", state_name(state_)));
-      return start_locked();
-    case ActionType::kSendCtrlAltDel:
-      if (state_ != VmState::kRunning) return conflict(fmt::format("the VM is {}, not Running", state_name(state_)));
-      send_agent_command("poweroff");
-      return ApiResponse::no_content();
-    case ActionType::kShutdown: {
-      if (!live) return conflict(fmt::format("the VM is {}, not Running", state_name(state_)));
-      const auto t0 = Clock::now();
-      if (state_ == VmState::kPaused) {
-        machine_->resume();
-        state_ = VmState::kRunning;
-      }
-      send_agent_command("poweroff");
-      const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
-      if (wait_stopped(lock, timeout)) {
-        return ApiResponse::ok({{"graceful", true}, {"seconds", seconds_since(t0)}, {"last_stop", last_stop_}});
-      }
-      if (machine_ != nullptr) {
-        hard_stop_ = true;
-        machine_->stop(ExitReason::kQuit);
-      }
-      wait_stopped(lock, std::chrono::seconds(30));
-      return ApiResponse::ok({{"graceful", false}, {"seconds", seconds_since(t0)}, {"last_stop", last_stop_}});
-    }
-    case ActionType::kStop: {
-      if (!live) return conflict(fmt::format("the VM is {}, not Running", state_name(state_)));
-      hard_stop_ = true;
-      machine_->stop(ExitReason::kQuit);
-      if (!wait_stopped(lock, std::chrono::seconds(30))) return ApiResponse::error(500, "the VM did not stop");
-      return ApiResponse::no_content();
-    }
-  }
-  return ApiResponse::error(400, "unknown action");
-}
-
-ApiResponse Vmm::set_paused(bool paused) {
+Status Vmm::start() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (paused) {
-    if (state_ != VmState::kRunning) return conflict(fmt::format("the VM is {}, not Running", state_name(state_)));
-    machine_->pause();
-    state_ = VmState::kPaused;
-  } else {
-    if (state_ != VmState::kPaused) return conflict(fmt::format("the VM is {}, not Paused", state_name(state_)));
+  if (state_ == VmState::kRunning || state_ == VmState::kPaused) {
+    return refuse_locked("start", fmt::format("the VM is already {}", state_name(state_)));
+  }
+  return start_locked();
+}
+
+Status Vmm::send_ctrl_alt_del() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ != VmState::kRunning) {
+    return refuse_locked("SendCtrlAltDel",
+                         fmt::format("the VM is {}, not Running", state_name(state_)));
+  }
+  spdlog::info("vm {}: asked the guest to power off (SendCtrlAltDel)", options_.id);
+  send_agent_command("poweroff");
+  return Status();
+}
+
+Result<ShutdownResult> Vmm::shutdown(double timeout_s) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (state_ != VmState::kRunning && state_ != VmState::kPaused) {
+    return refuse_locked("shutdown", fmt::format("the VM is {}, not Running", state_name(state_)));
+  }
+  spdlog::info("vm {}: shutting down (the guest has {} s to power off)", options_.id, timeout_s);
+  const auto t0 = Clock::now();
+  if (state_ == VmState::kPaused) {
     machine_->resume();
     state_ = VmState::kRunning;
+    spdlog::info("vm {}: resumed (to shut down)", options_.id);
   }
-  cv_.notify_all();
-  return ApiResponse::no_content();
+  send_agent_command("poweroff");
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  if (wait_stopped(lock, timeout)) return ShutdownResult{true, seconds_since(t0), last_stop_};
+  spdlog::warn("vm {}: the guest did not power off within {} s; stopping it hard", options_.id,
+               timeout_s);
+  if (machine_ != nullptr) {
+    hard_stop_ = true;
+    machine_->stop(ExitReason::kQuit);
+  }
+  if (!wait_stopped(lock, std::chrono::seconds(30))) {
+    // As before codes: the reply still says what happened; the log says it is stuck.
+    spdlog::error("vm {}: the VM did not stop within 30 s of a hard stop", options_.id);
+  }
+  return ShutdownResult{false, seconds_since(t0), last_stop_};
 }
 
-ApiResponse Vmm::snapshot_create(const std::string& path) {
+Status Vmm::stop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (state_ != VmState::kRunning && state_ != VmState::kPaused) {
+    return refuse_locked("stop", fmt::format("the VM is {}, not Running", state_name(state_)));
+  }
+  spdlog::info("vm {}: stopping (Stop)", options_.id);
+  hard_stop_ = true;
+  machine_->stop(ExitReason::kQuit);
+  if (!wait_stopped(lock, std::chrono::seconds(30))) {
+    spdlog::error("vm {}: the VM did not stop within 30 s", options_.id);
+    return Status::internal("the VM did not stop");
+  }
+  return Status();
+}
+
+Status Vmm::pause() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ != VmState::kRunning) {
+    return refuse_locked("pause", fmt::format("the VM is {}, not Running", state_name(state_)));
+  }
+  machine_->pause();
+  state_ = VmState::kPaused;
+  cv_.notify_all();
+  spdlog::info("vm {}: paused", options_.id);
+  return Status();
+}
+
+Status Vmm::resume() {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_ != VmState::kPaused) {
-    return conflict(fmt::format("the VM is {}: pause it first (PATCH /vm {{\"state\": \"Paused\"}})", state_name(state_)));
+    return refuse_locked("resume", fmt::format("the VM is {}, not Paused", state_name(state_)));
+  }
+  machine_->resume();
+  state_ = VmState::kRunning;
+  cv_.notify_all();
+  spdlog::info("vm {}: resumed", options_.id);
+  return Status();
+}
+
+Result<SnapshotCreated> Vmm::snapshot_create(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ != VmState::kPaused) {
+    return refuse_locked(
+        "snapshot",
+        fmt::format("the VM is {}: pause it first (PATCH /vm {{\"state\": \"Paused\"}})",
+                    state_name(state_)));
   }
   const auto t0 = Clock::now();
   StateWriter w;
   machine_->save_state(w);
-  auto stats = machine::write_snapshot(path, dump_json(to_json(config_)), w.data(), machine_->guest_ram(),
+  // As api.h's dump_json: a path that is not UTF-8 is written with U+FFFD, never throws.
+  const std::string config_json =
+      to_json(config_).dump(-1, ' ', false, json::error_handler_t::replace);
+  auto stats = machine::write_snapshot(path, config_json, w.data(), machine_->guest_ram(),
                                        machine_->ram_size());
-  if (!stats.ok()) return ApiResponse::error(400, stats.message());
-  return ApiResponse::ok({{"snapshot_path", path},
-                          {"bytes", stats->file_bytes},
-                          {"pages_stored", stats->pages_stored},
-                          {"pages_total", stats->pages_total},
-                          {"seconds", seconds_since(t0)}});
+  if (!stats.ok()) {
+    spdlog::error("vm {}: snapshot to '{}' failed: {}", options_.id, path, stats.message());
+    return unusable(stats.status());
+  }
+  SnapshotCreated r{path, stats->file_bytes, stats->pages_stored, stats->pages_total,
+                    seconds_since(t0)};
+  spdlog::info("vm {}: snapshot written to '{}' ({} bytes, {} of {} pages, {:.2f} s)", options_.id,
+               path, r.bytes, r.pages_stored, r.pages_total, r.seconds);
+  return r;
 }
 
-ApiResponse Vmm::snapshot_load(const std::string& path, bool resume) {
+Result<SnapshotLoaded> Vmm::snapshot_load(const std::string& path, bool resume) {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_ != VmState::kNotStarted && state_ != VmState::kStopped) {
-    return conflict(fmt::format("the VM is {}: a snapshot loads into a VMM whose VM is not running", state_name(state_)));
+    return refuse_locked("snapshot load",
+                         fmt::format("the VM is {}: a snapshot loads into a VMM whose VM is not "
+                                     "running",
+                                     state_name(state_)));
   }
+  auto loaded = snapshot_load_locked(path, resume);
+  if (!loaded.ok()) {
+    spdlog::error("vm {}: restoring '{}' failed: {}", options_.id, path, loaded.message());
+    return loaded;
+  }
+  spdlog::info("vm {}: restored from '{}' ({}, {:.2f} s)", options_.id, path,
+               state_name(loaded->state), loaded->seconds);
+  return loaded;
+}
+
+Result<SnapshotLoaded> Vmm::snapshot_load_locked(const std::string& path, bool resume) {
   const auto t0 = Clock::now();
   auto file = machine::SnapshotFile::open(path);
-  if (!file.ok()) return ApiResponse::error(400, file.message());
+  if (!file.ok()) return unusable(file.status());
   const json j = json::parse((*file)->config_json(), nullptr, false);
   auto parsed = j.is_discarded() ? Result<VmConfig>(Status::error("not JSON")) : parse_vm_config(j);
   if (!parsed.ok()) {
-    return ApiResponse::error(400, fmt::format("snapshot '{}': its VM configuration is invalid: {}", path, parsed.message()));
+    return Status::invalid_argument(
+        fmt::format("snapshot '{}': its VM configuration is invalid: {}", path, parsed.message()));
   }
   if (((*parsed).mem_mib << 20) != (*file)->ram_size()) {
-    return ApiResponse::error(400, fmt::format("snapshot '{}': RAM size does not match its configuration", path));
+    return Status::invalid_argument(
+        fmt::format("snapshot '{}': RAM size does not match its configuration", path));
   }
   const VmConfig previous = config_;
   config_ = *parsed;
   auto fail = [&](const std::string& message) {
     machine_.reset();
     config_ = previous;
-    return ApiResponse::error(400, message);
+    return Status::invalid_argument(message);
   };
   auto vc = machine_config_locked(true);
   if (!vc.ok()) return fail(fmt::format("snapshot '{}': {}", path, vc.message()));
-  auto m = VirtMachine::create(*vc, [this](const uint8_t* data, size_t len) { console_.write(data, len); });
+  auto m = VirtMachine::create(
+      *vc, [this](const uint8_t* data, size_t len) { console_.write(data, len); });
   if (!m.ok()) return fail(fmt::format("snapshot '{}': {}", path, m.message()));
   machine_ = std::move(*m);
   if (Status s = (*file)->read_ram(machine_->guest_ram()); !s.ok()) return fail(s.message());
@@ -437,7 +567,7 @@ ApiResponse Vmm::snapshot_load(const std::string& path, bool resume) {
   // The guest's agent, if it was running at the snapshot, answers (once resumed).
   send_agent_command("ping");
   cv_.notify_all();
-  return ApiResponse::ok({{"state", state_name(state_)}, {"seconds", seconds_since(t0)}});
+  return SnapshotLoaded{state_, seconds_since(t0)};
 }
 
 }  // namespace nimbus::vmm

@@ -9,6 +9,10 @@
 // the next boot). A guest reboot rebuilds the machine from the configuration and keeps
 // Running.
 //
+// Each operation returns a Status or a result struct (vmm_control.h); api.cpp makes HTTP of
+// them. Every state change, refusal of a step and failed step is logged (spdlog, "vm ID:
+// ...").
+//
 // Threads: API calls come from the HTTP server's threads and are serialised by mu_; none
 // of them runs on a vCPU. The machine reports its end through a callback from a hart
 // thread; the owner's thread (run()) joins it and moves the state on.
@@ -16,24 +20,22 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "machine/virt/virt_machine.h"
-#include "vmm/api.h"
 #include "vmm/console_hub.h"
 #include "vmm/vm_config.h"
+#include "vmm/vmm_control.h"
 
 namespace nimbus::vmm {
 
-enum class VmState { kNotStarted, kRunning, kPaused, kStopped };
-const char* state_name(VmState s);
-
 struct VmmOptions {
   std::string id = "nimbus-vm";
-  std::string images_dir;       // the bundled Image and initramfs
-  bool exit_on_stop = false;    // run() returns when the guest stops (else it waits for more)
+  std::string images_dir;     // the bundled Image and initramfs
+  bool exit_on_stop = false;  // run() returns when the guest stops (else it waits for more)
 };
 
 class Vmm : public VmmControl {
@@ -53,20 +55,36 @@ class Vmm : public VmmControl {
   std::string last_stop();
 
   // VmmControl
-  json info() override;
+  std::string id() override { return options_.id; }
+  InstanceInfo info() override;
   VmConfig config() override;
-  ApiResponse edit_config(const std::function<ApiResponse(VmConfig&)>& edit) override;
-  ApiResponse resize_drive(const std::string& id, uint64_t new_size) override;
-  ApiResponse action(const Action& action) override;
-  ApiResponse set_paused(bool paused) override;
-  ApiResponse snapshot_create(const std::string& path) override;
-  ApiResponse snapshot_load(const std::string& path, bool resume) override;
+  Status set_machine_shape(const MachineShape& shape) override;
+  Status set_boot_source(const BootSource& boot) override;
+  Status put_drive(const DriveConfig& drive) override;
+  Status delete_drive(const std::string& id) override;
+  Result<DriveResized> resize_drive(const std::string& id, uint64_t new_size) override;
+  Status put_nic(const NetConfig& nic) override;
+  Status delete_nic(const std::string& id) override;
+  Status start() override;
+  Status send_ctrl_alt_del() override;
+  Result<ShutdownResult> shutdown(double timeout_s) override;
+  Status stop() override;
+  Status pause() override;
+  Status resume() override;
+  Result<SnapshotCreated> snapshot_create(const std::string& path) override;
+  Result<SnapshotLoaded> snapshot_load(const std::string& path, bool resume) override;
 
  private:
+  // Applies `edit` to a copy of the configuration and keeps it if the edit succeeds; a
+  // Conflict while the VM is Running or Paused. `what` names the change in the log.
+  Status edit_config(const std::string& what, const std::function<Status(VmConfig&)>& edit);
+  // A refusal (logged) when the VM is not in one of the states the step needs.
+  Status refuse_locked(const std::string& step, std::string why);
   Result<machine::virt::VirtConfig> machine_config_locked(bool restoring);
-  ApiResponse start_locked();
+  Status start_locked();
+  Result<SnapshotLoaded> snapshot_load_locked(const std::string& path, bool resume);
   void watch_machine_locked();
-  json device_info_locked();
+  void device_info_locked(InstanceInfo& info);
   void on_agent_output(const uint8_t* data, size_t len);
   void send_agent_command(const std::string& command);
   // Waits (mu_ held through `lock`) until the VM is no longer Running/Paused or timeout.
@@ -81,7 +99,7 @@ class Vmm : public VmmControl {
   VmConfig config_;
   VmState state_ = VmState::kNotStarted;
   std::unique_ptr<machine::virt::VirtMachine> machine_;
-  bool hard_stop_ = false;        // the stop was asked for by Stop/Shutdown's timeout
+  bool hard_stop_ = false;  // the stop was asked for by Stop/Shutdown's timeout
   std::string last_stop_;
   std::chrono::steady_clock::time_point started_at_;
   uint64_t boots_ = 0;
