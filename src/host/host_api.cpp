@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <set>
 #include <vector>
@@ -22,12 +23,28 @@ HostResponse respond(int status, const json& body) {
   return {status, "application/json", dump(body)};
 }
 
-// An error the router itself answers (the request never reached the daemon).
-HostResponse refuse(int status, std::string_view name, const std::string& message) {
+std::string shown(const std::string& s) {
+  return json(s.substr(0, 64)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// The request, for the log.
+struct Req {
+  const std::string& method;
+  const std::string& path;
+};
+
+// An error the router itself answers (the request never reached the daemon, which logs
+// its own refusals with the VM they concern). Logged with the request's method and path,
+// escaped and cut short: they are the client's bytes.
+HostResponse refuse(const Req& req, int status, std::string_view name, const std::string& message) {
+  spdlog::warn("api: {} {} refused ({} {}): {}", shown(req.method), shown(req.path), status, name,
+               message);
   return respond(status, error_json(name, message));
 }
 
-HostResponse bad(const std::string& message) { return refuse(400, "BadRequest", message); }
+HostResponse bad(const Req& req, const std::string& message) {
+  return refuse(req, 400, "BadRequest", message);
+}
 
 HostResponse failed(const Status& s) {
   const HttpError e = http_error(s.code());
@@ -73,10 +90,6 @@ std::vector<std::string> split_path(const std::string& path) {
     i = j;
   }
   return parts;
-}
-
-std::string shown(const std::string& s) {
-  return json(s.substr(0, 64)).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Status check_fields(const json& j, const char* what, const std::set<std::string>& allowed) {
@@ -216,13 +229,14 @@ Result<CreateRequest> parse_create_request(const json& j) {
 
 HostResponse handle_host_request(HostOps& ops, const std::string& method, const std::string& path,
                                  const std::string& body) {
+  const Req request{method, path};
   if (body.size() > kMaxHostRequestBody) {
-    return refuse(413, "PayloadTooLarge",
+    return refuse(request, 413, "PayloadTooLarge",
                   fmt::format("the request body is over {} bytes", kMaxHostRequestBody));
   }
   const std::vector<std::string> p = split_path(path);
   auto method_not_allowed = [&](const char* allowed) {
-    return refuse(405, "MethodNotAllowed",
+    return refuse(request, 405, "MethodNotAllowed",
                   fmt::format("{} {} is not supported (use {})", method.substr(0, 16),
                               path.substr(0, 128), allowed));
   };
@@ -230,8 +244,8 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
   json j = json::object();
   if (!body.empty() && body.find_first_not_of(" \t\r\n") != std::string::npos) {
     j = json::parse(body, nullptr, false);
-    if (j.is_discarded()) return bad("the request body is not valid JSON");
-    if (!j.is_object()) return bad("the request body must be a JSON object");
+    if (j.is_discarded()) return bad(request, "the request body is not valid JSON");
+    if (!j.is_object()) return bad(request, "the request body must be a JSON object");
   }
 
   if (p.size() == 1 && p[0] == "metrics") {
@@ -239,7 +253,7 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     return {200, "text/plain; version=0.0.4", ops.metrics()};
   }
   if (p.empty() || p[0] != "v1" || p.size() < 2) {
-    return refuse(404, "NotFound",
+    return refuse(request, 404, "NotFound",
                   fmt::format("no resource {} (see docs/nimbusd.md)", shown(path)));
   }
   const std::string& collection = p[1];
@@ -252,19 +266,19 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     return respond_list(ops.list_images(), "images");
   }
   if (collection != "vms") {
-    return refuse(404, "NotFound",
+    return refuse(request, 404, "NotFound",
                   fmt::format("no resource {} (see docs/nimbusd.md)", shown(path)));
   }
   if (p.size() == 2) {
     if (method == "GET") return respond_list(ops.list_vms(), "vms");
     if (method != "POST") return method_not_allowed("GET or POST");
     auto req = parse_create_request(j);
-    if (!req.ok()) return bad(req.message());
+    if (!req.ok()) return bad(request, req.message());
     return respond(ops.create_vm(*req), 201);
   }
   const std::string& name = p[2];
   if (!valid_name(name)) {
-    return refuse(404, "NotFound",
+    return refuse(request, 404, "NotFound",
                   fmt::format("no VM named {} (names are a-z 0-9 -)", shown(name)));
   }
   if (p.size() == 3) {
@@ -277,11 +291,12 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     if (p.size() == 4) {
       if (method == "GET") return respond_list(ops.list_snapshots(name), "snapshots");
       if (method != "POST") return method_not_allowed("GET or POST");
-      if (Status s = check_fields(j, "snapshot", {"name"}); !s.ok()) return bad(s.message());
+      if (Status s = check_fields(j, "snapshot", {"name"}); !s.ok())
+        return bad(request, s.message());
       std::string snap;
       if (j.contains("name")) {
         if (!j["name"].is_string() || !valid_name(j["name"].get<std::string>())) {
-          return bad("snapshot name must be 1-63 of a-z 0-9 -, starting with a letter");
+          return bad(request, "snapshot name must be 1-63 of a-z 0-9 -, starting with a letter");
         }
         snap = j["name"].get<std::string>();
       }
@@ -290,40 +305,41 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     if (p.size() == 5) {
       if (method != "DELETE") return method_not_allowed("DELETE");
       if (!valid_name(p[4]))
-        return refuse(404, "NotFound", fmt::format("no snapshot named {}", shown(p[4])));
+        return refuse(request, 404, "NotFound", fmt::format("no snapshot named {}", shown(p[4])));
       return respond_deleted(ops.delete_snapshot(name, p[4]), p[4]);
     }
   }
-  if (p.size() != 4) return refuse(404, "NotFound", fmt::format("no resource {}", shown(path)));
+  if (p.size() != 4)
+    return refuse(request, 404, "NotFound", fmt::format("no resource {}", shown(path)));
   static const std::set<std::string> kVerbs = {"start",  "stop",   "restart", "pause",
                                                "resume", "resize", "restore"};
   if (kVerbs.count(verb) == 0) {
     return refuse(
-        404, "NotFound",
+        request, 404, "NotFound",
         fmt::format(
             "no action {} (start, stop, restart, pause, resume, resize, restore, snapshots)",
             shown(verb)));
   }
   if (method != "POST") return method_not_allowed("POST");
   if (verb == "start" || verb == "pause" || verb == "resume") {
-    if (Status s = check_fields(j, verb.c_str(), {}); !s.ok()) return bad(s.message());
+    if (Status s = check_fields(j, verb.c_str(), {}); !s.ok()) return bad(request, s.message());
     if (verb == "start") return respond(ops.start_vm(name));
     if (verb == "pause") return respond(ops.pause_vm(name));
     return respond(ops.resume_vm(name));
   }
   if (verb == "stop" || verb == "restart") {
     if (Status s = check_fields(j, verb.c_str(), {"force", "timeout_s"}); !s.ok())
-      return bad(s.message());
+      return bad(request, s.message());
     bool force = false;
     unsigned timeout = 30;
     if (j.contains("force")) {
       auto b = get_bool(j, "force");
-      if (!b.ok()) return bad(b.message());
+      if (!b.ok()) return bad(request, b.message());
       force = *b;
     }
     if (j.contains("timeout_s")) {
       auto n = get_uint(j, "timeout_s", 0, 3600, "seconds");
-      if (!n.ok()) return bad(n.message());
+      if (!n.ok()) return bad(request, n.message());
       timeout = static_cast<unsigned>(*n);
     }
     if (verb == "stop") return respond_stop(ops.stop_vm(name, force, timeout));
@@ -331,32 +347,33 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
   }
   if (verb == "resize") {
     if (Status s = check_fields(j, "resize", {"cpus", "memory_mib", "disk_mib"}); !s.ok())
-      return bad(s.message());
+      return bad(request, s.message());
     ResizeRequest r;
     if (j.contains("cpus")) {
       auto n = get_uint(j, "cpus", 1, kMaxCpus, "vCPUs");
-      if (!n.ok()) return bad(n.message());
+      if (!n.ok()) return bad(request, n.message());
       r.cpus = static_cast<unsigned>(*n);
     }
     if (j.contains("memory_mib")) {
       auto n = get_uint(j, "memory_mib", kMinMemory, kMaxMemory, "MiB");
-      if (!n.ok()) return bad(n.message());
+      if (!n.ok()) return bad(request, n.message());
       r.memory_mib = *n;
     }
     if (j.contains("disk_mib")) {
       auto n = get_uint(j, "disk_mib", 1, kMaxDisk, "MiB");
-      if (!n.ok()) return bad(n.message());
+      if (!n.ok()) return bad(request, n.message());
       r.disk_mib = *n;
     }
     if (!r.cpus && !r.memory_mib && !r.disk_mib)
-      return bad("resize needs at least one of cpus, memory_mib, disk_mib");
+      return bad(request, "resize needs at least one of cpus, memory_mib, disk_mib");
     return respond(ops.resize_vm(name, r));
   }
   // restore
-  if (Status s = check_fields(j, "restore", {"snapshot"}); !s.ok()) return bad(s.message());
+  if (Status s = check_fields(j, "restore", {"snapshot"}); !s.ok())
+    return bad(request, s.message());
   if (!j.contains("snapshot") || !j["snapshot"].is_string() ||
       !valid_name(j["snapshot"].get<std::string>())) {
-    return bad("restore needs \"snapshot\": the name of one of the VM's snapshots");
+    return bad(request, "restore needs \"snapshot\": the name of one of the VM's snapshots");
   }
   return respond(ops.restore_snapshot(name, j["snapshot"].get<std::string>()));
 }

@@ -4,7 +4,10 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <spdlog/sinks/ostream_sink.h>
 #include <sys/socket.h>
+
+#include <sstream>
 
 #include "host/daemon_test_fixture.h"
 #include "host/host_json.h"
@@ -290,6 +293,41 @@ TEST_F(DaemonTest, SnapshotsPauseCopyAndRestore) {
   EXPECT_FALSE(std::filesystem::exists(dir));
   EXPECT_EQ(daemon->delete_snapshot("web1", "s1").code(), Code::kNotFound);
   EXPECT_EQ(daemon->list_snapshots("web1")->size(), 1u);
+}
+
+// Records what nimbusd logs while it lives.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
+    logger->set_level(spdlog::level::debug);
+    logger->set_pattern("%l %v");
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+TEST_F(DaemonTest, RefusalsStateChangesAndFailedStepsAreLoggedWithTheirVm) {
+  LogCapture log;
+  create("web1");
+  EXPECT_FALSE(daemon->start_vm("web1").ok());
+  fake->pause_error = Status::unavailable("the VMM does not answer");
+  EXPECT_FALSE(daemon->pause_vm("web1").ok());
+  ASSERT_TRUE(daemon->stop_vm("web1", true, 0).ok());
+  const std::string text = log.text();
+  for (const char* line :
+       {"info vm web1: created", "info vm web1: creating -> starting (desired running",
+        "warning vm web1: start refused (Conflict): VM 'web1' is already starting",
+        "error vm web1: pause failed (Internal): pausing VM 'web1': the VMM does not answer",
+        "info vm web1: starting -> stopping", "info vm web1: stopping -> stopped"}) {
+    EXPECT_TRUE(contains(text, line)) << line << " not in:\n" << text;
+  }
 }
 
 }  // namespace
