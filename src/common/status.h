@@ -43,7 +43,7 @@ constexpr std::string_view code_name(Code code) {
   return "Unknown";
 }
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {
@@ -78,7 +78,7 @@ class Status {
 
 // Either a value or an error.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}       // NOLINT: implicit by design
   Result(Status error) : v_(std::move(error)) {}  // NOLINT

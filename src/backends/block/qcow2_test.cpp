@@ -163,10 +163,10 @@ TEST_F(Qcow2Test, PartialClusterCopyOnWriteFromBackingLeavesBaseUnchanged) {
 TEST_F(Qcow2Test, ChainOfThreeAndBackingShorterThanOverlay) {
   ASSERT_TRUE(create_qcow2(path("base.qcow2"), 1 << 20).ok());
   auto data = pattern(4096, 1);
-  open(path("base.qcow2"))->write(0, data.data(), data.size());
+  ASSERT_TRUE(open(path("base.qcow2"))->write(0, data.data(), data.size()).ok());
   ASSERT_TRUE(create_qcow2(path("mid.qcow2"), 0, 65536, "base.qcow2").ok());
   auto more = pattern(4096, 2);
-  open(path("mid.qcow2"))->write(8192, more.data(), more.size());
+  ASSERT_TRUE(open(path("mid.qcow2"))->write(8192, more.data(), more.size()).ok());
   ASSERT_TRUE(create_qcow2(path("top.qcow2"), 4 << 20, 4096, path("mid.qcow2"), "qcow2").ok());
   auto top = open(path("top.qcow2"));
   ASSERT_TRUE(top);

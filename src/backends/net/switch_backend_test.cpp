@@ -429,10 +429,14 @@ int run_port(const std::string& path, int cmd, int status, int frames) {
     (void)!write(status, msg.data(), msg.size());
     return 101;
   }
-  (*sw)->start([frames](const uint8_t* f, size_t n) {
-    (void)!write(frames, f, n);
-    return true;
-  });
+  if (!(*sw)
+           ->start([frames](const uint8_t* f, size_t n) {
+             (void)!write(frames, f, n);
+             return true;
+           })
+           .ok()) {
+    return 102;
+  }
   std::string ready = "R" + (*sw)->endpoint_path() + "\n";
   (void)!write(status, ready.data(), ready.size());
   char c;

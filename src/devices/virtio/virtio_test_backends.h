@@ -65,7 +65,10 @@ class FakeNet : public backends::NetBackend {
       held.erase(held.begin());
     }
   }
-  void stop() override { stopped = true; }
+  void stop() override {
+    stopped = true;
+    if (stopped_out) *stopped_out = true;
+  }
   // From the "backend thread" (the test): true if the device took it.
   bool inject(std::vector<uint8_t> f) {
     std::lock_guard<std::mutex> lock(mu);
@@ -87,6 +90,7 @@ class FakeNet : public backends::NetBackend {
   std::vector<std::vector<uint8_t>> sent, held;
   std::atomic<int> resumes{0};
   bool stopped = false;
+  bool* stopped_out = nullptr;  // set by stop(): outlives the backend (tests of the owner)
 };
 
 }  // namespace nimbus::devices::testing
