@@ -144,6 +144,12 @@ std::unique_ptr<ExecutionEngine> make_engine(EngineKind kind);
 void set_jit_hot_threshold(unsigned entries);
 unsigned jit_hot_threshold();
 
+// A FENCE.I for every hart at once (the SBI's remote FENCE.I; the machine calls this, the
+// JIT's chain epoch stays the cpu's own): every hart sees code written before the call by
+// the next block it enters. Compiled code's chained jumps are dropped (they are made again
+// once the target's bytes are checked); blocks entered otherwise are checked anyway.
+void fence_i_all_harts();
+
 class Hart {
  public:
   Hart(mem::Bus& bus, uint64_t hartid);

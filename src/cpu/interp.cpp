@@ -1367,6 +1367,8 @@ namespace {
 std::atomic<unsigned> g_jit_hot_threshold{16};
 }  // namespace
 
+void fence_i_all_harts() { jit::invalidate_chains(); }
+
 void set_jit_hot_threshold(unsigned entries) { g_jit_hot_threshold.store(entries < 1 ? 1 : entries); }
 unsigned jit_hot_threshold() { return g_jit_hot_threshold.load(); }
 

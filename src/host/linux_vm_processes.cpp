@@ -12,7 +12,7 @@
 
 #include "host/proc_info.h"
 #include "host/recovery.h"
-#include "host/sandbox.h"
+#include "sandbox/sandbox.h"
 #include "host/vm_launcher.h"
 #include "host/vmm_link.h"
 #include "host/vmm_pidfile.h"
@@ -83,7 +83,7 @@ Result<SpawnedVmm> LinuxVmProcesses::spawn(const VmRecord& vm, const std::string
                "none",        "--console-sock", p.console_sock, "--console-log",
                p.console_log, "--id",           vm.name,        "--exit-on-stop",
                "--exit-file", p.exit_file};
-  if (options_.sandbox && seccomp_supported()) spec.args.push_back("--sandbox");
+  if (options_.sandbox && sandbox::seccomp_supported()) spec.args.push_back("--sandbox");
   if (snapshot_file.empty()) {
     spec.args.insert(spec.args.end(), {"--config", p.config});
   } else {

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <string>
 
-#include "cli/signal_stopper.h"
+#include "common/signal_stopper.h"
 #include "common/log.h"
 #include "common/size.h"
 #include "host/daemon.h"
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   std::mutex mu;
   std::condition_variable cv;
   bool stop = false;
-  nimbus::cli::SignalStopper signals([&] {
+  nimbus::SignalStopper signals([&] {
     std::lock_guard<std::mutex> lock(mu);
     stop = true;
     cv.notify_all();

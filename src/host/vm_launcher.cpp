@@ -17,7 +17,7 @@
 #include <fmt/format.h>
 
 #include "host/cgroup.h"
-#include "host/sandbox.h"
+#include "sandbox/sandbox.h"
 #include "host/vmm_pidfile.h"
 
 namespace nimbus::host {
@@ -160,7 +160,7 @@ Result<pid_t> spawn_vmm(const SpawnSpec& spec) {
     // Sockets and files the VMM creates are shared with its group (the host switch).
     umask(007);
     if (spec.drop_privileges) {
-      if (int err = drop_privileges_in_child(spec.uid, spec.gid); err != 0) child_fail(2, "dropping privileges", err);
+      if (int err = sandbox::drop_privileges_in_child(spec.uid, spec.gid); err != 0) child_fail(2, "dropping privileges", err);
     } else {
       prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     }

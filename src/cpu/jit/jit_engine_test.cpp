@@ -194,9 +194,10 @@ TEST(JitEngine, FenceIReachesChainedBlocks) {
   }
 }
 
-// The SBI's remote FENCE.I (jit::invalidate_chains) reaches chained code too: code
-// rewritten by someone else (here the host) between two runs, then fenced, is seen
-// by the next run even in blocks only ever entered through chained exits.
+// The SBI's remote FENCE.I (cpu::fence_i_all_harts, what the machine calls) reaches
+// chained code too: code rewritten by someone else (here the host) between two runs,
+// then fenced, is seen by the next run even in blocks only ever entered through chained
+// exits.
 TEST(JitEngine, RemoteFenceIReachesChainedBlocks) {
   ThresholdOne t;
   const std::vector<uint32_t> prog = {
@@ -212,7 +213,7 @@ TEST(JitEngine, RemoteFenceIReachesChainedBlocks) {
     expect_same(jit.hart, ref.hart, "before the rewrite", call++);
   }
   for (Machine* m : {&jit, &ref}) m->put(8, {0x06450513});
-  jit::invalidate_chains();
+  fence_i_all_harts();
   for (uint64_t n : {1000, 7, 3000}) {
     ASSERT_EQ(jit.hart.run(n), ref.hart.run(n));
     expect_same(jit.hart, ref.hart, "after the rewrite", call++);

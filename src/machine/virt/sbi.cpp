@@ -1,6 +1,6 @@
 #include "machine/virt/sbi.h"
 
-#include "cpu/jit/compiler.h"
+#include "cpu/hart.h"
 
 namespace nimbus::machine::virt {
 
@@ -98,12 +98,11 @@ void sbi_call(cpu::Hart& h, SbiPlatform& p) {
       if (fid == 0) r = {for_each_hart(p, a0, a1, [&](unsigned t) { p.send_ipi(t); })};
       break;
     case kExtRfence:
-      // A remote FENCE.I drops the JIT's chained jumps (of every hart: they are re-made
-      // after the code is checked again; blocks entered otherwise are checked against
-      // memory anyway). SFENCE.VMA drops the range (fid 1) or the range of one ASID (fid 2).
+      // A remote FENCE.I is one for every hart (cpu::fence_i_all_harts). SFENCE.VMA drops
+      // the range (fid 1) or the range of one ASID (fid 2).
       if (fid == 0) {
         r = {for_each_hart(p, a0, a1, [](unsigned) {})};
-        if (r.error == kSbiSuccess) cpu::jit::invalidate_chains();
+        if (r.error == kSbiSuccess) cpu::fence_i_all_harts();
       } else if (fid == 1 || fid == 2) {
         const SfenceRequest what{a2, h.x[13], fid == 2, h.x[14]};
         r = {for_each_hart(p, a0, a1, [&](unsigned t) { p.remote_sfence(self, t, what); })};

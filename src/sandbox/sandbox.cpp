@@ -1,4 +1,4 @@
-#include "host/sandbox.h"
+#include "sandbox/sandbox.h"
 
 #include <errno.h>
 #include <fmt/format.h>
@@ -16,7 +16,7 @@
 #include <cstring>
 #include <memory>
 
-namespace nimbus::host {
+namespace nimbus::sandbox {
 
 namespace {
 
@@ -181,4 +181,4 @@ Status install_vmm_seccomp_filter() {
   return {};
 }
 
-}  // namespace nimbus::host
+}  // namespace nimbus::sandbox

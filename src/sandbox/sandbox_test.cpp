@@ -1,4 +1,4 @@
-#include "host/sandbox.h"
+#include "sandbox/sandbox.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -26,7 +26,7 @@
 
 #include "backends/net/switch_backend.h"
 
-namespace nimbus::host {
+namespace nimbus::sandbox {
 namespace {
 
 // Runs `body` in a forked child and returns its exit status (the body returns 0 for
@@ -254,4 +254,4 @@ TEST(Sandbox, SupportIsReported) {
 }
 
 }  // namespace
-}  // namespace nimbus::host
+}  // namespace nimbus::sandbox
