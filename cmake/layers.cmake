@@ -19,8 +19,10 @@ set(NIMBUS_LAYER_USES_vmm machine sandbox)   # one VM process: the API and its m
 # nimbusd: never the emulator (cpu, devices, machine). It creates and resizes disk images
 # and switch directories (backends) and writes the VMM's configuration file.
 # TEMPORARY (issue 15 item 4): `vmm` until the configuration types live in src/config;
-# then `host` uses `backends sandbox` only.
+# then `host` uses `backends sandbox` only, and NIMBUS_LAYER_EXEMPT_host goes.
 set(NIMBUS_LAYER_USES_host backends sandbox vmm)
+set(NIMBUS_LAYER_NEVER_host cpu devices machine)  # checked by nimbus_check_layer_table
+set(NIMBUS_LAYER_EXEMPT_host vmm)
 set(NIMBUS_LAYER_USES_cli vmm host)          # the `nimbus` binary: dispatches to all
 
 # Folders that belong to their layer alone: no other layer includes them.
@@ -37,7 +39,9 @@ function(nimbus_layer_closure layer out)
   set(${out} ${result} PARENT_SCOPE)
 endfunction()
 
-# Every layer uses only layers listed before it (so the table has no cycle).
+# Every layer uses only layers listed before it (so the table has no cycle), and none
+# reaches a layer of its NIMBUS_LAYER_NEVER_ list (through its uses other than the
+# NIMBUS_LAYER_EXEMPT_ ones).
 function(nimbus_check_layer_table)
   set(seen "")
   foreach(layer IN LISTS NIMBUS_LAYERS)
@@ -47,5 +51,17 @@ function(nimbus_check_layer_table)
       endif()
     endforeach()
     list(APPEND seen ${layer})
+    set(reached "")
+    foreach(used IN LISTS NIMBUS_LAYER_USES_${layer})
+      if(NOT used IN_LIST NIMBUS_LAYER_EXEMPT_${layer})
+        nimbus_layer_closure(${used} sub)
+        list(APPEND reached ${sub})
+      endif()
+    endforeach()
+    foreach(never IN LISTS NIMBUS_LAYER_NEVER_${layer})
+      if(never IN_LIST reached)
+        message(FATAL_ERROR "cmake/layers.cmake: ${layer} must never reach ${never}, but does")
+      endif()
+    endforeach()
   endforeach()
 endfunction()

@@ -12,10 +12,10 @@
 
 #include "host/proc_info.h"
 #include "host/recovery.h"
-#include "sandbox/sandbox.h"
 #include "host/vm_launcher.h"
 #include "host/vmm_link.h"
 #include "host/vmm_pidfile.h"
+#include "sandbox/sandbox.h"
 
 namespace nimbus::host {
 namespace fs = std::filesystem;

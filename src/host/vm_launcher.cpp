@@ -17,8 +17,8 @@
 #include <fmt/format.h>
 
 #include "host/cgroup.h"
-#include "sandbox/sandbox.h"
 #include "host/vmm_pidfile.h"
+#include "sandbox/sandbox.h"
 
 namespace nimbus::host {
 
