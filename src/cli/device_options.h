@@ -1,27 +1,15 @@
-// Parsing of `nimbus run`'s device flags:
-//   --disk PATH[,format=raw|qcow2][,readonly]
-//   --net SPEC[,mac=52:54:00:12:34:56]   (SPEC as backends::open_net takes it)
+// The help texts of the device flags `nimbus run` and `nimbus vmm` share; the flags
+// themselves are parsed by config/device_flags.h, for both commands.
 #pragma once
-
-#include <array>
-#include <cstdint>
-#include <string>
-
-#include "backends/block/block_backend.h"
-#include "common/mac.h"
-#include "common/status.h"
 
 namespace nimbus::cli {
 
-Result<backends::DiskOptions> parse_disk_option(const std::string& text);
-
-struct NetOption {
-  std::string spec;  // what open_net parses (without mac=)
-  std::array<uint8_t, 6> mac{};
-  bool mac_given = false;
-};
-Result<NetOption> parse_net_option(const std::string& text);
-
-using ::nimbus::parse_mac;
+inline constexpr const char* kDiskFlagHelp =
+    "A virtio disk: PATH[,format=raw|qcow2][,readonly] (repeatable: vda, vdb, ...). "
+    "With the bundled kernel and no --initrd, the first disk is the root file system";
+inline constexpr const char* kNetFlagHelp =
+    "A virtio network card (repeatable): "
+    "user[,hostfwd=tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,net=ADDR/PREFIX] "
+    "or switch,path=SOCKET; add mac=52:54:00:xx:xx:xx to choose its MAC";
 
 }  // namespace nimbus::cli

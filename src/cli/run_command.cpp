@@ -6,38 +6,22 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 
-
-#include <atomic>
-#include <thread>
-
-#include "backends/console/stdio_console.h"
 #include "cli/device_options.h"
-#include "cli/signal_stopper.h"
 #include "common/size.h"
 #include "cpu/hart.h"
 #include "machine/bare_machine.h"
-#include "machine/virt/boot_image.h"
 #include "machine/virt/memory_map.h"
-#include "machine/virt/virt_machine.h"
-#include "vmm/vm_config.h"
+#include "vmm/vmm_main.h"
 
 namespace nimbus::cli {
 
 namespace {
 // Exit statuses of `nimbus run`.
-constexpr int kExitPoweroff = 0;
-constexpr int kExitGuestFailure = 1;
+// (The Linux machine's statuses are vmm::run_console_vm's: 0 poweroff, 1 guest failure,
+// 3 reboot with --no-reboot, 4 Ctrl-A X, 128+N signal N.)
 constexpr int kExitUsage = 2;
-constexpr int kExitReboot = 3;  // the guest rebooted and --no-reboot was given
-constexpr int kExitQuit = 4;    // the user quit from the console (Ctrl-A X)
-// Stopped by SIGINT, SIGTERM or SIGHUP: 128 + the signal, as shells report it.
 constexpr int kExitInsnLimit = 124;
-
-constexpr const char* kDefaultAppend = "console=ttyS0 earlycon=sbi";
-// The bundled kernel booting the first --disk as its root file system.
-constexpr const char* kDiskRootAppend = "console=ttyS0 earlycon=sbi root=/dev/vda rw";
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "nimbus: %s\n", message.c_str());
@@ -86,6 +70,7 @@ int run_bare(const RunOptions& o, uint64_t ram) {
   return 1;
 }
 
+// The Linux machine: the VMM with the console on stdio and no API socket.
 int run_linux(const RunOptions& o, uint64_t ram) {
   if (o.cpus < 1 || o.cpus > machine::virt::kMaxHarts) {
     return fail(fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
@@ -95,82 +80,24 @@ int run_linux(const RunOptions& o, uint64_t ram) {
     return fail(
         "--trace, --signature, --max-insns and --check-reference work with --bare programs only");
   }
-  machine::virt::VirtConfig config;
-  config.harts = o.cpus;
-  config.ram_size = ram;
-  config.boot.firmware = o.firmware;
-  for (const std::string& d : o.disks) {
-    auto disk = parse_disk_option(d);
-    if (!disk.ok()) return fail(disk.message());
-    config.disks.push_back(*disk);
-  }
-  for (const std::string& n : o.nets) {
-    auto net = parse_net_option(n);
-    if (!net.ok()) return fail(net.message());
-    config.nics.push_back({net->spec, net->mac_given ? net->mac : random_mac()});
-  }
-  config.rng = !o.no_rng;
-  config.virtio_console = o.virtio_console;
-  bool disk_root = false;
-  if (o.kernel.empty()) {
-    // The bundled guest: our kernel, with the initramfs -- or, given a disk and no
-    // initrd, the first disk as root (images/rootfs.ext4 is that system on ext4).
-    const std::string dir = vmm::bundled_images_dir();
-    config.boot.kernel = dir + "/Image";
-    disk_root = !config.disks.empty() && o.initrd.empty();
-    config.boot.initrd = !o.initrd.empty() ? o.initrd : disk_root ? "" : dir + "/initramfs.cpio.gz";
-  } else {
-    // A user's kernel gets no initrd unless asked: it may carry its own initramfs.
-    config.boot.kernel = o.kernel;
-    config.boot.initrd = o.initrd;
-  }
-  config.bootargs = o.append_given ? o.append : disk_root ? kDiskRootAppend : kDefaultAppend;
-  // Bad boot files (/dev/zero, a FIFO, too large, a truncated Image) are refused here,
-  // before a machine is built; the loader checks again what it opens.
-  if (Status s = machine::virt::check_boot_files(config.boot, ram); !s.ok()) return fail(s.message());
-
-  std::atomic<machine::virt::VirtMachine*> running{nullptr};
-  SignalStopper signals([&running] {
-    if (machine::virt::VirtMachine* m = running.load()) m->stop(machine::virt::ExitReason::kQuit);
-  });
-  for (;;) {
-    machine::virt::VirtMachine* current = nullptr;
-    backends::StdioConsole console(
-        [&current](uint8_t c) {
-          if (current != nullptr) current->console_input(c);
-        },
-        [&current] {
-          if (current != nullptr) current->stop(machine::virt::ExitReason::kQuit);
-        });
-    auto machine = machine::virt::VirtMachine::create(
-        config, [&console](const uint8_t* data, size_t len) { console.write(data, len); });
-    if (!machine.ok()) return fail(machine.message());
-    current = machine->get();
-    running = current;
-    if (signals.signal() != 0) current->stop(machine::virt::ExitReason::kQuit);
-    console.start();
-    const machine::virt::ExitReason reason = current->run();
-    const uint32_t code = current->failure_code();
-    running = nullptr;
-    current = nullptr;
-    if (signals.signal() != 0) {
-      std::fprintf(stderr, "\r\nnimbus: stopped by signal %d\r\n", signals.signal());
-      return 128 + signals.signal();
-    }
-    switch (reason) {
-      case machine::virt::ExitReason::kPoweroff:
-        return kExitPoweroff;
-      case machine::virt::ExitReason::kReboot:
-        if (o.no_reboot) return kExitReboot;
-        continue;  // a fresh machine from the same files
-      case machine::virt::ExitReason::kFailure:
-        std::fprintf(stderr, "\r\nnimbus: the guest reported a failure (code %u)\r\n", code);
-        return kExitGuestFailure;
-      case machine::virt::ExitReason::kQuit:
-      case machine::virt::ExitReason::kRunning:
-        return kExitQuit;
-    }
-  }
+  // The VM's configuration counts memory in MiB.
+  if (ram % (1ull << 20) != 0) return fail(fmt::format("--memory {}: a whole number of MiB", o.memory));
+  vmm::ConsoleVmOptions vm;
+  vm.config.vcpus = o.cpus;
+  vm.config.mem_mib = ram >> 20;
+  vmm::MachineFlags flags;
+  flags.kernel = o.kernel;
+  flags.initrd = o.initrd;
+  flags.firmware = o.firmware;
+  flags.append = o.append;
+  flags.disks = o.disks;
+  flags.nets = o.nets;
+  flags.no_rng = o.no_rng;
+  bool configured = false;
+  if (Status s = vmm::apply_machine_flags(flags, vm.config, configured); !s.ok()) return fail(s.message());
+  vm.virtio_console_file = o.virtio_console;
+  vm.no_reboot = o.no_reboot;
+  return vmm::run_console_vm(vm);
 }
 
 }  // namespace
@@ -185,12 +112,8 @@ void add_run_command(CLI::App& app, RunOptions& o) {
                   "Boot through this M-mode firmware (e.g. OpenSBI's fw_jump.elf) instead of the built-in SBI");
   run->add_option("-c,--cpus", o.cpus, "Number of harts (1-8)")->capture_default_str();
   run->add_option("-m,--memory", o.memory, "Guest RAM size, e.g. 256M or 2G")->capture_default_str();
-  run->add_option("--disk", o.disks,
-                  "A virtio disk: PATH[,format=raw|qcow2][,readonly] (repeatable: vda, vdb, ...). "
-                  "With the bundled kernel and no --initrd, the first disk is the root file system");
-  run->add_option("--net", o.nets,
-                  "A virtio network card (repeatable): user[,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]... "
-                  "or switch,path=SOCKET; add mac=52:54:00:xx:xx:xx to choose its MAC");
+  run->add_option("--disk", o.disks, kDiskFlagHelp);
+  run->add_option("--net", o.nets, kNetFlagHelp);
   run->add_flag("--no-rng", o.no_rng, "No virtio entropy device");
   run->add_option("--virtio-console", o.virtio_console,
                   "A second console (virtio-console; /dev/hvc1 in the bundled guest, whose hvc0 is the SBI console) whose output is appended to this file");

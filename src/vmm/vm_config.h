@@ -6,7 +6,7 @@
 //                      "boot_args": "...", "firmware_path": "..." },
 //     "drives": [ { "drive_id": "rootfs", "path_on_host": "disk.qcow2",
 //                   "is_root_device": true, "is_read_only": false, "format": "auto" } ],
-//     "network-interfaces": [ { "iface_id": "eth0", "mode": "user",
+//     "network-interfaces": [ { "iface_id": "eth0", "mode": "user",   (config/device_json.h)
 //         "host_forwards": [ { "protocol": "tcp", "host_address": "127.0.0.1",
 //                              "host_port": 8080, "guest_port": 80 } ],
 //         "guest_mac": "52:54:00:12:34:56" } ],
@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "config/device_json.h"
 #include "machine/virt/virt_machine.h"
 
 namespace nimbus::vmm {
@@ -32,29 +33,10 @@ using nlohmann::json;
 constexpr uint64_t kMinMemMib = 16;
 constexpr uint64_t kMaxMemMib = 64 * 1024;
 
-struct HostForward {
-  std::string protocol = "tcp";  // tcp or udp
-  std::string host_address;      // empty: every address
-  uint16_t host_port = 0;
-  std::string guest_address;     // empty: the guest's DHCP address
-  uint16_t guest_port = 0;
-};
-
-struct NetConfig {
-  std::string id;
-  std::string mode = "user";  // user (libslirp NAT) or switch (a host switch directory)
-  std::vector<HostForward> forwards;
-  std::string switch_path;
-  std::string mac;  // empty: a random 52:54:00 address chosen at configuration time
-};
-
-struct DriveConfig {
-  std::string id;
-  std::string path;
-  bool root = false;
-  bool read_only = false;
-  std::string format = "auto";  // auto, raw or qcow2
-};
+// Disks and NICs are the typed configuration of src/config, shared with nimbusd.
+using HostForward = config::PortForward;
+using NetConfig = config::NicSpec;
+using DriveConfig = config::DiskSpec;
 
 struct VmConfig {
   unsigned vcpus = 1;
@@ -81,7 +63,7 @@ Result<VmConfig> parse_vm_config(const json& j);
 json to_json(const VmConfig& config);
 
 // Ids: 1-64 characters of [A-Za-z0-9_.-].
-bool valid_id(const std::string& id);
+using config::valid_id;
 
 // Checks that can only be made against the host (files exist, MACs are unique, the board
 // has enough slots) and builds the machine's configuration. `images_dir` holds the

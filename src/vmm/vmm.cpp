@@ -13,6 +13,7 @@
 #include "devices/virtio/net/virtio_net.h"
 #include "machine/snapshot/snapshot_file.h"
 #include "vmm/config_edits.h"
+#include "vmm/machine_backends.h"
 
 namespace nimbus::vmm {
 
@@ -142,7 +143,7 @@ void Vmm::reap() {
     const ExitReason reason = machine_->wait();
     const uint32_t code = machine_->failure_code();
     machine_.reset();
-    const bool reboot = reason == ExitReason::kReboot && !hard_stop_;
+    const bool reboot = reason == ExitReason::kReboot && !hard_stop_ && !options_.no_reboot;
     last_stop_ = hard_stop_ ? "stopped" : exit_name(reason);
     if (reason == ExitReason::kFailure) last_stop_ += fmt::format(" (code {})", code);
     hard_stop_ = false;
@@ -172,9 +173,21 @@ Result<machine::virt::VirtConfig> Vmm::machine_config_locked(bool restoring) {
   auto vc = to_virt_config(config_, options_.images_dir);
   if (!vc.ok()) return unusable(vc.status());
   vc->restoring = restoring;
-  // The guest agent's channel: a virtio console whose output we read.
-  vc->virtio_console_sink = [this](const uint8_t* data, size_t len) { on_agent_output(data, len); };
   return vc;
+}
+
+Result<machine::virt::VirtBackends> Vmm::backends_locked() {
+  auto b = open_backends(config_);
+  if (!b.ok()) return unusable(b.status());
+  if (!options_.virtio_console_file.empty()) {
+    auto sink = open_console_file(options_.virtio_console_file);
+    if (!sink.ok()) return unusable(sink.status());
+    b->virtio_console = std::move(*sink);
+  } else if (options_.agent_channel) {
+    // The guest agent's channel: a virtio console whose output we read.
+    b->virtio_console = [this](const uint8_t* data, size_t len) { on_agent_output(data, len); };
+  }
+  return b;
 }
 
 Status Vmm::start_locked() {
@@ -183,8 +196,13 @@ Status Vmm::start_locked() {
     spdlog::error("vm {}: start failed: {}", options_.id, vc.message());
     return vc.status();
   }
-  auto m = VirtMachine::create(
-      *vc, [this](const uint8_t* data, size_t len) { console_.write(data, len); });
+  auto backends = backends_locked();
+  if (!backends.ok()) {
+    spdlog::error("vm {}: start failed: {}", options_.id, backends.message());
+    return backends.status();
+  }
+  auto m = VirtMachine::create(*vc, std::move(*backends),
+                               [this](const uint8_t* data, size_t len) { console_.write(data, len); });
   if (!m.ok()) {
     spdlog::error("vm {}: start failed: {}", options_.id, m.message());
     return unusable(m.status());
@@ -543,8 +561,10 @@ Result<SnapshotLoaded> Vmm::snapshot_load_locked(const std::string& path, bool r
   };
   auto vc = machine_config_locked(true);
   if (!vc.ok()) return fail(fmt::format("snapshot '{}': {}", path, vc.message()));
-  auto m = VirtMachine::create(
-      *vc, [this](const uint8_t* data, size_t len) { console_.write(data, len); });
+  auto backends = backends_locked();
+  if (!backends.ok()) return fail(fmt::format("snapshot '{}': {}", path, backends.message()));
+  auto m = VirtMachine::create(*vc, std::move(*backends),
+                               [this](const uint8_t* data, size_t len) { console_.write(data, len); });
   if (!m.ok()) return fail(fmt::format("snapshot '{}': {}", path, m.message()));
   machine_ = std::move(*m);
   if (Status s = (*file)->read_ram(machine_->guest_ram()); !s.ok()) return fail(s.message());

@@ -36,6 +36,11 @@ struct VmmOptions {
   std::string id = "nimbus-vm";
   std::string images_dir;     // the bundled Image and initramfs
   bool exit_on_stop = false;  // run() returns when the guest stops (else it waits for more)
+  bool no_reboot = false;     // a guest reboot stops the VM (last_stop "reboot") instead of booting it again
+  // The virtio console: the guest agent's channel (nimbus vmm), or appended to this file
+  // (nimbus run --virtio-console), or none.
+  bool agent_channel = true;
+  std::string virtio_console_file;
 };
 
 class Vmm : public VmmControl {
@@ -81,6 +86,8 @@ class Vmm : public VmmControl {
   // A refusal (logged) when the VM is not in one of the states the step needs.
   Status refuse_locked(const std::string& step, std::string why);
   Result<machine::virt::VirtConfig> machine_config_locked(bool restoring);
+  // The devices' host side, opened for a new machine (the machine opens no file itself).
+  Result<machine::virt::VirtBackends> backends_locked();
   Status start_locked();
   Result<SnapshotLoaded> snapshot_load_locked(const std::string& path, bool resume);
   void watch_machine_locked();

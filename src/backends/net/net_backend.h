@@ -6,12 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "common/status.h"
+#include "config/devices.h"
 
 namespace nimbus::backends {
 
@@ -34,44 +33,19 @@ class NetBackend {
   virtual void stop() = 0;
 };
 
-// Parses a --net value and creates the backend:
-//   user[,hostfwd=tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,net=10.0.2.0/24]
-//   switch,path=SOCKET   a host-local switch shared by the VMs given the same SOCKET
-// hostfwd also takes udp:. HOSTADDR defaults to 127.0.0.1 (QEMU's default is 0.0.0.0,
-// which would expose the guest's services to the whole network; ask for it explicitly),
-// GUESTADDR to the address DHCP hands out (.15 of the user network).
-// SOCKET names the switch: its endpoints live in the directory SOCKET.d (created on first
-// use); see switch_backend.h.
-Result<std::unique_ptr<NetBackend>> open_net(const std::string& spec);
-
-// IPv4 addresses below are in host byte order (10.0.2.2 is 0x0a000202).
-struct HostForward {
-  bool udp = false;
-  uint32_t host_addr = 0;
-  uint16_t host_port = 0;
-  uint32_t guest_addr = 0;
-  uint16_t guest_port = 0;
-};
-
 // `user`: user-mode networking (libslirp). Within the network: the gateway/host is .2,
-// the DNS forwarder .3, DHCP hands out from .15.
+// the DNS forwarder .3, DHCP hands out from .15. IPv4 addresses in host byte order.
 struct UserNetOptions {
   uint32_t network = 0x0a000200;  // 10.0.2.0
   int prefix_len = 24;
-  std::vector<HostForward> forwards;
+  // Empty addresses take their defaults (config/devices.h: host 127.0.0.1, guest .15).
+  std::vector<config::PortForward> forwards;
 };
 
-// `switch`: a host-local switch shared by the VMs given the same path.
-struct SwitchNetOptions {
-  std::string path;
-};
-
-using NetSpec = std::variant<UserNetOptions, SwitchNetOptions>;
-
-// The parsing half of open_net: strict, every error names the offending part.
-Result<NetSpec> parse_net_spec(const std::string& spec);
-
-// "10.0.2.15" for 0x0a00020f.
-std::string format_ipv4(uint32_t addr);
+// Creates the backend of a NIC (parsed and checked at the edge, config/device_flags.h or
+// config/device_json.h): user-mode networking, or a host-local switch shared by the VMs
+// given the same switch_path (its endpoints live in the directory PATH.d, created on first
+// use; see switch_backend.h). The forwards are checked again against the network.
+Result<std::unique_ptr<NetBackend>> open_net(const config::NicSpec& nic);
 
 }  // namespace nimbus::backends

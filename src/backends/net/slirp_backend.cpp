@@ -93,14 +93,17 @@ Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(const UserNetOptions&
   backend->slirp_ = slirp_new(&cfg, &callbacks, backend.get());
   if (backend->slirp_ == nullptr) return Status::error("user network: libslirp failed to start");
 
-  for (const HostForward& f : options.forwards) {
+  const config::UserNetwork net{options.network, options.prefix_len};
+  for (const config::PortForward& f : options.forwards) {
+    const bool udp = f.protocol == "udp";
+    const uint32_t host = config::host_ipv4(f);
     errno = 0;
-    int rc = slirp_add_hostfwd(backend->slirp_, f.udp ? 1 : 0, to_in_addr(f.host_addr), f.host_port,
-                               to_in_addr(f.guest_addr), f.guest_port);
+    int rc = slirp_add_hostfwd(backend->slirp_, udp ? 1 : 0, to_in_addr(host), f.host_port,
+                               to_in_addr(config::guest_ipv4(f, net)), f.guest_port);
     if (rc < 0) {
       int err = errno;
-      std::string what = std::string("hostfwd ") + (f.udp ? "udp " : "tcp ") +
-                         format_ipv4(f.host_addr) + ":" + std::to_string(f.host_port);
+      std::string what = std::string("hostfwd ") + (udp ? "udp " : "tcp ") + config::format_ipv4(host) + ":" +
+                         std::to_string(f.host_port);
       std::string why = err == EADDRINUSE ? "address already in use"
                         : err != 0        ? std::strerror(err)
                                           : "cannot listen on it";

@@ -237,7 +237,7 @@ TEST(SlirpBackendTest, QueuedFramesArriveAfterResume) {
 TEST(SlirpBackendTest, TcpHostForwardOpensAConnectionToTheGuest) {
   UserNetOptions options;
   uint16_t port = free_port(SOCK_STREAM);
-  options.forwards.push_back({false, 0x7f000001, port, kGuestIp, 2222});
+  options.forwards.push_back({"tcp", "127.0.0.1", port, config::format_ipv4(kGuestIp), 2222});
   Started s = start_backend(options);
   ASSERT_NE(s.backend, nullptr);
   introduce_guest(s);
@@ -263,7 +263,7 @@ TEST(SlirpBackendTest, TcpHostForwardOpensAConnectionToTheGuest) {
 TEST(SlirpBackendTest, UdpHostForwardDeliversToTheGuest) {
   UserNetOptions options;
   uint16_t port = free_port(SOCK_DGRAM);
-  options.forwards.push_back({true, 0x7f000001, port, kGuestIp, 5353});
+  options.forwards.push_back({"udp", "127.0.0.1", port, config::format_ipv4(kGuestIp), 5353});
   Started s = start_backend(options);
   ASSERT_NE(s.backend, nullptr);
   introduce_guest(s);
@@ -298,7 +298,7 @@ TEST(SlirpBackendTest, PortInUseIsAClearError) {
   uint16_t port = ntohs(a.sin_port);
 
   UserNetOptions options;
-  options.forwards.push_back({false, 0x7f000001, port, kGuestIp, 80});
+  options.forwards.push_back({"tcp", "127.0.0.1", port, config::format_ipv4(kGuestIp), 80});
   auto created = SlirpBackend::create(options);
   ASSERT_FALSE(created.ok());
   EXPECT_EQ(created.message(),

@@ -77,13 +77,14 @@ VirtMachine::~VirtMachine() {
   virtio_devices_.clear();
 }
 
-Result<std::unique_ptr<VirtMachine>> VirtMachine::create(const VirtConfig& config, OutputFn output) {
+Result<std::unique_ptr<VirtMachine>> VirtMachine::create(const VirtConfig& config, VirtBackends backends,
+                                                         OutputFn output) {
   std::unique_ptr<VirtMachine> m(new VirtMachine(config, std::move(output)));
-  if (Status s = m->build(); !s.ok()) return s;
+  if (Status s = m->build(backends); !s.ok()) return s;
   return m;
 }
 
-Status VirtMachine::build() {
+Status VirtMachine::build(VirtBackends& backends) {
   const unsigned n = config_.harts;
   bus_ = std::make_unique<mem::Bus>(kRamBase, config_.ram_size);
   for (unsigned i = 0; i < n; i++) {
@@ -121,7 +122,7 @@ Status VirtMachine::build() {
   bus_->map(kPlic.base, kPlic.size, plic_.get());
   bus_->map(kUart.base, kUart.size, uart_.get());
 
-  if (Status s = add_virtio_devices(); !s.ok()) return s;
+  if (Status s = add_virtio_devices(backends); !s.ok()) return s;
 
   if (config_.restoring) {
     // Registers, CSRs and RAM come from the snapshot; only what is not state is set here.
@@ -181,14 +182,14 @@ Status VirtMachine::build() {
   return {};
 }
 
-Status VirtMachine::add_virtio_devices() {
-  const size_t wanted = virtio_device_count(config_);
+Status VirtMachine::add_virtio_devices(VirtBackends& backends) {
+  const size_t wanted = virtio_device_count(config_, backends);
   if (wanted > kVirtioSlots) {
     return Status::error(fmt::format("too many virtio devices ({}): the board has {} slots", wanted, kVirtioSlots));
   }
   for (const VirtioKind& kind : virtio_kinds()) {
-    for (size_t i = 0; i < kind.count(config_); i++) {
-      auto device = kind.create(config_, i);
+    for (size_t i = 0; i < kind.count(config_, backends); i++) {
+      auto device = kind.create(config_, backends, i);
       if (!device.ok()) return device.status();
       virtio_devices_.push_back(std::move(*device));
     }

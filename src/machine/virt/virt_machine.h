@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backends/block/block_backend.h"
+#include "backends/net/net_backend.h"
 #include "common/state_io.h"
 #include "common/status.h"
 #include "cpu/hart.h"
@@ -36,27 +37,31 @@ class VirtioMmio;
 
 namespace nimbus::machine::virt {
 
-struct NicConfig {
-  std::string spec;                  // as backends::open_net takes it
-  std::array<uint8_t, 6> mac{};
-};
-
 struct VirtConfig {
   unsigned harts = 1;
   uint64_t ram_size = 256ull << 20;
   BootFiles boot;
   std::string bootargs;
-  // Virtio devices: one field per kind in virtio_devices.cpp, whose table builds them.
-  std::vector<backends::DiskOptions> disks;  // virtio-blk: vda, vdb, ... in this order
-  std::vector<NicConfig> nics;               // virtio-net: eth0, eth1, ...
-  bool rng = true;                           // a virtio-rng entropy source
-  std::string virtio_console;                // a second console (virtio-console) written to this file
-  // Or: the virtio console's output goes to this function (its input goes to
-  // virtio_device_of<devices::VirtioConsole>()->push_input). The VMM's guest-agent channel.
-  std::function<void(const uint8_t*, size_t)> virtio_console_sink;
+  bool rng = true;  // a virtio-rng entropy source
   // Build the board without loading the kernel, initrd or device tree: the state and RAM
   // come from a snapshot (load_state and a RAM fill) before start().
   bool restoring = false;
+};
+
+// The host side of the virtio devices, opened by the VMM (vmm/machine_backends.h) and
+// handed to the machine, which opens no host file itself. One field per kind in
+// virtio_devices.cpp, whose table builds a device around each.
+struct VirtBackends {
+  std::vector<std::unique_ptr<backends::BlockBackend>> disks;  // virtio-blk: vda, vdb, ...
+  struct Nic {
+    std::unique_ptr<backends::NetBackend> backend;
+    std::array<uint8_t, 6> mac{};
+  };
+  std::vector<Nic> nics;  // virtio-net: eth0, eth1, ...
+  // A second console (virtio-console) whose output goes here: the VMM's guest-agent
+  // channel, or a file. Its input goes to virtio_device_of<devices::VirtioConsole>()->push_input.
+  // Empty: no virtio console.
+  std::function<void(const uint8_t*, size_t)> virtio_console;
 };
 
 // The host's monotonic clock in nanoseconds.
@@ -70,7 +75,13 @@ class VirtMachine : public SbiPlatform {
   // Console output sink and how input reaches the guest are set before run().
   using OutputFn = std::function<void(const uint8_t*, size_t)>;
 
-  static Result<std::unique_ptr<VirtMachine>> create(const VirtConfig& config, OutputFn output);
+  // The backends are moved into the devices; on failure they are closed.
+  static Result<std::unique_ptr<VirtMachine>> create(const VirtConfig& config, VirtBackends backends,
+                                                     OutputFn output);
+  // A machine without disks, NICs or virtio console.
+  static Result<std::unique_ptr<VirtMachine>> create(const VirtConfig& config, OutputFn output) {
+    return create(config, VirtBackends{}, std::move(output));
+  }
   ~VirtMachine() override;
 
   // Runs the harts until the guest powers off or reboots, or stop() is called.
@@ -155,8 +166,8 @@ class VirtMachine : public SbiPlatform {
   };
 
   VirtMachine(const VirtConfig& config, OutputFn output);
-  Status build();
-  Status add_virtio_devices();
+  Status build(VirtBackends& backends);
+  Status add_virtio_devices(VirtBackends& backends);
   void hart_thread(unsigned index);
   void service_requests(HartSlot& slot);
   void sleep_until_interrupt(unsigned index);

@@ -3,9 +3,6 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 
 #include "backends/block/block_backend.h"
 #include "backends/net/net_backend.h"
@@ -20,53 +17,35 @@ namespace {
 
 using DeviceResult = Result<std::unique_ptr<devices::VirtioDevice>>;
 
-// virtio-blk: one per --disk, vda, vdb, ... GET_ID answers "nimbus-diskN".
-size_t blk_count(const VirtConfig& c) { return c.disks.size(); }
-DeviceResult blk_create(const VirtConfig& c, size_t i) {
-  auto disk = backends::open_disk(c.disks[i]);
-  if (!disk.ok()) return Status::error("--disk: " + disk.message());
+// virtio-blk: one per disk, vda, vdb, ... GET_ID answers "nimbus-diskN".
+size_t blk_count(const VirtConfig&, const VirtBackends& b) { return b.disks.size(); }
+DeviceResult blk_create(const VirtConfig&, VirtBackends& b, size_t i) {
+  if (b.disks[i] == nullptr) return Status::error(fmt::format("--disk: disk {} has no backend", i));
   return std::unique_ptr<devices::VirtioDevice>(
-      std::make_unique<devices::VirtioBlk>(std::move(*disk), fmt::format("nimbus-disk{}", i)));
+      std::make_unique<devices::VirtioBlk>(std::move(b.disks[i]), fmt::format("nimbus-disk{}", i)));
 }
 
-// virtio-net: one per --net, eth0, eth1, ...; its backend starts receiving at once.
-size_t net_count(const VirtConfig& c) { return c.nics.size(); }
-DeviceResult net_create(const VirtConfig& c, size_t i) {
-  auto backend = backends::open_net(c.nics[i].spec);
-  if (!backend.ok()) return Status::error("--net: " + backend.message());
-  auto net = std::make_unique<devices::VirtioNet>(std::move(*backend), c.nics[i].mac);
+// virtio-net: one per NIC, eth0, eth1, ...; its backend starts receiving at once.
+size_t net_count(const VirtConfig&, const VirtBackends& b) { return b.nics.size(); }
+DeviceResult net_create(const VirtConfig&, VirtBackends& b, size_t i) {
+  if (b.nics[i].backend == nullptr)
+    return Status::error(fmt::format("--net: NIC {} has no backend", i));
+  auto net = std::make_unique<devices::VirtioNet>(std::move(b.nics[i].backend), b.nics[i].mac);
   if (Status s = net->start(); !s.ok()) return Status::error("--net: " + s.message());
   return std::unique_ptr<devices::VirtioDevice>(std::move(net));
 }
 
-size_t rng_count(const VirtConfig& c) { return c.rng ? 1 : 0; }
-DeviceResult rng_create(const VirtConfig&, size_t) {
+size_t rng_count(const VirtConfig& c, const VirtBackends&) { return c.rng ? 1 : 0; }
+DeviceResult rng_create(const VirtConfig&, VirtBackends&, size_t) {
   return std::unique_ptr<devices::VirtioDevice>(std::make_unique<devices::VirtioRng>());
 }
 
-// virtio-console: output to virtio_console_sink if set (the VMM's agent channel), else
-// appended to the file virtio_console names.
-size_t console_count(const VirtConfig& c) {
-  return c.virtio_console_sink || !c.virtio_console.empty() ? 1 : 0;
-}
-DeviceResult console_create(const VirtConfig& c, size_t) {
-  if (c.virtio_console_sink) {
-    return std::unique_ptr<devices::VirtioDevice>(
-        std::make_unique<devices::VirtioConsole>(c.virtio_console_sink));
-  }
-  std::FILE* f = std::fopen(c.virtio_console.c_str(), "ae");
-  if (f == nullptr) {
-    return Status::error(fmt::format("--virtio-console: cannot write '{}': {}", c.virtio_console,
-                                     std::strerror(errno)));
-  }
-  // The sink owns the file: the device destroys (joins) its IoThread before its sink, so
-  // the file closes after the last write.
-  std::shared_ptr<std::FILE> out(f, [](std::FILE* p) { std::fclose(p); });
+// virtio-console: its output goes to the function the VMM gave (the guest-agent channel,
+// or a file the VMM opened).
+size_t console_count(const VirtConfig&, const VirtBackends& b) { return b.virtio_console ? 1 : 0; }
+DeviceResult console_create(const VirtConfig&, VirtBackends& b, size_t) {
   return std::unique_ptr<devices::VirtioDevice>(
-      std::make_unique<devices::VirtioConsole>([out](const uint8_t* data, size_t len) {
-        std::fwrite(data, 1, len, out.get());
-        std::fflush(out.get());
-      }));
+      std::make_unique<devices::VirtioConsole>(b.virtio_console));
 }
 
 constexpr std::array<VirtioKind, 4> kKinds = {{
@@ -80,9 +59,9 @@ constexpr std::array<VirtioKind, 4> kKinds = {{
 
 std::span<const VirtioKind> virtio_kinds() { return kKinds; }
 
-size_t virtio_device_count(const VirtConfig& config) {
+size_t virtio_device_count(const VirtConfig& config, const VirtBackends& backends) {
   size_t n = 0;
-  for (const VirtioKind& k : kKinds) n += k.count(config);
+  for (const VirtioKind& k : kKinds) n += k.count(config, backends);
   return n;
 }
 

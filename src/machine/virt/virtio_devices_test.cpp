@@ -12,6 +12,8 @@
 #include "devices/virtio/console/virtio_console.h"
 #include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/rng/virtio_rng.h"
+#include "backends/block/block_backend.h"
+#include "backends/net/net_backend.h"
 #include "machine/virt/memory_map.h"
 
 namespace nimbus::machine::virt {
@@ -40,17 +42,29 @@ struct Scratch {
   }
 };
 
-// One device of every kind.
-VirtConfig one_of_each(const Scratch& s) {
+// One device of every kind: the config and the backends the VMM would open for it.
+VirtConfig board() {
   VirtConfig c;
   c.restoring = true;  // no boot files: only the board
-  backends::DiskOptions d;
-  d.path = s.disk;
-  c.disks.push_back(d);
-  c.nics.push_back({"user", {0x52, 0x54, 0x00, 0x12, 0x34, 0x56}});
   c.rng = true;
-  c.virtio_console = s.dir + "/console.out";
   return c;
+}
+
+VirtBackends one_of_each(const Scratch& s, const std::vector<std::string>& disks = {}) {
+  VirtBackends b;
+  for (const std::string& path : disks.empty() ? std::vector<std::string>{s.disk} : disks) {
+    backends::DiskOptions d;
+    d.path = path;
+    auto disk = backends::open_disk(d);
+    EXPECT_TRUE(disk.ok()) << disk.message();
+    if (disk.ok()) b.disks.push_back(std::move(*disk));
+  }
+  config::NicSpec nic;
+  auto net = backends::open_net(nic);
+  EXPECT_TRUE(net.ok()) << net.message();
+  if (net.ok()) b.nics.push_back({std::move(*net), {0x52, 0x54, 0x00, 0x12, 0x34, 0x56}});
+  b.virtio_console = [](const uint8_t*, size_t) {};
+  return b;
 }
 
 // The kinds, in slot order, with the names snapshots carry: both are part of the
@@ -64,11 +78,12 @@ TEST(VirtioDevices, TableOrderAndNamesAreTheSnapshotFormat) {
 
 TEST(VirtioDevices, EachRowBuildsDevicesOfItsName) {
   Scratch s;
-  const VirtConfig c = one_of_each(s);
-  EXPECT_EQ(virtio_device_count(c), 4u);
+  const VirtConfig c = board();
+  VirtBackends b = one_of_each(s);
+  EXPECT_EQ(virtio_device_count(c, b), 4u);
   for (const VirtioKind& k : virtio_kinds()) {
-    ASSERT_EQ(k.count(c), 1u) << k.name;
-    auto dev = k.create(c, 0);
+    ASSERT_EQ(k.count(c, b), 1u) << k.name;
+    auto dev = k.create(c, b, 0);
     ASSERT_TRUE(dev.ok()) << k.name << ": " << dev.message();
     EXPECT_EQ((*dev)->name(), k.name);
   }
@@ -77,29 +92,27 @@ TEST(VirtioDevices, EachRowBuildsDevicesOfItsName) {
 TEST(VirtioDevices, CountsFollowTheConfig) {
   VirtConfig c;
   c.rng = false;
-  EXPECT_EQ(virtio_device_count(c), 0u);
-  c.disks.resize(3);
-  c.nics.resize(2);
+  VirtBackends b;
+  EXPECT_EQ(virtio_device_count(c, b), 0u);
+  b.disks.resize(3);
+  b.nics.resize(2);
   c.rng = true;
-  c.virtio_console_sink = [](const uint8_t*, size_t) {};
-  EXPECT_EQ(virtio_device_count(c), 7u);
+  b.virtio_console = [](const uint8_t*, size_t) {};
+  EXPECT_EQ(virtio_device_count(c, b), 7u);
 }
 
-TEST(VirtioDevices, ErrorsNameTheOption) {
-  Scratch s;
-  VirtConfig c = one_of_each(s);
-  c.disks[0].path = s.dir + "/missing.raw";
-  c.virtio_console = s.dir + "/no/such/dir/console.out";
-  c.nics[0].spec = "bogus";
+// The machine opens no host file: a device without its backend is an error naming the
+// option, not an open of something.
+TEST(VirtioDevices, AMissingBackendIsAnErrorNamingTheOption) {
+  const VirtConfig c = board();
+  VirtBackends b;
+  b.disks.resize(1);
+  b.nics.resize(1);
   for (const VirtioKind& k : virtio_kinds()) {
-    auto dev = k.create(c, 0);
-    const std::string want = k.name == "virtio-blk"       ? "--disk: "
-                             : k.name == "virtio-net"     ? "--net: "
-                             : k.name == "virtio-console" ? "--virtio-console: cannot write"
-                                                          : "";
-    if (want.empty()) continue;  // the rng needs nothing that can fail
+    if (k.name != "virtio-blk" && k.name != "virtio-net") continue;
+    auto dev = k.create(c, b, 0);
     ASSERT_FALSE(dev.ok()) << k.name;
-    EXPECT_EQ(dev.message().rfind(want, 0), 0u) << dev.message();
+    EXPECT_EQ(dev.message().rfind(k.name == "virtio-blk" ? "--disk: " : "--net: ", 0), 0u) << dev.message();
   }
 }
 
@@ -107,10 +120,7 @@ TEST(VirtioDevices, ErrorsNameTheOption) {
 // the order of the config's fields.
 TEST(VirtioDevices, MachineSlotsFollowTheTable) {
   Scratch s;
-  VirtConfig c = one_of_each(s);
-  c.disks.push_back(c.disks[0]);
-  c.disks[1].path = s.disk2;
-  auto m = VirtMachine::create(c, [](const uint8_t*, size_t) {});
+  auto m = VirtMachine::create(board(), one_of_each(s, {s.disk, s.disk2}), [](const uint8_t*, size_t) {});
   ASSERT_TRUE(m.ok()) << m.message();
   std::vector<std::string> names;
   for (size_t i = 0; (*m)->virtio_device(i) != nullptr; i++)
@@ -126,8 +136,9 @@ TEST(VirtioDevices, MachineSlotsFollowTheTable) {
 TEST(VirtioDevices, MoreDevicesThanSlotsIsRefused) {
   VirtConfig c;
   c.restoring = true;
-  c.nics.resize(kVirtioSlots);  // plus the rng: one too many, refused before any is opened
-  auto m = VirtMachine::create(c, [](const uint8_t*, size_t) {});
+  VirtBackends b;
+  b.nics.resize(kVirtioSlots);  // plus the rng: one too many, refused before any is built
+  auto m = VirtMachine::create(c, std::move(b), [](const uint8_t*, size_t) {});
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.message().find("too many virtio devices (9)"), std::string::npos) << m.message();
 }
@@ -136,8 +147,8 @@ TEST(VirtioDevices, MoreDevicesThanSlotsIsRefused) {
 // into a machine built from the same configuration.
 TEST(VirtioDevices, MachineStateHasOneSectionPerSlotInOrder) {
   Scratch s;
-  const VirtConfig c = one_of_each(s);
-  auto a = VirtMachine::create(c, [](const uint8_t*, size_t) {});
+  const VirtConfig c = board();
+  auto a = VirtMachine::create(c, one_of_each(s), [](const uint8_t*, size_t) {});
   ASSERT_TRUE(a.ok()) << a.message();
   StateWriter w;
   (*a)->save_state(w);
@@ -152,7 +163,7 @@ TEST(VirtioDevices, MachineStateHasOneSectionPerSlotInOrder) {
     at = static_cast<size_t>(it - state.begin()) + name.size();
   }
   a->reset();  // one disk user at a time: the image is locked
-  auto b = VirtMachine::create(c, [](const uint8_t*, size_t) {});
+  auto b = VirtMachine::create(c, one_of_each(s), [](const uint8_t*, size_t) {});
   ASSERT_TRUE(b.ok()) << b.message();
   StateReader r(state);
   (*b)->load_state(r);

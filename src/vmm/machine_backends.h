@@ -1,0 +1,22 @@
+// The VMM opens the host side of a VM's devices — disk images, network backends, the
+// virtio console's file — from the typed configuration, and hands them to the machine
+// (VirtMachine::create), which opens no host file itself.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+#include "machine/virt/virt_machine.h"
+#include "vmm/vm_config.h"
+
+namespace nimbus::vmm {
+
+// The disks and NICs of `config`, in order (vda..., eth0...). Errors name the drive or
+// network interface. The network backends are created but not started (the device starts
+// them).
+Result<machine::virt::VirtBackends> open_backends(const VmConfig& config);
+
+// A virtio console whose output is appended to `path` (`nimbus run --virtio-console`).
+Result<std::function<void(const uint8_t*, size_t)>> open_console_file(const std::string& path);
+
+}  // namespace nimbus::vmm
