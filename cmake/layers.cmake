@@ -16,13 +16,11 @@ set(NIMBUS_LAYER_USES_sandbox backends)
 set(NIMBUS_LAYER_USES_devices mem backends)  # device models (virtio over the backends)
 set(NIMBUS_LAYER_USES_machine cpu devices)   # boards: harts + devices + boot
 set(NIMBUS_LAYER_USES_vmm machine sandbox)   # one VM process: the API and its machine
-# nimbusd: never the emulator (cpu, devices, machine). It creates and resizes disk images
-# and switch directories (backends) and writes the VMM's configuration file.
-# TEMPORARY (issue 15 item 4): `vmm` until the configuration types live in src/config;
-# then `host` uses `backends sandbox` only, and NIMBUS_LAYER_EXEMPT_host goes.
-set(NIMBUS_LAYER_USES_host backends sandbox vmm)
-set(NIMBUS_LAYER_NEVER_host cpu devices machine)  # checked by nimbus_check_layer_table
-set(NIMBUS_LAYER_EXEMPT_host vmm)
+# nimbusd: never the emulator (cpu, devices, machine, vmm). It creates and resizes disk
+# images and switch directories (backends) and writes the VMM's configuration file
+# (config, through backends).
+set(NIMBUS_LAYER_USES_host backends sandbox)
+set(NIMBUS_LAYER_NEVER_host cpu devices machine vmm)  # checked by nimbus_check_layer_table
 set(NIMBUS_LAYER_USES_cli vmm host)          # the `nimbus` binary: dispatches to all
 
 # Folders that belong to their layer alone: no other layer includes them.
@@ -40,8 +38,7 @@ function(nimbus_layer_closure layer out)
 endfunction()
 
 # Every layer uses only layers listed before it (so the table has no cycle), and none
-# reaches a layer of its NIMBUS_LAYER_NEVER_ list (through its uses other than the
-# NIMBUS_LAYER_EXEMPT_ ones).
+# reaches a layer of its NIMBUS_LAYER_NEVER_ list.
 function(nimbus_check_layer_table)
   set(seen "")
   foreach(layer IN LISTS NIMBUS_LAYERS)
@@ -53,10 +50,8 @@ function(nimbus_check_layer_table)
     list(APPEND seen ${layer})
     set(reached "")
     foreach(used IN LISTS NIMBUS_LAYER_USES_${layer})
-      if(NOT used IN_LIST NIMBUS_LAYER_EXEMPT_${layer})
-        nimbus_layer_closure(${used} sub)
-        list(APPEND reached ${sub})
-      endif()
+      nimbus_layer_closure(${used} sub)
+      list(APPEND reached ${sub})
     endforeach()
     foreach(never IN LISTS NIMBUS_LAYER_NEVER_${layer})
       if(never IN_LIST reached)

@@ -2,24 +2,12 @@
 // request goes to nimbusd (which checks everything again).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <string>
 
 #include "common/status.h"
 
 namespace nimbus::cli {
-
-// A port forward as --forward [ADDR:]HOST_PORT:GUEST_PORT[/tcp|/udp].
-struct ForwardSpec {
-  std::string protocol = "tcp";
-  std::string host_address = "0.0.0.0";
-  uint16_t host_port = 0;
-  uint16_t guest_port = 0;
-};
-Result<ForwardSpec> parse_forward(const std::string& text);
-nlohmann::json forward_to_json(const ForwardSpec& f);
 
 // Names of VMs, images and snapshots: 1-63 characters of [a-z0-9-], starting with a
 // letter. `what` names the thing in the message ("VM name", "snapshot name").

@@ -14,7 +14,9 @@
 #include "cli/host_client.h"
 #include "cli/host_output.h"
 #include "cli/host_progress.h"
-#include "machine/virt/memory_map.h"
+#include "config/device_flags.h"
+#include "config/vm_config.h"
+#include "host/host_json.h"
 
 namespace nimbus::cli {
 
@@ -161,8 +163,8 @@ int cmd_launch(Ctx& c) {
     req["image"] = o.image;
   }
   if (o.cpus != -1) {
-    if (o.cpus < 1 || o.cpus > static_cast<int>(machine::virt::kMaxHarts)) {
-      return usage("launch", fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
+    if (o.cpus < 1 || o.cpus > static_cast<int>(config::kMaxVcpus)) {
+      return usage("launch", fmt::format("--cpus {} is out of range (1 to {})", o.cpus, config::kMaxVcpus));
     }
     req["cpus"] = o.cpus;
   }
@@ -179,14 +181,14 @@ int cmd_launch(Ctx& c) {
   if (!o.forwards.empty()) {
     json forwards = json::array();
     for (const std::string& text : o.forwards) {
-      auto f = parse_forward(text);
+      auto f = config::parse_forward_flag(text);
       if (!f.ok()) return usage("launch", f.message());
       for (const json& other : forwards) {
         if (other["host_port"] == f->host_port && other["protocol"] == f->protocol) {
           return usage("launch", fmt::format("--forward: host port {}/{} is given twice", f->host_port, f->protocol));
         }
       }
-      forwards.push_back(forward_to_json(*f));
+      forwards.push_back(host::forward_json(*f));
     }
     req["forwards"] = forwards;
   }
@@ -378,8 +380,8 @@ int cmd_resize(Ctx& c) {
   const HostCommandOptions& o = c.o;
   json body = json::object();
   if (o.cpus != -1) {
-    if (o.cpus < 1 || o.cpus > static_cast<int>(machine::virt::kMaxHarts)) {
-      return usage("resize", fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
+    if (o.cpus < 1 || o.cpus > static_cast<int>(config::kMaxVcpus)) {
+      return usage("resize", fmt::format("--cpus {} is out of range (1 to {})", o.cpus, config::kMaxVcpus));
     }
     body["cpus"] = o.cpus;
   }

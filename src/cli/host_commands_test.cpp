@@ -21,45 +21,6 @@ namespace {
 
 // --- arguments -----------------------------------------------------------------------------
 
-TEST(HostArgs, ForwardHostAndGuestPort) {
-  auto f = parse_forward("8080:80");
-  ASSERT_TRUE(f.ok()) << f.message();
-  EXPECT_EQ(f->host_port, 8080);
-  EXPECT_EQ(f->guest_port, 80);
-  EXPECT_EQ(f->protocol, "tcp");
-  EXPECT_EQ(f->host_address, "0.0.0.0");
-  EXPECT_EQ(forward_to_json(*f),
-            (json{{"host_port", 8080}, {"guest_port", 80}, {"protocol", "tcp"}, {"host_address", "0.0.0.0"}}));
-}
-
-TEST(HostArgs, ForwardAddressAndProtocol) {
-  auto f = parse_forward("127.0.0.1:5353:53/udp");
-  ASSERT_TRUE(f.ok()) << f.message();
-  EXPECT_EQ(f->host_address, "127.0.0.1");
-  EXPECT_EQ(f->host_port, 5353);
-  EXPECT_EQ(f->guest_port, 53);
-  EXPECT_EQ(f->protocol, "udp");
-  ASSERT_TRUE(parse_forward("1:65535/tcp").ok());
-}
-
-TEST(HostArgs, ForwardErrors) {
-  struct Case {
-    const char* text;
-    const char* needle;
-  };
-  for (const Case& c : {Case{"8080", "is not [ADDRESS:]HOST_PORT:GUEST_PORT"}, Case{"8080:", "guest port '' is not a number"},
-                        Case{":80", "host port '' is not a number"}, Case{"0:80", "out of range"},
-                        Case{"8080:65536", "out of range"}, Case{"8080:99999999999", "out of range"},
-                        Case{"http:80", "host port 'http' is not a number"}, Case{"8080:80/sctp", "tcp or udp"},
-                        Case{"localhost:8080:80", "not an IPv4 address"}, Case{"1.2.3:8080:80", "not an IPv4 address"},
-                        Case{":8080:80", "not an IPv4 address"}, Case{"-1:80", "not a number"}}) {
-    auto f = parse_forward(c.text);
-    ASSERT_FALSE(f.ok()) << c.text;
-    EXPECT_NE(f.message().find(c.needle), std::string::npos) << c.text << ": " << f.message();
-    EXPECT_NE(f.message().find(c.text), std::string::npos) << "the message quotes the flag: " << f.message();
-  }
-}
-
 TEST(HostArgs, Names) {
   for (const char* good : {"web1", "a", "my-vm-2", "x23456789012345678901234567890123456789012345678901234567890123"}) {
     EXPECT_TRUE(check_name(good).ok()) << good;

@@ -1,5 +1,6 @@
 #include "config/device_flags.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <charconv>
@@ -12,6 +13,19 @@
 namespace nimbus::config {
 
 namespace {
+
+bool forward_digits(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
+
+Result<uint16_t> parse_forward_port(const std::string& text, const std::string& spec, const char* which) {
+  if (!forward_digits(text)) {
+    return Status::error(fmt::format("--forward '{}': the {} port '{}' is not a number", spec, which, text));
+  }
+  if (text.size() > 5 || std::stoul(text) < 1 || std::stoul(text) > 65535) {
+    return Status::error(fmt::format("--forward '{}': the {} port {} is out of range (1-65535)", spec, which, text));
+  }
+  return static_cast<uint16_t>(std::stoul(text));
+}
+
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -183,6 +197,42 @@ Result<NicSpec> parse_net_flag(const std::string& text) {
   if (!s.ok()) return Status::error("--net: " + s.message());
   if (nic.mac.empty()) nic.mac = format_mac(random_mac());
   return nic;
+}
+
+Result<PortForward> parse_forward_flag(const std::string& text) {
+  PortForward f;
+  f.host_address = "0.0.0.0";
+  std::string rest = text;
+  if (const size_t slash = rest.find('/'); slash != std::string::npos) {
+    f.protocol = rest.substr(slash + 1);
+    rest.resize(slash);
+    if (f.protocol != "tcp" && f.protocol != "udp") {
+      return Status::error(fmt::format("--forward '{}': the protocol is tcp or udp, not '{}'", text, f.protocol));
+    }
+  }
+  // Split on ':' from the right: GUEST, HOST, then an optional address.
+  const size_t last = rest.rfind(':');
+  if (last == std::string::npos) {
+    return Status::error(fmt::format("--forward '{}' is not [ADDRESS:]HOST_PORT:GUEST_PORT[/udp] (e.g. 8080:80)", text));
+  }
+  const std::string guest = rest.substr(last + 1);
+  rest.resize(last);
+  std::string host = rest;
+  if (const size_t colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(colon + 1);
+    f.host_address = rest.substr(0, colon);
+    in_addr addr{};
+    if (f.host_address.empty() || inet_pton(AF_INET, f.host_address.c_str(), &addr) != 1) {
+      return Status::error(fmt::format("--forward '{}': '{}' is not an IPv4 address (e.g. 127.0.0.1)", text, f.host_address));
+    }
+  }
+  auto hp = parse_forward_port(host, text, "host");
+  if (!hp.ok()) return hp.status();
+  auto gp = parse_forward_port(guest, text, "guest");
+  if (!gp.ok()) return gp.status();
+  f.host_port = *hp;
+  f.guest_port = *gp;
+  return f;
 }
 
 }  // namespace nimbus::config

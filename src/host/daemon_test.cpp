@@ -38,11 +38,19 @@ class HeldPort {
 
 TEST(CheckHostPort, AnAddressOfAnotherHostIsNotAPortInUse) {
   for (const char* addr : {"8.8.8.8", "192.0.2.1"}) {
-    const Status s = check_host_port(Forward{"tcp", addr, 18080, 80});
+    const Status s = check_host_port(config::PortForward{.protocol = "tcp",
+                                                         .host_address = addr,
+                                                         .host_port = 18080,
+                                                         .guest_address = "",
+                                                         .guest_port = 80});
     ASSERT_FALSE(s.ok()) << addr;
     EXPECT_TRUE(contains(s.message(), "not an address of this host")) << s.message();
     EXPECT_FALSE(contains(s.message(), "in use")) << s.message();
-    const Status u = check_host_port(Forward{"udp", addr, 18080, 80});
+    const Status u = check_host_port(config::PortForward{.protocol = "udp",
+                                                         .host_address = addr,
+                                                         .host_port = 18080,
+                                                         .guest_address = "",
+                                                         .guest_port = 80});
     ASSERT_FALSE(u.ok());
     EXPECT_TRUE(contains(u.message(), "not an address of this host")) << u.message();
   }
@@ -50,13 +58,27 @@ TEST(CheckHostPort, AnAddressOfAnotherHostIsNotAPortInUse) {
 
 TEST(CheckHostPort, APortInUseSaysSoAndAFreeOneIsFine) {
   HeldPort held;
-  const Status s = check_host_port(Forward{"tcp", "127.0.0.1", held.port(), 80});
+  const Status s = check_host_port(config::PortForward{.protocol = "tcp",
+                                                       .host_address = "127.0.0.1",
+                                                       .host_port = held.port(),
+                                                       .guest_address = "",
+                                                       .guest_port = 80});
   ASSERT_FALSE(s.ok());
   EXPECT_TRUE(contains(s.message(), "in use by another program")) << s.message();
   EXPECT_TRUE(contains(s.message(), std::to_string(held.port()))) << s.message();
   // The same port for UDP is another port.
-  EXPECT_TRUE(check_host_port(Forward{"udp", "127.0.0.1", held.port(), 80}).ok());
-  EXPECT_FALSE(check_host_port(Forward{"tcp", "not-an-ip", 8080, 80}).ok());
+  EXPECT_TRUE(check_host_port(config::PortForward{.protocol = "udp",
+                                                  .host_address = "127.0.0.1",
+                                                  .host_port = held.port(),
+                                                  .guest_address = "",
+                                                  .guest_port = 80})
+                  .ok());
+  EXPECT_FALSE(check_host_port(config::PortForward{.protocol = "tcp",
+                                                   .host_address = "not-an-ip",
+                                                   .host_port = 8080,
+                                                   .guest_address = "",
+                                                   .guest_port = 80})
+                   .ok());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <set>
 #include <vector>
 
+#include "config/vm_config.h"
 #include "host/host_checks.h"
 #include "host/host_json.h"
 
@@ -118,13 +119,14 @@ Result<uint64_t> get_uint(const json& j, const char* key, uint64_t lo, uint64_t 
   return n;
 }
 
-Result<Forward> parse_forward(const json& j, size_t index) {
+Result<config::PortForward> parse_forward(const json& j, size_t index) {
   const std::string what = fmt::format("forwards[{}]", index);
   if (Status s =
           check_fields(j, what.c_str(), {"host_port", "guest_port", "protocol", "host_address"});
       !s.ok())
     return s;
-  Forward f;
+  config::PortForward f;
+  f.host_address = "0.0.0.0";  // nimbusd's default: every address of the host
   for (const char* k : {"host_port", "guest_port"}) {
     if (!j.contains(k)) return Status::error(fmt::format("{}: {} is required", what, k));
     auto n = get_uint(j, k, 1, 65535, "(a port)");
@@ -154,7 +156,7 @@ Result<bool> get_bool(const json& j, const char* key) {
   return j.at(key).get<bool>();
 }
 
-constexpr unsigned kMaxCpus = 8;
+constexpr unsigned kMaxCpus = config::kMaxVcpus;
 constexpr uint64_t kMinMemory = 64, kMaxMemory = 64 * 1024;
 constexpr uint64_t kMaxDisk = 16ull * 1024 * 1024;  // 16 TiB in MiB
 

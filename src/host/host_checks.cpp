@@ -22,7 +22,7 @@ bool valid_name(const std::string& name) {
   return true;
 }
 
-Status check_host_port(const Forward& f) {
+Status check_host_port(const config::PortForward& f) {
   const int fd = ::socket(AF_INET, f.protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM, 0);
   if (fd < 0) return {};
   int one = 1;

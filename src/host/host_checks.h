@@ -17,7 +17,7 @@ bool valid_name(const std::string& name);
 // Whether a forward's host address and port can be bound now (a socket of its protocol is
 // bound and closed); the error tells a port in use (Conflict) from an address that is not
 // this host's (InvalidArgument).
-Status check_host_port(const Forward& f);
+Status check_host_port(const config::PortForward& f);
 
 // Why a process of another uid (not in the owner's group) cannot reach `path`: every
 // directory on the way needs search permission for others, and the file itself `need`

@@ -3,21 +3,17 @@
 namespace nimbus::host {
 using nlohmann::json;
 
-namespace {
-
-json forward_json(const Forward& f) {
+json forward_json(const config::PortForward& f) {
   return {{"protocol", f.protocol},
           {"host_address", f.host_address},
           {"host_port", f.host_port},
           {"guest_port", f.guest_port}};
 }
 
-}  // namespace
-
 json to_json(const VmInfo& info) {
   const VmRecord& vm = info.record;
   json fwd = json::array();
-  for (const Forward& f : vm.forwards) fwd.push_back(forward_json(f));
+  for (const config::PortForward& f : vm.forwards) fwd.push_back(forward_json(f));
   json j = {{"name", vm.name},
             {"image", vm.image},
             {"cpus", vm.cpus},

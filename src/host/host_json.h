@@ -10,6 +10,9 @@
 
 namespace nimbus::host {
 
+// A forward as nimbusd's API and its state database carry it:
+// {"protocol", "host_address", "host_port", "guest_port"}.
+nlohmann::json forward_json(const config::PortForward& forward);
 nlohmann::json to_json(const VmInfo& vm);
 nlohmann::json to_json(const HostInfo& host);
 nlohmann::json to_json(const SnapshotInfo& snapshot);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "config/device_flags.h"
 #include "host/host_api.h"
 #include "host/metrics.h"
 #include "host/recording_host_ops.h"
@@ -61,7 +62,11 @@ TEST(HostJson, AVmObject) {
   VmInfo v;
   v.record.name = "web1";
   v.record.state = "stopped";
-  v.record.forwards.push_back(Forward{"udp", "127.0.0.1", 5353, 53});
+  v.record.forwards.push_back(config::PortForward{.protocol = "udp",
+                                                  .host_address = "127.0.0.1",
+                                                  .host_port = 5353,
+                                                  .guest_address = "",
+                                                  .guest_port = 53});
   v.host_address = "10.88.0.2";
   nlohmann::json j = to_json(v);
   EXPECT_TRUE(j["pid"].is_null()) << "no process: pid is null";
@@ -75,6 +80,32 @@ TEST(HostJson, AVmObject) {
   j = to_json(v);
   EXPECT_EQ(j["pid"], 42);
   EXPECT_EQ(j["usage"]["net_rx_bytes"], 7);
+}
+
+// The CLI's -p flag, the API's JSON and the VM object all carry one PortForward: what the
+// CLI sends is what nimbusd parses back, with nimbusd's 0.0.0.0 default made explicit.
+TEST(HostJson, AForwardFromTheFlagReachesTheApiUnchanged) {
+  for (const char* text : {"8080:80", "127.0.0.1:5353:53/udp"}) {
+    auto flag = config::parse_forward_flag(text);
+    ASSERT_TRUE(flag.ok()) << flag.message();
+    const nlohmann::json sent = forward_json(*flag);
+    EXPECT_EQ(sent.size(), 4u) << sent.dump();
+    auto req =
+        parse_create_request({{"name", "web1"}, {"forwards", nlohmann::json::array({sent})}});
+    ASSERT_TRUE(req.ok()) << req.message();
+    ASSERT_EQ(req->forwards.size(), 1u);
+    EXPECT_EQ(req->forwards[0], *flag) << text;
+  }
+  EXPECT_EQ(forward_json(*config::parse_forward_flag("8080:80")),
+            (nlohmann::json{{"host_port", 8080},
+                            {"guest_port", 80},
+                            {"protocol", "tcp"},
+                            {"host_address", "0.0.0.0"}}));
+  auto bare = parse_create_request(
+      {{"name", "web1"},
+       {"forwards", nlohmann::json::array({{{"host_port", 8080}, {"guest_port", 80}}})}});
+  ASSERT_TRUE(bare.ok()) << bare.message();
+  EXPECT_EQ(bare->forwards[0].host_address, "0.0.0.0") << "the API's default host address";
 }
 
 TEST(Metrics, BuiltFromTypedValues) {

@@ -21,7 +21,7 @@ struct CreateRequest {
   unsigned cpus = 1;
   uint64_t memory_mib = 256;
   uint64_t disk_mib = 0;  // 0: the image's size
-  std::vector<Forward> forwards;
+  std::vector<config::PortForward> forwards;
   std::string restart_policy = "no";
   bool start = true;
 };

@@ -16,7 +16,7 @@
 #include "common/size.h"
 #include "host/daemon.h"
 #include "host/host_server.h"
-#include "vmm/vm_config.h"
+#include "config/vm_config.h"
 
 namespace {
 
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
   }
   if (::access(o.vmm_exe.c_str(), X_OK) != 0) return usage(fmt::format("--vmm '{}' is not an executable", o.vmm_exe));
   o.vmm_exe = std::filesystem::absolute(o.vmm_exe, ec).string();
-  if (o.bundled_images.empty()) o.bundled_images = nimbus::vmm::bundled_images_dir();
+  if (o.bundled_images.empty()) o.bundled_images = nimbus::config::bundled_images_dir();
   o.bundled_images = std::filesystem::absolute(o.bundled_images, ec).string();
   o.state_dir = std::filesystem::absolute(o.state_dir, ec).string();
   std::string token;

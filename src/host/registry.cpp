@@ -83,22 +83,22 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
-std::string forwards_to_text(const std::vector<Forward>& forwards) {
+std::string forwards_to_text(const std::vector<config::PortForward>& forwards) {
   json a = json::array();
-  for (const Forward& f : forwards) {
+  for (const config::PortForward& f : forwards) {
     a.push_back({{"protocol", f.protocol}, {"host_address", f.host_address}, {"host_port", f.host_port},
                  {"guest_port", f.guest_port}});
   }
   return a.dump();
 }
 
-std::vector<Forward> forwards_from_text(const std::string& text) {
-  std::vector<Forward> out;
+std::vector<config::PortForward> forwards_from_text(const std::string& text) {
+  std::vector<config::PortForward> out;
   json a = json::parse(text, nullptr, false);
   if (!a.is_array()) return out;
   for (const json& j : a) {
     if (!j.is_object()) continue;
-    Forward f;
+    config::PortForward f;
     f.protocol = j.value("protocol", std::string("tcp"));
     f.host_address = j.value("host_address", std::string("0.0.0.0"));
     f.host_port = j.value("host_port", uint16_t{0});

@@ -13,17 +13,11 @@
 #include <vector>
 
 #include "common/status.h"
+#include "config/devices.h"
 
 struct sqlite3;
 
 namespace nimbus::host {
-
-struct Forward {
-  std::string protocol = "tcp";        // tcp or udp
-  std::string host_address = "0.0.0.0";
-  uint16_t host_port = 0;
-  uint16_t guest_port = 0;
-};
 
 struct VmRecord {
   std::string name;
@@ -31,7 +25,9 @@ struct VmRecord {
   unsigned cpus = 1;
   uint64_t memory_mib = 256;
   uint64_t disk_mib = 0;
-  std::vector<Forward> forwards;
+  // nimbusd's forwards always name their host address (0.0.0.0 unless the request gave
+  // one) and never a guest address (the guest's DHCP address on eth0).
+  std::vector<config::PortForward> forwards;
   std::string restart_policy = "no";     // no, on-failure, always
   std::string desired_state = "stopped";  // running, paused, stopped
   std::string state = "stopped";          // starting, running, paused, stopping, stopped, crashed

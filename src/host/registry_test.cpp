@@ -32,7 +32,7 @@ VmRecord sample(const std::string& name, unsigned slot) {
   v.cpus = 2;
   v.memory_mib = 384;
   v.disk_mib = 1024;
-  v.forwards = {{"tcp", "127.0.0.1", 8080, 80}, {"udp", "0.0.0.0", 5353, 53}};
+  v.forwards = {config::PortForward{"tcp", "127.0.0.1", 8080, "", 80}, config::PortForward{"udp", "0.0.0.0", 5353, "", 53}};
   v.restart_policy = "on-failure";
   v.desired_state = "running";
   v.state = "starting";

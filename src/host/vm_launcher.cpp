@@ -43,9 +43,9 @@ std::string vm_mac(unsigned slot, unsigned nic) {
   return fmt::format("52:54:00:{:02x}:{:02x}:{:02x}", 0x80 | (nic & 0x7f), (slot >> 8) & 0xff, slot & 0xff);
 }
 
-vmm::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const VmPaths& paths,
+config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const VmPaths& paths,
                               const std::string& switch_path) {
-  vmm::VmConfig c;
+  config::VmConfig c;
   c.vcpus = vm.cpus;
   c.mem_mib = vm.memory_mib;
   c.kernel = image.kernel;
@@ -54,26 +54,19 @@ vmm::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const 
   // eth0 by the guest's init (DHCP from slirp).
   c.boot_args = fmt::format("console=ttyS0 earlycon=sbi root=/dev/vda rw nimbus.hostname={} ip={}::0.0.0.0:255.255.0.0:{}:eth1:off",
                             vm.name, host_network_address(vm.slot), vm.name);
-  vmm::DriveConfig d;
+  config::DiskSpec d;
   d.id = "rootfs";
   d.path = paths.disk;
   d.root = true;
   d.format = "qcow2";
   c.drives.push_back(d);
-  vmm::NetConfig user;
+  config::NicSpec user;
   user.id = "eth0";
   user.mode = "user";
   user.mac = vm_mac(vm.slot, 0);
-  for (const Forward& f : vm.forwards) {
-    vmm::HostForward h;
-    h.protocol = f.protocol;
-    h.host_address = f.host_address;
-    h.host_port = f.host_port;
-    h.guest_port = f.guest_port;
-    user.forwards.push_back(h);
-  }
+  user.forwards = vm.forwards;  // the same type: no guest address, so the DHCP one
   c.nics.push_back(user);
-  vmm::NetConfig host;
+  config::NicSpec host;
   host.id = "eth1";
   host.mode = "switch";
   host.switch_path = switch_path;

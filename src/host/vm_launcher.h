@@ -18,7 +18,7 @@
 #include "common/status.h"
 #include "host/image_store.h"
 #include "host/registry.h"
-#include "vmm/vm_config.h"
+#include "config/vm_config.h"
 
 namespace nimbus::host {
 
@@ -42,7 +42,7 @@ constexpr const char* kUserNetAddress = "10.0.2.15";
 // The VMM configuration of a VM: its image's kernel, its overlay disk as the root drive,
 // eth0 on the user-mode network with its port forwards, eth1 on the host switch (the
 // kernel configures it from ip=), an entropy device.
-vmm::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const VmPaths& paths,
+config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const VmPaths& paths,
                               const std::string& switch_path);
 
 struct SpawnSpec {

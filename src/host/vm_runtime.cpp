@@ -116,11 +116,11 @@ Status VmRuntime::check_fit_locked(const VmRecord& vm, const std::string& exclud
 
 Status VmRuntime::check_ports_locked(const VmRecord& vm) {
   auto vms = registry.list_vms();
-  for (const Forward& f : vm.forwards) {
+  for (const config::PortForward& f : vm.forwards) {
     if (vms.ok()) {
       for (const VmRecord& other : *vms) {
         if (other.name == vm.name) continue;
-        for (const Forward& o : other.forwards) {
+        for (const config::PortForward& o : other.forwards) {
           if (o.host_port == f.host_port && o.protocol == f.protocol) {
             return Status::conflict(fmt::format("host port {}/{} is already forwarded to VM '{}'",
                                                 f.host_port, f.protocol, other.name));
@@ -180,7 +180,7 @@ Status VmRuntime::start_process(VmRecord& vm, const std::string& snapshot_file) 
   if (Status s = prepare_dir(vm); !s.ok()) return s;
   {
     std::ofstream out(p.config);
-    out << vmm::to_json(make_vmm_config(vm, *image, p, switch_path)).dump(2) << "\n";
+    out << config::to_json(make_vmm_config(vm, *image, p, switch_path)).dump(2) << "\n";
     if (!out) return Status::internal(fmt::format("cannot write '{}'", p.config));
   }
   chown_vm(vm, p.config);

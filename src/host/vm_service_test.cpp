@@ -176,7 +176,11 @@ TEST_F(DaemonTest, RefusalsChangeNothing) {
   too_big.cpus = 2;
   CreateRequest port_in_use;
   port_in_use.name = "web3";
-  port_in_use.forwards.push_back(Forward{"tcp", "127.0.0.1", ntohs(a.sin_port), 80});
+  port_in_use.forwards.push_back(config::PortForward{.protocol = "tcp",
+                                                     .host_address = "127.0.0.1",
+                                                     .host_port = ntohs(a.sin_port),
+                                                     .guest_address = "",
+                                                     .guest_port = 80});
   ResizeRequest cpus;
   cpus.cpus = 2;
   ResizeRequest shrink;
