@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,6 +14,23 @@
 #include <cstring>
 
 namespace nimbus::http {
+
+namespace {
+
+// Whether the server behind a connected (non-blocking) socket answers an HTTP request
+// within a second. Any byte back, or the peer closing, counts as an answer.
+bool answers_http(int fd) {
+  static constexpr char kRequest[] = "GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n";
+  if (::send(fd, kRequest, sizeof(kRequest) - 1, MSG_NOSIGNAL) < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, 1000);
+  } while (r < 0 && errno == EINTR);
+  return r > 0;
+}
+
+}  // namespace
 
 ListenSocket& ListenSocket::operator=(ListenSocket&& o) noexcept {
   if (this != &o) {
@@ -151,8 +169,12 @@ Result<ListenSocket> listen_unix(const std::string& flag, const std::string& pat
     if (probe >= 0) {
       const int r = ::connect(probe, addr, sizeof(sa));
       const int err = errno;
+      // A connect only shows that some process holds a listening socket there. After a
+      // kill -9, that can be a child forked by the dead server and not yet exec'd (the
+      // socket is close-on-exec): it never answers. So a server must also answer.
+      const bool serving = r == 0 ? answers_http(probe) : (err == EAGAIN || err == EINPROGRESS);
       ::close(probe);
-      if (r == 0 || err == EAGAIN || err == EINPROGRESS) {
+      if (serving) {
         return Status::error(fmt::format("another {} is serving on '{}'", owner, path));
       }
     }

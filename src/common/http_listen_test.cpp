@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <vector>
 
@@ -114,8 +115,16 @@ TEST(HttpListen, UnixSocketModeStaleAndLiveSockets) {
     struct stat st {};
     ASSERT_EQ(::lstat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
-    // Someone serves there: refused, and the socket file stays.
+    // Someone serves there (answers the probe): refused, and the socket file stays.
+    std::thread server([fd = s->fd()] {
+      const int c = ::accept(fd, nullptr, nullptr);
+      if (c < 0) return;
+      const char reply[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+      (void)!::write(c, reply, sizeof(reply) - 1);
+      ::close(c);
+    });
     auto again = listen_unix("--socket", path, 0600, "nimbusd");
+    server.join();
     ASSERT_FALSE(again.ok());
     EXPECT_EQ(again.message(), "another nimbusd is serving on '" + path + "'");
     EXPECT_EQ(::lstat(path.c_str(), &st), 0);
@@ -146,6 +155,33 @@ TEST(HttpListen, UnixSocketModeStaleAndLiveSockets) {
   ASSERT_FALSE(longp.ok());
   EXPECT_NE(longp.message().find("1 to 107 bytes"), std::string::npos) << longp.message();
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace nimbus::http
+
+namespace nimbus::http {
+namespace {
+
+// After a kill -9 of nimbusd, a child it forked and that has not yet exec'd still holds the
+// listening socket (close-on-exec): connects succeed but nobody ever answers. A restarted
+// nimbusd must take the socket over instead of refusing to start.
+TEST(HttpListen, ASocketHeldButNeverAnsweredIsReplaced) {
+  const std::string path = temp_dir() + "/api.sock";
+  auto held = listen_unix("--socket", path, 0600, "nimbusd");
+  ASSERT_TRUE(held.ok()) << held.message();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto s = listen_unix("--socket", path, 0600, "nimbusd");
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  const int c = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strcpy(a.sun_path, path.c_str());
+  ASSERT_EQ(::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  pollfd p{s->fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 1000), 1);  // the connection reached the new socket
+  ::close(c);
 }
 
 }  // namespace
