@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds, runs the unit tests, the guest ISA
-# tests and the image checks with CTest, then the unit tests again under ASan + UBSan.
+# Runs every test: installs what is missing, checks the format (.clang-format), builds,
+# runs the unit tests, the guest ISA tests and the image checks with CTest, then the unit
+# tests again under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
 scripts/install-deps.sh
+
+echo "== format (.clang-format) =="
+scripts/check-format.sh
 
 echo "== build (RelWithDebInfo) =="
 scripts/build.sh build

@@ -59,7 +59,9 @@ class RawTerminal {
   bool active() const { return active_; }
 
  private:
-  static size_t slot(int sig) { return sig == SIGINT ? 0 : sig == SIGTERM ? 1 : sig == SIGHUP ? 2 : 3; }
+  static size_t slot(int sig) {
+    return sig == SIGINT ? 0 : sig == SIGTERM ? 1 : sig == SIGHUP ? 2 : 3;
+  }
   void restore() {
     if (g_raw_fd >= 0) {
       tcsetattr(g_raw_fd, TCSANOW, &g_saved_termios);
@@ -68,7 +70,7 @@ class RawTerminal {
     }
     active_ = false;
   }
-  struct sigaction old_[4] {};
+  struct sigaction old_[4]{};
   bool active_ = false;
 };
 
@@ -102,7 +104,8 @@ ssize_t read_some(int fd, char* buf, size_t len) {
 }
 
 int ms_until(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left < 0 ? 0 : static_cast<int>(left);
 }
 
@@ -151,16 +154,18 @@ Result<int> connect_console(const std::string& socket_path) {
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int err = errno;
     ::close(fd);
-    return Status::error(fmt::format("cannot connect to the console at {}: {}", socket_path, std::strerror(err)));
+    return Status::error(
+        fmt::format("cannot connect to the console at {}: {}", socket_path, std::strerror(err)));
   }
   return fd;
 }
 
-int attach_console(const std::string& verb, const std::string& name, const std::string& socket_path, bool fresh_prompt, int in_fd, int out_fd,
-                   int idle_ms) {
+int attach_console(const std::string& verb, const std::string& name, const std::string& socket_path,
+                   bool fresh_prompt, int in_fd, int out_fd, int idle_ms) {
   auto connected = connect_console(socket_path);
   if (!connected.ok()) {
-    std::fprintf(stderr, "nimbus: %s %s: %s\n", verb.c_str(), name.c_str(), connected.message().c_str());
+    std::fprintf(stderr, "nimbus: %s %s: %s\n", verb.c_str(), name.c_str(),
+                 connected.message().c_str());
     return 1;
   }
   Fd sock(*connected);
@@ -239,8 +244,10 @@ std::string make_shell_line(const std::string& command, const std::string& token
     }
   }
   quoted += "'";
-  return fmt::format("printf '%s_%s\\n' __NIMBUS_BEGIN {0}; (eval {1}) </dev/null; printf '%s_%s=%d\\n' __NIMBUS_RC {0} \"$?\"\n",
-                     token, quoted);
+  return fmt::format(
+      "printf '%s_%s\\n' __NIMBUS_BEGIN {0}; (eval {1}) </dev/null; printf '%s_%s=%d\\n' "
+      "__NIMBUS_RC {0} \"$?\"\n",
+      token, quoted);
 }
 
 ShellOutputParser::ShellOutputParser(const std::string& token)
@@ -315,17 +322,20 @@ std::string random_token() {
 }
 
 Result<int> run_shell_command(const std::string& socket_path, const std::string& command,
-                              const ShellCommandOptions& options, const std::function<void(const std::string&)>& out) {
+                              const ShellCommandOptions& options,
+                              const std::function<void(const std::string&)>& out) {
   const std::string token = options.token.empty() ? random_token() : options.token;
   const std::string line = make_shell_line(command, token);
   if (line.size() > kMaxShellLine) {
-    return Status::error(fmt::format("the command is too long for the serial console ({} bytes with the wrapper; at most {})",
-                                     line.size(), kMaxShellLine));
+    return Status::error(fmt::format(
+        "the command is too long for the serial console ({} bytes with the wrapper; at most {})",
+        line.size(), kMaxShellLine));
   }
   for (size_t start = 0; start < line.size();) {  // every line of a multi-line command
     size_t nl = line.find('\n', start);
     if (nl == std::string::npos) nl = line.size();
-    if (nl - start > kMaxShellLine) return Status::error("a line of the command is too long for the serial console");
+    if (nl - start > kMaxShellLine)
+      return Status::error("a line of the command is too long for the serial console");
     start = nl + 1;
   }
   auto connected = connect_console(socket_path);
@@ -337,7 +347,8 @@ Result<int> run_shell_command(const std::string& socket_path, const std::string&
     return Status::error("the console closed (the VM stopped?)");
   }
   // Ctrl-U first: clears whatever half-typed line an interactive user left behind.
-  if (!write_all(sock.get(), "\x15" + line)) return Status::error("the console closed (the VM stopped?)");
+  if (!write_all(sock.get(), "\x15" + line))
+    return Status::error("the console closed (the VM stopped?)");
   ShellOutputParser parser(token);
   char buf[4096];
   while (!parser.done()) {
@@ -345,7 +356,8 @@ Result<int> run_shell_command(const std::string& socket_path, const std::string&
     if (wait == 0) {
       return Status::error(fmt::format(
           "no result after {} s{}", options.timeout_s,
-          parser.started() ? " (the command is still running)" : " (is the console at a shell prompt? look with `nimbus console`)"));
+          parser.started() ? " (the command is still running)"
+                           : " (is the console at a shell prompt? look with `nimbus console`)"));
     }
     pollfd pfd{sock.get(), POLLIN, 0};
     const int r = ::poll(&pfd, 1, wait);
@@ -353,7 +365,8 @@ Result<int> run_shell_command(const std::string& socket_path, const std::string&
     if (r < 0) return Status::error(fmt::format("poll: {}", std::strerror(errno)));
     if (r == 0) continue;
     const ssize_t n = read_some(sock.get(), buf, sizeof(buf));
-    if (n <= 0) return Status::error("the console closed before the command finished (the VM stopped?)");
+    if (n <= 0)
+      return Status::error("the console closed before the command finished (the VM stopped?)");
     const std::string text = parser.feed(std::string_view(buf, static_cast<size_t>(n)));
     if (!text.empty()) out(text);
   }

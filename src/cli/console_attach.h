@@ -22,8 +22,8 @@ Result<int> connect_console(const std::string& socket_path);
 // in_fd to the console until EOF, then shows output until it has been idle for
 // `idle_ms`. With `fresh_prompt` a newline is sent first (`nimbus shell`). Returns the
 // exit status (0, or 1 with "nimbus: VERB NAME: ..." on stderr).
-int attach_console(const std::string& verb, const std::string& name, const std::string& socket_path, bool fresh_prompt, int in_fd = 0,
-                   int out_fd = 1, int idle_ms = 500);
+int attach_console(const std::string& verb, const std::string& name, const std::string& socket_path,
+                   bool fresh_prompt, int in_fd = 0, int out_fd = 1, int idle_ms = 500);
 
 // --- shell -c --------------------------------------------------------------------------
 
@@ -64,13 +64,14 @@ std::string strip_terminal_escapes(const std::string& text);
 std::string random_token();
 
 struct ShellCommandOptions {
-  int timeout_s = 60;       // for the whole command
-  int settle_ms = 200;      // history replay: read and drop until idle this long
-  std::string token;        // "" = random
+  int timeout_s = 60;   // for the whole command
+  int settle_ms = 200;  // history replay: read and drop until idle this long
+  std::string token;    // "" = random
 };
 // Runs `command` on the console at `socket_path`; its output goes to `out` as it comes.
 // The command's exit status, or an error (timeout, console closed).
 Result<int> run_shell_command(const std::string& socket_path, const std::string& command,
-                              const ShellCommandOptions& options, const std::function<void(const std::string&)>& out);
+                              const ShellCommandOptions& options,
+                              const std::function<void(const std::string&)>& out);
 
 }  // namespace nimbus::cli

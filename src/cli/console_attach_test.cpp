@@ -1,5 +1,7 @@
 // `shell -c`: the marker line, finding the output in console transcripts, and a whole run
 // against a fake console that echoes like a tty and runs the line in the host's /bin/sh.
+#include "cli/console_attach.h"
+
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -10,8 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <thread>
-
-#include "cli/console_attach.h"
 
 namespace nimbus::cli {
 namespace {
@@ -41,7 +41,8 @@ struct Parsed {
 Parsed parse_in_pieces(const std::string& text, size_t piece) {
   ShellOutputParser p(kToken);
   std::string out;
-  for (size_t i = 0; i < text.size(); i += piece) out += p.feed(std::string_view(text).substr(i, piece));
+  for (size_t i = 0; i < text.size(); i += piece)
+    out += p.feed(std::string_view(text).substr(i, piece));
   return {out, p.done(), p.status()};
 }
 
@@ -51,7 +52,8 @@ TEST(ShellCommand, LineHidesTheMarkersFromTheEcho) {
   EXPECT_EQ(line.find("__NIMBUS_BEGIN_" + kToken), std::string::npos) << line;
   EXPECT_EQ(line.find("__NIMBUS_RC_" + kToken), std::string::npos) << line;
   EXPECT_NE(line.find(kToken), std::string::npos);
-  EXPECT_NE(line.find("'echo '\\''hi there'\\''; exit 3'"), std::string::npos) << line;  // single-quoted for eval
+  EXPECT_NE(line.find("'echo '\\''hi there'\\''; exit 3'"), std::string::npos)
+      << line;  // single-quoted for eval
 }
 
 TEST(ShellCommand, ParsesTranscriptWholeAndInPieces) {
@@ -77,7 +79,8 @@ TEST(ShellCommand, StatusAndOutputWithoutTrailingNewline) {
 
 TEST(ShellCommand, OutputThatLooksLikeMarkersOfOtherRuns) {
   // An older run's marker in the history, and the command printing marker-like text.
-  Parsed p = parse_in_pieces(transcript("__NIMBUS_RC_ffff=1\r\n__NIMBUS_BEGIN_x\r\n", 0, "cat log"), 4);
+  Parsed p =
+      parse_in_pieces(transcript("__NIMBUS_RC_ffff=1\r\n__NIMBUS_BEGIN_x\r\n", 0, "cat log"), 4);
   EXPECT_TRUE(p.done);
   EXPECT_EQ(p.status, 0);
   EXPECT_EQ(p.output, "__NIMBUS_RC_ffff=1\n__NIMBUS_BEGIN_x\n");
@@ -105,8 +108,11 @@ TEST(ShellCommand, IncompleteTranscript) {
 }
 
 TEST(ShellCommand, StripsTerminalEscapes) {
-  EXPECT_EQ(strip_terminal_escapes("\x1b[1;34mbin\x1b[m  \x1b[1;36mlinuxrc\x1b[m\n"), "bin  linuxrc\n");
-  EXPECT_EQ(strip_terminal_escapes("a\x1b]0;title\ab\x1b]2;t\x1b\\c\x1b" "7d\x1b[6n"), "abcd");
+  EXPECT_EQ(strip_terminal_escapes("\x1b[1;34mbin\x1b[m  \x1b[1;36mlinuxrc\x1b[m\n"),
+            "bin  linuxrc\n");
+  EXPECT_EQ(strip_terminal_escapes("a\x1b]0;title\ab\x1b]2;t\x1b\\c\x1b"
+                                   "7d\x1b[6n"),
+            "abcd");
   EXPECT_EQ(strip_terminal_escapes("plain\ttext\n"), "plain\ttext\n");
   EXPECT_EQ(strip_terminal_escapes("cut\x1b[1;3"), "cut");
   EXPECT_EQ(strip_terminal_escapes("cut\x1b"), "cut");
@@ -115,7 +121,8 @@ TEST(ShellCommand, StripsTerminalEscapes) {
 // A console socket whose "guest" echoes input and runs each line with /bin/sh -c.
 class FakeConsole {
  public:
-  explicit FakeConsole(std::string history, bool run_commands = true) : history_(std::move(history)), run_(run_commands) {
+  explicit FakeConsole(std::string history, bool run_commands = true)
+      : history_(std::move(history)), run_(run_commands) {
     char dir[] = "/tmp/nimbus-console-test-XXXXXX";
     dir_ = mkdtemp(dir);
     path_ = dir_ + "/console.sock";
@@ -207,12 +214,15 @@ TEST(ShellCommand, TimesOutWhenNoShellAnswers) {
 
 TEST(ShellCommand, RejectsOverlongCommandsAndMissingSockets) {
   ShellCommandOptions o;
-  auto longer = run_shell_command("/nonexistent.sock", std::string(2000, 'x'), o, [](const std::string&) {});
+  auto longer =
+      run_shell_command("/nonexistent.sock", std::string(2000, 'x'), o, [](const std::string&) {});
   ASSERT_FALSE(longer.ok());
   EXPECT_NE(longer.message().find("too long"), std::string::npos);
-  auto missing = run_shell_command("/nonexistent/console.sock", "true", o, [](const std::string&) {});
+  auto missing =
+      run_shell_command("/nonexistent/console.sock", "true", o, [](const std::string&) {});
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.message().find("cannot connect to the console at /nonexistent/console.sock"), std::string::npos)
+  EXPECT_NE(missing.message().find("cannot connect to the console at /nonexistent/console.sock"),
+            std::string::npos)
       << missing.message();
 }
 
@@ -223,7 +233,8 @@ TEST(ConsoleAttach, PipedInputThenIdleOutput) {
   ASSERT_EQ(::pipe(out), 0);
   (void)!::write(in[1], "hello\n", 6);
   ::close(in[1]);
-  const int status = attach_console("console", "web1", console.path(), /*fresh_prompt=*/true, in[0], out[1], 200);
+  const int status =
+      attach_console("console", "web1", console.path(), /*fresh_prompt=*/true, in[0], out[1], 200);
   ::close(out[1]);
   ::close(in[0]);
   std::string shown;

@@ -26,10 +26,11 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 constexpr int kDefaultReadyTimeout = 300;  // launch, start, restart: seconds to wait for ready
 constexpr int kDefaultShellTimeout = 60;
-constexpr int kApiStopTimeout = 30;        // the API's default graceful stop timeout
+constexpr int kApiStopTimeout = 30;  // the API's default graceful stop timeout
 
 // "nimbus: VERB NAME: message" (or "nimbus: VERB: message" without a name).
-int fail(const std::string& verb, const std::string& name, const std::string& message, int status = kExitFailed) {
+int fail(const std::string& verb, const std::string& name, const std::string& message,
+         int status = kExitFailed) {
   if (name.empty()) {
     std::fprintf(stderr, "nimbus: %s: %s\n", verb.c_str(), message.c_str());
   } else {
@@ -38,7 +39,9 @@ int fail(const std::string& verb, const std::string& name, const std::string& me
   return status;
 }
 
-int usage(const std::string& verb, const std::string& message) { return fail(verb, "", message, kExitUsage); }
+int usage(const std::string& verb, const std::string& message) {
+  return fail(verb, "", message, kExitUsage);
+}
 
 void print_json(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
@@ -85,8 +88,9 @@ Result<json> wait_ready(Ctx& c, const std::string& name, int timeout_s, Progress
     if (state == "stopped") return Status::error(crash_message(vm, "the VM stopped"));
     progress.set_state(state == "running" ? "waiting for the guest" : state);
     if (std::chrono::steady_clock::now() >= deadline) {
-      std::string m = fmt::format("not ready after {} s (state {}); it may still come up: check `nimbus list`", timeout_s,
-                                  state.empty() ? "unknown" : state);
+      std::string m =
+          fmt::format("not ready after {} s (state {}); it may still come up: check `nimbus list`",
+                      timeout_s, state.empty() ? "unknown" : state);
       const std::string log = json_str(vm, "console_log");
       if (!log.empty()) m += fmt::format(" or its console log {}", log);
       return Status::error(m);
@@ -128,7 +132,8 @@ std::string vm_summary(const json& vm) {
 
 // Runs `one` for each name; the JSON results are printed together with --json (one object
 // for one name, an array for several). Exit 1 if any failed.
-int for_each_vm(Ctx& c, const std::vector<std::string>& names, const std::function<Result<json>(const std::string&)>& one) {
+int for_each_vm(Ctx& c, const std::vector<std::string>& names,
+                const std::function<Result<json>(const std::string&)>& one) {
   json results = json::array();
   int status = 0;
   for (const std::string& name : names) {
@@ -159,12 +164,14 @@ int cmd_launch(Ctx& c) {
     req["name"] = o.name;
   }
   if (!o.image.empty()) {
-    if (Status s = check_name(o.image, "image name"); !s.ok()) return usage("launch", "--image: " + s.message());
+    if (Status s = check_name(o.image, "image name"); !s.ok())
+      return usage("launch", "--image: " + s.message());
     req["image"] = o.image;
   }
   if (o.cpus != -1) {
     if (o.cpus < 1 || o.cpus > static_cast<int>(config::kMaxVcpus)) {
-      return usage("launch", fmt::format("--cpus {} is out of range (1 to {})", o.cpus, config::kMaxVcpus));
+      return usage("launch",
+                   fmt::format("--cpus {} is out of range (1 to {})", o.cpus, config::kMaxVcpus));
     }
     req["cpus"] = o.cpus;
   }
@@ -185,7 +192,8 @@ int cmd_launch(Ctx& c) {
       if (!f.ok()) return usage("launch", f.message());
       for (const json& other : forwards) {
         if (other["host_port"] == f->host_port && other["protocol"] == f->protocol) {
-          return usage("launch", fmt::format("--forward: host port {}/{} is given twice", f->host_port, f->protocol));
+          return usage("launch", fmt::format("--forward: host port {}/{} is given twice",
+                                             f->host_port, f->protocol));
         }
       }
       forwards.push_back(host::forward_json(*f));
@@ -194,7 +202,8 @@ int cmd_launch(Ctx& c) {
   }
   if (!o.restart_policy.empty()) req["restart_policy"] = o.restart_policy;
   if (o.no_start) req["start"] = false;
-  if (o.timeout_s == 0 || o.timeout_s < -1) return usage("launch", "--timeout must be at least 1 second");
+  if (o.timeout_s == 0 || o.timeout_s < -1)
+    return usage("launch", "--timeout must be at least 1 second");
 
   const std::string shown = o.name.empty() ? "a VM" : o.name;
   Progress progress("Launching " + shown);
@@ -207,8 +216,9 @@ int cmd_launch(Ctx& c) {
   if (o.no_start || o.no_wait) {
     progress.finish();
     if (o.json) print_json(*created);
-    say(c, o.no_start ? fmt::format("Created {} (stopped; start it with: nimbus start {})", name, name)
-                      : fmt::format("Launched {} ({})", name, json_str(*created, "state", "starting")));
+    say(c, o.no_start
+               ? fmt::format("Created {} (stopped; start it with: nimbus start {})", name, name)
+               : fmt::format("Launched {} ({})", name, json_str(*created, "state", "starting")));
     return 0;
   }
   progress.set_action("Launching " + name);
@@ -261,8 +271,9 @@ Result<std::string> console_socket_of(Ctx& c, const std::string& name) {
   const std::string socket = json_str(*r, "console_socket");
   if (socket.empty()) return Status::error("nimbusd reports no console socket for it");
   if (c.client.endpoint().tcp && ::access(socket.c_str(), F_OK) != 0) {
-    return Status::error(fmt::format("its console socket {} is not on this machine: console and shell work on nimbusd's host",
-                                     socket));
+    return Status::error(fmt::format(
+        "its console socket {} is not on this machine: console and shell work on nimbusd's host",
+        socket));
   }
   return socket;
 }
@@ -285,7 +296,8 @@ int cmd_console(Ctx& c, bool shell) {
   return *status;
 }
 
-std::vector<std::string> names_or_all(Ctx& c, const std::function<bool(const json&)>& pick, Status& error) {
+std::vector<std::string> names_or_all(Ctx& c, const std::function<bool(const json&)>& pick,
+                                      Status& error) {
   if (!c.o.all) return c.o.names;
   std::vector<std::string> names;
   auto r = c.client.request("GET", "/v1/vms");
@@ -308,13 +320,18 @@ json stop_body(const HostCommandOptions& o) {
   return body;
 }
 
-int stop_read_timeout(const HostCommandOptions& o) { return std::max(120, (o.timeout_s > 0 ? o.timeout_s : kApiStopTimeout) + 60); }
+int stop_read_timeout(const HostCommandOptions& o) {
+  return std::max(120, (o.timeout_s > 0 ? o.timeout_s : kApiStopTimeout) + 60);
+}
 
 int cmd_stop(Ctx& c) {
   Status error;
-  const auto names = names_or_all(c, [](const json& vm) {
-    return is_live(json_str(vm, "state")) || json_str(vm, "desired_state") == "running";
-  }, error);
+  const auto names = names_or_all(
+      c,
+      [](const json& vm) {
+        return is_live(json_str(vm, "state")) || json_str(vm, "desired_state") == "running";
+      },
+      error);
   if (!error.ok()) return fail("stop", "", error.message());
   if (names.empty()) {
     std::fprintf(stderr, "No running VMs.\n");
@@ -328,7 +345,8 @@ int cmd_stop(Ctx& c) {
     if (!r.ok()) return r;
     json vm = *r;
     if (json_str(vm, "state") == "stopping") {
-      auto w = wait_stopped(c, name, (c.o.timeout_s > 0 ? c.o.timeout_s : kApiStopTimeout) + 60, progress);
+      auto w = wait_stopped(c, name, (c.o.timeout_s > 0 ? c.o.timeout_s : kApiStopTimeout) + 60,
+                            progress);
       if (!w.ok()) return w;
       if (r->contains("graceful")) (*w)["graceful"] = (*r)["graceful"];
       vm = *w;
@@ -354,13 +372,16 @@ int cmd_start_or_restart(Ctx& c, bool restart) {
     if (!r.ok()) return r;
     if (c.o.no_wait) {
       progress.finish();
-      say(c, fmt::format("{} {} ({})", restart ? "Restarted" : "Started", name, json_str(*r, "state", "starting")));
+      say(c, fmt::format("{} {} ({})", restart ? "Restarted" : "Started", name,
+                         json_str(*r, "state", "starting")));
       return r;
     }
     progress.set_state(json_str(*r, "state", "starting"));
     // A restart's reply may come before the VM went down: wait for the restart itself.
-    auto vm = wait_ready(c, name, restart ? kDefaultReadyTimeout : (c.o.timeout_s > 0 ? c.o.timeout_s : kDefaultReadyTimeout),
-                         progress);
+    auto vm = wait_ready(
+        c, name,
+        restart ? kDefaultReadyTimeout : (c.o.timeout_s > 0 ? c.o.timeout_s : kDefaultReadyTimeout),
+        progress);
     progress.finish();
     if (!vm.ok()) return vm;
     say(c, fmt::format("{} {}: {}", restart ? "Restarted" : "Started", name, vm_summary(*vm)));
@@ -381,7 +402,8 @@ int cmd_resize(Ctx& c) {
   json body = json::object();
   if (o.cpus != -1) {
     if (o.cpus < 1 || o.cpus > static_cast<int>(config::kMaxVcpus)) {
-      return usage("resize", fmt::format("--cpus {} is out of range (1 to {})", o.cpus, config::kMaxVcpus));
+      return usage("resize",
+                   fmt::format("--cpus {} is out of range (1 to {})", o.cpus, config::kMaxVcpus));
     }
     body["cpus"] = o.cpus;
   }
@@ -408,7 +430,8 @@ int cmd_snapshot(Ctx& c) {
   const std::string& name = c.o.names.at(0);
   json body = json::object();
   if (!c.o.snapshot.empty()) {
-    if (Status s = check_name(c.o.snapshot, "snapshot name"); !s.ok()) return usage("snapshot", "--name: " + s.message());
+    if (Status s = check_name(c.o.snapshot, "snapshot name"); !s.ok())
+      return usage("snapshot", "--name: " + s.message());
     body["name"] = c.o.snapshot;
   }
   c.client.set_read_timeout(600);
@@ -428,7 +451,8 @@ int cmd_snapshots(Ctx& c) {
   const std::string& name = c.o.names.at(0);
   if (!c.o.delete_snapshots.empty()) {
     for (const std::string& snap : c.o.delete_snapshots) {
-      if (Status s = check_name(snap, "snapshot name"); !s.ok()) return usage("snapshots", "--delete: " + s.message());
+      if (Status s = check_name(snap, "snapshot name"); !s.ok())
+        return usage("snapshots", "--delete: " + s.message());
     }
     int status = 0;
     json results = json::array();
@@ -452,7 +476,8 @@ int cmd_snapshots(Ctx& c) {
   }
   const json snaps = r->is_object() && r->contains("snapshots") ? (*r)["snapshots"] : json::array();
   if (!snaps.is_array() || snaps.empty()) {
-    std::fprintf(stderr, "No snapshots of %s. Take one with: nimbus snapshot %s\n", name.c_str(), name.c_str());
+    std::fprintf(stderr, "No snapshots of %s. Take one with: nimbus snapshot %s\n", name.c_str(),
+                 name.c_str());
     return 0;
   }
   std::fputs(format_snapshots(snaps).c_str(), stdout);
@@ -461,7 +486,8 @@ int cmd_snapshots(Ctx& c) {
 
 int cmd_restore(Ctx& c) {
   const std::string& name = c.o.names.at(0);
-  if (Status s = check_name(c.o.snapshot, "snapshot name"); !s.ok()) return usage("restore", s.message());
+  if (Status s = check_name(c.o.snapshot, "snapshot name"); !s.ok())
+    return usage("restore", s.message());
   c.client.set_read_timeout(600);
   Progress progress("Restoring " + name);
   progress.set_state("loading " + c.o.snapshot);
@@ -469,13 +495,15 @@ int cmd_restore(Ctx& c) {
   progress.finish();
   if (!r.ok()) return fail("restore", name, r.message());
   if (c.o.json) print_json(*r);
-  say(c, fmt::format("Restored {} from snapshot {} (now {})", name, c.o.snapshot, json_str(*r, "state", "?")));
+  say(c, fmt::format("Restored {} from snapshot {} (now {})", name, c.o.snapshot,
+                     json_str(*r, "state", "?")));
   return 0;
 }
 
 int cmd_delete(Ctx& c) {
   Status error;
-  const auto names = names_or_all(c, [](const json&) { return true; }, error);
+  const auto names = names_or_all(
+      c, [](const json&) { return true; }, error);
   if (!error.ok()) return fail("delete", "", error.message());
   if (names.empty()) {
     std::fprintf(stderr, "No VMs.\n");
@@ -488,7 +516,8 @@ int cmd_delete(Ctx& c) {
       if (!vm.ok()) return vm;
       const std::string state = json_str(*vm, "state");
       if (is_live(state)) {
-        return Status::error(fmt::format("the VM is {}; stop it first (nimbus stop {}) or delete it with --force", state, name));
+        return Status::error(fmt::format(
+            "the VM is {}; stop it first (nimbus stop {}) or delete it with --force", state, name));
       }
     }
     auto r = c.client.request("DELETE", vm_path(name));
@@ -526,38 +555,52 @@ int cmd_host(Ctx& c) {
 
 // ------------------------------------------------------------------------------------------
 
-CLI::App* verb(CLI::App& app, HostCommandOptions& o, const std::string& name, const std::string& help) {
+CLI::App* verb(CLI::App& app, HostCommandOptions& o, const std::string& name,
+               const std::string& help) {
   CLI::App* cmd = app.add_subcommand(name, help);
   cmd->group("VM management (talks to nimbusd)");
   cmd->preparse_callback([&o, name](size_t) { o.verb = name; });
-  cmd->add_option("--host", o.host, "nimbusd's socket, or http://HOST:PORT (default: $NIMBUS_HOST, else /run/nimbus/nimbusd.sock)");
-  cmd->add_option("--token-file", o.token_file, "With an http:// host: the bearer token's file (default: $NIMBUS_TOKEN)");
+  cmd->add_option("--host", o.host,
+                  "nimbusd's socket, or http://HOST:PORT (default: $NIMBUS_HOST, else "
+                  "/run/nimbus/nimbusd.sock)");
+  cmd->add_option("--token-file", o.token_file,
+                  "With an http:// host: the bearer token's file (default: $NIMBUS_TOKEN)");
   return cmd;
 }
 
-void json_flag(CLI::App* cmd, HostCommandOptions& o) { cmd->add_flag("--json", o.json, "Print the API's JSON reply"); }
+void json_flag(CLI::App* cmd, HostCommandOptions& o) {
+  cmd->add_flag("--json", o.json, "Print the API's JSON reply");
+}
 
 void names_arg(CLI::App* cmd, HostCommandOptions& o, bool required = true) {
   CLI::Option* opt = cmd->add_option("NAME", o.names, "VM name(s)");
   if (required) opt->required();
 }
 
-void name_arg(CLI::App* cmd, HostCommandOptions& o) { cmd->add_option("NAME", o.single_name, "VM name")->required(); }
+void name_arg(CLI::App* cmd, HostCommandOptions& o) {
+  cmd->add_option("NAME", o.single_name, "VM name")->required();
+}
 
 }  // namespace
 
 void add_host_commands(CLI::App& app, HostCommandOptions& o) {
   CLI::App* cmd = verb(app, o, "launch", "Create a VM from an image and start it");
-  cmd->add_option("-n,--name", o.name, "The VM's name: a-z, 0-9 and '-', starting with a letter (default: vm-N)");
+  cmd->add_option("-n,--name", o.name,
+                  "The VM's name: a-z, 0-9 and '-', starting with a letter (default: vm-N)");
   cmd->add_option("-c,--cpus", o.cpus, "vCPUs (default 1)");
   cmd->add_option("-m,--memory", o.memory, "Memory: 256M, 1G, or MiB (default 256M)");
   cmd->add_option("-d,--disk", o.disk, "Disk size: 2G, or MiB (default: the image's)");
   cmd->add_option("-i,--image", o.image, "The image (default: default; see `nimbus images`)");
-  cmd->add_option("-p,--forward", o.forwards, "Forward a host port to the guest: [ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable)");
-  cmd->add_option("--restart", o.restart_policy, "Restart policy (default no)")->check(CLI::IsMember({"no", "on-failure", "always"}));
+  cmd->add_option(
+      "-p,--forward", o.forwards,
+      "Forward a host port to the guest: [ADDR:]HOST_PORT:GUEST_PORT[/udp] (repeatable)");
+  cmd->add_option("--restart", o.restart_policy, "Restart policy (default no)")
+      ->check(CLI::IsMember({"no", "on-failure", "always"}));
   cmd->add_flag("--no-start", o.no_start, "Create the VM stopped");
-  cmd->add_flag("--no-wait", o.no_wait, "Return once the VM is starting, without waiting for its guest");
-  cmd->add_option("--timeout", o.timeout_s, "Seconds to wait for the guest to be ready (default 300)");
+  cmd->add_flag("--no-wait", o.no_wait,
+                "Return once the VM is starting, without waiting for its guest");
+  cmd->add_option("--timeout", o.timeout_s,
+                  "Seconds to wait for the guest to be ready (default 300)");
   json_flag(cmd, o);
 
   cmd = verb(app, o, "list", "List the VMs");
@@ -571,28 +614,34 @@ void add_host_commands(CLI::App& app, HostCommandOptions& o) {
   cmd = verb(app, o, "console", "Attach to a VM's serial console (detach with Ctrl-])");
   name_arg(cmd, o);
 
-  cmd = verb(app, o, "shell", "A shell on a VM's console; with -c, run one command and exit with its status");
+  cmd = verb(app, o, "shell",
+             "A shell on a VM's console; with -c, run one command and exit with its status");
   name_arg(cmd, o);
-  cmd->add_option("-c,--command", o.command, "Run this shell command, print its output and exit with its status");
-  cmd->add_option("--timeout", o.timeout_s, "With -c: seconds to wait for the command (default 60)");
+  cmd->add_option("-c,--command", o.command,
+                  "Run this shell command, print its output and exit with its status");
+  cmd->add_option("--timeout", o.timeout_s,
+                  "With -c: seconds to wait for the command (default 60)");
 
   cmd = verb(app, o, "stop", "Shut VMs down (gracefully, then hard after --timeout)");
   names_arg(cmd, o, false);
   cmd->add_flag("--all", o.all, "Stop every running VM");
   cmd->add_flag("-f,--force", o.force, "Stop at once, without asking the guest to shut down");
-  cmd->add_option("--timeout", o.timeout_s, "Seconds for the guest to shut down before a hard stop (default 30)");
+  cmd->add_option("--timeout", o.timeout_s,
+                  "Seconds for the guest to shut down before a hard stop (default 30)");
   json_flag(cmd, o);
 
   cmd = verb(app, o, "start", "Start stopped VMs and wait for their guests");
   names_arg(cmd, o);
   cmd->add_flag("--no-wait", o.no_wait, "Return once the VM is starting");
-  cmd->add_option("--timeout", o.timeout_s, "Seconds to wait for the guest to be ready (default 300)");
+  cmd->add_option("--timeout", o.timeout_s,
+                  "Seconds to wait for the guest to be ready (default 300)");
   json_flag(cmd, o);
 
   cmd = verb(app, o, "restart", "Stop and start VMs");
   names_arg(cmd, o);
   cmd->add_flag("-f,--force", o.force, "Stop at once, without asking the guest to shut down");
-  cmd->add_option("--timeout", o.timeout_s, "Seconds for the guest to shut down before a hard stop (default 30)");
+  cmd->add_option("--timeout", o.timeout_s,
+                  "Seconds for the guest to shut down before a hard stop (default 30)");
   cmd->add_flag("--no-wait", o.no_wait, "Return without waiting for the guest to be ready again");
   json_flag(cmd, o);
 
@@ -604,7 +653,8 @@ void add_host_commands(CLI::App& app, HostCommandOptions& o) {
   names_arg(cmd, o);
   json_flag(cmd, o);
 
-  cmd = verb(app, o, "resize", "Change a stopped VM's vCPUs, memory or disk size (disks only grow)");
+  cmd =
+      verb(app, o, "resize", "Change a stopped VM's vCPUs, memory or disk size (disks only grow)");
   name_arg(cmd, o);
   cmd->add_option("-c,--cpus", o.cpus, "vCPUs");
   cmd->add_option("-m,--memory", o.memory, "Memory: 512M, 1G, or MiB");
@@ -653,7 +703,8 @@ int host_command(const HostCommandOptions& options) {
     // Names the API could not have made are not worth a request (and keep paths sane).
     if (Status s = check_name(name); !s.ok()) return usage(v, s.message());
   }
-  if (!o.command.empty() && o.command.find_first_not_of(" \t") == std::string::npos) return usage(v, "-c: the command is empty");
+  if (!o.command.empty() && o.command.find_first_not_of(" \t") == std::string::npos)
+    return usage(v, "-c: the command is empty");
   if (o.timeout_s == 0 || o.timeout_s < -1) return usage(v, "--timeout must be at least 1 second");
 
   auto endpoint = resolve_endpoint(o.host, o.token_file);

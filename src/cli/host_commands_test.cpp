@@ -22,23 +22,27 @@ namespace {
 // --- arguments -----------------------------------------------------------------------------
 
 TEST(HostArgs, Names) {
-  for (const char* good : {"web1", "a", "my-vm-2", "x23456789012345678901234567890123456789012345678901234567890123"}) {
+  for (const char* good : {"web1", "a", "my-vm-2",
+                           "x23456789012345678901234567890123456789012345678901234567890123"}) {
     EXPECT_TRUE(check_name(good).ok()) << good;
   }
-  EXPECT_EQ(std::string("x23456789012345678901234567890123456789012345678901234567890123").size(), 63u);
+  EXPECT_EQ(std::string("x23456789012345678901234567890123456789012345678901234567890123").size(),
+            63u);
   struct Case {
     std::string name;
     const char* needle;
   };
-  for (const Case& c : {Case{"", "empty"}, Case{"1vm", "start with a lowercase letter"}, Case{"-vm", "start with"},
-                        Case{"Web", "start with"}, Case{"web_1", "may only contain"}, Case{"web.1", "may only contain"},
-                        Case{"wEb", "may only contain"}, Case{"../etc", "start with"}, Case{"a/b", "may only contain"},
-                        Case{std::string(64, 'a'), "too long"}}) {
+  for (const Case& c : {Case{"", "empty"}, Case{"1vm", "start with a lowercase letter"},
+                        Case{"-vm", "start with"}, Case{"Web", "start with"},
+                        Case{"web_1", "may only contain"}, Case{"web.1", "may only contain"},
+                        Case{"wEb", "may only contain"}, Case{"../etc", "start with"},
+                        Case{"a/b", "may only contain"}, Case{std::string(64, 'a'), "too long"}}) {
     Status s = check_name(c.name);
     ASSERT_FALSE(s.ok()) << c.name;
     EXPECT_NE(s.message().find(c.needle), std::string::npos) << c.name << ": " << s.message();
   }
-  EXPECT_NE(check_name("S1", "snapshot name").message().find("snapshot name 'S1'"), std::string::npos);
+  EXPECT_NE(check_name("S1", "snapshot name").message().find("snapshot name 'S1'"),
+            std::string::npos);
 }
 
 TEST(HostArgs, Sizes) {
@@ -84,7 +88,8 @@ TEST(HostOutput, Sizes) {
 }
 
 json sample_vm() {
-  return json::parse(R"({"name": "web1", "image": "default", "cpus": 1, "memory_mib": 256, "disk_mib": 1024,
+  return json::parse(
+      R"({"name": "web1", "image": "default", "cpus": 1, "memory_mib": 256, "disk_mib": 1024,
     "forwards": [{"protocol": "tcp", "host_address": "0.0.0.0", "host_port": 8080, "guest_port": 80},
                  {"protocol": "udp", "host_address": "127.0.0.1", "host_port": 5353, "guest_port": 53}],
     "restart_policy": "no", "state": "running", "desired_state": "running",
@@ -108,8 +113,9 @@ TEST(HostOutput, Forwards) {
 }
 
 TEST(HostOutput, VmList) {
-  json stopped = {{"name", "db"}, {"state", "stopped"}, {"cpus", 2}, {"memory_mib", 1536}, {"disk_mib", 4096},
-                  {"addresses", {{"host", "10.88.0.3"}}}};
+  json stopped = {{"name", "db"},     {"state", "stopped"},
+                  {"cpus", 2},        {"memory_mib", 1536},
+                  {"disk_mib", 4096}, {"addresses", {{"host", "10.88.0.3"}}}};
   EXPECT_EQ(format_vm_list(json::array({sample_vm(), stopped})),
             "Name  State    CPUs  Memory  Disk  IPv4       Forwards\n"
             "web1  running  1     256MiB  1GiB  10.88.0.2  8080->80,127.0.0.1:5353->53/udp\n"
@@ -118,7 +124,8 @@ TEST(HostOutput, VmList) {
 
 TEST(HostOutput, VmListSurvivesOddObjects) {
   // Missing and mistyped fields show as "--" rather than throwing.
-  const std::string out = format_vm_list(json::array({json{{"name", 5}, {"cpus", "two"}}, json("junk")}));
+  const std::string out =
+      format_vm_list(json::array({json{{"name", 5}, {"cpus", "two"}}, json("junk")}));
   EXPECT_NE(out.find("?"), std::string::npos);
   EXPECT_NE(out.find("--"), std::string::npos);
 }
@@ -129,12 +136,17 @@ TEST(HostOutput, VmInfo) {
   EXPECT_NE(out.find("State:           running\n"), std::string::npos) << out;
   EXPECT_NE(out.find("Memory:          40.2MiB used of 256MiB\n"), std::string::npos) << out;
   EXPECT_NE(out.find("Disk:            3.1MiB used of 1GiB\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("IPv4:            10.88.0.2 (host network), 10.0.2.15 (user network)\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("Forwards:        tcp 0.0.0.0:8080 -> 80, udp 127.0.0.1:5353 -> 53\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("IPv4:            10.88.0.2 (host network), 10.0.2.15 (user network)\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("Forwards:        tcp 0.0.0.0:8080 -> 80, udp 127.0.0.1:5353 -> 53\n"),
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("CPU time:        1.5s\n"), std::string::npos) << out;
   EXPECT_NE(out.find("Disk I/O:        1MiB read, 0B written\n"), std::string::npos) << out;
   EXPECT_NE(out.find("Process:         pid 12345, uid 200001\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("Console log:     /var/lib/nimbus/vms/web1/console.log\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Console log:     /var/lib/nimbus/vms/web1/console.log\n"), std::string::npos)
+      << out;
   EXPECT_EQ(out.find("Last exit"), std::string::npos) << out;
 
   json crashed = sample_vm();
@@ -142,12 +154,14 @@ TEST(HostOutput, VmInfo) {
   crashed["last_exit"] = "exit status 2: guest panic";
   const std::string c = format_vm_info(crashed);
   EXPECT_NE(c.find("State:           crashed (desired: running)\n"), std::string::npos) << c;
-  EXPECT_NE(c.find("Memory:          256MiB\n"), std::string::npos) << c;  // no usage when not running
+  EXPECT_NE(c.find("Memory:          256MiB\n"), std::string::npos)
+      << c;  // no usage when not running
   EXPECT_NE(c.find("Last exit:       exit status 2: guest panic\n"), std::string::npos) << c;
 }
 
 TEST(HostOutput, Host) {
-  const json host = json::parse(R"({"hostname": "h1", "version": "0.1.0", "state_dir": "/var/lib/nimbus",
+  const json host =
+      json::parse(R"({"hostname": "h1", "version": "0.1.0", "state_dir": "/var/lib/nimbus",
     "cgroup": "v1", "sandbox": true,
     "cpus":      {"host": 2, "overcommit": 4.0, "capacity": 8, "allocated": 3, "available": 5},
     "memory_mib":{"host": 24000, "reserved": 1024, "capacity": 22976, "allocated": 640, "available": 22336},
@@ -166,14 +180,16 @@ TEST(HostOutput, Host) {
 }
 
 TEST(HostOutput, ImagesAndSnapshots) {
-  const json images = json::parse(R"([{"name": "default", "kernel": "/x/Image", "initrd": "", "disk": "/x/rootfs.ext4",
+  const json images = json::parse(
+      R"([{"name": "default", "kernel": "/x/Image", "initrd": "", "disk": "/x/rootfs.ext4",
       "disk_format": "raw", "disk_mib": 64, "description": "the bundled guest", "created_at": "2026-11-22T10:00:00Z"},
       {"name": "alpine", "disk_mib": 2048}])");
   EXPECT_EQ(format_images(images),
             "Name     Disk   Format  Created               Description\n"
             "default  64MiB  raw     2026-11-22T10:00:00Z  the bundled guest\n"
             "alpine   2GiB   --      --\n");
-  const json snaps = json::parse(R"([{"name": "s1", "vm": "web1", "created_at": "2026-11-22T10:00:00Z", "size_bytes": 13107200}])");
+  const json snaps = json::parse(
+      R"([{"name": "s1", "vm": "web1", "created_at": "2026-11-22T10:00:00Z", "size_bytes": 13107200}])");
   EXPECT_EQ(format_snapshots(snaps),
             "Name  Created               Size\n"
             "s1    2026-11-22T10:00:00Z  12.5MiB\n");
@@ -232,11 +248,13 @@ TEST(HostEndpoint, TcpWithToken) {
 
   const std::string file = testing::TempDir() + "/nimbus-token-test";
   std::ofstream(file) << "  from-file  \n";
-  EXPECT_EQ(resolve_endpoint("http://h:1", file)->token, "from-file");  // the file wins over the env
+  EXPECT_EQ(resolve_endpoint("http://h:1", file)->token,
+            "from-file");  // the file wins over the env
   std::filesystem::remove(file);
   EXPECT_FALSE(resolve_endpoint("http://h:1", file).ok());
 
-  for (const char* bad : {"http://h:0", "http://h:65536", "http://h:x", "http://:80", "https://h:1", "http://h:1/path"}) {
+  for (const char* bad : {"http://h:0", "http://h:65536", "http://h:x", "http://:80", "https://h:1",
+                          "http://h:1/path"}) {
     EXPECT_FALSE(resolve_endpoint(bad, "").ok()) << bad;
   }
   EXPECT_FALSE(resolve_endpoint("/" + std::string(200, 'x'), "").ok());
@@ -261,7 +279,8 @@ class FakeNimbusd {
   void start() {
     ASSERT_TRUE(server_.bind_to_port(path_, 80));
     thread_ = std::thread([this] { server_.listen_after_bind(); });
-    for (int i = 0; i < 200 && !server_.is_running(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    for (int i = 0; i < 200 && !server_.is_running(); i++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const std::string& path() const { return path_; }
   const std::string& dir() const { return dir_; }
@@ -286,11 +305,13 @@ TEST(HostClient, RepliesAndErrors) {
   fake.server().Post("/v1/vms", [&](const httplib::Request& req, httplib::Response& res) {
     received = json::parse(req.body);
     res.status = 201;
-    res.set_content(json{{"name", received.value("name", "vm-1")}, {"state", "starting"}}.dump(), "application/json");
+    res.set_content(json{{"name", received.value("name", "vm-1")}, {"state", "starting"}}.dump(),
+                    "application/json");
   });
   fake.server().Get("/v1/vms/nope", [](const httplib::Request&, httplib::Response& res) {
     res.status = 404;
-    res.set_content(R"({"error": {"code": "NotFound", "message": "no VM named 'nope'"}})", "application/json");
+    res.set_content(R"({"error": {"code": "NotFound", "message": "no VM named 'nope'"}})",
+                    "application/json");
   });
   fake.server().Post("/v1/vms/web1/stop", [](const httplib::Request&, httplib::Response& res) {
     res.status = 500;
@@ -299,7 +320,8 @@ TEST(HostClient, RepliesAndErrors) {
   fake.server().Delete("/v1/vms/web1", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"deleted": "web1"})", "application/json");
   });
-  fake.server().Post("/v1/vms/web1/pause", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
+  fake.server().Post("/v1/vms/web1/pause",
+                     [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
   fake.start();
   HostClient client = fake.client();
 
@@ -345,7 +367,8 @@ TEST(HostClient, BearerTokenOverTcp) {
     auth = req.get_header_value("Authorization");
     if (auth != "Bearer t0k") {
       res.status = 401;
-      res.set_content(R"({"error": {"code": "Unauthorized", "message": "bad token"}})", "application/json");
+      res.set_content(R"({"error": {"code": "Unauthorized", "message": "bad token"}})",
+                      "application/json");
       return;
     }
     res.set_content(R"({"hostname": "h1"})", "application/json");
@@ -379,7 +402,8 @@ TEST(HostClient, NobodyListening) {
   e.address = e.host = d + "/nimbusd.sock";
   auto r = HostClient(e).request("GET", "/v1/vms");
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.message(), "cannot reach nimbusd at " + e.host + ": No such file or directory (is nimbusd running?)");
+  EXPECT_EQ(r.message(), "cannot reach nimbusd at " + e.host +
+                             ": No such file or directory (is nimbusd running?)");
   // A stale socket file nobody listens on.
   int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un addr{};
@@ -390,7 +414,8 @@ TEST(HostClient, NobodyListening) {
   ::close(fd);
   auto refused = HostClient(e).request("GET", "/v1/vms");
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.message(), "cannot reach nimbusd at " + e.host + ": Connection refused (is nimbusd running?)");
+  EXPECT_EQ(refused.message(),
+            "cannot reach nimbusd at " + e.host + ": Connection refused (is nimbusd running?)");
   std::filesystem::remove_all(d);
 }
 

@@ -21,7 +21,8 @@ size_t display_width(const std::string& s) {
 
 // A number without a useless ".0".
 std::string trim_number(double v, int decimals) {
-  if (std::fabs(v - std::round(v)) < 0.05) return fmt::format("{}", static_cast<long long>(std::llround(v)));
+  if (std::fabs(v - std::round(v)) < 0.05)
+    return fmt::format("{}", static_cast<long long>(std::llround(v)));
   return fmt::format("{:.{}f}", v, decimals);
 }
 
@@ -110,7 +111,8 @@ std::string format_bytes(double bytes) {
     bytes /= 1024;
     ++unit;
   }
-  return (unit == 0 ? fmt::format("{}", static_cast<long long>(bytes)) : trim_number(bytes, 1)) + kUnits[unit];
+  return (unit == 0 ? fmt::format("{}", static_cast<long long>(bytes)) : trim_number(bytes, 1)) +
+         kUnits[unit];
 }
 
 std::string format_forward(const json& f) {
@@ -184,35 +186,42 @@ std::string format_vm_info(const json& vm) {
   std::string forwards;
   if (member(vm, "forwards").is_array()) {
     for (const json& f : member(vm, "forwards")) {
-      forwards += fmt::format("{}{} {}:{} -> {}", forwards.empty() ? "" : ", ", json_str(f, "protocol", "tcp"),
-                              json_str(f, "host_address", "0.0.0.0"), num_text(f, "host_port"), num_text(f, "guest_port"));
+      forwards +=
+          fmt::format("{}{} {}:{} -> {}", forwards.empty() ? "" : ", ",
+                      json_str(f, "protocol", "tcp"), json_str(f, "host_address", "0.0.0.0"),
+                      num_text(f, "host_port"), num_text(f, "guest_port"));
     }
   }
   kv.add("Forwards", or_none(forwards));
   std::string restart = or_none(json_str(vm, "restart_policy"));
   double restarts;
-  if (json_num(vm, "restarts", restarts) && restarts > 0) restart += fmt::format(" ({} restarts)", trim_number(restarts, 0));
+  if (json_num(vm, "restarts", restarts) && restarts > 0)
+    restart += fmt::format(" ({} restarts)", trim_number(restarts, 0));
   kv.add("Restart policy", restart);
   kv.add("Created", or_none(json_str(vm, "created_at")));
   if (live && !json_str(vm, "started_at").empty()) kv.add("Started", json_str(vm, "started_at"));
   double v;
   if (live && json_num(usage, "cpu_seconds", v)) kv.add("CPU time", fmt::format("{:.1f}s", v));
   double rd = 0, wr = 0, rx = 0, tx = 0;
-  const bool have_rd = json_num(usage, "disk_read_bytes", rd), have_wr = json_num(usage, "disk_write_bytes", wr);
+  const bool have_rd = json_num(usage, "disk_read_bytes", rd),
+             have_wr = json_num(usage, "disk_write_bytes", wr);
   if (live && (have_rd || have_wr)) {
     kv.add("Disk I/O", fmt::format("{} read, {} written", format_bytes(rd), format_bytes(wr)));
   }
-  const bool have_rx = json_num(usage, "net_rx_bytes", rx), have_tx = json_num(usage, "net_tx_bytes", tx);
+  const bool have_rx = json_num(usage, "net_rx_bytes", rx),
+             have_tx = json_num(usage, "net_tx_bytes", tx);
   if (live && (have_rx || have_tx)) {
     kv.add("Network", fmt::format("{} received, {} sent", format_bytes(rx), format_bytes(tx)));
   }
   double pid, uid;
   if (live && json_num(vm, "pid", pid) && pid > 0) {
-    kv.add("Process", json_num(vm, "uid", uid) ? fmt::format("pid {}, uid {}", trim_number(pid, 0), trim_number(uid, 0))
-                                               : fmt::format("pid {}", trim_number(pid, 0)));
+    kv.add("Process", json_num(vm, "uid", uid)
+                          ? fmt::format("pid {}, uid {}", trim_number(pid, 0), trim_number(uid, 0))
+                          : fmt::format("pid {}", trim_number(pid, 0)));
   }
   if (live && !json_str(vm, "cgroup").empty()) kv.add("Cgroup", json_str(vm, "cgroup"));
-  if (live && !json_str(vm, "console_socket").empty()) kv.add("Console", json_str(vm, "console_socket"));
+  if (live && !json_str(vm, "console_socket").empty())
+    kv.add("Console", json_str(vm, "console_socket"));
   if (!json_str(vm, "console_log").empty()) kv.add("Console log", json_str(vm, "console_log"));
   if (!json_str(vm, "last_exit").empty()) kv.add("Last exit", json_str(vm, "last_exit"));
   return kv.render();
@@ -227,24 +236,32 @@ std::string format_host(const json& host) {
   std::string isolation;
   if (!json_str(host, "cgroup").empty()) isolation = "cgroup " + json_str(host, "cgroup");
   const json& sandbox = member(host, "sandbox");
-  if (sandbox.is_boolean()) isolation += std::string(isolation.empty() ? "" : ", ") + (sandbox.get<bool>() ? "sandbox on" : "sandbox off");
+  if (sandbox.is_boolean())
+    isolation += std::string(isolation.empty() ? "" : ", ") +
+                 (sandbox.get<bool>() ? "sandbox on" : "sandbox off");
   if (!isolation.empty()) kv.add("Isolation", isolation);
-  if (!json_str(host, "sandbox_note").empty()) kv.add("Sandbox note", json_str(host, "sandbox_note"));
+  if (!json_str(host, "sandbox_note").empty())
+    kv.add("Sandbox note", json_str(host, "sandbox_note"));
   double overhead;
-  if (json_num(host, "vm_overhead_mib", overhead)) kv.add("VM overhead", format_mib(overhead) + " of memory per VM");
+  if (json_num(host, "vm_overhead_mib", overhead))
+    kv.add("VM overhead", format_mib(overhead) + " of memory per VM");
   const json& vms = member(host, "vms");
-  if (vms.is_object()) kv.add("VMs", fmt::format("{} ({} running)", num_text(vms, "total"), num_text(vms, "running")));
+  if (vms.is_object())
+    kv.add("VMs", fmt::format("{} ({} running)", num_text(vms, "total"), num_text(vms, "running")));
 
   Table t({"Resource", "Host", "Reserved", "Capacity", "Allocated", "Available"});
   const json& cpus = member(host, "cpus");
   std::string capacity = num_text(cpus, "capacity");
   double over;
-  if (json_num(cpus, "overcommit", over) && over != 1.0) capacity += fmt::format(" ({}x over)", trim_number(over, 1));
-  t.add_row({"CPUs", num_text(cpus, "host"), kNone, capacity, num_text(cpus, "allocated"), num_text(cpus, "available")});
-  for (const auto& [label, key] : {std::pair{"Memory", "memory_mib"}, std::pair{"Disk", "disk_mib"}}) {
+  if (json_num(cpus, "overcommit", over) && over != 1.0)
+    capacity += fmt::format(" ({}x over)", trim_number(over, 1));
+  t.add_row({"CPUs", num_text(cpus, "host"), kNone, capacity, num_text(cpus, "allocated"),
+             num_text(cpus, "available")});
+  for (const auto& [label, key] :
+       {std::pair{"Memory", "memory_mib"}, std::pair{"Disk", "disk_mib"}}) {
     const json& r = member(host, key);
-    t.add_row({label, mib_text(r, "host"), mib_text(r, "reserved"), mib_text(r, "capacity"), mib_text(r, "allocated"),
-               mib_text(r, "available")});
+    t.add_row({label, mib_text(r, "host"), mib_text(r, "reserved"), mib_text(r, "capacity"),
+               mib_text(r, "allocated"), mib_text(r, "available")});
   }
   return kv.render() + "\n" + t.render();
 }
@@ -253,8 +270,9 @@ std::string format_images(const json& images) {
   Table t({"Name", "Disk", "Format", "Created", "Description"});
   if (images.is_array()) {
     for (const json& image : images) {
-      t.add_row({json_str(image, "name", "?"), mib_text(image, "disk_mib"), or_none(json_str(image, "disk_format")),
-                 or_none(json_str(image, "created_at")), json_str(image, "description")});
+      t.add_row({json_str(image, "name", "?"), mib_text(image, "disk_mib"),
+                 or_none(json_str(image, "disk_format")), or_none(json_str(image, "created_at")),
+                 json_str(image, "description")});
     }
   }
   return t.render();

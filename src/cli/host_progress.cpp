@@ -27,7 +27,8 @@ Progress::~Progress() { finish(); }
 
 int Progress::elapsed_s() const {
   return static_cast<int>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_).count());
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start_)
+          .count());
 }
 
 void Progress::draw_locked() {

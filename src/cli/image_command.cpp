@@ -48,8 +48,9 @@ std::string human_size(uint64_t bytes) {
     ++unit;
   }
   if (unit == 0) return fmt::format("{} B", bytes);
-  return v == static_cast<double>(static_cast<uint64_t>(v)) ? fmt::format("{} {}", static_cast<uint64_t>(v), kUnits[unit])
-                                                             : fmt::format("{:.3g} {}", v, kUnits[unit]);
+  return v == static_cast<double>(static_cast<uint64_t>(v))
+             ? fmt::format("{} {}", static_cast<uint64_t>(v), kUnits[unit])
+             : fmt::format("{:.3g} {}", v, kUnits[unit]);
 }
 
 std::string json_string(const std::string& s) {
@@ -69,7 +70,8 @@ std::string json_string(const std::string& s) {
 
 Status create_raw(const std::string& path, uint64_t size) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::error(fmt::format("cannot create '{}': {}", path, std::strerror(errno)));
+  if (fd < 0)
+    return Status::error(fmt::format("cannot create '{}': {}", path, std::strerror(errno)));
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     int err = errno;
     ::close(fd);
@@ -129,9 +131,10 @@ int do_info(const ImageOptions& o) {
     virtual_size = (*raw)->size();
   }
   if (o.json) {
-    std::string out = fmt::format("{{\"filename\": {}, \"format\": \"{}\", \"virtual-size\": {}, "
-                                  "\"actual-size\": {}",
-                                  json_string(o.file), format, virtual_size, disk_size);
+    std::string out = fmt::format(
+        "{{\"filename\": {}, \"format\": \"{}\", \"virtual-size\": {}, "
+        "\"actual-size\": {}",
+        json_string(o.file), format, virtual_size, disk_size);
     if (format == "qcow2") {
       out += fmt::format(", \"cluster-size\": {}, \"version\": {}", cluster_size, version);
       if (!backing.empty()) out += fmt::format(", \"backing-filename\": {}", json_string(backing));
@@ -146,7 +149,8 @@ int do_info(const ImageOptions& o) {
               o.file.c_str(), format.c_str(), human_size(virtual_size).c_str(),
               static_cast<unsigned long>(virtual_size), human_size(disk_size).c_str());
   if (format == "qcow2") {
-    std::printf("cluster size: %lu\nversion: %u\n", static_cast<unsigned long>(cluster_size), version);
+    std::printf("cluster size: %lu\nversion: %u\n", static_cast<unsigned long>(cluster_size),
+                version);
     if (!backing.empty()) std::printf("backing file: %s\n", backing.c_str());
     if (!backing_format.empty()) std::printf("backing file format: %s\n", backing_format.c_str());
   }
@@ -209,9 +213,8 @@ int do_convert(const ImageOptions& o) {
     ::unlink(tmp.c_str());
     return fail(message);
   };
-  Status created = *out_format == DiskFormat::kRaw
-                       ? create_raw(tmp, (*src)->size())
-                       : backends::create_qcow2(tmp, (*src)->size());
+  Status created = *out_format == DiskFormat::kRaw ? create_raw(tmp, (*src)->size())
+                                                   : backends::create_qcow2(tmp, (*src)->size());
   if (!created.ok()) return cleanup_fail(created.message());
   {
     DiskOptions out;
@@ -222,8 +225,8 @@ int do_convert(const ImageOptions& o) {
     if (Status s = copy_data(**src, **dst); !s.ok()) return cleanup_fail(s.message());
   }
   if (::rename(tmp.c_str(), o.destination.c_str()) != 0) {
-    return cleanup_fail(fmt::format("cannot rename '{}' to '{}': {}", tmp, o.destination,
-                                    std::strerror(errno)));
+    return cleanup_fail(
+        fmt::format("cannot rename '{}' to '{}': {}", tmp, o.destination, std::strerror(errno)));
   }
   return 0;
 }

@@ -2,16 +2,15 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <string>
 
 namespace nimbus::cli {
 
 struct ImageOptions {
-  std::string action;  // "create", "info", "convert" or "resize", set by the parser
-  std::string file;    // create, info, resize
-  std::string size;    // create (optional with a backing file), resize ("+1G" grows by)
-  std::string format;  // create: output format; convert: source format ("" = probe)
+  std::string action;         // "create", "info", "convert" or "resize", set by the parser
+  std::string file;           // create, info, resize
+  std::string size;           // create (optional with a backing file), resize ("+1G" grows by)
+  std::string format;         // create: output format; convert: source format ("" = probe)
   std::string output_format;  // convert -O
   std::string backing, backing_format;
   std::string cluster_size = "64K";

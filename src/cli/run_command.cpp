@@ -39,7 +39,8 @@ int run_bare(const RunOptions& o, uint64_t ram) {
   if (!o.trace_file.empty()) {
     trace_file = std::fopen(o.trace_file.c_str(), "w");
     if (trace_file == nullptr) {
-      return fail(fmt::format("cannot write trace to '{}': {}", o.trace_file, std::strerror(errno)));
+      return fail(
+          fmt::format("cannot write trace to '{}': {}", o.trace_file, std::strerror(errno)));
     }
     bare.trace = trace_file;
   } else if (o.trace) {
@@ -60,7 +61,8 @@ int run_bare(const RunOptions& o, uint64_t ram) {
     case machine::BareResult::End::kPass:
       return 0;
     case machine::BareResult::End::kFail:
-      std::fprintf(stderr, "nimbus: program failed with code %lu\n", static_cast<unsigned long>(r.code));
+      std::fprintf(stderr, "nimbus: program failed with code %lu\n",
+                   static_cast<unsigned long>(r.code));
       return r.code > 255 ? 255 : (r.code == 0 ? 1 : static_cast<int>(r.code));
     case machine::BareResult::End::kInsnLimit:
       std::fprintf(stderr, "nimbus: stopped at the instruction limit (%lu instructions)\n",
@@ -73,7 +75,8 @@ int run_bare(const RunOptions& o, uint64_t ram) {
 // The Linux machine: the VMM with the console on stdio and no API socket.
 int run_linux(const RunOptions& o, uint64_t ram) {
   if (o.cpus < 1 || o.cpus > machine::virt::kMaxHarts) {
-    return fail(fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
+    return fail(
+        fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
   }
   if (o.trace || !o.trace_file.empty() || !o.signature.empty() || o.max_insns != 0 ||
       o.check_reference) {
@@ -81,7 +84,8 @@ int run_linux(const RunOptions& o, uint64_t ram) {
         "--trace, --signature, --max-insns and --check-reference work with --bare programs only");
   }
   // The VM's configuration counts memory in MiB.
-  if (ram % (1ull << 20) != 0) return fail(fmt::format("--memory {}: a whole number of MiB", o.memory));
+  if (ram % (1ull << 20) != 0)
+    return fail(fmt::format("--memory {}: a whole number of MiB", o.memory));
   vmm::ConsoleVmOptions vm;
   vm.config.vcpus = o.cpus;
   vm.config.mem_mib = ram >> 20;
@@ -94,7 +98,8 @@ int run_linux(const RunOptions& o, uint64_t ram) {
   flags.nets = o.nets;
   flags.no_rng = o.no_rng;
   bool configured = false;
-  if (Status s = vmm::apply_machine_flags(flags, vm.config, configured); !s.ok()) return fail(s.message());
+  if (Status s = vmm::apply_machine_flags(flags, vm.config, configured); !s.ok())
+    return fail(s.message());
   vm.virtio_console_file = o.virtio_console;
   vm.no_reboot = o.no_reboot;
   return vmm::run_console_vm(vm);
@@ -106,26 +111,36 @@ void add_run_command(CLI::App& app, RunOptions& o) {
   CLI::App* run = app.add_subcommand(
       "run", "Boot a virtual machine in the foreground (the bundled Linux guest by default)");
   run->add_option("--kernel", o.kernel, "Linux kernel Image (default: the bundled images/Image)");
-  run->add_option("--initrd", o.initrd, "Initial ramdisk (default with the bundled kernel: images/initramfs.cpio.gz)");
-  run->add_option("--append", o.append, "Kernel command line")->each([&o](const std::string&) { o.append_given = true; });
-  run->add_option("--firmware", o.firmware,
-                  "Boot through this M-mode firmware (e.g. OpenSBI's fw_jump.elf) instead of the built-in SBI");
+  run->add_option("--initrd", o.initrd,
+                  "Initial ramdisk (default with the bundled kernel: images/initramfs.cpio.gz)");
+  run->add_option("--append", o.append, "Kernel command line")->each([&o](const std::string&) {
+    o.append_given = true;
+  });
+  run->add_option(
+      "--firmware", o.firmware,
+      "Boot through this M-mode firmware (e.g. OpenSBI's fw_jump.elf) instead of the built-in SBI");
   run->add_option("-c,--cpus", o.cpus, "Number of harts (1-8)")->capture_default_str();
-  run->add_option("-m,--memory", o.memory, "Guest RAM size, e.g. 256M or 2G")->capture_default_str();
+  run->add_option("-m,--memory", o.memory, "Guest RAM size, e.g. 256M or 2G")
+      ->capture_default_str();
   run->add_option("--disk", o.disks, kDiskFlagHelp);
   run->add_option("--net", o.nets, kNetFlagHelp);
   run->add_flag("--no-rng", o.no_rng, "No virtio entropy device");
   run->add_option("--virtio-console", o.virtio_console,
-                  "A second console (virtio-console; /dev/hvc1 in the bundled guest, whose hvc0 is the SBI console) whose output is appended to this file");
-  run->add_flag("--no-reboot", o.no_reboot, "Exit (status 3) when the guest reboots instead of restarting it");
+                  "A second console (virtio-console; /dev/hvc1 in the bundled guest, whose hvc0 is "
+                  "the SBI console) whose output is appended to this file");
+  run->add_flag("--no-reboot", o.no_reboot,
+                "Exit (status 3) when the guest reboots instead of restarting it");
   run->add_option("--bare", o.bare,
                   "Run a bare-metal RV64 ELF program in M-mode (RAM at 0x80000000); the exit "
                   "status is its verdict (HTIF tohost or the sifive,test finisher)");
-  run->add_option("--max-insns", o.max_insns, "With --bare: stop after this many instructions (exit status 124)");
-  run->add_flag("--trace", o.trace, "With --bare: print one line per retired instruction on stderr");
+  run->add_option("--max-insns", o.max_insns,
+                  "With --bare: stop after this many instructions (exit status 124)");
+  run->add_flag("--trace", o.trace,
+                "With --bare: print one line per retired instruction on stderr");
   run->add_option("--trace-file", o.trace_file, "With --bare: write the trace to this file");
-  run->add_option("--signature", o.signature,
-                  "With --bare: at the end, write memory between begin_signature and end_signature here");
+  run->add_option(
+      "--signature", o.signature,
+      "With --bare: at the end, write memory between begin_signature and end_signature here");
   run->add_option("--signature-granularity", o.signature_granularity, "Bytes per signature line")
       ->check(CLI::IsMember({4u, 8u}))
       ->capture_default_str();
@@ -135,7 +150,8 @@ void add_run_command(CLI::App& app, RunOptions& o) {
                   "x86-64) or interp (the block interpreter alone)")
       ->check(CLI::IsMember({"jit", "interp"}))
       ->capture_default_str();
-  run->add_flag("--check-reference", o.check_reference,
+  run->add_flag(
+      "--check-reference", o.check_reference,
       "With --bare: check the fast interpreter against a plain reference path instruction by "
       "instruction; stop at the first difference with a report (exit status 1)");
   run->footer(
@@ -156,7 +172,9 @@ int run_command(const RunOptions& o) {
   if (!o.bare.empty()) {
     if (!o.kernel.empty() || !o.initrd.empty() || !o.firmware.empty() || o.append_given ||
         !o.disks.empty() || !o.nets.empty()) {
-      return fail("--bare runs a program on its own: it does not take --kernel, --initrd, --append, --firmware, --disk or --net");
+      return fail(
+          "--bare runs a program on its own: it does not take --kernel, --initrd, --append, "
+          "--firmware, --disk or --net");
     }
     if (o.check_reference) cpu::Hart::set_default_engine(cpu::EngineKind::kCheckReference);
     return run_bare(o, *ram);

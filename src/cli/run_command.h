@@ -2,7 +2,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,7 +9,7 @@
 namespace nimbus::cli {
 
 struct RunOptions {
-  std::string bare;             // bare-metal ELF
+  std::string bare;  // bare-metal ELF
   // The Linux machine (when --bare is not given).
   std::string kernel, initrd, append, firmware;
   bool append_given = false;
@@ -27,7 +26,7 @@ struct RunOptions {
   unsigned signature_granularity = 4;
   bool stats = false;
   bool check_reference = false;  // --bare: the fast path checked against the reference path
-  std::string engine = "jit";     // --engine: jit or interp
+  std::string engine = "jit";    // --engine: jit or interp
 };
 
 void add_run_command(CLI::App& app, RunOptions& options);

@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 #include <fstream>
+#include <thread>
 #include <vector>
 
 namespace nimbus::http {

@@ -1,8 +1,7 @@
 #include "common/log.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
-
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
 
 namespace nimbus::log {
 

@@ -11,18 +11,21 @@ Result<MacAddress> parse_mac(const std::string& text) {
   MacAddress mac{};
   unsigned v[6];
   char tail;
-  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6 ||
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4],
+                  &v[5], &tail) != 6 ||
       text.size() != 17) {
     return Status::error("'" + text + "' is not a MAC address (like 52:54:00:12:34:56)");
   }
   for (int i = 0; i < 6; i++) mac[i] = static_cast<uint8_t>(v[i]);
-  if (mac[0] & 1) return Status::error("'" + text + "' is a multicast MAC address; a card needs a unicast one");
+  if (mac[0] & 1)
+    return Status::error("'" + text + "' is a multicast MAC address; a card needs a unicast one");
   return mac;
 }
 
 std::string format_mac(const MacAddress& mac) {
   char buf[18];
-  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  std::snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
   return buf;
 }
 

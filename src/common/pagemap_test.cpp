@@ -8,7 +8,8 @@ namespace {
 
 TEST(Pagemap, TellsTouchedPagesFromUntouchedOnes) {
   constexpr size_t kLen = 64 * 4096;
-  auto* p = static_cast<uint8_t*>(mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  auto* p = static_cast<uint8_t*>(
+      mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(p, MAP_FAILED);
   p[3 * 4096] = 1;
   p[40 * 4096 + 17] = 2;

@@ -15,7 +15,8 @@ Result<uint64_t> parse_size(const std::string& text) {
   }
   if (i == 0) return Status::error("'" + text + "' is not a size (examples: 256M, 2G, 1048576)");
   std::string suffix;
-  for (; i < text.size(); i++) suffix += static_cast<char>(std::toupper(static_cast<unsigned char>(text[i])));
+  for (; i < text.size(); i++)
+    suffix += static_cast<char>(std::toupper(static_cast<unsigned char>(text[i])));
   unsigned shift;
   if (suffix.empty() || suffix == "B") {
     shift = 0;
@@ -30,7 +31,8 @@ Result<uint64_t> parse_size(const std::string& text) {
   } else {
     return Status::error("'" + text + "' is not a size: unknown suffix (use K, M, G or T)");
   }
-  if (shift != 0 && value > (UINT64_MAX >> shift)) return Status::error("size '" + text + "' is too large");
+  if (shift != 0 && value > (UINT64_MAX >> shift))
+    return Status::error("size '" + text + "' is too large");
   return value << shift;
 }
 

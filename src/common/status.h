@@ -28,17 +28,28 @@ enum class Code {
 // The code's name as APIs spell it ("InvalidArgument", ...).
 constexpr std::string_view code_name(Code code) {
   switch (code) {
-    case Code::kOk: return "Ok";
-    case Code::kUnknown: return "Unknown";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kNotFound: return "NotFound";
-    case Code::kConflict: return "Conflict";
-    case Code::kInsufficientCapacity: return "InsufficientCapacity";
-    case Code::kPermissionDenied: return "PermissionDenied";
-    case Code::kUnavailable: return "Unavailable";
-    case Code::kDeadlineExceeded: return "DeadlineExceeded";
-    case Code::kUnimplemented: return "Unimplemented";
-    case Code::kInternal: return "Internal";
+    case Code::kOk:
+      return "Ok";
+    case Code::kUnknown:
+      return "Unknown";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kConflict:
+      return "Conflict";
+    case Code::kInsufficientCapacity:
+      return "InsufficientCapacity";
+    case Code::kPermissionDenied:
+      return "PermissionDenied";
+    case Code::kUnavailable:
+      return "Unavailable";
+    case Code::kDeadlineExceeded:
+      return "DeadlineExceeded";
+    case Code::kUnimplemented:
+      return "Unimplemented";
+    case Code::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }
@@ -50,13 +61,21 @@ class [[nodiscard]] Status {
     if (code_ == Code::kOk) code_ = Code::kUnknown;  // an error is never OK
   }
   static Status error(std::string message) { return Status(Code::kUnknown, std::move(message)); }
-  static Status invalid_argument(std::string m) { return Status(Code::kInvalidArgument, std::move(m)); }
+  static Status invalid_argument(std::string m) {
+    return Status(Code::kInvalidArgument, std::move(m));
+  }
   static Status not_found(std::string m) { return Status(Code::kNotFound, std::move(m)); }
   static Status conflict(std::string m) { return Status(Code::kConflict, std::move(m)); }
-  static Status insufficient_capacity(std::string m) { return Status(Code::kInsufficientCapacity, std::move(m)); }
-  static Status permission_denied(std::string m) { return Status(Code::kPermissionDenied, std::move(m)); }
+  static Status insufficient_capacity(std::string m) {
+    return Status(Code::kInsufficientCapacity, std::move(m));
+  }
+  static Status permission_denied(std::string m) {
+    return Status(Code::kPermissionDenied, std::move(m));
+  }
   static Status unavailable(std::string m) { return Status(Code::kUnavailable, std::move(m)); }
-  static Status deadline_exceeded(std::string m) { return Status(Code::kDeadlineExceeded, std::move(m)); }
+  static Status deadline_exceeded(std::string m) {
+    return Status(Code::kDeadlineExceeded, std::move(m));
+  }
   static Status unimplemented(std::string m) { return Status(Code::kUnimplemented, std::move(m)); }
   static Status internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
 

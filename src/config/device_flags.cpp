@@ -14,18 +14,22 @@ namespace nimbus::config {
 
 namespace {
 
-bool forward_digits(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
+bool forward_digits(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
 
-Result<uint16_t> parse_forward_port(const std::string& text, const std::string& spec, const char* which) {
+Result<uint16_t> parse_forward_port(const std::string& text, const std::string& spec,
+                                    const char* which) {
   if (!forward_digits(text)) {
-    return Status::error(fmt::format("--forward '{}': the {} port '{}' is not a number", spec, which, text));
+    return Status::error(
+        fmt::format("--forward '{}': the {} port '{}' is not a number", spec, which, text));
   }
   if (text.size() > 5 || std::stoul(text) < 1 || std::stoul(text) > 65535) {
-    return Status::error(fmt::format("--forward '{}': the {} port {} is out of range (1-65535)", spec, which, text));
+    return Status::error(
+        fmt::format("--forward '{}': the {} port {} is out of range (1-65535)", spec, which, text));
   }
   return static_cast<uint16_t>(std::stoul(text));
 }
-
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -207,13 +211,15 @@ Result<PortForward> parse_forward_flag(const std::string& text) {
     f.protocol = rest.substr(slash + 1);
     rest.resize(slash);
     if (f.protocol != "tcp" && f.protocol != "udp") {
-      return Status::error(fmt::format("--forward '{}': the protocol is tcp or udp, not '{}'", text, f.protocol));
+      return Status::error(
+          fmt::format("--forward '{}': the protocol is tcp or udp, not '{}'", text, f.protocol));
     }
   }
   // Split on ':' from the right: GUEST, HOST, then an optional address.
   const size_t last = rest.rfind(':');
   if (last == std::string::npos) {
-    return Status::error(fmt::format("--forward '{}' is not [ADDRESS:]HOST_PORT:GUEST_PORT[/udp] (e.g. 8080:80)", text));
+    return Status::error(fmt::format(
+        "--forward '{}' is not [ADDRESS:]HOST_PORT:GUEST_PORT[/udp] (e.g. 8080:80)", text));
   }
   const std::string guest = rest.substr(last + 1);
   rest.resize(last);
@@ -223,7 +229,8 @@ Result<PortForward> parse_forward_flag(const std::string& text) {
     f.host_address = rest.substr(0, colon);
     in_addr addr{};
     if (f.host_address.empty() || inet_pton(AF_INET, f.host_address.c_str(), &addr) != 1) {
-      return Status::error(fmt::format("--forward '{}': '{}' is not an IPv4 address (e.g. 127.0.0.1)", text, f.host_address));
+      return Status::error(fmt::format(
+          "--forward '{}': '{}' is not an IPv4 address (e.g. 127.0.0.1)", text, f.host_address));
     }
   }
   auto hp = parse_forward_port(host, text, "host");

@@ -178,16 +178,20 @@ TEST(ForwardFlag, ForwardErrors) {
     const char* text;
     const char* needle;
   };
-  for (const Case& c : {Case{"8080", "is not [ADDRESS:]HOST_PORT:GUEST_PORT"}, Case{"8080:", "guest port '' is not a number"},
-                        Case{":80", "host port '' is not a number"}, Case{"0:80", "out of range"},
-                        Case{"8080:65536", "out of range"}, Case{"8080:99999999999", "out of range"},
-                        Case{"http:80", "host port 'http' is not a number"}, Case{"8080:80/sctp", "tcp or udp"},
-                        Case{"localhost:8080:80", "not an IPv4 address"}, Case{"1.2.3:8080:80", "not an IPv4 address"},
-                        Case{":8080:80", "not an IPv4 address"}, Case{"-1:80", "not a number"}}) {
+  for (const Case& c :
+       {Case{"8080", "is not [ADDRESS:]HOST_PORT:GUEST_PORT"},
+        Case{"8080:", "guest port '' is not a number"}, Case{":80", "host port '' is not a number"},
+        Case{"0:80", "out of range"}, Case{"8080:65536", "out of range"},
+        Case{"8080:99999999999", "out of range"},
+        Case{"http:80", "host port 'http' is not a number"}, Case{"8080:80/sctp", "tcp or udp"},
+        Case{"localhost:8080:80", "not an IPv4 address"},
+        Case{"1.2.3:8080:80", "not an IPv4 address"}, Case{":8080:80", "not an IPv4 address"},
+        Case{"-1:80", "not a number"}}) {
     auto f = parse_forward_flag(c.text);
     ASSERT_FALSE(f.ok()) << c.text;
     EXPECT_NE(f.message().find(c.needle), std::string::npos) << c.text << ": " << f.message();
-    EXPECT_NE(f.message().find(c.text), std::string::npos) << "the message quotes the flag: " << f.message();
+    EXPECT_NE(f.message().find(c.text), std::string::npos)
+        << "the message quotes the flag: " << f.message();
   }
 }
 

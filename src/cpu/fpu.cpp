@@ -28,11 +28,12 @@
 // path relies on the host detecting tininess after rounding, as x86 does).
 
 #include "cpu/fpu.h"
-#include "cpu/fpu_detail.h"
 
 #include <bit>
 #include <cstdint>
 #include <utility>
+
+#include "cpu/fpu_detail.h"
 
 #if !defined(__x86_64__) || defined(NIMBUS_FPU_PORTABLE)
 #define NIMBUS_FPU_USE_FENV 1
@@ -41,7 +42,6 @@
 #endif
 
 namespace nimbus::cpu::fpu {
-
 
 namespace {
 

@@ -3,7 +3,6 @@
 // the end cross-check the software (RMM) paths against the host FPU in the other modes and
 // against an independent midpoint-comparison reference for RMM.
 #include "cpu/fpu.h"
-#include "cpu/fpu_detail.h"
 
 #include <gtest/gtest.h>
 
@@ -12,8 +11,9 @@
 #include <cstdint>
 #include <random>
 
-namespace nimbus::cpu::fpu {
+#include "cpu/fpu_detail.h"
 
+namespace nimbus::cpu::fpu {
 
 namespace {
 

@@ -200,10 +200,10 @@ class Hart {
   uint64_t mcounteren = 0, scounteren = 0, mcountinhibit = 0;
   uint64_t menvcfg = 0, senvcfg = 0;
   uint64_t satp = 0;
-  uint32_t fflags = 0;  // accrued exception flags, 5 bits
-  uint32_t frm = 0;     // dynamic rounding mode, 3 bits
-  uint64_t cycle = 0;   // mcycle; advanced with instret (one cycle per instruction)
-  uint64_t instret = 0; // minstret
+  uint32_t fflags = 0;   // accrued exception flags, 5 bits
+  uint32_t frm = 0;      // dynamic rounding mode, 3 bits
+  uint64_t cycle = 0;    // mcycle; advanced with instret (one cycle per instruction)
+  uint64_t instret = 0;  // minstret
   uint8_t pmpcfg[16] = {};
   uint64_t pmpaddr[16] = {};
   const uint64_t hartid;
@@ -323,8 +323,8 @@ class Hart {
   TlbEntry tlb_fetch[kTlbSize];
   TlbEntry tlb_load[kTlbSize];
   TlbEntry tlb_store[kTlbSize];
-  uint64_t fetch_ctx = 0;  // context of fetches: priv, address space
-  uint64_t data_ctx = 0;   // context of loads/stores: effective priv (MPRV), SUM, MXR, space
+  uint64_t fetch_ctx = 0;      // context of fetches: priv, address space
+  uint64_t data_ctx = 0;       // context of loads/stores: effective priv (MPRV), SUM, MXR, space
   uint64_t tlb_space_ctx = 0;  // the current address space's tag << kTlbSpaceShift
   // XORed into the slot index, different for each address space, so that the same
   // virtual page of two address spaces (a kernel page, or two processes' text) does not

@@ -15,10 +15,14 @@ void save_hart_state(const Hart& h, StateWriter& w) {
   for (uint64_t v : h.f) w.u64(v);
   w.u64(h.pc);
   w.u8(h.priv);
-  for (uint64_t v : {h.mstatus_, h.misa_, h.medeleg, h.mideleg, h.mie,
-                     h.mip.load(std::memory_order_relaxed), h.mtvec, h.stvec, h.mscratch, h.sscratch,
-                     h.mepc, h.sepc, h.mcause, h.scause, h.mtval, h.stval, h.mcounteren, h.scounteren,
-                     h.mcountinhibit, h.menvcfg, h.senvcfg, h.satp, h.cycle, h.instret}) {
+  for (uint64_t v : {h.mstatus_,      h.misa_,      h.medeleg,
+                     h.mideleg,       h.mie,        h.mip.load(std::memory_order_relaxed),
+                     h.mtvec,         h.stvec,      h.mscratch,
+                     h.sscratch,      h.mepc,       h.sepc,
+                     h.mcause,        h.scause,     h.mtval,
+                     h.stval,         h.mcounteren, h.scounteren,
+                     h.mcountinhibit, h.menvcfg,    h.senvcfg,
+                     h.satp,          h.cycle,      h.instret}) {
     w.u64(v);
   }
   w.u32(h.fflags);
@@ -26,8 +30,9 @@ void save_hart_state(const Hart& h, StateWriter& w) {
   w.bytes(h.pmpcfg, sizeof(h.pmpcfg));
   for (uint64_t v : h.pmpaddr) w.u64(v);
   // The reservation holds a host address; store it as an offset into guest RAM.
-  const bool reserved = h.reservation_valid && h.reservation_addr >= reinterpret_cast<uintptr_t>(h.bus.ram()) &&
-                        h.reservation_addr - reinterpret_cast<uintptr_t>(h.bus.ram()) < h.bus.ram_size();
+  const bool reserved =
+      h.reservation_valid && h.reservation_addr >= reinterpret_cast<uintptr_t>(h.bus.ram()) &&
+      h.reservation_addr - reinterpret_cast<uintptr_t>(h.bus.ram()) < h.bus.ram_size();
   w.b(reserved);
   w.u64(reserved ? h.reservation_addr - reinterpret_cast<uintptr_t>(h.bus.ram()) : 0);
   w.u64(h.reservation_value);
@@ -43,7 +48,8 @@ void load_hart_state(Hart& h, StateReader& r) {
     return;
   }
   if (const uint64_t id = r.u64(); r.ok() && id != h.hartid) {
-    r.fail("hart id " + std::to_string(id) + " where " + std::to_string(h.hartid) + " was expected");
+    r.fail("hart id " + std::to_string(id) + " where " + std::to_string(h.hartid) +
+           " was expected");
     return;
   }
   for (uint64_t& v : h.x) v = r.u64();
@@ -51,13 +57,15 @@ void load_hart_state(Hart& h, StateReader& r) {
   for (uint64_t& v : h.f) v = r.u64();
   h.pc = r.u64();
   const uint8_t priv = r.u8();
-  if (priv != kPrivU && priv != kPrivS && priv != kPrivM) r.fail("invalid privilege level " + std::to_string(priv));
+  if (priv != kPrivU && priv != kPrivS && priv != kPrivM)
+    r.fail("invalid privilege level " + std::to_string(priv));
   h.priv = static_cast<Priv>(priv);
   uint64_t mip = 0;
-  for (uint64_t* v : {&h.mstatus_, &h.misa_, &h.medeleg, &h.mideleg, &h.mie, &mip, &h.mtvec, &h.stvec,
-                      &h.mscratch, &h.sscratch, &h.mepc, &h.sepc, &h.mcause, &h.scause, &h.mtval, &h.stval,
-                      &h.mcounteren, &h.scounteren, &h.mcountinhibit, &h.menvcfg, &h.senvcfg, &h.satp,
-                      &h.cycle, &h.instret}) {
+  for (uint64_t* v :
+       {&h.mstatus_,      &h.misa_,   &h.medeleg,  &h.mideleg,  &h.mie,        &mip,
+        &h.mtvec,         &h.stvec,   &h.mscratch, &h.sscratch, &h.mepc,       &h.sepc,
+        &h.mcause,        &h.scause,  &h.mtval,    &h.stval,    &h.mcounteren, &h.scounteren,
+        &h.mcountinhibit, &h.menvcfg, &h.senvcfg,  &h.satp,     &h.cycle,      &h.instret}) {
     *v = r.u64();
   }
   h.mip.store(mip, std::memory_order_relaxed);

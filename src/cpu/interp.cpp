@@ -82,7 +82,6 @@ enum class Path { kFast, kChecked, kRef };
 
 constexpr uint64_t kPageMask = 0xfff;
 
-
 // ---- access log hooks (slow paths only, except the kChecked store fast path) ----
 void log_ram_store(Hart& h, void* host, unsigned size, uint64_t value) {
   AccessLog::Store s{reinterpret_cast<uintptr_t>(host), 0, value, static_cast<uint8_t>(size),
@@ -350,8 +349,8 @@ bool store_conditional(Hart& h, uint64_t va, T value, uint64_t& result) {
     T expected = static_cast<T>(h.reservation_value);
     if (h.access_log != nullptr) [[unlikely]]
       log_ram_store(h, p, sizeof(T), static_cast<uint64_t>(value));
-    ok = __atomic_compare_exchange_n(p, &expected, value, false, __ATOMIC_SEQ_CST,
-                                     __ATOMIC_SEQ_CST);
+    ok =
+        __atomic_compare_exchange_n(p, &expected, value, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     if (!ok && h.access_log != nullptr) h.access_log->stores.pop_back();
   }
   h.reservation_valid = false;
@@ -428,19 +427,19 @@ template <Path P>
   case Op::name: \
     BODY_IS(name, kOp);
 #define OPM(name) \
-  case Op::name: \
+  case Op::name:  \
     BODY_IS(name, kMem);
 #define OPX(name) \
-  case Op::name: \
+  case Op::name:  \
     BODY_IS(name, kX);
 #define NEXT return
 #define MEM_NEXT return
 #define DONE return
 #define PC pc
-#define BRANCH(cond)                  \
-  do {                                \
-    if (cond) h.next_pc = pc + IMM;   \
-    return;                           \
+#define BRANCH(cond)                \
+  do {                              \
+    if (cond) h.next_pc = pc + IMM; \
+    return;                         \
   } while (0)
   switch (d.op) {
 #include "cpu/interp_ops.inc"
@@ -478,7 +477,8 @@ void trace_line(Hart& h, std::FILE* out, Priv priv, uint64_t pc, const Decoded& 
 // A trapping instruction does not retire: say so, with the cause and where it goes.
 void trace_trap(Hart& h, std::FILE* out, uint64_t pc, const Decoded& d) {
   const bool to_m = h.priv == kPrivM;
-  std::fprintf(out, "core %3" PRIu64 ": trap at 0x%016" PRIx64 " (%s): %s cause 0x%" PRIx64
+  std::fprintf(out,
+               "core %3" PRIu64 ": trap at 0x%016" PRIx64 " (%s): %s cause 0x%" PRIx64
                " tval 0x%" PRIx64 " -> 0x%016" PRIx64 "\n",
                h.hartid, pc, isa::disassemble(d, pc).c_str(), to_m ? "mcause" : "scause",
                to_m ? h.mcause : h.scause, to_m ? h.mtval : h.stval, h.next_pc);
@@ -563,7 +563,7 @@ constexpr unsigned kMaxBlockInsns = 64;  // a block also ends after isa::ends_bl
 // The threaded loop's handler table (label addresses in run_blocks): one entry per Op
 // (Op::count included), then these two.
 constexpr unsigned kHandlerEnd = static_cast<unsigned>(Op::count) + 1;  // after a block
-constexpr unsigned kHandlerNop = kHandlerEnd + 1;                        // rd = x0, no effect
+constexpr unsigned kHandlerNop = kHandlerEnd + 1;                       // rd = x0, no effect
 constexpr unsigned kHandlerFenceI = kHandlerNop + 1;  // FENCE.I: also drops chained jumps
 constexpr unsigned kHandlerCount = kHandlerFenceI + 1;
 
@@ -593,7 +593,7 @@ struct Block {
   uint32_t nbytes;  // code bytes covered
   uint32_t ninsns;
 
-  const uint8_t* copy;  // the code bytes, after the slots
+  const uint8_t* copy;      // the code bytes, after the slots
   jit::NativeBlock native;  // compiled code (JIT engine only), or nullptr
   Block* chain;             // the next block in this one's table bucket
   uint32_t heat;            // entries so far (the JIT compiles at its threshold)
@@ -735,8 +735,8 @@ class CodeCache {
       if (sl->d.raw == static_cast<uint32_t>(epoch)) return;
       const_cast<Slot*>(sl)->d.raw = static_cast<uint32_t>(epoch);
     }
-    jit::link_exit(*jit_, from->native, sl->stub, cross_page || jalr, to->native,
-                   to->chain_entry, host, retired + to->ninsns, epoch);
+    jit::link_exit(*jit_, from->native, sl->stub, cross_page || jalr, to->native, to->chain_entry,
+                   host, retired + to->ninsns, epoch);
   }
 
   // Empties the cache when the chain epoch's high half has moved since it was last
@@ -808,8 +808,8 @@ class CodeCache {
       // Which instructions are no-ops with rd = x0 and which end a block comes from their
       // table rows' class (isa/insn_class.h).
       s.handler = s.d.rd == 0 && isa::writes_only_rd(s.d.op) ? handlers_[kHandlerNop]
-                  : s.d.op == Op::fence_i                     ? handlers_[kHandlerFenceI]
-                                                              : handlers_[static_cast<unsigned>(s.d.op)];
+                  : s.d.op == Op::fence_i                    ? handlers_[kHandlerFenceI]
+                                          : handlers_[static_cast<unsigned>(s.d.op)];
       off += s.d.len;
       if (isa::ends_block(s.d.op)) break;
     }
@@ -914,12 +914,13 @@ void ref_step(Hart& r) {
   r.pc = r.next_pc;
 }
 
-#define NIMBUS_HART_SCALARS(X)                                                                 \
-  X(priv)                                                                                      \
-  X(mstatus_) X(misa_) X(medeleg) X(mideleg) X(mie) X(mtvec) X(stvec) X(mscratch) X(sscratch)  \
-      X(mepc) X(sepc) X(mcause) X(scause) X(mtval) X(stval) X(mcounteren) X(scounteren)        \
-          X(mcountinhibit) X(menvcfg) X(senvcfg) X(satp) X(fflags) X(frm) X(reservation_valid) \
-              X(reservation_addr) X(reservation_value) X(waiting)
+// clang-format off
+#define NIMBUS_HART_SCALARS(X)                                                           \
+  X(priv) X(mstatus_) X(misa_) X(medeleg) X(mideleg) X(mie) X(mtvec) X(stvec) X(mscratch) \
+  X(sscratch) X(mepc) X(sepc) X(mcause) X(scause) X(mtval) X(stval) X(mcounteren)          \
+  X(scounteren) X(mcountinhibit) X(menvcfg) X(senvcfg) X(satp) X(fflags) X(frm)            \
+  X(reservation_valid) X(reservation_addr) X(reservation_value) X(waiting)
+// clang-format on
 
 // Runs a shadow hart on the reference path in lockstep with the fast path: after each
 // instruction of the fast path its stores are undone, the shadow executes the same
@@ -1074,19 +1075,19 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
 // exactly: CSR instructions end blocks) and are given back for what a side exit or a trap
 // skips. Only the last instruction of a block (a jump, a system instruction), taken
 // branches and traps set or read next_pc; the others go on to the next slot.
-#define ENTER_BLOCK()                                              \
-  do {                                                             \
-    if (blk == nullptr || blk->ninsns > left) [[unlikely]]         \
-      goto step;                                                   \
-    h.instret += blk->ninsns;                                      \
-    h.cycle += blk->ninsns;                                        \
-    h.next_pc = bpc + blk->nbytes;                                 \
-    sl = blk->slots();                                             \
-    if constexpr (kJit) {                                          \
-      if (blk->native != nullptr) goto native;                     \
+#define ENTER_BLOCK()                                               \
+  do {                                                              \
+    if (blk == nullptr || blk->ninsns > left) [[unlikely]]          \
+      goto step;                                                    \
+    h.instret += blk->ninsns;                                       \
+    h.cycle += blk->ninsns;                                         \
+    h.next_pc = bpc + blk->nbytes;                                  \
+    sl = blk->slots();                                              \
+    if constexpr (kJit) {                                           \
+      if (blk->native != nullptr) goto native;                      \
       if (++blk->heat == hot && cache.compile(blk, h)) goto native; \
-    }                                                              \
-    goto* sl->handler;                                             \
+    }                                                               \
+    goto * sl->handler;                                             \
   } while (0)
 
 // Leaves the block through the exit of slot `sl` (the slot after the last instruction:
@@ -1099,36 +1100,36 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
 // compared and its bytes are checked like on any other entry). When the exit was made by
 // compiled code and the successor is compiled too, the exit's native stub is pointed at
 // it (CodeCache::link), so next time compiled code goes on there without coming back.
-#define CHAIN()                                                                   \
-  do {                                                                            \
-    const uint64_t pc_ = h.next_pc;                                               \
-    h.pc = pc_;                                                                   \
-    if (left <= chunk_stop) goto chunk;                                           \
-    uintptr_t host_;                                                              \
-    if (((pc_ ^ bpc) >> 12) == 0) [[likely]] {                                    \
-      host_ = blk->key + (pc_ - bpc);                                             \
-    } else {                                                                      \
-      const TlbEntry& e_ = h.tlb_fetch[h.tlb_slot(pc_)];                           \
-      if (e_.tag != ((pc_ >> 12) | h.fetch_ctx)) [[unlikely]]                     \
-        goto lookup;                                                              \
-      host_ = pc_ + e_.addend;                                                    \
-    }                                                                             \
-    /* read before next_'s bytes are checked: a link made below is only as fresh */ \
-    const uint64_t epoch_ = kJit ? jit::chain_epoch() : 0;                         \
-    Block* next_ = sl->link;                                                      \
-    bool alive_ = true; /* blk, sl */                                             \
-    if (next_ == nullptr || next_->key != host_ || !next_->current()) [[unlikely]] { \
-      const uint64_t gen_ = cache.generation();                                   \
-      next_ = cache.get(host_, pc_);                                              \
-      alive_ = cache.generation() == gen_; /* else blk died with the arena */     \
-      if (alive_) const_cast<Slot*>(sl)->link = next_;                            \
-    }                                                                             \
-    /* a compiled exit to a compiled block: chain them in native code */          \
+#define CHAIN()                                                                          \
+  do {                                                                                   \
+    const uint64_t pc_ = h.next_pc;                                                      \
+    h.pc = pc_;                                                                          \
+    if (left <= chunk_stop) goto chunk;                                                  \
+    uintptr_t host_;                                                                     \
+    if (((pc_ ^ bpc) >> 12) == 0) [[likely]] {                                           \
+      host_ = blk->key + (pc_ - bpc);                                                    \
+    } else {                                                                             \
+      const TlbEntry& e_ = h.tlb_fetch[h.tlb_slot(pc_)];                                 \
+      if (e_.tag != ((pc_ >> 12) | h.fetch_ctx)) [[unlikely]]                            \
+        goto lookup;                                                                     \
+      host_ = pc_ + e_.addend;                                                           \
+    }                                                                                    \
+    /* read before next_'s bytes are checked: a link made below is only as fresh */      \
+    const uint64_t epoch_ = kJit ? jit::chain_epoch() : 0;                               \
+    Block* next_ = sl->link;                                                             \
+    bool alive_ = true; /* blk, sl */                                                    \
+    if (next_ == nullptr || next_->key != host_ || !next_->current()) [[unlikely]] {     \
+      const uint64_t gen_ = cache.generation();                                          \
+      next_ = cache.get(host_, pc_);                                                     \
+      alive_ = cache.generation() == gen_; /* else blk died with the arena */            \
+      if (alive_) const_cast<Slot*>(sl)->link = next_;                                   \
+    }                                                                                    \
+    /* a compiled exit to a compiled block: chain them in native code */                 \
     if (kJit && alive_ && sl->stub != 0 && next_ != nullptr && next_->native != nullptr) \
-      cache.link(blk, sl, next_, host_, ((pc_ ^ bpc) >> 12) != 0, epoch_);         \
-    blk = next_;                                                                  \
-    bpc = pc_;                                                                    \
-    ENTER_BLOCK();                                                                \
+      cache.link(blk, sl, next_, host_, ((pc_ ^ bpc) >> 12) != 0, epoch_);               \
+    blk = next_;                                                                         \
+    bpc = pc_;                                                                           \
+    ENTER_BLOCK();                                                                       \
   } while (0)
 
 chunk:
@@ -1155,15 +1156,15 @@ lookup:
   }
   ENTER_BLOCK();
 
-step:  // one instruction through the single-instruction path
-  {
-    Decoded one;
-    const bool fetched = step_one<P, false>(h, one);
-    --left;  // a faulting fetch is a step of the budget
-    if constexpr (P == Path::kChecked) {
-      if (!checker->after(fetched ? &one : nullptr, bpc, h.pc, 0)) return max_insns - left;
-    }
+step :  // one instruction through the single-instruction path
+{
+  Decoded one;
+  const bool fetched = step_one<P, false>(h, one);
+  --left;  // a faulting fetch is a step of the budget
+  if constexpr (P == Path::kChecked) {
+    if (!checker->after(fetched ? &one : nullptr, bpc, h.pc, 0)) return max_insns - left;
   }
+}
   if (h.break_block || left <= chunk_stop) goto chunk;
   goto lookup;
 
@@ -1175,52 +1176,48 @@ step:  // one instruction through the single-instruction path
 #define d (sl->d)
 // Under --check-reference every instruction is compared with the reference path
 // (`next` is where the fast path goes after it).
-#define CHECK_AFTER(next)                                                               \
-  if constexpr (P == Path::kChecked) {                                                  \
-    x[0] = 0;                                                                           \
-    const unsigned i_ = static_cast<unsigned>(sl - blk->slots()) + 1;                   \
-    const unsigned left_ = blk->ninsns - i_;                                            \
-    if (!checker->after(&d, PC, next, left_)) {                                         \
-      h.instret -= left_;                                                               \
-      h.cycle -= left_;                                                                 \
-      return max_insns - left + i_;                                                     \
-    }                                                                                   \
+#define CHECK_AFTER(next)                                             \
+  if constexpr (P == Path::kChecked) {                                \
+    x[0] = 0;                                                         \
+    const unsigned i_ = static_cast<unsigned>(sl - blk->slots()) + 1; \
+    const unsigned left_ = blk->ninsns - i_;                          \
+    if (!checker->after(&d, PC, next, left_)) {                       \
+      h.instret -= left_;                                             \
+      h.cycle -= left_;                                               \
+      return max_insns - left + i_;                                   \
+    }                                                                 \
   }
 #define OP(name) L_##name:
 #define OPM(name) L_##name:
-#define OPX(name) \
-  L_##name:       \
-  h.pc = PC;
-#define NEXT                                                                         \
-  do {                                                                               \
-    CHECK_AFTER(h.break_block || sl + 1 == blk->slots() + blk->ninsns ? h.next_pc    \
-                                                                      : PC + d.len); \
-    ++sl;                                                                            \
-    goto* sl->handler;                                                               \
+#define OPX(name) L_##name : h.pc = PC;
+#define NEXT                                                                                     \
+  do {                                                                                           \
+    CHECK_AFTER(h.break_block || sl + 1 == blk->slots() + blk->ninsns ? h.next_pc : PC + d.len); \
+    ++sl;                                                                                        \
+    goto * sl->handler;                                                                          \
   } while (0)
-#define DONE                        \
-  do {                              \
-    x[0] = 0;                       \
-    CHECK_AFTER(h.break_block || sl + 1 == blk->slots() + blk->ninsns ? h.next_pc \
-                                                                      : PC + d.len); \
-    if (h.break_block) [[unlikely]] \
-      goto block_break;             \
-    ++sl;                           \
-    goto* sl->handler;              \
+#define DONE                                                                                     \
+  do {                                                                                           \
+    x[0] = 0;                                                                                    \
+    CHECK_AFTER(h.break_block || sl + 1 == blk->slots() + blk->ninsns ? h.next_pc : PC + d.len); \
+    if (h.break_block) [[unlikely]]                                                              \
+      goto block_break;                                                                          \
+    ++sl;                                                                                        \
+    goto * sl->handler;                                                                          \
   } while (0)
 #define MEM_NEXT \
   do {           \
     x[0] = 0;    \
     NEXT;        \
   } while (0)
-#define BRANCH(cond)                 \
-  do {                               \
-    if (cond) {                      \
-      h.next_pc = PC + IMM;          \
-      CHECK_AFTER(h.next_pc);        \
-      goto taken;                    \
-    }                                \
-    NEXT;                            \
+#define BRANCH(cond)          \
+  do {                        \
+    if (cond) {               \
+      h.next_pc = PC + IMM;   \
+      CHECK_AFTER(h.next_pc); \
+      goto taken;             \
+    }                         \
+    NEXT;                     \
   } while (0)
 #include "cpu/interp_ops.inc"
 L_nop:
@@ -1239,20 +1236,20 @@ L_fence_i_chain:  // FENCE.I (any engine: the epoch is global), then its usual b
 #undef d
 #undef PC
 
-L_end:  // the block ran to its end (sl is the slot after its last instruction)
+L_end:       // the block ran to its end (sl is the slot after its last instruction)
   x[0] = 0;  // a jump's link register may have been x0
   left -= blk->ninsns;
   CHAIN();
 
-taken:  // the conditional branch at sl was taken
-  {
-    const unsigned ran = static_cast<unsigned>(sl - blk->slots()) + 1;
-    if (ran != blk->ninsns) {  // a side exit: the rest of the block did not retire
-      h.instret -= blk->ninsns - ran;
-      h.cycle -= blk->ninsns - ran;
-    }
-    left -= ran;
+taken :  // the conditional branch at sl was taken
+{
+  const unsigned ran = static_cast<unsigned>(sl - blk->slots()) + 1;
+  if (ran != blk->ninsns) {  // a side exit: the rest of the block did not retire
+    h.instret -= blk->ninsns - ran;
+    h.cycle -= blk->ninsns - ran;
   }
+  left -= ran;
+}
   CHAIN();
 
 native:  // blk has compiled code: run it, then continue where it left off
@@ -1280,7 +1277,7 @@ native:  // blk has compiled code: run it, then continue where it left off
     sl = blk->slots() + (r & 0xffff);
     switch (r >> 16) {
       case jit::kExitContinue:
-        goto* sl->handler;
+        goto * sl->handler;
       case jit::kExitTaken:
         goto taken;
       default:
@@ -1288,16 +1285,16 @@ native:  // blk has compiled code: run it, then continue where it left off
     }
   }
 
-block_break:  // the instruction at sl trapped or ends the chunk
-  {
-    const unsigned ran = static_cast<unsigned>(sl - blk->slots()) + 1;
-    if (ran != blk->ninsns) [[unlikely]] {  // left early by a trap: the rest did not retire
-      h.instret -= blk->ninsns - ran;
-      h.cycle -= blk->ninsns - ran;
-    }
-    left -= ran;
-    h.pc = h.next_pc;
+block_break :  // the instruction at sl trapped or ends the chunk
+{
+  const unsigned ran = static_cast<unsigned>(sl - blk->slots()) + 1;
+  if (ran != blk->ninsns) [[unlikely]] {  // left early by a trap: the rest did not retire
+    h.instret -= blk->ninsns - ran;
+    h.cycle -= blk->ninsns - ran;
   }
+  left -= ran;
+  h.pc = h.next_pc;
+}
   goto chunk;
 #undef CHAIN
 #undef ENTER_BLOCK
@@ -1369,7 +1366,9 @@ std::atomic<unsigned> g_jit_hot_threshold{16};
 
 void fence_i_all_harts() { jit::invalidate_chains(); }
 
-void set_jit_hot_threshold(unsigned entries) { g_jit_hot_threshold.store(entries < 1 ? 1 : entries); }
+void set_jit_hot_threshold(unsigned entries) {
+  g_jit_hot_threshold.store(entries < 1 ? 1 : entries);
+}
 unsigned jit_hot_threshold() { return g_jit_hot_threshold.load(); }
 
 std::unique_ptr<ExecutionEngine> make_engine(EngineKind kind) {

@@ -36,7 +36,7 @@ class InterpTest : public ::testing::Test {
 };
 
 TEST_F(InterpTest, ArithmeticLoadsStores) {
-  hart_.x[2] = kBase + 0x1000;  // sp
+  hart_.x[2] = kBase + 0x1000;   // sp
   program(kBase, {0x00500513,    // li a0, 5
                   0x00700593,    // li a1, 7
                   0x00b50633,    // add a2, a0, a1
@@ -72,7 +72,7 @@ TEST_F(InterpTest, MisalignedStoreOffTheEndOfRamWritesNothing) {
   program(kBase, {0xfee13e23});  // sd a4, -4(sp)
   hart_.run(1);
   EXPECT_EQ(hart_.trap_count, 1u);
-  EXPECT_EQ(hart_.mcause, 7u);  // store access fault
+  EXPECT_EQ(hart_.mcause, 7u);      // store access fault
   EXPECT_EQ(hart_.mtval, ram_end);  // the part of the access that faulted
   EXPECT_EQ(hart_.pc, kBase + 0x100);
   uint32_t kept;
@@ -176,7 +176,7 @@ TEST_F(InterpTest, FpInstructionsAreIllegalWhenFsIsOff) {
   hart_.run(1);
   EXPECT_EQ(hart_.mcause, static_cast<uint64_t>(kIllegalInsn));
   hart_.reset(kBase);
-  hart_.mstatus_ |= 1ull << 13;  // FS = Initial
+  hart_.mstatus_ |= 1ull << 13;         // FS = Initial
   hart_.f[10] = 0x3ff0000000000000ull;  // 1.0
   hart_.f[11] = 0x4000000000000000ull;  // 2.0
   hart_.run(1);
@@ -207,8 +207,8 @@ TEST_F(InterpTest, CounterCsrReadsValueBeforeTheInstruction) {
   EXPECT_EQ(hart_.x[11], 1u);
   EXPECT_EQ(hart_.x[12], 0u);
   EXPECT_EQ(hart_.x[13], 1u);
-  EXPECT_EQ(hart_.x[14], 5u);      // five instructions retired since minstret was 0
-  EXPECT_EQ(hart_.instret, 2u);    // the write replaced the increment
+  EXPECT_EQ(hart_.x[14], 5u);    // five instructions retired since minstret was 0
+  EXPECT_EQ(hart_.instret, 2u);  // the write replaced the increment
 }
 
 TEST_F(InterpTest, WritesToX0AreDiscarded) {
@@ -313,7 +313,7 @@ TEST_F(InterpTest, LoopThroughASideExitStopsExactlyAtTheBudget) {
                   0xfe051ee3,    //    bnez a0, 1b
                   0x00158593,    //    addi a1, a1, 1
                   0x0000006f});  //    j .
-  EXPECT_EQ(hart_.run(8), 8u);  // li, then 3.5 iterations
+  EXPECT_EQ(hart_.run(8), 8u);   // li, then 3.5 iterations
   EXPECT_EQ(hart_.x[10], 1u);
   EXPECT_EQ(hart_.pc, kBase + 8);
   EXPECT_EQ(hart_.run(100), 100u);
@@ -336,13 +336,13 @@ TEST_F(InterpTest, CrossPageChainFollowsTranslationChange) {
   wr64(l1, pte(l0, kV));
   wr64(l0 + 8 * 1, pte(page_a, kV | kR | kX | kA | kD));  // va 0x1000
   wr64(l0 + 8 * 2, pte(page_b, kV | kR | kX | kA | kD));  // va 0x2000
-  program(page_a, {0x00150513,    // 0x1000: addi a0, a0, 1
-                   0x7fd0006f});  //         j 0x2000
-  program(page_b, {0x00a50513,    // 0x2000: addi a0, a0, 10
-                   0xffdfe06f});  //         j 0x1000
-  program(page_c, {0x06450513,    // addi a0, a0, 100
-                   0xffdfe06f});  // j 0x1000
-  hart_.pmpaddr[15] = (1ULL << 54) - 1;  // everything, for S-mode
+  program(page_a, {0x00150513,                            // 0x1000: addi a0, a0, 1
+                   0x7fd0006f});                          //         j 0x2000
+  program(page_b, {0x00a50513,                            // 0x2000: addi a0, a0, 10
+                   0xffdfe06f});                          //         j 0x1000
+  program(page_c, {0x06450513,                            // addi a0, a0, 100
+                   0xffdfe06f});                          // j 0x1000
+  hart_.pmpaddr[15] = (1ULL << 54) - 1;                   // everything, for S-mode
   hart_.pmpcfg[15] = (3 << 3) | 7;
   hart_.satp = (8ULL << 60) | (root >> 12);
   hart_.priv = kPrivS;
@@ -359,8 +359,8 @@ TEST_F(InterpTest, CrossPageChainFollowsTranslationChange) {
 
 // Code in another page, rewritten behind the hart's back, is seen through a cross-page link.
 TEST_F(InterpTest, CrossPageChainedBlockSeesItsCodeRewritten) {
-  program(kBase, {0x00150513,    // addi a0, a0, 1
-                  0x7fd0006f});  // j kBase + 0x1000
+  program(kBase, {0x00150513,             // addi a0, a0, 1
+                  0x7fd0006f});           // j kBase + 0x1000
   program(kBase + 0x1000, {0x00a50513,    // addi a0, a0, 10
                            0xffdfe06f});  // j kBase
   EXPECT_EQ(hart_.run(8), 8u);

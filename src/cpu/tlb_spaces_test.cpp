@@ -7,7 +7,9 @@
 namespace nimbus::cpu {
 namespace {
 
-constexpr uint64_t sv39(uint64_t asid, uint64_t root_ppn) { return (8ULL << 60) | (asid << 44) | root_ppn; }
+constexpr uint64_t sv39(uint64_t asid, uint64_t root_ppn) {
+  return (8ULL << 60) | (asid << 44) | root_ppn;
+}
 
 TEST(TlbSpaces, SameSatpSameTagOthersDistinct) {
   TlbSpaces s;
@@ -48,7 +50,7 @@ TEST(TlbSpaces, LeastRecentlySelectedIsForgottenFirst) {
   bool wipe;
   uint8_t tags[TlbSpaces::kSlots + 1];
   for (unsigned i = 0; i < TlbSpaces::kSlots; i++) tags[i] = s.select(sv39(i, 0x1000 + i), wipe);
-  EXPECT_EQ(s.select(sv39(0, 0x1000), wipe), tags[0]);  // 0 is now the most recent
+  EXPECT_EQ(s.select(sv39(0, 0x1000), wipe), tags[0]);         // 0 is now the most recent
   tags[TlbSpaces::kSlots] = s.select(sv39(99, 0x9999), wipe);  // evicts 1
   EXPECT_EQ(s.select(sv39(0, 0x1000), wipe), tags[0]);
   EXPECT_NE(s.select(sv39(1, 0x1001), wipe), tags[1]);  // came back with a new tag

@@ -10,11 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -31,7 +30,7 @@ struct HostResources {
 Result<HostResources> detect_host_resources(const std::string& state_dir);
 
 struct CapacityPolicy {
-  double cpu_overcommit = 4.0;         // vCPUs per host CPU, 1.0 to 64
+  double cpu_overcommit = 4.0;          // vCPUs per host CPU, 1.0 to 64
   uint64_t reserved_memory_mib = 1024;  // kept for the host
   uint64_t vm_overhead_mib = 64;        // per VM, on top of its guest RAM (VMM, device buffers)
   uint64_t reserved_disk_mib = 10240;   // kept free on the state dir's file system

@@ -1,10 +1,9 @@
 #include "host/capacity.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
-
-#include <gtest/gtest.h>
 
 namespace nimbus::host {
 namespace {
@@ -34,7 +33,8 @@ TEST(Capacity, DetectFailsForMissingStateDir) {
 TEST(Capacity, ComputesTheDocumentedExample) {
   CapacityPolicy p;  // overcommit 4, 1024 MiB and 10240 MiB reserved, 64 MiB overhead
   // web1 running (1 vCPU, 256 MiB, 1024 MiB disk), web2 paused (2, 256, 1024), web3 stopped.
-  std::vector<VmAllocation> vms = {{{1, 256, 1024}, true}, {{2, 256, 1024}, true}, {{4, 4096, 1024}, false}};
+  std::vector<VmAllocation> vms = {
+      {{1, 256, 1024}, true}, {{2, 256, 1024}, true}, {{4, 4096, 1024}, false}};
   Capacity c = compute_capacity(example_host(), p, vms);
   EXPECT_EQ(c.cpus.host, 2u);
   EXPECT_EQ(c.cpus.capacity, 8u);
@@ -123,7 +123,8 @@ TEST(Capacity, RefusalNamesEveryShortResourceWithNumbers) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(),
             "not enough vCPUs: the VM needs 4, 3 of 8 are free (2 host CPUs x overcommit 4.0); "
-            "not enough memory: the VM needs 320 MiB (256 MiB + 64 MiB overhead), 136 MiB of 200 MiB is free; "
+            "not enough memory: the VM needs 320 MiB (256 MiB + 64 MiB overhead), 136 MiB of 200 "
+            "MiB is free; "
             "not enough disk: the VM needs 2048 MiB, 500 MiB of 500 MiB is free");
 
   // Only the short resource is named.

@@ -1,6 +1,9 @@
 #include "host/cgroup.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,10 +16,6 @@
 #include <iterator>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-#include <fmt/ranges.h>
 
 namespace nimbus::host {
 
@@ -51,7 +50,8 @@ Status write_file(const std::string& path, const std::string& value) {
   const int err = errno;
   ::close(fd);
   if (n != static_cast<ssize_t>(value.size())) {
-    return Status::error(fmt::format("cannot write '{}' to {}: {}", value, path, n < 0 ? std::strerror(err) : "short write"));
+    return Status::error(fmt::format("cannot write '{}' to {}: {}", value, path,
+                                     n < 0 ? std::strerror(err) : "short write"));
   }
   return {};
 }
@@ -59,7 +59,8 @@ Status write_file(const std::string& path, const std::string& value) {
 // A memory limit the kernel refused with EBUSY: it could not reclaim down to it.
 Status memory_limit_error(const Status& s) {
   if (s.message().find(std::strerror(EBUSY)) == std::string::npos) return s;
-  return Status::error(s.message() + " (the group uses more memory than that and the kernel could not reclaim it)");
+  return Status::error(
+      s.message() + " (the group uses more memory than that and the kernel could not reclaim it)");
 }
 
 bool parse_u64(std::string_view s, uint64_t& out) {
@@ -71,7 +72,8 @@ Result<uint64_t> read_u64(const std::string& path) {
   auto text = read_file(path);
   if (!text.ok()) return text.status();
   uint64_t v = 0;
-  if (!parse_u64(*text, v)) return Status::error(fmt::format("{}: '{}' is not a number", path, *text));
+  if (!parse_u64(*text, v))
+    return Status::error(fmt::format("{}: '{}' is not a number", path, *text));
   return v;
 }
 
@@ -101,8 +103,8 @@ Status make_dir(const std::string& path) {
 }
 
 Status check_name(const std::string& vm) {
-  if (vm.empty() || vm == "." || vm == ".." || vm.find('/') != std::string::npos || vm.size() > 255 ||
-      vm.find('\0') != std::string::npos) {
+  if (vm.empty() || vm == "." || vm == ".." || vm.find('/') != std::string::npos ||
+      vm.size() > 255 || vm.find('\0') != std::string::npos) {
     return Status::error(fmt::format("'{}' cannot name a cgroup", vm));
   }
   return {};
@@ -110,9 +112,11 @@ Status check_name(const std::string& vm) {
 
 Status check_limits(const CgroupLimits& l) {
   if (l.period_us < kMinPeriodUs || l.period_us > kMaxPeriodUs) {
-    return Status::error(fmt::format("CPU period {} us is out of range ({} to {})", l.period_us, kMinPeriodUs, kMaxPeriodUs));
+    return Status::error(fmt::format("CPU period {} us is out of range ({} to {})", l.period_us,
+                                     kMinPeriodUs, kMaxPeriodUs));
   }
-  if (l.vcpus > kMaxVcpus) return Status::error(fmt::format("a CPU quota of {} CPUs is out of range", l.vcpus));
+  if (l.vcpus > kMaxVcpus)
+    return Status::error(fmt::format("a CPU quota of {} CPUs is out of range", l.vcpus));
   return {};
 }
 
@@ -120,17 +124,21 @@ Status check_limits(const CgroupLimits& l) {
 // it: raising both needs memsw first, lowering needs the limit first).
 Status set_memory_v1(const std::string& dir, uint64_t bytes) {
   const std::string value = bytes == 0 ? "-1" : std::to_string(bytes);
-  const std::string limit = dir + "/memory.limit_in_bytes", memsw = dir + "/memory.memsw.limit_in_bytes";
+  const std::string limit = dir + "/memory.limit_in_bytes",
+                    memsw = dir + "/memory.memsw.limit_in_bytes";
   Status s = write_file(limit, value);
   if (exists(memsw)) {
     // Without swap accounting (swapaccount=0) this fails; the limit alone still holds RAM.
-    if (Status m = write_file(memsw, value); !m.ok()) spdlog::debug("{} (no swap accounting?)", m.message());
+    if (Status m = write_file(memsw, value); !m.ok())
+      spdlog::debug("{} (no swap accounting?)", m.message());
     if (!s.ok()) s = write_file(limit, value);
   }
   return s.ok() ? s : memory_limit_error(s);
 }
 
-std::string join_pids(const std::vector<pid_t>& pids) { return fmt::format("{}", fmt::join(pids, ", ")); }
+std::string join_pids(const std::vector<pid_t>& pids) {
+  return fmt::format("{}", fmt::join(pids, ", "));
+}
 
 }  // namespace
 
@@ -162,7 +170,8 @@ CgroupManager CgroupManager::detect(std::string root, std::string parent) {
     const std::set<std::string> available = read_words(m.root_ + "/cgroup.controllers");
     for (const char* c : {"cpu", "memory"}) {
       if (!available.count(c)) {
-        return none(fmt::format("cgroup v2: the {} controller is not available in {}/cgroup.controllers", c, m.root_));
+        return none(fmt::format(
+            "cgroup v2: the {} controller is not available in {}/cgroup.controllers", c, m.root_));
       }
     }
     const std::string parent_dir = m.root_ + "/" + m.parent_;
@@ -176,10 +185,12 @@ CgroupManager CgroupManager::detect(std::string root, std::string parent) {
       Status s = write_file(control, "+cpu +memory");
       enabled = read_words(control);
       if (!s.ok() || !enabled.count("cpu") || !enabled.count("memory")) {
-        return none(fmt::format("cgroup v2: cannot enable the cpu and memory controllers in {}{}", control,
-                                s.ok() ? "" : fmt::format(" ({}; a group with processes of its own cannot "
-                                                          "delegate controllers: run nimbusd in a leaf group)",
-                                                          s.message())));
+        return none(
+            fmt::format("cgroup v2: cannot enable the cpu and memory controllers in {}{}", control,
+                        s.ok() ? ""
+                               : fmt::format(" ({}; a group with processes of its own cannot "
+                                             "delegate controllers: run nimbusd in a leaf group)",
+                                             s.message())));
       }
     }
     m.version_ = CgroupVersion::kV2;
@@ -198,8 +209,9 @@ CgroupManager CgroupManager::detect(std::string root, std::string parent) {
   m.cpuacct_ = find({"cpuacct", "cpu,cpuacct", "cpuacct,cpu"}, "cpuacct.usage");
   m.memory_ = find({"memory"}, "memory.limit_in_bytes");
   if (m.cpu_.empty() || m.memory_.empty()) {
-    return none(fmt::format("no cgroup v2 ({}/cgroup.controllers) and no cgroup v1 {} hierarchy under {}", m.root_,
-                            m.cpu_.empty() ? "cpu (with CFS bandwidth control)" : "memory", m.root_));
+    return none(fmt::format(
+        "no cgroup v2 ({}/cgroup.controllers) and no cgroup v1 {} hierarchy under {}", m.root_,
+        m.cpu_.empty() ? "cpu (with CFS bandwidth control)" : "memory", m.root_));
   }
   std::error_code ec;
   if (!m.cpuacct_.empty() && fs::equivalent(m.cpuacct_, m.cpu_, ec)) m.cpuacct_ = m.cpu_;
@@ -260,18 +272,24 @@ Status CgroupManager::set_limits(const std::string& vm, const CgroupLimits& limi
   const uint64_t quota = uint64_t{limits.vcpus} * limits.period_us;
   if (version_ == CgroupVersion::kV2) {
     const std::string dir = root_ + "/" + parent_ + "/" + vm;
-    const std::string cpu_max = fmt::format("{} {}", limits.vcpus == 0 ? "max" : std::to_string(quota), limits.period_us);
+    const std::string cpu_max =
+        fmt::format("{} {}", limits.vcpus == 0 ? "max" : std::to_string(quota), limits.period_us);
     if (Status s = write_file(dir + "/cpu.max", cpu_max); !s.ok()) return s;
     const std::string mem = limits.memory_bytes == 0 ? "max" : std::to_string(limits.memory_bytes);
     if (Status s = write_file(dir + "/memory.max", mem); !s.ok()) return memory_limit_error(s);
     if (exists(dir + "/memory.swap.max")) {
-      if (Status s = write_file(dir + "/memory.swap.max", limits.memory_bytes == 0 ? "max" : "0"); !s.ok()) return s;
+      if (Status s = write_file(dir + "/memory.swap.max", limits.memory_bytes == 0 ? "max" : "0");
+          !s.ok())
+        return s;
     }
     return {};
   }
   const std::string cpu = cpu_ + "/" + parent_ + "/" + vm;
-  if (Status s = write_file(cpu + "/cpu.cfs_period_us", std::to_string(limits.period_us)); !s.ok()) return s;
-  if (Status s = write_file(cpu + "/cpu.cfs_quota_us", limits.vcpus == 0 ? "-1" : std::to_string(quota)); !s.ok()) {
+  if (Status s = write_file(cpu + "/cpu.cfs_period_us", std::to_string(limits.period_us)); !s.ok())
+    return s;
+  if (Status s =
+          write_file(cpu + "/cpu.cfs_quota_us", limits.vcpus == 0 ? "-1" : std::to_string(quota));
+      !s.ok()) {
     return s;
   }
   return set_memory_v1(memory_ + "/" + parent_ + "/" + vm, limits.memory_bytes);
@@ -300,7 +318,8 @@ Status CgroupManager::add_process(const std::string& vm, pid_t pid) {
   if (Status s = usable(vm); !s.ok()) return s;
   for (const std::string& file : procs_files(vm)) {
     if (Status s = write_file(file, std::to_string(pid)); !s.ok()) {
-      return Status::error(fmt::format("cannot move process {} into its cgroup: {}", pid, s.message()));
+      return Status::error(
+          fmt::format("cannot move process {} into its cgroup: {}", pid, s.message()));
     }
   }
   return {};
@@ -341,7 +360,8 @@ Result<CgroupLimitsRead> CgroupManager::read_limits(const std::string& vm) const
     std::istringstream words(*cpu_max);
     std::string quota, period;
     uint64_t q = 0;
-    if (!(words >> quota >> period) || !parse_u64(period, r.period_us) || (quota != "max" && !parse_u64(quota, q))) {
+    if (!(words >> quota >> period) || !parse_u64(period, r.period_us) ||
+        (quota != "max" && !parse_u64(quota, q))) {
       return Status::error(fmt::format("{}/cpu.max: '{}' is not 'QUOTA PERIOD'", dir, *cpu_max));
     }
     if (quota != "max") r.quota_us = q;
@@ -349,7 +369,8 @@ Result<CgroupLimitsRead> CgroupManager::read_limits(const std::string& vm) const
     if (!mem.ok()) return mem.status();
     if (*mem != "max") {
       uint64_t m = 0;
-      if (!parse_u64(*mem, m)) return Status::error(fmt::format("{}/memory.max: '{}' is not a number", dir, *mem));
+      if (!parse_u64(*mem, m))
+        return Status::error(fmt::format("{}/memory.max: '{}' is not a number", dir, *mem));
       r.memory_limit_bytes = m;
     }
     return r;
@@ -362,7 +383,8 @@ Result<CgroupLimitsRead> CgroupManager::read_limits(const std::string& vm) const
   if (!quota.ok()) return quota.status();
   if (*quota != "-1") {
     uint64_t q = 0;
-    if (!parse_u64(*quota, q)) return Status::error(fmt::format("{}/cpu.cfs_quota_us: '{}' is not a number", cpu, *quota));
+    if (!parse_u64(*quota, q))
+      return Status::error(fmt::format("{}/cpu.cfs_quota_us: '{}' is not a number", cpu, *quota));
     r.quota_us = q;
   }
   auto mem = read_u64(memory_ + "/" + parent_ + "/" + vm + "/memory.limit_in_bytes");
@@ -373,7 +395,8 @@ Result<CgroupLimitsRead> CgroupManager::read_limits(const std::string& vm) const
 
 std::string CgroupManager::path(const std::string& vm) const {
   if (!usable(vm).ok()) return {};
-  return version_ == CgroupVersion::kV2 ? root_ + "/" + parent_ + "/" + vm : memory_ + "/" + parent_ + "/" + vm;
+  return version_ == CgroupVersion::kV2 ? root_ + "/" + parent_ + "/" + vm
+                                        : memory_ + "/" + parent_ + "/" + vm;
 }
 
 std::vector<pid_t> CgroupManager::processes(const std::string& vm) const {
@@ -407,8 +430,9 @@ Status CgroupManager::remove(const std::string& vm) {
   Status first;
   for (const std::string& dir : group_dirs(vm)) {
     if (::rmdir(dir.c_str()) != 0 && errno != ENOENT && first.ok()) {
-      first = Status::error(fmt::format("cannot remove cgroup {}: {}{}", dir, std::strerror(errno),
-                                        errno == EBUSY ? " (processes or child groups remain)" : ""));
+      first =
+          Status::error(fmt::format("cannot remove cgroup {}: {}{}", dir, std::strerror(errno),
+                                    errno == EBUSY ? " (processes or child groups remain)" : ""));
     }
   }
   return first;

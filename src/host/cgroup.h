@@ -35,15 +35,16 @@ enum class CgroupVersion { kNone, kV1, kV2 };
 const char* to_string(CgroupVersion version);
 
 struct CgroupLimits {
-  unsigned vcpus = 0;          // CPU quota of this many host CPUs; 0: no quota
-  uint64_t memory_bytes = 0;   // 0: no memory limit
+  unsigned vcpus = 0;           // CPU quota of this many host CPUs; 0: no quota
+  uint64_t memory_bytes = 0;    // 0: no memory limit
   uint64_t period_us = 100000;  // CFS period, 1000 to 1000000
 };
 
 struct CgroupUsage {
   uint64_t cpu_ns = 0;  // CPU time of every process the group ever had (0 without cpuacct on v1)
-  uint64_t memory_bytes = 0;          // current usage, page cache included
-  std::optional<uint64_t> oom_kills;  // processes killed for the group's limit, if the kernel counts
+  uint64_t memory_bytes = 0;  // current usage, page cache included
+  std::optional<uint64_t>
+      oom_kills;  // processes killed for the group's limit, if the kernel counts
 };
 
 struct CgroupLimitsRead {

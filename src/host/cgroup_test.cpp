@@ -1,5 +1,6 @@
 #include "host/cgroup.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,8 +13,6 @@
 #include <iterator>
 #include <map>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace nimbus::host {
 namespace {
@@ -41,8 +40,8 @@ void put(const fs::path& p, const std::string& text) {
 class FakeCgroupRoot {
  public:
   FakeCgroupRoot() {
-    root_ = fs::temp_directory_path() / ("nimbus-cgroup-test-" + std::to_string(::getpid()) + "-" +
-                                         std::to_string(counter_++));
+    root_ = fs::temp_directory_path() /
+            ("nimbus-cgroup-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     fs::remove_all(root_);
     fs::create_directories(root_);
   }
@@ -54,15 +53,19 @@ class FakeCgroupRoot {
     for (const auto& [name, text] : contents) put(root_ / dir / name, text);
   }
   // v1 group REL in each of the cpu, cpuacct and memory hierarchies (named as given).
-  void v1_group(const std::string& cpu, const std::string& cpuacct, const std::string& memory, const std::string& rel,
-                bool memsw = true) {
-    files(fs::path(cpu) / rel, {{"cpu.cfs_quota_us", "-1"}, {"cpu.cfs_period_us", "100000"}, {"cgroup.procs", ""}});
-    if (!cpuacct.empty()) files(fs::path(cpuacct) / rel, {{"cpuacct.usage", "0"}, {"cgroup.procs", ""}});
-    files(fs::path(memory) / rel, {{"memory.limit_in_bytes", "9223372036854771712"},
-                                   {"memory.usage_in_bytes", "0"},
-                                   {"memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0"},
-                                   {"cgroup.procs", ""}});
-    if (memsw) files(fs::path(memory) / rel, {{"memory.memsw.limit_in_bytes", "9223372036854771712"}});
+  void v1_group(const std::string& cpu, const std::string& cpuacct, const std::string& memory,
+                const std::string& rel, bool memsw = true) {
+    files(fs::path(cpu) / rel,
+          {{"cpu.cfs_quota_us", "-1"}, {"cpu.cfs_period_us", "100000"}, {"cgroup.procs", ""}});
+    if (!cpuacct.empty())
+      files(fs::path(cpuacct) / rel, {{"cpuacct.usage", "0"}, {"cgroup.procs", ""}});
+    files(fs::path(memory) / rel,
+          {{"memory.limit_in_bytes", "9223372036854771712"},
+           {"memory.usage_in_bytes", "0"},
+           {"memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0"},
+           {"cgroup.procs", ""}});
+    if (memsw)
+      files(fs::path(memory) / rel, {{"memory.memsw.limit_in_bytes", "9223372036854771712"}});
   }
   void v2_group(const std::string& rel, bool swap = true) {
     files(rel, {{"cpu.max", "max 100000"},
@@ -107,7 +110,7 @@ TEST(Cgroup, NoneWhenRootIsMissingOrEmpty) {
 TEST(Cgroup, V1SeparateHierarchies) {
   FakeCgroupRoot fake;
   fake.v1_group("cpu", "cpuacct", "memory", "");  // the hierarchies' roots
-  fake.files("unified", {{"cgroup.procs", ""}});   // a hybrid layout's empty v2 mount
+  fake.files("unified", {{"cgroup.procs", ""}});  // a hybrid layout's empty v2 mount
   fake.v1_group("cpu", "cpuacct", "memory", "nimbus/web1");
   CgroupManager m = CgroupManager::detect(fake.str());
   ASSERT_EQ(m.version(), CgroupVersion::kV1) << m.describe();
@@ -156,7 +159,8 @@ TEST(Cgroup, V1SeparateHierarchies) {
   EXPECT_EQ(m.processes("web1"), (std::vector<pid_t>{7, 42}));
   Status s = m.remove("web1");
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.message(), "cannot remove cgroup " + fake.str() + "/memory/nimbus/web1: processes 7, 42 still in it");
+  EXPECT_EQ(s.message(), "cannot remove cgroup " + fake.str() +
+                             "/memory/nimbus/web1: processes 7, 42 still in it");
 }
 
 TEST(Cgroup, GroupsListsTheVmGroupsOfEveryHierarchy) {
@@ -203,11 +207,13 @@ TEST(Cgroup, V1JoinedCpuCpuacctWithoutMemsw) {
   ASSERT_EQ(m.version(), CgroupVersion::kV1) << m.describe();
   EXPECT_EQ(m.describe(), "v1 (cpu, cpuacct, memory)");
   // One group per hierarchy: cpu and cpuacct are one.
-  EXPECT_EQ(m.procs_files("web1"), (std::vector<std::string>{fake.str() + "/cpu/nimbus/web1/cgroup.procs",
-                                                             fake.str() + "/memory/nimbus/web1/cgroup.procs"}));
+  EXPECT_EQ(m.procs_files("web1"),
+            (std::vector<std::string>{fake.str() + "/cpu/nimbus/web1/cgroup.procs",
+                                      fake.str() + "/memory/nimbus/web1/cgroup.procs"}));
   ASSERT_TRUE(m.create("web1", {1, 64 << 20}).ok());
   EXPECT_EQ(slurp(fake.root() / "cpu,cpuacct/nimbus/web1/cpu.cfs_quota_us"), "100000");
-  EXPECT_EQ(slurp(fake.root() / "memory/nimbus/web1/memory.limit_in_bytes"), std::to_string(64 << 20));
+  EXPECT_EQ(slurp(fake.root() / "memory/nimbus/web1/memory.limit_in_bytes"),
+            std::to_string(64 << 20));
   EXPECT_FALSE(fs::exists(fake.root() / "memory/nimbus/web1/memory.memsw.limit_in_bytes"));
   put(fake.root() / "cpu,cpuacct/nimbus/web1/cpuacct.usage", "77");
   auto u = m.usage("web1");
@@ -230,7 +236,8 @@ TEST(Cgroup, V1WithoutCpuacct) {
 
 TEST(Cgroup, V2) {
   FakeCgroupRoot fake;
-  fake.files("", {{"cgroup.controllers", "cpuset cpu io memory hugetlb pids"}, {"cgroup.subtree_control", ""}});
+  fake.files("", {{"cgroup.controllers", "cpuset cpu io memory hugetlb pids"},
+                  {"cgroup.subtree_control", ""}});
   fake.v2_group("nimbus");
   fake.v2_group("nimbus/web1");
   CgroupManager m = CgroupManager::detect(fake.str());
@@ -239,7 +246,8 @@ TEST(Cgroup, V2) {
   EXPECT_EQ(slurp(fake.root() / "cgroup.subtree_control"), "+cpu +memory");
   EXPECT_EQ(slurp(fake.root() / "nimbus/cgroup.subtree_control"), "+cpu +memory");
   EXPECT_EQ(m.path("web1"), fake.str() + "/nimbus/web1");
-  EXPECT_EQ(m.procs_files("web1"), std::vector<std::string>{fake.str() + "/nimbus/web1/cgroup.procs"});
+  EXPECT_EQ(m.procs_files("web1"),
+            std::vector<std::string>{fake.str() + "/nimbus/web1/cgroup.procs"});
 
   ASSERT_TRUE(m.create("web1", {4, 1ull << 30, 20000}).ok());
   const fs::path dir = fake.root() / "nimbus/web1";
@@ -282,7 +290,8 @@ TEST(Cgroup, V2WithoutSwapFile) {
   fake.v2_group("nimbus/web1", false);
   CgroupManager m = CgroupManager::detect(fake.str());
   ASSERT_EQ(m.version(), CgroupVersion::kV2) << m.describe();
-  EXPECT_EQ(slurp(fake.root() / "cgroup.subtree_control"), "cpu memory");  // already enabled: untouched
+  EXPECT_EQ(slurp(fake.root() / "cgroup.subtree_control"),
+            "cpu memory");  // already enabled: untouched
   ASSERT_TRUE(m.create("web1", {1, 64 << 20}).ok());
   EXPECT_FALSE(fs::exists(fake.root() / "nimbus/web1/memory.swap.max"));
 }
@@ -292,8 +301,8 @@ TEST(Cgroup, V2WithoutMemoryControllerIsNone) {
   fake.files("", {{"cgroup.controllers", "cpuset cpu io pids"}, {"cgroup.subtree_control", ""}});
   CgroupManager m = CgroupManager::detect(fake.str());
   EXPECT_EQ(m.version(), CgroupVersion::kNone);
-  EXPECT_EQ(m.describe(), "none: cgroup v2: the memory controller is not available in " + fake.str() +
-                              "/cgroup.controllers");
+  EXPECT_EQ(m.describe(), "none: cgroup v2: the memory controller is not available in " +
+                              fake.str() + "/cgroup.controllers");
 }
 
 TEST(Cgroup, V2ControllersThatCannotBeEnabledIsNone) {
@@ -303,8 +312,8 @@ TEST(Cgroup, V2ControllersThatCannotBeEnabledIsNone) {
   fs::create_directories(fake.root() / "nimbus");
   CgroupManager m = CgroupManager::detect(fake.str());
   EXPECT_EQ(m.version(), CgroupVersion::kNone);
-  EXPECT_TRUE(contains(m.describe(), "cannot enable the cpu and memory controllers in " + fake.str() +
-                                         "/nimbus/cgroup.subtree_control"))
+  EXPECT_TRUE(contains(m.describe(), "cannot enable the cpu and memory controllers in " +
+                                         fake.str() + "/nimbus/cgroup.subtree_control"))
       << m.describe();
 }
 
@@ -367,7 +376,8 @@ TEST(Cgroup, RealHierarchy) {
   }
   ::close(ready[1]);
   int child_err = -1;
-  ASSERT_EQ(::read(ready[0], &child_err, sizeof(child_err)), static_cast<ssize_t>(sizeof(child_err)));
+  ASSERT_EQ(::read(ready[0], &child_err, sizeof(child_err)),
+            static_cast<ssize_t>(sizeof(child_err)));
   ::close(ready[0]);
   EXPECT_EQ(child_err, 0) << std::strerror(child_err);
   EXPECT_EQ(m.processes(vm), std::vector<pid_t>{child});
@@ -398,7 +408,8 @@ TEST(Cgroup, RealHierarchy) {
 
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
-  for (int i = 0; i < 200 && !m.processes(vm).empty(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 200 && !m.processes(vm).empty(); i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_TRUE(m.processes(vm).empty());
 
   // add_process moves a running process.
@@ -410,7 +421,8 @@ TEST(Cgroup, RealHierarchy) {
   EXPECT_EQ(m.processes(vm), std::vector<pid_t>{second});
   ::kill(second, SIGKILL);
   ::waitpid(second, nullptr, 0);
-  for (int i = 0; i < 200 && !m.processes(vm).empty(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 200 && !m.processes(vm).empty(); i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
 
   s = m.remove(vm);
   EXPECT_TRUE(s.ok()) << s.message();

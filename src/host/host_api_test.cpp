@@ -12,9 +12,11 @@ struct Call {
   json body;
 };
 
-Call call(RecordingHostOps& ops, const std::string& method, const std::string& path, const std::string& body = "") {
+Call call(RecordingHostOps& ops, const std::string& method, const std::string& path,
+          const std::string& body = "") {
   HostResponse r = handle_host_request(ops, method, path, body);
-  json j = r.content_type == "application/json" ? json::parse(r.body, nullptr, false) : json(r.body);
+  json j =
+      r.content_type == "application/json" ? json::parse(r.body, nullptr, false) : json(r.body);
   return {r.status, j};
 }
 
@@ -36,7 +38,8 @@ TEST(HostApi, RoutesEveryVerbToItsCall) {
       {"DELETE", "/v1/vms/web1", "", "delete web1"},
       {"POST", "/v1/vms/web1/start", "", "start web1"},
       {"POST", "/v1/vms/web1/stop", "{}", "stop web1 force=0 timeout=30"},
-      {"POST", "/v1/vms/web1/stop", R"({"force": true, "timeout_s": 5})", "stop web1 force=1 timeout=5"},
+      {"POST", "/v1/vms/web1/stop", R"({"force": true, "timeout_s": 5})",
+       "stop web1 force=1 timeout=5"},
       {"POST", "/v1/vms/web1/restart", R"({"timeout_s": 0})", "restart web1 force=0 timeout=0"},
       {"POST", "/v1/vms/web1/pause", "", "pause web1"},
       {"POST", "/v1/vms/web1/resume", "{}", "resume web1"},
@@ -103,12 +106,16 @@ TEST(HostApi, RefusesBadInputWithoutCallingTheDaemon) {
       {"POST", "/v1/vms", R"({"cpus": -1})", 400, "cpus"},
       {"POST", "/v1/vms", R"({"memory_mib": 99999999})", 400, "memory_mib"},
       {"POST", "/v1/vms", R"({"disk_mib": 0})", 400, "disk_mib"},
-      {"POST", "/v1/vms", R"({"forwards": [{"host_port": 1, "guest_port": 70000}]})", 400, "guest_port"},
-      {"POST", "/v1/vms", R"({"forwards": [{"host_port": 1, "guest_port": 2, "host_address": "localhost"}]})", 400,
+      {"POST", "/v1/vms", R"({"forwards": [{"host_port": 1, "guest_port": 70000}]})", 400,
+       "guest_port"},
+      {"POST", "/v1/vms",
+       R"({"forwards": [{"host_port": 1, "guest_port": 2, "host_address": "localhost"}]})", 400,
        "host_address"},
-      {"POST", "/v1/vms", R"({"forwards": [{"host_port": 1, "guest_port": 2}, {"host_port": 1, "guest_port": 3}]})",
+      {"POST", "/v1/vms",
+       R"({"forwards": [{"host_port": 1, "guest_port": 2}, {"host_port": 1, "guest_port": 3}]})",
        400, "twice"},
-      {"POST", "/v1/vms", R"({"forwards": [{"host_port": 1, "guest_port": 2, "x": 1}]})", 400, "unknown field"},
+      {"POST", "/v1/vms", R"({"forwards": [{"host_port": 1, "guest_port": 2, "x": 1}]})", 400,
+       "unknown field"},
       {"POST", "/v1/vms", R"({"start": "yes"})", 400, "start"},
       {"POST", "/v1/vms", R"({"extra": null})", 400, "extra"},
       {"POST", "/v1/vms", "{", 400, "JSON"},
@@ -133,10 +140,13 @@ TEST(HostApi, RefusesBadInputWithoutCallingTheDaemon) {
   for (const Case& c : cases) {
     ops.last.clear();
     Call r = call(ops, c.method, c.path, c.body);
-    EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << c.body << " -> " << r.body.dump();
+    EXPECT_EQ(r.status, c.status) << c.method << " " << c.path << " " << c.body << " -> "
+                                  << r.body.dump();
     ASSERT_TRUE(r.body.is_object() && r.body.contains("error")) << r.body.dump();
-    EXPECT_NE(message(r).find(c.text), std::string::npos) << c.path << " " << c.body << ": " << message(r);
-    EXPECT_EQ(ops.last, "") << "the daemon was called for " << c.method << " " << c.path << " " << c.body;
+    EXPECT_NE(message(r).find(c.text), std::string::npos)
+        << c.path << " " << c.body << ": " << message(r);
+    EXPECT_EQ(ops.last, "") << "the daemon was called for " << c.method << " " << c.path << " "
+                            << c.body;
   }
 }
 

@@ -1,13 +1,12 @@
 #include "host/image_store.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "backends/block/disk_resize.h"
 #include "backends/block/qcow2.h"
@@ -18,9 +17,14 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 json to_json(const ImageInfo& i) {
-  return {{"name", i.name},       {"kernel", i.kernel},           {"initrd", i.initrd},
-          {"disk", i.disk},       {"disk_format", i.disk_format}, {"disk_mib", i.disk_mib},
-          {"description", i.description}, {"created_at", i.created_at}};
+  return {{"name", i.name},
+          {"kernel", i.kernel},
+          {"initrd", i.initrd},
+          {"disk", i.disk},
+          {"disk_format", i.disk_format},
+          {"disk_mib", i.disk_mib},
+          {"description", i.description},
+          {"created_at", i.created_at}};
 }
 
 namespace {
@@ -30,18 +34,21 @@ Result<std::string> probe_format(const std::string& path) {
   if (!in) return Status::error(fmt::format("cannot read '{}'", path));
   char magic[4] = {};
   in.read(magic, 4);
-  return std::string(magic, 4) == std::string("QFI\xfb", 4) ? std::string("qcow2") : std::string("raw");
+  return std::string(magic, 4) == std::string("QFI\xfb", 4) ? std::string("qcow2")
+                                                            : std::string("raw");
 }
 
 }  // namespace
 
-Status ImageStore::import(const std::string& name, const std::string& kernel, const std::string& disk,
-                          const std::string& description) {
+Status ImageStore::import(const std::string& name, const std::string& kernel,
+                          const std::string& disk, const std::string& description) {
   std::error_code ec;
   const fs::path final_dir = fs::path(dir_) / name;
-  if (fs::exists(final_dir, ec)) return Status::error(fmt::format("an image named '{}' already exists", name));
+  if (fs::exists(final_dir, ec))
+    return Status::error(fmt::format("an image named '{}' already exists", name));
   for (const std::string* f : {&kernel, &disk}) {
-    if (!fs::is_regular_file(*f, ec)) return Status::error(fmt::format("image '{}': no file '{}'", name, *f));
+    if (!fs::is_regular_file(*f, ec))
+      return Status::error(fmt::format("image '{}': no file '{}'", name, *f));
   }
   auto format = probe_format(disk);
   if (!format.ok()) return format.status();
@@ -58,8 +65,11 @@ Status ImageStore::import(const std::string& name, const std::string& kernel, co
   }
   // Images are shared read-only by every VM (and their sandboxed uids).
   for (const char* f : {"Image", disk_name.c_str()}) ::chmod((tmp / f).c_str(), 0444);
-  json meta = {{"kernel", "Image"}, {"disk", disk_name}, {"disk_format", *format},
-               {"description", description}, {"created_at", utc_now()}};
+  json meta = {{"kernel", "Image"},
+               {"disk", disk_name},
+               {"disk_format", *format},
+               {"description", description},
+               {"created_at", utc_now()}};
   std::ofstream(tmp / "image.json") << meta.dump(2) << "\n";
   ::chmod(tmp.c_str(), 0755);
   fs::rename(tmp, final_dir, ec);
@@ -73,7 +83,8 @@ Status ImageStore::import(const std::string& name, const std::string& kernel, co
 Status ImageStore::ensure_default(const std::string& bundled_dir) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
-  if (ec) return Status::error(fmt::format("cannot create the image store '{}': {}", dir_, ec.message()));
+  if (ec)
+    return Status::error(fmt::format("cannot create the image store '{}': {}", dir_, ec.message()));
   if (fs::exists(fs::path(dir_) / "default" / "image.json", ec)) return {};
   return import("default", bundled_dir + "/Image", bundled_dir + "/rootfs.ext4",
                 "Nimbus's bundled guest: Linux 6.1, busybox, httpd on port 80, guest agent");
@@ -84,16 +95,18 @@ Result<ImageInfo> ImageStore::get(const std::string& name) const {
   std::ifstream in(d / "image.json");
   if (!in) return Status::error(fmt::format("no image named '{}' (see 'nimbus images')", name));
   json meta = json::parse(in, nullptr, false);
-  if (!meta.is_object() || !meta.contains("kernel") || !meta.contains("disk") || !meta["kernel"].is_string() ||
-      !meta["disk"].is_string()) {
-    return Status::error(fmt::format("image '{}': {} is damaged", name, (d / "image.json").string()));
+  if (!meta.is_object() || !meta.contains("kernel") || !meta.contains("disk") ||
+      !meta["kernel"].is_string() || !meta["disk"].is_string()) {
+    return Status::error(
+        fmt::format("image '{}': {} is damaged", name, (d / "image.json").string()));
   }
   ImageInfo i;
   i.name = name;
   i.dir = d.string();
   i.kernel = (d / meta["kernel"].get<std::string>()).string();
   i.disk = (d / meta["disk"].get<std::string>()).string();
-  if (meta.contains("initrd") && meta["initrd"].is_string() && !meta["initrd"].get<std::string>().empty()) {
+  if (meta.contains("initrd") && meta["initrd"].is_string() &&
+      !meta["initrd"].get<std::string>().empty()) {
     i.initrd = (d / meta["initrd"].get<std::string>()).string();
   }
   i.disk_format = meta.value("disk_format", std::string("raw"));
@@ -113,7 +126,8 @@ Result<std::vector<ImageInfo>> ImageStore::list() const {
     const std::string n = e.path().filename().string();
     if (!n.empty() && n[0] != '.' && e.is_directory()) names.push_back(n);
   }
-  if (ec) return Status::error(fmt::format("cannot list the image store '{}': {}", dir_, ec.message()));
+  if (ec)
+    return Status::error(fmt::format("cannot list the image store '{}': {}", dir_, ec.message()));
   std::sort(names.begin(), names.end());
   for (const std::string& n : names) {
     auto i = get(n);

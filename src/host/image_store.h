@@ -4,10 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 
@@ -16,8 +15,8 @@ namespace nimbus::host {
 struct ImageInfo {
   std::string name;
   std::string dir;
-  std::string kernel;       // absolute paths
-  std::string initrd;       // may be empty
+  std::string kernel;  // absolute paths
+  std::string initrd;  // may be empty
   std::string disk;
   std::string disk_format;  // raw or qcow2
   uint64_t disk_mib = 0;    // the root disk's virtual size

@@ -1,8 +1,8 @@
 // nimbusd: the host daemon. Manages the VMs of one host (docs/nimbusd.md).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -11,12 +11,12 @@
 #include <mutex>
 #include <string>
 
-#include "common/signal_stopper.h"
 #include "common/log.h"
+#include "common/signal_stopper.h"
 #include "common/size.h"
+#include "config/vm_config.h"
 #include "host/daemon.h"
 #include "host/host_server.h"
-#include "config/vm_config.h"
 
 namespace {
 
@@ -27,7 +27,8 @@ int fail(const std::string& message) {
 
 nimbus::Result<uint64_t> mib_of(const std::string& flag, const std::string& text) {
   auto bytes = nimbus::parse_size(text);
-  if (!bytes.ok()) return nimbus::Status::error(fmt::format("{} '{}': {}", flag, text, bytes.message()));
+  if (!bytes.ok())
+    return nimbus::Status::error(fmt::format("{} '{}': {}", flag, text, bytes.message()));
   // Plain numbers mean MiB here, as in the rest of the host API.
   const bool plain = text.find_first_not_of("0123456789") == std::string::npos;
   return plain ? *bytes : *bytes >> 20;
@@ -40,28 +41,38 @@ int main(int argc, char** argv) {
   CLI::App app{"nimbusd: the Nimbus host daemon (many VMs on one host; API: docs/nimbusd.md)"};
   app.set_version_flag("--version", std::string("nimbusd 0.1.0"));
   nimbus::host::DaemonOptions o;
-  std::string socket = "/run/nimbus/nimbusd.sock", listen, token_file, reserved_memory = "1G", overhead = "64M",
-              reserved_disk = "10G", memory, disk;
+  std::string socket = "/run/nimbus/nimbusd.sock", listen, token_file, reserved_memory = "1G",
+              overhead = "64M", reserved_disk = "10G", memory, disk;
   unsigned cpus = 0;
   bool no_sandbox = false;
   std::string log_level = "info";
-  app.add_option("--state-dir", o.state_dir, "Where VMs, images and the database live")->capture_default_str();
+  app.add_option("--state-dir", o.state_dir, "Where VMs, images and the database live")
+      ->capture_default_str();
   app.add_option("--socket", socket, "The API's unix socket")->capture_default_str();
   app.add_option("--listen", listen, "Also serve the API on TCP ADDRESS:PORT (needs --token-file)");
   app.add_option("--token-file", token_file, "File holding the bearer token the TCP API requires");
-  app.add_option("--cpu-overcommit", o.policy.cpu_overcommit, "vCPUs allocatable per host CPU")->capture_default_str();
-  app.add_option("--reserved-memory", reserved_memory, "Host memory kept for the host itself")->capture_default_str();
-  app.add_option("--vm-overhead", overhead, "Memory counted per VM on top of its RAM (also its cgroup's margin)")
+  app.add_option("--cpu-overcommit", o.policy.cpu_overcommit, "vCPUs allocatable per host CPU")
       ->capture_default_str();
-  app.add_option("--reserved-disk", reserved_disk, "Disk space kept free for the host")->capture_default_str();
+  app.add_option("--reserved-memory", reserved_memory, "Host memory kept for the host itself")
+      ->capture_default_str();
+  app.add_option("--vm-overhead", overhead,
+                 "Memory counted per VM on top of its RAM (also its cgroup's margin)")
+      ->capture_default_str();
+  app.add_option("--reserved-disk", reserved_disk, "Disk space kept free for the host")
+      ->capture_default_str();
   app.add_option("--cpus", cpus, "Host CPUs to count (default: detected)");
   app.add_option("--memory", memory, "Host memory to count, e.g. 16G (default: detected)");
-  app.add_option("--disk", disk, "Disk capacity for VMs, e.g. 100G (default: the state directory's file system)");
+  app.add_option("--disk", disk,
+                 "Disk capacity for VMs, e.g. 100G (default: the state directory's file system)");
   app.add_flag("--no-sandbox", no_sandbox, "Run VMM processes as root without a seccomp filter");
-  app.add_option("--vmm", o.vmm_exe, "The nimbus binary that runs each VM (default: beside nimbusd)");
-  app.add_option("--images", o.bundled_images, "Bundled images imported as 'default' (default: images/)");
-  app.add_option("--cgroup-parent", o.cgroup_parent, "Name of the parent cgroup of the VMs")->capture_default_str();
-  app.add_option("--log-level", log_level, fmt::format("Least level logged to stderr ({})", nimbus::log::kLevels))
+  app.add_option("--vmm", o.vmm_exe,
+                 "The nimbus binary that runs each VM (default: beside nimbusd)");
+  app.add_option("--images", o.bundled_images,
+                 "Bundled images imported as 'default' (default: images/)");
+  app.add_option("--cgroup-parent", o.cgroup_parent, "Name of the parent cgroup of the VMs")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level,
+                 fmt::format("Least level logged to stderr ({})", nimbus::log::kLevels))
       ->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -77,10 +88,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "nimbusd: %s\n", m.c_str());
     return 2;
   };
-  if (nimbus::Status s = nimbus::log::init("nimbusd", log_level); !s.ok()) return usage("--log-level: " + s.message());
-  for (auto [flag, text, out] : {std::tuple{"--reserved-memory", &reserved_memory, &o.policy.reserved_memory_mib},
-                                 std::tuple{"--vm-overhead", &overhead, &o.policy.vm_overhead_mib},
-                                 std::tuple{"--reserved-disk", &reserved_disk, &o.policy.reserved_disk_mib}}) {
+  if (nimbus::Status s = nimbus::log::init("nimbusd", log_level); !s.ok())
+    return usage("--log-level: " + s.message());
+  for (auto [flag, text, out] :
+       {std::tuple{"--reserved-memory", &reserved_memory, &o.policy.reserved_memory_mib},
+        std::tuple{"--vm-overhead", &overhead, &o.policy.vm_overhead_mib},
+        std::tuple{"--reserved-disk", &reserved_disk, &o.policy.reserved_disk_mib}}) {
     auto v = mib_of(flag, *text);
     if (!v.ok()) return usage(v.message());
     *out = *v;
@@ -100,9 +113,11 @@ int main(int argc, char** argv) {
   o.sandbox = !no_sandbox;
   std::error_code ec;
   if (o.vmm_exe.empty()) {
-    o.vmm_exe = (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "nimbus").string();
+    o.vmm_exe =
+        (std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "nimbus").string();
   }
-  if (::access(o.vmm_exe.c_str(), X_OK) != 0) return usage(fmt::format("--vmm '{}' is not an executable", o.vmm_exe));
+  if (::access(o.vmm_exe.c_str(), X_OK) != 0)
+    return usage(fmt::format("--vmm '{}' is not an executable", o.vmm_exe));
   o.vmm_exe = std::filesystem::absolute(o.vmm_exe, ec).string();
   if (o.bundled_images.empty()) o.bundled_images = nimbus::config::bundled_images_dir();
   o.bundled_images = std::filesystem::absolute(o.bundled_images, ec).string();
@@ -111,10 +126,12 @@ int main(int argc, char** argv) {
   if (!token_file.empty()) {
     std::ifstream in(token_file);
     if (!in || !std::getline(in, token) || token.size() < 16) {
-      return usage(fmt::format("--token-file '{}': cannot read a token of at least 16 characters", token_file));
+      return usage(fmt::format("--token-file '{}': cannot read a token of at least 16 characters",
+                               token_file));
     }
   }
-  if (!listen.empty() && token.empty()) return usage("--listen needs --token-file: the TCP API always requires a token");
+  if (!listen.empty() && token.empty())
+    return usage("--listen needs --token-file: the TCP API always requires a token");
 
   std::mutex mu;
   std::condition_variable cv;
@@ -134,7 +151,9 @@ int main(int argc, char** argv) {
   (*server)->serve(daemon);
   spdlog::info("{}", daemon.describe());
   spdlog::info("serving on {}{}", socket,
-               listen.empty() ? "" : fmt::format(" and {} (TCP port {}, token required)", listen, (*server)->tcp_port()));
+               listen.empty() ? ""
+                              : fmt::format(" and {} (TCP port {}, token required)", listen,
+                                            (*server)->tcp_port()));
   {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return stop; });

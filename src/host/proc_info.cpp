@@ -1,5 +1,6 @@
 #include "host/proc_info.h"
 
+#include <fmt/format.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <iterator>
 #include <sstream>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace nimbus::host {
 
@@ -66,7 +65,8 @@ Result<ProcStat> read_proc_stat(pid_t pid) {
   ProcStat st;
   st.state = fields[kState - 3][0];
   st.start_ticks = start;
-  st.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(ticks > 0 ? ticks : 100);
+  st.cpu_seconds =
+      static_cast<double>(utime + stime) / static_cast<double>(ticks > 0 ? ticks : 100);
   st.rss_bytes = rss_pages * static_cast<uint64_t>(page > 0 ? page : 4096);
   return st;
 }

@@ -13,10 +13,11 @@
 namespace nimbus::host {
 
 struct ProcStat {
-  char state = '?';          // R, S, D, Z (zombie), T, t, X, I, ... (/proc/PID/stat field 3)
-  uint64_t start_ticks = 0;  // start time in clock ticks after boot (field 22): constant for a process
-  double cpu_seconds = 0;    // user + system time of the process (its reaped children not included)
-  uint64_t rss_bytes = 0;    // resident set size (field 24 pages x page size; 0 for a zombie)
+  char state = '?';  // R, S, D, Z (zombie), T, t, X, I, ... (/proc/PID/stat field 3)
+  uint64_t start_ticks =
+      0;  // start time in clock ticks after boot (field 22): constant for a process
+  double cpu_seconds = 0;  // user + system time of the process (its reaped children not included)
+  uint64_t rss_bytes = 0;  // resident set size (field 24 pages x page size; 0 for a zombie)
 };
 
 // Parses /proc/PID/stat. The command name (field 2) may hold spaces and ')': fields are

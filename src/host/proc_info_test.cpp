@@ -1,5 +1,6 @@
 #include "host/proc_info.h"
 
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -9,8 +10,6 @@
 #include <cerrno>
 #include <chrono>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace nimbus::host {
 namespace {

@@ -1,6 +1,7 @@
 #include "host/registry.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,8 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace nimbus::host {
@@ -74,9 +73,12 @@ class Stmt {
   int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
   std::string text(int col) const {
     const unsigned char* t = sqlite3_column_text(s_, col);
-    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s_, col)) : std::string();
+    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s_, col))
+             : std::string();
   }
-  Status error(const char* what) const { return Status::error(fmt::format("state database: {}: {}", what, sqlite3_errmsg(db_))); }
+  Status error(const char* what) const {
+    return Status::error(fmt::format("state database: {}: {}", what, sqlite3_errmsg(db_)));
+  }
 
  private:
   sqlite3* db_;
@@ -86,7 +88,9 @@ class Stmt {
 std::string forwards_to_text(const std::vector<config::PortForward>& forwards) {
   json a = json::array();
   for (const config::PortForward& f : forwards) {
-    a.push_back({{"protocol", f.protocol}, {"host_address", f.host_address}, {"host_port", f.host_port},
+    a.push_back({{"protocol", f.protocol},
+                 {"host_address", f.host_address},
+                 {"host_port", f.host_port},
                  {"guest_port", f.guest_port}});
   }
   return a.dump();
@@ -109,7 +113,8 @@ std::vector<config::PortForward> forwards_from_text(const std::string& text) {
 }
 
 constexpr const char* kVmColumns =
-    "name, image, cpus, memory_mib, disk_mib, forwards, restart_policy, desired_state, state, slot, pid, "
+    "name, image, cpus, memory_mib, disk_mib, forwards, restart_policy, desired_state, state, "
+    "slot, pid, "
     "pid_start, uid, created_at, started_at, last_exit, restarts";
 
 VmRecord read_vm(const Stmt& s) {
@@ -160,15 +165,20 @@ void bind_vm(Stmt& s, const VmRecord& v) {
 // Files left with wider modes by an older nimbusd are narrowed too.
 Status restrict_database_files(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Status::error(fmt::format("cannot open the state database '{}': {}", path, std::strerror(errno)));
+  if (fd < 0)
+    return Status::error(
+        fmt::format("cannot open the state database '{}': {}", path, std::strerror(errno)));
   const int rc = ::fchmod(fd, 0600);
   const int err = errno;
   ::close(fd);
-  if (rc != 0) return Status::error(fmt::format("cannot make '{}' private (mode 0600): {}", path, std::strerror(err)));
+  if (rc != 0)
+    return Status::error(
+        fmt::format("cannot make '{}' private (mode 0600): {}", path, std::strerror(err)));
   for (const char* suffix : {"-wal", "-shm", "-journal"}) {
     const std::string side = path + suffix;
     if (::chmod(side.c_str(), 0600) != 0 && errno != ENOENT) {
-      return Status::error(fmt::format("cannot make '{}' private (mode 0600): {}", side, std::strerror(errno)));
+      return Status::error(
+          fmt::format("cannot make '{}' private (mode 0600): {}", side, std::strerror(errno)));
     }
   }
   return {};
@@ -188,8 +198,9 @@ std::string utc_now() {
 Result<std::unique_ptr<Registry>> Registry::open(const std::string& path) {
   if (Status s = restrict_database_files(path); !s.ok()) return s;
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -198,7 +209,8 @@ Result<std::unique_ptr<Registry>> Registry::open(const std::string& path) {
   std::unique_ptr<Registry> r(new Registry(db));
   sqlite3_busy_timeout(db, 5000);
   // WAL: a reader never waits for the writer; FULL: a committed change survives a crash.
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (Status s = r->exec(pragma); !s.ok()) return s;
   }
   // The -wal and -shm files exist now; make sure of their mode whatever the umask was.
@@ -207,12 +219,14 @@ Result<std::unique_ptr<Registry>> Registry::open(const std::string& path) {
   if (!v.ok() || v.step() != SQLITE_ROW) return v.error("reading the schema version");
   const int64_t version = v.i64(0);
   if (version > kSchemaVersion) {
-    return Status::error(fmt::format("the state database '{}' has schema version {}, newer than this nimbusd ({}); "
-                                     "run a newer nimbusd",
-                                     path, version, kSchemaVersion));
+    return Status::error(
+        fmt::format("the state database '{}' has schema version {}, newer than this nimbusd ({}); "
+                    "run a newer nimbusd",
+                    path, version, kSchemaVersion));
   }
   if (Status s = r->exec(kSchema); !s.ok()) return s;
-  if (Status s = r->exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str()); !s.ok()) return s;
+  if (Status s = r->exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str()); !s.ok())
+    return s;
   return r;
 }
 
@@ -249,21 +263,25 @@ Result<std::optional<VmRecord>> Registry::get_vm(const std::string& name) {
 }
 
 Status Registry::insert_vm(const VmRecord& vm) {
-  Stmt s(db_, fmt::format("INSERT INTO vms ({}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+  Stmt s(db_, fmt::format("INSERT INTO vms ({}) VALUES "
+                          "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
                           kVmColumns)
                   .c_str());
   if (!s.ok()) return s.error("adding a VM");
   bind_vm(s, vm);
   const int rc = s.step();
-  if (rc == SQLITE_CONSTRAINT) return Status::error(fmt::format("a VM named '{}' already exists", vm.name));
+  if (rc == SQLITE_CONSTRAINT)
+    return Status::error(fmt::format("a VM named '{}' already exists", vm.name));
   if (rc != SQLITE_DONE) return s.error("adding a VM");
   return {};
 }
 
 Status Registry::update_vm(const VmRecord& vm) {
   Stmt s(db_,
-         "UPDATE vms SET image=?2, cpus=?3, memory_mib=?4, disk_mib=?5, forwards=?6, restart_policy=?7, "
-         "desired_state=?8, state=?9, slot=?10, pid=?11, pid_start=?12, uid=?13, created_at=?14, started_at=?15, "
+         "UPDATE vms SET image=?2, cpus=?3, memory_mib=?4, disk_mib=?5, forwards=?6, "
+         "restart_policy=?7, "
+         "desired_state=?8, state=?9, slot=?10, pid=?11, pid_start=?12, uid=?13, created_at=?14, "
+         "started_at=?15, "
          "last_exit=?16, restarts=?17 WHERE name=?1");
   if (!s.ok()) return s.error("updating a VM");
   bind_vm(s, vm);
@@ -304,7 +322,9 @@ Result<std::vector<SnapshotRecord>> Registry::list_snapshots(const std::string& 
 }
 
 Status Registry::insert_snapshot(const SnapshotRecord& r) {
-  Stmt s(db_, "INSERT INTO snapshots (vm, name, created_at, size_bytes, cpus, memory_mib) VALUES (?1,?2,?3,?4,?5,?6)");
+  Stmt s(db_,
+         "INSERT INTO snapshots (vm, name, created_at, size_bytes, cpus, memory_mib) VALUES "
+         "(?1,?2,?3,?4,?5,?6)");
   if (!s.ok()) return s.error("adding a snapshot");
   s.bind(1, r.vm).bind(2, r.name).bind(3, r.created_at).bind(4, static_cast<int64_t>(r.size_bytes));
   s.bind(5, static_cast<int64_t>(r.cpus)).bind(6, static_cast<int64_t>(r.memory_mib));
@@ -321,7 +341,8 @@ Status Registry::delete_snapshot(const std::string& vm, const std::string& name)
   if (!s.ok()) return s.error("deleting a snapshot");
   s.bind(1, vm).bind(2, name);
   if (s.step() != SQLITE_DONE) return s.error("deleting a snapshot");
-  if (sqlite3_changes(db_) != 1) return Status::error(fmt::format("VM '{}' has no snapshot named '{}'", vm, name));
+  if (sqlite3_changes(db_) != 1)
+    return Status::error(fmt::format("VM '{}' has no snapshot named '{}'", vm, name));
   return {};
 }
 

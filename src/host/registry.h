@@ -28,15 +28,15 @@ struct VmRecord {
   // nimbusd's forwards always name their host address (0.0.0.0 unless the request gave
   // one) and never a guest address (the guest's DHCP address on eth0).
   std::vector<config::PortForward> forwards;
-  std::string restart_policy = "no";     // no, on-failure, always
+  std::string restart_policy = "no";      // no, on-failure, always
   std::string desired_state = "stopped";  // running, paused, stopped
   std::string state = "stopped";          // starting, running, paused, stopping, stopped, crashed
-  unsigned slot = 0;                      // 2..65534: host-network address, uid and MACs derive from it
-  int64_t pid = 0;                        // the VMM process, 0 when none
-  uint64_t pid_start = 0;                 // its start time in clock ticks (guards against pid reuse)
-  uint32_t uid = 0;                       // the VMM's uid (0: not sandboxed)
+  unsigned slot = 0;       // 2..65534: host-network address, uid and MACs derive from it
+  int64_t pid = 0;         // the VMM process, 0 when none
+  uint64_t pid_start = 0;  // its start time in clock ticks (guards against pid reuse)
+  uint32_t uid = 0;        // the VMM's uid (0: not sandboxed)
   std::string created_at, started_at;
-  std::string last_exit;                  // how the last VMM process ended
+  std::string last_exit;  // how the last VMM process ended
   unsigned restarts = 0;
 };
 

@@ -2,9 +2,8 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,8 +14,9 @@ namespace {
 class RegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("nimbus-registry-" + std::to_string(getpid()) + "-" +
-                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::filesystem::temp_directory_path() /
+           ("nimbus-registry-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }
@@ -32,7 +32,8 @@ VmRecord sample(const std::string& name, unsigned slot) {
   v.cpus = 2;
   v.memory_mib = 384;
   v.disk_mib = 1024;
-  v.forwards = {config::PortForward{"tcp", "127.0.0.1", 8080, "", 80}, config::PortForward{"udp", "0.0.0.0", 5353, "", 53}};
+  v.forwards = {config::PortForward{"tcp", "127.0.0.1", 8080, "", 80},
+                config::PortForward{"udp", "0.0.0.0", 5353, "", 53}};
   v.restart_policy = "on-failure";
   v.desired_state = "running";
   v.state = "starting";

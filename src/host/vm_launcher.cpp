@@ -1,6 +1,7 @@
 #include "host/vm_launcher.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <grp.h>
 #include <linux/close_range.h>
 #include <signal.h>
@@ -13,8 +14,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "host/cgroup.h"
 #include "host/vmm_pidfile.h"
@@ -37,14 +36,17 @@ VmPaths VmPaths::of(const std::string& state_dir, const std::string& vm) {
   return p;
 }
 
-std::string host_network_address(unsigned slot) { return fmt::format("10.88.{}.{}", slot >> 8, slot & 0xff); }
+std::string host_network_address(unsigned slot) {
+  return fmt::format("10.88.{}.{}", slot >> 8, slot & 0xff);
+}
 
 std::string vm_mac(unsigned slot, unsigned nic) {
-  return fmt::format("52:54:00:{:02x}:{:02x}:{:02x}", 0x80 | (nic & 0x7f), (slot >> 8) & 0xff, slot & 0xff);
+  return fmt::format("52:54:00:{:02x}:{:02x}:{:02x}", 0x80 | (nic & 0x7f), (slot >> 8) & 0xff,
+                     slot & 0xff);
 }
 
 config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const VmPaths& paths,
-                              const std::string& switch_path) {
+                                 const std::string& switch_path) {
   config::VmConfig c;
   c.vcpus = vm.cpus;
   c.mem_mib = vm.memory_mib;
@@ -52,8 +54,10 @@ config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, con
   c.initrd = image.initrd;
   // eth1 is configured by the kernel (ip=CLIENT:SERVER:GW:NETMASK:HOSTNAME:DEVICE:AUTOCONF),
   // eth0 by the guest's init (DHCP from slirp).
-  c.boot_args = fmt::format("console=ttyS0 earlycon=sbi root=/dev/vda rw nimbus.hostname={} ip={}::0.0.0.0:255.255.0.0:{}:eth1:off",
-                            vm.name, host_network_address(vm.slot), vm.name);
+  c.boot_args = fmt::format(
+      "console=ttyS0 earlycon=sbi root=/dev/vda rw nimbus.hostname={} "
+      "ip={}::0.0.0.0:255.255.0.0:{}:eth1:off",
+      vm.name, host_network_address(vm.slot), vm.name);
   config::DiskSpec d;
   d.id = "rootfs";
   d.path = paths.disk;
@@ -109,7 +113,8 @@ Result<pid_t> spawn_vmm(const SpawnSpec& spec) {
   for (std::string& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
   const int log_fd = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (log_fd < 0) return Status::error(fmt::format("cannot open '{}': {}", spec.log_path, std::strerror(errno)));
+  if (log_fd < 0)
+    return Status::error(fmt::format("cannot open '{}': {}", spec.log_path, std::strerror(errno)));
   const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   std::vector<std::string> procs = spec.cgroup_procs;
   const std::string cwd = spec.cwd.empty() ? std::string("/") : spec.cwd;
@@ -128,7 +133,8 @@ Result<pid_t> spawn_vmm(const SpawnSpec& spec) {
     sigprocmask(SIG_SETMASK, &all, nullptr);
     signal(SIGPIPE, SIG_DFL);
     if (setsid() < 0) child_fail(log_fd, "setsid", errno);
-    if (dup2(null_fd >= 0 ? null_fd : log_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) {
+    if (dup2(null_fd >= 0 ? null_fd : log_fd, 0) < 0 || dup2(log_fd, 1) < 0 ||
+        dup2(log_fd, 2) < 0) {
       child_fail(log_fd, "redirecting output", errno);
     }
     for (const std::string& f : procs) {
@@ -146,14 +152,18 @@ Result<pid_t> spawn_vmm(const SpawnSpec& spec) {
     // can find this process by the pidfile's lock even if it never learns the pid.
     if (!pid_file.empty()) {
       if (int err = pidfile_lock_in_child(pid_file.c_str()); err != 0) {
-        child_fail(2, err == EAGAIN || err == EACCES ? "the VM already has a live VMM (vmm.pid is locked)" : "vmm.pid",
+        child_fail(2,
+                   err == EAGAIN || err == EACCES
+                       ? "the VM already has a live VMM (vmm.pid is locked)"
+                       : "vmm.pid",
                    err);
       }
     }
     // Sockets and files the VMM creates are shared with its group (the host switch).
     umask(007);
     if (spec.drop_privileges) {
-      if (int err = sandbox::drop_privileges_in_child(spec.uid, spec.gid); err != 0) child_fail(2, "dropping privileges", err);
+      if (int err = sandbox::drop_privileges_in_child(spec.uid, spec.gid); err != 0)
+        child_fail(2, "dropping privileges", err);
     } else {
       prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     }
@@ -174,7 +184,8 @@ std::string last_log_line(const std::string& path) {
   const std::streamoff start = size > 4096 ? size - 4096 : 0;
   in.seekg(start);
   std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' ')) tail.pop_back();
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' '))
+    tail.pop_back();
   const size_t nl = tail.rfind('\n');
   std::string line = nl == std::string::npos ? tail : tail.substr(nl + 1);
   if (line.size() > 400) line = line.substr(0, 400) + "...";

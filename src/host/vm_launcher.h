@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "config/vm_config.h"
 #include "host/image_store.h"
 #include "host/registry.h"
-#include "config/vm_config.h"
 
 namespace nimbus::host {
 
@@ -43,14 +43,14 @@ constexpr const char* kUserNetAddress = "10.0.2.15";
 // eth0 on the user-mode network with its port forwards, eth1 on the host switch (the
 // kernel configures it from ip=), an entropy device.
 config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const VmPaths& paths,
-                              const std::string& switch_path);
+                                 const std::string& switch_path);
 
 struct SpawnSpec {
-  std::string exe;                       // the nimbus binary
-  std::vector<std::string> args;         // argv[1..]
-  std::string log_path;                  // stdout and stderr (appended)
-  std::string cwd;                       // working directory (the VM's directory)
-  std::vector<std::string> cgroup_procs; // cgroup.procs files to join
+  std::string exe;                        // the nimbus binary
+  std::vector<std::string> args;          // argv[1..]
+  std::string log_path;                   // stdout and stderr (appended)
+  std::string cwd;                        // working directory (the VM's directory)
+  std::vector<std::string> cgroup_procs;  // cgroup.procs files to join
   // Written and locked by the child after it joined its cgroup, before exec
   // (vmm_pidfile.h); the child gives up if a live VMM already holds it. Empty: none.
   std::string pid_file;

@@ -1,9 +1,8 @@
 // nimbusd's side of one VM's API socket (docs/vmm.md): short synchronous calls.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/status.h"
 
@@ -25,8 +24,8 @@ class VmmLink {
 
  private:
   // The reply body of a 2xx, or the VMM's fault_message.
-  Result<nlohmann::json> call(const char* method, const std::string& path, const nlohmann::json& body,
-                              int timeout_ms) const;
+  Result<nlohmann::json> call(const char* method, const std::string& path,
+                              const nlohmann::json& body, int timeout_ms) const;
   std::string sock_;
 };
 

@@ -25,7 +25,8 @@ constexpr uint64_t kPollInterval = 4096;
 // "print the character in the low byte".
 class Htif {
  public:
-  Htif(mem::Bus& bus, uint64_t tohost, uint64_t fromhost) : bus_(bus), tohost_(tohost), fromhost_(fromhost) {}
+  Htif(mem::Bus& bus, uint64_t tohost, uint64_t fromhost)
+      : bus_(bus), tohost_(tohost), fromhost_(fromhost) {}
 
   // Returns true with `code` set when the program asked to exit.
   bool poll(uint64_t& code) {
@@ -55,11 +56,13 @@ Status write_signature(const ElfImage& img, mem::Bus& bus, const BareOptions& o)
   auto b = img.symbols.find("begin_signature");
   auto e = img.symbols.find("end_signature");
   if (b == img.symbols.end() || e == img.symbols.end() || e->second < b->second) {
-    return Status::error(fmt::format("'{}' has no begin_signature/end_signature symbols", o.elf_path));
+    return Status::error(
+        fmt::format("'{}' has no begin_signature/end_signature symbols", o.elf_path));
   }
   std::FILE* out = std::fopen(o.signature_path.c_str(), "w");
   if (out == nullptr) {
-    return Status::error(fmt::format("cannot write signature to '{}': {}", o.signature_path, std::strerror(errno)));
+    return Status::error(
+        fmt::format("cannot write signature to '{}': {}", o.signature_path, std::strerror(errno)));
   }
   const unsigned g = o.signature_granularity;
   for (uint64_t addr = b->second; addr < e->second; addr += g) {
@@ -71,7 +74,8 @@ Status write_signature(const ElfImage& img, mem::Bus& bus, const BareOptions& o)
     }
     std::fputc('\n', out);
   }
-  if (std::fclose(out) != 0) return Status::error(fmt::format("cannot write signature to '{}'", o.signature_path));
+  if (std::fclose(out) != 0)
+    return Status::error(fmt::format("cannot write signature to '{}'", o.signature_path));
   return {};
 }
 
@@ -90,7 +94,8 @@ Result<BareResult> run_bare(const BareOptions& o) {
   devices::Finisher finisher([&](devices::Finisher::Event e, uint32_t code) {
     if (e == devices::Finisher::Event::kNone) return;
     finished = true;
-    result.end = e == devices::Finisher::Event::kFail ? BareResult::End::kFail : BareResult::End::kPass;
+    result.end =
+        e == devices::Finisher::Event::kFail ? BareResult::End::kFail : BareResult::End::kPass;
     result.code = code;
     hart.stop_requested = true;
   });

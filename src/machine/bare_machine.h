@@ -14,9 +14,9 @@ namespace nimbus::machine {
 struct BareOptions {
   std::string elf_path;
   uint64_t ram_size = 256ull << 20;
-  uint64_t max_insns = 0;         // 0: no limit
-  std::FILE* trace = nullptr;     // one line per retired instruction
-  std::string signature_path;     // begin_signature..end_signature dump, Spike's format
+  uint64_t max_insns = 0;      // 0: no limit
+  std::FILE* trace = nullptr;  // one line per retired instruction
+  std::string signature_path;  // begin_signature..end_signature dump, Spike's format
   unsigned signature_granularity = 4;
 };
 

@@ -28,7 +28,8 @@ void read_symbols(ElfImage& img, const Elf64_Ehdr& eh) {
     if (s.sh_type != SHT_SYMTAB || s.sh_entsize != sizeof(Elf64_Sym)) continue;
     if (s.sh_link >= sh.size()) continue;
     const Elf64_Shdr& strtab = sh[s.sh_link];
-    if (!within(s.sh_offset, s.sh_size, total) || !within(strtab.sh_offset, strtab.sh_size, total)) {
+    if (!within(s.sh_offset, s.sh_size, total) ||
+        !within(strtab.sh_offset, strtab.sh_size, total)) {
       continue;
     }
     const char* strings = reinterpret_cast<const char*>(img.bytes.data() + strtab.sh_offset);
@@ -74,20 +75,26 @@ Result<ElfImage> parse_elf(std::vector<uint8_t> bytes, const std::string& path) 
   if (img.bytes[EI_CLASS] != ELFCLASS64) {
     return Status::error(fmt::format("'{}' is a 32-bit ELF file; Nimbus runs RV64 programs", path));
   }
-  if (total < sizeof(eh)) return Status::error(fmt::format("'{}' is truncated (no ELF header)", path));
+  if (total < sizeof(eh))
+    return Status::error(fmt::format("'{}' is truncated (no ELF header)", path));
   std::memcpy(&eh, img.bytes.data(), sizeof(eh));
   if (img.bytes[EI_DATA] != ELFDATA2LSB) {
-    return Status::error(fmt::format("'{}' is big-endian; RISC-V programs are little-endian", path));
+    return Status::error(
+        fmt::format("'{}' is big-endian; RISC-V programs are little-endian", path));
   }
   if (eh.e_machine != EM_RISCV) {
-    return Status::error(fmt::format("'{}' is not a RISC-V program (ELF machine {})", path, eh.e_machine));
+    return Status::error(
+        fmt::format("'{}' is not a RISC-V program (ELF machine {})", path, eh.e_machine));
   }
   if (eh.e_type != ET_EXEC) {
-    return Status::error(fmt::format("'{}' is not an executable (ELF type {}); link it with -static and a fixed address", path, eh.e_type));
+    return Status::error(fmt::format(
+        "'{}' is not an executable (ELF type {}); link it with -static and a fixed address", path,
+        eh.e_type));
   }
   if (eh.e_phentsize != sizeof(Elf64_Phdr) ||
       !within(eh.e_phoff, uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr), total)) {
-    return Status::error(fmt::format("'{}' is truncated or corrupt (program headers out of the file)", path));
+    return Status::error(
+        fmt::format("'{}' is truncated or corrupt (program headers out of the file)", path));
   }
   img.entry = eh.e_entry;
   for (unsigned i = 0; i < eh.e_phnum; i++) {
@@ -95,10 +102,12 @@ Result<ElfImage> parse_elf(std::vector<uint8_t> bytes, const std::string& path) 
     std::memcpy(&ph, img.bytes.data() + eh.e_phoff + i * sizeof(ph), sizeof(ph));
     if (ph.p_type != PT_LOAD || ph.p_memsz == 0) continue;
     if (ph.p_filesz > ph.p_memsz) {
-      return Status::error(fmt::format("'{}' is corrupt: segment {} has more file bytes than memory bytes", path, i));
+      return Status::error(fmt::format(
+          "'{}' is corrupt: segment {} has more file bytes than memory bytes", path, i));
     }
     if (!within(ph.p_offset, ph.p_filesz, total)) {
-      return Status::error(fmt::format("'{}' is truncated: segment {} ends past the end of the file", path, i));
+      return Status::error(
+          fmt::format("'{}' is truncated: segment {} ends past the end of the file", path, i));
     }
     img.segments.push_back({ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz});
   }
@@ -110,9 +119,9 @@ Result<ElfImage> parse_elf(std::vector<uint8_t> bytes, const std::string& path) 
 Status load_elf(const ElfImage& img, mem::Bus& bus, const std::string& path) {
   for (const ElfSegment& s : img.segments) {
     if (bus.ram_ptr(s.paddr, s.memsz) == nullptr) {
-      return Status::error(fmt::format(
-          "'{}': segment at {:#x} ({} bytes) lies outside RAM [{:#x}, {:#x})", path, s.paddr,
-          s.memsz, bus.ram_base(), bus.ram_base() + bus.ram_size()));
+      return Status::error(
+          fmt::format("'{}': segment at {:#x} ({} bytes) lies outside RAM [{:#x}, {:#x})", path,
+                      s.paddr, s.memsz, bus.ram_base(), bus.ram_base() + bus.ram_size()));
     }
   }
   for (const ElfSegment& s : img.segments) {

@@ -45,7 +45,8 @@ void Bus::populate(uint64_t paddr, uint64_t len) {
   const uint64_t off = paddr - ram_base_;
   if (off >= ram_size_ || len == 0) return;
   const uint64_t begin = off & ~(kPage - 1);
-  const uint64_t end = std::min(ram_size_, (off + std::min(len, ram_size_ - off) + kPage - 1) & ~(kPage - 1));
+  const uint64_t end =
+      std::min(ram_size_, (off + std::min(len, ram_size_ - off) + kPage - 1) & ~(kPage - 1));
   (void)madvise(ram_ + begin, end - begin, MADV_POPULATE_WRITE);
 }
 

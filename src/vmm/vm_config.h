@@ -12,15 +12,15 @@
 
 namespace nimbus::vmm {
 
+using config::bundled_images_dir;
 using config::json;
 using config::kMaxMemMib;
 using config::kMinMemMib;
-using config::VmConfig;
 using config::parse_boot_source;
 using config::parse_machine_config;
 using config::parse_vm_config;
 using config::to_json;
-using config::bundled_images_dir;
+using config::VmConfig;
 
 // Disks and NICs are the typed configuration of src/config, shared with nimbusd.
 using HostForward = config::PortForward;
@@ -38,7 +38,8 @@ using config::valid_id;
 // Checks that can only be made against the host (files exist, MACs are unique, the board
 // has enough slots) and builds the machine's configuration. `images_dir` holds the
 // bundled Image and initramfs.cpio.gz used when no kernel is given.
-Result<machine::virt::VirtConfig> to_virt_config(const VmConfig& config, const std::string& images_dir);
+Result<machine::virt::VirtConfig> to_virt_config(const VmConfig& config,
+                                                 const std::string& images_dir);
 
 // The boot files `config` names (the bundled ones are not checked), against the host and
 // the VM's memory: each a regular file that fits in RAM where it goes, the kernel a whole

@@ -201,8 +201,9 @@ Status Vmm::start_locked() {
     spdlog::error("vm {}: start failed: {}", options_.id, backends.message());
     return backends.status();
   }
-  auto m = VirtMachine::create(*vc, std::move(*backends),
-                               [this](const uint8_t* data, size_t len) { console_.write(data, len); });
+  auto m = VirtMachine::create(*vc, std::move(*backends), [this](const uint8_t* data, size_t len) {
+    console_.write(data, len);
+  });
   if (!m.ok()) {
     spdlog::error("vm {}: start failed: {}", options_.id, m.message());
     return unusable(m.status());
@@ -563,8 +564,9 @@ Result<SnapshotLoaded> Vmm::snapshot_load_locked(const std::string& path, bool r
   if (!vc.ok()) return fail(fmt::format("snapshot '{}': {}", path, vc.message()));
   auto backends = backends_locked();
   if (!backends.ok()) return fail(fmt::format("snapshot '{}': {}", path, backends.message()));
-  auto m = VirtMachine::create(*vc, std::move(*backends),
-                               [this](const uint8_t* data, size_t len) { console_.write(data, len); });
+  auto m = VirtMachine::create(*vc, std::move(*backends), [this](const uint8_t* data, size_t len) {
+    console_.write(data, len);
+  });
   if (!m.ok()) return fail(fmt::format("snapshot '{}': {}", path, m.message()));
   machine_ = std::move(*m);
   if (Status s = (*file)->read_ram(machine_->guest_ram()); !s.ok()) return fail(s.message());

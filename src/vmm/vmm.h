@@ -36,7 +36,8 @@ struct VmmOptions {
   std::string id = "nimbus-vm";
   std::string images_dir;     // the bundled Image and initramfs
   bool exit_on_stop = false;  // run() returns when the guest stops (else it waits for more)
-  bool no_reboot = false;     // a guest reboot stops the VM (last_stop "reboot") instead of booting it again
+  bool no_reboot =
+      false;  // a guest reboot stops the VM (last_stop "reboot") instead of booting it again
   // The virtio console: the guest agent's channel (nimbus vmm), or appended to this file
   // (nimbus run --virtio-console), or none.
   bool agent_channel = true;

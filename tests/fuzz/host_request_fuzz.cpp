@@ -22,6 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nimbus::host::RecordingHostOps ops;
   nimbus::host::HostResponse r = nimbus::host::handle_host_request(ops, method, path, body);
   if (r.status < 200 || r.status > 599) std::abort();
-  if (r.content_type == "application/json" && nlohmann::json::parse(r.body, nullptr, false).is_discarded()) std::abort();
+  if (r.content_type == "application/json" &&
+      nlohmann::json::parse(r.body, nullptr, false).is_discarded())
+    std::abort();
   return 0;
 }

@@ -15,9 +15,9 @@ namespace {
 
 using nimbus::Status;
 using nimbus::devices::VirtioBlk;
-using nimbus::devices::Virtqueue;
 using nimbus::devices::VirtqChain;
 using nimbus::devices::VirtqSegment;
+using nimbus::devices::Virtqueue;
 
 constexpr uint64_t kRamBase = 0x80000000;
 constexpr uint64_t kRamSize = 64 * 1024;

@@ -31,7 +31,8 @@ int fail(const std::string& m) {
 
 int main(int argc, char** argv) {
   if (argc < 4 || (argc < 5 && std::string(argv[2]) != "hold")) {
-    return fail("usage: disk_io FILE write|read PATTERN OFFSET LEN | discard OFFSET LEN | hold rw|ro");
+    return fail(
+        "usage: disk_io FILE write|read PATTERN OFFSET LEN | discard OFFSET LEN | hold rw|ro");
   }
   std::string op = argv[2];
   nimbus::backends::DiskOptions options;

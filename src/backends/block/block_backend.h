@@ -49,7 +49,8 @@ constexpr int kMaxBackingChain = 16;
 struct BackingChain {
   std::vector<std::pair<uint64_t, uint64_t>> above;
 };
-Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, const BackingChain& chain);
+Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options,
+                                                const BackingChain& chain);
 
 // kQcow2 if the file starts with the qcow2 magic, else kRaw; an error if it cannot be read.
 Result<DiskFormat> probe_disk_format(const std::string& path);

@@ -1,13 +1,12 @@
 #include "backends/block/disk_resize.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "backends/block/block_backend.h"
 #include "backends/block/disk_lock.h"
@@ -24,7 +23,8 @@ Result<uint64_t> disk_size(const std::string& path) {
     return (*image)->size();
   }
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::error(fmt::format("cannot stat '{}': {}", path, std::strerror(errno)));
+  if (::stat(path.c_str(), &st) != 0)
+    return Status::error(fmt::format("cannot stat '{}': {}", path, std::strerror(errno)));
   return static_cast<uint64_t>(st.st_size);
 }
 
@@ -36,8 +36,8 @@ Status resize_disk(const std::string& path, uint64_t new_size) {
     if (!image.ok()) return image.status();
     if (new_size == (*image)->size()) return {};
     if (new_size < (*image)->size()) {
-      return Status::error(
-          fmt::format("'{}': shrinking is not supported ({} < {} bytes)", path, new_size, (*image)->size()));
+      return Status::error(fmt::format("'{}': shrinking is not supported ({} < {} bytes)", path,
+                                       new_size, (*image)->size()));
     }
     return (*image)->resize(new_size);
   }
@@ -52,7 +52,8 @@ Status resize_disk(const std::string& path, uint64_t new_size) {
   const uint64_t current = static_cast<uint64_t>(st.st_size);
   Status s;
   if (new_size < current) {
-    s = Status::error(fmt::format("'{}': shrinking is not supported ({} < {} bytes)", path, new_size, current));
+    s = Status::error(
+        fmt::format("'{}': shrinking is not supported ({} < {} bytes)", path, new_size, current));
   } else if (new_size > current && ::ftruncate(fd, static_cast<off_t>(new_size)) != 0) {
     s = Status::error(fmt::format("cannot resize '{}': {}", path, std::strerror(errno)));
   }

@@ -14,7 +14,8 @@ namespace nimbus::backends {
 Result<DiskFormat> probe_disk_format(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
-    return Status::error(fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
+    return Status::error(
+        fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
   }
   uint8_t magic[4] = {};
   Status s = pread_full(fd, path, 0, magic, sizeof(magic));
@@ -24,7 +25,8 @@ Result<DiskFormat> probe_disk_format(const std::string& path) {
   return std::memcmp(magic, kQcow2Magic, 4) == 0 ? DiskFormat::kQcow2 : DiskFormat::kRaw;
 }
 
-Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options, const BackingChain& chain) {
+Result<std::unique_ptr<BlockBackend>> open_disk(const DiskOptions& options,
+                                                const BackingChain& chain) {
   DiskFormat format = options.format;
   if (format == DiskFormat::kAuto) {
     auto probed = probe_disk_format(options.path);

@@ -95,7 +95,8 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, bo
   // O_NONBLOCK: a FIFO must not hang the open (see RawFile::open).
   image->fd_ = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
   if (image->fd_ < 0) {
-    return Status::error(fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
+    return Status::error(
+        fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
   }
   ::fcntl(image->fd_, F_SETFL, ::fcntl(image->fd_, F_GETFL) & ~O_NONBLOCK);
   // Before anything is read: a writer elsewhere could change what we are about to parse.
@@ -129,8 +130,8 @@ Status Qcow2Image::load(const BackingChain& chain) {
   uint32_t backing_size = be32(h + 16);
   cluster_bits_ = be32(h + 20);
   if (cluster_bits_ < kMinClusterBits || cluster_bits_ > kMaxClusterBits) {
-    return fail(fmt::format("cluster_bits {} out of range ({}..{})", cluster_bits_,
-                            kMinClusterBits, kMaxClusterBits));
+    return fail(fmt::format("cluster_bits {} out of range ({}..{})", cluster_bits_, kMinClusterBits,
+                            kMaxClusterBits));
   }
   cluster_size_ = 1ull << cluster_bits_;
   l2_entries_ = cluster_size_ / 8;
@@ -163,8 +164,9 @@ Status Qcow2Image::load(const BackingChain& chain) {
       return fail(fmt::format("unknown incompatible features 0x{:x}", incompatible & ~known));
     }
     if ((incompatible & kIncompatDirty) && !read_only_) {
-      return fail("was not closed cleanly (dirty bit set); repair it with "
-                  "'qemu-img check -r all' or open it read-only");
+      return fail(
+          "was not closed cleanly (dirty bit set); repair it with "
+          "'qemu-img check -r all' or open it read-only");
     }
     if (incompatible & kIncompatCompression) {
       if (header_length <= kHeaderV3Size) return fail("compression type missing from header");
@@ -178,9 +180,10 @@ Status Qcow2Image::load(const BackingChain& chain) {
     }
   }
   if (refcount_order < 3 || refcount_order > 6) {
-    return fail(fmt::format("refcount_order {} is not supported (the refcount width must be 8 to "
-                            "64 bits: orders 3 to 6)",
-                            refcount_order));
+    return fail(
+        fmt::format("refcount_order {} is not supported (the refcount width must be 8 to "
+                    "64 bits: orders 3 to 6)",
+                    refcount_order));
   }
   refcount_bits_ = 1u << refcount_order;
   refblock_entries_ = cluster_size_ * 8 / refcount_bits_;
@@ -193,7 +196,8 @@ Status Qcow2Image::load(const BackingChain& chain) {
   if (size_ > (1ull << 62)) return fail(fmt::format("virtual size {} is too large", size_));
   uint64_t l2_span = cluster_size_ * l2_entries_;
   uint64_t l1_needed = div_round_up(size_, l2_span);
-  if (uint64_t{l1_size} * 8 > kMaxL1Bytes) return fail(fmt::format("L1 table too large ({} entries)", l1_size));
+  if (uint64_t{l1_size} * 8 > kMaxL1Bytes)
+    return fail(fmt::format("L1 table too large ({} entries)", l1_size));
   if (l1_size < l1_needed) {
     return fail(fmt::format("L1 table ({} entries) too small for the virtual size", l1_size));
   }
@@ -217,7 +221,8 @@ Status Qcow2Image::load(const BackingChain& chain) {
                             reftable_offset_));
   }
   raw.assign(reftable_bytes, 0);
-  if (Status s = pread_full(fd_, path_, reftable_offset_, raw.data(), raw.size()); !s.ok()) return s;
+  if (Status s = pread_full(fd_, path_, reftable_offset_, raw.data(), raw.size()); !s.ok())
+    return s;
   reftable_.resize(reftable_bytes / 8);
   for (size_t i = 0; i < reftable_.size(); ++i) reftable_[i] = be64(raw.data() + i * 8);
 
@@ -230,7 +235,8 @@ Status Qcow2Image::load(const BackingChain& chain) {
       uint32_t type = be32(first.data() + off);
       uint32_t len = be32(first.data() + off + 4);
       if (type == kExtEnd) break;
-      if (len > cluster_size_ - off - 8) return fail("header extension overflows the header cluster");
+      if (len > cluster_size_ - off - 8)
+        return fail("header extension overflows the header cluster");
       if (type == kExtBackingFormat) {
         backing_format_.assign(reinterpret_cast<const char*>(first.data() + off + 8), len);
       }
@@ -239,10 +245,12 @@ Status Qcow2Image::load(const BackingChain& chain) {
   }
   if (backing_offset != 0 && backing_size != 0) {
     if (backing_size > kMaxBackingNameSize || backing_offset > cluster_size_ ||
-        backing_size > cluster_size_ - backing_offset || backing_offset + backing_size > file_size_) {
+        backing_size > cluster_size_ - backing_offset ||
+        backing_offset + backing_size > file_size_) {
       return fail("backing file name is outside the header cluster");
     }
-    backing_file_.assign(reinterpret_cast<const char*>(first.data() + backing_offset), backing_size);
+    backing_file_.assign(reinterpret_cast<const char*>(first.data() + backing_offset),
+                         backing_size);
   }
   next_free_cluster_ = div_round_up(file_size_, cluster_size_);
   if (!read_only_) {
@@ -289,14 +297,16 @@ Status Qcow2Image::open_backing(const BackingChain& chain, uint64_t dev, uint64_
 
 Status Qcow2Image::add_metadata(uint64_t offset, uint64_t bytes, const std::string& what) {
   if (offset % cluster_size_ != 0 || offset >= file_size_ || bytes == 0) {
-    return fail(fmt::format("corrupt image: the {} at host offset {} is outside the file or "
-                            "misaligned; it can be opened read-only only",
-                            what, offset));
+    return fail(
+        fmt::format("corrupt image: the {} at host offset {} is outside the file or "
+                    "misaligned; it can be opened read-only only",
+                    what, offset));
   }
   if (const std::string* other = metadata_at(offset, bytes)) {
-    return fail(fmt::format("corrupt image: the {} at host offset {} overlaps the {}; it can be "
-                            "opened read-only only",
-                            what, offset, *other));
+    return fail(
+        fmt::format("corrupt image: the {} at host offset {} overlaps the {}; it can be "
+                    "opened read-only only",
+                    what, offset, *other));
   }
   uint64_t first = offset >> cluster_bits_;
   metadata_[first] = {first + div_round_up(bytes, cluster_size_), what};
@@ -327,9 +337,10 @@ std::pair<uint64_t, uint64_t> Qcow2Image::data_range(uint64_t entry) const {
 Status Qcow2Image::check_data_cluster(uint64_t entry, const char* doing) const {
   auto [host, bytes] = data_range(entry);
   if (const std::string* what = metadata_at(host, bytes)) {
-    return fail(fmt::format("I/O error: {} refused: the data cluster at host offset {} overlaps "
-                            "the {} (corrupt image)",
-                            doing, host, *what));
+    return fail(
+        fmt::format("I/O error: {} refused: the data cluster at host offset {} overlaps "
+                    "the {} (corrupt image)",
+                    doing, host, *what));
   }
   return Status();
 }
@@ -342,18 +353,22 @@ Status Qcow2Image::map_metadata() {
   if (!l1_.empty()) {
     if (Status s = add_metadata(l1_offset_, l1_.size() * 8, "L1 table"); !s.ok()) return s;
   }
-  if (Status s = add_metadata(reftable_offset_, reftable_.size() * 8, "refcount table"); !s.ok()) return s;
+  if (Status s = add_metadata(reftable_offset_, reftable_.size() * 8, "refcount table"); !s.ok())
+    return s;
   for (size_t i = 0; i < reftable_.size(); ++i) {
     uint64_t offset = reftable_[i] & kReftableMask;
     if (offset == 0) continue;
-    if (Status s = add_metadata(offset, cluster_size_, fmt::format("refcount block {}", i)); !s.ok()) return s;
+    if (Status s = add_metadata(offset, cluster_size_, fmt::format("refcount block {}", i));
+        !s.ok())
+      return s;
   }
   std::vector<std::pair<uint64_t, uint64_t>> l2_tables;  // (host offset, L1 index)
   for (size_t i = 0; i < l1_.size(); ++i) {
     uint64_t offset = l1_[i] & kOffsetMask;
     if (offset == 0) continue;
-    if (Status s = add_metadata(offset, cluster_size_,
-                                fmt::format("L2 table of guest offset {}", i * l2_entries_ * cluster_size_));
+    if (Status s = add_metadata(
+            offset, cluster_size_,
+            fmt::format("L2 table of guest offset {}", i * l2_entries_ * cluster_size_));
         !s.ok()) {
       return s;
     }
@@ -368,9 +383,10 @@ Status Qcow2Image::map_metadata() {
     for (uint64_t i = 0; i < l2_entries_; ++i) {
       auto [host, bytes] = data_range(be64(raw.data() + i * 8));
       if (const std::string* what = metadata_at(host, bytes)) {
-        return fail(fmt::format("corrupt image: guest offset {} is mapped to host offset {}, inside the "
-                                "{}; it can be opened read-only only",
-                                (l1_index * l2_entries_ + i) << cluster_bits_, host, *what));
+        return fail(
+            fmt::format("corrupt image: guest offset {} is mapped to host offset {}, inside the "
+                        "{}; it can be opened read-only only",
+                        (l1_index * l2_entries_ + i) << cluster_bits_, host, *what));
       }
     }
   }
@@ -383,7 +399,8 @@ Result<std::vector<uint64_t>*> Qcow2Image::load_l2(uint64_t offset) {
   auto it = l2_cache_.find(offset);
   if (it != l2_cache_.end()) return &it->second;
   if (offset % cluster_size_ != 0 || offset >= file_size_) {
-    return fail(fmt::format("I/O error: L2 table offset {} is outside the file or misaligned", offset));
+    return fail(
+        fmt::format("I/O error: L2 table offset {} is outside the file or misaligned", offset));
   }
   std::vector<uint8_t> raw(cluster_size_);
   if (Status s = pread_full(fd_, path_, offset, raw.data(), raw.size()); !s.ok()) return s;
@@ -460,7 +477,8 @@ Status Qcow2Image::read_in_cluster(uint64_t vcluster, uint64_t in, uint8_t* buf,
   uint64_t host = entry & kOffsetMask;
   if (host == 0) return read_unallocated((vcluster << cluster_bits_) + in, buf, len);
   if (host % cluster_size_ != 0 || host >= file_size_) {
-    return fail(fmt::format("I/O error: data cluster at {} is outside the file or misaligned", host));
+    return fail(
+        fmt::format("I/O error: data cluster at {} is outside the file or misaligned", host));
   }
   return pread_full(fd_, path_, host + in, buf, len);
 }
@@ -492,7 +510,8 @@ Result<std::vector<uint8_t>*> Qcow2Image::load_refblock(uint64_t offset) {
   auto it = refblock_cache_.find(offset);
   if (it != refblock_cache_.end()) return &it->second;
   if (offset % cluster_size_ != 0 || offset >= file_size_) {
-    return fail(fmt::format("I/O error: refcount block at {} is outside the file or misaligned", offset));
+    return fail(
+        fmt::format("I/O error: refcount block at {} is outside the file or misaligned", offset));
   }
   if ((refblock_cache_.size() + 1) * cluster_size_ > kCacheBytes) refblock_cache_.clear();
   std::vector<uint8_t>& block = refblock_cache_[offset];
@@ -604,9 +623,9 @@ Status Qcow2Image::set_l2_entry(uint64_t vcluster, uint64_t entry) {
     auto allocated = alloc_cluster();
     if (!allocated.ok()) return allocated.status();
     l2_offset = *allocated;
-    metadata_[l2_offset >> cluster_bits_] = {(l2_offset >> cluster_bits_) + 1,
-                                             fmt::format("L2 table of guest offset {}",
-                                                         l1_index * l2_entries_ * cluster_size_)};
+    metadata_[l2_offset >> cluster_bits_] = {
+        (l2_offset >> cluster_bits_) + 1,
+        fmt::format("L2 table of guest offset {}", l1_index * l2_entries_ * cluster_size_)};
     std::vector<uint8_t> zeros(cluster_size_, 0);
     if (Status s = pwrite_meta(l2_offset, zeros.data(), zeros.size()); !s.ok()) return s;
     if ((l2_cache_.size() + 1) * cluster_size_ > kCacheBytes) l2_cache_.clear();
@@ -638,7 +657,8 @@ Status Qcow2Image::write_in_cluster(uint64_t vcluster, uint64_t in, const uint8_
   bool zero = version_ >= 3 && (entry & kZero);
   if (!compressed && !zero && host != 0 && (entry & kCopied)) {
     if (host % cluster_size_ != 0 || host >= file_size_) {
-      return fail(fmt::format("I/O error: data cluster at {} is outside the file or misaligned", host));
+      return fail(
+          fmt::format("I/O error: data cluster at {} is outside the file or misaligned", host));
     }
     if (Status s = pwrite_full(fd_, path_, host + in, buf, len); !s.ok()) return s;
     file_size_ = std::max(file_size_, host + in + len);
@@ -711,7 +731,7 @@ Status Qcow2Image::discard(uint64_t offset, uint64_t len) {
     if (Status s = check_data_cluster(entry, "discard"); !s.ok()) return s;
     bool compressed = entry & kCompressed;
     if (!compressed && (entry & kOffsetMask) == 0) continue;  // nothing allocated here
-    if (!compressed && !(entry & kCopied)) continue;             // shared: leave it
+    if (!compressed && !(entry & kCopied)) continue;          // shared: leave it
     if (Status s = set_l2_entry(vc, backing_ ? kZero : 0); !s.ok()) return s;
     if (Status s = release_entry(entry); !s.ok()) return s;
     if (!compressed) {
@@ -719,8 +739,8 @@ Status Qcow2Image::discard(uint64_t offset, uint64_t len) {
       auto rc = refcount(host >> cluster_bits_);
       if (rc.ok() && *rc == 0) {
         // Give the space back to the host; failure only costs space.
-        (void)::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                          static_cast<off_t>(host), static_cast<off_t>(cluster_size_));
+        (void)::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(host),
+                          static_cast<off_t>(cluster_size_));
       }
     }
   }
@@ -734,8 +754,10 @@ Status Qcow2Image::resize(uint64_t new_size) {
   uint64_t needed = div_round_up(new_size, cluster_size_ * l2_entries_);
   uint64_t capacity = div_round_up(l1_.size() * 8, cluster_size_) * cluster_size_ / 8;
   if (needed > capacity) {
-    return fail(fmt::format("cannot grow to {} bytes: the L1 table would have to move "
-                            "(not supported; use 'qemu-img resize')", new_size));
+    return fail(
+        fmt::format("cannot grow to {} bytes: the L1 table would have to move "
+                    "(not supported; use 'qemu-img resize')",
+                    new_size));
   }
   if (needed > l1_.size()) {
     std::vector<uint8_t> zeros((needed - l1_.size()) * 8, 0);
@@ -818,8 +840,8 @@ Status create_qcow2(const std::string& path, uint64_t size, uint64_t cluster_siz
   put_be64(h + 40, l1_offset);
   put_be64(h + 48, reftable_offset);
   put_be32(h + 56, static_cast<uint32_t>(table_clusters));
-  put_be32(h + 96, 4);    // refcount_order: 16-bit refcounts
-  put_be32(h + 100, 112); // header_length (with the compression type byte, padded)
+  put_be32(h + 96, 4);     // refcount_order: 16-bit refcounts
+  put_be32(h + 100, 112);  // header_length (with the compression type byte, padded)
   uint64_t off = 112;
   if (!backing_file.empty()) {
     put_be32(h + off, kExtBackingFormat);

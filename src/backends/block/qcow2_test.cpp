@@ -191,20 +191,24 @@ TEST_F(Qcow2Test, BackingLoopIsRefused) {
   // and read-write too: the loop is found before a second open could trip over a's lock.
   for (bool read_only : {true, false}) {
     std::string e = open_error(path("a.qcow2"), read_only);
-    EXPECT_NE(e.find("backing file 'a.qcow2' is already in the backing chain (a loop)"), std::string::npos) << e;
+    EXPECT_NE(e.find("backing file 'a.qcow2' is already in the backing chain (a loop)"),
+              std::string::npos)
+        << e;
     EXPECT_LT(e.size(), 100 + 3 * path("").size()) << e;
   }
   // An image that is its own backing file.
   ASSERT_TRUE(create_qcow2(path("c.qcow2"), 1 << 20).ok());
   ASSERT_TRUE(create_qcow2(path("d.qcow2"), 1 << 20, 65536, "c.qcow2", "qcow2").ok());
   std::filesystem::rename(path("d.qcow2"), path("c.qcow2"));
-  EXPECT_NE(open_error(path("c.qcow2")).find("backing file 'c.qcow2' is already in the backing chain"),
-            std::string::npos);
+  EXPECT_NE(
+      open_error(path("c.qcow2")).find("backing file 'c.qcow2' is already in the backing chain"),
+      std::string::npos);
 }
 
 TEST_F(Qcow2Test, TooLongBackingChainIsOneShortMessage) {
   // Top down, so that each create sees a one-image backing chain.
-  for (int i = 0; i < 20; ++i) ASSERT_TRUE(create_qcow2(path(std::to_string(i) + ".qcow2"), 1 << 20).ok());
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(create_qcow2(path(std::to_string(i) + ".qcow2"), 1 << 20).ok());
   for (int i = 19; i >= 1; --i) {
     ASSERT_TRUE(create_qcow2(path(std::to_string(i) + ".qcow2"), 1 << 20, 65536,
                              std::to_string(i - 1) + ".qcow2", "qcow2")

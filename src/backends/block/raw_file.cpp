@@ -43,8 +43,8 @@ Status pwrite_full(int fd, const std::string& path, uint64_t offset, const uint8
                                        std::strerror(errno)));
     }
     if (n == 0) {
-      return Status::error(fmt::format("{}: write at offset {} made no progress", path,
-                                       offset + done));
+      return Status::error(
+          fmt::format("{}: write at offset {} made no progress", path, offset + done));
     }
     done += static_cast<size_t>(n);
   }
@@ -56,7 +56,8 @@ Result<std::unique_ptr<RawFile>> RawFile::open(const std::string& path, bool rea
   // it has no effect on regular files and block devices and is cleared anyway.
   int fd = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
-    return Status::error(fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
+    return Status::error(
+        fmt::format("cannot open disk image '{}': {}", path, std::strerror(errno)));
   }
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   struct stat st {};
@@ -70,7 +71,8 @@ Result<std::unique_ptr<RawFile>> RawFile::open(const std::string& path, bool rea
     if (::ioctl(fd, BLKGETSIZE64, &size) != 0) {
       int err = errno;
       ::close(fd);
-      return Status::error(fmt::format("cannot get the size of '{}': {}", path, std::strerror(err)));
+      return Status::error(
+          fmt::format("cannot get the size of '{}': {}", path, std::strerror(err)));
     }
   } else if (!S_ISREG(st.st_mode)) {
     ::close(fd);

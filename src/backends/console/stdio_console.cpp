@@ -38,7 +38,9 @@ StdioConsole::~StdioConsole() {
   }
 }
 
-void StdioConsole::start() { thread_ = std::thread([this] { reader(); }); }
+void StdioConsole::start() {
+  thread_ = std::thread([this] { reader(); });
+}
 
 void StdioConsole::write(const uint8_t* data, size_t len) {
   std::lock_guard<std::mutex> lock(out_mu_);

@@ -102,8 +102,8 @@ Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(const UserNetOptions&
                                to_in_addr(config::guest_ipv4(f, net)), f.guest_port);
     if (rc < 0) {
       int err = errno;
-      std::string what = std::string("hostfwd ") + (udp ? "udp " : "tcp ") + config::format_ipv4(host) + ":" +
-                         std::to_string(f.host_port);
+      std::string what = std::string("hostfwd ") + (udp ? "udp " : "tcp ") +
+                         config::format_ipv4(host) + ":" + std::to_string(f.host_port);
       std::string why = err == EADDRINUSE ? "address already in use"
                         : err != 0        ? std::strerror(err)
                                           : "cannot listen on it";

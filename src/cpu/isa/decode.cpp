@@ -14,9 +14,32 @@ namespace {
 enum class Imm : uint8_t { N, I, S, B, U, J, SH, CSR };
 
 enum class CFmt : uint8_t {
-  CIW_ADDI4SPN, CL_W, CL_D, CS_W, CS_D, CI_ADDI, CI_ADDIW, CI_LI, CI_ADDI16SP, CI_LUI,
-  CB_SHIFT, CB_ANDI, CA, CJ, CB_BRANCH, CI_SLLI, CI_FLDSP, CI_LWSP, CI_LDSP, CR_JR, CR_MV,
-  CR_EBREAK, CR_JALR, CR_ADD, CSS_SD, CSS_SW,
+  CIW_ADDI4SPN,
+  CL_W,
+  CL_D,
+  CS_W,
+  CS_D,
+  CI_ADDI,
+  CI_ADDIW,
+  CI_LI,
+  CI_ADDI16SP,
+  CI_LUI,
+  CB_SHIFT,
+  CB_ANDI,
+  CA,
+  CJ,
+  CB_BRANCH,
+  CI_SLLI,
+  CI_FLDSP,
+  CI_LWSP,
+  CI_LDSP,
+  CR_JR,
+  CR_MV,
+  CR_EBREAK,
+  CR_JALR,
+  CR_ADD,
+  CSS_SD,
+  CSS_SW,
 };
 
 struct RowFormat {
@@ -33,18 +56,26 @@ constexpr RowFormat kFormats[] = {
 
 int64_t imm32(uint32_t r, Imm f) {
   switch (f) {
-    case Imm::N: return 0;
-    case Imm::I: return sext(bits(r, 31, 20), 12);
-    case Imm::S: return sext((bits(r, 31, 25) << 5) | bits(r, 11, 7), 12);
+    case Imm::N:
+      return 0;
+    case Imm::I:
+      return sext(bits(r, 31, 20), 12);
+    case Imm::S:
+      return sext((bits(r, 31, 25) << 5) | bits(r, 11, 7), 12);
     case Imm::B:
-      return sext((bit(r, 31) << 12) | (bit(r, 7) << 11) | (bits(r, 30, 25) << 5) |
-                      (bits(r, 11, 8) << 1), 13);
-    case Imm::U: return sext(r & 0xfffff000u, 32);
+      return sext(
+          (bit(r, 31) << 12) | (bit(r, 7) << 11) | (bits(r, 30, 25) << 5) | (bits(r, 11, 8) << 1),
+          13);
+    case Imm::U:
+      return sext(r & 0xfffff000u, 32);
     case Imm::J:
       return sext((bit(r, 31) << 20) | (bits(r, 19, 12) << 12) | (bit(r, 20) << 11) |
-                      (bits(r, 30, 21) << 1), 21);
-    case Imm::SH: return static_cast<int64_t>(bits(r, 25, 20));
-    case Imm::CSR: return static_cast<int64_t>(bits(r, 31, 20));
+                      (bits(r, 30, 21) << 1),
+                  21);
+    case Imm::SH:
+      return static_cast<int64_t>(bits(r, 25, 20));
+    case Imm::CSR:
+      return static_cast<int64_t>(bits(r, 31, 20));
   }
   return 0;
 }
@@ -58,98 +89,127 @@ bool decode_compressed(uint32_t r, CFmt f, Decoded& d) {
   const int64_t ci_imm = sext((bit(r, 12) << 5) | bits(r, 6, 2), 6);
   switch (f) {
     case CFmt::CIW_ADDI4SPN:
-      d.rd = rdp; d.rs1 = 2;
+      d.rd = rdp;
+      d.rs1 = 2;
       d.imm = (bits(r, 12, 11) << 4) | (bits(r, 10, 7) << 6) | (bit(r, 6) << 2) | (bit(r, 5) << 3);
       return d.imm != 0;
     case CFmt::CL_W:
-      d.rd = rdp; d.rs1 = rs1p;
+      d.rd = rdp;
+      d.rs1 = rs1p;
       d.imm = (bits(r, 12, 10) << 3) | (bit(r, 6) << 2) | (bit(r, 5) << 6);
       return true;
     case CFmt::CL_D:
-      d.rd = rdp; d.rs1 = rs1p;
+      d.rd = rdp;
+      d.rs1 = rs1p;
       d.imm = (bits(r, 12, 10) << 3) | (bits(r, 6, 5) << 6);
       return true;
     case CFmt::CS_W:
-      d.rs2 = rdp; d.rs1 = rs1p;
+      d.rs2 = rdp;
+      d.rs1 = rs1p;
       d.imm = (bits(r, 12, 10) << 3) | (bit(r, 6) << 2) | (bit(r, 5) << 6);
       return true;
     case CFmt::CS_D:
-      d.rs2 = rdp; d.rs1 = rs1p;
+      d.rs2 = rdp;
+      d.rs1 = rs1p;
       d.imm = (bits(r, 12, 10) << 3) | (bits(r, 6, 5) << 6);
       return true;
     case CFmt::CI_ADDI:  // rd=0 is c.nop (or a HINT): both execute as addi x0
-      d.rd = d.rs1 = full_rd; d.imm = ci_imm;
+      d.rd = d.rs1 = full_rd;
+      d.imm = ci_imm;
       return true;
     case CFmt::CI_ADDIW:
-      d.rd = d.rs1 = full_rd; d.imm = ci_imm;
+      d.rd = d.rs1 = full_rd;
+      d.imm = ci_imm;
       return full_rd != 0;
     case CFmt::CI_LI:
-      d.rd = full_rd; d.rs1 = 0; d.imm = ci_imm;
+      d.rd = full_rd;
+      d.rs1 = 0;
+      d.imm = ci_imm;
       return true;
     case CFmt::CI_ADDI16SP:
       d.rd = d.rs1 = 2;
       d.imm = sext((bit(r, 12) << 9) | (bit(r, 6) << 4) | (bit(r, 5) << 6) | (bits(r, 4, 3) << 7) |
-                       (bit(r, 2) << 5), 10);
+                       (bit(r, 2) << 5),
+                   10);
       return d.imm != 0;
     case CFmt::CI_LUI:
       d.rd = full_rd;
       d.imm = sext((bit(r, 12) << 17) | (bits(r, 6, 2) << 12), 18);
       return d.imm != 0;
     case CFmt::CB_SHIFT:
-      d.rd = d.rs1 = rs1p; d.imm = (bit(r, 12) << 5) | bits(r, 6, 2);
+      d.rd = d.rs1 = rs1p;
+      d.imm = (bit(r, 12) << 5) | bits(r, 6, 2);
       return true;
     case CFmt::CB_ANDI:
-      d.rd = d.rs1 = rs1p; d.imm = ci_imm;
+      d.rd = d.rs1 = rs1p;
+      d.imm = ci_imm;
       return true;
     case CFmt::CA:
-      d.rd = d.rs1 = rs1p; d.rs2 = rdp;
+      d.rd = d.rs1 = rs1p;
+      d.rs2 = rdp;
       return true;
     case CFmt::CJ:
       d.rd = 0;
-      d.imm = sext((bit(r, 12) << 11) | (bit(r, 11) << 4) | (bits(r, 10, 9) << 8) | (bit(r, 8) << 10) |
-                       (bit(r, 7) << 6) | (bit(r, 6) << 7) | (bits(r, 5, 3) << 1) | (bit(r, 2) << 5),
-                   12);
+      d.imm =
+          sext((bit(r, 12) << 11) | (bit(r, 11) << 4) | (bits(r, 10, 9) << 8) | (bit(r, 8) << 10) |
+                   (bit(r, 7) << 6) | (bit(r, 6) << 7) | (bits(r, 5, 3) << 1) | (bit(r, 2) << 5),
+               12);
       return true;
     case CFmt::CB_BRANCH:
-      d.rs1 = rs1p; d.rs2 = 0;
+      d.rs1 = rs1p;
+      d.rs2 = 0;
       d.imm = sext((bit(r, 12) << 8) | (bits(r, 11, 10) << 3) | (bits(r, 6, 5) << 6) |
-                       (bits(r, 4, 3) << 1) | (bit(r, 2) << 5), 9);
+                       (bits(r, 4, 3) << 1) | (bit(r, 2) << 5),
+                   9);
       return true;
     case CFmt::CI_SLLI:
-      d.rd = d.rs1 = full_rd; d.imm = (bit(r, 12) << 5) | bits(r, 6, 2);
+      d.rd = d.rs1 = full_rd;
+      d.imm = (bit(r, 12) << 5) | bits(r, 6, 2);
       return true;
     case CFmt::CI_FLDSP:
-      d.rd = full_rd; d.rs1 = 2;
+      d.rd = full_rd;
+      d.rs1 = 2;
       d.imm = (bit(r, 12) << 5) | (bits(r, 6, 5) << 3) | (bits(r, 4, 2) << 6);
       return true;
     case CFmt::CI_LWSP:
-      d.rd = full_rd; d.rs1 = 2;
+      d.rd = full_rd;
+      d.rs1 = 2;
       d.imm = (bit(r, 12) << 5) | (bits(r, 6, 4) << 2) | (bits(r, 3, 2) << 6);
       return full_rd != 0;
     case CFmt::CI_LDSP:
-      d.rd = full_rd; d.rs1 = 2;
+      d.rd = full_rd;
+      d.rs1 = 2;
       d.imm = (bit(r, 12) << 5) | (bits(r, 6, 5) << 3) | (bits(r, 4, 2) << 6);
       return full_rd != 0;
     case CFmt::CR_JR:
-      d.rd = 0; d.rs1 = full_rd; d.imm = 0;
+      d.rd = 0;
+      d.rs1 = full_rd;
+      d.imm = 0;
       return full_rd != 0;
     case CFmt::CR_MV:
-      d.rd = full_rd; d.rs1 = 0; d.rs2 = full_rs2;
+      d.rd = full_rd;
+      d.rs1 = 0;
+      d.rs2 = full_rs2;
       return true;
     case CFmt::CR_EBREAK:
       return true;
     case CFmt::CR_JALR:
-      d.rd = 1; d.rs1 = full_rd; d.imm = 0;
+      d.rd = 1;
+      d.rs1 = full_rd;
+      d.imm = 0;
       return true;  // rs1 = 0 is c.ebreak, matched first
     case CFmt::CR_ADD:
-      d.rd = d.rs1 = full_rd; d.rs2 = full_rs2;
+      d.rd = d.rs1 = full_rd;
+      d.rs2 = full_rs2;
       return true;
     case CFmt::CSS_SD:
-      d.rs2 = full_rs2; d.rs1 = 2;
+      d.rs2 = full_rs2;
+      d.rs1 = 2;
       d.imm = (bits(r, 12, 10) << 3) | (bits(r, 9, 7) << 6);
       return true;
     case CFmt::CSS_SW:
-      d.rs2 = full_rs2; d.rs1 = 2;
+      d.rs2 = full_rs2;
+      d.rs1 = 2;
       d.imm = (bits(r, 12, 9) << 2) | (bits(r, 8, 7) << 6);
       return true;
   }

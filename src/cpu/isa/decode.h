@@ -30,13 +30,13 @@ constexpr uint16_t kNoRow = 0xffff;
 
 // A decoded instruction: the fields every body needs, extracted once.
 struct Decoded {
-  uint32_t raw;   // the instruction bits (16-bit ones zero-extended)
+  uint32_t raw;  // the instruction bits (16-bit ones zero-extended)
   Op op;
-  uint16_t row;   // index into kRows, or kNoRow for illegal
+  uint16_t row;  // index into kRows, or kNoRow for illegal
   uint8_t rd, rs1, rs2, rs3;
-  uint8_t rm;     // funct3 (rounding mode for FP rows)
-  uint8_t len;    // 2 or 4
-  int32_t imm;    // every RV64GC immediate fits in 32 bits, sign-extended on use
+  uint8_t rm;   // funct3 (rounding mode for FP rows)
+  uint8_t len;  // 2 or 4
+  int32_t imm;  // every RV64GC immediate fits in 32 bits, sign-extended on use
 };
 static_assert(sizeof(Decoded) == 20, "keep decoded instructions small: the cache holds 64K");
 

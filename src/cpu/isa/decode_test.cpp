@@ -17,6 +17,8 @@ struct Known {
   const char* mnemonic;
 };
 
+// One encoding per line, as binutils' objdump printed them.
+// clang-format off
 constexpr Known kBinutils[] = {
     {0x12345537, "lui"},
     {0x00000297, "auipc"},
@@ -256,6 +258,7 @@ constexpr Known kBinutils[] = {
     {0xc22a, "c.swsp"},
     {0xe42a, "c.sdsp"}
 };
+// clang-format on
 
 TEST(Decode, MatchesBinutilsEncodings) {
   for (const Known& k : kBinutils) {
@@ -312,17 +315,17 @@ TEST(Decode, CompressedFieldsExpandToBase) {
 }
 
 TEST(Decode, ReservedCompressedEncodingsAreIllegal) {
-  for (uint32_t raw : {0x0000u,    // all zeros (c.addi4spn with imm 0)
-                       0x0010u,    // c.addi4spn nzuimm = 0
-                       0x6001u,    // c.lui x0... with imm 0
-                       0x6501u,    // c.lui a0, 0 (nzimm = 0)
-                       0x6101u,    // c.addi16sp with imm 0
-                       0x2001u,    // c.addiw x0
-                       0x4002u,    // c.lwsp x0
-                       0x6002u,    // c.ldsp x0
-                       0x8002u,    // c.jr x0
-                       0x8000u,    // quadrant 0 funct3 100
-                       0x9c41u,    // reserved CA ops
+  for (uint32_t raw : {0x0000u,  // all zeros (c.addi4spn with imm 0)
+                       0x0010u,  // c.addi4spn nzuimm = 0
+                       0x6001u,  // c.lui x0... with imm 0
+                       0x6501u,  // c.lui a0, 0 (nzimm = 0)
+                       0x6101u,  // c.addi16sp with imm 0
+                       0x2001u,  // c.addiw x0
+                       0x4002u,  // c.lwsp x0
+                       0x6002u,  // c.ldsp x0
+                       0x8002u,  // c.jr x0
+                       0x8000u,  // quadrant 0 funct3 100
+                       0x9c41u,  // reserved CA ops
                        0x9c61u}) {
     Decoded d = decode(raw);
     EXPECT_EQ(d.op, Op::illegal) << std::hex << raw;

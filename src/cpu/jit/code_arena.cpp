@@ -39,7 +39,8 @@ CodeArena::~CodeArena() {
 
 void CodeArena::release() {
   reset();
-  if (fd_ >= 0) fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_));
+  if (fd_ >= 0)
+    fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_));
 }
 
 const void* CodeArena::add(const uint8_t* code, size_t n) {

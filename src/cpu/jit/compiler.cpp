@@ -34,9 +34,9 @@ Layout layout_of(const Hart& h) {
   auto at = [base](const void* p) {
     return static_cast<int32_t>(reinterpret_cast<const char*>(p) - base);
   };
-  return Layout{at(&h.x[0]),         at(&h.next_pc),        at(&h.data_ctx),
-                at(&h.tlb_load[0]),  at(&h.tlb_store[0]),   at(&h.jit_loop_limit),
-                at(&h.jit_loop_done),  at(&h.tlb_salt),       at(&h.fetch_ctx),
+  return Layout{at(&h.x[0]),          at(&h.next_pc),      at(&h.data_ctx),
+                at(&h.tlb_load[0]),   at(&h.tlb_store[0]), at(&h.jit_loop_limit),
+                at(&h.jit_loop_done), at(&h.tlb_salt),     at(&h.fetch_ctx),
                 at(&h.tlb_fetch[0])};
 }
 
@@ -46,11 +46,11 @@ namespace {
 
 // The patchable fields of a chainable exit's stub, as distances from its start (see
 // Compiler::chain_exit, which checks that its encodings put them there).
-constexpr int kStubBudget = 3;    // disp32 of lea rax, [rbx + retired + successor's length]
-constexpr int kStubEpoch = 33;    // imm32 of cmp dword [&g_chain_epoch], epoch
-constexpr int kStubJump = 60;     // rel32 of the final jmp (to the successor's chain entry)
-constexpr int kStubEnd = 64;      // the end of that jmp
-constexpr int kStubKey = -17;     // imm64 of the mov of the successor's host address (cross-page)
+constexpr int kStubBudget = 3;  // disp32 of lea rax, [rbx + retired + successor's length]
+constexpr int kStubEpoch = 33;  // imm32 of cmp dword [&g_chain_epoch], epoch
+constexpr int kStubJump = 60;   // rel32 of the final jmp (to the successor's chain entry)
+constexpr int kStubEnd = 64;    // the end of that jmp
+constexpr int kStubKey = -17;   // imm64 of the mov of the successor's host address (cross-page)
 constexpr int32_t kUnlinked = 0x7fffffff;  // a budget no run has
 
 }  // namespace
@@ -69,15 +69,25 @@ using isa::Class;
 Uses uses_of(const Decoded& d) {
   if (!isa::jit_compiled(d.op)) return {false, false, false};
   switch (isa::class_of(d.op)) {
-    case Class::RR: return {true, true, true};
-    case Class::RI: case Class::R1: return {true, false, true};
-    case Class::UP: return {false, false, true};
-    case Class::LD: return {true, false, true};
-    case Class::ST: return {true, true, false};
-    case Class::BR: return {true, true, false};
-    case Class::JAL: return {false, false, true};
-    case Class::JALR: return {true, false, true};
-    default: return {false, false, false};
+    case Class::RR:
+      return {true, true, true};
+    case Class::RI:
+    case Class::R1:
+      return {true, false, true};
+    case Class::UP:
+      return {false, false, true};
+    case Class::LD:
+      return {true, false, true};
+    case Class::ST:
+      return {true, true, false};
+    case Class::BR:
+      return {true, true, false};
+    case Class::JAL:
+      return {false, false, true};
+    case Class::JALR:
+      return {true, false, true};
+    default:
+      return {false, false, false};
   }
 }
 
@@ -86,11 +96,17 @@ constexpr Reg kCallerSaved[] = {RSI, RDI, R8, R9, R10, R11};
 
 class Compiler {
  public:
-  Compiler(const Insn* insns, unsigned n, unsigned ninsns, const void* block,
-           uint32_t page_offset, uint32_t nbytes, const Layout& l, const SlowPaths& s,
-           Compiled& out)
-      : in_(insns), n_(n), ninsns_(ninsns), block_(block), page_offset_(page_offset),
-        nbytes_(nbytes), L_(l), slow_(s), out_(out) {
+  Compiler(const Insn* insns, unsigned n, unsigned ninsns, const void* block, uint32_t page_offset,
+           uint32_t nbytes, const Layout& l, const SlowPaths& s, Compiled& out)
+      : in_(insns),
+        n_(n),
+        ninsns_(ninsns),
+        block_(block),
+        page_offset_(page_offset),
+        nbytes_(nbytes),
+        L_(l),
+        slow_(s),
+        out_(out) {
     a_.code().reserve(4096);
   }
 
@@ -130,11 +146,13 @@ class Compiler {
     written_mask_ &= ~1u;
     for (unsigned i = 0; i < n_; i++) {
       const Class c = isa::class_of(in_[i].d.op);
-      if ((c == Class::BR || c == Class::JAL) && in_[i].off + int64_t{in_[i].d.imm} == 0) loops_ = true;
+      if ((c == Class::BR || c == Class::JAL) && in_[i].off + int64_t{in_[i].d.imm} == 0)
+        loops_ = true;
     }
     unsigned order[32];
     for (unsigned r = 0; r < 32; r++) order[r] = r;
-    std::stable_sort(order, order + 32, [&](unsigned a, unsigned b) { return count[a] > count[b]; });
+    std::stable_sort(order, order + 32,
+                     [&](unsigned a, unsigned b) { return count[a] > count[b]; });
     std::fill(std::begin(host_), std::end(host_), -1);
     unsigned next = 0;
     for (unsigned k = 0; k < 32 && next < std::size(kAllocOrder); k++) {
@@ -390,8 +408,8 @@ class Compiler {
   // needs no code when rd is x0.
   bool emit(unsigned i, const Decoded& d) {
     switch (d.op) {
-#define JIT_yes(name)                                                 \
-  case Op::name:                                                      \
+#define JIT_yes(name)                                                   \
+  case Op::name:                                                        \
     if (!isa::writes_only_rd(Op::name) || d.rd != 0) emit_##name(i, d); \
     return true;
 #define JIT_no(name)
@@ -539,9 +557,15 @@ class Compiler {
   EMIT(rorw) { shift_reg(d, kRor, true); }
   EMIT(rori) { shift_by_imm(d, kRor, false); }
   EMIT(roriw) { shift_by_imm(d, kRor, true); }
-  EMIT(sext_b) { unary(d, [this](Reg D, Reg A) { a_.movsx8(D, A); }); }
-  EMIT(sext_h) { unary(d, [this](Reg D, Reg A) { a_.movsx16(D, A); }); }
-  EMIT(zext_h) { unary(d, [this](Reg D, Reg A) { a_.movzx16(D, A); }); }
+  EMIT(sext_b) {
+    unary(d, [this](Reg D, Reg A) { a_.movsx8(D, A); });
+  }
+  EMIT(sext_h) {
+    unary(d, [this](Reg D, Reg A) { a_.movsx16(D, A); });
+  }
+  EMIT(zext_h) {
+    unary(d, [this](Reg D, Reg A) { a_.movzx16(D, A); });
+  }
   EMIT(rev8) {
     unary(d, [this](Reg D, Reg A) {
       a_.mov(D, A);
@@ -860,7 +884,7 @@ class Compiler {
   uint32_t written_mask_ = 0;  // allocated or not, the registers the block writes
   uint32_t dirty_ = 0;         // allocated registers written so far (in emission order)
   bool loops_ = false;         // the block has a native loop back to its start
-  std::vector<Reg> saved_;  // caller-saved host registers holding guest registers
+  std::vector<Reg> saved_;     // caller-saved host registers holding guest registers
   std::deque<Label> labels_;
   Label loop_top_, epilogue_;
   std::vector<std::function<void()>> cold_;
@@ -869,8 +893,8 @@ class Compiler {
 }  // namespace
 
 void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t page_offset,
-                   uint32_t nbytes, const Layout& layout, const SlowPaths& slow,
-                   CodeArena& arena, bool& full, Compiled& out) {
+                   uint32_t nbytes, const Layout& layout, const SlowPaths& slow, CodeArena& arena,
+                   bool& full, Compiled& out) {
   full = false;
   out.code = nullptr;
   out.nsites = 0;

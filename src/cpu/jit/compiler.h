@@ -114,8 +114,8 @@ struct Compiled {
 // out.code is nullptr when that prefix is too short to pay or the arena is full (`full`
 // set then).
 void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t page_offset,
-                   uint32_t nbytes, const Layout& layout, const SlowPaths& slow,
-                   CodeArena& arena, bool& full, Compiled& out);
+                   uint32_t nbytes, const Layout& layout, const SlowPaths& slow, CodeArena& arena,
+                   bool& full, Compiled& out);
 
 // Patches the chainable exit `stub` of `from` (a ChainSite's) to jump to the compiled
 // block `to` (its code and chain_entry), whose host address is `to_key`, with `retired` =

@@ -10,13 +10,42 @@
 namespace nimbus::cpu::jit {
 
 enum Reg : uint8_t {
-  RAX = 0, RCX, RDX, RBX, RSP, RBP, RSI, RDI,
-  R8, R9, R10, R11, R12, R13, R14, R15,
+  RAX = 0,
+  RCX,
+  RDX,
+  RBX,
+  RSP,
+  RBP,
+  RSI,
+  RDI,
+  R8,
+  R9,
+  R10,
+  R11,
+  R12,
+  R13,
+  R14,
+  R15,
 };
 
 // Condition codes (the low nibble of Jcc/SETcc/CMOVcc).
 enum Cond : uint8_t {
-  kO = 0, kNO, kB, kAE, kE, kNE, kBE, kA, kS, kNS, kP, kNP, kL, kGE, kLE, kG,
+  kO = 0,
+  kNO,
+  kB,
+  kAE,
+  kE,
+  kNE,
+  kBE,
+  kA,
+  kS,
+  kNS,
+  kP,
+  kNP,
+  kL,
+  kGE,
+  kLE,
+  kG,
 };
 
 // Group-1 ALU operations: the /digit of 81/83 and (digit << 3) | 1 is the "r/m, r" opcode.
@@ -86,25 +115,42 @@ class Emitter {
   // Loads of 1, 2, 4 or 8 bytes, sign- or zero-extended to 64 bits.
   void load(Reg dst, Mem m, unsigned size, bool sign) {
     switch (size) {
-      case 1: rm(sign, {0x0F, static_cast<uint8_t>(sign ? 0xBE : 0xB6)}, dst, m); break;
-      case 2: rm(sign, {0x0F, static_cast<uint8_t>(sign ? 0xBF : 0xB7)}, dst, m); break;
-      case 4:
-        if (sign) rm(true, {0x63}, dst, m);  // movsxd
-        else rm(false, {0x8B}, dst, m);      // mov r32 zero-extends
+      case 1:
+        rm(sign, {0x0F, static_cast<uint8_t>(sign ? 0xBE : 0xB6)}, dst, m);
         break;
-      default: load64(dst, m); break;
+      case 2:
+        rm(sign, {0x0F, static_cast<uint8_t>(sign ? 0xBF : 0xB7)}, dst, m);
+        break;
+      case 4:
+        if (sign)
+          rm(true, {0x63}, dst, m);  // movsxd
+        else
+          rm(false, {0x8B}, dst, m);  // mov r32 zero-extends
+        break;
+      default:
+        load64(dst, m);
+        break;
     }
   }
   // Stores the low `size` bytes of src.
   void store(Mem m, Reg src, unsigned size) {
     switch (size) {
-      case 1: rm(false, {0x88}, src, m, /*byte_reg=*/true); break;
-      case 2: byte(0x66); rm(false, {0x89}, src, m); break;
-      case 4: rm(false, {0x89}, src, m); break;
-      default: store64(m, src); break;
+      case 1:
+        rm(false, {0x88}, src, m, /*byte_reg=*/true);
+        break;
+      case 2:
+        byte(0x66);
+        rm(false, {0x89}, src, m);
+        break;
+      case 4:
+        rm(false, {0x89}, src, m);
+        break;
+      default:
+        store64(m, src);
+        break;
     }
   }
-  void movsxd(Reg dst, Reg src) { rr(true, 0x63, dst, src); }      // sign-extend low 32
+  void movsxd(Reg dst, Reg src) { rr(true, 0x63, dst, src); }  // sign-extend low 32
   void movsx8(Reg dst, Reg src) { rr2(true, 0xBE, dst, src, true); }
   void movsx16(Reg dst, Reg src) { rr2(true, 0xBF, dst, src); }
   void movzx8(Reg dst, Reg src) { rr2(false, 0xB6, dst, src, true); }
@@ -165,7 +211,10 @@ class Emitter {
   void idiv1(Reg src) { grp(true, 0xF7, 7, src); }
   void div1_32(Reg src) { grp(false, 0xF7, 6, src); }
   void idiv1_32(Reg src) { grp(false, 0xF7, 7, src); }
-  void cqo() { byte(0x48); byte(0x99); }
+  void cqo() {
+    byte(0x48);
+    byte(0x99);
+  }
   void cdq() { byte(0x99); }
   void not_(Reg r) { grp(true, 0xF7, 2, r); }
   void neg(Reg r) { grp(true, 0xF7, 3, r); }
@@ -232,7 +281,8 @@ class Emitter {
   void rex(bool w, unsigned reg, unsigned index, unsigned base, bool byte_reg = false) {
     uint8_t r = static_cast<uint8_t>(0x40 | (w ? 8 : 0) | ((reg & 8) ? 4 : 0) |
                                      ((index & 8) ? 2 : 0) | ((base & 8) ? 1 : 0));
-    const bool needs = r != 0x40 || (byte_reg && ((reg >= 4 && reg < 8) || (base >= 4 && base < 8)));
+    const bool needs =
+        r != 0x40 || (byte_reg && ((reg >= 4 && reg < 8) || (base >= 4 && base < 8)));
     if (needs) byte(r);
   }
   // op r/m(=rm_reg), reg

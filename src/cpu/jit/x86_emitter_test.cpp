@@ -23,7 +23,7 @@ using Bytes = std::vector<uint8_t>;
 TEST(X86Emitter, MovesAndLoads) {
   EXPECT_EQ(enc([](Emitter& e) { e.mov(RAX, R12); }), (Bytes{0x4c, 0x89, 0xe0}));  // mov rax,r12
   EXPECT_EQ(enc([](Emitter& e) { e.mov(R9, RSI); }), (Bytes{0x49, 0x89, 0xf1}));   // mov r9,rsi
-  EXPECT_EQ(enc([](Emitter& e) { e.mov_imm(RAX, 0); }), (Bytes{0x31, 0xc0}));       // xor eax,eax
+  EXPECT_EQ(enc([](Emitter& e) { e.mov_imm(RAX, 0); }), (Bytes{0x31, 0xc0}));      // xor eax,eax
   EXPECT_EQ(enc([](Emitter& e) { e.mov_imm(R8, 5); }), (Bytes{0x41, 0xb8, 5, 0, 0, 0}));
   // mov rcx,-2 (sign-extended imm32)
   EXPECT_EQ(enc([](Emitter& e) { e.mov_imm(RCX, ~1ull); }),
@@ -32,15 +32,21 @@ TEST(X86Emitter, MovesAndLoads) {
   EXPECT_EQ(enc([](Emitter& e) { e.mov_imm(RDX, 0x123456789ull); }),
             (Bytes{0x48, 0xba, 0x89, 0x67, 0x45, 0x23, 0x01, 0, 0, 0}));
   // mov r13,[rbp+0x10]; mov [rsp],rsi; mov rax,[r12+0x200]
-  EXPECT_EQ(enc([](Emitter& e) { e.load64(R13, mem(RBP, 0x10)); }), (Bytes{0x4c, 0x8b, 0x6d, 0x10}));
-  EXPECT_EQ(enc([](Emitter& e) { e.store64(mem(RSP), RSI); }), (Bytes{0x48, 0x89, 0x74, 0x24, 0x00}));
+  EXPECT_EQ(enc([](Emitter& e) { e.load64(R13, mem(RBP, 0x10)); }),
+            (Bytes{0x4c, 0x8b, 0x6d, 0x10}));
+  EXPECT_EQ(enc([](Emitter& e) { e.store64(mem(RSP), RSI); }),
+            (Bytes{0x48, 0x89, 0x74, 0x24, 0x00}));
   EXPECT_EQ(enc([](Emitter& e) { e.load64(RAX, mem(R12, 0x200)); }),
             (Bytes{0x49, 0x8b, 0x84, 0x24, 0x00, 0x02, 0x00, 0x00}));
   // movsx rdx,byte [rax]; movzx edx,word [rax]; movsxd rsi,[rax]; mov r8d,[rax]
-  EXPECT_EQ(enc([](Emitter& e) { e.load(RDX, mem(RAX), 1, true); }), (Bytes{0x48, 0x0f, 0xbe, 0x50, 0x00}));
-  EXPECT_EQ(enc([](Emitter& e) { e.load(RDX, mem(RAX), 2, false); }), (Bytes{0x0f, 0xb7, 0x50, 0x00}));
-  EXPECT_EQ(enc([](Emitter& e) { e.load(RSI, mem(RAX), 4, true); }), (Bytes{0x48, 0x63, 0x70, 0x00}));
-  EXPECT_EQ(enc([](Emitter& e) { e.load(R8, mem(RAX), 4, false); }), (Bytes{0x44, 0x8b, 0x40, 0x00}));
+  EXPECT_EQ(enc([](Emitter& e) { e.load(RDX, mem(RAX), 1, true); }),
+            (Bytes{0x48, 0x0f, 0xbe, 0x50, 0x00}));
+  EXPECT_EQ(enc([](Emitter& e) { e.load(RDX, mem(RAX), 2, false); }),
+            (Bytes{0x0f, 0xb7, 0x50, 0x00}));
+  EXPECT_EQ(enc([](Emitter& e) { e.load(RSI, mem(RAX), 4, true); }),
+            (Bytes{0x48, 0x63, 0x70, 0x00}));
+  EXPECT_EQ(enc([](Emitter& e) { e.load(R8, mem(RAX), 4, false); }),
+            (Bytes{0x44, 0x8b, 0x40, 0x00}));
   // mov [rax],sil (needs a REX prefix); mov [rax],dx; mov [rax],r9d
   EXPECT_EQ(enc([](Emitter& e) { e.store(mem(RAX), RSI, 1); }), (Bytes{0x40, 0x88, 0x70, 0x00}));
   EXPECT_EQ(enc([](Emitter& e) { e.store(mem(RAX), RDX, 2); }), (Bytes{0x66, 0x89, 0x50, 0x00}));
@@ -51,21 +57,29 @@ TEST(X86Emitter, MovesAndLoads) {
 }
 
 TEST(X86Emitter, Arithmetic) {
-  EXPECT_EQ(enc([](Emitter& e) { e.alu(kAdd, RAX, R13); }), (Bytes{0x4c, 0x01, 0xe8}));  // add rax,r13
-  EXPECT_EQ(enc([](Emitter& e) { e.alu(kCmp, R10, RCX); }), (Bytes{0x49, 0x39, 0xca}));  // cmp r10,rcx
-  EXPECT_EQ(enc([](Emitter& e) { e.alu32(kSub, RAX, RCX); }), (Bytes{0x29, 0xc8}));       // sub eax,ecx
+  EXPECT_EQ(enc([](Emitter& e) { e.alu(kAdd, RAX, R13); }),
+            (Bytes{0x4c, 0x01, 0xe8}));  // add rax,r13
+  EXPECT_EQ(enc([](Emitter& e) { e.alu(kCmp, R10, RCX); }),
+            (Bytes{0x49, 0x39, 0xca}));                                              // cmp r10,rcx
+  EXPECT_EQ(enc([](Emitter& e) { e.alu32(kSub, RAX, RCX); }), (Bytes{0x29, 0xc8}));  // sub eax,ecx
   EXPECT_EQ(enc([](Emitter& e) { e.alu_imm(kAnd, RAX, -2); }), (Bytes{0x48, 0x83, 0xe0, 0xfe}));
   EXPECT_EQ(enc([](Emitter& e) { e.alu_imm(kAdd, R14, 0x800); }),
             (Bytes{0x49, 0x81, 0xc6, 0x00, 0x08, 0x00, 0x00}));
   EXPECT_EQ(enc([](Emitter& e) { e.shift_imm(kSar, RDI, 63); }), (Bytes{0x48, 0xc1, 0xff, 0x3f}));
-  EXPECT_EQ(enc([](Emitter& e) { e.shift32_cl(kShl, R8); }), (Bytes{0x41, 0xd3, 0xe0}));  // shl r8d,cl
-  EXPECT_EQ(enc([](Emitter& e) { e.imul(RAX, R15); }), (Bytes{0x49, 0x0f, 0xaf, 0xc7}));  // imul rax,r15
-  EXPECT_EQ(enc([](Emitter& e) { e.mul1(RCX); }), (Bytes{0x48, 0xf7, 0xe1}));            // mul rcx
-  EXPECT_EQ(enc([](Emitter& e) { e.idiv1_32(R11); }), (Bytes{0x41, 0xf7, 0xfb}));        // idiv r11d
-  EXPECT_EQ(enc([](Emitter& e) { e.movsxd(RAX, RAX); }), (Bytes{0x48, 0x63, 0xc0}));     // movsxd rax,eax
-  EXPECT_EQ(enc([](Emitter& e) { e.setcc(kL, RSI); }), (Bytes{0x40, 0x0f, 0x9c, 0xc6}));  // setl sil
-  EXPECT_EQ(enc([](Emitter& e) { e.movzx8(RDX, RDX); }), (Bytes{0x0f, 0xb6, 0xd2}));     // movzx edx,dl
-  EXPECT_EQ(enc([](Emitter& e) { e.cmov(kB, RAX, R9); }), (Bytes{0x49, 0x0f, 0x42, 0xc1}));  // cmovb rax,r9
+  EXPECT_EQ(enc([](Emitter& e) { e.shift32_cl(kShl, R8); }),
+            (Bytes{0x41, 0xd3, 0xe0}));  // shl r8d,cl
+  EXPECT_EQ(enc([](Emitter& e) { e.imul(RAX, R15); }),
+            (Bytes{0x49, 0x0f, 0xaf, 0xc7}));                                      // imul rax,r15
+  EXPECT_EQ(enc([](Emitter& e) { e.mul1(RCX); }), (Bytes{0x48, 0xf7, 0xe1}));      // mul rcx
+  EXPECT_EQ(enc([](Emitter& e) { e.idiv1_32(R11); }), (Bytes{0x41, 0xf7, 0xfb}));  // idiv r11d
+  EXPECT_EQ(enc([](Emitter& e) { e.movsxd(RAX, RAX); }),
+            (Bytes{0x48, 0x63, 0xc0}));  // movsxd rax,eax
+  EXPECT_EQ(enc([](Emitter& e) { e.setcc(kL, RSI); }),
+            (Bytes{0x40, 0x0f, 0x9c, 0xc6}));  // setl sil
+  EXPECT_EQ(enc([](Emitter& e) { e.movzx8(RDX, RDX); }),
+            (Bytes{0x0f, 0xb6, 0xd2}));  // movzx edx,dl
+  EXPECT_EQ(enc([](Emitter& e) { e.cmov(kB, RAX, R9); }),
+            (Bytes{0x49, 0x0f, 0x42, 0xc1}));  // cmovb rax,r9
   // lea rax,[r13+r12*4]
   EXPECT_EQ(enc([](Emitter& e) { e.lea_scaled(RAX, R13, R12, 4); }),
             (Bytes{0x4b, 0x8d, 0x44, 0xa5, 0x00}));

@@ -13,8 +13,7 @@ struct ClintFixture : ::testing::Test {
   uint64_t ticks = 1000;
   std::map<unsigned, bool> msip, mtip;
   std::vector<std::pair<unsigned, bool>> mtip_calls;
-  Clint clint{2, [this] { return ticks; },
-              [this](unsigned h, bool l) { msip[h] = l; },
+  Clint clint{2, [this] { return ticks; }, [this](unsigned h, bool l) { msip[h] = l; },
               [this](unsigned h, bool l) {
                 mtip[h] = l;
                 mtip_calls.push_back({h, l});
@@ -133,7 +132,8 @@ TEST_F(ClintFixture, HostileAccessesAreSafe) {
 }
 
 TEST(Clint, TooManyHartsIsClamped) {
-  Clint clint(100000, [] { return 0; }, [](unsigned, bool) {}, [](unsigned, bool) {});
+  Clint clint(
+      100000, [] { return 0; }, [](unsigned, bool) {}, [](unsigned, bool) {});
   EXPECT_EQ(clint.num_harts(), Clint::kMaxHarts);
   uint64_t v = 0;
   EXPECT_TRUE(clint.read(0x4000 + 8 * (Clint::kMaxHarts - 1), 8, v));

@@ -199,10 +199,10 @@ TEST(Plic, ContextCountIsClamped) {
   Plic plic(100000, [](unsigned, bool) {});
   EXPECT_EQ(plic.num_contexts(), Plic::kMaxContexts);
   uint64_t v = 1;
-  EXPECT_TRUE(plic.write(Plic::kContextBase + (Plic::kMaxContexts - 1) * Plic::kContextStride,
-                         4, 5));
-  EXPECT_TRUE(plic.read(Plic::kContextBase + (Plic::kMaxContexts - 1) * Plic::kContextStride,
-                        4, v));
+  EXPECT_TRUE(
+      plic.write(Plic::kContextBase + (Plic::kMaxContexts - 1) * Plic::kContextStride, 4, 5));
+  EXPECT_TRUE(
+      plic.read(Plic::kContextBase + (Plic::kMaxContexts - 1) * Plic::kContextStride, 4, v));
   EXPECT_EQ(v, 5u);
 }
 

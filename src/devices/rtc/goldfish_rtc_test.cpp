@@ -13,7 +13,8 @@ struct RtcFixture : ::testing::Test {
   uint64_t host_ns = 0x0000'0017'8000'0005ull;
   std::vector<bool> irq_calls;
   bool irq = false;
-  GoldfishRtc rtc{[this] { return host_ns; }, [this](bool l) {
+  GoldfishRtc rtc{[this] { return host_ns; },
+                  [this](bool l) {
                     irq = l;
                     irq_calls.push_back(l);
                   }};

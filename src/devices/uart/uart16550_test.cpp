@@ -74,8 +74,8 @@ TEST_F(UartFixture, ReceiveAndRxInterrupt) {
   EXPECT_EQ(rd(U::kLsr) & U::kLsrDr, U::kLsrDr);
   wr(U::kIerDlm, U::kIerRxData);
   EXPECT_TRUE(irq);
-  wr(U::kIirFcr, 0x07);                 // enable and clear FIFOs
-  EXPECT_FALSE(irq);                    // the FIFO clear dropped 'a'
+  wr(U::kIirFcr, 0x07);  // enable and clear FIFOs
+  EXPECT_FALSE(irq);     // the FIFO clear dropped 'a'
   EXPECT_EQ(rd(U::kLsr) & U::kLsrDr, 0u);
   EXPECT_TRUE(uart.push_input('b'));
   EXPECT_TRUE(uart.push_input('c'));

@@ -85,8 +85,8 @@ void VirtioMmio::write_status_locked(uint32_t value) {
   if (added & kStatusFeaturesOk) {
     // 3.1.1: the device refuses features it did not offer, and a modern transport needs
     // VERSION_1; the driver sees FEATURES_OK clear when it reads status back.
-    const bool ok = (driver_features_ & ~offered_features()) == 0 &&
-                    (driver_features_ & kVirtioFVersion1);
+    const bool ok =
+        (driver_features_ & ~offered_features()) == 0 && (driver_features_ & kVirtioFVersion1);
     if (!ok) value &= ~kStatusFeaturesOk;
   }
   if ((added & kStatusDriverOk) && (value & kStatusFeaturesOk) && !active_) {
@@ -109,34 +109,70 @@ bool VirtioMmio::read(uint64_t offset, unsigned size, uint64_t& value) {
   Virtqueue* q = selected_queue_locked();
   uint32_t v = 0;
   switch (offset) {
-    case kMagicValue: v = kMagic; break;
-    case kVersion: v = 2; break;
-    case kDeviceId: v = device_.device_id(); break;
-    case kVendor: v = kVendorId; break;
-    case kDeviceFeatures:
-      if (device_features_sel_ < 2) v = static_cast<uint32_t>(offered_features() >> (32 * device_features_sel_));
+    case kMagicValue:
+      v = kMagic;
       break;
-    case kQueueNumMax: v = q ? q->max_size() : 0; break;
-    case kQueueNum: v = q ? q->size() : 0; break;
-    case kQueueReady: v = q && q->ready() ? 1 : 0; break;
-    case kQueueDescLow: v = q ? static_cast<uint32_t>(q->desc_addr) : 0; break;
-    case kQueueDescHigh: v = q ? static_cast<uint32_t>(q->desc_addr >> 32) : 0; break;
-    case kQueueDriverLow: v = q ? static_cast<uint32_t>(q->driver_addr) : 0; break;
-    case kQueueDriverHigh: v = q ? static_cast<uint32_t>(q->driver_addr >> 32) : 0; break;
-    case kQueueDeviceLow: v = q ? static_cast<uint32_t>(q->device_addr) : 0; break;
-    case kQueueDeviceHigh: v = q ? static_cast<uint32_t>(q->device_addr >> 32) : 0; break;
+    case kVersion:
+      v = 2;
+      break;
+    case kDeviceId:
+      v = device_.device_id();
+      break;
+    case kVendor:
+      v = kVendorId;
+      break;
+    case kDeviceFeatures:
+      if (device_features_sel_ < 2)
+        v = static_cast<uint32_t>(offered_features() >> (32 * device_features_sel_));
+      break;
+    case kQueueNumMax:
+      v = q ? q->max_size() : 0;
+      break;
+    case kQueueNum:
+      v = q ? q->size() : 0;
+      break;
+    case kQueueReady:
+      v = q && q->ready() ? 1 : 0;
+      break;
+    case kQueueDescLow:
+      v = q ? static_cast<uint32_t>(q->desc_addr) : 0;
+      break;
+    case kQueueDescHigh:
+      v = q ? static_cast<uint32_t>(q->desc_addr >> 32) : 0;
+      break;
+    case kQueueDriverLow:
+      v = q ? static_cast<uint32_t>(q->driver_addr) : 0;
+      break;
+    case kQueueDriverHigh:
+      v = q ? static_cast<uint32_t>(q->driver_addr >> 32) : 0;
+      break;
+    case kQueueDeviceLow:
+      v = q ? static_cast<uint32_t>(q->device_addr) : 0;
+      break;
+    case kQueueDeviceHigh:
+      v = q ? static_cast<uint32_t>(q->device_addr >> 32) : 0;
+      break;
     case kInterruptStatus: {
       std::lock_guard<std::mutex> irq_lock(irq_mu_);
       v = interrupt_status_;
       break;
     }
-    case kStatus: v = status_ | (needs_reset_ ? kStatusNeedsReset : 0); break;
+    case kStatus:
+      v = status_ | (needs_reset_ ? kStatusNeedsReset : 0);
+      break;
     case kShmLenLow:
-    case kShmLenHigh: v = 0xffffffff; break;  // no shared memory regions
+    case kShmLenHigh:
+      v = 0xffffffff;
+      break;  // no shared memory regions
     case kShmBaseLow:
-    case kShmBaseHigh: v = 0xffffffff; break;
-    case kConfigGeneration: v = config_generation_.load(); break;
-    default: break;
+    case kShmBaseHigh:
+      v = 0xffffffff;
+      break;
+    case kConfigGeneration:
+      v = config_generation_.load();
+      break;
+    default:
+      break;
   }
   value = v;
   return true;
@@ -156,15 +192,21 @@ bool VirtioMmio::write(uint64_t offset, unsigned size, uint64_t value) {
   // device not running); later writes are ignored.
   const bool q_writable = q && !q->ready() && !active_;
   switch (offset) {
-    case kDeviceFeaturesSel: device_features_sel_ = v; break;
-    case kDriverFeaturesSel: driver_features_sel_ = v; break;
+    case kDeviceFeaturesSel:
+      device_features_sel_ = v;
+      break;
+    case kDriverFeaturesSel:
+      driver_features_sel_ = v;
+      break;
     case kDriverFeatures:
       if (!(status_ & kStatusFeaturesOk) && driver_features_sel_ < 2) {
         const unsigned shift = 32 * driver_features_sel_;
         driver_features_ = (driver_features_ & ~(0xffffffffull << shift)) | (uint64_t{v} << shift);
       }
       break;
-    case kQueueSel: queue_sel_ = v; break;
+    case kQueueSel:
+      queue_sel_ = v;
+      break;
     case kQueueNum:
       if (q_writable) q->set_size(static_cast<uint16_t>(v > 0xffff ? 0 : v));
       break;
@@ -173,21 +215,35 @@ bool VirtioMmio::write(uint64_t offset, unsigned size, uint64_t value) {
       if (v == 0) {
         if (!active_) q->disable();
       } else if (!q->ready() && !active_) {
-        if (!q->enable(driver_features_ & kVirtioFEventIdx, driver_features_ & kVirtioFIndirectDesc)) {
+        if (!q->enable(driver_features_ & kVirtioFEventIdx,
+                       driver_features_ & kVirtioFIndirectDesc)) {
           // A queue outside RAM, misaligned or of a bad size: refuse it loudly.
           set_needs_reset();
         }
       }
       break;
-    case kQueueDescLow: if (q_writable) q->desc_addr = (q->desc_addr & ~0xffffffffull) | v; break;
-    case kQueueDescHigh: if (q_writable) q->desc_addr = (q->desc_addr & 0xffffffffull) | (uint64_t{v} << 32); break;
-    case kQueueDriverLow: if (q_writable) q->driver_addr = (q->driver_addr & ~0xffffffffull) | v; break;
-    case kQueueDriverHigh: if (q_writable) q->driver_addr = (q->driver_addr & 0xffffffffull) | (uint64_t{v} << 32); break;
-    case kQueueDeviceLow: if (q_writable) q->device_addr = (q->device_addr & ~0xffffffffull) | v; break;
-    case kQueueDeviceHigh: if (q_writable) q->device_addr = (q->device_addr & 0xffffffffull) | (uint64_t{v} << 32); break;
+    case kQueueDescLow:
+      if (q_writable) q->desc_addr = (q->desc_addr & ~0xffffffffull) | v;
+      break;
+    case kQueueDescHigh:
+      if (q_writable) q->desc_addr = (q->desc_addr & 0xffffffffull) | (uint64_t{v} << 32);
+      break;
+    case kQueueDriverLow:
+      if (q_writable) q->driver_addr = (q->driver_addr & ~0xffffffffull) | v;
+      break;
+    case kQueueDriverHigh:
+      if (q_writable) q->driver_addr = (q->driver_addr & 0xffffffffull) | (uint64_t{v} << 32);
+      break;
+    case kQueueDeviceLow:
+      if (q_writable) q->device_addr = (q->device_addr & ~0xffffffffull) | v;
+      break;
+    case kQueueDeviceHigh:
+      if (q_writable) q->device_addr = (q->device_addr & 0xffffffffull) | (uint64_t{v} << 32);
+      break;
     case kQueueNotify:
       // Without VIRTIO_F_NOTIFICATION_DATA the value is the queue index.
-      if (active_ && !needs_reset_ && v < queues_.size() && queues_[v]->ready()) device_.queue_notify(v);
+      if (active_ && !needs_reset_ && v < queues_.size() && queues_[v]->ready())
+        device_.queue_notify(v);
       break;
     case kInterruptAck: {
       std::lock_guard<std::mutex> irq_lock(irq_mu_);
@@ -195,8 +251,11 @@ bool VirtioMmio::write(uint64_t offset, unsigned size, uint64_t value) {
       update_line_irq_locked();
       break;
     }
-    case kStatus: write_status_locked(v); break;
-    default: break;
+    case kStatus:
+      write_status_locked(v);
+      break;
+    default:
+      break;
   }
   return true;
 }

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "devices/state_test_util.h"
-#include "devices/virtio/virtio_mmio.h"
 #include "devices/virtio/rng/virtio_rng.h"
+#include "devices/virtio/virtio_mmio.h"
 #include "devices/virtio/virtio_test_driver.h"
 
 namespace nimbus::devices {

@@ -59,8 +59,8 @@ TEST_F(VirtqueueTest, DirectChainSegments) {
 TEST_F(VirtqueueTest, IndirectChain) {
   ASSERT_TRUE(vq.enable(false, true));
   const uint16_t h = ring.build_indirect(kRamBase + 0x50000, {{kRamBase + 0x100000, 16, false},
-                                                             {kRamBase + 0x200000, 4096, true},
-                                                             {kRamBase + 0x300000, 1, true}});
+                                                              {kRamBase + 0x200000, 4096, true},
+                                                              {kRamBase + 0x300000, 1, true}});
   ring.publish(h);
   ASSERT_EQ(vq.pop(chain), PR::kChain);
   EXPECT_EQ(chain.head, h);
@@ -91,7 +91,8 @@ TEST_F(VirtqueueTest, NestedIndirectBreaks) {
 TEST_F(VirtqueueTest, IndirectLoopBreaks) {
   ASSERT_TRUE(vq.enable(false, true));
   const uint64_t t = kRamBase + 0x50000;
-  const uint16_t h = ring.build_indirect(t, {{kRamBase + 0x100000, 16, false}, {kRamBase + 0x100000, 16, false}});
+  const uint16_t h =
+      ring.build_indirect(t, {{kRamBase + 0x100000, 16, false}, {kRamBase + 0x100000, 16, false}});
   put<uint16_t>(bus, t + 16 + 12, kVirtqDescFNext);
   put<uint16_t>(bus, t + 16 + 14, 0);  // entry 1 -> entry 0 -> entry 1 ...
   ring.publish(h);

@@ -1,8 +1,7 @@
 #include "machine/snapshot/snapshot_file.h"
 
-#include "common/pagemap.h"
-
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include <fmt/format.h>
+#include "common/pagemap.h"
 
 namespace nimbus::machine {
 
@@ -55,7 +54,9 @@ class Out {
     return {};
   }
   Status u64(uint64_t v) { return put(&v, 8); }
-  void seed(const void* data, size_t len) { crc_ = crc32_z(crc_, static_cast<const uint8_t*>(data), len); }
+  void seed(const void* data, size_t len) {
+    crc_ = crc32_z(crc_, static_cast<const uint8_t*>(data), len);
+  }
   uLong crc() const { return crc_; }
   uint64_t payload() const { return payload_; }
 
@@ -65,8 +66,9 @@ class Out {
   uint64_t payload_ = 0;
 };
 
-Status write_all(const std::string& tmp, int fd, const std::string& config_json, const std::vector<uint8_t>& state,
-                 const uint8_t* ram, uint64_t ram_size, SnapshotWriteStats& stats) {
+Status write_all(const std::string& tmp, int fd, const std::string& config_json,
+                 const std::vector<uint8_t>& state, const uint8_t* ram, uint64_t ram_size,
+                 SnapshotWriteStats& stats) {
   const uint64_t pages = ram_size / kSnapshotPageSize;
   std::vector<uint8_t> bitmap((pages + 7) / 8, 0);
   // Pages the guest never touched are zero: skip them without reading (a read could make
@@ -139,7 +141,8 @@ Status write_all(const std::string& tmp, int fd, const std::string& config_json,
   const uint64_t payload = out.payload() + 8 + compressed;
 
   std::memcpy(header, kMagic, 8);
-  const uint32_t version = kSnapshotVersion, hsize = kHeaderSize, crc32v = static_cast<uint32_t>(crc);
+  const uint32_t version = kSnapshotVersion, hsize = kHeaderSize,
+                 crc32v = static_cast<uint32_t>(crc);
   std::memcpy(header + 8, &version, 4);
   std::memcpy(header + 12, &hsize, 4);
   std::memcpy(header + 16, &payload, 8);
@@ -162,7 +165,8 @@ Result<SnapshotWriteStats> write_snapshot(const std::string& path, const std::st
                                           uint64_t ram_size) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::error(fmt::format("cannot write snapshot '{}': {}", tmp, std::strerror(errno)));
+  if (fd < 0)
+    return Status::error(fmt::format("cannot write snapshot '{}': {}", tmp, std::strerror(errno)));
   SnapshotWriteStats stats;
   Status s = write_all(tmp, fd, config_json, state, ram, ram_size, stats);
   if (::close(fd) != 0 && s.ok()) s = Status::error(std::strerror(errno));
@@ -211,7 +215,8 @@ Result<std::unique_ptr<SnapshotFile>> SnapshotFile::open(const std::string& path
   std::memcpy(&f->ram_size_, h + 32, 8);
   std::memcpy(&f->pages_stored_, h + 40, 8);
   if (version != kSnapshotVersion) {
-    return bad(fmt::format("has format version {}; this Nimbus reads version {}", version, kSnapshotVersion));
+    return bad(fmt::format("has format version {}; this Nimbus reads version {}", version,
+                           kSnapshotVersion));
   }
   if (hsize != kHeaderSize) return bad("has a bad header");
   if (payload != f->map_len_ - kHeaderSize) {
@@ -219,7 +224,8 @@ Result<std::unique_ptr<SnapshotFile>> SnapshotFile::open(const std::string& path
                            f->map_len_ - kHeaderSize, payload));
   }
   const uint8_t* p = h + kHeaderSize;
-  if (static_cast<uint32_t>(crc32_z(crc32_z(crc32_z(0, nullptr, 0), h + 32, 16), p, payload)) != crc) {
+  if (static_cast<uint32_t>(crc32_z(crc32_z(crc32_z(0, nullptr, 0), h + 32, 16), p, payload)) !=
+      crc) {
     return bad("is corrupt (checksum mismatch)");
   }
   if (f->ram_size_ == 0 || f->ram_size_ > kMaxRam || f->ram_size_ % kSnapshotPageSize != 0) {
@@ -241,8 +247,8 @@ Result<std::unique_ptr<SnapshotFile>> SnapshotFile::open(const std::string& path
   uint64_t config_len, state_len;
   const uint64_t pages = f->ram_size_ / kSnapshotPageSize;
   if (!part(kMaxConfig, config, config_len) || !part(kMaxState, state, state_len) ||
-      !part((pages + 7) / 8, f->bitmap_, f->bitmap_len_) || !part(payload, f->pages_, f->pages_len_) || p != end ||
-      f->bitmap_len_ != (pages + 7) / 8) {
+      !part((pages + 7) / 8, f->bitmap_, f->bitmap_len_) ||
+      !part(payload, f->pages_, f->pages_len_) || p != end || f->bitmap_len_ != (pages + 7) / 8) {
     return bad("is malformed (bad section lengths)");
   }
   uint64_t set = 0;
@@ -267,7 +273,8 @@ Status SnapshotFile::read_ram(uint8_t* ram) const {
       const size_t before_in = in.pos, before_out = out.pos;
       last = ZSTD_decompressStream(dctx, &out, &in);
       if (ZSTD_isError(last)) {
-        s = Status::error(fmt::format("snapshot '{}': RAM data is corrupt: {}", path_, ZSTD_getErrorName(last)));
+        s = Status::error(
+            fmt::format("snapshot '{}': RAM data is corrupt: {}", path_, ZSTD_getErrorName(last)));
         break;
       }
       if (in.pos == before_in && out.pos == before_out) {
@@ -283,7 +290,8 @@ Status SnapshotFile::read_ram(uint8_t* ram) const {
     last = ZSTD_decompressStream(dctx, &none, &in);
     if (ZSTD_isError(last) || in.pos == before) break;
   }
-  if (s.ok() && (in.pos != in.size)) s = Status::error(fmt::format("snapshot '{}': RAM data has trailing bytes", path_));
+  if (s.ok() && (in.pos != in.size))
+    s = Status::error(fmt::format("snapshot '{}': RAM data has trailing bytes", path_));
   ZSTD_freeDCtx(dctx);
   return s;
 }

@@ -20,7 +20,8 @@ class SnapshotFileTest : public ::testing::Test {
     ram_.assign(64 * kSnapshotPageSize, 0);
     // A few non-zero pages, one of them incompressible-ish.
     std::memset(&ram_[3 * kSnapshotPageSize], 0xab, kSnapshotPageSize);
-    for (size_t i = 0; i < kSnapshotPageSize; i++) ram_[10 * kSnapshotPageSize + i] = static_cast<uint8_t>(i * 7919 >> 3);
+    for (size_t i = 0; i < kSnapshotPageSize; i++)
+      ram_[10 * kSnapshotPageSize + i] = static_cast<uint8_t>(i * 7919 >> 3);
     ram_[63 * kSnapshotPageSize + 4095] = 1;
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -100,7 +101,10 @@ TEST_F(SnapshotFileTest, RefusesTruncatedWrongVersionAndForeignFiles) {
   put_bytes({'h', 'e', 'l', 'l', 'o'});
   EXPECT_NE(open_error().find("not a Nimbus snapshot"), std::string::npos);
   std::vector<uint8_t> elf(100, 0);
-  std::memcpy(elf.data(), "\x7f" "ELF", 4);
+  std::memcpy(elf.data(),
+              "\x7f"
+              "ELF",
+              4);
   put_bytes(elf);
   EXPECT_NE(open_error().find("bad magic"), std::string::npos);
 

@@ -22,8 +22,8 @@ struct BootLayout {
   uint64_t kernel_end = 0;
   uint64_t firmware_entry = 0;  // 0 when booting with the built-in SBI
   uint64_t initrd_start = 0, initrd_end = 0;
-  uint64_t dtb_addr = 0;        // where the device tree goes (filled in by place_dtb)
-  uint64_t fw_dynamic_info = 0; // OpenSBI fw_dynamic_info struct, when firmware is used
+  uint64_t dtb_addr = 0;         // where the device tree goes (filled in by place_dtb)
+  uint64_t fw_dynamic_info = 0;  // OpenSBI fw_dynamic_info struct, when firmware is used
 };
 
 // Reads the files and copies them into RAM: the kernel at RAM base + the Image header's

@@ -61,10 +61,12 @@ class FdtWriter {
 
 constexpr uint32_t kPhandlePlic = 1;
 constexpr uint32_t kPhandleTest = 2;
-constexpr uint32_t kPhandleCpuBase = 16;     // cpu@N
-constexpr uint32_t kPhandleIntcBase = 32;    // cpu@N's interrupt-controller
+constexpr uint32_t kPhandleCpuBase = 16;   // cpu@N
+constexpr uint32_t kPhandleIntcBase = 32;  // cpu@N's interrupt-controller
 
-std::string node(const char* name, uint64_t address) { return fmt::format("{}@{:x}", name, address); }
+std::string node(const char* name, uint64_t address) {
+  return fmt::format("{}@{:x}", name, address);
+}
 
 }  // namespace
 

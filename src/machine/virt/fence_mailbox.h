@@ -29,9 +29,9 @@ class FenceMailbox {
 
  private:
   std::mutex mu_;
-  SfenceRequest what_;      // guarded by mu_
-  bool full_ = false;       // guarded by mu_: a request is waiting
-  uint64_t posted_ = 0;     // guarded by mu_: tickets handed out
+  SfenceRequest what_;   // guarded by mu_
+  bool full_ = false;    // guarded by mu_: a request is waiting
+  uint64_t posted_ = 0;  // guarded by mu_: tickets handed out
   std::atomic<bool> pending_{false};
   std::atomic<uint64_t> done_{0};
 };

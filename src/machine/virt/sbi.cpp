@@ -27,8 +27,16 @@ struct Ret {
 
 bool probe(uint64_t ext) {
   switch (ext) {
-    case kExtBase: case kExtTime: case kExtIpi: case kExtRfence: case kExtHsm: case kExtSrst:
-    case kLegacySetTimer: case kLegacyPutchar: case kLegacyGetchar: case kLegacyClearIpi:
+    case kExtBase:
+    case kExtTime:
+    case kExtIpi:
+    case kExtRfence:
+    case kExtHsm:
+    case kExtSrst:
+    case kLegacySetTimer:
+    case kLegacyPutchar:
+    case kLegacyGetchar:
+    case kLegacyClearIpi:
     case kLegacyShutdown:
       return true;
     default:
@@ -57,12 +65,20 @@ int64_t for_each_hart(SbiPlatform& p, uint64_t mask, uint64_t base, F fn) {
 
 Ret base(uint64_t fid, uint64_t a0) {
   switch (fid) {
-    case 0: return {kSbiSuccess, kSbiSpecVersion};
-    case 1: return {kSbiSuccess, kSbiImplId};
-    case 2: return {kSbiSuccess, kSbiImplVersion};
-    case 3: return {kSbiSuccess, probe(a0) ? 1u : 0u};
-    case 4: case 5: case 6: return {kSbiSuccess, 0};  // mvendorid, marchid, mimpid
-    default: return {kSbiErrNotSupported};
+    case 0:
+      return {kSbiSuccess, kSbiSpecVersion};
+    case 1:
+      return {kSbiSuccess, kSbiImplId};
+    case 2:
+      return {kSbiSuccess, kSbiImplVersion};
+    case 3:
+      return {kSbiSuccess, probe(a0) ? 1u : 0u};
+    case 4:
+    case 5:
+    case 6:
+      return {kSbiSuccess, 0};  // mvendorid, marchid, mimpid
+    default:
+      return {kSbiErrNotSupported};
   }
 }
 
@@ -75,12 +91,27 @@ void sbi_call(cpu::Hart& h, SbiPlatform& p) {
 
   // Legacy calls return one value in a0 and leave a1 alone.
   switch (ext) {
-    case kLegacySetTimer: p.set_timer(self, a0); h.x[10] = 0; return;
-    case kLegacyPutchar: p.console_putchar(static_cast<uint8_t>(a0)); h.x[10] = 0; return;
-    case kLegacyGetchar: h.x[10] = static_cast<uint64_t>(static_cast<int64_t>(p.console_getchar())); return;
-    case kLegacyClearIpi: h.set_interrupt_pending(cpu::kIrqSSoft, false); h.x[10] = 0; return;
-    case kLegacyShutdown: p.system_reset(0, 0); h.x[10] = 0; return;
-    default: break;
+    case kLegacySetTimer:
+      p.set_timer(self, a0);
+      h.x[10] = 0;
+      return;
+    case kLegacyPutchar:
+      p.console_putchar(static_cast<uint8_t>(a0));
+      h.x[10] = 0;
+      return;
+    case kLegacyGetchar:
+      h.x[10] = static_cast<uint64_t>(static_cast<int64_t>(p.console_getchar()));
+      return;
+    case kLegacyClearIpi:
+      h.set_interrupt_pending(cpu::kIrqSSoft, false);
+      h.x[10] = 0;
+      return;
+    case kLegacyShutdown:
+      p.system_reset(0, 0);
+      h.x[10] = 0;
+      return;
+    default:
+      break;
   }
 
   Ret r{kSbiErrNotSupported};
@@ -110,7 +141,8 @@ void sbi_call(cpu::Hart& h, SbiPlatform& p) {
       break;
     case kExtHsm:
       if (fid == 0) {
-        r = {a0 < p.hart_count() ? p.hart_start(static_cast<unsigned>(a0), a1, a2) : kSbiErrInvalidParam};
+        r = {a0 < p.hart_count() ? p.hart_start(static_cast<unsigned>(a0), a1, a2)
+                                 : kSbiErrInvalidParam};
       } else if (fid == 1) {
         r = {p.hart_stop(self)};
       } else if (fid == 2) {

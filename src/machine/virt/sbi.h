@@ -24,7 +24,12 @@ enum SbiError : int64_t {
 };
 
 // HSM hart states (SBI spec 9.1).
-enum HartState : int64_t { kHartStarted = 0, kHartStopped = 1, kHartStartPending = 2, kHartStopPending = 3 };
+enum HartState : int64_t {
+  kHartStarted = 0,
+  kHartStopped = 1,
+  kHartStartPending = 2,
+  kHartStopPending = 3
+};
 
 // A remote SFENCE.VMA (RFENCE extension): the pages of [start, start + size) — the whole
 // address space when start and size are 0 or size is all-ones — of one ASID (has_asid) or

@@ -25,7 +25,9 @@ class FakePlatform : public SbiPlatform {
   }
   int64_t hart_stop(unsigned) override { return kSbiSuccess; }
   int64_t hart_status(unsigned hart) override { return hart == 0 ? kHartStarted : kHartStopped; }
-  void system_reset(uint32_t type, uint32_t reason) override { resets.push_back(type * 10 + reason); }
+  void system_reset(uint32_t type, uint32_t reason) override {
+    resets.push_back(type * 10 + reason);
+  }
   void console_putchar(uint8_t c) override { console += static_cast<char>(c); }
   int console_getchar() override { return -1; }
 
@@ -57,9 +59,9 @@ class SbiTest : public ::testing::Test {
 TEST_F(SbiTest, BaseExtension) {
   EXPECT_EQ(call(0x10, 0), std::make_pair(int64_t{0}, kSbiSpecVersion));
   EXPECT_EQ(call(0x10, 1).second, kSbiImplId);
-  EXPECT_EQ(call(0x10, 3, 0x735049).second, 1u);      // IPI present
-  EXPECT_EQ(call(0x10, 3, 0x48534d).second, 1u);      // HSM present
-  EXPECT_EQ(call(0x10, 3, 0x504d55).second, 0u);      // PMU absent
+  EXPECT_EQ(call(0x10, 3, 0x735049).second, 1u);  // IPI present
+  EXPECT_EQ(call(0x10, 3, 0x48534d).second, 1u);  // HSM present
+  EXPECT_EQ(call(0x10, 3, 0x504d55).second, 0u);  // PMU absent
   EXPECT_EQ(call(0x10, 99).first, kSbiErrNotSupported);
   EXPECT_EQ(call(0x12345678, 0).first, kSbiErrNotSupported);
 }
@@ -78,7 +80,7 @@ TEST_F(SbiTest, IpiHartMasks) {
   EXPECT_EQ(p_.ipis.size(), 4u);
   p_.ipis.clear();
   EXPECT_EQ(call(0x735049, 0, 0b11, 3).first, kSbiErrInvalidParam);  // hart 4 does not exist
-  EXPECT_TRUE(p_.ipis.empty());  // nothing sent on error
+  EXPECT_TRUE(p_.ipis.empty());                                      // nothing sent on error
 }
 
 TEST_F(SbiTest, RemoteSfenceReachesTargets) {
@@ -118,7 +120,7 @@ TEST_F(SbiTest, SystemResetAndLegacyCalls) {
   call(0x01, 0, 'h', 0x5a5a);
   call(0x01, 0, 'i', 0x5a5a);
   EXPECT_EQ(p_.console, "hi");
-  EXPECT_EQ(hart_.x[11], 0x5a5au);  // legacy calls leave a1 alone
+  EXPECT_EQ(hart_.x[11], 0x5a5au);     // legacy calls leave a1 alone
   EXPECT_EQ(call(0x02, 0).first, -1);  // no input
   hart_.set_interrupt_pending(cpu::kIrqSSoft, true);
   call(0x03, 0);  // legacy clear_ipi

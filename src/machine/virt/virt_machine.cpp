@@ -1,5 +1,6 @@
 #include "machine/virt/virt_machine.h"
 
+#include <fmt/format.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -8,8 +9,6 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
-
-#include <fmt/format.h>
 
 #include "devices/clint/clint.h"
 #include "devices/finisher/finisher.h"
@@ -52,8 +51,10 @@ uint64_t realtime_ns() {
 }
 
 void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t timeout_ns) {
-  timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr, 0);
+  timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
+              static_cast<long>(timeout_ns % 1'000'000'000)};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr,
+          0);
 }
 
 void futex_wake(std::atomic<uint32_t>* word) {
@@ -77,8 +78,8 @@ VirtMachine::~VirtMachine() {
   virtio_devices_.clear();
 }
 
-Result<std::unique_ptr<VirtMachine>> VirtMachine::create(const VirtConfig& config, VirtBackends backends,
-                                                         OutputFn output) {
+Result<std::unique_ptr<VirtMachine>> VirtMachine::create(const VirtConfig& config,
+                                                         VirtBackends backends, OutputFn output) {
   std::unique_ptr<VirtMachine> m(new VirtMachine(config, std::move(output)));
   if (Status s = m->build(backends); !s.ok()) return s;
   return m;
@@ -113,8 +114,10 @@ Status VirtMachine::build(VirtBackends& backends) {
       [this](bool level) { plic_->set_source_level(kUartIrq, level); });
   rtc_ = std::make_unique<devices::GoldfishRtc>(
       realtime_ns, [this](bool level) { plic_->set_source_level(kRtcIrq, level); });
-  finisher_ = std::make_unique<devices::Finisher>(
-      [this](devices::Finisher::Event e, uint32_t code) { on_finisher(static_cast<int>(e), code); });
+  finisher_ =
+      std::make_unique<devices::Finisher>([this](devices::Finisher::Event e, uint32_t code) {
+        on_finisher(static_cast<int>(e), code);
+      });
 
   bus_->map(kTest.base, kTest.size, finisher_.get());
   bus_->map(kRtc.base, kRtc.size, rtc_.get());
@@ -155,7 +158,8 @@ Status VirtMachine::build(VirtBackends& backends) {
       // What OpenSBI would leave behind: interrupts and most exceptions delegated to S,
       // counters readable, one PMP entry opening all of memory to S and U.
       h.mideleg = (1u << cpu::kIrqSSoft) | (1u << cpu::kIrqSTimer) | (1u << cpu::kIrqSExt);
-      h.medeleg = 0xffff & ~((1u << cpu::kEcallFromS) | (1u << cpu::kEcallFromM) | (1u << 10) | (1u << 14));
+      h.medeleg =
+          0xffff & ~((1u << cpu::kEcallFromS) | (1u << cpu::kEcallFromM) | (1u << 10) | (1u << 14));
       // cycle, time and instret readable by S and, as OpenSBI leaves scounteren, by U
       // (Linux never writes scounteren; its vDSO reads `time` from user mode).
       h.mcounteren = 7;
@@ -185,7 +189,8 @@ Status VirtMachine::build(VirtBackends& backends) {
 Status VirtMachine::add_virtio_devices(VirtBackends& backends) {
   const size_t wanted = virtio_device_count(config_, backends);
   if (wanted > kVirtioSlots) {
-    return Status::error(fmt::format("too many virtio devices ({}): the board has {} slots", wanted, kVirtioSlots));
+    return Status::error(
+        fmt::format("too many virtio devices ({}): the board has {} slots", wanted, kVirtioSlots));
   }
   for (const VirtioKind& kind : virtio_kinds()) {
     for (size_t i = 0; i < kind.count(config_, backends); i++) {
@@ -197,7 +202,8 @@ Status VirtMachine::add_virtio_devices(VirtBackends& backends) {
   for (size_t i = 0; i < virtio_devices_.size(); i++) {
     const unsigned irq = kVirtioIrqBase + static_cast<unsigned>(i);
     virtio_slots_.push_back(std::make_unique<devices::VirtioMmio>(
-        *bus_, *virtio_devices_[i], [this, irq](bool level) { plic_->set_source_level(irq, level); }));
+        *bus_, *virtio_devices_[i],
+        [this, irq](bool level) { plic_->set_source_level(irq, level); }));
     bus_->map(kVirtio.base + i * kVirtio.size, kVirtio.size, virtio_slots_.back().get());
   }
   return {};
@@ -236,9 +242,7 @@ void VirtMachine::stop(ExitReason reason) {
     }
   }
   exit_cv_.notify_all();
-  {
-    std::lock_guard<std::mutex> lock(park_mu_);
-  }
+  { std::lock_guard<std::mutex> lock(park_mu_); }
   park_cv_.notify_all();
   for (unsigned i = 0; i < slots_.size(); i++) {
     harts_[i]->stop_requested = true;
@@ -248,8 +252,10 @@ void VirtMachine::stop(ExitReason reason) {
 }
 
 uint64_t VirtMachine::guest_ns() const {
-  if (clock_frozen_.load(std::memory_order_acquire)) return frozen_ns_.load(std::memory_order_relaxed);
-  return static_cast<uint64_t>(static_cast<int64_t>(monotonic_ns()) + clock_offset_ns_.load(std::memory_order_relaxed));
+  if (clock_frozen_.load(std::memory_order_acquire))
+    return frozen_ns_.load(std::memory_order_relaxed);
+  return static_cast<uint64_t>(static_cast<int64_t>(monotonic_ns()) +
+                               clock_offset_ns_.load(std::memory_order_relaxed));
 }
 
 void VirtMachine::pause() {
@@ -393,7 +399,8 @@ void VirtMachine::hart_thread(unsigned index) {
     if (state != kHartStarted) {
       // Stopped: wait for hart_start (or the end).
       const uint32_t seq = s.wake_seq.load(std::memory_order_acquire);
-      if (s.state.load() == kHartStopped && !stopping_ && !pause_requested_) sleep(s, seq, kMaxSleepNs);
+      if (s.state.load() == kHartStopped && !stopping_ && !pause_requested_)
+        sleep(s, seq, kMaxSleepNs);
       service_requests(s);
       continue;
     }
@@ -426,8 +433,7 @@ void VirtMachine::remote_sfence(unsigned from_hart, unsigned hart, const SfenceR
   park_cv_.notify_all();
   // Synchronous, as the SBI requires: wait for the target, serving our own requests so
   // two harts fencing each other cannot deadlock.
-  while (!target.fences.done(ticket) && !stopping_ &&
-         target.state.load() == kHartStarted) {
+  while (!target.fences.done(ticket) && !stopping_ && target.state.load() == kHartStarted) {
     service_requests(*slots_[from_hart]);
     std::this_thread::yield();
   }
@@ -484,13 +490,18 @@ void VirtMachine::flush_output() {
 
 void VirtMachine::on_finisher(int event, uint32_t code) {
   switch (static_cast<devices::Finisher::Event>(event)) {
-    case devices::Finisher::Event::kPass: stop(ExitReason::kPoweroff); break;
-    case devices::Finisher::Event::kReset: stop(ExitReason::kReboot); break;
+    case devices::Finisher::Event::kPass:
+      stop(ExitReason::kPoweroff);
+      break;
+    case devices::Finisher::Event::kReset:
+      stop(ExitReason::kReboot);
+      break;
     case devices::Finisher::Event::kFail:
       failure_code_ = code;
       stop(ExitReason::kFailure);
       break;
-    case devices::Finisher::Event::kNone: break;
+    case devices::Finisher::Event::kNone:
+      break;
   }
 }
 

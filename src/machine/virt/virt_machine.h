@@ -6,8 +6,8 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -76,8 +76,8 @@ class VirtMachine : public SbiPlatform {
   using OutputFn = std::function<void(const uint8_t*, size_t)>;
 
   // The backends are moved into the devices; on failure they are closed.
-  static Result<std::unique_ptr<VirtMachine>> create(const VirtConfig& config, VirtBackends backends,
-                                                     OutputFn output);
+  static Result<std::unique_ptr<VirtMachine>> create(const VirtConfig& config,
+                                                     VirtBackends backends, OutputFn output);
   // A machine without disks, NICs or virtio console.
   static Result<std::unique_ptr<VirtMachine>> create(const VirtConfig& config, OutputFn output) {
     return create(config, VirtBackends{}, std::move(output));
@@ -159,9 +159,9 @@ class VirtMachine : public SbiPlatform {
     std::unique_ptr<cpu::Hart> hart;
     std::atomic<int64_t> state{kHartStopped};
     uint64_t start_addr = 0, start_opaque = 0;
-    std::atomic<uint32_t> wake_seq{0};     // futex word: bumped on every wake-up
-    std::atomic<bool> sleeping{false};     // in (or about to enter) a futex wait on wake_seq
-    FenceMailbox fences;                   // remote SFENCE.VMAs waiting for this hart
+    std::atomic<uint32_t> wake_seq{0};  // futex word: bumped on every wake-up
+    std::atomic<bool> sleeping{false};  // in (or about to enter) a futex wait on wake_seq
+    FenceMailbox fences;                // remote SFENCE.VMAs waiting for this hart
     std::thread thread;
   };
 
@@ -186,7 +186,7 @@ class VirtMachine : public SbiPlatform {
 
   VirtConfig config_;
   OutputFn output_;
-  std::mutex output_mu_;             // guards output_buf_ and serializes calls to output_
+  std::mutex output_mu_;  // guards output_buf_ and serializes calls to output_
   std::vector<uint8_t> output_buf_;
   std::atomic<bool> output_pending_{false};
   bool builtin_sbi_ = true;

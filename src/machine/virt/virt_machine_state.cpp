@@ -59,11 +59,14 @@ void VirtMachine::load_state(StateReader& r) {
   const uint32_t virtio = r.u32();
   const uint64_t ns = r.u64();
   if (!r.ok()) return;
-  if (harts != slots_.size()) return r.fail(fmt::format("the snapshot has {} harts, the machine {}", harts, slots_.size()));
+  if (harts != slots_.size())
+    return r.fail(fmt::format("the snapshot has {} harts, the machine {}", harts, slots_.size()));
   if (ram != config_.ram_size) return r.fail("the snapshot's RAM size differs from the machine's");
-  if (builtin != builtin_sbi_) return r.fail("the snapshot was taken with another firmware setting");
+  if (builtin != builtin_sbi_)
+    return r.fail("the snapshot was taken with another firmware setting");
   if (virtio != virtio_slots_.size()) {
-    return r.fail(fmt::format("the snapshot has {} virtio devices, the machine {}", virtio, virtio_slots_.size()));
+    return r.fail(fmt::format("the snapshot has {} virtio devices, the machine {}", virtio,
+                              virtio_slots_.size()));
   }
   frozen_ns_ = ns;
   clock_offset_ns_ = static_cast<int64_t>(ns) - static_cast<int64_t>(monotonic_now_ns());

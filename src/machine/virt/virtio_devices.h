@@ -29,8 +29,8 @@ struct VirtioKind {
   size_t (*count)(const VirtConfig& config, const VirtBackends& backends);
   // Builds the index-th of them (0 <= index < count), moving its backend out of
   // `backends`. Errors name the option at fault ("--net: ..."), as the user wrote it.
-  Result<std::unique_ptr<devices::VirtioDevice>> (*create)(const VirtConfig& config, VirtBackends& backends,
-                                                           size_t index);
+  Result<std::unique_ptr<devices::VirtioDevice>> (*create)(const VirtConfig& config,
+                                                           VirtBackends& backends, size_t index);
 };
 
 // Every kind, in slot order.

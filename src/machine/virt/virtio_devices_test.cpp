@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "backends/block/block_backend.h"
+#include "backends/net/net_backend.h"
 #include "devices/virtio/blk/virtio_blk.h"
 #include "devices/virtio/console/virtio_console.h"
 #include "devices/virtio/net/virtio_net.h"
 #include "devices/virtio/rng/virtio_rng.h"
-#include "backends/block/block_backend.h"
-#include "backends/net/net_backend.h"
 #include "machine/virt/memory_map.h"
 
 namespace nimbus::machine::virt {
@@ -112,7 +112,8 @@ TEST(VirtioDevices, AMissingBackendIsAnErrorNamingTheOption) {
     if (k.name != "virtio-blk" && k.name != "virtio-net") continue;
     auto dev = k.create(c, b, 0);
     ASSERT_FALSE(dev.ok()) << k.name;
-    EXPECT_EQ(dev.message().rfind(k.name == "virtio-blk" ? "--disk: " : "--net: ", 0), 0u) << dev.message();
+    EXPECT_EQ(dev.message().rfind(k.name == "virtio-blk" ? "--disk: " : "--net: ", 0), 0u)
+        << dev.message();
   }
 }
 
@@ -120,7 +121,8 @@ TEST(VirtioDevices, AMissingBackendIsAnErrorNamingTheOption) {
 // the order of the config's fields.
 TEST(VirtioDevices, MachineSlotsFollowTheTable) {
   Scratch s;
-  auto m = VirtMachine::create(board(), one_of_each(s, {s.disk, s.disk2}), [](const uint8_t*, size_t) {});
+  auto m = VirtMachine::create(board(), one_of_each(s, {s.disk, s.disk2}),
+                               [](const uint8_t*, size_t) {});
   ASSERT_TRUE(m.ok()) << m.message();
   std::vector<std::string> names;
   for (size_t i = 0; (*m)->virtio_device(i) != nullptr; i++)
