@@ -4,11 +4,11 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <sys/socket.h>
 
 #include <sstream>
 
+#include "common/log_capture.h"
 #include "host/daemon_test_fixture.h"
 #include "host/host_json.h"
 
@@ -299,26 +299,8 @@ TEST_F(DaemonTest, SnapshotsPauseCopyAndRestore) {
   EXPECT_EQ(daemon->list_snapshots("web1")->size(), 1u);
 }
 
-// Records what nimbusd logs while it lives.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-    logger->set_level(spdlog::level::debug);
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  std::string text() const { return out_.str(); }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
-
 TEST_F(DaemonTest, RefusalsStateChangesAndFailedStepsAreLoggedWithTheirVm) {
-  LogCapture log;
+  log::LogCapture log;
   create("web1");
   EXPECT_FALSE(daemon->start_vm("web1").ok());
   fake->pause_error = Status::unavailable("the VMM does not answer");

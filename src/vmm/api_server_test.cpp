@@ -3,7 +3,6 @@
 #include "vmm/api_server.h"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -13,6 +12,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "common/log_capture.h"
 #include "vmm/recording_vmm.h"
 
 namespace nimbus::vmm {
@@ -23,18 +23,14 @@ class ApiServerTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/nimbus_api_server_XXXXXX";
     dir_ = mkdtemp(tmpl);
-    previous_ = spdlog::default_logger();
-    auto logger = std::make_shared<spdlog::logger>(
-        "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(logger);
+    log_ = std::make_unique<log::LogCapture>(spdlog::level::info);
     auto server = ApiServer::start(dir_ + "/api.sock", vmm_);
     ASSERT_TRUE(server.ok()) << server.message();
     server_ = std::move(*server);
   }
   void TearDown() override {
     server_.reset();
-    spdlog::set_default_logger(previous_);
+    log_.reset();
     std::filesystem::remove_all(dir_);
   }
 
@@ -61,8 +57,7 @@ class ApiServerTest : public ::testing::Test {
 
   std::string dir_;
   RecordingVmm vmm_;
-  std::ostringstream log_;
-  std::shared_ptr<spdlog::logger> previous_;
+  std::unique_ptr<log::LogCapture> log_;
   std::unique_ptr<ApiServer> server_;
 };
 
@@ -86,7 +81,7 @@ TEST_F(ApiServerTest, RefusedRequestsAreLoggedOnceWithTheVm) {
   EXPECT_EQ(request("GET", "/").rfind("HTTP/1.1 200", 0), 0u);
 
   server_.reset();  // every handler has finished
-  const std::string text = log_.str();
+  const std::string text = log_->text();
   EXPECT_NE(text.find("warning vm fake: PUT /actions refused (400): unknown action_type 'Pause'"),
             std::string::npos)
       << text;

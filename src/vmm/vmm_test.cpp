@@ -4,34 +4,17 @@
 #include "vmm/vmm.h"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <sstream>
 
+#include "common/log_capture.h"
+
 namespace nimbus::vmm {
 namespace {
 
-// Captures the default logger's lines for one test.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>(
-        "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-    logger->set_level(spdlog::level::info);
-    logger->set_pattern("%l %v");
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  std::string text() const { return out_.str(); }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
-
 TEST(Vmm, LifecycleStepsNeedTheirStateAndSayConflict) {
-  LogCapture log;
+  log::LogCapture log(spdlog::level::info);
   VmmOptions o;
   o.id = "t1";
   Vmm vmm(o, VmConfig());
@@ -51,7 +34,7 @@ TEST(Vmm, LifecycleStepsNeedTheirStateAndSayConflict) {
 }
 
 TEST(Vmm, ConfigurationEditsAreTypedAndLogged) {
-  LogCapture log;
+  log::LogCapture log(spdlog::level::info);
   VmmOptions o;
   o.id = "t1";
   Vmm vmm(o, VmConfig());
@@ -83,7 +66,7 @@ TEST(Vmm, ConfigurationEditsAreTypedAndLogged) {
 }
 
 TEST(Vmm, FailedStartAndRestoreAreInvalidArgumentLoggedAndChangeNothing) {
-  LogCapture log;
+  log::LogCapture log(spdlog::level::info);
   VmmOptions o;
   o.id = "t1";
   o.images_dir = "/nonexistent";
