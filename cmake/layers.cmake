@@ -3,7 +3,7 @@
 # the build gives each layer an include root holding only those folders (see
 # nimbus_layer_root), so an include of a layer above fails to compile. docs/layers.md
 # explains the table. Read by the root CMakeLists.txt and by the check scripts in cmake/.
-set(NIMBUS_LAYERS common config mem cpu backends sandbox devices machine vmm host cli)
+set(NIMBUS_LAYERS common config mem cpu backends sandbox devices machine vmm host cloud cli)
 
 set(NIMBUS_LAYER_USES_common "")             # status, log, sizes, HTTP, state I/O
 set(NIMBUS_LAYER_USES_config common)         # typed VM configuration and its parsers
@@ -21,7 +21,11 @@ set(NIMBUS_LAYER_USES_vmm machine sandbox)   # one VM process: the API and its m
 # (config, through backends).
 set(NIMBUS_LAYER_USES_host backends sandbox)
 set(NIMBUS_LAYER_NEVER_host cpu devices machine vmm)  # checked by nimbus_check_layer_table
-set(NIMBUS_LAYER_USES_cli vmm host)          # the `nimbus` binary: dispatches to all
+# The control plane (nimbus-cloud): the EC2 API, its store, the scheduler; it drives hosts
+# through nimbusd's API (host's client), never an emulator.
+set(NIMBUS_LAYER_USES_cloud host)
+set(NIMBUS_LAYER_NEVER_cloud cpu devices machine vmm)  # checked by nimbus_check_layer_table
+set(NIMBUS_LAYER_USES_cli vmm host cloud)    # the `nimbus` binary: dispatches to all
 
 # Folders that belong to their layer alone: no other layer includes them.
 set(NIMBUS_PRIVATE_FOLDERS cpu/jit)

@@ -12,12 +12,21 @@ struct Request {
   std::string path;  // without the query string
   std::multimap<std::string, std::string> query;
   std::string body;
+  // The request's header fields, names in lower case (as HTTP compares them).
+  std::multimap<std::string, std::string> headers = {};
+
+  // The first value of header `name` (lower case), "" when absent.
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
 };
 
 struct Reply {
   int status = 200;
   std::string body;  // empty: no body
   std::string content_type = "application/json";
+  std::multimap<std::string, std::string> headers = {};  // more header fields to send
 };
 
 }  // namespace nimbus::http

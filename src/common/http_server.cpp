@@ -1,5 +1,6 @@
 #include "common/http_server.h"
 
+#include <cctype>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <httplib.h>
@@ -179,9 +180,15 @@ void Server::serve(Handler handler) {
   };
   auto route = [handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
     if (t_exchange) t_exchange->handler_ran = true;
-    Request r{req.method, req.path, {req.params.begin(), req.params.end()}, req.body};
+    Request r{req.method, req.path, {req.params.begin(), req.params.end()}, req.body, {}};
+    for (const auto& [name, value] : req.headers) {
+      std::string lower = name;
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers.emplace(std::move(lower), value);
+    }
     Reply out = handler(r);
     res.status = out.status;
+    for (const auto& [name, value] : out.headers) res.set_header(name, value);
     if (!out.body.empty()) res.set_content(out.body, out.content_type);
   };
   e.Get(".*", route);

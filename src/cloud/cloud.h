@@ -1,0 +1,178 @@
+// One region's control plane: the operations of the EC2 API over the store (store.h),
+// the scheduler (scheduler.h) and what the hosts report. The Query API (ec2_api.h) parses
+// requests into these calls and renders what they return; the reconciler (reconciler.h)
+// makes the hosts match the records these calls write. Every operation either changes
+// the store in one transaction or returns an Ec2Error and changes nothing.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cloud/ec2_result.h"
+#include "cloud/filters.h"
+#include "cloud/instance_types.h"
+#include "cloud/records.h"
+#include "cloud/scheduler.h"
+#include "cloud/store.h"
+
+namespace nimbus::cloud {
+
+struct CloudOptions {
+  std::string region = "nimbus-west-1";
+  std::vector<std::string> zones;  // empty: REGION + a, b, c
+  std::string account_id = "000000000000";
+  Strategy strategy = Strategy::kSpread;
+  std::string public_prefix = "127.100";  // host K's public pool: PREFIX.K.0/24
+  std::chrono::milliseconds host_timeout{10000};
+  std::chrono::seconds heartbeat_interval{2};
+  std::chrono::seconds terminated_ttl{3600};  // terminated instances stay listed this long
+  std::string endpoint_url = "http://127.0.0.1:8773";
+  std::vector<InstanceType> instance_types;  // empty: default_instance_types()
+  std::string join_token;                    // hosts send it as a bearer token
+};
+
+struct RunRequest {
+  std::string image_id, instance_type = "t3.micro", key_name, user_data, client_token;
+  unsigned min_count = 1, max_count = 1;
+  std::string zone, placement_group;
+  std::vector<std::string> security_group_ids, security_group_names;
+  Tags instance_tags;
+  uint64_t root_volume_gib = 0;  // 0: the image's size
+};
+
+struct Reservation {
+  std::string id, owner_id;
+  std::vector<InstanceRecord> instances;
+};
+
+struct StateChange {
+  std::string instance_id;
+  InstanceState previous = InstanceState::kPending, current = InstanceState::kPending;
+};
+
+// What a host reported in its last heartbeat, kept in memory only (a restarted control
+// plane learns it again within one heartbeat interval).
+struct HostLiveness {
+  std::chrono::steady_clock::time_point last_seen;
+  nlohmann::json vms = nlohmann::json::array();  // nimbusd's GET /v1/vms
+};
+
+// The operator's view of one host.
+struct HostView {
+  HostRecord record;
+  HostAllocation allocation;
+  bool alive = false;
+  double seconds_since_heartbeat = -1;
+};
+
+class Cloud {
+ public:
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  Cloud(Store& store, CloudOptions options, Clock clock = nullptr);
+
+  // Creates the default security group when the store has none.
+  Status init();
+  const CloudOptions& options() const { return options_; }
+  Store& store() { return store_; }
+  const std::vector<InstanceType>& instance_types() const { return options_.instance_types; }
+  std::vector<std::string> zones() const { return options_.zones; }
+
+  // --- hosts (hosts.cpp)
+  // A heartbeat from nimbusd (docs/cloud.md, "Joining hosts"): registers the host on
+  // first contact, refreshes what it reported. Returns the interval to use.
+  Ec2Result<nlohmann::json> heartbeat(const nlohmann::json& body);
+  bool host_alive(const std::string& host_id) const;
+  std::optional<HostLiveness> liveness(const std::string& host_id) const;
+  Ec2Result<std::vector<HostView>> hosts();
+  Status set_draining(const std::string& host_id, bool draining);
+
+  // --- images (images.cpp)
+  // Registers the image whose files are in `dir` (Image, rootfs.ext4, initramfs.cpio.gz)
+  // with an id derived from their checksums; returns it. Idempotent.
+  Ec2Result<ImageRecord> register_image_dir(const std::string& dir, const std::string& name,
+                                            const std::string& description);
+  Ec2Result<std::vector<ImageRecord>> images();
+  Ec2Result<ImageRecord> image(const std::string& id);
+
+  // --- instances (instances.cpp)
+  Ec2Result<Reservation> run_instances(const RunRequest& req);
+  Ec2Result<std::vector<InstanceRecord>> instances();  // every instance, terminated too
+  Ec2Result<InstanceRecord> instance(const std::string& id);
+  Ec2Result<std::vector<StateChange>> start_instances(const std::vector<std::string>& ids);
+  Ec2Result<std::vector<StateChange>> stop_instances(const std::vector<std::string>& ids,
+                                                     bool force);
+  Ec2Result<std::vector<StateChange>> terminate_instances(const std::vector<std::string>& ids);
+  Ec2Result<bool> reboot_instances(const std::vector<std::string>& ids);
+  Ec2Result<bool> modify_instance_type(const std::string& id, const std::string& type);
+  // Updates one instance record with a compare-and-swap retry; `change` returns false to
+  // leave it as it is.
+  Status update_instance(const std::string& id, const std::function<bool(InstanceRecord&)>& change);
+  // Releases an instance's claim on its host: compute only, or everything (terminated).
+  Status release_claim(const InstanceRecord& inst, bool everything);
+  // Claims compute for a stopped instance about to start again, on its own host.
+  Ec2Result<bool> claim_compute(const InstanceRecord& inst);
+
+  // --- security groups (security_groups.cpp)
+  Ec2Result<SecurityGroup> create_security_group(const std::string& name,
+                                                 const std::string& description, const Tags& tags);
+  Ec2Result<std::vector<SecurityGroup>> security_groups();
+  Ec2Result<bool> delete_security_group(const std::string& id, const std::string& name);
+  // Adds (authorize) or removes (revoke) rules; EC2's duplicate / not-found errors.
+  Ec2Result<bool> change_ingress(const std::string& group_id, const std::string& group_name,
+                                 const std::vector<SecurityRule>& rules, bool authorize);
+  Ec2Result<SecurityGroup> resolve_group(const std::string& id, const std::string& name);
+  // The forwards an instance should have now: its security groups' tcp/udp rules, from
+  // its public address to the same port of the guest.
+  std::vector<nlohmann::json> forwards_for(const InstanceRecord& inst);
+
+  // --- placement groups (placement_groups.cpp)
+  Ec2Result<PlacementGroup> create_placement_group(const std::string& name,
+                                                   const std::string& strategy,
+                                                   unsigned partition_count, const Tags& tags);
+  Ec2Result<std::vector<PlacementGroup>> placement_groups();
+  Ec2Result<bool> delete_placement_group(const std::string& name);
+
+  // --- tags (tags.cpp): instances, security groups, images, placement groups
+  Ec2Result<bool> create_tags(const std::vector<std::string>& resources, const Tags& tags);
+  Ec2Result<bool> delete_tags(
+      const std::vector<std::string>& resources,
+      const std::vector<std::pair<std::string, std::optional<std::string>>>& tags);
+
+  // Wakes the reconciler (a change it must act on was committed).
+  void kick();
+  // Waits until kicked or `timeout`; for the reconciler.
+  void wait_for_kick(std::chrono::milliseconds timeout);
+
+  std::chrono::steady_clock::time_point now() const;
+
+ private:
+  Ec2Result<std::vector<HostCandidate>> candidates(
+      std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
+      std::map<std::string, HostRecord>& records);
+  Ec2Result<Reservation> replay_token(const RunRequest& req);
+
+  Store& store_;
+  CloudOptions options_;
+  Clock clock_;
+  mutable std::mutex mu_;  // liveness_
+  std::map<std::string, HostLiveness> liveness_;
+  std::chrono::steady_clock::time_point started_;
+  std::mutex kick_mu_;
+  std::condition_variable kick_cv_;
+  bool kicked_ = false;
+};
+
+// EC2-shaped ids: PREFIX-17 lower-case hex digits (i-, r-, sg-, ami-, pg-).
+std::string new_id(std::string_view prefix);
+bool is_id(std::string_view text, std::string_view prefix);
+std::string iso_time_now();  // 2026-12-06T10:00:00.000Z
+int64_t wall_ms_now();
+
+}  // namespace nimbus::cloud

@@ -1,0 +1,121 @@
+#include "cloud/cloud_server.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/http_listen.h"
+
+namespace nimbus::cloud {
+
+namespace {
+
+constexpr const char* kImagesPath = "/nimbus/v1/images/";
+
+http::Reply json_reply(int status, const nlohmann::json& body) {
+  return http::Reply{status, body.dump() + "\n", "application/json"};
+}
+
+http::Reply json_error(int status, const std::string& code, const std::string& message) {
+  return json_reply(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+nlohmann::json host_view_json(const HostView& v) {
+  nlohmann::json instances = nlohmann::json::object();
+  for (const auto& [id, c] : v.allocation.instances) {
+    instances[id] = {{"vcpus", c.vcpus},
+                     {"memory_mib", c.memory_mib},
+                     {"disk_mib", c.disk_mib},
+                     {"compute", c.compute},
+                     {"public_ip", c.public_ip}};
+  }
+  return {{"id", v.record.id},
+          {"zone", v.record.zone},
+          {"api_url", v.record.api_url},
+          {"alive", v.alive},
+          {"draining", v.record.draining},
+          {"seconds_since_heartbeat", v.seconds_since_heartbeat},
+          {"joined_at", v.record.joined_at},
+          {"host", v.record.host},
+          {"instances", instances}};
+}
+
+http::Reply serve_image_file(Cloud& cloud, const std::string& rest) {
+  // rest: AMI/FILE
+  const auto slash = rest.find('/');
+  if (slash == std::string::npos) return json_error(404, "NotFound", "no such image file");
+  auto img = cloud.image(rest.substr(0, slash));
+  if (!img.ok()) return json_error(404, "NotFound", img.error().message);
+  const std::string name = rest.substr(slash + 1);
+  for (const auto& f : img->files) {
+    if (f.name != name) continue;
+    std::ifstream in(f.path, std::ios::binary);
+    if (!in) return json_error(500, "Internal", "cannot read " + f.name + " of " + img->id);
+    std::ostringstream body;
+    body << in.rdbuf();
+    http::Reply r;
+    r.body = body.str();
+    r.content_type = "application/octet-stream";
+    return r;
+  }
+  return json_error(404, "NotFound", fmt::format("image {} has no file '{}'", img->id, name));
+}
+
+}  // namespace
+
+http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& req) {
+  if (req.path == "/") return api.handle(req);
+  if (req.path == "/nimbus/v1/health" && req.method == "GET")
+    return json_reply(200, {{"region", cloud.options().region}, {"zones", cloud.zones()}});
+  if (req.path.rfind("/nimbus/v1/", 0) != 0)
+    return json_error(404, "NotFound", "no such path (the EC2 API is POST /)");
+  if (cloud.options().join_token.empty() ||
+      !http::bearer_matches(req.header("authorization"), cloud.options().join_token))
+    return json_error(401, "Unauthorized", "this path needs the cloud's join token");
+  if (req.path == "/nimbus/v1/hosts/heartbeat") {
+    if (req.method != "POST") return json_error(405, "MethodNotAllowed", "use POST");
+    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) return json_error(400, "BadRequest", "the body is not JSON");
+    auto r = cloud.heartbeat(body);
+    if (!r.ok()) return json_error(r.error().http_status, r.error().code, r.error().message);
+    return json_reply(200, *r);
+  }
+  if (req.path == "/nimbus/v1/hosts") {
+    if (req.method != "GET") return json_error(405, "MethodNotAllowed", "use GET");
+    auto hosts = cloud.hosts();
+    if (!hosts.ok()) return json_error(503, "Unavailable", hosts.error().message);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& h : *hosts) out.push_back(host_view_json(h));
+    return json_reply(200, {{"hosts", out}});
+  }
+  if (req.path.rfind(kImagesPath, 0) == 0) {
+    if (req.method != "GET") return json_error(405, "MethodNotAllowed", "use GET");
+    return serve_image_file(cloud, req.path.substr(std::string(kImagesPath).size()));
+  }
+  return json_error(404, "NotFound", "no such path");
+}
+
+Result<std::unique_ptr<CloudServer>> CloudServer::bind(const std::string& listen) {
+  auto sock = http::listen_tcp("--listen", listen);
+  if (!sock.ok()) return sock.status();
+  http::ServerOptions o;
+  o.max_body = 1 << 20;  // UserData is 16 KiB (base64); a heartbeat lists a host's VMs
+  o.error_body = [](int status, std::string_view code, std::string_view message) {
+    Ec2Error e;
+    e.http_status = status;
+    e.code = std::string(code);
+    e.message = std::string(message);
+    return ec2_error_body(e, new_request_id());
+  };
+  std::unique_ptr<CloudServer> s(new CloudServer());
+  s->server_ = std::make_unique<http::Server>(std::move(*sock), o);
+  return s;
+}
+
+void CloudServer::serve(Cloud& cloud, Ec2Api& api) {
+  server_->serve(
+      [&cloud, &api](const http::Request& req) { return route_cloud_request(cloud, api, req); });
+}
+
+}  // namespace nimbus::cloud

@@ -1,0 +1,34 @@
+// The control plane's HTTP endpoint (default 127.0.0.1:8773), on the one hardened server
+// (common/http_server.h):
+//
+//   POST /                               the EC2 Query API (ec2_api.h), SigV4
+//   POST /nimbus/v1/hosts/heartbeat      hosts join and report (bearer: the join token)
+//   GET  /nimbus/v1/images/AMI/FILE      an image's file, for hosts (bearer: the join token)
+//   GET  /nimbus/v1/hosts                the operator's view of the hosts (bearer: join token)
+//   GET  /nimbus/v1/health               {"region": ..., "zones": [...]} (no credentials)
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cloud/cloud.h"
+#include "cloud/ec2_api.h"
+#include "common/http_server.h"
+
+namespace nimbus::cloud {
+
+class CloudServer {
+ public:
+  // Validates and binds ADDRESS:PORT; serves nothing yet.
+  static Result<std::unique_ptr<CloudServer>> bind(const std::string& listen);
+  void serve(Cloud& cloud, Ec2Api& api);
+  int port() const { return server_->port(); }
+
+ private:
+  std::unique_ptr<http::Server> server_;
+};
+
+// The routing, without transport (tests and the fuzz target call it directly).
+http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& req);
+
+}  // namespace nimbus::cloud

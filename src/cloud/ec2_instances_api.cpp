@@ -1,0 +1,404 @@
+// The instance actions of the EC2 API: parse, call the Cloud, render EC2's XML.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "cloud/base64.h"
+#include "cloud/ec2_api.h"
+
+namespace nimbus::cloud {
+
+namespace {
+
+std::string dashed(const std::string& ip) {
+  std::string s = ip;
+  std::replace(s.begin(), s.end(), '.', '-');
+  return s;
+}
+
+bool shows_public_ip(const InstanceRecord& i) {
+  return i.state == InstanceState::kPending || i.state == InstanceState::kRunning ||
+         i.state == InstanceState::kStopping;
+}
+
+void render_state(XmlWriter& w, const char* tag, InstanceState s) {
+  w.open(tag).number("code", state_code(s)).text("name", state_name(s)).close();
+}
+
+void render_instance(XmlWriter& w, const InstanceRecord& i, Cloud& cloud,
+                     const std::map<std::string, std::string>& group_names) {
+  const std::string& region = cloud.options().region;
+  w.open("item");
+  w.text("instanceId", i.id).text("imageId", i.image_id);
+  render_state(w, "instanceState", i.state);
+  w.text("privateDnsName", i.private_ip.empty() ? ""
+                                                : fmt::format("ip-{}.{}.compute.internal",
+                                                              dashed(i.private_ip), region));
+  const bool pub = shows_public_ip(i) && !i.public_ip.empty();
+  w.text("dnsName",
+         pub ? fmt::format("ec2-{}.{}.compute.nimbus", dashed(i.public_ip), region) : "");
+  w.text("reason", i.reason);
+  if (!i.key_name.empty()) w.text("keyName", i.key_name);
+  w.number("amiLaunchIndex", i.launch_index);
+  w.text("instanceType", i.instance_type).text("launchTime", i.launch_time);
+  w.open("placement")
+      .text("availabilityZone", i.zone)
+      .text("groupName", i.placement_group)
+      .text("tenancy", "default")
+      .text("hostId", i.host)
+      .close();
+  w.open("monitoring").text("state", "disabled").close();
+  if (!i.private_ip.empty()) w.text("privateIpAddress", i.private_ip);
+  if (pub) w.text("ipAddress", i.public_ip);
+  w.text("vpcId", "vpc-default").text("subnetId", "subnet-" + i.zone);
+  w.open("groupSet");
+  for (const auto& g : i.security_groups) {
+    auto it = group_names.find(g);
+    w.open("item")
+        .text("groupId", g)
+        .text("groupName", it == group_names.end() ? "" : it->second)
+        .close();
+  }
+  w.close();
+  if (!i.state_reason_code.empty())
+    w.open("stateReason")
+        .text("code", i.state_reason_code)
+        .text("message", i.state_reason_message)
+        .close();
+  w.text("architecture", "riscv64")
+      .text("rootDeviceType", "ebs")
+      .text("rootDeviceName", "/dev/vda");
+  w.open("blockDeviceMapping")
+      .open("item")
+      .text("deviceName", "/dev/vda")
+      .open("ebs")
+      .text("volumeId", "vol-" + i.id.substr(2))
+      .text("status", "attached")
+      .text("attachTime", i.launch_time)
+      .boolean("deleteOnTermination", true)
+      .close()
+      .close()
+      .close();
+  w.text("virtualizationType", "hvm").text("clientToken", i.client_token);
+  render_tags(w, i.tags);
+  w.text("hypervisor", "nimbus");
+  w.open("cpuOptions").number("coreCount", i.vcpus).number("threadsPerCore", 1).close();
+  w.open("metadataOptions")
+      .text("state", "applied")
+      .text("httpTokens", "optional")
+      .number("httpPutResponseHopLimit", 1)
+      .text("httpEndpoint", "enabled")
+      .close();
+  w.close();
+}
+
+std::map<std::string, std::string> group_names(Cloud& cloud) {
+  std::map<std::string, std::string> out;
+  auto groups = cloud.security_groups();
+  if (groups.ok()) {
+    for (const auto& g : *groups) out[g.id] = g.name;
+  }
+  return out;
+}
+
+std::optional<std::vector<std::string>> instance_field(const InstanceRecord& i,
+                                                       const std::string& name) {
+  using V = std::vector<std::string>;
+  if (name == "instance-id") return V{i.id};
+  if (name == "instance-state-name") return V{std::string(state_name(i.state))};
+  if (name == "instance-state-code") return V{std::to_string(state_code(i.state))};
+  if (name == "instance-type") return V{i.instance_type};
+  if (name == "availability-zone") return V{i.zone};
+  if (name == "image-id") return V{i.image_id};
+  if (name == "reservation-id") return V{i.reservation_id};
+  if (name == "placement-group-name") return V{i.placement_group};
+  if (name == "key-name") return V{i.key_name};
+  if (name == "private-ip-address") return V{i.private_ip};
+  if (name == "ip-address") return V{shows_public_ip(i) ? i.public_ip : ""};
+  if (name == "architecture") return V{"riscv64"};
+  if (name == "vpc-id") return V{"vpc-default"};
+  if (name == "host-id") return V{i.host};
+  if (name == "instance.group-id" || name == "group-id") return i.security_groups;
+  if (name == "client-token") return V{i.client_token};
+  return tag_field(i.tags, name);
+}
+
+Ec2Result<std::vector<std::string>> instance_ids(const QueryParams& p, bool required) {
+  auto ids = p.list("InstanceId");
+  if (required && ids.empty()) return missing_parameter("InstanceId");
+  if (ids.size() > 1000) return invalid_parameter_value("At most 1000 instance ids");
+  for (const auto& id : ids) {
+    if (!is_id(id, "i"))
+      return ec2_error("InvalidInstanceID.Malformed",
+                       fmt::format("Invalid id: \"{}\"", quote_value_for_message(id)));
+  }
+  return ids;
+}
+
+std::string render_changes(const Call& c, const char* root, const std::vector<StateChange>& v) {
+  XmlWriter w(root);
+  w.text("requestId", c.request_id).open("instancesSet");
+  for (const auto& ch : v) {
+    w.open("item").text("instanceId", ch.instance_id);
+    render_state(w, "currentState", ch.current);
+    render_state(w, "previousState", ch.previous);
+    w.close();
+  }
+  return w.finish();
+}
+
+std::string boolean_reply(const Call& c) {
+  XmlWriter w(c.action + "Response");
+  w.text("requestId", c.request_id).boolean("return", true);
+  return w.finish();
+}
+
+}  // namespace
+
+void Ec2Api::add_instance_actions() {
+  actions_["RunInstances"] = [this](const Call& c) -> Ec2Result<std::string> {
+    const QueryParams& p = c.params;
+    RunRequest r;
+    auto min = p.get_int("MinCount", 1, 1000);
+    if (!min.ok()) return bad_parameter(min.status());
+    auto max = p.get_int("MaxCount", 1, 1000);
+    if (!max.ok()) return bad_parameter(max.status());
+    if (!*min) return missing_parameter("MinCount");
+    if (!*max) return missing_parameter("MaxCount");
+    r.min_count = static_cast<unsigned>(**min);
+    r.max_count = static_cast<unsigned>(**max);
+    if (r.min_count > r.max_count)
+      return invalid_parameter_value("MinCount must be less than or equal to MaxCount");
+    r.image_id = p.get_or("ImageId", "");
+    if (r.image_id.empty()) return missing_parameter("ImageId");
+    r.instance_type = p.get_or("InstanceType", "t3.micro");
+    r.key_name = p.get_or("KeyName", "");
+    r.user_data = p.get_or("UserData", "");
+    r.client_token = p.get_or("ClientToken", "");
+    r.zone = p.get_or("Placement.AvailabilityZone", "");
+    r.placement_group = p.get_or("Placement.GroupName", "");
+    r.security_group_ids = p.list("SecurityGroupId");
+    r.security_group_names = p.list("SecurityGroup");
+    for (const QueryParams& ni : p.members("NetworkInterface")) {
+      for (const auto& g : ni.list("SecurityGroupId")) r.security_group_ids.push_back(g);
+    }
+    auto tags = parse_tag_specifications(p, "instance");
+    if (!tags.ok()) return tags.error();
+    r.instance_tags = *tags;
+    for (const QueryParams& bdm : p.members("BlockDeviceMapping")) {
+      auto size = bdm.get_int("Ebs.VolumeSize", 1, 16384);
+      if (!size.ok()) return bad_parameter(size.status());
+      if (*size) r.root_volume_gib = static_cast<uint64_t>(**size);
+    }
+    auto res = cloud_.run_instances(r);
+    if (!res.ok()) return res.error();
+    const auto names = group_names(cloud_);
+    XmlWriter w("RunInstancesResponse");
+    w.text("requestId", c.request_id)
+        .text("reservationId", res->id)
+        .text("ownerId", res->owner_id)
+        .open("groupSet")
+        .close()
+        .open("instancesSet");
+    for (const auto& i : res->instances) render_instance(w, i, cloud_, names);
+    return w.finish();
+  };
+
+  actions_["DescribeInstances"] = [this](const Call& c) -> Ec2Result<std::string> {
+    const QueryParams& p = c.params;
+    auto ids = instance_ids(p, false);
+    if (!ids.ok()) return ids.error();
+    auto filters = parse_filters(p);
+    if (!filters.ok()) return filters.error();
+    auto max = p.get_int("MaxResults", 5, 1000);
+    if (!max.ok()) return bad_parameter(max.status());
+    if (*max && !ids->empty())
+      return invalid_parameter_combination(
+          "The parameter instancesSet cannot be used with the parameter maxResults");
+    const std::string token = p.get_or("NextToken", "");
+    auto all = cloud_.instances();
+    if (!all.ok()) return all.error();
+    std::vector<const InstanceRecord*> chosen;
+    std::vector<std::string> missing = *ids;
+    std::string unknown;
+    for (const auto& i : *all) {
+      if (!ids->empty()) {
+        auto it = std::find(missing.begin(), missing.end(), i.id);
+        if (it == missing.end() && std::find(ids->begin(), ids->end(), i.id) == ids->end())
+          continue;
+        if (it != missing.end()) missing.erase(it);
+      }
+      if (!matches_all(
+              *filters, [&](const std::string& n) { return instance_field(i, n); }, &unknown)) {
+        if (!unknown.empty())
+          return invalid_parameter_value(
+              fmt::format("The filter '{}' is invalid", quote_value_for_message(unknown)));
+        continue;
+      }
+      chosen.push_back(&i);
+    }
+    missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+    if (!missing.empty()) {
+      return ec2_error(
+          "InvalidInstanceID.NotFound",
+          fmt::format("The instance ID{} '{}' do{} not exist", missing.size() > 1 ? "s" : "",
+                      fmt::join(missing, ", "), missing.size() > 1 ? "" : "es"));
+    }
+    // Reservations in id order; a page ends after MaxResults instances (whole reservations).
+    std::map<std::string, std::vector<const InstanceRecord*>> by_res;
+    for (const auto* i : chosen) by_res[i->reservation_id].push_back(i);
+    const auto names = group_names(cloud_);
+    XmlWriter w("DescribeInstancesResponse");
+    w.text("requestId", c.request_id).open("reservationSet");
+    size_t count = 0;
+    std::string next;
+    for (auto it = token.empty() ? by_res.begin() : by_res.upper_bound(token); it != by_res.end();
+         ++it) {
+      if (*max && count >= static_cast<size_t>(**max)) {
+        next = std::prev(it)->first;
+        break;
+      }
+      auto& insts = it->second;
+      std::sort(insts.begin(), insts.end(),
+                [](const auto* a, const auto* b) { return a->launch_index < b->launch_index; });
+      w.open("item").text("reservationId", it->first).text("ownerId", insts[0]->owner_id);
+      w.open("groupSet").close().open("instancesSet");
+      for (const auto* i : insts) render_instance(w, *i, cloud_, names);
+      w.close().close();
+      count += insts.size();
+    }
+    w.close();
+    if (!next.empty()) w.text("nextToken", next);
+    return w.finish();
+  };
+
+  actions_["DescribeInstanceStatus"] = [this](const Call& c) -> Ec2Result<std::string> {
+    const QueryParams& p = c.params;
+    auto ids = instance_ids(p, false);
+    if (!ids.ok()) return ids.error();
+    auto filters = parse_filters(p);
+    if (!filters.ok()) return filters.error();
+    auto include_all = p.get_bool("IncludeAllInstances");
+    if (!include_all.ok()) return bad_parameter(include_all.status());
+    auto all = cloud_.instances();
+    if (!all.ok()) return all.error();
+    XmlWriter w("DescribeInstanceStatusResponse");
+    w.text("requestId", c.request_id).open("instanceStatusSet");
+    std::vector<std::string> missing = *ids;
+    for (const auto& i : *all) {
+      if (!ids->empty() && std::find(ids->begin(), ids->end(), i.id) == ids->end()) continue;
+      missing.erase(std::remove(missing.begin(), missing.end(), i.id), missing.end());
+      if (!include_all->value_or(false) && i.state != InstanceState::kRunning) continue;
+      const bool alive = cloud_.host_alive(i.host);
+      std::string status = "not-applicable", detail = "";
+      if (i.state == InstanceState::kRunning || i.state == InstanceState::kPending) {
+        if (!alive) {
+          status = "impaired";
+          detail = "failed";
+        } else if (i.state == InstanceState::kRunning) {
+          status = "ok";
+          detail = "passed";
+        } else {
+          status = "initializing";
+          detail = "initializing";
+        }
+      }
+      std::string unknown;
+      auto field = [&](const std::string& n) -> std::optional<std::vector<std::string>> {
+        if (n == "instance-status.status" || n == "system-status.status")
+          return std::vector<std::string>{status};
+        if (n == "instance-status.reachability" || n == "system-status.reachability")
+          return std::vector<std::string>{detail};
+        return instance_field(i, n);
+      };
+      if (!matches_all(*filters, field, &unknown)) {
+        if (!unknown.empty())
+          return invalid_parameter_value(
+              fmt::format("The filter '{}' is invalid", quote_value_for_message(unknown)));
+        continue;
+      }
+      w.open("item").text("instanceId", i.id).text("availabilityZone", i.zone);
+      render_state(w, "instanceState", i.state);
+      for (const char* kind : {"systemStatus", "instanceStatus"}) {
+        w.open(kind).text("status", status).open("details");
+        if (!detail.empty())
+          w.open("item").text("name", "reachability").text("status", detail).close();
+        w.close().close();
+      }
+      w.open("eventsSet").close();
+      w.close();
+    }
+    if (!missing.empty())
+      return ec2_error("InvalidInstanceID.NotFound",
+                       fmt::format("The instance ID '{}' does not exist", missing[0]));
+    return w.finish();
+  };
+
+  actions_["StartInstances"] = [this](const Call& c) -> Ec2Result<std::string> {
+    auto ids = instance_ids(c.params, true);
+    if (!ids.ok()) return ids.error();
+    auto r = cloud_.start_instances(*ids);
+    if (!r.ok()) return r.error();
+    return render_changes(c, "StartInstancesResponse", *r);
+  };
+  actions_["StopInstances"] = [this](const Call& c) -> Ec2Result<std::string> {
+    auto ids = instance_ids(c.params, true);
+    if (!ids.ok()) return ids.error();
+    auto force = c.params.get_bool("Force");
+    if (!force.ok()) return bad_parameter(force.status());
+    auto r = cloud_.stop_instances(*ids, force->value_or(false));
+    if (!r.ok()) return r.error();
+    return render_changes(c, "StopInstancesResponse", *r);
+  };
+  actions_["TerminateInstances"] = [this](const Call& c) -> Ec2Result<std::string> {
+    auto ids = instance_ids(c.params, true);
+    if (!ids.ok()) return ids.error();
+    auto r = cloud_.terminate_instances(*ids);
+    if (!r.ok()) return r.error();
+    return render_changes(c, "TerminateInstancesResponse", *r);
+  };
+  actions_["RebootInstances"] = [this](const Call& c) -> Ec2Result<std::string> {
+    auto ids = instance_ids(c.params, true);
+    if (!ids.ok()) return ids.error();
+    auto r = cloud_.reboot_instances(*ids);
+    if (!r.ok()) return r.error();
+    return boolean_reply(c);
+  };
+  actions_["ModifyInstanceAttribute"] = [this](const Call& c) -> Ec2Result<std::string> {
+    const QueryParams& p = c.params;
+    const std::string id = p.get_or("InstanceId", "");
+    if (id.empty()) return missing_parameter("InstanceId");
+    std::string type = p.get_or("InstanceType.Value", "");
+    if (type.empty() && p.get_or("Attribute", "") == "instanceType") type = p.get_or("Value", "");
+    if (type.empty())
+      return ec2_error("InvalidParameterCombination",
+                       "Nimbus changes only the instance type (InstanceType.Value, or "
+                       "Attribute=instanceType with Value)");
+    auto r = cloud_.modify_instance_type(id, type);
+    if (!r.ok()) return r.error();
+    return boolean_reply(c);
+  };
+  actions_["GetConsoleOutput"] = [this](const Call& c) -> Ec2Result<std::string> {
+    const std::string id = c.params.get_or("InstanceId", "");
+    if (id.empty()) return missing_parameter("InstanceId");
+    auto i = cloud_.instance(id);
+    if (!i.ok()) return i.error();
+    std::string output;
+    auto host = cloud_.store().get(kHostsPrefix + i->host);
+    if (host.ok() && *host && i->state != InstanceState::kTerminated) {
+      auto rec = host_from_json((*host)->value);
+      if (rec.ok()) {
+        auto r =
+            driver_.call(*rec, "GET", "/v1/vms/" + id + "/console-output", std::nullopt, 10000);
+        if (r.ok() && r->contains("output") && (*r)["output"].is_string())
+          output = (*r)["output"].get<std::string>();
+      }
+    }
+    XmlWriter w("GetConsoleOutputResponse");
+    w.text("requestId", c.request_id).text("instanceId", id).text("timestamp", iso_time_now());
+    w.text("output", base64_encode(output));
+    return w.finish();
+  };
+}
+
+}  // namespace nimbus::cloud

@@ -1,0 +1,408 @@
+#include "cloud/reconciler.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "host/host_api_client.h"
+
+namespace nimbus::cloud {
+
+namespace {
+
+constexpr auto kPassInterval = std::chrono::milliseconds(1000);
+constexpr auto kRetryAfterError = std::chrono::seconds(3);
+constexpr int kStopTimeoutS = 30;
+
+// A set of forwards as comparable values (order and extra fields do not matter).
+std::set<std::string> forward_set(const nlohmann::json& list) {
+  std::set<std::string> out;
+  if (!list.is_array()) return out;
+  for (const auto& f : list) {
+    if (!f.is_object()) continue;
+    out.insert(fmt::format("{}/{}:{}>{}", f.value("protocol", "tcp"), f.value("host_address", ""),
+                           f.value("host_port", 0), f.value("guest_port", 0)));
+  }
+  return out;
+}
+
+std::set<std::string> forward_set(const std::vector<nlohmann::json>& list) {
+  return forward_set(nlohmann::json(list));
+}
+
+const nlohmann::json* find_vm(const nlohmann::json& vms, const std::string& name) {
+  if (!vms.is_array()) return nullptr;
+  for (const auto& vm : vms) {
+    if (vm.is_object() && vm.value("name", "") == name) return &vm;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<nlohmann::json> NimbusdDriver::call(const HostRecord& host, const std::string& method,
+                                           const std::string& path,
+                                           const std::optional<nlohmann::json>& body,
+                                           int timeout_ms) {
+  auto client = host::HostApiClient::create(host.api_url, host.api_token);
+  if (!client.ok()) return client.status();
+  client->set_connect_timeout_ms(2000);
+  client->set_read_timeout_ms(timeout_ms);
+  return client->call(method, path, body);
+}
+
+Reconciler::Reconciler(Cloud& cloud, HostDriver& driver, std::string image_source, unsigned workers)
+    : cloud_(cloud), driver_(driver), image_source_(std::move(image_source)), workers_(workers) {}
+
+Reconciler::~Reconciler() { stop(); }
+
+void Reconciler::start() {
+  stop_ = false;
+  for (unsigned i = 0; i < workers_; ++i) worker_threads_.emplace_back([this] { worker(); });
+  loop_thread_ = std::thread([this] { loop(); });
+}
+
+void Reconciler::stop() {
+  stop_ = true;
+  cloud_.kick();
+  cv_.notify_all();
+  if (loop_thread_.joinable()) loop_thread_.join();
+  for (auto& t : worker_threads_) {
+    if (t.joinable()) t.join();
+  }
+  worker_threads_.clear();
+}
+
+void Reconciler::loop() {
+  while (!stop_) {
+    auto all = cloud_.instances();
+    if (all.ok()) {
+      purge_terminated(*all);
+      const auto now = std::chrono::steady_clock::now();
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& inst : *all) {
+        if (queued_.count(inst.id)) continue;
+        auto retry = retry_after_.find(inst.id);
+        if (retry != retry_after_.end() && now < retry->second) continue;
+        if (!needs_work(inst)) continue;
+        queued_.insert(inst.id);
+        queue_.push_back(inst.id);
+      }
+      cv_.notify_all();
+    } else {
+      spdlog::warn("reconciler: cannot read the instances: {}", all.error().message);
+    }
+    cloud_.wait_for_kick(kPassInterval);
+  }
+}
+
+void Reconciler::worker() {
+  while (true) {
+    std::string id;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      id = queue_.front();
+      queue_.pop_front();
+    }
+    act(id);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queued_.erase(id);
+    }
+  }
+}
+
+void Reconciler::pass_now() {
+  auto all = cloud_.instances();
+  if (!all.ok()) return;
+  purge_terminated(*all);
+  for (const auto& inst : *all) {
+    if (needs_work(inst)) act(inst.id);
+  }
+}
+
+void Reconciler::purge_terminated(const std::vector<InstanceRecord>& all) {
+  const int64_t now = wall_ms_now();
+  const int64_t ttl_ms = cloud_.options().terminated_ttl.count() * 1000;
+  for (const auto& inst : all) {
+    if (inst.state != InstanceState::kTerminated || inst.terminated_at_ms == 0) continue;
+    if (now - inst.terminated_at_ms < ttl_ms) continue;
+    auto kv = cloud_.store().get(kInstancesPrefix + inst.id);
+    if (!kv.ok() || !*kv) continue;
+    (void)cloud_.store().txn({{kInstancesPrefix + inst.id, (*kv)->mod_revision}},
+                             {{Op::Kind::kDelete, kInstancesPrefix + inst.id, ""}});
+  }
+}
+
+bool Reconciler::needs_work(const InstanceRecord& inst) {
+  if (inst.state == InstanceState::kTerminated) return false;
+  if (inst.state == InstanceState::kStopped && inst.desired == Desired::kStopped) return false;
+  if (!cloud_.host_alive(inst.host)) return false;  // impaired: wait for the host
+  if (inst.state != InstanceState::kRunning || inst.desired != Desired::kRunning) return true;
+  if (inst.reboot_requests > inst.reboots_done) return true;
+  // A running instance: only if the host's last report differs from the record.
+  auto l = cloud_.liveness(inst.host);
+  if (!l) return false;
+  const nlohmann::json* vm = find_vm(l->vms, inst.id);
+  if (!vm) return true;
+  const std::string state = vm->value("state", "");
+  if (state != "running" && state != "starting" && state != "paused") return true;
+  return forward_set((*vm)["forwards"]) != forward_set(cloud_.forwards_for(inst));
+}
+
+Status Reconciler::ensure_image(const HostRecord& host, const std::string& image_id) {
+  auto have = driver_.call(host, "GET", "/v1/images", std::nullopt, 10000);
+  if (!have.ok()) return have.status();
+  for (const auto& img : have->value("images", nlohmann::json::array())) {
+    if (img.is_object() && img.value("name", "") == image_id) return Status();
+  }
+  auto image = cloud_.image(image_id);
+  if (!image.ok()) return Status::not_found(image.error().message);
+  nlohmann::json files = nlohmann::json::array();
+  uint64_t total = 0;
+  for (const auto& f : image->files) {
+    files.push_back({{"name", f.name}, {"sha256", f.sha256}, {"size", f.size}, {"role", f.role}});
+    total += f.size;
+  }
+  nlohmann::json body = {{"name", image_id},
+                         {"source", image_source_ + image_id + "/"},
+                         {"files", files},
+                         {"description", image->name}};
+  // A second or so per 10 MB over loopback; generous for slow disks.
+  const int timeout_ms = 30000 + static_cast<int>(std::min<uint64_t>(total >> 10, 600000));
+  spdlog::info("host {}: fetching image {} ({} MiB)", host.id, image_id, total >> 20);
+  auto r = driver_.call(host, "POST", "/v1/images", body, timeout_ms);
+  if (!r.ok()) return r.status().with_context("fetching image " + image_id);
+  return Status();
+}
+
+void Reconciler::act(const std::string& id) {
+  auto got = cloud_.instance(id);
+  if (!got.ok()) return;
+  InstanceRecord inst = *got;
+  auto hosts = cloud_.store().get(kHostsPrefix + inst.host);
+  if (!hosts.ok() || !*hosts) return;
+  auto host_rec = host_from_json((*hosts)->value);
+  if (!host_rec.ok()) return;
+  const HostRecord& host = *host_rec;
+
+  auto fail = [&](const Status& s, const std::string& doing) {
+    std::lock_guard<std::mutex> lock(mu_);
+    retry_after_[id] = std::chrono::steady_clock::now() + kRetryAfterError;
+    const std::string message = fmt::format("{}: {}", doing, s.message());
+    if (last_error_[id] != message) {
+      spdlog::warn("instance {}: on host {}: {}", id, host.id, message);
+      last_error_[id] = message;
+    }
+  };
+  auto done = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    retry_after_.erase(id);
+    last_error_.erase(id);
+  };
+
+  auto vm_reply = driver_.call(host, "GET", "/v1/vms/" + id, std::nullopt, 10000);
+  std::optional<nlohmann::json> vm;
+  if (vm_reply.ok()) {
+    vm = *vm_reply;
+  } else if (vm_reply.code() != Code::kNotFound) {
+    return fail(vm_reply.status(), "reading the VM");
+  }
+  const std::string vm_state = vm ? vm->value("state", "") : "";
+  const bool vm_down = vm && (vm_state == "stopped" || vm_state == "crashed");
+
+  switch (inst.desired) {
+    case Desired::kTerminated: {
+      if (vm) {
+        auto r = driver_.call(host, "DELETE", "/v1/vms/" + id, std::nullopt, 60000);
+        if (!r.ok() && r.code() != Code::kNotFound) return fail(r.status(), "deleting the VM");
+      }
+      Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
+        if (r.desired != Desired::kTerminated) return false;
+        r.state = InstanceState::kTerminated;
+        r.terminated_at_ms = wall_ms_now();
+        r.vm_state.clear();
+        r.vm_ready = false;
+        return true;
+      });
+      if (!s.ok()) return fail(s, "recording termination");
+      if (Status rel = cloud_.release_claim(inst, true); !rel.ok())
+        return fail(rel, "releasing the claim");
+      spdlog::info("instance {}: terminated", id);
+      return done();
+    }
+    case Desired::kStopped: {
+      if (vm && !vm_down && vm_state != "stopping") {
+        nlohmann::json body = {{"force", inst.force_stop},
+                               {"timeout_s", inst.force_stop ? 0 : kStopTimeoutS}};
+        auto r = driver_.call(host, "POST", "/v1/vms/" + id + "/stop", body,
+                              (kStopTimeoutS + 15) * 1000);
+        if (!r.ok() && r.code() != Code::kNotFound) return fail(r.status(), "stopping the VM");
+        if (r.ok()) {
+          vm = *r;
+        } else {
+          vm.reset();
+        }
+      }
+      const std::string now_state = vm ? vm->value("state", "") : "stopped";
+      if (now_state != "stopped" && now_state != "crashed") return done();  // next pass
+      Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
+        if (r.desired != Desired::kStopped) return false;
+        r.state = InstanceState::kStopped;
+        r.force_stop = false;
+        r.vm_state = now_state;
+        r.vm_ready = false;
+        return true;
+      });
+      if (!s.ok()) return fail(s, "recording the stop");
+      if (Status rel = cloud_.release_claim(inst, false); !rel.ok())
+        return fail(rel, "releasing compute");
+      spdlog::info("instance {}: stopped", id);
+      return done();
+    }
+    case Desired::kRunning:
+      break;
+  }
+
+  // Desired running.
+  if (!vm) {
+    if (inst.state != InstanceState::kPending) {
+      // It ran and its VM is gone (deleted on the host behind the cloud's back).
+      Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
+        r.desired = Desired::kStopped;
+        r.state = InstanceState::kStopped;
+        r.state_reason_code = "Server.InternalError";
+        r.state_reason_message = "Server.InternalError: the VM disappeared from its host";
+        return true;
+      });
+      (void)cloud_.release_claim(inst, false);
+      return s.ok() ? done() : fail(s, "recording a lost VM");
+    }
+    if (Status s = ensure_image(host, inst.image_id); !s.ok()) return fail(s, "image");
+    nlohmann::json body = {{"name", id},
+                           {"image", inst.image_id},
+                           {"cpus", inst.vcpus},
+                           {"memory_mib", inst.memory_mib},
+                           {"disk_mib", inst.disk_mib},
+                           {"forwards", cloud_.forwards_for(inst)},
+                           {"start", true}};
+    auto r = driver_.call(host, "POST", "/v1/vms", body, 60000);
+    if (!r.ok() && r.code() != Code::kConflict) {
+      if (r.code() == Code::kInvalidArgument || r.code() == Code::kInsufficientCapacity) {
+        // The host refuses for good: the launch fails, as EC2's does, and frees its claim.
+        spdlog::warn("instance {}: host {} refused the VM: {}", id, host.id, r.message());
+        Status s = cloud_.update_instance(id, [&](InstanceRecord& rec) {
+          rec.desired = Desired::kTerminated;
+          rec.state = InstanceState::kTerminated;
+          rec.terminated_at_ms = wall_ms_now();
+          rec.state_reason_code = "Server.InsufficientInstanceCapacity";
+          rec.state_reason_message =
+              "Server.InsufficientInstanceCapacity: the host refused: " + r.message();
+          return true;
+        });
+        (void)cloud_.release_claim(inst, true);
+        return s.ok() ? done() : fail(s, "recording a failed launch");
+      }
+      return fail(r.status(), "creating the VM");
+    }
+    spdlog::info("instance {}: VM created on {}", id, host.id);
+    return done();
+  }
+
+  if (vm_down) {
+    if (inst.state == InstanceState::kPending) {
+      // Started again (StartInstances): the type may have changed while it was stopped.
+      if (vm->value("cpus", 0u) != inst.vcpus ||
+          vm->value("memory_mib", uint64_t{0}) != inst.memory_mib) {
+        nlohmann::json body = {{"cpus", inst.vcpus}, {"memory_mib", inst.memory_mib}};
+        auto r = driver_.call(host, "POST", "/v1/vms/" + id + "/resize", body, 30000);
+        if (!r.ok()) return fail(r.status(), "resizing the VM");
+      }
+      if (forward_set((*vm)["forwards"]) != forward_set(cloud_.forwards_for(inst))) {
+        nlohmann::json body = {{"forwards", cloud_.forwards_for(inst)}};
+        auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/forwards", body, 30000);
+        if (!r.ok()) return fail(r.status(), "setting the forwards");
+      }
+      auto r = driver_.call(host, "POST", "/v1/vms/" + id + "/start", std::nullopt, 60000);
+      if (!r.ok()) return fail(r.status(), "starting the VM");
+      return done();
+    }
+    // It was running and went down by itself: the guest powered off (EC2: the instance
+    // stops) or the VMM crashed.
+    const bool crashed = vm_state == "crashed";
+    const std::string last_exit = vm->value("last_exit", "");
+    Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
+      if (r.desired != Desired::kRunning) return false;
+      r.desired = Desired::kStopped;
+      r.state = InstanceState::kStopped;
+      r.vm_state = vm_state;
+      r.vm_last_exit = last_exit;
+      r.reason = fmt::format("{} ({})", crashed ? "Server error" : "Instance initiated shutdown",
+                             iso_time_now());
+      r.state_reason_code = crashed ? "Server.InternalError" : "Client.InstanceInitiatedShutdown";
+      r.state_reason_message =
+          crashed ? "Server.InternalError: " + last_exit
+                  : "Client.InstanceInitiatedShutdown: Instance initiated shutdown";
+      return true;
+    });
+    if (!s.ok()) return fail(s, "recording the shutdown");
+    (void)cloud_.release_claim(inst, false);
+    spdlog::info("instance {}: stopped by itself ({})", id, crashed ? last_exit : "shutdown");
+    return done();
+  }
+
+  // The VM lives.
+  if (inst.reboot_requests > inst.reboots_done) {
+    auto r = driver_.call(host, "POST", "/v1/vms/" + id + "/restart",
+                          nlohmann::json{{"force", false}, {"timeout_s", kStopTimeoutS}},
+                          (kStopTimeoutS + 30) * 1000);
+    if (!r.ok()) return fail(r.status(), "rebooting the VM");
+    Status s = cloud_.update_instance(id, [&](InstanceRecord& rec) {
+      rec.reboots_done = std::max(rec.reboots_done, inst.reboot_requests);
+      return true;
+    });
+    if (!s.ok()) return fail(s, "recording the reboot");
+    return done();
+  }
+  const auto want = cloud_.forwards_for(inst);
+  if (forward_set((*vm)["forwards"]) != forward_set(want)) {
+    auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/forwards",
+                          nlohmann::json{{"forwards", want}}, 30000);
+    if (!r.ok()) return fail(r.status(), "setting the forwards");
+    spdlog::info("instance {}: {} port(s) open on {}", id, want.size(), inst.public_ip);
+  }
+  const bool ready = vm->value("ready", false) && vm_state == "running";
+  std::string private_ip;
+  if (auto a = vm->find("addresses"); a != vm->end() && a->is_object())
+    private_ip = a->value("host", "");
+  Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
+    bool changed = false;
+    if (r.desired == Desired::kRunning && r.state == InstanceState::kPending && ready) {
+      r.state = InstanceState::kRunning;
+      changed = true;
+      spdlog::info("instance {}: running", id);
+    }
+    if (r.private_ip != private_ip && !private_ip.empty()) {
+      r.private_ip = private_ip;
+      changed = true;
+    }
+    if (r.vm_state != vm_state || r.vm_ready != ready) {
+      r.vm_state = vm_state;
+      r.vm_ready = ready;
+      changed = true;
+    }
+    return changed;
+  });
+  if (!s.ok()) return fail(s, "recording the state");
+  done();
+  if (!ready) {
+    // Not ready yet: look again soon (the guest boots in about a second).
+    std::lock_guard<std::mutex> lock(mu_);
+    retry_after_[id] = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  }
+}
+
+}  // namespace nimbus::cloud

@@ -1,0 +1,148 @@
+// The control plane's records, as they live in the store (one JSON document per key):
+//
+//   /hosts/ID            HostRecord: a host that joined (zone, API, capacity it reported)
+//   /alloc/ID            HostAllocation: what the cloud has claimed on that host
+//   /instances/I-ID      InstanceRecord
+//   /tokens/TOKEN        ClientToken of a RunInstances: the reservation it made
+//   /security-groups/SG  SecurityGroup
+//   /placement-groups/N  PlacementGroup
+//   /images/AMI          ImageRecord
+//
+// Every claim of capacity is a transaction compared on the /alloc/ID revision, so two
+// control-plane threads (or, later, replicas) never hand out the same vCPU twice.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace nimbus::cloud {
+
+inline constexpr const char* kHostsPrefix = "/hosts/";
+inline constexpr const char* kAllocPrefix = "/alloc/";
+inline constexpr const char* kInstancesPrefix = "/instances/";
+inline constexpr const char* kTokensPrefix = "/tokens/";
+inline constexpr const char* kSecurityGroupsPrefix = "/security-groups/";
+inline constexpr const char* kPlacementGroupsPrefix = "/placement-groups/";
+inline constexpr const char* kImagesPrefix = "/images/";
+
+using Tags = std::map<std::string, std::string>;
+
+struct HostRecord {
+  std::string id, zone, api_url, api_token;
+  unsigned index = 0;  // 1..254: the host's public pool is PUBLIC_PREFIX.INDEX.0/24
+  nlohmann::json host = nlohmann::json::object();   // nimbusd's GET /v1/host, last reported
+  nlohmann::json images = nlohmann::json::array();  // nimbusd's GET /v1/images
+  std::string joined_at;
+  bool draining = false;
+};
+
+// One instance's claim on its host. Compute (vCPUs, memory) is held while the instance
+// should run; disk and the public address for as long as it exists.
+struct Claim {
+  unsigned vcpus = 0;
+  uint64_t memory_mib = 0, disk_mib = 0;
+  bool compute = true;
+  std::string public_ip;
+};
+
+struct HostAllocation {
+  std::map<std::string, Claim> instances;  // by instance id
+};
+
+// EC2's states (InstanceState codes: pending 0, running 16, shutting-down 32,
+// terminated 48, stopping 64, stopped 80).
+enum class InstanceState { kPending, kRunning, kShuttingDown, kTerminated, kStopping, kStopped };
+std::string_view state_name(InstanceState s);
+int state_code(InstanceState s);
+std::optional<InstanceState> parse_state(std::string_view name);
+
+// What the owner asked for; the reconciler makes the host match it.
+enum class Desired { kRunning, kStopped, kTerminated };
+std::string_view desired_name(Desired d);
+
+struct InstanceRecord {
+  std::string id, reservation_id, owner_id, requester_id;
+  std::string image_id, instance_type, key_name, client_token;
+  std::string zone, host;
+  unsigned launch_index = 0;
+  unsigned vcpus = 1;
+  uint64_t memory_mib = 256, disk_mib = 0;
+  InstanceState state = InstanceState::kPending;
+  Desired desired = Desired::kRunning;
+  bool force_stop = false;       // the pending stop is a forced one
+  uint64_t reboot_requests = 0;  // RebootInstances count; the reconciler serves each once
+  uint64_t reboots_done = 0;
+  std::string reason;  // StateTransitionReason
+  std::string state_reason_code, state_reason_message;
+  std::string private_ip, public_ip;
+  std::string launch_time;                   // ISO 8601, the last start
+  int64_t terminated_at_ms = 0;              // listed for an hour after
+  std::vector<std::string> security_groups;  // ids
+  std::string placement_group;
+  std::string user_data;  // base64, as it came
+  Tags tags;
+  // What the host said last (the reconciler's view): nimbusd's vm state and readiness.
+  std::string vm_state;
+  bool vm_ready = false;
+  std::string vm_last_exit;
+};
+
+struct SecurityRule {
+  std::string protocol;  // tcp, udp, icmp, -1
+  int from_port = -1, to_port = -1;
+  std::vector<std::string> cidrs;
+  std::vector<std::string> source_groups;
+  bool operator==(const SecurityRule&) const = default;
+};
+
+struct SecurityGroup {
+  std::string id, name, description, owner_id, vpc_id;
+  std::vector<SecurityRule> ingress;
+  Tags tags;
+};
+
+struct PlacementGroup {
+  std::string id, name, strategy;  // cluster | spread | partition
+  unsigned partition_count = 0;
+  std::string state = "available";
+  Tags tags;
+};
+
+struct ImageFile {
+  std::string name, role, sha256;  // role: kernel | disk | initrd
+  uint64_t size = 0;
+  std::string path;  // on the control plane's file system
+};
+
+struct ImageRecord {
+  std::string id, name, description, owner_id, state = "available", creation_date;
+  std::string architecture = "riscv64";
+  uint64_t disk_mib = 0;  // the root disk's size
+  std::vector<ImageFile> files;
+  bool is_public = true;
+  Tags tags;
+};
+
+nlohmann::json to_json(const HostRecord& r);
+nlohmann::json to_json(const HostAllocation& r);
+nlohmann::json to_json(const InstanceRecord& r);
+nlohmann::json to_json(const SecurityGroup& r);
+nlohmann::json to_json(const PlacementGroup& r);
+nlohmann::json to_json(const ImageRecord& r);
+
+// Parsers of the store's documents: a document that does not parse is kInternal (the
+// store holds only what these functions wrote).
+Result<HostRecord> host_from_json(const std::string& text);
+Result<HostAllocation> allocation_from_json(const std::string& text);
+Result<InstanceRecord> instance_from_json(const std::string& text);
+Result<SecurityGroup> security_group_from_json(const std::string& text);
+Result<PlacementGroup> placement_group_from_json(const std::string& text);
+Result<ImageRecord> image_from_json(const std::string& text);
+
+}  // namespace nimbus::cloud
