@@ -1,0 +1,74 @@
+// Placement: which hosts take the instances of one launch (design/CLOUD-NOTES.md §4). Pure
+// (no I/O, clock or store) so that the control plane and a simulator of 10,000 hosts run the
+// very same code; each placement is one pass over the hosts.
+//
+// As Nova's filter scheduler:
+//   1. Filters: the zone (when asked), alive, accepting (not draining), fits (vCPUs, memory
+//      plus the host's per-VM overhead, disk), and the placement group's rule:
+//        spread:    a host holding none of the group's instances, and at most 7 of them
+//                   per zone (EC2's limit);
+//        cluster:   a host already holding members if one fits, else a host in the zone
+//                   holding the most members; with no members yet, any host;
+//        partition: host H belongs to partition partition_of(H, N) (a stable hash of its
+//                   id); each instance goes to the partition holding the fewest members
+//                   among those with a host that fits (ties: the lowest number). Simple, and
+//                   instances of two partitions never share a host.
+//   2. Weigher: free memory fraction and free vCPU fraction of each candidate, each
+//      normalised min-max over the candidates, summed, times +1 (spread) or -1 (pack). The
+//      best wins; ties go to the smallest host id, so results are deterministic.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nimbus::cloud {
+
+struct HostCandidate {
+  std::string id, zone;
+  bool alive = true, accepting = true;  // heartbeating; not draining
+  uint64_t vcpus_capacity = 0;          // host CPUs x overcommit, as nimbusd reports
+  uint64_t vcpus_allocated = 0;
+  uint64_t memory_mib_capacity = 0, memory_mib_allocated = 0;  // allocated includes overhead
+  uint64_t disk_mib_capacity = 0, disk_mib_allocated = 0;
+  uint64_t vm_overhead_mib = 0;                   // added to each instance's memory here
+  std::map<std::string, unsigned> group_members;  // placement group name -> its instances here
+};
+
+struct PlacementGroupInfo {
+  std::string name, strategy;  // "cluster" | "spread" | "partition"
+  unsigned partition_count = 0;
+};
+
+struct PlacementRequest {
+  std::string zone;  // "" any zone of the region
+  uint64_t vcpus = 1, memory_mib = 256, disk_mib = 0;
+  std::optional<PlacementGroupInfo> group;
+  std::string instance_type;  // for messages only
+};
+
+enum class Strategy { kSpread, kPack };  // the weigher, chosen per cloud
+
+// EC2's limit of a spread group's instances in one zone.
+inline constexpr unsigned kSpreadPerZone = 7;
+
+struct Placement {
+  std::vector<std::string> hosts;  // one host id per placed instance, in order
+  std::string shortage;            // why placing stopped; "" when all were placed
+};
+
+// Places `count` instances (the caller asks for MaxCount and accepts >= MinCount) and
+// returns one host id per placed instance, updating `hosts` in place (allocations and group
+// members) so that the caller can commit the claims. Fewer than `count` are placed when
+// capacity runs out; `shortage` then says what was short, aggregated over the hosts.
+Placement place(std::vector<HostCandidate>& hosts, const PlacementRequest& req, unsigned count,
+                Strategy strategy);
+
+// The partition of a partition group that host `host_id` belongs to: 1..partition_count,
+// as EC2 numbers them (0 when partition_count is 0). Stable across runs and machines.
+unsigned partition_of(std::string_view host_id, unsigned partition_count);
+
+}  // namespace nimbus::cloud
