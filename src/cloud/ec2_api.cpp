@@ -134,7 +134,7 @@ std::optional<Ec2Error> Ec2Api::authenticate(const http::Request& req, std::stri
   SigV4Request s;
   s.method = req.method;
   s.path = req.path;
-  s.raw_query = encode_query(req.query);
+  s.raw_query = req.method == "GET" ? encode_query(req.query) : "";
   s.headers = req.headers;
   s.body = req.body;
   return verify_sigv4(*cred, s, it->second, std::time(nullptr));
@@ -147,13 +147,14 @@ http::Reply Ec2Api::handle(const http::Request& req) {
     return error_reply(ec2_error("InvalidAction", "The EC2 API takes POST / (or GET /)", 405),
                        request_id);
   if (auto e = authenticate(req, &access_key, &region)) return error_reply(*e, request_id);
-  // The body's parameters, and the URL's for GET (botocore always uses the body).
+  // The body's parameters, or the URL's for GET (botocore always uses the body; for a
+  // POST the HTTP layer also lists the form's fields as query parameters).
   auto params = QueryParams::parse(req.body);
   if (!params.ok()) return error_reply(bad_parameter(params.status()), request_id);
-  if (!req.query.empty()) {
-    QueryParams url;
-    for (const auto& [k, v] : req.query) url.set(k, v);
-    if (Status s = params->merge(url); !s.ok()) return error_reply(bad_parameter(s), request_id);
+  if (req.method == "GET" && !req.query.empty()) {
+    auto url = QueryParams::from_pairs(req.query);
+    if (!url.ok()) return error_reply(bad_parameter(url.status()), request_id);
+    if (Status s = params->merge(*url); !s.ok()) return error_reply(bad_parameter(s), request_id);
   }
   const std::string action = params->get_or("Action", "");
   if (action.empty()) return error_reply(missing_parameter("Action"), request_id);

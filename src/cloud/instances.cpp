@@ -13,6 +13,7 @@ namespace nimbus::cloud {
 namespace {
 
 constexpr int kClaimAttempts = 20;
+constexpr unsigned kMaxPerLaunch = 40;
 
 std::string instance_key(const std::string& id) { return kInstancesPrefix + id; }
 std::string alloc_key(const std::string& host) { return kAllocPrefix + host; }
@@ -188,6 +189,15 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
     disk_mib = req.root_volume_gib * 1024;
   }
 
+  // One launch is one store transaction, which etcd caps at 128 operations (store.h): two
+  // per instance plus its hosts' allocations. A larger MaxCount launches this many, as
+  // EC2 launches what the account's limits allow; a larger MinCount is refused.
+  if (req.min_count > kMaxPerLaunch)
+    return ec2_error("InstanceLimitExceeded",
+                     fmt::format("Nimbus launches at most {} instances per RunInstances (MinCount "
+                                 "is {})",
+                                 kMaxPerLaunch, req.min_count));
+  const unsigned max_count = std::min(req.max_count, kMaxPerLaunch);
   PlacementRequest preq;
   preq.zone = req.zone;
   preq.vcpus = type->vcpus;
@@ -201,7 +211,7 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
     std::map<std::string, HostRecord> records;
     auto cands = candidates(allocs, records);
     if (!cands.ok()) return cands.error();
-    Placement placed = place(*cands, preq, req.max_count, options_.strategy);
+    Placement placed = place(*cands, preq, max_count, options_.strategy);
     if (placed.hosts.size() < req.min_count) {
       return ec2_error("InsufficientInstanceCapacity",
                        fmt::format("We currently do not have sufficient {} capacity{}: {}",

@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""Nimbus Cloud driven by the real EC2 clients (docs/cloud.md): Debian's aws CLI and boto3
+against nimbus-cloud, with real nimbusd hosts running real VMs on this machine.
+
+usage: cloud_test.py NIMBUS_CLOUD NIMBUS NIMBUSD WORKDIR MODE
+modes:
+  story     the aws CLI: three hosts in two zones; five instances of two types (spread over
+            the hosts), wait instance-running, authorize port 80 and curl each public
+            address (nothing answers before), stop one, change its type, start it (the guest
+            sees the new size), tag and filter, console output, terminate all, capacity back
+  boto3     the same life cycle through boto3 (waiters, paginator, filters, errors), plus
+            ClientToken idempotency and revoking a rule closes the port
+  parallel  twenty RunInstances at once never over-commit a host; what does not fit is
+            InsufficientInstanceCapacity; placement groups (spread, cluster)
+  failures  a host killed: its instances impaired, nothing new placed there, the others
+            serve; the control plane killed with SIGKILL and restarted: nothing lost, no
+            host double-booked; bad requests: each an EC2 error, nothing changed
+"""
+import base64
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+CLOUD, NIMBUS, NIMBUSD, WORK, MODE = sys.argv[1:6]
+AWS = "/usr/bin/aws"
+REGION = "nimbus-west-1"
+# Each mode has public addresses of its own, so a leftover of one never answers another.
+PREFIX = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104"}[MODE]
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(what, fn, timeout=60, interval=0.25):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+def http_get(ip, port=80, timeout=5):
+    with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=timeout) as r:
+        return r.read().decode()
+
+
+def refused(ip, port=80):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((ip, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+class Cloud:
+    """A control plane and its hosts on this machine, each host a nimbusd of its own."""
+
+    def __init__(self, zones="a,b", strategy="spread", credentials=None):
+        self.dir = tempfile.mkdtemp(prefix=f"nimbus-cloud-{MODE}-")
+        os.chmod(self.dir, 0o755)  # the VMMs run under uids of their own
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.flags = ["--state-dir", os.path.join(self.dir, "cloud"), "--listen",
+                      f"127.0.0.1:{self.port}", "--zones", zones, "--strategy", strategy,
+                      "--host-timeout", "4", "--public-prefix", PREFIX]
+        if credentials:
+            path = os.path.join(self.dir, "credentials")
+            with open(path, "w") as f:
+                f.write(f"{credentials[0]} {credentials[1]}\n")
+            self.flags += ["--credentials", path]
+        self.proc = None
+        self.hosts = {}
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "cloud.log"), "ab")
+        self.proc = subprocess.Popen([CLOUD, *self.flags], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for("the control plane", lambda: self.proc.poll() is None and json.loads(
+            urllib.request.urlopen(self.endpoint + "/nimbus/v1/health", timeout=2).read()), timeout=30)
+        self.token_file = os.path.join(self.dir, "cloud", "join-token")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def add_host(self, name, zone, memory="3G", cpus=2):
+        hdir = os.path.join(self.dir, name)
+        os.makedirs(hdir)
+        os.chmod(hdir, 0o755)
+        token = os.path.join(hdir, "token")
+        with open(token, "w") as f:
+            f.write(base64.b16encode(os.urandom(16)).decode() + "\n")
+        os.chmod(token, 0o600)
+        port = free_port()
+        h = {"dir": hdir, "sock": os.path.join(hdir, "nimbusd.sock"), "port": port, "zone": zone,
+             "args": [NIMBUSD, "--state-dir", os.path.join(hdir, "state"), "--socket",
+                      os.path.join(hdir, "nimbusd.sock"), "--listen", f"127.0.0.1:{port}",
+                      "--token-file", token, "--cgroup-parent", f"nimbus-cloud-test-{os.getpid()}-{name}",
+                      "--memory", memory, "--cpus", str(cpus), "--reserved-memory", "0",
+                      "--cloud", self.endpoint, "--zone", f"{REGION}{zone}",
+                      "--join-token-file", self.token_file, "--host-id", name]}
+        self.hosts[name] = h
+        self.start_host(name)
+        return h
+
+    def start_host(self, name):
+        h = self.hosts[name]
+        h["log"] = open(os.path.join(h["dir"], "nimbusd.log"), "ab")
+        h["proc"] = subprocess.Popen(h["args"], stdout=h["log"], stderr=subprocess.STDOUT)
+        wait_for(f"host {name} to join", lambda: self.host_view(name).get("alive"), timeout=30)
+
+    def host_view(self, name):
+        for h in self.operator("/nimbus/v1/hosts")["hosts"]:
+            if h["id"] == name:
+                return h
+        return {}
+
+    def operator(self, path):
+        with open(self.token_file) as f:
+            token = f.read().strip()
+        req = urllib.request.Request(self.endpoint + path, headers={"Authorization": f"Bearer {token}"})
+        return json.loads(urllib.request.urlopen(req, timeout=5).read())
+
+    def kill_host(self, name):
+        h = self.hosts[name]
+        h["proc"].send_signal(signal.SIGKILL)
+        h["proc"].wait()
+
+    def shell(self, host, vm, command, timeout=60):
+        r = subprocess.run([NIMBUS, "shell", vm, "-c", command, "--timeout", str(timeout), "--host",
+                            self.hosts[host]["sock"]], capture_output=True, text=True, timeout=timeout + 30)
+        assert r.returncode == 0, (vm, command, r.returncode, r.stdout, r.stderr)
+        return r.stdout
+
+    def close(self):
+        for name, h in self.hosts.items():
+            if h.get("proc") and h["proc"].poll() is None:
+                # The VMs first (they outlive nimbusd by design), then the daemon.
+                subprocess.run([NIMBUS, "stop", "--all", "-f", "--host", h["sock"]], capture_output=True,
+                               timeout=120)
+                h["proc"].terminate()
+                try:
+                    h["proc"].wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    h["proc"].kill()
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def dump_logs(self):
+        for path in [os.path.join(self.dir, "cloud.log")] + [os.path.join(h["dir"], "nimbusd.log")
+                                                              for h in self.hosts.values()]:
+            try:
+                with open(path, errors="replace") as f:
+                    lines = f.readlines()
+                print(f"--- {path} (last 40 lines)\n" + "".join(lines[-40:]), flush=True)
+            except OSError:
+                pass
+
+
+class Aws:
+    """The real aws CLI (Debian's /usr/bin/aws) against the cloud."""
+
+    def __init__(self, cloud, key="AKIDNIMBUSTEST", secret="nimbus-secret"):
+        self.endpoint = cloud.endpoint
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret,
+                        AWS_DEFAULT_REGION=REGION, AWS_PAGER="", AWS_CONFIG_FILE="/dev/null",
+                        AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+
+    def run(self, *args, ok=True, timeout=660):
+        r = subprocess.run([AWS, "--endpoint-url", self.endpoint, "--output", "json", "ec2", *args],
+                           capture_output=True, text=True, env=self.env, timeout=timeout)
+        if ok and r.returncode != 0:
+            raise AssertionError(f"aws ec2 {' '.join(args)} -> {r.returncode}\n{r.stderr}")
+        return r
+
+    def json(self, *args):
+        out = self.run(*args).stdout
+        return json.loads(out) if out.strip() else {}
+
+    def error(self, *args):
+        r = self.run(*args, ok=False)
+        assert r.returncode != 0, (args, r.stdout)
+        return r.stderr
+
+
+def instances_of(desc):
+    return [i for r in desc["Reservations"] for i in r["Instances"]]
+
+
+def default_image(aws):
+    images = aws.json("describe-images")["Images"]
+    assert len(images) == 1 and images[0]["Architecture"] == "riscv64", images
+    return images[0]["ImageId"]
+
+
+def mode_story():
+    cloud = Cloud(zones="a,b")
+    try:
+        cloud.add_host("h1", "a")
+        cloud.add_host("h2", "a")
+        cloud.add_host("h3", "b")
+        aws = Aws(cloud)
+        zones = aws.json("describe-availability-zones")["AvailabilityZones"]
+        assert [z["ZoneName"] for z in zones] == [f"{REGION}a", f"{REGION}b"], zones
+        ami = default_image(aws)
+        types = {t["InstanceType"]: t for t in aws.json("describe-instance-types")["InstanceTypes"]}
+        assert types["t3.micro"]["VCpuInfo"]["DefaultVCpus"] == 2 and types["t3.micro"]["MemoryInfo"]["SizeInMiB"] == 1024
+        sg = aws.json("create-security-group", "--group-name", "web", "--description", "web servers")["GroupId"]
+        before = {h["id"]: h["host"]["memory_mib"]["allocated"] for h in cloud.operator("/nimbus/v1/hosts")["hosts"]}
+
+        log("run-instances: 3 x n1.small and 2 x n1.medium")
+        small = aws.json("run-instances", "--image-id", ami, "--instance-type", "n1.small", "--count", "3",
+                         "--security-group-ids", sg,
+                         "--tag-specifications", "ResourceType=instance,Tags=[{Key=role,Value=web}]")
+        medium = aws.json("run-instances", "--image-id", ami, "--instance-type", "n1.medium", "--count", "2",
+                          "--security-group-ids", sg,
+                          "--tag-specifications", "ResourceType=instance,Tags=[{Key=role,Value=api}]")
+        ids = [i["InstanceId"] for i in small["Instances"] + medium["Instances"]]
+        assert all(i["State"]["Name"] == "pending" for i in small["Instances"]), small
+        t0 = time.monotonic()
+        aws.run("wait", "instance-running", "--instance-ids", *ids)
+        log(f"all five running {time.monotonic() - t0:.1f} s after the second RunInstances")
+        desc = instances_of(aws.json("describe-instances", "--instance-ids", *ids))
+        hosts = {}
+        for i in desc:
+            assert i["State"]["Name"] == "running" and i["PublicIpAddress"].startswith(PREFIX + "."), i
+            assert i["PrivateIpAddress"], i
+            hosts.setdefault(i["Placement"]["HostId"], []).append(i["InstanceId"])
+        counts = sorted(len(v) for v in hosts.values())
+        assert len(hosts) == 3 and counts[-1] - counts[0] <= 1, f"spread over three hosts: {hosts}"
+        zones_used = {i["Placement"]["AvailabilityZone"] for i in desc}
+        assert zones_used == {f"{REGION}a", f"{REGION}b"}, zones_used
+
+        log("nothing answers on the public addresses before port 80 is authorized")
+        for i in desc:
+            assert refused(i["PublicIpAddress"]), i["PublicIpAddress"]
+        aws.run("authorize-security-group-ingress", "--group-id", sg, "--protocol", "tcp", "--port", "80",
+                "--cidr", "0.0.0.0/0")
+        for i in desc:
+            page = wait_for(f"http://{i['PublicIpAddress']}/", lambda: http_get(i["PublicIpAddress"]), timeout=30)
+            assert "Hello from a Nimbus VM" in page, page
+        log("each public address serves the guest's page")
+        assert refused(desc[0]["PublicIpAddress"], 22), "port 22 was never authorized"
+
+        victim = desc[0]
+        vid, vhost = victim["InstanceId"], victim["Placement"]["HostId"]
+        log(f"stop {vid}, change its type to n1.large, start it")
+        err = aws.error("modify-instance-attribute", "--instance-id", vid, "--instance-type", "{\"Value\": \"n1.large\"}")
+        assert "IncorrectInstanceState" in err, err
+        stop = aws.json("stop-instances", "--instance-ids", vid)
+        assert stop["StoppingInstances"][0]["CurrentState"]["Name"] == "stopping", stop
+        aws.run("wait", "instance-stopped", "--instance-ids", vid)
+        aws.run("modify-instance-attribute", "--instance-id", vid, "--instance-type", "{\"Value\": \"n1.large\"}")
+        aws.run("start-instances", "--instance-ids", vid)
+        aws.run("wait", "instance-running", "--instance-ids", vid)
+        after = instances_of(aws.json("describe-instances", "--instance-ids", vid))[0]
+        assert after["InstanceType"] == "n1.large" and after["Placement"]["HostId"] == vhost, after
+        out = cloud.shell(vhost, vid, "nproc; grep MemTotal /proc/meminfo")
+        nproc = int(out.split()[0])
+        mem_kib = int(out.split()[2])
+        assert nproc == 4 and 900 * 1024 < mem_kib <= 1024 * 1024, out
+        log(f"the guest sees {nproc} CPUs and {mem_kib // 1024} MiB")
+        wait_for("the restarted instance's page", lambda: "Nimbus" in http_get(after["PublicIpAddress"]), timeout=30)
+
+        log("tags and filters")
+        aws.run("create-tags", "--resources", vid, "--tags", "Key=Name,Value=resized")
+        named = instances_of(aws.json("describe-instances", "--filters", "Name=tag:Name,Values=resized"))
+        assert [i["InstanceId"] for i in named] == [vid], named
+        web = instances_of(aws.json("describe-instances", "--filters", "Name=tag:role,Values=web",
+                                    "Name=instance-state-name,Values=running"))
+        assert len(web) == 3, web
+        by_type = instances_of(aws.json("describe-instances", "--filters", "Name=instance-type,Values=n1.medium"))
+        assert len(by_type) == 2, by_type
+        in_b = instances_of(aws.json("describe-instances", "--filters", f"Name=availability-zone,Values={REGION}b"))
+        assert all(i["Placement"]["AvailabilityZone"] == f"{REGION}b" for i in in_b) and in_b, in_b
+        tags = aws.json("describe-tags", "--filters", f"Name=resource-id,Values={vid}")["Tags"]
+        assert {t["Key"] for t in tags} == {"Name", "role"}, tags
+
+        console = aws.json("get-console-output", "--instance-id", vid)
+        assert "Linux version" in console.get("Output", ""), console
+        log("console output has the kernel's boot log")
+
+        status = aws.json("describe-instance-status", "--instance-ids", *ids)["InstanceStatuses"]
+        assert len(status) == 5 and all(s["InstanceStatus"]["Status"] == "ok" for s in status), status
+
+        log("terminate all")
+        aws.run("terminate-instances", "--instance-ids", *ids)
+        aws.run("wait", "instance-terminated", "--instance-ids", *ids)
+        gone = instances_of(aws.json("describe-instances", "--instance-ids", *ids))
+        assert all(i["State"]["Name"] == "terminated" for i in gone), gone  # still listed
+        def capacity_back():
+            now = {h["id"]: h["host"]["memory_mib"]["allocated"] for h in cloud.operator("/nimbus/v1/hosts")["hosts"]}
+            claims = sum(len(h["instances"]) for h in cloud.operator("/nimbus/v1/hosts")["hosts"])
+            return now == before and claims == 0
+        wait_for("capacity to come back", capacity_back, timeout=30)
+        for i in desc:
+            assert refused(i["PublicIpAddress"]), i["PublicIpAddress"]
+        log("capacity is back on every host, the public addresses are closed")
+    except BaseException:
+        cloud.dump_logs()
+        raise
+    finally:
+        cloud.close()
+
+
+
+def boto3_client(cloud, key="AKIDNIMBUSTEST", secret="nimbus-secret", service="ec2"):
+    import boto3  # noqa: E402 - Debian's python3-boto3
+    import botocore.config
+    return boto3.client(service, endpoint_url=cloud.endpoint, region_name=REGION,
+                        aws_access_key_id=key, aws_secret_access_key=secret,
+                        config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+def expect_error(code, fn, *args, **kwargs):
+    import botocore.exceptions
+    try:
+        fn(*args, **kwargs)
+    except botocore.exceptions.ClientError as e:
+        got = e.response["Error"]["Code"]
+        assert got == code, f"expected {code}, got {got}: {e}"
+        return e.response["Error"]["Message"]
+    raise AssertionError(f"expected {code}, the call succeeded")
+
+
+def fast_wait(ec2, name, ids):
+    ec2.get_waiter(name).wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 240})
+
+
+def mode_boto3():
+    cloud = Cloud(zones="a,b", credentials=("AKIDNIMBUSTEST", "nimbus-secret"))
+    try:
+        cloud.add_host("h1", "a")
+        cloud.add_host("h2", "b")
+        ec2 = boto3_client(cloud)
+        ident = boto3_client(cloud, service="sts").get_caller_identity()
+        assert ident["Account"] == "000000000000", ident
+        expect_error("SignatureDoesNotMatch", boto3_client(cloud, secret="wrong").describe_instances)
+        expect_error("AuthFailure", boto3_client(cloud, key="AKIDUNKNOWN").describe_instances)
+        ami = ec2.describe_images()["Images"][0]["ImageId"]
+
+        log("ClientToken: the same request twice is one reservation")
+        first = ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=2, MaxCount=2, ClientToken="story-token-1")
+        again = ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=2, MaxCount=2, ClientToken="story-token-1")
+        assert first["ReservationId"] == again["ReservationId"], (first, again)
+        assert [i["InstanceId"] for i in first["Instances"]] == [i["InstanceId"] for i in again["Instances"]]
+        expect_error("IdempotentParameterMismatch", ec2.run_instances, ImageId=ami, InstanceType="n1.small",
+                     MinCount=2, MaxCount=2, ClientToken="story-token-1")
+        singles = [ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=1, MaxCount=1,
+                                     TagSpecifications=[{"ResourceType": "instance",
+                                                         "Tags": [{"Key": "Name", "Value": f"single-{n}"}]}])
+                   for n in range(5)]
+        ids = [i["InstanceId"] for i in first["Instances"]] + [r["Instances"][0]["InstanceId"] for r in singles]
+        assert len(set(ids)) == 7
+        log("paginator: pages of at most five (whole reservations), every instance once")
+        pages = list(ec2.get_paginator("describe_instances").paginate(PaginationConfig={"PageSize": 5}))
+        seen = [i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]]
+        assert len(pages) >= 2 and sorted(seen) == sorted(ids), (len(pages), seen)
+        fast_wait(ec2, "instance_running", ids)
+        named = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["single-*"]},
+                                                {"Name": "instance-state-name", "Values": ["running"]}])
+        assert len([i for r in named["Reservations"] for i in r["Instances"]]) == 5, named
+        expect_error("InvalidParameterValue", ec2.describe_instances, Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
+        expect_error("InvalidInstanceID.NotFound", ec2.describe_instances, InstanceIds=["i-0123456789abcdef0"])
+
+        log("a rule authorized opens the port; revoked, it closes")
+        sg = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+        perm = [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=perm)
+        expect_error("InvalidPermission.Duplicate", ec2.authorize_security_group_ingress, GroupId=sg, IpPermissions=perm)
+        ip = ec2.describe_instances(InstanceIds=[ids[0]])["Reservations"][0]["Instances"][0]["PublicIpAddress"]
+        assert "Nimbus" in wait_for("the page", lambda: http_get(ip), timeout=30)
+        ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=perm)
+        wait_for("the port to close", lambda: refused(ip), timeout=30)
+        expect_error("InvalidPermission.NotFound", ec2.revoke_security_group_ingress, GroupId=sg, IpPermissions=perm)
+
+        log("reboot, stop -> stopped, states refused where EC2 refuses them")
+        ec2.reboot_instances(InstanceIds=[ids[1]])
+        ec2.stop_instances(InstanceIds=[ids[1]])
+        fast_wait(ec2, "instance_stopped", [ids[1]])
+        expect_error("IncorrectInstanceState", ec2.reboot_instances, InstanceIds=[ids[1]])
+        ec2.terminate_instances(InstanceIds=ids)
+        fast_wait(ec2, "instance_terminated", ids)
+        expect_error("IncorrectInstanceState", ec2.start_instances, InstanceIds=[ids[0]])
+        claims = sum(len(h["instances"]) for h in cloud.operator("/nimbus/v1/hosts")["hosts"])
+        assert claims == 0, cloud.operator("/nimbus/v1/hosts")
+    except BaseException:
+        cloud.dump_logs()
+        raise
+    finally:
+        cloud.close()
+
+
+def claims_fit(cloud):
+    """Every host's claims fit its capacity, and match what its nimbusd holds."""
+    for h in cloud.operator("/nimbus/v1/hosts")["hosts"]:
+        cap = h["host"]
+        vcpus = sum(c["vcpus"] for c in h["instances"].values() if c["compute"])
+        mem = sum(c["memory_mib"] + cap["vm_overhead_mib"] for c in h["instances"].values() if c["compute"])
+        assert vcpus <= cap["cpus"]["capacity"], (h["id"], vcpus, cap["cpus"])
+        assert mem <= cap["memory_mib"]["capacity"], (h["id"], mem, cap["memory_mib"])
+    return True
+
+
+def mode_parallel():
+    cloud = Cloud(zones="a,b")
+    try:
+        # Each host: 1 CPU x 4 = 4 vCPUs and 1024 MiB: three n1.small (1 vCPU, 256 + 64 MiB).
+        for name, zone in (("h1", "a"), ("h2", "a"), ("h3", "b")):
+            cloud.add_host(name, zone, memory="1G", cpus=1)
+        ami = boto3_client(cloud).describe_images()["Images"][0]["ImageId"]
+
+        def launch(n):
+            import botocore.exceptions
+            try:
+                r = boto3_client(cloud).run_instances(ImageId=ami, InstanceType="n1.small", MinCount=1, MaxCount=1)
+                return r["Instances"][0]["InstanceId"]
+            except botocore.exceptions.ClientError as e:
+                return e.response["Error"]["Code"]
+
+        log("twenty RunInstances at once")
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(launch, range(20)))
+        ids = [r for r in results if r.startswith("i-")]
+        refusals = [r for r in results if not r.startswith("i-")]
+        assert len(ids) == 9 and set(refusals) == {"InsufficientInstanceCapacity"}, results
+        claims_fit(cloud)
+        per_host = {h["id"]: len(h["instances"]) for h in cloud.operator("/nimbus/v1/hosts")["hosts"]}
+        assert per_host == {"h1": 3, "h2": 3, "h3": 3}, per_host
+        log(f"9 placed (3 per host), 11 refused: {refusals[0]}")
+        ec2 = boto3_client(cloud)
+        msg = expect_error("InsufficientInstanceCapacity", ec2.run_instances, ImageId=ami, InstanceType="n1.small",
+                           MinCount=1, MaxCount=1)
+        assert "memory" in msg, msg
+        fast_wait(ec2, "instance_running", ids)
+        for h in cloud.hosts.values():  # each nimbusd agrees: nothing over-committed there
+            with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{h['port']}/v1/host", headers={
+                    "Authorization": "Bearer " + open(os.path.join(h["dir"], "token")).read().strip()})) as r:
+                host = json.loads(r.read())
+            assert host["memory_mib"]["allocated"] <= host["memory_mib"]["capacity"], host
+        ec2.terminate_instances(InstanceIds=ids)
+        fast_wait(ec2, "instance_terminated", ids)
+
+        log("placement groups: spread on distinct hosts, cluster on one")
+        ec2.create_placement_group(GroupName="spread1", Strategy="spread")
+        ec2.create_placement_group(GroupName="cluster1", Strategy="cluster")
+        r = ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=3, MaxCount=3, Placement={"GroupName": "spread1"})
+        spread_hosts = {i["Placement"]["HostId"] for i in ec2.describe_instances(
+            InstanceIds=[i["InstanceId"] for i in r["Instances"]])["Reservations"][0]["Instances"]}
+        assert len(spread_hosts) == 3, spread_hosts
+        c = ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=2, MaxCount=2, Placement={"GroupName": "cluster1"})
+        cluster_hosts = {i["Placement"]["HostId"] for i in c["Instances"]}
+        assert len(cluster_hosts) == 1, cluster_hosts
+        expect_error("InvalidPlacementGroup.InUse", ec2.delete_placement_group, GroupName="spread1")
+        all_ids = [i["InstanceId"] for i in r["Instances"] + c["Instances"]]
+        ec2.terminate_instances(InstanceIds=all_ids)
+        fast_wait(ec2, "instance_terminated", all_ids)
+        ec2.delete_placement_group(GroupName="spread1")
+        wait_for("capacity back", lambda: sum(len(h["instances"]) for h in cloud.operator("/nimbus/v1/hosts")["hosts"]) == 0)
+    except BaseException:
+        cloud.dump_logs()
+        raise
+    finally:
+        cloud.close()
+
+
+def raw_post(cloud, body):
+    req = urllib.request.Request(cloud.endpoint + "/", data=body.encode(), method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def mode_failures():
+    cloud = Cloud(zones="a")
+    try:
+        cloud.add_host("h1", "a")
+        cloud.add_host("h2", "a")
+        ec2 = boto3_client(cloud)
+        ami = ec2.describe_images()["Images"][0]["ImageId"]
+        sg = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        r = ec2.run_instances(ImageId=ami, InstanceType="n1.small", MinCount=2, MaxCount=2)
+        ids = [i["InstanceId"] for i in r["Instances"]]
+        fast_wait(ec2, "instance_running", ids)
+        insts = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"]
+        on = {i["Placement"]["HostId"]: i for i in insts}
+        assert set(on) == {"h1", "h2"}, on
+
+        log("bad requests: each an EC2 error, nothing changed")
+        before = ec2.describe_instances()["Reservations"]
+        bad = [("Action=RunInstances&Version=2016-11-15&ImageId=" + ami + "&MinCount=0&MaxCount=1", "InvalidParameterValue"),
+               ("Action=RunInstances&Version=2016-11-15&ImageId=ami-00000000000000000&MinCount=1&MaxCount=1", "InvalidAMIID.NotFound"),
+               ("Action=RunInstances&Version=2016-11-15&ImageId=" + ami + "&MinCount=1&MaxCount=1&InstanceType=x9.huge", "InvalidParameterValue"),
+               ("Action=RunInstances&Version=2016-11-15&ImageId=" + ami + "&MinCount=1&MaxCount=1&Placement.AvailabilityZone=mars-1a", "InvalidParameterValue"),
+               ("Action=RunInstances&Version=2016-11-15&ImageId=" + ami + "&MinCount=1&MaxCount=1&SecurityGroupId.1=sg-00000000000000000", "InvalidGroup.NotFound"),
+               ("Action=StopInstances&Version=2016-11-15&InstanceId.1=i-00000000000000000", "InvalidInstanceID.NotFound"),
+               ("Action=StopInstances&Version=2016-11-15&InstanceId.1=bogus", "InvalidInstanceID.Malformed"),
+               ("Action=TerminateInstances&Version=2016-11-15&InstanceId.1=" + ids[0] + "&InstanceId.2=i-00000000000000000", "InvalidInstanceID.NotFound"),
+               ("Action=ModifyInstanceAttribute&Version=2016-11-15&InstanceId=" + ids[0] + "&InstanceType.Value=n1.large", "IncorrectInstanceState"),
+               ("Action=DescribeInstances&Version=2016-11-15&MaxResults=5&InstanceId.1=" + ids[0], "InvalidParameterCombination"),
+               ("Action=FlyToTheMoon&Version=2016-11-15", "InvalidAction"),
+               ("Version=2016-11-15", "MissingParameter"),
+               ("Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-state-name", "InvalidParameterValue"),
+               ("Action=CreateSecurityGroup&Version=2016-11-15&GroupName=default&GroupDescription=x", "InvalidGroup.Duplicate"),
+               ("Action=DeleteSecurityGroup&Version=2016-11-15&GroupName=default", "CannotDelete"),
+               ("Action=RunInstances&%ZZ=1", "InvalidParameterValue"),
+               ("Action=RunInstances&Version=2016-11-15&ImageId=" + ami + "&MinCount=1&MaxCount=1&ClientToken=" + "x" * 65, "InvalidParameterValue")]
+        for body, code in bad:
+            status, text = raw_post(cloud, body)
+            assert status == 400 and f"<Code>{code}</Code>" in text and "<RequestID>" in text, (body, status, text)
+        after = ec2.describe_instances()["Reservations"]
+        assert json.dumps(before, default=str, sort_keys=True) == json.dumps(after, default=str, sort_keys=True)
+
+        log("the control plane killed with SIGKILL during launches, restarted: nothing lost, nothing double-booked")
+        launched = []
+        def burst():
+            c = boto3_client(cloud)
+            for _ in range(6):
+                try:
+                    launched.append(c.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=1, MaxCount=1)
+                                    ["Instances"][0]["InstanceId"])
+                except Exception:  # noqa: BLE001 - the control plane dies under it
+                    return
+        t = __import__("threading").Thread(target=burst)
+        t.start()
+        time.sleep(0.3)
+        cloud.kill9()
+        t.join()
+        cloud.start()
+        ec2 = boto3_client(cloud)
+        listed = {i["InstanceId"]: i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+        for i in launched + ids:
+            assert i in listed, f"{i} was acknowledged and is lost"
+        claimed = {iid for h in cloud.operator("/nimbus/v1/hosts")["hosts"] for iid in h["instances"]}
+        live = {i for i, v in listed.items() if v["State"]["Name"] != "terminated"}
+        assert claimed == live, (claimed, live)
+        claims_fit(cloud)
+        fast_wait(ec2, "instance_running", sorted(live))
+        log(f"{len(launched)} launches acknowledged before the kill; all {len(live)} instances running after")
+
+        log("a host killed: impaired, nothing new placed there, the other keeps serving")
+        survivor = on["h1"]
+        cloud.kill_host("h2")
+        def impaired():
+            st = ec2.describe_instance_status(InstanceIds=[on["h2"]["InstanceId"]])["InstanceStatuses"]
+            return st and st[0]["InstanceStatus"]["Status"] == "impaired"
+        wait_for("impaired status", impaired, timeout=20)
+        new = ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=2, MaxCount=2)["Instances"]
+        assert {i["Placement"]["HostId"] for i in new} == {"h1"}, new
+        assert "Nimbus" in http_get(survivor["PublicIpAddress"])
+        cloud.start_host("h2")
+        wait_for("h2's instances ok again", lambda: not impaired(), timeout=20)
+        everything = sorted(set(live) | {i["InstanceId"] for i in new})
+        ec2.terminate_instances(InstanceIds=everything)
+        fast_wait(ec2, "instance_terminated", everything)
+    except BaseException:
+        cloud.dump_logs()
+        raise
+    finally:
+        cloud.close()
+
+
+def main():
+    {"story": mode_story, "boto3": mode_boto3, "parallel": mode_parallel,
+     "failures": mode_failures}[MODE]()
+    log(f"{MODE}: PASS")
+
+
+if __name__ == "__main__":
+    main()
