@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/cloud_command.h"
 #include "cli/host_commands.h"
 #include "cli/image_command.h"
 #include "cli/run_command.h"
@@ -26,6 +27,8 @@ int main(int argc, char** argv) {
   nimbus::cli::add_vmm_command(app, vmm);
   nimbus::cli::HostCommandOptions host;  // launch, list, stop, ...: clients of nimbusd
   nimbus::cli::add_host_commands(app, host);
+  nimbus::cli::CloudCommandOptions cloud;  // up, down, hosts, zones, instances
+  nimbus::cli::add_cloud_command(app, cloud);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -42,6 +45,7 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("run")) return nimbus::cli::run_command(run);
   if (app.got_subcommand("image")) return nimbus::cli::image_command(image);
   if (app.got_subcommand("vmm")) return nimbus::cli::vmm_command(vmm);
+  if (app.got_subcommand("cloud")) return nimbus::cli::cloud_command(cloud);
   if (!host.verb.empty()) return nimbus::cli::host_command(host);
   return 2;
 }

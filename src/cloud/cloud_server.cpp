@@ -89,6 +89,14 @@ http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& 
     for (const auto& h : *hosts) out.push_back(host_view_json(h));
     return json_reply(200, {{"hosts", out}});
   }
+  if (req.path == "/nimbus/v1/instances") {
+    if (req.method != "GET") return json_error(405, "MethodNotAllowed", "use GET");
+    auto instances = cloud.instances();
+    if (!instances.ok()) return json_error(503, "Unavailable", instances.error().message);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& i : *instances) out.push_back(to_json(i));
+    return json_reply(200, {{"instances", out}});
+  }
   if (req.path.rfind(kImagesPath, 0) == 0) {
     if (req.method != "GET") return json_error(405, "MethodNotAllowed", "use GET");
     return serve_image_file(cloud, req.path.substr(std::string(kImagesPath).size()));

@@ -5,6 +5,9 @@
 //   POST /nimbus/v1/hosts/heartbeat      hosts join and report (bearer: the join token)
 //   GET  /nimbus/v1/images/AMI/FILE      an image's file, for hosts (bearer: the join token)
 //   GET  /nimbus/v1/hosts                the operator's view of the hosts (bearer: join token)
+//   GET  /nimbus/v1/instances            the operator's view of the instances, every record
+//                                        (terminated too) as the store holds it (bearer: join
+//                                        token)
 //   GET  /nimbus/v1/health               {"region": ..., "zones": [...]} (no credentials)
 #pragma once
 
