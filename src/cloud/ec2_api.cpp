@@ -34,6 +34,38 @@ std::string caller_identity(const std::string& account, const std::string& acces
   return w.finish();
 }
 
+// Strict UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). EC2 takes
+// only UTF-8 text, and the records are JSON, which cannot hold anything else.
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0, min = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1, cp = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, cp = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, cp = c & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated
+    for (size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 Ec2Error bad_parameter(const Status& s) { return invalid_parameter_value(s.message()); }
@@ -155,6 +187,12 @@ http::Reply Ec2Api::handle(const http::Request& req) {
     auto url = QueryParams::from_pairs(req.query);
     if (!url.ok()) return error_reply(bad_parameter(url.status()), request_id);
     if (Status s = params->merge(*url); !s.ok()) return error_reply(bad_parameter(s), request_id);
+  }
+  for (const auto& [key, value] : params->all()) {
+    if (!valid_utf8(value))
+      return error_reply(
+          invalid_parameter_value(fmt::format("The value of {} is not valid UTF-8", key)),
+          request_id);
   }
   const std::string action = params->get_or("Action", "");
   if (action.empty()) return error_reply(missing_parameter("Action"), request_id);

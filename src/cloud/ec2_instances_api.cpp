@@ -219,14 +219,15 @@ void Ec2Api::add_instance_actions() {
     auto all = cloud_.instances();
     if (!all.ok()) return all.error();
     std::vector<const InstanceRecord*> chosen;
-    std::vector<std::string> missing = *ids;
+    std::vector<std::string> missing = *ids;  // an id may be given twice: it is one instance
+    std::sort(missing.begin(), missing.end());
+    missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
     std::string unknown;
     for (const auto& i : *all) {
       if (!ids->empty()) {
-        auto it = std::find(missing.begin(), missing.end(), i.id);
-        if (it == missing.end() && std::find(ids->begin(), ids->end(), i.id) == ids->end())
-          continue;
-        if (it != missing.end()) missing.erase(it);
+        auto it = std::lower_bound(missing.begin(), missing.end(), i.id);
+        if (it == missing.end() || *it != i.id) continue;  // not asked for
+        missing.erase(it);
       }
       if (!matches_all(
               *filters, [&](const std::string& n) { return instance_field(i, n); }, &unknown)) {
@@ -237,7 +238,6 @@ void Ec2Api::add_instance_actions() {
       }
       chosen.push_back(&i);
     }
-    missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
     if (!missing.empty()) {
       return ec2_error(
           "InvalidInstanceID.NotFound",

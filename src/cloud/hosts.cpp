@@ -24,11 +24,24 @@ const nlohmann::json* field(const nlohmann::json& j, const char* name, nlohmann:
   return &*it;
 }
 
+// What a host reports is read field by field: a field of another type counts as absent
+// (json::value() would throw on it, and a host's report must never break placement).
+uint64_t unsigned_field(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return 0;
+  auto v = j.find(key);
+  return v != j.end() && v->is_number_unsigned() ? v->get<uint64_t>() : 0;
+}
+
+std::string string_field(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto v = j.find(key);
+  return v != j.end() && v->is_string() ? v->get<std::string>() : "";
+}
+
 uint64_t number_at(const nlohmann::json& host, const char* line, const char* key) {
   auto it = host.find(line);
-  if (it == host.end() || !it->is_object()) return 0;
-  auto v = it->find(key);
-  return v != it->end() && v->is_number_unsigned() ? v->get<uint64_t>() : 0;
+  if (it == host.end()) return 0;
+  return unsigned_field(*it, key);
 }
 
 }  // namespace
@@ -209,7 +222,7 @@ Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     c.vcpus_capacity = number_at(h->host, "cpus", "capacity");
     c.memory_mib_capacity = number_at(h->host, "memory_mib", "capacity");
     c.disk_mib_capacity = number_at(h->host, "disk_mib", "capacity");
-    c.vm_overhead_mib = h->host.value("vm_overhead_mib", uint64_t{0});
+    c.vm_overhead_mib = unsigned_field(h->host, "vm_overhead_mib");
     const HostAllocation& a = allocs[h->id].first;  // absent: nothing claimed, revision 0
     for (const auto& [iid, claim] : a.instances) {
       c.disk_mib_allocated += claim.disk_mib;
@@ -221,12 +234,12 @@ Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     // VMs on the host that are not the cloud's (made with the nimbus CLI) hold capacity too.
     if (auto l = liveness(h->id)) {
       for (const auto& vm : l->vms) {
-        if (!vm.is_object() || a.instances.count(vm.value("name", std::string()))) continue;
-        const std::string desired = vm.value("desired_state", std::string());
-        c.disk_mib_allocated += vm.value("disk_mib", uint64_t{0});
+        if (!vm.is_object() || a.instances.count(string_field(vm, "name"))) continue;
+        const std::string desired = string_field(vm, "desired_state");
+        c.disk_mib_allocated += unsigned_field(vm, "disk_mib");
         if (desired == "running" || desired == "paused") {
-          c.vcpus_allocated += vm.value("cpus", uint64_t{0});
-          c.memory_mib_allocated += vm.value("memory_mib", uint64_t{0}) + c.vm_overhead_mib;
+          c.vcpus_allocated += unsigned_field(vm, "cpus");
+          c.memory_mib_allocated += unsigned_field(vm, "memory_mib") + c.vm_overhead_mib;
         }
       }
     }

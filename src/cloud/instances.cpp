@@ -90,16 +90,22 @@ Ec2Result<std::vector<InstanceRecord>> Cloud::instances() {
 
 Status Cloud::update_instance(const std::string& id,
                               const std::function<bool(InstanceRecord&)>& change) {
+  // Nothing to change: no write (writing the same value would still bump its revision,
+  // and the reconciler asks this of every instance on every pass).
+  bool unchanged = false;
   auto r = update(store_, instance_key(id),
                   [&](const std::optional<KeyValue>& kv) -> Result<std::optional<std::string>> {
+                    unchanged = false;
                     if (!kv) return Status::not_found("no instance " + id);
                     auto i = instance_from_json(kv->value);
                     if (!i.ok()) return i.status();
-                    const std::string before = kv->value;
-                    if (!change(*i)) return std::optional<std::string>(before);
+                    if (!change(*i)) {
+                      unchanged = true;
+                      return Status::conflict("unchanged");
+                    }
                     return std::optional<std::string>(to_json(*i).dump());
                   });
-  return r.ok() ? Status() : r.status();
+  return r.ok() || unchanged ? Status() : r.status();
 }
 
 Ec2Result<Reservation> Cloud::replay_token(const RunRequest& req) {
@@ -296,13 +302,18 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
 
 Status Cloud::release_claim(const InstanceRecord& inst, bool everything) {
   if (inst.host.empty()) return Status();
+  bool unchanged = false;  // nothing claimed (any more): no write
   auto r = update(store_, alloc_key(inst.host),
                   [&](const std::optional<KeyValue>& kv) -> Result<std::optional<std::string>> {
-                    if (!kv) return std::optional<std::string>();  // nothing claimed
-                    auto a = allocation_from_json(kv->value);
+                    unchanged = false;
+                    auto a = kv ? allocation_from_json(kv->value)
+                                : Result<HostAllocation>(HostAllocation{});
                     if (!a.ok()) return a.status();
                     auto it = a->instances.find(inst.id);
-                    if (it == a->instances.end()) return std::optional<std::string>(kv->value);
+                    if (it == a->instances.end() || (!everything && !it->second.compute)) {
+                      unchanged = true;
+                      return Status::conflict("unchanged");
+                    }
                     if (everything) {
                       a->instances.erase(it);
                     } else {
@@ -310,7 +321,7 @@ Status Cloud::release_claim(const InstanceRecord& inst, bool everything) {
                     }
                     return std::optional<std::string>(to_json(*a).dump());
                   });
-  if (!r.ok() && r.code() != Code::kNotFound) return r.status();
+  if (!r.ok() && !unchanged) return r.status();
   return Status();
 }
 

@@ -15,14 +15,39 @@ constexpr auto kPassInterval = std::chrono::milliseconds(1000);
 constexpr auto kRetryAfterError = std::chrono::seconds(3);
 constexpr int kStopTimeoutS = 30;
 
+// What a host says (its heartbeat, its API's replies) is read field by field: a missing
+// field or one of another type reads as absent, never throws (json::value() and a const
+// operator[] would).
+const nlohmann::json& field(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json kAbsent;
+  if (!j.is_object()) return kAbsent;
+  auto it = j.find(key);
+  return it == j.end() ? kAbsent : *it;
+}
+
+std::string text(const nlohmann::json& j, const char* key, const std::string& fallback = "") {
+  const auto& v = field(j, key);
+  return v.is_string() ? v.get<std::string>() : fallback;
+}
+
+int64_t integer(const nlohmann::json& j, const char* key) {
+  const auto& v = field(j, key);
+  return v.is_number_integer() ? v.get<int64_t>() : -1;
+}
+
+bool flag(const nlohmann::json& j, const char* key) {
+  const auto& v = field(j, key);
+  return v.is_boolean() && v.get<bool>();
+}
+
 // A set of forwards as comparable values (order and extra fields do not matter).
 std::set<std::string> forward_set(const nlohmann::json& list) {
   std::set<std::string> out;
   if (!list.is_array()) return out;
   for (const auto& f : list) {
     if (!f.is_object()) continue;
-    out.insert(fmt::format("{}/{}:{}>{}", f.value("protocol", "tcp"), f.value("host_address", ""),
-                           f.value("host_port", 0), f.value("guest_port", 0)));
+    out.insert(fmt::format("{}/{}:{}>{}", text(f, "protocol", "tcp"), text(f, "host_address"),
+                           integer(f, "host_port"), integer(f, "guest_port")));
   }
   return out;
 }
@@ -34,7 +59,7 @@ std::set<std::string> forward_set(const std::vector<nlohmann::json>& list) {
 const nlohmann::json* find_vm(const nlohmann::json& vms, const std::string& name) {
   if (!vms.is_array()) return nullptr;
   for (const auto& vm : vms) {
-    if (vm.is_object() && vm.value("name", "") == name) return &vm;
+    if (text(vm, "name") == name) return &vm;
   }
   return nullptr;
 }
@@ -148,16 +173,17 @@ bool Reconciler::needs_work(const InstanceRecord& inst) {
   if (!l) return false;
   const nlohmann::json* vm = find_vm(l->vms, inst.id);
   if (!vm) return true;
-  const std::string state = vm->value("state", "");
+  const std::string state = text(*vm, "state");
   if (state != "running" && state != "starting" && state != "paused") return true;
-  return forward_set((*vm)["forwards"]) != forward_set(cloud_.forwards_for(inst));
+  return forward_set(field(*vm, "forwards")) != forward_set(cloud_.forwards_for(inst));
 }
 
 Status Reconciler::ensure_image(const HostRecord& host, const std::string& image_id) {
   auto have = driver_.call(host, "GET", "/v1/images", std::nullopt, 10000);
   if (!have.ok()) return have.status();
-  for (const auto& img : have->value("images", nlohmann::json::array())) {
-    if (img.is_object() && img.value("name", "") == image_id) return Status();
+  const auto& images = field(*have, "images");
+  for (const auto& img : images.is_array() ? images : nlohmann::json::array()) {
+    if (text(img, "name") == image_id) return Status();
   }
   auto image = cloud_.image(image_id);
   if (!image.ok()) return Status::not_found(image.error().message);
@@ -211,7 +237,7 @@ void Reconciler::act(const std::string& id) {
   } else if (vm_reply.code() != Code::kNotFound) {
     return fail(vm_reply.status(), "reading the VM");
   }
-  const std::string vm_state = vm ? vm->value("state", "") : "";
+  const std::string vm_state = vm ? text(*vm, "state") : "";
   const bool vm_down = vm && (vm_state == "stopped" || vm_state == "crashed");
 
   switch (inst.desired) {
@@ -247,7 +273,7 @@ void Reconciler::act(const std::string& id) {
           vm.reset();
         }
       }
-      const std::string now_state = vm ? vm->value("state", "") : "stopped";
+      const std::string now_state = vm ? text(*vm, "state") : "stopped";
       if (now_state != "stopped" && now_state != "crashed") return done();  // next pass
       Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
         if (r.desired != Desired::kStopped) return false;
@@ -315,13 +341,13 @@ void Reconciler::act(const std::string& id) {
   if (vm_down) {
     if (inst.state == InstanceState::kPending) {
       // Started again (StartInstances): the type may have changed while it was stopped.
-      if (vm->value("cpus", 0u) != inst.vcpus ||
-          vm->value("memory_mib", uint64_t{0}) != inst.memory_mib) {
+      if (integer(*vm, "cpus") != static_cast<int64_t>(inst.vcpus) ||
+          integer(*vm, "memory_mib") != static_cast<int64_t>(inst.memory_mib)) {
         nlohmann::json body = {{"cpus", inst.vcpus}, {"memory_mib", inst.memory_mib}};
         auto r = driver_.call(host, "POST", "/v1/vms/" + id + "/resize", body, 30000);
         if (!r.ok()) return fail(r.status(), "resizing the VM");
       }
-      if (forward_set((*vm)["forwards"]) != forward_set(cloud_.forwards_for(inst))) {
+      if (forward_set(field(*vm, "forwards")) != forward_set(cloud_.forwards_for(inst))) {
         nlohmann::json body = {{"forwards", cloud_.forwards_for(inst)}};
         auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/forwards", body, 30000);
         if (!r.ok()) return fail(r.status(), "setting the forwards");
@@ -333,7 +359,7 @@ void Reconciler::act(const std::string& id) {
     // It was running and went down by itself: the guest powered off (EC2: the instance
     // stops) or the VMM crashed.
     const bool crashed = vm_state == "crashed";
-    const std::string last_exit = vm->value("last_exit", "");
+    const std::string last_exit = text(*vm, "last_exit");
     Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
       if (r.desired != Desired::kRunning) return false;
       r.desired = Desired::kStopped;
@@ -368,16 +394,14 @@ void Reconciler::act(const std::string& id) {
     return done();
   }
   const auto want = cloud_.forwards_for(inst);
-  if (forward_set((*vm)["forwards"]) != forward_set(want)) {
+  if (forward_set(field(*vm, "forwards")) != forward_set(want)) {
     auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/forwards",
                           nlohmann::json{{"forwards", want}}, 30000);
     if (!r.ok()) return fail(r.status(), "setting the forwards");
     spdlog::info("instance {}: {} port(s) open on {}", id, want.size(), inst.public_ip);
   }
-  const bool ready = vm->value("ready", false) && vm_state == "running";
-  std::string private_ip;
-  if (auto a = vm->find("addresses"); a != vm->end() && a->is_object())
-    private_ip = a->value("host", "");
+  const bool ready = flag(*vm, "ready") && vm_state == "running";
+  const std::string private_ip = text(field(*vm, "addresses"), "host");
   Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
     bool changed = false;
     if (r.desired == Desired::kRunning && r.state == InstanceState::kPending && ready) {

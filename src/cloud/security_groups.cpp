@@ -149,14 +149,14 @@ Ec2Result<bool> Cloud::change_ingress(const std::string& group_id, const std::st
                                          "already exists",
                                          r.cidrs.empty() ? "-" : r.cidrs[0], r.protocol,
                                          r.from_port, r.to_port));
-                         return std::optional<std::string>(kv->value);
+                         return Status::conflict(failure.message);  // no write
                        }
                        if (!authorize && it == cur->ingress.end()) {
                          failed = true;
                          failure =
                              ec2_error("InvalidPermission.NotFound",
                                        "The specified rule does not exist in this security group.");
-                         return std::optional<std::string>(kv->value);
+                         return Status::conflict(failure.message);  // no write
                        }
                        if (authorize) {
                          cur->ingress.push_back(r);
@@ -166,12 +166,12 @@ Ec2Result<bool> Cloud::change_ingress(const std::string& group_id, const std::st
                      }
                      return std::optional<std::string>(to_json(*cur).dump());
                    });
+  if (failed) return failure;
   if (!up.ok()) {
     if (up.code() == Code::kNotFound)
       return ec2_error("InvalidGroup.NotFound", "The security group does not exist");
     return from_status(up.status());
   }
-  if (failed) return failure;
   kick();  // the reconciler applies the forwards to running instances
   return true;
 }

@@ -43,10 +43,12 @@ Ec2Result<bool> change_tags(Store& store, const std::string& id,
                     if (!j.is_object()) return Status::internal("a record does not parse");
                     Tags tags = j.value("tags", Tags{});
                     failure = change(tags);
-                    if (!failure.code.empty()) return std::optional<std::string>(kv->value);
+                    if (!failure.code.empty())
+                      return Status::conflict(failure.message);  // no write
                     j["tags"] = tags;
                     return std::optional<std::string>(j.dump());
                   });
+  if (!failure.code.empty()) return failure;
   if (!r.ok()) {
     if (r.code() == Code::kNotFound) {
       const std::string kind = id.substr(0, id.find('-'));
@@ -61,7 +63,6 @@ Ec2Result<bool> change_tags(Store& store, const std::string& id,
     }
     return from_status(r.status());
   }
-  if (!failure.code.empty()) return failure;
   return true;
 }
 
@@ -74,7 +75,8 @@ Ec2Result<bool> Cloud::create_tags(const std::vector<std::string>& resources, co
     Ec2Error e = check_tag(k, &v);
     if (!e.code.empty()) return e;
   }
-  // Checked first, so that a bad id in the list changes no resource.
+  // Checked first, so that a bad id in the list, or one resource over the limit, changes
+  // no resource.
   for (const auto& id : resources) {
     if (resource_key(id).empty())
       return ec2_error("InvalidID", fmt::format("The ID '{}' is not valid", id));
@@ -84,6 +86,12 @@ Ec2Result<bool> Cloud::create_tags(const std::vector<std::string>& resources, co
       return ec2_error(is_id(id, "i") ? "InvalidInstanceID.NotFound" : "InvalidID",
                        fmt::format("The ID '{}' does not exist", id));
     }
+    nlohmann::json j = nlohmann::json::parse((*kv)->value, nullptr, false);
+    Tags now = j.is_object() ? j.value("tags", Tags{}) : Tags{};
+    for (const auto& [k, v] : tags) now[k] = v;
+    if (now.size() > kMaxTags)
+      return ec2_error("TagLimitExceeded",
+                       fmt::format("{} would have more than {} tags", id, kMaxTags));
   }
   for (const auto& id : resources) {
     auto r = change_tags(store_, id, [&](Tags& t) -> Ec2Error {

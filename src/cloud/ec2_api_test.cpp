@@ -1,0 +1,503 @@
+// The EC2 Query API end to end, without transport: form bodies as botocore sends them
+// (CLOUD-NOTES §1.2) through route_cloud_request, and the XML read back as botocore reads
+// it (by element path). Also SigV4, the host heartbeat and the image file endpoint.
+#include "cloud/ec2_api.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <ctime>
+#include <set>
+
+#include "cloud/cloud_server.h"
+#include "cloud/cloud_test_fixture.h"
+#include "cloud/sigv4.h"
+
+namespace nimbus::cloud {
+namespace {
+
+// A small XML reader for what XmlWriter writes: elements, text, entities; enough to walk
+// a response by path.
+struct Node {
+  std::string name, text;
+  std::vector<Node> children;
+
+  const Node* child(const std::string& n) const {
+    for (const auto& c : children) {
+      if (c.name == n) return &c;
+    }
+    return nullptr;
+  }
+  std::vector<const Node*> all(const std::string& n) const {
+    std::vector<const Node*> out;
+    for (const auto& c : children) {
+      if (c.name == n) out.push_back(&c);
+    }
+    return out;
+  }
+  // "a/b/c": the text of the first element at that path ("" when absent).
+  std::string at(const std::string& path) const {
+    const Node* n = this;
+    size_t start = 0;
+    while (n && start <= path.size()) {
+      const size_t slash = path.find('/', start);
+      n = n->child(path.substr(start, slash - start));
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
+    return n ? n->text : "";
+  }
+};
+
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '&') {
+      out += s[i];
+      continue;
+    }
+    const size_t semi = s.find(';', i);
+    const std::string e = s.substr(i + 1, semi - i - 1);
+    if (e == "lt")
+      out += '<';
+    else if (e == "gt")
+      out += '>';
+    else if (e == "amp")
+      out += '&';
+    else if (e == "quot")
+      out += '"';
+    else if (e == "apos")
+      out += '\'';
+    else if (!e.empty() && e[0] == '#')
+      out += static_cast<char>(
+          std::stoi(e.substr(e[1] == 'x' ? 2 : 1), nullptr, e[1] == 'x' ? 16 : 10));
+    i = semi;
+  }
+  return out;
+}
+
+// Parses the document; ADD_FAILURE on anything malformed.
+Node parse_xml(const std::string& doc) {
+  Node root;
+  std::vector<Node*> stack = {&root};
+  size_t i = 0;
+  if (doc.rfind("<?xml", 0) == 0) i = doc.find("?>") + 2;
+  while (i < doc.size()) {
+    if (doc[i] != '<') {
+      const size_t lt = doc.find('<', i);
+      stack.back()->text += unescape(doc.substr(i, lt - i));
+      i = lt;
+      continue;
+    }
+    const size_t gt = doc.find('>', i);
+    if (gt == std::string::npos) {
+      ADD_FAILURE() << "unterminated tag in " << doc;
+      return root;
+    }
+    std::string tag = doc.substr(i + 1, gt - i - 1);
+    i = gt + 1;
+    if (tag[0] == '/') {
+      if (stack.size() < 2 || stack.back()->name != tag.substr(1)) {
+        ADD_FAILURE() << "mismatched </" << tag << "> in " << doc;
+        return root;
+      }
+      stack.pop_back();
+      continue;
+    }
+    const bool empty = tag.back() == '/';
+    if (empty) tag.pop_back();
+    Node n;
+    n.name = tag.substr(0, tag.find(' '));
+    stack.back()->children.push_back(n);
+    if (!empty) stack.push_back(&stack.back()->children.back());
+  }
+  if (stack.size() != 1) ADD_FAILURE() << "unclosed elements in " << doc;
+  return root.children.empty() ? Node{} : root.children[0];
+}
+
+http::Request form_request(const std::string& body) {
+  http::Request r;
+  r.method = "POST";
+  r.path = "/";
+  r.body = body;
+  r.headers = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"},
+               {"host", "127.0.0.1:8773"}};
+  // As the HTTP layer (httplib) hands a form POST over: its fields also as parameters.
+  if (auto p = QueryParams::parse(body); p.ok()) {
+    for (const auto& [k, v] : p->all()) r.query.emplace(k, v);
+  }
+  return r;
+}
+
+class Ec2ApiTest : public ::testing::Test {
+ protected:
+  explicit Ec2ApiTest(ApiCredentials creds = {}) : api_(bed_.cloud(), bed_.driver(), creds) {
+    bed_.add_hosts(2);
+  }
+
+  http::Reply send(const std::string& body) {
+    return route_cloud_request(bed_.cloud(), api_, form_request(body));
+  }
+  // A successful call's document.
+  Node ok(const std::string& body) {
+    http::Reply r = send(body);
+    EXPECT_EQ(r.status, 200) << body << "\n" << r.body;
+    EXPECT_EQ(r.content_type, "text/xml;charset=UTF-8");
+    return parse_xml(r.body);
+  }
+  // A refused call's error code, checking EC2's error shape.
+  std::string error(const std::string& body, int status = 400) {
+    http::Reply r = send(body);
+    EXPECT_EQ(r.status, status) << body << "\n" << r.body;
+    Node doc = parse_xml(r.body);
+    EXPECT_EQ(doc.name, "Response") << r.body;
+    EXPECT_FALSE(doc.at("RequestID").empty()) << r.body;
+    EXPECT_FALSE(doc.at("Errors/Error/Message").empty()) << r.body;
+    return doc.at("Errors/Error/Code");
+  }
+  std::string run(const std::string& extra) {
+    Node doc = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() + extra);
+    return doc.at("reservationId");
+  }
+  // Every instance id of a DescribeInstances document, in document order.
+  static std::vector<std::string> instance_ids(const Node& doc) {
+    std::vector<std::string> out;
+    if (const Node* set = doc.child("reservationSet")) {
+      for (const Node* res : set->all("item")) {
+        if (const Node* insts = res->child("instancesSet")) {
+          for (const Node* i : insts->all("item")) out.push_back(i->at("instanceId"));
+        }
+      }
+    }
+    return out;
+  }
+  std::vector<std::string> describe(const std::string& extra) {
+    return instance_ids(ok("Action=DescribeInstances&Version=2016-11-15" + extra));
+  }
+
+  CloudTestBed bed_;
+  Ec2Api api_;
+};
+
+TEST_F(Ec2ApiTest, RunInstancesThenDescribeInstances) {
+  Node run = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
+                "&InstanceType=n1.tiny&KeyName=k&UserData=aGVsbG8%3D&MinCount=2&MaxCount=2"
+                "&ClientToken=a535ecfd-0000-4000-8000-000000000001");
+  EXPECT_EQ(run.name, "RunInstancesResponse");
+  EXPECT_FALSE(run.at("requestId").empty());
+  const std::string reservation = run.at("reservationId");
+  EXPECT_TRUE(is_id(reservation, "r")) << reservation;
+  const Node* set = run.child("instancesSet");
+  ASSERT_NE(set, nullptr);
+  ASSERT_EQ(set->all("item").size(), 2u);
+  const Node& first = *set->all("item")[0];
+  EXPECT_EQ(first.at("instanceState/code"), "0");
+  EXPECT_EQ(first.at("instanceState/name"), "pending");
+  EXPECT_EQ(first.at("instanceType"), "n1.tiny");
+  EXPECT_EQ(first.at("keyName"), "k");
+  EXPECT_EQ(first.at("imageId"), bed_.image_id());
+  EXPECT_EQ(first.at("amiLaunchIndex"), "0");
+  EXPECT_EQ(first.at("groupSet/item/groupName"), "default");
+
+  Node d = ok("Action=DescribeInstances&Version=2016-11-15");
+  EXPECT_EQ(d.name, "DescribeInstancesResponse");
+  EXPECT_EQ(d.at("reservationSet/item/reservationId"), reservation);
+  EXPECT_EQ(d.at("reservationSet/item/ownerId"), "000000000000");
+  const std::string id = d.at("reservationSet/item/instancesSet/item/instanceId");
+  EXPECT_TRUE(is_id(id, "i")) << id;
+  EXPECT_EQ(d.at("reservationSet/item/instancesSet/item/instanceState/code"), "0");
+  EXPECT_EQ(d.at("reservationSet/item/instancesSet/item/instanceState/name"), "pending");
+  EXPECT_TRUE(d.child("nextToken") == nullptr);
+
+  // The same ClientToken again: the same reservation, nothing new.
+  Node again = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
+                  "&InstanceType=n1.tiny&KeyName=k&UserData=aGVsbG8%3D&MinCount=2&MaxCount=2"
+                  "&ClientToken=a535ecfd-0000-4000-8000-000000000001");
+  EXPECT_EQ(again.at("reservationId"), reservation);
+  EXPECT_EQ(describe("").size(), 2u);
+
+  // Running once the reconciler saw the guest ready; the waiter's own request.
+  for (int n = 0; n < 3; ++n) bed_.reconciler().pass_now();
+  Node w = ok("Action=DescribeInstances&Version=2016-11-15&InstanceId.1=" + id);
+  EXPECT_EQ(w.at("reservationSet/item/instancesSet/item/instanceState/code"), "16");
+  EXPECT_EQ(w.at("reservationSet/item/instancesSet/item/instanceState/name"), "running");
+  EXPECT_EQ(instance_ids(w), std::vector<std::string>{id});
+  // An id given twice is still one instance.
+  EXPECT_EQ(describe("&InstanceId.1=" + id + "&InstanceId.2=" + id), std::vector<std::string>{id});
+}
+
+TEST_F(Ec2ApiTest, DescribeInstancesFilters) {
+  run("&InstanceType=n1.tiny&MinCount=2&MaxCount=2&TagSpecification.1.ResourceType=instance"
+      "&TagSpecification.1.Tag.1.Key=Name&TagSpecification.1.Tag.1.Value=web");
+  run("&InstanceType=n1.small&MinCount=1&MaxCount=1&Placement.AvailabilityZone=nimbus-west-1b");
+  EXPECT_EQ(describe("").size(), 3u);
+  EXPECT_EQ(describe("&Filter.1.Name=tag%3AName&Filter.1.Value.1=web").size(), 2u);
+  EXPECT_EQ(describe("&Filter.1.Name=tag%3AName&Filter.1.Value.1=w*").size(), 2u);
+  EXPECT_EQ(describe("&Filter.1.Name=instance-type&Filter.1.Value.1=n1.small").size(), 1u);
+  size_t in_b = 0;
+  auto all = bed_.cloud().instances();
+  ASSERT_TRUE(all.ok());
+  for (const auto& i : *all) in_b += i.zone == "nimbus-west-1b";
+  EXPECT_GE(in_b, 1u);
+  EXPECT_EQ(describe("&Filter.1.Name=availability-zone&Filter.1.Value.1=nimbus-west-1b").size(),
+            in_b);
+  EXPECT_EQ(describe("&Filter.1.Name=instance-state-name&Filter.1.Value.1=running").size(), 0u);
+  for (int n = 0; n < 3; ++n) bed_.reconciler().pass_now();
+  EXPECT_EQ(describe("&Filter.1.Name=instance-state-name&Filter.1.Value.1=running").size(), 3u);
+  // Values of one filter are ORed, filters ANDed (boto3's two-filter request).
+  EXPECT_EQ(describe("&Filter.1.Name=instance-state-name&Filter.1.Value.1=pending"
+                     "&Filter.1.Value.2=running&Filter.2.Name=tag%3AName&Filter.2.Value.1=web")
+                .size(),
+            2u);
+  EXPECT_EQ(error("Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=no-such-filter"
+                  "&Filter.1.Value.1=x"),
+            "InvalidParameterValue");
+  EXPECT_EQ(error("Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=instance-type"),
+            "InvalidParameterValue");
+}
+
+TEST_F(Ec2ApiTest, PaginationCoversEveryInstanceOnce) {
+  // 12 instances in reservations of 1, 2, 3, 1, 2 and 3.
+  for (int count : {1, 2, 3, 1, 2, 3})
+    run(fmt::format("&InstanceType=n1.tiny&MinCount={}&MaxCount={}", count, count));
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  while (true) {
+    Node page = ok("Action=DescribeInstances&Version=2016-11-15&MaxResults=5" +
+                   (token.empty() ? "" : "&NextToken=" + token));
+    ++pages;
+    ASSERT_LT(pages, 13);
+    auto ids = instance_ids(page);
+    EXPECT_FALSE(ids.empty());
+    EXPECT_LE(ids.size(), 5u + 2u);  // whole reservations: at most one more of up to 3
+    seen.insert(seen.end(), ids.begin(), ids.end());
+    token = page.at("nextToken");
+    if (token.empty()) break;
+  }
+  EXPECT_GE(pages, 2);
+  EXPECT_EQ(seen.size(), 12u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 12u);
+  EXPECT_EQ(error("Action=DescribeInstances&Version=2016-11-15&MaxResults=4"),
+            "InvalidParameterValue");
+  EXPECT_EQ(
+      error("Action=DescribeInstances&Version=2016-11-15&MaxResults=5&InstanceId.1=" + seen[0]),
+      "InvalidParameterCombination");
+}
+
+TEST_F(Ec2ApiTest, ErrorsHaveEc2sShape) {
+  http::Reply r =
+      send("Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-0123456789abcdef0");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code>"),
+            std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("i-0123456789abcdef0"), std::string::npos);
+  EXPECT_EQ(error("Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-nope"),
+            "InvalidInstanceID.Malformed");
+  EXPECT_EQ(error("Action=TerminateInstances&Version=2016-11-15&InstanceId.1=i-0123456789abcdef0"),
+            "InvalidInstanceID.NotFound");
+  EXPECT_EQ(error("Action=TerminateInstances&Version=2016-11-15"), "MissingParameter");
+  EXPECT_EQ(error("Action=LaunchRockets&Version=2016-11-15"), "InvalidAction");
+  EXPECT_EQ(error("Version=2016-11-15"), "MissingParameter");
+  EXPECT_EQ(error(""), "MissingParameter");
+  EXPECT_EQ(error("Action=DescribeInstances&Version=2012-01-01"), "InvalidParameterValue");
+  EXPECT_EQ(error("Action=DescribeInstances&Action=DescribeInstances"), "InvalidParameterValue");
+  EXPECT_EQ(error("Action=DescribeInstances&Version=2016-11-15&Bad%ZZ=1"), "InvalidParameterValue");
+
+  // Bad counts change nothing.
+  const auto before = bed_.store_dump();
+  const std::string run = "Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id();
+  EXPECT_EQ(error(run + "&MinCount=0&MaxCount=1"), "InvalidParameterValue");
+  EXPECT_EQ(error(run + "&MinCount=abc&MaxCount=1"), "InvalidParameterValue");
+  EXPECT_EQ(error(run + "&MinCount=3&MaxCount=2"), "InvalidParameterValue");
+  EXPECT_EQ(error(run + "&MinCount=1&MaxCount=100000"), "InvalidParameterValue");
+  EXPECT_EQ(error(run + "&MaxCount=1"), "MissingParameter");
+  EXPECT_EQ(error("Action=RunInstances&Version=2016-11-15&MinCount=1&MaxCount=1"),
+            "MissingParameter");
+  EXPECT_EQ(error(run + "&MinCount=1&MaxCount=1&InstanceType=z9.big"), "InvalidParameterValue");
+  EXPECT_EQ(error(run + "&MinCount=1&MaxCount=1&InstanceType=t3.2xlarge"),
+            "InsufficientInstanceCapacity");
+  // Text that is not UTF-8 is refused, not stored.
+  EXPECT_EQ(error(run + "&MinCount=1&MaxCount=1&KeyName=%FF%FE"), "InvalidParameterValue");
+  EXPECT_EQ(error("Action=CreateSecurityGroup&Version=2016-11-15&GroupName=g"
+                  "&GroupDescription=%C3%28"),
+            "InvalidParameterValue");
+  for (const char* bad : {"%C0%AF", "%ED%A0%80", "%F4%90%80%80", "ab%E2%82", "%80"})
+    EXPECT_EQ(error(run + "&MinCount=1&MaxCount=1&KeyName=" + bad), "InvalidParameterValue") << bad;
+  EXPECT_EQ(bed_.store_dump(), before);
+  // UTF-8 is fine.
+  ok(run + "&MinCount=1&MaxCount=1&KeyName=cl%C3%A9%E2%82%AC%F0%9F%98%80");
+}
+
+TEST_F(Ec2ApiTest, SecurityGroupsTagsAndConsoleThroughTheApi) {
+  Node g =
+      ok("Action=CreateSecurityGroup&Version=2016-11-15&GroupName=web"
+         "&GroupDescription=web+servers");
+  const std::string sg = g.at("groupId");
+  ASSERT_TRUE(is_id(sg, "sg")) << sg;
+  const std::string authorize =
+      "Action=AuthorizeSecurityGroupIngress&Version=2016-11-15&GroupId=" + sg +
+      "&IpPermissions.1.IpProtocol=tcp&IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22"
+      "&IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0%2F0";
+  EXPECT_EQ(ok(authorize).at("return"), "true");
+  EXPECT_EQ(error(authorize), "InvalidPermission.Duplicate");
+  Node d = ok("Action=DescribeSecurityGroups&Version=2016-11-15&GroupId.1=" + sg);
+  EXPECT_EQ(d.at("securityGroupInfo/item/ipPermissions/item/fromPort"), "22");
+  EXPECT_EQ(d.at("securityGroupInfo/item/ipPermissions/item/ipRanges/item/cidrIp"), "0.0.0.0/0");
+
+  Node r = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
+              "&MinCount=1&MaxCount=1&InstanceType=n1.tiny&SecurityGroupId.1=" + sg);
+  const std::string id = r.at("instancesSet/item/instanceId");
+  EXPECT_EQ(error("Action=DeleteSecurityGroup&Version=2016-11-15&GroupId=" + sg),
+            "DependencyViolation");
+  ok("Action=CreateTags&Version=2016-11-15&ResourceId.1=" + id + "&Tag.1.Key=Name&Tag.1.Value=db");
+  EXPECT_EQ(ok("Action=DescribeTags&Version=2016-11-15&Filter.1.Name=resource-id"
+               "&Filter.1.Value.1=" +
+               id)
+                .at("tagSet/item/value"),
+            "db");
+
+  for (int n = 0; n < 3; ++n) bed_.reconciler().pass_now();
+  auto inst = bed_.cloud().instance(id);
+  ASSERT_TRUE(inst.ok());
+  bed_.driver().set_console(inst->host, id, "login: ");
+  Node c = ok("Action=GetConsoleOutput&Version=2016-11-15&InstanceId=" + id);
+  EXPECT_EQ(c.at("output"), "bG9naW46IA==");  // base64, as botocore decodes it
+}
+
+class Ec2ApiSigV4Test : public Ec2ApiTest {
+ protected:
+  Ec2ApiSigV4Test() : Ec2ApiTest(ApiCredentials{{{"AKIDTEST", "the-secret"}}}) {}
+
+  http::Request signed_request(const std::string& body, const std::string& secret,
+                               const std::string& region) {
+    http::Request r = form_request(body);
+    char date[32];
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::strftime(date, sizeof date, "%Y%m%dT%H%M%SZ", &tm);
+    r.headers.emplace("x-amz-date", date);
+    SigV4Request s;
+    s.method = r.method;
+    s.path = r.path;
+    s.headers = r.headers;
+    s.body = r.body;
+    auto auth = sign_sigv4(s, "AKIDTEST", secret, region);
+    EXPECT_TRUE(auth.ok()) << auth.message();
+    if (auth.ok()) r.headers.emplace("authorization", *auth);
+    return r;
+  }
+  std::string code_of(const http::Reply& r) { return parse_xml(r.body).at("Errors/Error/Code"); }
+};
+
+TEST_F(Ec2ApiSigV4Test, SignedRequestsPassOthersDoNot) {
+  const std::string body = "Action=DescribeInstances&Version=2016-11-15";
+  http::Reply good =
+      route_cloud_request(bed_.cloud(), api_, signed_request(body, "the-secret", "nimbus-west-1"));
+  EXPECT_EQ(good.status, 200) << good.body;
+
+  http::Reply wrong = route_cloud_request(bed_.cloud(), api_,
+                                          signed_request(body, "not-the-secret", "nimbus-west-1"));
+  EXPECT_EQ(wrong.status, 403) << wrong.body;
+  EXPECT_EQ(code_of(wrong), "SignatureDoesNotMatch");
+
+  // A body changed after signing.
+  http::Request changed = signed_request(body, "the-secret", "nimbus-west-1");
+  changed.body += "&InstanceId.1=i-0123456789abcdef0";
+  EXPECT_EQ(code_of(route_cloud_request(bed_.cloud(), api_, changed)), "SignatureDoesNotMatch");
+
+  http::Reply none = route_cloud_request(bed_.cloud(), api_, form_request(body));
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(code_of(none), "AuthFailure");
+
+  http::Reply elsewhere =
+      route_cloud_request(bed_.cloud(), api_, signed_request(body, "the-secret", "us-east-1"));
+  EXPECT_EQ(elsewhere.status, 401);
+  EXPECT_EQ(code_of(elsewhere), "AuthFailure");
+  const std::string message = parse_xml(elsewhere.body).at("Errors/Error/Message");
+  EXPECT_NE(message.find("us-east-1"), std::string::npos) << message;
+  EXPECT_NE(message.find("nimbus-west-1"), std::string::npos) << message;
+
+  // A signed RunInstances does run; a refused one changed nothing.
+  EXPECT_TRUE(bed_.cloud().instances()->empty());
+  http::Reply run = route_cloud_request(
+      bed_.cloud(), api_,
+      signed_request("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
+                         "&MinCount=1&MaxCount=1&InstanceType=n1.tiny",
+                     "the-secret", "nimbus-west-1"));
+  EXPECT_EQ(run.status, 200) << run.body;
+  EXPECT_EQ(bed_.cloud().instances()->size(), 1u);
+}
+
+TEST_F(Ec2ApiTest, HeartbeatNeedsTheJoinToken) {
+  TestHost h{"h-new", "nimbus-west-1c"};
+  http::Request r;
+  r.method = "POST";
+  r.path = "/nimbus/v1/hosts/heartbeat";
+  r.body = CloudTestBed::heartbeat_body(h, nlohmann::json::array(), nlohmann::json::array()).dump();
+  http::Reply no = route_cloud_request(bed_.cloud(), api_, r);
+  EXPECT_EQ(no.status, 401);
+  r.headers.emplace("authorization", "Bearer wrong-token");
+  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 401);
+  EXPECT_FALSE(bed_.cloud().store().get(std::string(kHostsPrefix) + "h-new")->has_value());
+
+  r.headers = {{"authorization", std::string("Bearer ") + CloudTestBed::kJoinToken}};
+  http::Reply yes = route_cloud_request(bed_.cloud(), api_, r);
+  EXPECT_EQ(yes.status, 200) << yes.body;
+  auto j = nlohmann::json::parse(yes.body);
+  EXPECT_EQ(j["interval_s"], 2);
+  EXPECT_TRUE(bed_.cloud().store().get(std::string(kHostsPrefix) + "h-new")->has_value());
+
+  r.body = "{not json";
+  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 400);
+  r.body = R"({"host_id": "h-new"})";
+  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 400);
+  r.method = "GET";
+  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 405);
+
+  r.path = "/nimbus/v1/hosts";
+  http::Reply hosts = route_cloud_request(bed_.cloud(), api_, r);
+  EXPECT_EQ(hosts.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(hosts.body)["hosts"].size(), 7u);
+}
+
+TEST_F(Ec2ApiTest, ImageFilesAreServedAndNothingElse) {
+  http::Request r;
+  r.method = "GET";
+  r.headers = {{"authorization", std::string("Bearer ") + CloudTestBed::kJoinToken}};
+  const std::string base = "/nimbus/v1/images/" + bed_.image_id() + "/";
+  r.path = base + "Image";
+  http::Reply k = route_cloud_request(bed_.cloud(), api_, r);
+  EXPECT_EQ(k.status, 200);
+  EXPECT_EQ(k.body, "a kernel, for the test's purposes");
+  EXPECT_EQ(k.content_type, "application/octet-stream");
+  r.path = base + "rootfs.ext4";
+  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).body.size(), size_t{3} << 20);
+
+  // A file of the image's directory that is not one of its files, and escapes.
+  { std::ofstream(bed_.image_dir() + "/secret") << "private"; }
+  for (const std::string& path :
+       {base + "secret", base + "../" + bed_.image_id() + "/Image", base + "..%2FImage",
+        base + "../../../../etc/passwd", base, base + "Image/", base + "/Image",
+        std::string("/nimbus/v1/images/") + "../../etc/passwd",
+        std::string("/nimbus/v1/images/ami-0123456789abcdef0/Image"),
+        std::string("/nimbus/v1/images/") + bed_.image_id(), std::string("/nimbus/v1/images/")}) {
+    r.path = path;
+    http::Reply reply = route_cloud_request(bed_.cloud(), api_, r);
+    EXPECT_EQ(reply.status, 404) << path;
+    EXPECT_EQ(reply.body.find("private"), std::string::npos) << path;
+    EXPECT_EQ(reply.body.find("kernel"), std::string::npos) << path;
+  }
+  r.path = base + "Image";
+  r.headers.clear();
+  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 401);
+  r.path = "/nimbus/v1/health";
+  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 200);
+  r.path = "/elsewhere";
+  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 404);
+}
+
+}  // namespace
+}  // namespace nimbus::cloud

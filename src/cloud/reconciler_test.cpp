@@ -1,0 +1,274 @@
+// The reconciler against simulated hosts (fake_host_driver.h), one pass at a time.
+#include "cloud/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "cloud/cloud_test_fixture.h"
+
+namespace nimbus::cloud {
+namespace {
+
+using Lines = std::vector<std::string>;
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  ReconcilerTest() { host_ = bed_.add_hosts(1, {}, {"nimbus-west-1a"}).at(0); }
+
+  InstanceRecord get(const std::string& id) {
+    auto i = bed_.cloud().instance(id);
+    EXPECT_TRUE(i.ok()) << id;
+    return i.ok() ? *i : InstanceRecord{};
+  }
+  std::string run(const std::string& type = "n1.tiny") {
+    auto r = bed_.cloud().run_instances(bed_.run_request(type));
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? r->instances.at(0).id : "";
+  }
+  // Passes until the instance is in `state` (at most `passes`).
+  bool pass_until(const std::string& id, InstanceState state, int passes = 5) {
+    for (int n = 0; n < passes; ++n) {
+      bed_.reconciler().pass_now();
+      if (get(id).state == state) return true;
+    }
+    return false;
+  }
+  std::string running(const std::string& type = "n1.tiny") {
+    const std::string id = run(type);
+    EXPECT_TRUE(pass_until(id, InstanceState::kRunning));
+    return id;
+  }
+  bool called(const std::string& line) {
+    const Lines l = bed_.driver().call_lines(host_);
+    return std::find(l.begin(), l.end(), line) != l.end();
+  }
+
+  CloudTestBed bed_;
+  std::string host_;
+};
+
+TEST_F(ReconcilerTest, PendingFetchesTheImageCreatesTheVmAndRunsOnlyOnceReady) {
+  bed_.driver().set_ready_after(2);
+  const std::string id = run();
+  ASSERT_FALSE(bed_.driver().has_image(host_, bed_.image_id()));
+  bed_.reconciler().pass_now();
+  // The image first (the host lacks it), then the VM.
+  EXPECT_EQ(bed_.driver().call_lines(host_),
+            (Lines{"GET /v1/vms/" + id, "GET /v1/images", "POST /v1/images", "POST /v1/vms"}));
+  auto calls = bed_.driver().calls();
+  const auto& fetch = *calls[2].body;
+  EXPECT_EQ(fetch["name"], bed_.image_id());
+  EXPECT_EQ(fetch["source"], std::string(CloudTestBed::kImageSource) + bed_.image_id() + "/");
+  ASSERT_EQ(fetch["files"].size(), 2u);
+  EXPECT_EQ(fetch["files"][0]["sha256"], bed_.image().files[0].sha256);
+  const auto& create = *calls[3].body;
+  EXPECT_EQ(create["name"], id);
+  EXPECT_EQ(create["image"], bed_.image_id());
+  EXPECT_EQ(create["cpus"], 1);
+  EXPECT_EQ(create["memory_mib"], 128);
+  EXPECT_EQ(create["disk_mib"], bed_.image().disk_mib);
+  EXPECT_EQ(get(id).state, InstanceState::kPending);
+
+  // Starting: still pending.
+  bed_.reconciler().pass_now();
+  EXPECT_EQ(get(id).state, InstanceState::kPending);
+  EXPECT_EQ(get(id).vm_state, "starting");
+  // Ready: running, with the host's private address.
+  bed_.reconciler().pass_now();
+  InstanceRecord i = get(id);
+  EXPECT_EQ(i.state, InstanceState::kRunning);
+  EXPECT_TRUE(i.vm_ready);
+  EXPECT_EQ(i.private_ip, "10.88.0.2");
+
+  // A second instance of the same image: no second fetch.
+  bed_.driver().clear_calls();
+  const std::string id2 = run();
+  bed_.reconciler().pass_now();
+  EXPECT_FALSE(called("POST /v1/images"));
+  EXPECT_TRUE(called("POST /v1/vms"));
+  EXPECT_TRUE(bed_.driver().vm(host_, id2).has_value());
+}
+
+TEST_F(ReconcilerTest, StopReleasesComputeAndStartResizesWhenTheTypeChanged) {
+  const std::string id = running("n1.tiny");
+  ASSERT_TRUE(bed_.cloud().stop_instances({id}, false).ok());
+  EXPECT_TRUE(bed_.allocation(host_).instances.at(id).compute);  // until the host confirms
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(called("POST /v1/vms/" + id + "/stop"));
+  InstanceRecord i = get(id);
+  EXPECT_EQ(i.state, InstanceState::kStopped);
+  EXPECT_EQ(i.state_reason_code, "Client.UserInitiatedShutdown");
+  EXPECT_FALSE(bed_.allocation(host_).instances.at(id).compute);
+  EXPECT_EQ(bed_.driver().vm(host_, id)->state, "stopped");
+  // Nothing more to do for a stopped instance.
+  bed_.driver().clear_calls();
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(bed_.driver().call_lines(host_).empty());
+
+  ASSERT_TRUE(bed_.cloud().modify_instance_type(id, "n1.medium").ok());
+  ASSERT_TRUE(bed_.cloud().start_instances({id}).ok());
+  EXPECT_TRUE(bed_.allocation(host_).instances.at(id).compute);
+  EXPECT_EQ(bed_.allocation(host_).instances.at(id).vcpus, 2u);
+  ASSERT_TRUE(pass_until(id, InstanceState::kRunning));
+  const Lines lines = bed_.driver().call_lines(host_);
+  auto resize = std::find(lines.begin(), lines.end(), "POST /v1/vms/" + id + "/resize");
+  auto start = std::find(lines.begin(), lines.end(), "POST /v1/vms/" + id + "/start");
+  ASSERT_NE(resize, lines.end());
+  ASSERT_NE(start, lines.end());
+  EXPECT_LT(resize, start);
+  auto vm = bed_.driver().vm(host_, id);
+  EXPECT_EQ(vm->spec["cpus"], 2);
+  EXPECT_EQ(vm->spec["memory_mib"], 512);
+  EXPECT_EQ(vm->state, "running");
+
+  // Started again without a type change: no resize.
+  ASSERT_TRUE(bed_.cloud().stop_instances({id}, true).ok());
+  ASSERT_TRUE(pass_until(id, InstanceState::kStopped));
+  auto calls = bed_.driver().calls();
+  EXPECT_EQ(calls.back().path, "/v1/vms/" + id + "/stop");
+  EXPECT_EQ((*calls.back().body)["force"], true);
+  bed_.driver().clear_calls();
+  ASSERT_TRUE(bed_.cloud().start_instances({id}).ok());
+  ASSERT_TRUE(pass_until(id, InstanceState::kRunning));
+  EXPECT_FALSE(called("POST /v1/vms/" + id + "/resize"));
+}
+
+TEST_F(ReconcilerTest, TerminateDeletesTheVmAndReleasesTheClaim) {
+  const std::string id = running();
+  ASSERT_TRUE(bed_.cloud().terminate_instances({id}).ok());
+  EXPECT_EQ(get(id).state, InstanceState::kShuttingDown);
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(called("DELETE /v1/vms/" + id));
+  EXPECT_FALSE(bed_.driver().vm(host_, id).has_value());
+  EXPECT_EQ(get(id).state, InstanceState::kTerminated);
+  EXPECT_GT(get(id).terminated_at_ms, 0);
+  EXPECT_EQ(bed_.allocation(host_).instances.count(id), 0u);
+  bed_.driver().clear_calls();
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(bed_.driver().call_lines(host_).empty());  // terminated: left alone
+}
+
+TEST_F(ReconcilerTest, AGuestPoweringOffStopsTheInstance) {
+  const std::string id = running();
+  bed_.driver().power_off(host_, id);
+  bed_.reconciler().pass_now();
+  InstanceRecord i = get(id);
+  EXPECT_EQ(i.state, InstanceState::kStopped);
+  EXPECT_EQ(i.desired, Desired::kStopped);
+  EXPECT_EQ(i.state_reason_code, "Client.InstanceInitiatedShutdown");
+  EXPECT_FALSE(bed_.allocation(host_).instances.at(id).compute);
+  // It stays stopped: the reconciler does not start it again by itself.
+  bed_.reconciler().pass_now();
+  EXPECT_EQ(bed_.driver().vm(host_, id)->state, "stopped");
+
+  const std::string id2 = running();
+  bed_.driver().power_off(host_, id2, /*crashed=*/true);
+  bed_.reconciler().pass_now();
+  i = get(id2);
+  EXPECT_EQ(i.state, InstanceState::kStopped);
+  EXPECT_EQ(i.state_reason_code, "Server.InternalError");
+  EXPECT_NE(i.state_reason_message.find("signal 9"), std::string::npos);
+}
+
+TEST_F(ReconcilerTest, ForwardsFollowTheSecurityGroupRules) {
+  const std::string id = running();
+  const std::string sg = get(id).security_groups.at(0);  // the default group
+  const std::string ip = get(id).public_ip;
+  EXPECT_TRUE(bed_.driver().vm(host_, id)->spec["forwards"].empty());
+  SecurityRule ssh{"tcp", 22, 22, {"0.0.0.0/0"}, {}};
+  ASSERT_TRUE(bed_.cloud().change_ingress(sg, "", {ssh}, true).ok());
+  bed_.driver().clear_calls();
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(called("PUT /v1/vms/" + id + "/forwards"));
+  auto fwd = bed_.driver().vm(host_, id)->spec["forwards"];
+  ASSERT_EQ(fwd.size(), 1u);
+  EXPECT_EQ(fwd[0]["host_address"], ip);
+  EXPECT_EQ(fwd[0]["host_port"], 22);
+  EXPECT_EQ(fwd[0]["guest_port"], 22);
+  EXPECT_EQ(fwd[0]["protocol"], "tcp");
+  // In place: a further pass changes nothing.
+  bed_.driver().clear_calls();
+  bed_.reconciler().pass_now();
+  EXPECT_FALSE(called("PUT /v1/vms/" + id + "/forwards"));
+
+  ASSERT_TRUE(bed_.cloud().change_ingress(sg, "", {ssh}, false).ok());
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(bed_.driver().vm(host_, id)->spec["forwards"].empty());
+
+  // A new instance gets the group's forwards at creation.
+  ASSERT_TRUE(bed_.cloud().change_ingress(sg, "", {ssh}, true).ok());
+  const std::string id2 = run();
+  bed_.reconciler().pass_now();
+  auto calls = bed_.driver().calls();
+  auto create = std::find_if(calls.begin(), calls.end(), [&](const auto& c) {
+    return c.method == "POST" && c.path == "/v1/vms" && (*c.body)["name"] == id2;
+  });
+  ASSERT_NE(create, calls.end());
+  ASSERT_EQ((*create->body)["forwards"].size(), 1u);
+  EXPECT_EQ((*create->body)["forwards"][0]["host_address"], get(id2).public_ip);
+}
+
+TEST_F(ReconcilerTest, AHostRefusingForCapacityTerminatesTheLaunch) {
+  bed_.driver().set_capacity(host_, 0, 0);  // the cloud thinks it fits; the host says no
+  const std::string id = run();
+  ASSERT_EQ(bed_.allocation(host_).instances.count(id), 1u);
+  bed_.reconciler().pass_now();
+  InstanceRecord i = get(id);
+  EXPECT_EQ(i.state, InstanceState::kTerminated);
+  EXPECT_EQ(i.state_reason_code, "Server.InsufficientInstanceCapacity");
+  EXPECT_NE(i.state_reason_message.find("not enough vCPUs"), std::string::npos)
+      << i.state_reason_message;
+  EXPECT_EQ(bed_.allocation(host_).instances.count(id), 0u);
+  EXPECT_FALSE(bed_.driver().vm(host_, id).has_value());
+}
+
+TEST_F(ReconcilerTest, AnUnreachableHostChangesNothingAndIsRetried) {
+  const std::string id = run();
+  bed_.driver().set_unreachable(host_, true);
+  const auto before = bed_.store_dump();
+  bed_.reconciler().pass_now();
+  bed_.reconciler().pass_now();
+  EXPECT_EQ(bed_.store_dump(), before);
+  EXPECT_EQ(get(id).state, InstanceState::kPending);
+  EXPECT_EQ(bed_.driver().call_lines(host_).size(), 2u);  // one attempt per pass
+
+  bed_.driver().set_unreachable(host_, false);
+  ASSERT_TRUE(pass_until(id, InstanceState::kRunning));
+
+  // The same for a stop: stopping until the host answers.
+  ASSERT_TRUE(bed_.cloud().stop_instances({id}, false).ok());
+  bed_.driver().set_unreachable(host_, true);
+  const auto stopping = bed_.store_dump();
+  bed_.reconciler().pass_now();
+  EXPECT_EQ(bed_.store_dump(), stopping);
+  EXPECT_EQ(get(id).state, InstanceState::kStopping);
+  EXPECT_TRUE(bed_.allocation(host_).instances.at(id).compute);
+  bed_.driver().set_unreachable(host_, false);
+  ASSERT_TRUE(pass_until(id, InstanceState::kStopped));
+}
+
+TEST_F(ReconcilerTest, AHostThatStoppedHeartbeatingIsLeftAlone) {
+  const std::string id = run();
+  bed_.advance(std::chrono::seconds(11));
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(bed_.driver().call_lines(host_).empty());
+  EXPECT_EQ(get(id).state, InstanceState::kPending);
+  ASSERT_TRUE(bed_.heartbeat(host_).ok());
+  ASSERT_TRUE(pass_until(id, InstanceState::kRunning));
+}
+
+TEST_F(ReconcilerTest, RebootRestartsTheVmOnce) {
+  const std::string id = running();
+  ASSERT_TRUE(bed_.cloud().reboot_instances({id}).ok());
+  bed_.reconciler().pass_now();
+  bed_.reconciler().pass_now();
+  const Lines lines = bed_.driver().call_lines(host_);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "POST /v1/vms/" + id + "/restart"), 1);
+  EXPECT_EQ(bed_.driver().vm(host_, id)->restarts, 1u);
+  EXPECT_EQ(get(id).reboots_done, 1u);
+  EXPECT_EQ(get(id).state, InstanceState::kRunning);
+}
+
+}  // namespace
+}  // namespace nimbus::cloud
