@@ -1,10 +1,14 @@
 #include "host/image_store.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -17,14 +21,22 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 json to_json(const ImageInfo& i) {
-  return {{"name", i.name},
-          {"kernel", i.kernel},
-          {"initrd", i.initrd},
-          {"disk", i.disk},
-          {"disk_format", i.disk_format},
-          {"disk_mib", i.disk_mib},
-          {"description", i.description},
-          {"created_at", i.created_at}};
+  json j = {{"name", i.name},
+            {"kernel", i.kernel},
+            {"initrd", i.initrd},
+            {"disk", i.disk},
+            {"disk_format", i.disk_format},
+            {"disk_mib", i.disk_mib},
+            {"description", i.description},
+            {"created_at", i.created_at}};
+  if (!i.files.empty()) {
+    json files = json::array();
+    for (const ImageFile& f : i.files) {
+      files.push_back({{"name", f.name}, {"role", f.role}, {"size", f.size}, {"sha256", f.sha256}});
+    }
+    j["files"] = files;
+  }
+  return j;
 }
 
 namespace {
@@ -80,6 +92,42 @@ Status ImageStore::import(const std::string& name, const std::string& kernel,
   return {};
 }
 
+Status ImageStore::install(const std::string& name, const std::string& staged,
+                           const std::vector<ImageFile>& files, const std::string& disk_format,
+                           const std::string& description) {
+  json meta = {{"disk_format", disk_format},
+               {"description", description},
+               {"created_at", utc_now()},
+               {"files", json::array()}};
+  for (const ImageFile& f : files) {
+    meta[f.role] = f.name;
+    meta["files"].push_back(
+        {{"name", f.name}, {"role", f.role}, {"size", f.size}, {"sha256", f.sha256}});
+    // Images are shared read-only by every VM (and their sandboxed uids).
+    if (::chmod((fs::path(staged) / f.name).c_str(), 0444) != 0) {
+      return Status::internal(fmt::format("image '{}': cannot make '{}' read-only: {}", name,
+                                          f.name, std::strerror(errno)));
+    }
+  }
+  {
+    std::ofstream out(fs::path(staged) / "image.json");
+    out << meta.dump(2) << "\n";
+    out.flush();
+    if (!out) return Status::internal(fmt::format("image '{}': cannot write image.json", name));
+  }
+  ::chmod(staged.c_str(), 0755);
+  // RENAME_NOREPLACE: a plain rename would replace an empty directory of that name, and
+  // two fetches of one name must not both succeed.
+  const std::string final_dir = (fs::path(dir_) / name).string();
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_NOREPLACE) != 0) {
+    const int err = errno;
+    if (err == EEXIST) return Status::conflict(fmt::format("an image named '{}' exists", name));
+    return Status::internal(
+        fmt::format("image '{}': cannot rename into place: {}", name, std::strerror(err)));
+  }
+  return {};
+}
+
 Status ImageStore::ensure_default(const std::string& bundled_dir) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -112,6 +160,18 @@ Result<ImageInfo> ImageStore::get(const std::string& name) const {
   i.disk_format = meta.value("disk_format", std::string("raw"));
   i.description = meta.value("description", std::string());
   i.created_at = meta.value("created_at", std::string());
+  if (meta.contains("files") && meta["files"].is_array()) {
+    for (const json& f : meta["files"]) {
+      if (!f.is_object() || !f.contains("name") || !f["name"].is_string() ||
+          !f.contains("sha256") || !f["sha256"].is_string())
+        continue;
+      ImageFile file{f["name"].get<std::string>(), "", 0, f["sha256"].get<std::string>()};
+      if (f.contains("role") && f["role"].is_string()) file.role = f["role"].get<std::string>();
+      if (f.contains("size") && f["size"].is_number_unsigned())
+        file.size = f["size"].get<uint64_t>();
+      i.files.push_back(std::move(file));
+    }
+  }
   auto size = backends::disk_size(i.disk);
   if (!size.ok()) return Status::error(fmt::format("image '{}': {}", name, size.message()));
   i.disk_mib = (*size + (1 << 20) - 1) >> 20;

@@ -3,18 +3,23 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <string>
 
+#include "common/http_listen.h"
 #include "common/log.h"
 #include "common/signal_stopper.h"
 #include "common/size.h"
 #include "config/vm_config.h"
+#include "host/cloud_join.h"
 #include "host/daemon.h"
 #include "host/host_server.h"
 
@@ -32,6 +37,31 @@ nimbus::Result<uint64_t> mib_of(const std::string& flag, const std::string& text
   // Plain numbers mean MiB here, as in the rest of the host API.
   const bool plain = text.find_first_not_of("0123456789") == std::string::npos;
   return plain ? *bytes : *bytes >> 20;
+}
+
+// The first line of `path`: a token, checked as a header value must be.
+nimbus::Result<std::string> read_token(const std::string& flag, const std::string& path,
+                                       size_t min_size) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token) || token.size() < min_size ||
+      token.find_first_of(" \t\r\x7f") != std::string::npos ||
+      std::any_of(token.begin(), token.end(), [](char c) { return c >= 0 && c < 0x20; })) {
+    return nimbus::Status::invalid_argument(
+        fmt::format("{} '{}': cannot read a token{} (its first line, without spaces)", flag, path,
+                    min_size > 1 ? fmt::format(" of at least {} characters", min_size) : ""));
+  }
+  return token;
+}
+
+// The default --host-id: the hostname, lower case, up to its first dot.
+std::string default_host_id() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  std::string id = name;
+  id = id.substr(0, id.find('.'));
+  for (char& c : id) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return id;
 }
 
 }  // namespace
@@ -71,6 +101,18 @@ int main(int argc, char** argv) {
                  "Bundled images imported as 'default' (default: images/)");
   app.add_option("--cgroup-parent", o.cgroup_parent, "Name of the parent cgroup of the VMs")
       ->capture_default_str();
+  std::string cloud, zone, join_token_file, host_id, advertise;
+  app.add_option("--cloud", cloud,
+                 "Join the control plane at http://HOST:PORT (needs --zone, --join-token-file, "
+                 "--listen and --token-file)");
+  app.add_option("--zone", zone, "With --cloud: this host's availability zone, e.g. us-east-1a");
+  app.add_option("--join-token-file", join_token_file,
+                 "With --cloud: file holding the control plane's join token");
+  app.add_option("--host-id", host_id,
+                 "With --cloud: this host's id, 1-63 of a-z 0-9 - (default: the hostname)");
+  app.add_option("--advertise", advertise,
+                 "With --cloud: the URL the control plane reaches the TCP API at (default: "
+                 "http://LISTEN)");
   app.add_option("--log-level", log_level,
                  fmt::format("Least level logged to stderr ({})", nimbus::log::kLevels))
       ->capture_default_str();
@@ -132,6 +174,58 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty() && token.empty())
     return usage("--listen needs --token-file: the TCP API always requires a token");
+  std::string join_token, listen_host;
+  if (cloud.empty()) {
+    for (auto [flag, value] :
+         {std::pair{"--zone", &zone}, std::pair{"--join-token-file", &join_token_file},
+          std::pair{"--host-id", &host_id}, std::pair{"--advertise", &advertise}}) {
+      if (!value->empty()) return usage(fmt::format("{} needs --cloud", flag));
+    }
+  } else {
+    if (nimbus::Status s = nimbus::host::check_cloud_url(cloud); !s.ok())
+      return usage("--cloud: " + s.message());
+    if (cloud.back() == '/') cloud.pop_back();
+    if (listen.empty()) {
+      return usage(
+          "--cloud needs --listen and --token-file: the control plane drives this host over the "
+          "TCP API");
+    }
+    if (zone.empty()) return usage("--cloud needs --zone ZONE (e.g. us-east-1a)");
+    if (!nimbus::host::valid_zone(zone)) {
+      return usage(
+          fmt::format("--zone '{}': use a-z 0-9 -, ending with a letter (us-east-1a)", zone));
+    }
+    if (join_token_file.empty()) return usage("--cloud needs --join-token-file");
+    auto jt = read_token("--join-token-file", join_token_file, 1);
+    if (!jt.ok()) return usage(jt.message());
+    join_token = *jt;
+    if (host_id.empty()) {
+      host_id = default_host_id();
+      if (!nimbus::host::valid_host_id(host_id)) {
+        return usage(fmt::format(
+            "the hostname gives the host id '{}', which is not 1-63 of a-z 0-9 - starting with a "
+            "letter: pass --host-id",
+            host_id));
+      }
+    } else if (!nimbus::host::valid_host_id(host_id)) {
+      return usage(
+          fmt::format("--host-id '{}': use 1-63 of a-z 0-9 -, starting with a letter", host_id));
+    }
+    if (!advertise.empty()) {
+      if (nimbus::Status s = nimbus::host::check_cloud_url(advertise); !s.ok())
+        return usage("--advertise: " + s.message());
+    } else {
+      auto addr = nimbus::http::parse_tcp_address("--listen", listen);
+      if (!addr.ok()) return usage(addr.message());
+      if (addr->host == "0.0.0.0" || addr->host == "::") {
+        return usage(fmt::format(
+            "--listen {} is every address: --cloud needs --advertise http://ADDRESS:PORT", listen));
+      }
+      listen_host = addr->host.find(':') != std::string::npos ? "[" + addr->host + "]" : addr->host;
+    }
+    o.cloud_url = cloud;
+    o.cloud_token = join_token;
+  }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -154,11 +248,29 @@ int main(int argc, char** argv) {
                listen.empty() ? ""
                               : fmt::format(" and {} (TCP port {}, token required)", listen,
                                             (*server)->tcp_port()));
+  std::unique_ptr<nimbus::host::CloudJoin> join;
+  if (!cloud.empty()) {
+    nimbus::host::CloudJoinOptions j;
+    j.cloud_url = cloud;
+    j.join_token = join_token;
+    j.host_id = host_id;
+    j.zone = zone;
+    j.api_url = !advertise.empty()
+                    ? advertise
+                    : fmt::format("http://{}:{}", listen_host, (*server)->tcp_port());
+    j.api_token = token;
+    spdlog::info("joining cloud {} as {} in {} (API advertised at {})", cloud, host_id, zone,
+                 j.api_url);
+    join = std::make_unique<nimbus::host::CloudJoin>(
+        j, [&daemon] { return nimbus::host::host_report(daemon); });
+    if (nimbus::Status s = join->start(); !s.ok()) return fail(s.message());
+  }
   {
     std::unique_lock<std::mutex> lock(mu);
     cv.wait(lock, [&] { return stop; });
   }
   spdlog::info("stopping (VMs keep running; the next nimbusd re-adopts them)");
+  join.reset();  // no heartbeat after this: the report reads the daemon
   server->reset();
   daemon.shutdown();
   return 0;
