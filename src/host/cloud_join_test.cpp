@@ -120,8 +120,9 @@ TEST(CloudJoin, BeatsAtOnceWithTheTokenAndEveryField) {
   const auto started = Clock::now();
   CloudJoin join(options_for(cloud.url(), milliseconds(1000)), reports.fn());
   ASSERT_TRUE(join.start().ok());
-  ASSERT_TRUE(cloud.wait_beats(1, milliseconds(1000)));
-  EXPECT_LT(cloud.beats()[0].first - started, milliseconds(500));  // right at start
+  ASSERT_TRUE(cloud.wait_beats(1, milliseconds(1500)));
+  // Right at start, not after the first interval (2 "s" = 2000 ms here).
+  EXPECT_LT(cloud.beats()[0].first - started, milliseconds(1500));
   const json b = cloud.beats()[0].second;
   EXPECT_EQ(b["host_id"], "host-a");
   EXPECT_EQ(b["zone"], "nimbus-1a");
@@ -193,7 +194,7 @@ TEST(CloudJoin, StopIsPromptInTheWaitAndDuringAHungHeartbeat) {
   ASSERT_TRUE(eventually([&] { return join.state().joined; }));
   auto t0 = Clock::now();
   join.stop();
-  EXPECT_LT(Clock::now() - t0, milliseconds(300));
+  EXPECT_LT(Clock::now() - t0, milliseconds(500));  // not the 60 s wait
 
   // The control plane takes the heartbeat and never answers (until the test ends).
   FakeCloud hung;
