@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -196,15 +197,46 @@ int say_already_up(const CloudPlan& p) {
 }
 
 // Stops what `p` records as started (hosts first: they only heartbeat to the control
-// plane). For the leftovers of a failed or abandoned `up`.
+// plane). For the leftovers of a failed or abandoned `up`. Our own children are ours
+// whatever their command line says.
 void stop_started(CloudPlan& p, std::chrono::milliseconds grace) {
   for (CloudHost& h : p.hosts) {
-    if (host_running(h)) stop_process(h.pid, grace);
+    if (child_running(h.pid) || host_running(h)) stop_process(h.pid, grace);
     (void)child_exit(h.pid);  // reaps one that died on its own
   }
-  if (cloud_running(p)) stop_process(p.cloud_pid, grace);
+  if (child_running(p.cloud_pid) || cloud_running(p)) stop_process(p.cloud_pid, grace);
   (void)child_exit(p.cloud_pid);
   remove_files(p);
+}
+
+// Ctrl-C (or SIGTERM) during `up`: what started is stopped, as for any failure, rather than
+// left running half-joined.
+volatile std::sig_atomic_t g_interrupted = 0;
+
+void on_interrupt(int) { g_interrupted = 1; }
+
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++) ::sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~InterruptGuard() {
+    for (int i = 0; i < 3; i++) ::sigaction(kSignals[i], &old_[i], nullptr);
+  }
+
+ private:
+  static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction old_[3];
+};
+
+// One wait between polls; an error once interrupted.
+Status pause() {
+  if (!g_interrupted) std::this_thread::sleep_for(kPoll);
+  if (g_interrupted) return Status::error("interrupted");
+  return {};
 }
 
 std::string died_message(const std::string& what, const std::string& how, const std::string& log) {
@@ -230,7 +262,7 @@ Status wait_health(const CloudPlan& p, const CloudApi& api, SteadyClock::time_po
           fmt::format("the control plane did not answer at {} within {} s ({}); "
                       "see {}",
                       p.url, timeout_s, health.message(), p.cloud_log()));
-    std::this_thread::sleep_for(kPoll);
+    if (Status s = pause(); !s.ok()) return s;
   }
 }
 
@@ -241,7 +273,7 @@ Result<std::string> wait_join_token(const CloudPlan& p, SteadyClock::time_point 
     if (SteadyClock::now() >= deadline)
       return Status::error(
           fmt::format("the control plane made no join token ({})", token.message()));
-    std::this_thread::sleep_for(kPoll);
+    if (Status s = pause(); !s.ok()) return s;
   }
 }
 
@@ -278,7 +310,7 @@ Result<json> wait_hosts(const CloudPlan& p, const CloudApi& api, SteadyClock::ti
       return Status::error(fmt::format("{} did not join within {} s{}; see {}", h.id, timeout_s,
                                        last.empty() ? "" : " (its log: " + last + ")", h.log));
     }
-    std::this_thread::sleep_for(kPoll);
+    if (Status s = pause(); !s.ok()) return s;
   }
 }
 
@@ -345,6 +377,7 @@ int cmd_up(const CloudCommandOptions& o) {
                                             : ""));
   }
 
+  InterruptGuard interrupt_guard;
   const auto deadline = SteadyClock::now() + std::chrono::seconds(o.timeout_s);
   Progress progress("Starting Nimbus Cloud");
   // From here on a failure stops whatever started.

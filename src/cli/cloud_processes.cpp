@@ -127,6 +127,8 @@ std::optional<std::string> child_exit(pid_t pid) {
   return std::nullopt;
 }
 
+bool child_running(pid_t pid) { return pid > 0 && ::waitpid(pid, nullptr, WNOHANG) == 0; }
+
 bool process_matches(pid_t pid, const std::string& needle) {
   if (!running(pid)) return false;
   std::string cmdline = read_small_file(fmt::format("/proc/{}/cmdline", pid), 64 * 1024);

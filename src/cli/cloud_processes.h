@@ -28,6 +28,9 @@ Result<pid_t> spawn_daemon(const std::string& exe, const std::vector<std::string
 // it; nullopt while it runs (or when it is not our child).
 std::optional<std::string> child_exit(pid_t pid);
 
+// Whether `pid` is a child of this process that has not ended.
+bool child_running(pid_t pid);
+
 // Whether `pid` runs (not a zombie) and its command line contains `needle`.
 bool process_matches(pid_t pid, const std::string& needle);
 
