@@ -334,6 +334,12 @@ void Reconciler::act(const std::string& id) {
       }
       return fail(r.status(), "creating the VM");
     }
+    if (!r.ok()) {
+      // A conflict is either the VM itself (created by an earlier pass whose reply was lost)
+      // or something else holding what it needs (a host port of its public address): look.
+      auto again = driver_.call(host, "GET", "/v1/vms/" + id, std::nullopt, 10000);
+      if (!again.ok()) return fail(r.status(), "creating the VM");
+    }
     spdlog::info("instance {}: VM created on {}", id, host.id);
     return done();
   }

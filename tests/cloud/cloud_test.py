@@ -174,6 +174,8 @@ class Cloud:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+        # VMMs of a host whose nimbusd was killed (a failed test may not have restarted it).
+        subprocess.run(["pkill", "-9", "-f", f"--api-sock {self.dir}/"], capture_output=True)
 
     def dump_logs(self):
         for path in [os.path.join(self.dir, "cloud.log")] + [os.path.join(h["dir"], "nimbusd.log")
@@ -549,7 +551,7 @@ def mode_failures():
         launched = []
         def burst():
             c = boto3_client(cloud)
-            for _ in range(6):
+            for _ in range(8):
                 try:
                     launched.append(c.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=1, MaxCount=1)
                                     ["Instances"][0]["InstanceId"])
@@ -557,7 +559,9 @@ def mode_failures():
                     return
         t = __import__("threading").Thread(target=burst)
         t.start()
-        time.sleep(0.3)
+        # In the middle of the launches: after 1 to 5 of the 8 were acknowledged.
+        k = 1 + os.urandom(1)[0] % 5
+        wait_for(f"{k} launches", lambda: len(launched) >= k or not t.is_alive(), timeout=60, interval=0.002)
         cloud.kill9()
         t.join()
         cloud.start()
@@ -570,6 +574,7 @@ def mode_failures():
         assert claimed == live, (claimed, live)
         claims_fit(cloud)
         fast_wait(ec2, "instance_running", sorted(live))
+        assert len(launched) < 8, "the kill came after the last launch"
         log(f"{len(launched)} launches acknowledged before the kill; all {len(live)} instances running after")
 
         log("a host killed: impaired, nothing new placed there, the other keeps serving")
