@@ -36,6 +36,19 @@ Result<PortForward> forward_from_json(const json& j, const std::string& what) {
   return f;
 }
 
+Result<std::vector<PortForward>> forwards_from_json(const json& j, const std::string& what) {
+  if (!j.is_array()) return Status::error(fmt::format("{} must be an array", what));
+  if (j.size() > kMaxForwards)
+    return Status::error(fmt::format("{}: at most {} forwards", what, kMaxForwards));
+  std::vector<PortForward> out;
+  for (size_t i = 0; i < j.size(); i++) {
+    auto f = forward_from_json(j[i], fmt::format("{}[{}]", what, i));
+    if (!f.ok()) return f.status();
+    out.push_back(*f);
+  }
+  return out;
+}
+
 Result<DiskSpec> disk_from_json(const json& j, const std::string& id) {
   const std::string what = id.empty() ? "drive" : fmt::format("drive '{}'", id);
   if (Status s = check_object(
@@ -94,15 +107,9 @@ Result<NicSpec> nic_from_json(const json& j, const std::string& id) {
     return Status::error(fmt::format("{}: mode '{}' is not user or switch", what, n.mode));
   }
   if (j.contains("host_forwards")) {
-    const json& fw = j.at("host_forwards");
-    if (!fw.is_array())
-      return Status::error(fmt::format("{}: host_forwards must be an array", what));
-    if (fw.size() > 64) return Status::error(fmt::format("{}: at most 64 host_forwards", what));
-    for (size_t i = 0; i < fw.size(); i++) {
-      auto f = forward_from_json(fw[i], fmt::format("{}: host_forwards[{}]", what, i));
-      if (!f.ok()) return f.status();
-      n.forwards.push_back(*f);
-    }
+    auto fw = forwards_from_json(j.at("host_forwards"), fmt::format("{}: host_forwards", what));
+    if (!fw.ok()) return fw.status();
+    n.forwards = std::move(*fw);
   }
   if (n.mode == "switch" && n.switch_path.empty()) {
     return Status::error(fmt::format("{}: mode switch needs switch_path", what));

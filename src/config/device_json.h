@@ -12,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "config/devices.h"
@@ -25,6 +26,11 @@ Result<DiskSpec> disk_from_json(const json& j, const std::string& id);
 // Without guest_mac the NIC gets a random 52:54:00 address.
 Result<NicSpec> nic_from_json(const json& j, const std::string& id);
 Result<PortForward> forward_from_json(const json& j, const std::string& what);
+// A NIC's forwards: an array of at most kMaxForwards forwards, each as forward_from_json
+// (`what` names the array in errors: "...: host_forwards[2]: ..."). Their checks against
+// each other and the network are check_user_forwards (devices.h).
+constexpr size_t kMaxForwards = 64;
+Result<std::vector<PortForward>> forwards_from_json(const json& j, const std::string& what);
 
 json to_json(const DiskSpec& disk);
 json to_json(const NicSpec& nic);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "host/image_fetch.h"
 #include "host/linux_vm_processes.h"
 #include "host/metrics.h"
 #include "host/supervisor.h"
@@ -113,6 +114,8 @@ Status Daemon::init() {
   if (Status s = images_->ensure_default(options_.bundled_images); !s.ok()) {
     return s.with_context("importing the default image");
   }
+  fetcher_ = std::make_unique<ImageFetcher>(*images_, options_.cloud_url, options_.cloud_token);
+  fetcher_->clean_leftovers();
   auto host = detect_host_resources(options_.state_dir);
   if (!host.ok()) return host.status();
   host_ = *host;
@@ -170,6 +173,20 @@ Result<std::vector<ImageInfo>> Daemon::list_images() {
   return list;
 }
 
+Result<FetchedImage> Daemon::fetch_image(const ImageFetchRequest& req) {
+  auto r = fetcher_->fetch(req);
+  if (r.ok()) {
+    spdlog::info("image {}: {} (from {})", req.name,
+                 r->created ? "fetched and installed" : "already present with these checksums",
+                 req.source);
+  } else if (r.code() == Code::kInvalidArgument || r.code() == Code::kConflict) {
+    spdlog::warn("image {}: fetch refused ({}): {}", req.name, code_name(r.code()), r.message());
+  } else {
+    spdlog::error("image {}: fetch failed ({}): {}", req.name, code_name(r.code()), r.message());
+  }
+  return r;
+}
+
 Result<std::vector<VmInfo>> Daemon::list_vms() { return logged("list", "-", service_->list_vms()); }
 Result<VmInfo> Daemon::get_vm(const std::string& n) {
   return logged("get", n, service_->get_vm(n));
@@ -197,6 +214,10 @@ Result<VmInfo> Daemon::resume_vm(const std::string& n) {
 }
 Result<VmInfo> Daemon::resize_vm(const std::string& n, const ResizeRequest& r) {
   return logged("resize", n, service_->resize_vm(n, r));
+}
+Result<VmInfo> Daemon::set_forwards(const std::string& n,
+                                    const std::vector<config::PortForward>& f) {
+  return logged("set forwards", n, service_->set_forwards(n, f));
 }
 Result<std::vector<SnapshotInfo>> Daemon::list_snapshots(const std::string& n) {
   return logged("list snapshots", n, service_->list_snapshots(n));

@@ -22,6 +22,7 @@ namespace nimbus::host {
 
 class VmService;
 class Supervisor;
+class ImageFetcher;
 
 class Daemon : public HostOps {
  public:
@@ -39,6 +40,7 @@ class Daemon : public HostOps {
 
   Result<HostInfo> host_info() override;
   Result<std::vector<ImageInfo>> list_images() override;
+  Result<FetchedImage> fetch_image(const ImageFetchRequest& req) override;
   Result<std::vector<VmInfo>> list_vms() override;
   Result<VmInfo> get_vm(const std::string& name) override;
   Result<VmInfo> create_vm(const CreateRequest& req) override;
@@ -49,6 +51,8 @@ class Daemon : public HostOps {
   Result<VmInfo> pause_vm(const std::string& name) override;
   Result<VmInfo> resume_vm(const std::string& name) override;
   Result<VmInfo> resize_vm(const std::string& name, const ResizeRequest& req) override;
+  Result<VmInfo> set_forwards(const std::string& name,
+                              const std::vector<config::PortForward>& forwards) override;
   Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& name) override;
   Result<SnapshotInfo> create_snapshot(const std::string& name, const std::string& snap) override;
   Result<VmInfo> restore_snapshot(const std::string& name, const std::string& snap) override;
@@ -60,6 +64,7 @@ class Daemon : public HostOps {
   std::shared_ptr<VmProcesses> processes_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<ImageStore> images_;
+  std::unique_ptr<ImageFetcher> fetcher_;
   HostResources host_;
   std::string sandbox_off_;  // why the VMMs cannot run under their own uid ("" when they can)
   std::unique_ptr<VmRuntime> rt_;

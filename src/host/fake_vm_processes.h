@@ -40,12 +40,14 @@ class FakeVmProcesses : public VmProcesses {
   bool spawn_answers = true;              // its API answers
   bool spawn_ready = false;               // its guest agent says ready at once
   Status pause_error;                     // pause fails with this
+  Status forwards_error;                  // set_forwards fails with this (the VMM refused)
   std::string restore_state = "Running";  // what a VMM restored from a snapshot says it is
 
   std::mutex mu;  // the daemon calls from its threads; tests read under it too
   std::map<pid_t, Proc> procs;
   std::set<std::string> cgroups;
   std::vector<std::string> calls;
+  std::map<std::string, std::vector<config::PortForward>> forwards;  // applied live, per VM
   pid_t next_pid = 1000;
 
   // A process that exists without nimbusd having spawned it (left from before a restart).
@@ -190,6 +192,15 @@ class FakeVmProcesses : public VmProcesses {
     Proc* p = answering_locked(vm);
     if (!p) return Status::unavailable("fake: no VMM");
     std::ofstream(path) << p->state << "\n";
+    return {};
+  }
+  Status set_forwards(const std::string& vm,
+                      const std::vector<config::PortForward>& list) override {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.push_back(fmt::format("forwards {} {}", vm, list.size()));
+    if (!forwards_error.ok()) return forwards_error;
+    if (!answering_locked(vm)) return Status::unavailable("fake: no VMM");
+    forwards[vm] = list;
     return {};
   }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/vm_config.h"
+#include "host/console_tail.h"
 #include "host/host_checks.h"
 #include "host/host_json.h"
 
@@ -151,6 +152,26 @@ Result<config::PortForward> parse_forward(const json& j, size_t index) {
   return f;
 }
 
+// A forwards array (create's "forwards", PUT .../forwards): no host socket twice.
+Result<std::vector<config::PortForward>> parse_forwards(const json& list) {
+  if (!list.is_array())
+    return Status::error("forwards must be an array of {host_port, guest_port}");
+  if (list.size() > 32) return Status::error("at most 32 forwards");
+  std::vector<config::PortForward> out;
+  for (size_t i = 0; i < list.size(); i++) {
+    auto f = parse_forward(list[i], i);
+    if (!f.ok()) return f.status();
+    for (const config::PortForward& other : out) {
+      if (forwards_collide(other, *f)) {
+        return Status::error(fmt::format("forwards: host port {}/{} on {} is given twice",
+                                         f->host_port, f->protocol, f->host_address));
+      }
+    }
+    out.push_back(*f);
+  }
+  return out;
+}
+
 Result<bool> get_bool(const json& j, const char* key) {
   if (!j.at(key).is_boolean()) return Status::error(fmt::format("{} must be true or false", key));
   return j.at(key).get<bool>();
@@ -200,19 +221,9 @@ Result<CreateRequest> parse_create_request(const json& j) {
     r.disk_mib = *n;
   }
   if (j.contains("forwards")) {
-    if (!j["forwards"].is_array())
-      return Status::error("forwards must be an array of {host_port, guest_port}");
-    if (j["forwards"].size() > 32) return Status::error("at most 32 forwards");
-    std::set<std::pair<std::string, uint16_t>> seen;
-    for (size_t i = 0; i < j["forwards"].size(); i++) {
-      auto f = parse_forward(j["forwards"][i], i);
-      if (!f.ok()) return f.status();
-      if (!seen.insert({f->protocol, f->host_port}).second) {
-        return Status::error(
-            fmt::format("forwards: host port {}/{} is given twice", f->host_port, f->protocol));
-      }
-      r.forwards.push_back(*f);
-    }
+    auto forwards = parse_forwards(j["forwards"]);
+    if (!forwards.ok()) return forwards.status();
+    r.forwards = std::move(*forwards);
   }
   if (j.contains("restart_policy")) {
     const json& p = j["restart_policy"];
@@ -264,8 +275,16 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     return respond(ops.host_info());
   }
   if (collection == "images" && p.size() == 2) {
-    if (method != "GET") return method_not_allowed("GET");
-    return respond_list(ops.list_images(), "images");
+    if (method == "GET") return respond_list(ops.list_images(), "images");
+    if (method != "POST") return method_not_allowed("GET or POST");
+    auto req = parse_image_fetch_request(j);
+    if (!req.ok()) return bad(request, req.message());
+    auto r = ops.fetch_image(*req);
+    // A download that failed is the cloud's doing, not nimbusd's: 502.
+    if (!r.ok() && (r.code() == Code::kUnavailable || r.code() == Code::kDeadlineExceeded))
+      return respond(502, error_json("BadGateway", r.message()));
+    if (!r.ok()) return failed(r.status());
+    return respond(r->created ? 201 : 200, to_json(r->image));
   }
   if (collection != "vms") {
     return refuse(request, 404, "NotFound",
@@ -311,6 +330,25 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
       return respond_deleted(ops.delete_snapshot(name, p[4]), p[4]);
     }
   }
+  if (verb == "forwards" && p.size() == 4) {
+    if (method != "PUT") return method_not_allowed("PUT");
+    if (Status s = check_fields(j, "forwards", {"forwards"}); !s.ok())
+      return bad(request, s.message());
+    if (!j.contains("forwards"))
+      return bad(request, "forwards: \"forwards\" is required (an array, [] for none)");
+    auto forwards = parse_forwards(j["forwards"]);
+    if (!forwards.ok()) return bad(request, forwards.message());
+    return respond(ops.set_forwards(name, *forwards));
+  }
+  if (verb == "console-output" && p.size() == 4) {
+    if (method != "GET") return method_not_allowed("GET");
+    auto vm = ops.get_vm(name);
+    if (!vm.ok()) return failed(vm.status());
+    auto tail = read_console_tail(vm->console_log, kConsoleOutputBytes);
+    if (!tail.ok()) return failed(tail.status());
+    return respond(200,
+                   json{{"name", name}, {"output", tail->output}, {"truncated", tail->truncated}});
+  }
   if (p.size() != 4)
     return refuse(request, 404, "NotFound", fmt::format("no resource {}", shown(path)));
   static const std::set<std::string> kVerbs = {"start",  "stop",   "restart", "pause",
@@ -319,7 +357,8 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     return refuse(
         request, 404, "NotFound",
         fmt::format(
-            "no action {} (start, stop, restart, pause, resume, resize, restore, snapshots)",
+            "no action {} (start, stop, restart, pause, resume, resize, restore, snapshots, "
+            "forwards, console-output)",
             shown(verb)));
   }
   if (method != "POST") return method_not_allowed("POST");

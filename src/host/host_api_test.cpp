@@ -49,6 +49,7 @@ TEST(HostApi, RoutesEveryVerbToItsCall) {
       {"POST", "/v1/vms/web1/snapshots", "", "snapshot web1 "},
       {"POST", "/v1/vms/web1/restore", R"({"snapshot": "s1"})", "restore web1 s1"},
       {"DELETE", "/v1/vms/web1/snapshots/s1", "", "delete-snapshot web1 s1"},
+      {"PUT", "/v1/vms/web1/forwards", R"({"forwards": []})", "forwards web1 0"},
       {"GET", "//v1//vms/web1/", "", "get web1"},
   };
   for (const Case& c : cases) {
@@ -136,6 +137,27 @@ TEST(HostApi, RefusesBadInputWithoutCallingTheDaemon) {
       {"POST", "/v1/vms/web1/restore", "{}", 400, "snapshot"},
       {"POST", "/v1/vms/web1/snapshots", R"({"name": "Bad Name"})", 400, "snapshot name"},
       {"DELETE", "/v1/vms/web1/snapshots/BAD", "", 404, "BAD"},
+      {"PUT", "/v1/vms/web1/forwards", "{}", 400, "required"},
+      {"PUT", "/v1/vms/web1/forwards", R"({"forwards": [], "more": 1})", 400, "more"},
+      {"PUT", "/v1/vms/web1/forwards", R"({"forwards": {"host_port": 80}})", 400, "array"},
+      {"PUT", "/v1/vms/web1/forwards", R"({"forwards": [{"host_port": 80}]})", 400,
+       "guest_port is required"},
+      {"PUT", "/v1/vms/web1/forwards", R"({"forwards": [{"host_port": 0, "guest_port": 80}]})", 400,
+       "host_port"},
+      {"PUT", "/v1/vms/web1/forwards",
+       R"({"forwards": [{"host_port": 80, "guest_port": 80, "protocol": "sctp"}]})", 400,
+       "protocol"},
+      {"PUT", "/v1/vms/web1/forwards",
+       R"({"forwards": [{"host_port": 80, "guest_port": 80, "host_address": "127.1"}]})", 400,
+       "host_address"},
+      // 0.0.0.0 (the default) is every address: 127.100.1.5:80 would be the same socket.
+      {"PUT", "/v1/vms/web1/forwards",
+       R"({"forwards": [{"host_port": 80, "guest_port": 80},
+                        {"host_port": 80, "guest_port": 81, "host_address": "127.100.1.5"}]})",
+       400, "given twice"},
+      {"GET", "/v1/vms/web1/forwards", "", 405, "PUT"},
+      {"POST", "/v1/vms/web1/forwards", R"({"forwards": []})", 405, "PUT"},
+      {"PUT", "/v1/vms/web1/forwards/x", R"({"forwards": []})", 404, "no resource"},
   };
   for (const Case& c : cases) {
     ops.last.clear();
@@ -148,6 +170,28 @@ TEST(HostApi, RefusesBadInputWithoutCallingTheDaemon) {
     EXPECT_EQ(ops.last, "") << "the daemon was called for " << c.method << " " << c.path << " "
                             << c.body;
   }
+}
+
+TEST(HostApi, ForwardsReplaceTheSetWithCreatesDefaults) {
+  RecordingHostOps ops;
+  Call r = call(ops, "PUT", "/v1/vms/web1/forwards", R"({"forwards": [
+      {"host_port": 80, "guest_port": 80, "host_address": "127.100.1.5"},
+      {"host_port": 80, "guest_port": 8080, "host_address": "127.100.1.6"},
+      {"host_port": 5353, "guest_port": 53, "protocol": "udp"},
+      {"host_port": 5353, "guest_port": 53}]})");
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["name"], "web1");
+  EXPECT_EQ(ops.last, "forwards web1 4");
+  // One port on two addresses is two sockets; udp and tcp of one port too.
+  EXPECT_EQ(ops.forwards, (std::vector<config::PortForward>{
+                              {"tcp", "127.100.1.5", 80, "", 80},
+                              {"tcp", "127.100.1.6", 80, "", 8080},
+                              {"udp", "0.0.0.0", 5353, "", 53},
+                              {"tcp", "0.0.0.0", 5353, "", 53},
+                          }));
+  r = call(ops, "PUT", "/v1/vms/ghost/forwards", R"({"forwards": []})");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body["error"]["code"], "NotFound");
 }
 
 TEST(HostApi, OversizedBodyIs413AndInvalidUtf8IsEchoedSafely) {

@@ -22,6 +22,12 @@ bool valid_name(const std::string& name) {
   return true;
 }
 
+bool forwards_collide(const config::PortForward& a, const config::PortForward& b) {
+  if (a.protocol != b.protocol || a.host_port != b.host_port) return false;
+  const uint32_t x = config::host_ipv4(a), y = config::host_ipv4(b);
+  return x == y || x == 0 || y == 0;
+}
+
 Status check_host_port(const config::PortForward& f) {
   const int fd = ::socket(AF_INET, f.protocol == "udp" ? SOCK_DGRAM : SOCK_STREAM, 0);
   if (fd < 0) return {};

@@ -14,6 +14,11 @@ namespace nimbus::host {
 // Names of VMs, images and snapshots: 1-63 of [a-z0-9-], starting with a letter.
 bool valid_name(const std::string& name);
 
+// Whether two forwards want the same host socket: the same protocol and port on the same
+// address, or on any address when either is 0.0.0.0 (every address of the host). Forwards
+// of one port on two addresses (127.100.1.5:80 and 127.100.1.6:80) do not collide.
+bool forwards_collide(const config::PortForward& a, const config::PortForward& b);
+
 // Whether a forward's host address and port can be bound now (a socket of its protocol is
 // bound and closed); the error tells a port in use (Conflict) from an address that is not
 // this host's (InvalidArgument).

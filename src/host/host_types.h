@@ -10,6 +10,7 @@
 
 #include "common/status.h"
 #include "host/capacity.h"
+#include "host/image_fetch.h"
 #include "host/image_store.h"
 #include "host/registry.h"
 
@@ -73,6 +74,8 @@ class HostOps {
   virtual ~HostOps() = default;
   virtual Result<HostInfo> host_info() = 0;
   virtual Result<std::vector<ImageInfo>> list_images() = 0;
+  // Fetches an image from the cloud nimbusd joined (image_fetch.h says what each code means).
+  virtual Result<FetchedImage> fetch_image(const ImageFetchRequest& req) = 0;
   virtual Result<std::vector<VmInfo>> list_vms() = 0;
   virtual Result<VmInfo> get_vm(const std::string& name) = 0;
   virtual Result<VmInfo> create_vm(const CreateRequest& req) = 0;
@@ -83,6 +86,9 @@ class HostOps {
   virtual Result<VmInfo> pause_vm(const std::string& name) = 0;
   virtual Result<VmInfo> resume_vm(const std::string& name) = 0;
   virtual Result<VmInfo> resize_vm(const std::string& name, const ResizeRequest& req) = 0;
+  // Replaces the VM's port forwards, live if its VMM runs (vm_service.h).
+  virtual Result<VmInfo> set_forwards(const std::string& name,
+                                      const std::vector<config::PortForward>& forwards) = 0;
   virtual Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& name) = 0;
   virtual Result<SnapshotInfo> create_snapshot(const std::string& name,
                                                const std::string& snap) = 0;

@@ -264,6 +264,10 @@ Result<bool> LinuxVmProcesses::shutdown(const std::string& vm, unsigned timeout_
   return VmmLink(api_sock(vm)).shutdown(timeout_s);
 }
 Status LinuxVmProcesses::stop(const std::string& vm) { return VmmLink(api_sock(vm)).stop(); }
+Status LinuxVmProcesses::set_forwards(const std::string& vm,
+                                      const std::vector<config::PortForward>& forwards) {
+  return VmmLink(api_sock(vm)).set_forwards(kUserNic, forwards);
+}
 Status LinuxVmProcesses::snapshot_create(const std::string& vm, const std::string& path) {
   return VmmLink(api_sock(vm)).snapshot_create(path);
 }

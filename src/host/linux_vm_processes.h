@@ -50,6 +50,8 @@ class LinuxVmProcesses : public VmProcesses {
   Result<bool> shutdown(const std::string& vm, unsigned timeout_s) override;
   Status stop(const std::string& vm) override;
   Status snapshot_create(const std::string& vm, const std::string& path) override;
+  Status set_forwards(const std::string& vm,
+                      const std::vector<config::PortForward>& forwards) override;
 
  private:
   void reap_locked();

@@ -36,6 +36,18 @@ class RecordingHostOps : public HostOps {
     last = "images";
     return std::vector<ImageInfo>{};
   }
+  ImageFetchRequest fetched;
+  Status fetch_result;  // what fetch_image answers when not OK
+  Result<FetchedImage> fetch_image(const ImageFetchRequest& r) override {
+    fetched = r;
+    last = "fetch-image " + r.name;
+    if (!fetch_result.ok()) return fetch_result;
+    FetchedImage f;
+    f.image.name = r.name;
+    f.image.files = r.files;
+    f.created = r.name != "present";
+    return f;
+  }
   Result<std::vector<VmInfo>> list_vms() override {
     last = "list";
     return std::vector<VmInfo>{};
@@ -67,6 +79,12 @@ class RecordingHostOps : public HostOps {
   Result<VmInfo> resize_vm(const std::string& n, const ResizeRequest& r) override {
     resized = r;
     return record("resize " + n, vm(n));
+  }
+  std::vector<config::PortForward> forwards;
+  Result<VmInfo> set_forwards(const std::string& n,
+                              const std::vector<config::PortForward>& f) override {
+    forwards = f;
+    return record("forwards " + n + " " + std::to_string(f.size()), vm(n));
   }
   Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& n) override {
     last = "snapshots " + n;

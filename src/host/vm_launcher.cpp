@@ -65,7 +65,7 @@ config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, con
   d.format = "qcow2";
   c.drives.push_back(d);
   config::NicSpec user;
-  user.id = "eth0";
+  user.id = kUserNic;
   user.mode = "user";
   user.mac = vm_mac(vm.slot, 0);
   user.forwards = vm.forwards;  // the same type: no guest address, so the DHCP one
@@ -162,7 +162,8 @@ Result<pid_t> spawn_vmm(const SpawnSpec& spec) {
     // Sockets and files the VMM creates are shared with its group (the host switch).
     umask(007);
     if (spec.drop_privileges) {
-      if (int err = sandbox::drop_privileges_in_child(spec.uid, spec.gid); err != 0)
+      // Ports below 1024 stay possible for the forwards (CAP_NET_BIND_SERVICE, nothing else).
+      if (int err = sandbox::drop_privileges_in_child(spec.uid, spec.gid, true); err != 0)
         child_fail(2, "dropping privileges", err);
     } else {
       prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

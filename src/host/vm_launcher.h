@@ -38,6 +38,8 @@ std::string host_network_address(unsigned slot);
 std::string vm_mac(unsigned slot, unsigned nic);
 // The guest's address on the user-mode (slirp) network.
 constexpr const char* kUserNetAddress = "10.0.2.15";
+// The id of the user-mode NIC, the one with the port forwards.
+constexpr const char* kUserNic = "eth0";
 
 // The VMM configuration of a VM: its image's kernel, its overlay disk as the root drive,
 // eth0 on the user-mode network with its port forwards, eth1 on the host switch (the

@@ -90,6 +90,10 @@ class VmProcesses {
   virtual Result<bool> shutdown(const std::string& vm, unsigned timeout_s) = 0;
   virtual Status stop(const std::string& vm) = 0;
   virtual Status snapshot_create(const std::string& vm, const std::string& path) = 0;
+  // Replaces the forwards of the VM's user-mode NIC (eth0) in the running VMM, all or
+  // nothing (PUT /network-interfaces/eth0/forwards).
+  virtual Status set_forwards(const std::string& vm,
+                              const std::vector<config::PortForward>& forwards) = 0;
 };
 
 }  // namespace nimbus::host

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -114,20 +115,23 @@ Status VmRuntime::check_fit_locked(const VmRecord& vm, const std::string& exclud
       .with_code(Code::kInsufficientCapacity);
 }
 
-Status VmRuntime::check_ports_locked(const VmRecord& vm) {
+Status VmRuntime::check_ports_locked(const VmRecord& vm,
+                                     const std::vector<config::PortForward>& held) {
   auto vms = registry.list_vms();
   for (const config::PortForward& f : vm.forwards) {
     if (vms.ok()) {
       for (const VmRecord& other : *vms) {
         if (other.name == vm.name) continue;
         for (const config::PortForward& o : other.forwards) {
-          if (o.host_port == f.host_port && o.protocol == f.protocol) {
-            return Status::conflict(fmt::format("host port {}/{} is already forwarded to VM '{}'",
-                                                f.host_port, f.protocol, other.name));
+          if (forwards_collide(o, f)) {
+            return Status::conflict(
+                fmt::format("host port {}/{} on {} is already forwarded to VM '{}' ({})",
+                            f.host_port, f.protocol, f.host_address, other.name, o.host_address));
           }
         }
       }
     }
+    if (std::find(held.begin(), held.end(), f) != held.end()) continue;
     // Whatever keeps the port from being bound, the VM cannot have it now.
     if (Status s = check_host_port(f); !s.ok()) return s.with_code(Code::kConflict);
   }

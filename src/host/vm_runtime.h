@@ -38,6 +38,10 @@ struct DaemonOptions {
   unsigned monitor_interval_ms = 200;  // 0: no monitor thread (tests call monitor_once)
   unsigned ready_timeout_s = 120;      // starting -> running without the agent's word
   unsigned vmm_answer_timeout_s = 20;  // a new VMM's API must answer within this
+  // Joined to a control plane (--cloud): its URL, the only origin images are fetched from,
+  // and the join token sent with each fetch. Empty: not joined (POST /v1/images is refused).
+  std::string cloud_url;
+  std::string cloud_token;
 };
 
 class VmRuntime {
@@ -85,8 +89,9 @@ class VmRuntime {
   Capacity capacity_locked(const std::string& exclude = "");
   // InsufficientCapacity, saying what is short.
   Status check_fit_locked(const VmRecord& vm, const std::string& exclude, bool compute, bool disk);
-  // Conflict: a host port forwarded to another VM, or not bindable now.
-  Status check_ports_locked(const VmRecord& vm);
+  // Conflict: a host port forwarded to another VM (forwards_collide), or not bindable now.
+  // The forwards in `held` are listened on by the VM's own VMM: not checked for binding.
+  Status check_ports_locked(const VmRecord& vm, const std::vector<config::PortForward>& held = {});
 
   // Starts the VMM of `vm` (from its config, or restoring `snapshot_file`) and waits until
   // its API answers. Updates vm (pid, state) and saves it; on failure the VM is crashed.

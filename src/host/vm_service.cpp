@@ -278,4 +278,42 @@ Result<VmInfo> VmService::resize_vm(const std::string& name, const ResizeRequest
   return rt_.info(next, false);
 }
 
+Result<VmInfo> VmService::set_forwards(const std::string& name,
+                                       const std::vector<config::PortForward>& forwards) {
+  auto vm = rt_.acquire(name, "set forwards");
+  if (!vm.ok()) return vm.status();
+  VmRuntime::Busy busy(rt_, name);
+  VmRecord next = *vm;
+  next.forwards = forwards;
+  const bool live = vm->pid != 0 && rt_.processes.alive(*vm);
+  {
+    std::lock_guard<std::mutex> lock(rt_.mu);
+    // A live VMM listens on the VM's current forwards itself: only new ones must be free.
+    if (Status s =
+            rt_.check_ports_locked(next, live ? vm->forwards : std::vector<config::PortForward>{});
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (live) {
+    if (Status s = rt_.processes.set_forwards(name, forwards); !s.ok()) {
+      return s.with_context(fmt::format("VM '{}' cannot take these forwards", name));
+    }
+  }
+  if (Status s = rt_.save(next); !s.ok()) {
+    if (live) {
+      log_failure(name, "putting its previous forwards back",
+                  rt_.processes.set_forwards(name, vm->forwards));
+    }
+    return s.with_code(Code::kInternal);
+  }
+  std::string shown;
+  for (const config::PortForward& f : forwards) {
+    shown += fmt::format("{}{}:{}->{}/{}", shown.empty() ? "" : ", ", f.host_address, f.host_port,
+                         f.guest_port, f.protocol);
+  }
+  spdlog::info("vm {}: forwards now [{}]{}", name, shown, live ? " (applied to its VMM)" : "");
+  return rt_.info(next, false);
+}
+
 }  // namespace nimbus::host

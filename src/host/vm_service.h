@@ -11,6 +11,8 @@
 //   restart  any -> starting
 //   pause    running|starting -> paused;  resume paused -> running|starting
 //   resize   only without a VMM; disks only grow
+//   forwards any state: saved; a live VMM (starting, running, paused) applies them at once,
+//            and if it refuses nothing is saved
 //   snapshot running|paused|starting; restore any -> running|paused (from the snapshot)
 //   delete   any -> gone (stops it hard first)
 #pragma once
@@ -36,6 +38,11 @@ class VmService {
   Result<VmInfo> pause_vm(const std::string& name);
   Result<VmInfo> resume_vm(const std::string& name);
   Result<VmInfo> resize_vm(const std::string& name, const ResizeRequest& req);
+  // Replaces the VM's forwards (each with its host address: the API fills in 0.0.0.0).
+  // Refused (nothing changed): a host port another VM forwards, one this host cannot bind
+  // now (Conflict), or one the VMM cannot listen on (its code and reason).
+  Result<VmInfo> set_forwards(const std::string& name,
+                              const std::vector<config::PortForward>& forwards);
 
   // vm_snapshots.cpp
   Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& name);

@@ -163,6 +163,9 @@ Result<VmInfo> VmService::restore_snapshot(const std::string& name, const std::s
     return Status::internal(
         fmt::format("restoring VM '{}' from '{}': {}", name, snap, s.message()));
   }
+  // The snapshot's configuration has the forwards of its time; the VM keeps today's.
+  log_failure(name, "applying its forwards after the restore",
+              rt_.processes.set_forwards(name, next.forwards));
   spdlog::info("vm {}: restored from snapshot '{}'", name, snap);
   return rt_.info(next, false);
 }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/http_client.h"
+#include "config/device_json.h"
 
 namespace nimbus::host {
 using nlohmann::json;
@@ -55,6 +56,14 @@ Status VmmLink::stop() const {
 
 Status VmmLink::snapshot_create(const std::string& path) const {
   return call("PUT", "/snapshot/create", {{"snapshot_path", path}}, 120000).status();
+}
+
+Status VmmLink::set_forwards(const std::string& iface,
+                             const std::vector<config::PortForward>& forwards) const {
+  json list = json::array();
+  for (const config::PortForward& f : forwards) list.push_back(config::to_json(f));
+  return call("PUT", "/network-interfaces/" + iface + "/forwards", {{"forwards", list}}, 15000)
+      .status();
 }
 
 }  // namespace nimbus::host

@@ -3,8 +3,10 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
+#include "config/devices.h"
 
 namespace nimbus::host {
 
@@ -21,6 +23,9 @@ class VmmLink {
   Result<bool> shutdown(unsigned timeout_s) const;
   Status stop() const;
   Status snapshot_create(const std::string& path) const;
+  // PUT /network-interfaces/IFACE/forwards: the VMM applies them at once or changes nothing.
+  Status set_forwards(const std::string& iface,
+                      const std::vector<config::PortForward>& forwards) const;
 
  private:
   // The reply body of a 2xx, or the VMM's fault_message.

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fmt/format.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -90,11 +91,53 @@ Status seccomp_error(const std::string& what, int rc) {
 
 }  // namespace
 
-int drop_privileges_in_child(uid_t uid, gid_t gid) noexcept {
+namespace {
+
+// Leaves only CAP_NET_BIND_SERVICE in the bounding set (needs CAP_SETPCAP: before the uid
+// changes). The kernel says EINVAL past its last capability.
+int bound_to_net_bind_service() noexcept {
+  for (int cap = 0; cap < 64; cap++) {
+    if (cap == CAP_NET_BIND_SERVICE) continue;
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) break;
+      return errno;
+    }
+  }
+  return 0;
+}
+
+// After the uid change with PR_SET_KEEPCAPS: permitted, effective and inheritable become
+// CAP_NET_BIND_SERVICE alone, and it is raised in the ambient set so that exec keeps it.
+int keep_net_bind_service_only() noexcept {
+  __user_cap_header_struct header{};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
+  const uint32_t bit = 1u << (CAP_NET_BIND_SERVICE % 32);
+  data[CAP_NET_BIND_SERVICE / 32].permitted = bit;
+  data[CAP_NET_BIND_SERVICE / 32].effective = bit;
+  data[CAP_NET_BIND_SERVICE / 32].inheritable = bit;
+  if (::syscall(SYS_capset, &header, data) != 0) return errno;
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0) != 0) return errno;
+  return 0;
+}
+
+}  // namespace
+
+int drop_privileges_in_child(uid_t uid, gid_t gid, bool keep_net_bind_service) noexcept {
   // Raw syscalls: no locks, no allocation, no signals to (non-existent) other threads.
+  if (keep_net_bind_service) {
+    if (int err = bound_to_net_bind_service(); err != 0) return err;
+    // The permitted set survives the change of uid from 0 (then capset trims it).
+    if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return errno;
+  }
   if (::syscall(SYS_setgroups, 0, nullptr) != 0) return errno;
   if (::syscall(SYS_setresgid, gid, gid, gid) != 0) return errno;
   if (::syscall(SYS_setresuid, uid, uid, uid) != 0) return errno;
+  if (keep_net_bind_service) {
+    if (int err = keep_net_bind_service_only(); err != 0) return err;
+    if (::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) return errno;
+  }
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
   return 0;
 }

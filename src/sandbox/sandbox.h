@@ -12,7 +12,14 @@ namespace nimbus::sandbox {
 // effective and saved gid and uid, then no_new_privs. Uses only async-signal-safe calls
 // (raw syscalls: glibc's set*id wrappers synchronise threads, which a forked child has
 // not). Returns 0, or the errno of the step that failed; the caller must not exec then.
-int drop_privileges_in_child(uid_t uid, gid_t gid) noexcept;
+//
+// With `keep_net_bind_service` (a root caller) the process keeps exactly one capability
+// through the uid change and the exec that follows: CAP_NET_BIND_SERVICE, so the VMM can
+// listen on ports below 1024 for its forwards (a public address's port 80). Every other
+// capability leaves the bounding set first; the one kept is permitted, effective,
+// inheritable and ambient (what carries it over exec of a program without file
+// capabilities, no_new_privs notwithstanding).
+int drop_privileges_in_child(uid_t uid, gid_t gid, bool keep_net_bind_service = false) noexcept;
 
 // Whether the kernel can load seccomp filters (CONFIG_SECCOMP_FILTER).
 bool seccomp_supported();

@@ -1,7 +1,9 @@
 #include "sandbox/sandbox.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -19,7 +21,10 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -245,6 +250,109 @@ TEST(Sandbox, DropPrivilegesInChild) {
     return 0;
   });
   ::unlink(path);
+  EXPECT_EQ(status, 0) << "child check " << status << " failed";
+}
+
+// The capability sets of /proc/self/status ("CapEff" -> its hex value), from `text`.
+std::map<std::string, std::string> cap_sets(const std::string& text) {
+  std::map<std::string, std::string> out;
+  size_t at = 0;
+  while ((at = text.find("Cap", at)) != std::string::npos) {
+    const size_t colon = text.find(':', at);
+    const size_t end = text.find('\n', at);
+    if (colon == std::string::npos || end == std::string::npos) break;
+    const size_t value = text.find_first_not_of(" \t", colon + 1);
+    out[text.substr(at, colon - at)] = text.substr(value, end - value);
+    at = end;
+  }
+  return out;
+}
+
+// A port below 1024 on 127.0.0.1 that nobody listens on (checked as root).
+int free_low_port() {
+  for (int port = 1023; port >= 600; port--) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(0x7f000001);
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (ok) return port;
+  }
+  return -1;
+}
+
+TEST(Sandbox, DropPrivilegesCanKeepOnlyNetBindService) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  const int port = free_low_port();
+  ASSERT_GT(port, 0);
+  char path[] = "/tmp/nimbus-sandbox-test-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const std::string file = path;
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  constexpr uid_t kUid = 65534;
+  const int status = in_child([&] {
+    ::close(out[0]);
+    if (drop_privileges_in_child(kUid, kUid, true) != 0) return 1;
+    CHILD_CHECK(2, ::getuid() == kUid && ::geteuid() == kUid);
+    CHILD_CHECK(3, ::prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1);
+    // A port below 1024 on a loopback address: allowed.
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(0x7f000001);
+    CHILD_CHECK(4, ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    CHILD_CHECK(5, ::listen(s, 1) == 0);
+    ::close(s);
+    // Nothing else a capability would allow.
+    CHILD_CHECK(6, ::chown(file.c_str(), kUid, kUid) == -1 && errno == EPERM);
+    CHILD_CHECK(7, ::socket(AF_INET, SOCK_RAW, IPPROTO_ICMP) == -1);
+    CHILD_CHECK(8, ::syscall(SYS_setresuid, 0, 0, 0) == -1);
+    CHILD_CHECK(9, ::kill(1, 0) == -1 && errno == EPERM);
+    // And over exec: what the VMM starts with.
+    ::dup2(out[1], 1);
+    char* const argv[] = {const_cast<char*>("/bin/cat"), const_cast<char*>("/proc/self/status"),
+                          nullptr};
+    ::execv("/bin/cat", argv);
+    return 10;
+  });
+  ::close(out[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) text.append(buf, n);
+  ::close(out[0]);
+  ::unlink(path);
+  ASSERT_EQ(status, 0) << "child check " << status << " failed";
+  const std::map<std::string, std::string> caps = cap_sets(text);
+  const std::string only = "0000000000000400";  // 1 << CAP_NET_BIND_SERVICE (10)
+  for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    ASSERT_EQ(caps.count(set), 1u) << set << " missing in:\n" << text;
+    EXPECT_EQ(caps.at(set), only) << set;
+  }
+}
+
+TEST(Sandbox, WithoutTheFlagNoCapabilityIsLeft) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  const int port = free_low_port();
+  ASSERT_GT(port, 0);
+  const int status = in_child([&] {
+    if (drop_privileges_in_child(65534, 65534) != 0) return 1;
+    std::ifstream in("/proc/self/status");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHILD_CHECK(2, cap_sets(text)["CapEff"] == "0000000000000000");
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(0x7f000001);
+    CHILD_CHECK(3, ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == -1 && errno == EACCES);
+    return 0;
+  });
   EXPECT_EQ(status, 0) << "child check " << status << " failed";
 }
 

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "config/device_json.h"
+
 namespace nimbus::vmm {
 
 namespace {
@@ -176,6 +178,26 @@ Result<BootSource> parse_boot(const json& body) {
   return BootSource{parsed.kernel, parsed.initrd, parsed.boot_args, parsed.firmware};
 }
 
+// PUT /network-interfaces/ID/forwards: {"forwards": [FORWARD, ...]}, each as in the NIC's
+// host_forwards (the same parser).
+Result<std::vector<HostForward>> parse_nic_forwards(const json& body, const std::string& id) {
+  for (const auto& [key, value] : body.items()) {
+    if (key != "forwards") {
+      return Status::invalid_argument(
+          fmt::format("unknown field '{}' in network interface '{}' forwards (accepted: forwards)",
+                      key.substr(0, 64), id));
+    }
+  }
+  if (!body.contains("forwards")) {
+    return Status::invalid_argument(
+        fmt::format("network interface '{}': forwards (an array, [] for none) is required", id));
+  }
+  auto forwards = config::forwards_from_json(body["forwards"],
+                                             fmt::format("network interface '{}': forwards", id));
+  if (!forwards.ok()) return forwards.status().with_code(Code::kInvalidArgument);
+  return forwards;
+}
+
 // --- Routes.
 
 ApiResponse handle_drive(VmmControl& vmm, const std::string& method, const std::string& id,
@@ -203,6 +225,27 @@ ApiResponse handle_nic(VmmControl& vmm, const std::string& method, const std::st
   }
   if (method == "DELETE") return reply(vmm.delete_nic(id));
   return method_not_allowed(method, "/network-interfaces/" + id, "PUT, DELETE");
+}
+
+ApiResponse handle_nic_forwards(VmmControl& vmm, const std::string& method, const std::string& id,
+                                const std::string& body) {
+  const std::string path = "/network-interfaces/" + id + "/forwards";
+  if (method == "GET") {
+    for (const NetConfig& nic : vmm.config().nics) {
+      if (nic.id != id) continue;
+      json forwards = json::array();
+      for (const HostForward& f : nic.forwards) forwards.push_back(config::to_json(f));
+      return ApiResponse::ok(json{{"forwards", forwards}});
+    }
+    return ApiResponse::error(404, fmt::format("there is no network interface '{}'", id));
+  }
+  if (method != "PUT") return method_not_allowed(method, path, "GET, PUT");
+  json j;
+  ApiResponse error;
+  if (!parse_body(body, j, error)) return error;
+  auto forwards = parse_nic_forwards(j, id);
+  if (!forwards.ok()) return reply(forwards.status());
+  return reply(vmm.set_nic_forwards(id, *forwards));
 }
 
 ApiResponse handle_action(VmmControl& vmm, const json& body) {
@@ -262,6 +305,15 @@ ApiResponse handle_request(VmmControl& vmm, const std::string& method, const std
     auto boot = parse_boot(j);
     if (!boot.ok()) return reply(boot.status());
     return reply(vmm.set_boot_source(*boot));
+  }
+  // /network-interfaces/ID/forwards: a NIC's forwards, the one change a running VM takes.
+  if (const std::string nics = "/network-interfaces/", suffix = "/forwards";
+      path.size() > nics.size() + suffix.size() && path.rfind(nics, 0) == 0 &&
+      path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    const std::string id = path.substr(nics.size(), path.size() - nics.size() - suffix.size());
+    if (!valid_id(id))
+      return ApiResponse::error(404, fmt::format("'{}' is not a valid id", id.substr(0, 80)));
+    return handle_nic_forwards(vmm, method, id, body);
   }
   for (const char* prefix : {"/drives/", "/network-interfaces/"}) {
     const std::string p = prefix;

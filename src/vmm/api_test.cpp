@@ -77,6 +77,7 @@ std::vector<Route> vmm_routes() {
       {"PATCH", "/drives/a", R"({"size_mib": 8})", "resize a 8388608"},
       {"DELETE", "/drives/a", "", "delete drive a"},
       {"PUT", "/network-interfaces/n", R"({"iface_id": "n"})", "put nic n"},
+      {"PUT", "/network-interfaces/n/forwards", R"({"forwards": []})", "forwards n 0"},
       {"DELETE", "/network-interfaces/n", "", "delete nic n"},
       {"PUT", "/actions", R"({"action_type": "InstanceStart"})", "start"},
       {"PUT", "/actions", R"({"action_type": "SendCtrlAltDel"})", "ctrl-alt-del"},
@@ -163,6 +164,13 @@ TEST(Api, RefusedAtTheEdgeNeverReachTheVmm) {
            {"PUT", "/snapshot/load", R"({"snapshot_path": "/s", "resume_vm": 1})", 400},
            {"PUT", "/snapshot/create", R"({"snapshot_path": "/s", "resume_vm": true})", 400},
            {"PUT", "/drives/bad id", R"({})", 404},
+           {"PUT", "/network-interfaces/n/forwards", "", 400},
+           {"PUT", "/network-interfaces/n/forwards", "{}", 400},
+           {"PUT", "/network-interfaces/n/forwards", R"({"forwards": {}})", 400},
+           {"PUT", "/network-interfaces/n/forwards", R"({"forwards": [], "x": 1})", 400},
+           {"PUT", "/network-interfaces/n/forwards", R"({"forwards": [{"host_port": 1}]})", 400},
+           {"PUT", "/network-interfaces/bad id/forwards", R"({"forwards": []})", 404},
+           {"POST", "/network-interfaces/n/forwards", R"({"forwards": []})", 405},
            {"GET", "/nope", "", 404},
            {"PUT", "/", "{}", 405},
            {"GET", "/actions", "", 405},
@@ -214,6 +222,80 @@ TEST(Api, InstanceInfoKeepsItsWireShape) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body["state"], "NotStarted");
   EXPECT_EQ(r.body["id"], "fake");
+}
+
+TEST(Api, NicForwardsAreReplacedInAnyState) {
+  FakeVmm vmm;
+  ASSERT_EQ(handle_request(vmm, "PUT", "/network-interfaces/eth0",
+                           R"({"host_forwards": [{"host_port": 8080, "guest_port": 80}]})")
+                .status,
+            204);
+  vmm.running = true;  // the one configuration change a running VM takes
+  ApiResponse r = handle_request(vmm, "PUT", "/network-interfaces/eth0/forwards", R"({"forwards": [
+      {"host_address": "127.100.1.5", "host_port": 80, "guest_port": 80},
+      {"protocol": "udp", "host_port": 5353, "guest_port": 53}]})");
+  EXPECT_EQ(r.status, 204) << dump_json(r.body);
+  ASSERT_EQ(vmm.config_.nics[0].forwards.size(), 2u);
+  EXPECT_EQ(vmm.config_.nics[0].forwards[0], (HostForward{"tcp", "127.100.1.5", 80, "", 80}));
+  EXPECT_EQ(vmm.config_.nics[0].forwards[1], (HostForward{"udp", "", 5353, "", 53}));
+  r = handle_request(vmm, "GET", "/network-interfaces/eth0/forwards", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, json::parse(R"({"forwards": [
+      {"protocol": "tcp", "host_address": "127.100.1.5", "host_port": 80, "guest_port": 80},
+      {"protocol": "udp", "host_port": 5353, "guest_port": 53}]})"));
+  // The configuration shows them too (a snapshot and the next boot use it).
+  EXPECT_EQ(
+      handle_request(vmm, "GET", "/vm/config", "").body["network-interfaces"][0]["host_forwards"],
+      r.body["forwards"]);
+  EXPECT_EQ(
+      handle_request(vmm, "PUT", "/network-interfaces/eth0/forwards", R"({"forwards": []})").status,
+      204);
+  EXPECT_TRUE(vmm.config_.nics[0].forwards.empty());
+}
+
+TEST(Api, NicForwardsRefusedChangeNothing) {
+  FakeVmm vmm;
+  NetConfig user;
+  user.id = "eth0";
+  user.forwards = {{"tcp", "", 8080, "", 80}};
+  NetConfig sw;
+  sw.id = "eth1";
+  sw.mode = "switch";
+  sw.switch_path = "/run/sw";
+  vmm.config_.nics = {user, sw};
+  const json before = to_json(vmm.config_);
+  for (
+      const auto& [path, body, status, text] :
+      std::vector<std::tuple<std::string, std::string, int, std::string>>{
+          {"/network-interfaces/eth0/forwards",
+           R"({"forwards": [{"host_port": 1, "guest_port": 2}, {"host_port": 1, "guest_port": 3}]})",
+           400, "forwarded twice"},
+          {"/network-interfaces/eth0/forwards",
+           R"({"forwards": [{"host_port": 1, "guest_port": 2, "guest_address": "10.9.9.9"}]})", 400,
+           "outside the user network"},
+          {"/network-interfaces/eth0/forwards",
+           R"({"forwards": [{"host_port": 70000, "guest_port": 2}]})", 400, "forwards[0]"},
+          {"/network-interfaces/eth0/forwards",
+           R"({"forwards": [{"host_port": 1, "guest_port": 2, "host_address": "localhost"}]})", 400,
+           "not an IPv4 address"},
+          {"/network-interfaces/eth1/forwards", R"({"forwards": []})", 400,
+           "only a user-mode NIC has forwards"},
+          {"/network-interfaces/eth9/forwards", R"({"forwards": []})", 404,
+           "no network interface 'eth9'"},
+      }) {
+    ApiResponse r = handle_request(vmm, "PUT", path, body);
+    EXPECT_EQ(r.status, status) << path << " " << body;
+    EXPECT_NE(r.body.value("fault_message", "").find(text), std::string::npos) << dump_json(r.body);
+    EXPECT_EQ(to_json(vmm.config_), before) << path << " " << body;
+  }
+  EXPECT_EQ(handle_request(vmm, "GET", "/network-interfaces/eth9/forwards", "").status, 404);
+  std::string many = R"({"forwards": [)";
+  for (int i = 1; i <= 65; i++)
+    many += fmt::format(R"({}{{"host_port": {}, "guest_port": 80}})", i == 1 ? "" : ",", i);
+  many += "]}";
+  ApiResponse r = handle_request(vmm, "PUT", "/network-interfaces/eth0/forwards", many);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body["fault_message"].get<std::string>().find("at most 64"), std::string::npos);
 }
 
 TEST(ConfigEdits, RemovingWhatIsNotThereIsNotFoundAndChangesNothing) {

@@ -65,4 +65,24 @@ Status remove_nic(VmConfig& config, const std::string& id) {
   return Status();
 }
 
+Status apply_nic_forwards(VmConfig& config, const std::string& id,
+                          const std::vector<HostForward>& forwards) {
+  for (NetConfig& nic : config.nics) {
+    if (nic.id != id) continue;
+    if (nic.mode != "user") {
+      return Status::invalid_argument(fmt::format(
+          "network interface '{}' is mode {}: only a user-mode NIC has forwards", id, nic.mode));
+    }
+    NetConfig edited = nic;
+    edited.forwards = forwards;
+    // The same check as a configuration's NIC gets where its backend is opened.
+    if (Status s = config::check_user_forwards(edited); !s.ok()) {
+      return Status::invalid_argument(fmt::format("network interface '{}': {}", id, s.message()));
+    }
+    nic = std::move(edited);
+    return Status();
+  }
+  return Status::not_found(fmt::format("there is no network interface '{}'", id));
+}
+
 }  // namespace nimbus::vmm

@@ -19,5 +19,9 @@ void apply_drive(VmConfig& config, const DriveConfig& drive);
 Status remove_drive(VmConfig& config, const std::string& id);  // NotFound
 void apply_nic(VmConfig& config, const NetConfig& nic);
 Status remove_nic(VmConfig& config, const std::string& id);  // NotFound
+// The forwards of NIC `id`: NotFound; InvalidArgument (and `config` unchanged) if it is not
+// a user-mode NIC or the set fails config::check_user_forwards.
+Status apply_nic_forwards(VmConfig& config, const std::string& id,
+                          const std::vector<HostForward>& forwards);
 
 }  // namespace nimbus::vmm

@@ -51,6 +51,16 @@ class RecordingVmm : public VmmControl {
   Status delete_nic(const std::string& id) override {
     return edit("delete nic " + id, [&](VmConfig& c) { return remove_nic(c, id); });
   }
+  // Like the Vmm: allowed while running too (the fake has no backend to refuse it).
+  Status set_nic_forwards(const std::string& id,
+                          const std::vector<HostForward>& forwards) override {
+    last = "forwards " + id + " " + std::to_string(forwards.size());
+    if (refuse) return *refuse;
+    VmConfig c = config_;
+    if (Status s = apply_nic_forwards(c, id, forwards); !s.ok()) return s;
+    config_ = c;
+    return Status();
+  }
   Result<DriveResized> resize_drive(const std::string& id, uint64_t size) override {
     last = "resize " + id + " " + std::to_string(size);
     if (refuse) return *refuse;

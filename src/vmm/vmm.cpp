@@ -389,6 +389,30 @@ Status Vmm::delete_nic(const std::string& id) {
                      [&id](VmConfig& c) { return remove_nic(c, id); });
 }
 
+Status Vmm::set_nic_forwards(const std::string& id, const std::vector<HostForward>& forwards) {
+  std::lock_guard<std::mutex> lock(mu_);
+  VmConfig edited = config_;
+  if (Status s = apply_nic_forwards(edited, id, forwards); !s.ok()) return s;
+  std::string forwards_text;
+  for (const HostForward& f : forwards)
+    forwards_text += (forwards_text.empty() ? "" : ", ") + config::format_forward(f);
+  if (machine_ != nullptr) {
+    // The n-th NIC is the n-th virtio-net device (as in device_info_locked).
+    size_t index = 0;
+    while (config_.nics[index].id != id) index++;
+    auto* net = machine_->virtio_device_of<devices::VirtioNet>(index);
+    if (net == nullptr)
+      return Status::internal(fmt::format("network interface '{}' has no device", id));
+    if (Status s = net->backend().set_forwards(forwards); !s.ok()) {
+      return Status::invalid_argument(fmt::format("network interface '{}': {}", id, s.message()));
+    }
+  }
+  config_ = std::move(edited);
+  spdlog::info("vm {}: network interface '{}' forwards now [{}]{}", options_.id, id, forwards_text,
+               machine_ != nullptr ? " (applied to the running machine)" : "");
+  return Status();
+}
+
 Result<DriveResized> Vmm::resize_drive(const std::string& id, uint64_t new_size) {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_ == VmState::kRunning || state_ == VmState::kPaused) {

@@ -71,6 +71,7 @@ class Vmm : public VmmControl {
   Result<DriveResized> resize_drive(const std::string& id, uint64_t new_size) override;
   Status put_nic(const NetConfig& nic) override;
   Status delete_nic(const std::string& id) override;
+  Status set_nic_forwards(const std::string& id, const std::vector<HostForward>& forwards) override;
   Status start() override;
   Status send_ctrl_alt_del() override;
   Result<ShutdownResult> shutdown(double timeout_s) override;

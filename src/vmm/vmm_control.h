@@ -121,6 +121,13 @@ class VmmControl {
   virtual Result<DriveResized> resize_drive(const std::string& id, uint64_t new_size) = 0;
   virtual Status put_nic(const NetConfig& nic) = 0;
   virtual Status delete_nic(const std::string& id) = 0;  // NotFound
+  // Replaces the port forwards of user-mode NIC `id`, in any state (the one configuration
+  // change a running VM takes): NotFound; InvalidArgument for a NIC that is not user-mode,
+  // a set the configuration would refuse, or, while Running or Paused, a forward the NIC
+  // cannot listen on (nothing changed then). Running or Paused, the NIC's backend applies
+  // it at once; the configuration keeps it (GET /vm/config, snapshots, the next boot).
+  virtual Status set_nic_forwards(const std::string& id,
+                                  const std::vector<HostForward>& forwards) = 0;
 
   virtual Status start() = 0;
   // Asks the guest's agent to power off and returns at once.

@@ -31,6 +31,13 @@ class NetBackend {
   virtual void resume_receive() = 0;
   // Stops the threads; no receiver call happens after it returns.
   virtual void stop() = 0;
+  // Replaces the host port forwards while the backend runs, all or nothing: on an error
+  // the forwards are as they were. Only a user-mode network has forwards; the others
+  // refuse. Any thread.
+  virtual Status set_forwards(const std::vector<config::PortForward>& forwards) {
+    (void)forwards;
+    return Status::invalid_argument("only a user-mode network has port forwards");
+  }
 };
 
 // `user`: user-mode networking (libslirp). Within the network: the gateway/host is .2,

@@ -1,6 +1,7 @@
 #include "backends/net/slirp_backend.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <libslirp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -11,6 +12,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+
+#include "backends/net/forward_diff.h"
 
 namespace nimbus::backends {
 
@@ -93,22 +96,10 @@ Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(const UserNetOptions&
   backend->slirp_ = slirp_new(&cfg, &callbacks, backend.get());
   if (backend->slirp_ == nullptr) return Status::error("user network: libslirp failed to start");
 
-  const config::UserNetwork net{options.network, options.prefix_len};
+  backend->net_ = config::UserNetwork{options.network, options.prefix_len};
   for (const config::PortForward& f : options.forwards) {
-    const bool udp = f.protocol == "udp";
-    const uint32_t host = config::host_ipv4(f);
-    errno = 0;
-    int rc = slirp_add_hostfwd(backend->slirp_, udp ? 1 : 0, to_in_addr(host), f.host_port,
-                               to_in_addr(config::guest_ipv4(f, net)), f.guest_port);
-    if (rc < 0) {
-      int err = errno;
-      std::string what = std::string("hostfwd ") + (udp ? "udp " : "tcp ") +
-                         config::format_ipv4(host) + ":" + std::to_string(f.host_port);
-      std::string why = err == EADDRINUSE ? "address already in use"
-                        : err != 0        ? std::strerror(err)
-                                          : "cannot listen on it";
-      return Status::error(what + ": " + why);
-    }
+    if (Status s = backend->add_forward(f); !s.ok()) return s;
+    backend->forwards_.push_back(f);
   }
   return backend;
 }
@@ -123,8 +114,106 @@ Status SlirpBackend::start(Receiver receiver) {
   if (started_) return Status::error("user network: already started");
   started_ = true;
   receiver_ = std::move(receiver);
+  {
+    std::lock_guard lock(tasks_mu_);
+    loop_running_ = true;
+  }
   thread_ = std::thread([this] { run(); });
   return Status();
+}
+
+Status SlirpBackend::add_forward(const config::PortForward& f) {
+  const bool udp = f.protocol == "udp";
+  const uint32_t host = config::host_ipv4(f);
+  errno = 0;
+  const int rc = slirp_add_hostfwd(slirp_, udp ? 1 : 0, to_in_addr(host), f.host_port,
+                                   to_in_addr(config::guest_ipv4(f, net_)), f.guest_port);
+  if (rc >= 0) return Status();
+  const int err = errno;
+  std::string what = std::string("hostfwd ") + (udp ? "udp " : "tcp ") + config::format_ipv4(host) +
+                     ":" + std::to_string(f.host_port);
+  std::string why = err == EADDRINUSE ? "address already in use"
+                    : err != 0        ? std::strerror(err)
+                                      : "cannot listen on it";
+  return Status::invalid_argument(what + ": " + why);
+}
+
+void SlirpBackend::remove_forward(const config::PortForward& f) {
+  // Closes the listening socket only; connections accepted through it go on.
+  slirp_remove_hostfwd(slirp_, f.protocol == "udp" ? 1 : 0, to_in_addr(config::host_ipv4(f)),
+                       f.host_port);
+}
+
+Status SlirpBackend::apply_forwards(const std::vector<config::PortForward>& next) {
+  const ForwardChanges changes = diff_forwards(forwards_, next, net_);
+  // Removed first: a forward whose guest side changed listens on the same port again.
+  for (const config::PortForward& f : changes.removed) remove_forward(f);
+  std::vector<config::PortForward> added;
+  for (const config::PortForward& f : changes.added) {
+    Status s = add_forward(f);
+    if (s.ok()) {
+      added.push_back(f);
+      continue;
+    }
+    for (const config::PortForward& g : added) remove_forward(g);
+    std::string lost;
+    for (const config::PortForward& g : changes.removed) {
+      // Its port was free a moment ago; only another program racing for it keeps it.
+      if (Status r = add_forward(g); !r.ok()) {
+        lost += "; the previous forward " + config::format_forward(g) +
+                " could not be restored: " + r.message();
+        forwards_.erase(std::find(forwards_.begin(), forwards_.end(), g));
+      }
+    }
+    return lost.empty() ? s : Status::invalid_argument(s.message() + lost);
+  }
+  forwards_ = next;
+  return Status();
+}
+
+Status SlirpBackend::set_forwards(const std::vector<config::PortForward>& forwards) {
+  config::NicSpec nic;
+  nic.network = fmt::format("{}/{}", config::format_ipv4(net_.network), net_.prefix_len);
+  nic.forwards = forwards;
+  if (Status s = config::check_user_forwards(nic); !s.ok())
+    return s.with_code(Code::kInvalidArgument);
+  Status result;
+  run_on_loop([&] { result = apply_forwards(forwards); });
+  return result;
+}
+
+std::vector<config::PortForward> SlirpBackend::forwards() {
+  std::vector<config::PortForward> out;
+  run_on_loop([&] { out = forwards_; });
+  return out;
+}
+
+void SlirpBackend::run_on_loop(const std::function<void()>& task) {
+  std::unique_lock lock(tasks_mu_);
+  if (!loop_running_) {
+    // The loop starts (and takes tasks) only with tasks_mu_, which we hold throughout.
+    task();
+    return;
+  }
+  Task t{&task};
+  tasks_.push_back(&t);
+  lock.unlock();
+  wake();
+  lock.lock();
+  tasks_cv_.wait(lock, [&t] { return t.done; });
+}
+
+void SlirpBackend::run_tasks() {
+  std::deque<Task*> batch;
+  {
+    std::lock_guard lock(tasks_mu_);
+    batch.swap(tasks_);
+  }
+  if (batch.empty()) return;
+  for (Task* t : batch) (*t->fn)();
+  std::lock_guard lock(tasks_mu_);
+  for (Task* t : batch) t->done = true;
+  tasks_cv_.notify_all();
 }
 
 void SlirpBackend::send(const uint8_t* frame, size_t len) {
@@ -167,6 +256,7 @@ void SlirpBackend::run() {
     }
     batch.clear();
     if (resume_.exchange(false)) flush_pending();
+    run_tasks();
 
     // Our timers bound the sleep; slirp_pollfds_fill lowers it further for TCP timers.
     uint32_t timeout = UINT32_MAX;
@@ -188,6 +278,13 @@ void SlirpBackend::run() {
     pollfds_ = nullptr;
     run_timers();
   }
+  // Tasks queued before the loop ended still run here; later ones run on their caller's
+  // thread.
+  {
+    std::lock_guard lock(tasks_mu_);
+    loop_running_ = false;
+  }
+  run_tasks();
 }
 
 void SlirpBackend::deliver(const uint8_t* frame, size_t len) {

@@ -6,14 +6,17 @@
 //
 // libslirp is not thread-safe, so one thread owns it: it runs the poll() loop over
 // slirp's sockets and our timers, and takes frames from send() through a queue and an
-// eventfd. Frames for the guest reach the Receiver on that thread.
+// eventfd. Frames for the guest reach the Receiver on that thread, and set_forwards()
+// hands its change to that thread the same way.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -40,6 +43,16 @@ class SlirpBackend : public NetBackend {
   void send(const uint8_t* frame, size_t len) override;
   void resume_receive() override;
   void stop() override;
+  // Applies the change as a diff (forward_diff.h) on the slirp thread: the forwards that
+  // stay keep their listening sockets and connections. The set is checked first as the
+  // configuration's is (config::check_user_forwards: InvalidArgument). If a new forward
+  // cannot be listened on (the port in use, not an address of this host, a port below 1024
+  // without the privilege) the forwards already changed are put back and the error names
+  // it (InvalidArgument, "hostfwd tcp 127.0.0.1:8080: address already in use"). Before
+  // start() and after stop() it runs on the caller's thread.
+  Status set_forwards(const std::vector<config::PortForward>& forwards) override;
+  // The forwards in force.
+  std::vector<config::PortForward> forwards();
 
   // Frames waiting for the guest and frames waiting for slirp are each bounded; beyond
   // that they are dropped (TCP retransmits).
@@ -54,6 +67,14 @@ class SlirpBackend : public NetBackend {
 
   SlirpBackend() = default;
   void run();
+  // Runs `task` on the slirp thread and waits for it (on this thread if the loop does not
+  // run: then no other thread touches slirp).
+  void run_on_loop(const std::function<void()>& task);
+  void run_tasks();
+  // On the slirp thread: one forward's listening socket.
+  Status add_forward(const config::PortForward& f);
+  void remove_forward(const config::PortForward& f);
+  Status apply_forwards(const std::vector<config::PortForward>& next);
   void wake();
   void deliver(const uint8_t* frame, size_t len);
   void flush_pending();
@@ -83,7 +104,19 @@ class SlirpBackend : public NetBackend {
   std::mutex tx_mu_;                     // guards tx_
   std::deque<std::vector<uint8_t>> tx_;  // guest → slirp
 
+  // Tasks for the slirp thread (run_on_loop), and whether its loop takes them.
+  struct Task {
+    const std::function<void()>* fn;
+    bool done = false;
+  };
+  std::mutex tasks_mu_;
+  std::condition_variable tasks_cv_;
+  std::deque<Task*> tasks_;
+  bool loop_running_ = false;
+
   // Owned by the slirp thread (and by create() before it starts).
+  config::UserNetwork net_;
+  std::vector<config::PortForward> forwards_;    // in force
   std::deque<std::vector<uint8_t>> rx_pending_;  // slirp → guest, guest had no buffer
   std::list<Timer> timers_;
   std::vector<pollfd>* pollfds_ = nullptr;  // valid during one loop iteration

@@ -179,8 +179,10 @@ uint16_t free_port(int type) {
 }
 
 struct Started {
-  std::unique_ptr<SlirpBackend> backend;
+  // The sink outlives the backend (members are destroyed in reverse): its thread may still
+  // hand frames (ARP for a connection through a forward) until it is stopped.
   std::unique_ptr<FrameSink> sink = std::make_unique<FrameSink>();
+  std::unique_ptr<SlirpBackend> backend;
 };
 
 Started start_backend(const UserNetOptions& options) {
@@ -304,6 +306,148 @@ TEST(SlirpBackendTest, PortInUseIsAClearError) {
   EXPECT_EQ(created.message(),
             "hostfwd tcp 127.0.0.1:" + std::to_string(port) + ": address already in use");
   close(busy);
+}
+
+// Whether a TCP connection to 127.0.0.1:port is accepted (slirp's listener is there) or
+// refused.
+bool accepts(uint16_t port) {
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(c);
+  return ok;
+}
+
+config::PortForward tcp_forward(uint16_t host_port, uint16_t guest_port) {
+  return {"tcp", "127.0.0.1", host_port, "", guest_port};
+}
+
+// A SYN to the guest's `port`: a connection through a forward reached the guest side.
+bool is_syn_to(const Frame& f, uint16_t port) {
+  const uint8_t* ip;
+  const uint8_t* tcp = ipv4_payload(f, 6, &ip);
+  return tcp != nullptr && be32(ip + 16) == kGuestIp && be16(tcp + 2) == port && (tcp[13] & 0x02) &&
+         !(tcp[13] & 0x10);
+}
+
+TEST(SlirpBackendTest, SetForwardsWhileRunningAddsAndRemovesListeners) {
+  const uint16_t a = free_port(SOCK_STREAM);
+  uint16_t b = free_port(SOCK_STREAM);
+  while (b == a) b = free_port(SOCK_STREAM);
+  UserNetOptions options;
+  options.forwards = {tcp_forward(a, 80)};
+  Started s = start_backend(options);
+  ASSERT_NE(s.backend, nullptr);
+  ASSERT_TRUE(accepts(a));
+  ASSERT_FALSE(accepts(b));
+
+  ASSERT_TRUE(s.backend->set_forwards({tcp_forward(a, 80), tcp_forward(b, 81)}).ok());
+  EXPECT_TRUE(accepts(a));
+  EXPECT_TRUE(accepts(b));
+  ASSERT_TRUE(s.backend->set_forwards({tcp_forward(b, 81)}).ok());
+  EXPECT_FALSE(accepts(a));
+  EXPECT_TRUE(accepts(b));
+  EXPECT_EQ(s.backend->forwards(), std::vector<config::PortForward>{tcp_forward(b, 81)});
+  ASSERT_TRUE(s.backend->set_forwards({}).ok());
+  EXPECT_FALSE(accepts(b));
+  EXPECT_TRUE(s.backend->forwards().empty());
+  // And back: the port is free again for a new listener.
+  ASSERT_TRUE(s.backend->set_forwards({tcp_forward(a, 80)}).ok());
+  EXPECT_TRUE(accepts(a));
+}
+
+TEST(SlirpBackendTest, SetForwardsRetargetsTheGuestPort) {
+  const uint16_t port = free_port(SOCK_STREAM);
+  UserNetOptions options;
+  options.forwards = {tcp_forward(port, 2222)};
+  Started s = start_backend(options);
+  ASSERT_NE(s.backend, nullptr);
+  introduce_guest(s);
+  ASSERT_TRUE(s.backend->set_forwards({tcp_forward(port, 2223)}).ok());
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+  EXPECT_TRUE(s.sink->wait_for([](const Frame& f) { return is_syn_to(f, 2223); }));
+  close(c);
+}
+
+TEST(SlirpBackendTest, SetForwardsIsAllOrNothing) {
+  int busy = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(busy, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(busy, 1), 0);
+  socklen_t len = sizeof addr;
+  getsockname(busy, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t taken = ntohs(addr.sin_port);
+  const uint16_t kept = free_port(SOCK_STREAM);
+  uint16_t fresh = free_port(SOCK_STREAM);
+  while (fresh == kept) fresh = free_port(SOCK_STREAM);
+
+  UserNetOptions options;
+  options.forwards = {tcp_forward(kept, 80)};
+  Started s = start_backend(options);
+  ASSERT_NE(s.backend, nullptr);
+  // kept is dropped, fresh added, then taken fails: all of it is undone.
+  Status st = s.backend->set_forwards({tcp_forward(fresh, 81), tcp_forward(taken, 82)});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_EQ(st.message(),
+            "hostfwd tcp 127.0.0.1:" + std::to_string(taken) + ": address already in use");
+  EXPECT_TRUE(accepts(kept));
+  EXPECT_FALSE(accepts(fresh));
+  EXPECT_EQ(s.backend->forwards(), std::vector<config::PortForward>{tcp_forward(kept, 80)});
+
+  // An address that is not this host's: the same.
+  st = s.backend->set_forwards({{"tcp", "192.0.2.1", fresh, "", 80}});
+  EXPECT_EQ(st.code(), Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("hostfwd tcp 192.0.2.1:"), std::string::npos) << st.message();
+  EXPECT_TRUE(accepts(kept));
+  close(busy);
+}
+
+TEST(SlirpBackendTest, SetForwardsChecksTheSetLikeTheConfiguration) {
+  const uint16_t port = free_port(SOCK_STREAM);
+  UserNetOptions options;
+  options.forwards = {tcp_forward(port, 80)};
+  Started s = start_backend(options);
+  ASSERT_NE(s.backend, nullptr);
+  const uint16_t other = free_port(SOCK_STREAM);
+  for (const auto& [set, error] :
+       std::vector<std::pair<std::vector<config::PortForward>, std::string>>{
+           {{tcp_forward(other, 80), tcp_forward(other, 81)}, "forwarded twice"},
+           {{{"tcp", "", other, "10.0.3.15", 80}}, "outside the user network 10.0.2.0/24"},
+           {{{"sctp", "", other, "", 80}}, "unknown protocol"},
+           {{{"tcp", "", 0, "", 80}}, "bad port"},
+       }) {
+    Status st = s.backend->set_forwards(set);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << error;
+    EXPECT_NE(st.message().find(error), std::string::npos) << st.message();
+    EXPECT_TRUE(accepts(port));
+    EXPECT_FALSE(accepts(other));
+  }
+}
+
+TEST(SlirpBackendTest, SetForwardsBeforeStartAndAfterStop) {
+  const uint16_t port = free_port(SOCK_STREAM);
+  FrameSink sink;  // outlives the backend
+  auto created = SlirpBackend::create(UserNetOptions{});
+  ASSERT_TRUE(created.ok());
+  ASSERT_TRUE((*created)->set_forwards({tcp_forward(port, 80)}).ok());
+  EXPECT_TRUE(accepts(port));
+  ASSERT_TRUE(
+      (*created)->start([&](const uint8_t* f, size_t n) { return sink.receive(f, n); }).ok());
+  EXPECT_EQ((*created)->forwards(), std::vector<config::PortForward>{tcp_forward(port, 80)});
+  (*created)->stop();
+  ASSERT_TRUE((*created)->set_forwards({}).ok());
+  EXPECT_FALSE(accepts(port));
 }
 
 TEST(SlirpBackendTest, GarbageFromTheGuestIsHarmless) {

@@ -74,6 +74,8 @@ class VirtioNet : public VirtioDevice {
 
   // Thread-safe.
   Stats stats();
+  // The host side, for changes while the device runs (NetBackend::set_forwards).
+  backends::NetBackend& backend() { return *backend_; }
 
  private:
   bool receive(const uint8_t* frame, size_t len);
