@@ -12,6 +12,10 @@ modes:
   limits    each VMM in its own cgroup with the CPU quota and memory limit of its size,
             under its own uid, with a seccomp filter; metrics
   errors    malformed API requests and CLI arguments: clear errors, nothing changed
+  forwards  a running VM's forwards changed live (PUT /v1/vms/NAME/forwards): port 80 of a
+            loopback "public" address reaches the guest's web server once forwarded, and
+            is refused again once the forward is gone; a port in use is refused (409) and
+            changes nothing; a sandboxed VMM's only capability is CAP_NET_BIND_SERVICE
   crash     nimbusd killed with SIGKILL while three creations run: after a restart every live
             VMM belongs to exactly one VM that shows it, no disk is open twice, the
             allocation matches, start never makes a second VMM; a stray process in a VM's
@@ -395,6 +399,62 @@ def limits():
         h.cleanup()
 
 
+# ---- forwards -----------------------------------------------------------------------
+
+def forwards():
+    address = "127.100.77.9"  # Linux routes all of 127/8 to lo: no setup needed
+
+    def page():
+        with urllib.request.urlopen(f"http://{address}/", timeout=5) as r:
+            return r.read().decode()
+
+    def refused():
+        try:
+            socket.create_connection((address, 80), timeout=5).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
+    h = Host("forwards")
+    try:
+        t0 = time.monotonic()
+        h.api.ok("POST", "/v1/vms", {"name": "fw1", "memory_mib": 128})
+        wait_for("fw1 ready", lambda: h.vm("fw1")["state"] == "running" and h.vm("fw1")["ready"], timeout=120)
+        log(f"fw1 running after {time.monotonic() - t0:.1f} s")
+        assert refused(), f"{address}:80 answers before any forward"
+        forward = {"host_address": address, "host_port": 80, "guest_port": 80}
+        vm = h.api.ok("PUT", "/v1/vms/fw1/forwards", {"forwards": [forward]})
+        assert vm["forwards"] == [dict(forward, protocol="tcp")], vm["forwards"]
+        assert "Nimbus" in wait_for("the page through the new forward", page, timeout=30)
+        log(f"PUT forwards: http://{address}/ serves the guest's page")
+        if h.host()["sandbox"]:
+            with open(f"/proc/{vmm_pid(h, 'fw1')}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+            for cap_set in ("CapEff", "CapPrm", "CapAmb", "CapBnd"):
+                assert status[cap_set].strip() == "0000000000000400", (cap_set, status[cap_set])
+            log("the sandboxed VMM holds CAP_NET_BIND_SERVICE and nothing else")
+
+        # A port some other program holds: 409, and the forward in place keeps working.
+        busy = socket.socket()
+        busy.bind((address, 81))
+        busy.listen(1)
+        try:
+            status, reply = h.api.call("PUT", "/v1/vms/fw1/forwards",
+                                       {"forwards": [forward, dict(forward, host_port=81)]})
+            assert status == 409 and "in use" in reply["error"]["message"], (status, reply)
+        finally:
+            busy.close()
+        assert h.vm("fw1")["forwards"] == [dict(forward, protocol="tcp")], h.vm("fw1")
+        assert "Nimbus" in page()
+
+        h.api.ok("PUT", "/v1/vms/fw1/forwards", {"forwards": []})
+        assert h.vm("fw1")["forwards"] == []
+        wait_for(f"{address}:80 refused", refused, timeout=10)
+        log(f"forward removed: {address}:80 refuses connections; took {time.monotonic() - t0:.1f} s in all")
+    finally:
+        h.cleanup()
+
+
 # ---- crash --------------------------------------------------------------------------
 
 def vmm_processes(h):
@@ -686,5 +746,6 @@ def errors():
         h.cleanup()
 
 
-{"story": story, "capacity": capacity, "adopt": adopt, "limits": limits, "errors": errors, "crash": crash}[MODE]()
+{"story": story, "capacity": capacity, "adopt": adopt, "limits": limits, "errors": errors, "crash": crash,
+ "forwards": forwards}[MODE]()
 log(f"host.{MODE}: ok")
