@@ -33,6 +33,37 @@ TEST(Vmm, LifecycleStepsNeedTheirStateAndSayConflict) {
   EXPECT_EQ(vmm.state(), VmState::kNotStarted);
 }
 
+TEST(Vmm, NicForwardsChangeBeforeBootAndAreChecked) {
+  log::LogCapture log(spdlog::level::info);
+  VmmOptions o;
+  o.id = "t1";
+  Vmm vmm(o, VmConfig());
+  NetConfig user;
+  user.id = "eth0";
+  NetConfig sw;
+  sw.id = "eth1";
+  sw.mode = "switch";
+  sw.switch_path = "/run/sw";
+  ASSERT_TRUE(vmm.put_nic(user).ok());
+  ASSERT_TRUE(vmm.put_nic(sw).ok());
+  // No machine yet: only the configuration changes (nothing listens until the start).
+  const std::vector<HostForward> set = {{"tcp", "127.100.1.5", 80, "", 80}};
+  ASSERT_TRUE(vmm.set_nic_forwards("eth0", set).ok());
+  EXPECT_EQ(vmm.config().nics[0].forwards, set);
+  EXPECT_NE(log.text().find("info vm t1: network interface 'eth0' forwards now "
+                            "[tcp:127.100.1.5:80-:80]"),
+            std::string::npos)
+      << log.text();
+  // Refusals change nothing.
+  EXPECT_EQ(vmm.set_nic_forwards("eth9", {}).code(), Code::kNotFound);
+  EXPECT_EQ(vmm.set_nic_forwards("eth1", {}).code(), Code::kInvalidArgument);
+  Status twice =
+      vmm.set_nic_forwards("eth0", {{"tcp", "", 8080, "", 80}, {"tcp", "", 8080, "", 81}});
+  EXPECT_EQ(twice.code(), Code::kInvalidArgument);
+  EXPECT_NE(twice.message().find("forwarded twice"), std::string::npos) << twice.message();
+  EXPECT_EQ(vmm.config().nics[0].forwards, set);
+}
+
 TEST(Vmm, ConfigurationEditsAreTypedAndLogged) {
   log::LogCapture log(spdlog::level::info);
   VmmOptions o;
