@@ -20,18 +20,22 @@
 #   restore restore_time.py snapshot restore into a fresh process, request to running guest
 #   host   host_bench.py    under nimbusd: launch to ready, per-VM memory overhead, idle CPU,
 #                           idle 128 MiB VMs per 24 GiB host (needs root for cgroups)
+#   cloud  cloud_bench.py   the control plane (nimbus-cloud): RunInstances to running for 1
+#                           and 10 instances vs the same VMs made directly on one nimbusd;
+#                           DescribeInstances p50/p99 with 1,000 instances in the store; its
+#                           memory and store size (root; Debian's /usr/bin/python3 + boto3)
 #
 # Adding one: write a script that prints its figures and, when $NIMBUS_BENCH_RESULTS names
 # a file, appends one row per figure to it:
 #   name<TAB>nimbus value<TAB>qemu value<TAB>unit<TAB>ratio nimbus/qemu
 # then add a bench_NAME function below and NAME to BENCHMARKS. See bench/README.md.
 # Environment: QEMU=path (default qemu-system-riscv64), BOOT_REPEATS (3), GUEST_REPEATS (2),
-# MIPS_REPEATS (3), IO_MIB (64).
+# MIPS_REPEATS (3), IO_MIB (64), CLOUD_REPEATS (3), CLOUD_PYTHON (/usr/bin/python3).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-BENCHMARKS="boot guest mips io restore host"
+BENCHMARKS="boot guest mips io restore host cloud"
 
 only="" skip="" note="" record=1 build=""
 while [ $# -gt 0 ]; do
@@ -69,6 +73,8 @@ bench_mips() {
   NIMBUS="$nimbus" QEMU="$qemu" sh "$here/run-mips.sh" "$build" "${MIPS_REPEATS:-3}"
 }
 bench_host()  { python3 "$here/host_bench.py" --nimbus "$nimbus" --qemu "$qemu" --repeats "${HOST_REPEATS:-3}" --density "${HOST_DENSITY:-8}"; }
+# Debian's python3: its boto3 (python3-boto3) signs the EC2 calls; another python3 may lack it.
+bench_cloud() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/cloud_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
 bench_io()    { python3 "$here/io_bench.py" --nimbus "$nimbus" --qemu "$qemu" --mib "${IO_MIB:-64}"; }
 # --------------------------------------------------------------------------------------
 
