@@ -11,5 +11,10 @@ inline constexpr const char* kNetFlagHelp =
     "A virtio network card (repeatable): "
     "user[,hostfwd=tcp|udp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]...[,net=ADDR/PREFIX] "
     "or switch,path=SOCKET; add mac=52:54:00:xx:xx:xx to choose its MAC";
+inline constexpr const char* kMetadataFlagHelp =
+    "Serve instance metadata to the guest at http://169.254.169.254/ from this JSON file: "
+    "{\"data\": {\"meta-data\": {...}, \"user-data\": BASE64, \"dynamic\": {...}}, "
+    "\"http_tokens\": \"optional\"|\"required\", \"http_endpoint\": \"enabled\"|\"disabled\", "
+    "\"hop_limit\": 1} (docs/vmm.md)";
 
 }  // namespace nimbus::cli

@@ -97,6 +97,7 @@ int run_linux(const RunOptions& o, uint64_t ram) {
   flags.disks = o.disks;
   flags.nets = o.nets;
   flags.no_rng = o.no_rng;
+  flags.metadata = o.metadata;
   bool configured = false;
   if (Status s = vmm::apply_machine_flags(flags, vm.config, configured); !s.ok())
     return fail(s.message());
@@ -125,6 +126,7 @@ void add_run_command(CLI::App& app, RunOptions& o) {
   run->add_option("--disk", o.disks, kDiskFlagHelp);
   run->add_option("--net", o.nets, kNetFlagHelp);
   run->add_flag("--no-rng", o.no_rng, "No virtio entropy device");
+  run->add_option("--metadata", o.metadata, kMetadataFlagHelp);
   run->add_option("--virtio-console", o.virtio_console,
                   "A second console (virtio-console; /dev/hvc1 in the bundled guest, whose hvc0 is "
                   "the SBI console) whose output is appended to this file");

@@ -17,6 +17,7 @@ struct RunOptions {
   bool no_reboot = false;
   std::vector<std::string> disks, nets;
   bool no_rng = false;
+  std::string metadata;  // --metadata FILE
   std::string virtio_console;
   std::string memory = "256M";
   uint64_t max_insns = 0;

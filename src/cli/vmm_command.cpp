@@ -47,6 +47,7 @@ void add_vmm_command(CLI::App& app, VmmCommandOptions& o) {
       ->check(CLI::IsMember({"jit", "interp"}))
       ->capture_default_str();
   cmd->add_flag("--no-rng", o.main.machine.no_rng, "No virtio entropy device");
+  cmd->add_option("--metadata", o.main.machine.metadata, kMetadataFlagHelp);
   cmd->add_option("--log-level", o.main.log_level,
                   "What the VMM logs on stderr: " + std::string(log::kLevels) +
                       " (state changes, refused requests and failures at info and above)")

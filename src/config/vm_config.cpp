@@ -44,7 +44,7 @@ Status parse_boot_source(const json& j, VmConfig& into) {
 Result<VmConfig> parse_vm_config(const json& j) {
   if (Status s = check_object(
           j, "the VM configuration",
-          {"machine-config", "boot-source", "drives", "network-interfaces", "entropy"});
+          {"machine-config", "boot-source", "drives", "network-interfaces", "entropy", "metadata"});
       !s.ok()) {
     return s;
   }
@@ -82,6 +82,11 @@ Result<VmConfig> parse_vm_config(const json& j) {
     if (!j.at("entropy").is_boolean()) return Status::error("entropy must be true or false");
     c.entropy = j.at("entropy").get<bool>();
   }
+  if (j.contains("metadata")) {
+    auto metadata = parse_metadata(j.at("metadata"));
+    if (!metadata.ok()) return metadata.status();
+    c.metadata = std::move(*metadata);
+  }
   return c;
 }
 
@@ -99,6 +104,7 @@ json to_json(const VmConfig& c) {
   j["network-interfaces"] = json::array();
   for (const NicSpec& n : c.nics) j["network-interfaces"].push_back(to_json(n));
   j["entropy"] = c.entropy;
+  if (c.metadata) j["metadata"] = to_json(*c.metadata);
   return j;
 }
 

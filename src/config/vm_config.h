@@ -10,7 +10,8 @@
 //         "host_forwards": [ { "protocol": "tcp", "host_address": "127.0.0.1",
 //                              "host_port": 8080, "guest_port": 80 } ],
 //         "guest_mac": "52:54:00:12:34:56" } ],
-//     "entropy": true }
+//     "entropy": true,
+//     "metadata": { "data": {...}, "http_tokens": "optional", ... } }    (metadata_config.h)
 //
 // Parsing is strict: unknown fields, wrong types and out-of-range values are errors whose
 // message names the field and says what is accepted. Here and not in vmm/ so that nimbusd,
@@ -19,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,7 @@
 #include "config/device_json.h"
 #include "config/devices.h"
 #include "config/json_fields.h"
+#include "config/metadata_config.h"
 
 namespace nimbus::config {
 
@@ -45,6 +48,7 @@ struct VmConfig {
   std::vector<DiskSpec> drives;
   std::vector<NicSpec> nics;
   bool entropy = true;
+  std::optional<MetadataConfig> metadata;  // absent: no instance metadata service
 };
 
 // Sections of the document, each an object. `patch` accepts a subset of the fields and

@@ -198,7 +198,43 @@ Result<std::vector<HostForward>> parse_nic_forwards(const json& body, const std:
   return forwards;
 }
 
+// PUT /mmds/config replaces the options (absent fields: the defaults); PATCH changes those
+// given over the current ones.
+Result<config::MetadataOptions> parse_mmds_options(const json& body, const VmConfig& current,
+                                                   bool patch) {
+  config::MetadataOptions o;
+  if (patch && current.metadata) o = current.metadata->options;
+  if (Status s = config::parse_metadata_options(body, o); !s.ok())
+    return s.with_code(Code::kInvalidArgument);
+  return o;
+}
+
 // --- Routes.
+
+// /mmds (the data tree) and /mmds/config (its options): the instance metadata service.
+ApiResponse handle_mmds(VmmControl& vmm, const std::string& method, const std::string& path,
+                        const std::string& body) {
+  const bool options = path == "/mmds/config";
+  if (method == "GET") {
+    const VmConfig c = vmm.config();
+    if (!c.metadata) {
+      return ApiResponse::error(404, "this VM has no metadata service (PUT /mmds to give it one)");
+    }
+    return ApiResponse::ok(options ? config::to_json(c.metadata->options) : c.metadata->data);
+  }
+  if (options ? (method != "PUT" && method != "PATCH") : method != "PUT")
+    return method_not_allowed(method, path, options ? "GET, PUT, PATCH" : "GET, PUT");
+  json j;
+  ApiResponse error;
+  if (!parse_body(body, j, error)) return error;
+  if (options) {
+    auto o = parse_mmds_options(j, vmm.config(), method == "PATCH");
+    if (!o.ok()) return reply(o.status());
+    return reply(vmm.set_metadata_options(*o));
+  }
+  if (Status s = config::check_metadata_data(j); !s.ok()) return bad(s.message());
+  return reply(vmm.set_metadata_data(j));
+}
 
 ApiResponse handle_drive(VmmControl& vmm, const std::string& method, const std::string& id,
                          const json& body) {
@@ -328,6 +364,7 @@ ApiResponse handle_request(VmmControl& vmm, const std::string& method, const std
     if (!read) return method_not_allowed(method, path, "GET");
     return ApiResponse::ok(to_json(vmm.config())[path.substr(1)]);
   }
+  if (path == "/mmds" || path == "/mmds/config") return handle_mmds(vmm, method, path, body);
   if (path == "/actions") {
     if (method != "PUT") return method_not_allowed(method, path, "PUT");
     if (!need_body()) return error;

@@ -15,6 +15,8 @@
 //   InstanceStart | SendCtrlAltDel | Shutdown
 //                                   [timeout_s] | Stop}
 //   PATCH /vm                      {state: Paused | Resumed}
+//   GET   /mmds                    PUT too: the metadata service's data tree (any state)
+//   GET   /mmds/config             PUT and PATCH too: {http_tokens, http_endpoint, hop_limit}
 //   PUT   /snapshot/create         {snapshot_path}            (VM paused)
 //   PUT   /snapshot/load           {snapshot_path, resume_vm} (fresh VMM)
 //

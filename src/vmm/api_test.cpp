@@ -87,6 +87,9 @@ std::vector<Route> vmm_routes() {
       {"PATCH", "/vm", R"({"state": "Resumed"})", "resume"},
       {"PUT", "/snapshot/create", R"({"snapshot_path": "/s"})", "create /s"},
       {"PUT", "/snapshot/load", R"({"snapshot_path": "/s"})", "load /s"},
+      {"PUT", "/mmds", R"({"meta-data": {"instance-id": "i-1"}, "user-data": "aGk="})", "mmds 2"},
+      {"PATCH", "/mmds/config", R"({"http_tokens": "required"})", "mmds config required"},
+      {"PUT", "/mmds/config", R"({"hop_limit": 2})", "mmds config optional"},
   };
 }
 
@@ -178,6 +181,18 @@ TEST(Api, RefusedAtTheEdgeNeverReachTheVmm) {
            {"PATCH", "/network-interfaces/n", "{}", 405},
            {"PUT", "/vm", "{}", 405},
            {"PUT", "/actions", std::string(kMaxRequestBody + 1, ' '), 413},
+           {"PUT", "/mmds", "", 400},
+           {"PUT", "/mmds", "[]", 400},
+           {"PUT", "/mmds", R"({"user-data": "not base64!"})", 400},
+           {"PUT", "/mmds", R"({"meta-data": {"a": 1}})", 400},
+           {"PATCH", "/mmds/config", R"({"http_tokens": "maybe"})", 400},
+           {"PATCH", "/mmds/config", R"({"data": {}})", 400},
+           {"PUT", "/mmds/config", R"({"hop_limit": 65})", 400},
+           {"GET", "/mmds", "", 404},
+           {"GET", "/mmds/config", "", 404},
+           {"POST", "/mmds", "{}", 405},
+           {"PATCH", "/mmds", "{}", 405},
+           {"DELETE", "/mmds/config", "", 405},
        }) {
     FakeVmm vmm;
     ApiResponse r = handle_request(vmm, method, path, body);
@@ -185,6 +200,33 @@ TEST(Api, RefusedAtTheEdgeNeverReachTheVmm) {
     EXPECT_TRUE(r.body.contains("fault_message")) << method << " " << path;
     EXPECT_EQ(vmm.last, "") << method << " " << path << " reached the VMM";
   }
+}
+
+TEST(Api, MetadataDataAndOptionsRoundTrip) {
+  FakeVmm vmm;
+  const json data = {{"meta-data", {{"instance-id", "i-1"}}}};
+  ASSERT_EQ(handle_request(vmm, "PUT", "/mmds", data.dump()).status, 204);
+  ApiResponse r = handle_request(vmm, "GET", "/mmds", "");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, data);
+  r = handle_request(vmm, "GET", "/mmds/config", "");
+  EXPECT_EQ(r.body,
+            json({{"http_tokens", "optional"}, {"http_endpoint", "enabled"}, {"hop_limit", 1}}));
+  // PATCH keeps what it does not name; PUT resets it to the defaults.
+  ASSERT_EQ(handle_request(vmm, "PATCH", "/mmds/config", R"({"http_tokens": "required"})").status,
+            204);
+  ASSERT_EQ(handle_request(vmm, "PATCH", "/mmds/config", R"({"hop_limit": 3})").status, 204);
+  EXPECT_EQ(handle_request(vmm, "GET", "/mmds/config", "").body,
+            json({{"http_tokens", "required"}, {"http_endpoint", "enabled"}, {"hop_limit", 3}}));
+  ASSERT_EQ(handle_request(vmm, "PUT", "/mmds/config", R"({"http_endpoint": "disabled"})").status,
+            204);
+  EXPECT_EQ(handle_request(vmm, "GET", "/mmds/config", "").body,
+            json({{"http_tokens", "optional"}, {"http_endpoint", "disabled"}, {"hop_limit", 1}}));
+  // The whole configuration carries it.
+  EXPECT_EQ(handle_request(vmm, "GET", "/vm/config", "").body["metadata"]["data"], data);
+  // Options without a metadata section: the VMM says NotFound.
+  FakeVmm empty;
+  EXPECT_EQ(handle_request(empty, "PATCH", "/mmds/config", R"({"hop_limit": 3})").status, 404);
 }
 
 TEST(Api, InstanceInfoKeepsItsWireShape) {

@@ -23,7 +23,8 @@ backends::DiskFormat disk_format(const std::string& format) {
 
 }  // namespace
 
-Result<machine::virt::VirtBackends> open_backends(const VmConfig& config) {
+Result<machine::virt::VirtBackends> open_backends(
+    const VmConfig& config, std::shared_ptr<backends::MetadataLink> metadata) {
   machine::virt::VirtBackends b;
   for (const DriveConfig& d : config.drives) {
     backends::DiskOptions o;
@@ -39,7 +40,7 @@ Result<machine::virt::VirtBackends> open_backends(const VmConfig& config) {
     auto mac = parse_mac(n.mac);
     if (!mac.ok())
       return Status::error(fmt::format("--net: network interface '{}': {}", n.id, mac.message()));
-    auto backend = backends::open_net(n);
+    auto backend = backends::open_net(n, metadata);
     if (!backend.ok())
       return Status::error(
           fmt::format("--net: network interface '{}': {}", n.id, backend.message()));

@@ -66,6 +66,20 @@ class RecordingVmm : public VmmControl {
     if (refuse) return *refuse;
     return DriveResized{id, size};
   }
+  Status set_metadata_data(const config::json& data) override {
+    last = "mmds " + std::to_string(data.size());
+    if (refuse) return *refuse;
+    if (!config_.metadata) config_.metadata = config::MetadataConfig{};
+    config_.metadata->data = data;
+    return Status();
+  }
+  Status set_metadata_options(const config::MetadataOptions& options) override {
+    last = "mmds config " + std::string(options.tokens_required ? "required" : "optional");
+    if (refuse) return *refuse;
+    if (!config_.metadata) return Status::not_found("no metadata");
+    config_.metadata->options = options;
+    return Status();
+  }
   Status start() override { return record("start"); }
   Status send_ctrl_alt_del() override { return record("ctrl-alt-del"); }
   Result<ShutdownResult> shutdown(double timeout_s) override {

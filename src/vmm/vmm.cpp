@@ -177,7 +177,10 @@ Result<machine::virt::VirtConfig> Vmm::machine_config_locked(bool restoring) {
 }
 
 Result<machine::virt::VirtBackends> Vmm::backends_locked() {
-  auto b = open_backends(config_);
+  if (config_.metadata && options_.imds == nullptr)
+    return Status::invalid_argument("metadata: this VMM has no metadata service");
+  if (options_.imds != nullptr) options_.imds->set(config_.metadata);
+  auto b = open_backends(config_, options_.imds != nullptr ? options_.imds->link() : nullptr);
   if (!b.ok()) return unusable(b.status());
   if (!options_.virtio_console_file.empty()) {
     auto sink = open_console_file(options_.virtio_console_file);
@@ -410,6 +413,26 @@ Status Vmm::set_nic_forwards(const std::string& id, const std::vector<HostForwar
   config_ = std::move(edited);
   spdlog::info("vm {}: network interface '{}' forwards now [{}]{}", options_.id, id, forwards_text,
                machine_ != nullptr ? " (applied to the running machine)" : "");
+  return Status();
+}
+
+Status Vmm::set_metadata_data(const config::json& data) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!config_.metadata) config_.metadata = config::MetadataConfig{};
+  config_.metadata->data = data;
+  // A machine running now serves it from the next request on.
+  if (machine_ != nullptr && options_.imds != nullptr) options_.imds->set(config_.metadata);
+  spdlog::info("vm {}: metadata data replaced ({} top-level entries)", options_.id, data.size());
+  return Status();
+}
+
+Status Vmm::set_metadata_options(const config::MetadataOptions& options) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!config_.metadata)
+    return Status::not_found("this VM has no metadata service (PUT /mmds first)");
+  config_.metadata->options = options;
+  if (machine_ != nullptr && options_.imds != nullptr) options_.imds->set(config_.metadata);
+  spdlog::info("vm {}: metadata options now {}", options_.id, config::to_json(options).dump());
   return Status();
 }
 

@@ -27,6 +27,7 @@
 
 #include "machine/virt/virt_machine.h"
 #include "vmm/console_hub.h"
+#include "vmm/imds_server.h"
 #include "vmm/vm_config.h"
 #include "vmm/vmm_control.h"
 
@@ -42,6 +43,9 @@ struct VmmOptions {
   // (nimbus run --virtio-console), or none.
   bool agent_channel = true;
   std::string virtio_console_file;
+  // The instance metadata server the VM's user-mode networks route 169.254.169.254 to
+  // (it outlives the Vmm); null: none, and a configuration with metadata does not start.
+  ImdsServer* imds = nullptr;
 };
 
 class Vmm : public VmmControl {
@@ -72,6 +76,8 @@ class Vmm : public VmmControl {
   Status put_nic(const NetConfig& nic) override;
   Status delete_nic(const std::string& id) override;
   Status set_nic_forwards(const std::string& id, const std::vector<HostForward>& forwards) override;
+  Status set_metadata_data(const config::json& data) override;
+  Status set_metadata_options(const config::MetadataOptions& options) override;
   Status start() override;
   Status send_ctrl_alt_del() override;
   Result<ShutdownResult> shutdown(double timeout_s) override;

@@ -129,6 +129,14 @@ class VmmControl {
   virtual Status set_nic_forwards(const std::string& id,
                                   const std::vector<HostForward>& forwards) = 0;
 
+  // The instance metadata service (config/metadata_config.h), in any state; served from the
+  // next request on while the VM runs, kept in the configuration. PUT /mmds: the data tree,
+  // checked by the caller (config::check_metadata_data); a VM without a metadata section
+  // gets one with the default options. PATCH /mmds/config: the options; NotFound without a
+  // metadata section.
+  virtual Status set_metadata_data(const config::json& data) = 0;
+  virtual Status set_metadata_options(const config::MetadataOptions& options) = 0;
+
   virtual Status start() = 0;
   // Asks the guest's agent to power off and returns at once.
   virtual Status send_ctrl_alt_del() = 0;

@@ -114,8 +114,36 @@ Status apply_machine_flags(const MachineFlags& f, VmConfig& c, bool& configured)
     c.entropy = false;
     configured = true;
   }
+  if (!f.metadata.empty()) {
+    std::ifstream in(f.metadata);
+    if (!in) return Status::error(fmt::format("--metadata: cannot read '{}'", f.metadata));
+    const json j = json::parse(in, nullptr, false);
+    if (j.is_discarded())
+      return Status::error(fmt::format("--metadata '{}' is not valid JSON", f.metadata));
+    auto metadata = config::parse_metadata(j);
+    if (!metadata.ok())
+      return Status::error(fmt::format("--metadata '{}': {}", f.metadata, metadata.message()));
+    c.metadata = std::move(*metadata);
+    configured = true;
+  }
   return {};
 }
+
+namespace {
+
+// The metadata server, listening before the sandbox closes in: beside the API socket (the
+// API may give the VM metadata later), else in a private directory when the VM has
+// metadata or may bring some from a snapshot; none otherwise.
+Result<std::unique_ptr<ImdsServer>> open_metadata_server(const std::string& api_sock, bool needed,
+                                                         const std::string& id) {
+  // sun_path holds 107 bytes and a NUL.
+  if (!api_sock.empty() && api_sock.size() + 5 < 108)
+    return ImdsServer::start(api_sock + ".imds", id);
+  if (!api_sock.empty() || needed) return ImdsServer::start_private(id);
+  return std::unique_ptr<ImdsServer>();
+}
+
+}  // namespace
 
 int run_vmm(const VmmMainOptions& o) {
   if (Status s = log::init("nimbus vmm", o.log_level); !s.ok())
@@ -139,10 +167,14 @@ int run_vmm(const VmmMainOptions& o) {
   if (o.api_sock.empty() && (o.no_start || o.paused))
     return fail("--no-start and --paused need --api-sock to go on");
 
+  auto imds = open_metadata_server(o.api_sock, config->metadata || !o.restore.empty(), o.id);
+  if (!imds.ok()) return fail(imds.message());
+
   VmmOptions vo;
   vo.id = o.id;
   vo.images_dir = bundled_images_dir();
   vo.exit_on_stop = o.exit_on_stop || o.api_sock.empty();
+  vo.imds = imds->get();
   Vmm vm(vo, *config);
 
   SignalStopper signals([&vm] { vm.quit(128 + SIGTERM); });
@@ -203,6 +235,9 @@ int run_console_vm(const ConsoleVmOptions& o) {
   vo.no_reboot = o.no_reboot;
   vo.agent_channel = false;
   vo.virtio_console_file = o.virtio_console_file;
+  auto imds = open_metadata_server("", o.config.metadata.has_value(), vo.id);
+  if (!imds.ok()) return fail_run(imds.message());
+  vo.imds = imds->get();
   Vmm vm(vo, o.config);
 
   SignalStopper signals([&vm] { vm.quit(kExitQuit); });

@@ -22,6 +22,8 @@ struct MachineFlags {
   unsigned cpus = 0;
   std::vector<std::string> disks, nets;
   bool no_rng = false;
+  // --metadata FILE: the configuration's "metadata" section (config/metadata_config.h).
+  std::string metadata;
 };
 
 // Applies the flags over `config`; `configured` tells whether any was given. The first

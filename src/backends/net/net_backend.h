@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/net/metadata_route.h"
 #include "common/status.h"
 #include "config/devices.h"
 
@@ -47,12 +48,18 @@ struct UserNetOptions {
   int prefix_len = 24;
   // Empty addresses take their defaults (config/devices.h: host 127.0.0.1, guest .15).
   std::vector<config::PortForward> forwards;
+  // The instance metadata service at 169.254.169.254:80 (metadata_route.h); null: none, and
+  // the guest's packets to 169.254.0.0/16 are dropped all the same.
+  std::shared_ptr<MetadataLink> metadata;
 };
 
 // Creates the backend of a NIC (parsed and checked at the edge, config/device_flags.h or
 // config/device_json.h): user-mode networking, or a host-local switch shared by the VMs
 // given the same switch_path (its endpoints live in the directory PATH.d, created on first
-// use; see switch_backend.h). The forwards are checked again against the network.
-Result<std::unique_ptr<NetBackend>> open_net(const config::NicSpec& nic);
+// use; see switch_backend.h). The forwards are checked again against the network. A
+// user-mode network routes 169.254.169.254:80 to `metadata` (a switch has no router: it
+// ignores it).
+Result<std::unique_ptr<NetBackend>> open_net(const config::NicSpec& nic,
+                                             std::shared_ptr<MetadataLink> metadata = nullptr);
 
 }  // namespace nimbus::backends

@@ -8,7 +8,8 @@
 
 namespace nimbus::backends {
 
-Result<std::unique_ptr<NetBackend>> open_net(const config::NicSpec& nic) {
+Result<std::unique_ptr<NetBackend>> open_net(const config::NicSpec& nic,
+                                             std::shared_ptr<MetadataLink> metadata) {
   if (nic.mode == "switch") {
     if (nic.switch_path.empty()) return Status::error("switch needs path=SOCKET");
     auto backend = SwitchBackend::create(nic.switch_path);
@@ -25,6 +26,7 @@ Result<std::unique_ptr<NetBackend>> open_net(const config::NicSpec& nic) {
   options.network = net.network;
   options.prefix_len = net.prefix_len;
   options.forwards = nic.forwards;
+  options.metadata = std::move(metadata);
   auto backend = SlirpBackend::create(options);
   if (!backend.ok()) return backend.status();
   return std::unique_ptr<NetBackend>(std::move(*backend));

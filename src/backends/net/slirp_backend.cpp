@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "backends/net/forward_diff.h"
+#include "backends/net/metadata_route.h"
 
 namespace nimbus::backends {
 
@@ -97,6 +98,18 @@ Result<std::unique_ptr<SlirpBackend>> SlirpBackend::create(const UserNetOptions&
   if (backend->slirp_ == nullptr) return Status::error("user network: libslirp failed to start");
 
   backend->net_ = config::UserNetwork{options.network, options.prefix_len};
+  backend->metadata_internal_ = metadata_internal_address(backend->net_);
+  if (options.metadata != nullptr) {
+    // A new connection to the VMM's own socket per guest connection (slirp_add_guestfwd's
+    // callbacks cannot tell two connections to one address and port apart).
+    in_addr internal = to_in_addr(backend->metadata_internal_);
+    if (slirp_add_unix(backend->slirp_, options.metadata->socket_path.c_str(), &internal,
+                       kMetadataPort) < 0) {
+      return Status::error("user network: cannot route the metadata service to '" +
+                           options.metadata->socket_path + "'");
+    }
+    backend->metadata_ = options.metadata;
+  }
   for (const config::PortForward& f : options.forwards) {
     if (Status s = backend->add_forward(f); !s.ok()) return s;
     backend->forwards_.push_back(f);
@@ -251,7 +264,12 @@ void SlirpBackend::run() {
       std::lock_guard lock(tx_mu_);
       batch.swap(tx_);
     }
-    for (const auto& frame : batch) {
+    const bool serving = metadata_ != nullptr && metadata_->serving.load();
+    for (auto& frame : batch) {
+      if (route_from_guest(frame.data(), frame.size(), metadata_internal_, serving) ==
+          FrameVerdict::kDrop) {
+        continue;
+      }
       slirp_input(slirp_, frame.data(), static_cast<int>(frame.size()));
     }
     batch.clear();
@@ -327,7 +345,19 @@ void SlirpBackend::run_timers() {
 }
 
 ssize_t SlirpBackend::on_send_packet(const void* buf, size_t len, void* opaque) {
-  static_cast<SlirpBackend*>(opaque)->deliver(static_cast<const uint8_t*>(buf), len);
+  auto* self = static_cast<SlirpBackend*>(opaque);
+  const auto* frame = static_cast<const uint8_t*>(buf);
+  if (is_from_internal(frame, len, self->metadata_internal_)) {
+    // The metadata service's packets: shown as 169.254.169.254's (a copy: slirp's is const).
+    std::vector<uint8_t> copy(frame, frame + len);
+    const uint8_t hops = self->metadata_ != nullptr ? self->metadata_->hop_limit.load() : 1;
+    if (route_to_guest(copy.data(), copy.size(), self->metadata_internal_, hops) !=
+        FrameVerdict::kDrop) {
+      self->deliver(copy.data(), copy.size());
+    }
+    return static_cast<ssize_t>(len);
+  }
+  self->deliver(frame, len);
   return static_cast<ssize_t>(len);
 }
 

@@ -2,7 +2,9 @@
 // that turns the guest's connections into ordinary host sockets. No privileges, no host
 // configuration. IPv4 only: DHCP, DNS forwarding to the host's resolver, outbound TCP/UDP
 // (nothing restricted), ICMP echo where the host allows unprivileged ping, and host port
-// forwards.
+// forwards. A guest TCP connection to 169.254.169.254:80 reaches the VMM's metadata server
+// (options.metadata) and nothing else, by way of metadata_route.h; every other packet to
+// 169.254.0.0/16 is dropped.
 //
 // libslirp is not thread-safe, so one thread owns it: it runs the poll() loop over
 // slirp's sockets and our timers, and takes frames from send() through a queue and an
@@ -113,6 +115,10 @@ class SlirpBackend : public NetBackend {
   std::condition_variable tasks_cv_;
   std::deque<Task*> tasks_;
   bool loop_running_ = false;
+
+  // Set by create(): the metadata service (null: none) and its address inside the network.
+  std::shared_ptr<MetadataLink> metadata_;
+  uint32_t metadata_internal_ = 0;
 
   // Owned by the slirp thread (and by create() before it starts).
   config::UserNetwork net_;
