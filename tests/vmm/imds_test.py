@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """The instance metadata service from inside the guest.
 
-    imds_test.py NIMBUS IMAGES_DIR WORKDIR
+    imds_test.py NIMBUS IMAGES_DIR WORKDIR [VMM FLAG...]
 
 Boots the bundled initramfs under `nimbus vmm --metadata FILE --net user` with the console on
 stdio and, from the guest's busybox shell: IMDSv1 (wget), a v2 token by PUT (nc: busybox wget
 has no PUT) and a GET with it, 404 for absent user-data, a port other than 80 on
 169.254.169.254 unreachable; then PATCH /mmds/config {"http_tokens": "required"} on the API
 socket makes a request without a token 401 while the token still works, and PUT /mmds
-replaces the data live.
+replaces the data live. Extra flags go to `nimbus vmm` (--sandbox: under its seccomp filter).
 """
 import json
 import os
@@ -30,6 +30,7 @@ def raw(method, path, headers=""):
 
 def main():
     nimbus, images, work = sys.argv[1:4]
+    extra = sys.argv[4:]
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     metadata = os.path.join(work, "metadata.json")
@@ -40,7 +41,7 @@ def main():
                    "http_tokens": "optional"}, f)
     sock = os.path.join(work, "api.sock")
     s = Session([nimbus, "vmm", "--api-sock", sock, "--metadata", metadata, "--net", "user",
-                 "--exit-on-stop", "--log-level", "warn"])
+                 "--exit-on-stop", "--log-level", "warn"] + extra)
     api = Api(sock)
     t0 = time.monotonic()
     try:
