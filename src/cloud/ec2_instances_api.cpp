@@ -216,8 +216,25 @@ void Ec2Api::add_instance_actions() {
       return invalid_parameter_combination(
           "The parameter instancesSet cannot be used with the parameter maxResults");
     const std::string token = p.get_or("NextToken", "");
-    auto all = cloud_.instances();
-    if (!all.ok()) return all.error();
+    Ec2Result<std::vector<InstanceRecord>> all = std::vector<InstanceRecord>{};
+    if (!ids->empty() && ids->size() <= 100) {
+      // By key: waiters ask for a few ids every few seconds, and reading every record for
+      // them costs as much as listing them all (bench/RESULTS.md, 2026-12-07).
+      std::vector<std::string> wanted = *ids;
+      std::sort(wanted.begin(), wanted.end());
+      wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+      for (const auto& id : wanted) {
+        auto i = cloud_.instance(id);
+        if (i.ok()) {
+          all->push_back(std::move(*i));
+        } else if (i.error().code != "InvalidInstanceID.NotFound") {
+          return i.error();
+        }
+      }
+    } else {
+      all = cloud_.instances();
+      if (!all.ok()) return all.error();
+    }
     std::vector<const InstanceRecord*> chosen;
     std::vector<std::string> missing = *ids;  // an id may be given twice: it is one instance
     std::sort(missing.begin(), missing.end());

@@ -14,6 +14,7 @@ namespace {
 constexpr auto kPassInterval = std::chrono::milliseconds(1000);
 constexpr auto kRetryAfterError = std::chrono::seconds(3);
 constexpr int kStopTimeoutS = 30;
+constexpr unsigned kMaxStartAttempts = 3;
 
 // What a host says (its heartbeat, its API's replies) is read field by field: a missing
 // field or one of another type reads as absent, never throws (json::value() and a const
@@ -358,6 +359,35 @@ void Reconciler::act(const std::string& id) {
         auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/forwards", body, 30000);
         if (!r.ok()) return fail(r.status(), "setting the forwards");
       }
+      // A VM that keeps going down before it was ever ready does not get started forever:
+      // after kMaxStartAttempts the launch fails, as EC2's does (Server.InternalError).
+      unsigned attempts = 0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        attempts = ++start_attempts_[id];
+      }
+      if (attempts > kMaxStartAttempts) {
+        const std::string last_exit = text(*vm, "last_exit");
+        spdlog::warn(
+            "instance {}: its VM went down {} times before it was ready ({}): the launch "
+            "fails",
+            id, attempts - 1, last_exit);
+        Status s = cloud_.update_instance(id, [&](InstanceRecord& rec) {
+          if (rec.state != InstanceState::kPending) return false;
+          rec.desired = Desired::kStopped;
+          rec.state = InstanceState::kStopped;
+          rec.vm_last_exit = last_exit;
+          rec.state_reason_code = "Server.InternalError";
+          rec.state_reason_message = "Server.InternalError: the VM did not start: " + last_exit;
+          return true;
+        });
+        (void)cloud_.release_claim(inst, false);
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          start_attempts_.erase(id);
+        }
+        return s.ok() ? done() : fail(s, "recording a failed start");
+      }
       auto r = driver_.call(host, "POST", "/v1/vms/" + id + "/start", std::nullopt, 60000);
       if (!r.ok()) return fail(r.status(), "starting the VM");
       return done();
@@ -414,6 +444,8 @@ void Reconciler::act(const std::string& id) {
       r.state = InstanceState::kRunning;
       changed = true;
       spdlog::info("instance {}: running", id);
+      std::lock_guard<std::mutex> lock(mu_);
+      start_attempts_.erase(id);
     }
     if (r.private_ip != private_ip && !private_ip.empty()) {
       r.private_ip = private_ip;

@@ -74,7 +74,8 @@ class Reconciler {
   std::deque<std::string> queue_;
   std::set<std::string> queued_;  // queued or being acted on
   std::map<std::string, std::chrono::steady_clock::time_point> retry_after_;
-  std::map<std::string, std::string> last_error_;  // logged once per change
+  std::map<std::string, std::string> last_error_;   // logged once per change
+  std::map<std::string, unsigned> start_attempts_;  // starts of a VM not yet ready
 };
 
 }  // namespace nimbus::cloud

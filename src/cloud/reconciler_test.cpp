@@ -171,6 +171,26 @@ TEST_F(ReconcilerTest, AGuestPoweringOffStopsTheInstance) {
   EXPECT_NE(i.state_reason_message.find("signal 9"), std::string::npos);
 }
 
+TEST_F(ReconcilerTest, AVmThatKeepsCrashingBeforeReadyFailsTheLaunch) {
+  bed_.driver().set_ready_after(1000);  // never ready
+  const std::string id = run();
+  bed_.reconciler().pass_now();  // created, starting
+  for (int n = 0; n < 3; ++n) {
+    bed_.driver().power_off(host_, id, /*crashed=*/true);
+    bed_.reconciler().pass_now();  // started again
+    EXPECT_EQ(get(id).state, InstanceState::kPending) << n;
+  }
+  bed_.driver().power_off(host_, id, /*crashed=*/true);
+  bed_.reconciler().pass_now();  // the fourth time: the launch fails
+  const InstanceRecord i = get(id);
+  EXPECT_EQ(i.state, InstanceState::kStopped);
+  EXPECT_EQ(i.state_reason_code, "Server.InternalError");
+  EXPECT_FALSE(bed_.allocation(host_).instances.at(id).compute);
+  bed_.driver().clear_calls();
+  bed_.reconciler().pass_now();
+  EXPECT_FALSE(called("POST /v1/vms/" + id + "/start"));
+}
+
 TEST_F(ReconcilerTest, ForwardsFollowTheSecurityGroupRules) {
   const std::string id = running();
   const std::string sg = get(id).security_groups.at(0);  // the default group
