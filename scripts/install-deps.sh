@@ -11,8 +11,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libfdt-dev libslirp-dev libglib2.0-dev libsqlite3-dev libzstd-dev zlib1g-dev
   libcpp-httplib-dev libseccomp-dev libssl-dev
-  # the cloud: the real EC2 clients its tests drive
-  awscli python3-boto3 python3-botocore
+  # the cloud: the real EC2 clients its tests drive; OpenSSH's client (ssh-keygen reads the
+  # key pairs' private keys, ssh logs in to instances) and openssl (fingerprints)
+  awscli python3-boto3 python3-botocore openssh-client openssl
   # guest toolchain (tests build their RISC-V programs at test time)
   gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu
   # reference machine and images

@@ -18,6 +18,7 @@
 #include "cloud/ec2_result.h"
 #include "cloud/filters.h"
 #include "cloud/instance_types.h"
+#include "cloud/key_pairs.h"
 #include "cloud/records.h"
 #include "cloud/scheduler.h"
 #include "cloud/store.h"
@@ -139,6 +140,22 @@ class Cloud {
   Ec2Result<std::vector<PlacementGroup>> placement_groups();
   Ec2Result<bool> delete_placement_group(const std::string& name);
 
+  // --- key pairs (key_pairs.cpp): only public keys are kept; the private key of a
+  // created pair is returned once. EC2's errors: InvalidKeyPair.Duplicate, .NotFound,
+  // .Format, InvalidParameterValue, MissingParameter.
+  // type: "" (rsa) | rsa | ed25519; format: "" | pem (ppk is refused).
+  Ec2Result<CreatedKeyPair> create_key_pair(const std::string& name, const std::string& type,
+                                            const std::string& format, const Tags& tags);
+  // public_key_material: the OpenSSH public key line (decoded from the wire's base64).
+  Ec2Result<KeyPairRecord> import_key_pair(const std::string& name,
+                                           const std::string& public_key_material,
+                                           const Tags& tags);
+  Ec2Result<std::vector<KeyPairRecord>> key_pairs();
+  Ec2Result<KeyPairRecord> key_pair(const std::string& name);  // InvalidKeyPair.NotFound
+  // By name, or by id when name is empty; returns the id deleted ("" when there was no
+  // such pair, which is no error, as on EC2).
+  Ec2Result<std::string> delete_key_pair(const std::string& name, const std::string& id);
+
   // --- tags (tags.cpp): instances, security groups, images, placement groups
   Ec2Result<bool> create_tags(const std::vector<std::string>& resources, const Tags& tags);
   Ec2Result<bool> delete_tags(
@@ -157,6 +174,7 @@ class Cloud {
       std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
       std::map<std::string, HostRecord>& records);
   Ec2Result<Reservation> replay_token(const RunRequest& req);
+  Ec2Result<KeyPairRecord> put_new_key_pair(KeyPairRecord record);
 
   Store& store_;
   CloudOptions options_;

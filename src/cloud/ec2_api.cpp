@@ -138,6 +138,7 @@ Ec2Api::Ec2Api(Cloud& cloud, HostDriver& driver, ApiCredentials credentials)
     : cloud_(cloud), driver_(driver), credentials_(std::move(credentials)) {
   add_instance_actions();
   add_resource_actions();
+  add_key_pair_actions();
 }
 
 std::optional<Ec2Error> Ec2Api::authenticate(const http::Request& req, std::string* access_key,

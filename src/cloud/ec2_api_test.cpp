@@ -180,6 +180,7 @@ class Ec2ApiTest : public ::testing::Test {
 };
 
 TEST_F(Ec2ApiTest, RunInstancesThenDescribeInstances) {
+  ASSERT_TRUE(bed_.cloud().create_key_pair("k", "ed25519", "", {}).ok());  // KeyName=k
   Node run = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
                 "&InstanceType=n1.tiny&KeyName=k&UserData=aGVsbG8%3D&MinCount=2&MaxCount=2"
                 "&ClientToken=a535ecfd-0000-4000-8000-000000000001");
@@ -327,7 +328,11 @@ TEST_F(Ec2ApiTest, ErrorsHaveEc2sShape) {
     EXPECT_EQ(error(run + "&MinCount=1&MaxCount=1&KeyName=" + bad), "InvalidParameterValue") << bad;
   EXPECT_EQ(bed_.store_dump(), before);
   // UTF-8 is fine.
-  ok(run + "&MinCount=1&MaxCount=1&KeyName=cl%C3%A9%E2%82%AC%F0%9F%98%80");
+  const std::string utf8 = "cl%C3%A9%E2%82%AC%F0%9F%98%80";
+  ok(run +
+     "&MinCount=1&MaxCount=1&TagSpecification.1.ResourceType=instance"
+     "&TagSpecification.1.Tag.1.Key=n&TagSpecification.1.Tag.1.Value=" +
+     utf8);
 }
 
 TEST_F(Ec2ApiTest, SecurityGroupsTagsAndConsoleThroughTheApi) {

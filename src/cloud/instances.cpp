@@ -155,6 +155,12 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
     auto replay = replay_token(req);
     if (replay.ok() || replay.error().code != "NotFound") return replay;
   }
+  std::string public_key;  // kept on the instance: the pair may be deleted later
+  if (!req.key_name.empty()) {
+    auto key = key_pair(req.key_name);
+    if (!key.ok()) return key.error();
+    public_key = key->public_key;
+  }
   std::vector<std::string> groups;
   for (const auto& id : req.security_group_ids) {
     auto g = resolve_group(id, "");
@@ -241,6 +247,7 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
       i.image_id = image->id;
       i.instance_type = type->name;
       i.key_name = req.key_name;
+      i.public_key = public_key;
       i.client_token = req.client_token;
       i.zone = records[host].zone;
       i.host = host;

@@ -24,8 +24,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InstanceRecord, id, reservation_
     requester_id, image_id, instance_type, key_name, client_token, zone, host, launch_index,
     vcpus, memory_mib, disk_mib, state, desired, force_stop, reboot_requests, reboots_done,
     reason, state_reason_code, state_reason_message, private_ip, public_ip, launch_time,
-    terminated_at_ms, security_groups, placement_group, user_data, tags, vm_state, vm_ready,
-    vm_last_exit)
+    terminated_at_ms, security_groups, placement_group, user_data, public_key, tags, vm_state,
+    vm_ready, vm_last_exit, metadata_hash)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SecurityRule, protocol, from_port, to_port, cidrs,
     source_groups)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SecurityGroup, id, name, description, owner_id,

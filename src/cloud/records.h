@@ -86,11 +86,15 @@ struct InstanceRecord {
   std::vector<std::string> security_groups;  // ids
   std::string placement_group;
   std::string user_data;  // base64, as it came
+  // The key pair's OpenSSH public key at launch: served to the guest even after the
+  // pair is deleted, as EC2 does.
+  std::string public_key;
   Tags tags;
   // What the host said last (the reconciler's view): nimbusd's vm state and readiness.
   std::string vm_state;
   bool vm_ready = false;
   std::string vm_last_exit;
+  std::string metadata_hash;  // of the metadata data last sent to its host (instance_metadata.h)
 };
 
 struct SecurityRule {
