@@ -67,12 +67,12 @@ void Ec2Api::add_key_pair_actions() {
     if (!all.ok()) return all.error();
     for (const auto& n : names) {
       if (std::none_of(all->begin(), all->end(), [&](const auto& k) { return k.name == n; }))
-        return ec2_error("InvalidKeyPair.NotFound", fmt::format("The key pair '{}' does not exist",
-                                                                quote_value_for_message(n)));
+        return ec2_error("InvalidKeyPair.NotFound",
+                         fmt::format("The key pair {} does not exist", quote_value_for_message(n)));
     }
     for (const auto& id : ids) {
       if (std::none_of(all->begin(), all->end(), [&](const auto& k) { return k.id == id; }))
-        return ec2_error("InvalidKeyPair.NotFound", fmt::format("The key pair '{}' does not exist",
+        return ec2_error("InvalidKeyPair.NotFound", fmt::format("The key pair {} does not exist",
                                                                 quote_value_for_message(id)));
     }
     XmlWriter w("DescribeKeyPairsResponse");
@@ -89,7 +89,7 @@ void Ec2Api::add_key_pair_actions() {
       if (!matches_all(*filters, field, &unknown)) {
         if (!unknown.empty())
           return invalid_parameter_value(
-              fmt::format("The filter '{}' is invalid", quote_value_for_message(unknown)));
+              fmt::format("The filter {} is invalid", quote_value_for_message(unknown)));
         continue;
       }
       w.open("item")

@@ -43,7 +43,7 @@ std::string key_pair_key(const std::string& name) { return kKeyPairsPrefix + nam
 
 Ec2Error key_not_found(const std::string& what) {
   return ec2_error("InvalidKeyPair.NotFound",
-                   fmt::format("The key pair '{}' does not exist", quote_value_for_message(what)));
+                   fmt::format("The key pair {} does not exist", quote_value_for_message(what)));
 }
 
 Ec2Error name_error(const std::string& name) {
@@ -74,14 +74,14 @@ Ec2Result<CreatedKeyPair> Cloud::create_key_pair(const std::string& name, const 
   if (type == "ed25519")
     kind = SshKeyType::kEd25519;
   else if (!type.empty() && type != "rsa")
-    return invalid_parameter_value(fmt::format("Invalid value '{}' for KeyType (rsa or ed25519)",
+    return invalid_parameter_value(fmt::format("Invalid value {} for KeyType (rsa or ed25519)",
                                                quote_value_for_message(type)));
   if (format == "ppk")
     return invalid_parameter_value(
         "KeyFormat ppk (PuTTY) is not supported by Nimbus: use pem (PuTTYgen converts it)");
   if (!format.empty() && format != "pem")
     return invalid_parameter_value(
-        fmt::format("Invalid value '{}' for KeyFormat (pem)", quote_value_for_message(format)));
+        fmt::format("Invalid value {} for KeyFormat (pem)", quote_value_for_message(format)));
   // A taken name is refused before the (costly) generation; the put compares again.
   auto existing = store_.get(key_pair_key(name));
   if (!existing.ok()) return from_status(existing.status());

@@ -15,6 +15,9 @@ modes:
   failures  a host killed: its instances impaired, nothing new placed there, the others
             serve; the control plane killed with SIGKILL and restarted: nothing lost, no
             host double-booked; bad requests: each an EC2 error, nothing changed
+  keys      key pairs with boto3 and the aws CLI: created rsa/ed25519 keys load in ssh-keygen
+            and their fingerprints are EC2's (recomputed), imports, filters, RunInstances
+            with KeyName (one host, nothing booted: terminated at once), deletes
 """
 import base64
 import concurrent.futures
@@ -34,7 +37,8 @@ CLOUD, NIMBUS, NIMBUSD, WORK, MODE = sys.argv[1:6]
 AWS = "/usr/bin/aws"
 REGION = "nimbus-west-1"
 # Each mode has public addresses of its own, so a leftover of one never answers another.
-PREFIX = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104"}[MODE]
+PREFIX = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
+          "keys": "127.117"}[MODE]
 
 
 def log(msg):
@@ -175,7 +179,7 @@ class Cloud:
             self.proc.terminate()
             self.proc.wait(timeout=30)
         # VMMs of a host whose nimbusd was killed (a failed test may not have restarted it).
-        subprocess.run(["pkill", "-9", "-f", f"--api-sock {self.dir}/"], capture_output=True)
+        subprocess.run(["pkill", "-9", "-f", "--", f"--api-sock {self.dir}/"], capture_output=True)
 
     def dump_logs(self):
         for path in [os.path.join(self.dir, "cloud.log")] + [os.path.join(h["dir"], "nimbusd.log")
@@ -599,9 +603,132 @@ def mode_failures():
         cloud.close()
 
 
+def mode_keys():
+    """Key pairs with boto3 and the aws CLI: created keys load in ssh-keygen and their
+    fingerprints are EC2's, recomputed here; imports; filters; RunInstances with KeyName."""
+    import hashlib
+    ssh_keygen, openssl = "/usr/bin/ssh-keygen", "/usr/bin/openssl"
+    assert os.path.exists(ssh_keygen), "ssh-keygen missing: scripts/install-deps.sh installs openssh-client"
+    work = tempfile.mkdtemp(prefix="nimbus-keys-")
+
+    def sh(*args, stdin=None):
+        r = subprocess.run(list(args), input=stdin, capture_output=True, timeout=60)
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        return r.stdout.decode()
+
+    def save(name, text):
+        path = os.path.join(work, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        return path
+
+    def blob_of(line):
+        return base64.b64decode(line.split()[1])
+
+    def ed25519_fp(line):  # EC2's: base64 SHA-256 of the blob, padded
+        return base64.b64encode(hashlib.sha256(blob_of(line)).digest()).decode()
+
+    def rsa_imported_fp(pub_path):  # EC2's: MD5 of the DER SubjectPublicKeyInfo
+        pem = sh(ssh_keygen, "-e", "-m", "PKCS8", "-f", pub_path)
+        der = subprocess.run([openssl, "pkey", "-pubin", "-outform", "DER"], input=pem.encode(),
+                             capture_output=True, check=True).stdout
+        return ":".join(f"{b:02x}" for b in hashlib.md5(der).digest())
+
+    cloud = Cloud(zones="a")
+    try:
+        cloud.add_host("h1", "a")
+        ec2 = boto3_client(cloud)
+        ami = ec2.describe_images()["Images"][0]["ImageId"]
+
+        log("CreateKeyPair rsa: PKCS#1 PEM that ssh-keygen loads, SHA-1 of the PKCS#8 DER")
+        rsa = ec2.create_key_pair(KeyName="nimbus-rsa")
+        assert rsa["KeyMaterial"].startswith("-----BEGIN RSA PRIVATE KEY-----\n"), rsa["KeyMaterial"][:40]
+        assert rsa["KeyPairId"].startswith("key-") and len(rsa["KeyPairId"]) == 21, rsa
+        rsa_path = save("rsa.pem", rsa["KeyMaterial"])
+        rsa_pub = sh(ssh_keygen, "-y", "-f", rsa_path).strip()
+        der = subprocess.run([openssl, "pkcs8", "-topk8", "-nocrypt", "-in", rsa_path, "-outform", "DER"],
+                             capture_output=True, check=True).stdout
+        assert rsa["KeyFingerprint"] == ":".join(f"{b:02x}" for b in hashlib.sha1(der).digest()), rsa
+
+        log("CreateKeyPair ed25519: OpenSSH private key, base64 SHA-256 fingerprint")
+        ed = ec2.create_key_pair(KeyName="nimbus-ed", KeyType="ed25519", TagSpecifications=[
+            {"ResourceType": "key-pair", "Tags": [{"Key": "team", "Value": "web"}]}])
+        assert ed["KeyMaterial"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----\n"), ed["KeyMaterial"][:40]
+        assert ed["Tags"] == [{"Key": "team", "Value": "web"}], ed
+        ed_path = save("ed.pem", ed["KeyMaterial"])
+        ed_pub = sh(ssh_keygen, "-y", "-f", ed_path).strip()
+        assert ed["KeyFingerprint"] == ed25519_fp(ed_pub), (ed["KeyFingerprint"], ed_pub)
+        assert f"SHA256:{ed['KeyFingerprint'].rstrip('=')} " in sh(ssh_keygen, "-l", "-f", ed_path)
+
+        log("DescribeKeyPairs: the public keys are the private keys' halves; filters")
+        pairs = {k["KeyName"]: k for k in ec2.describe_key_pairs(IncludePublicKey=True)["KeyPairs"]}
+        assert sorted(pairs) == ["nimbus-ed", "nimbus-rsa"], pairs
+        for name, pub, created in (("nimbus-rsa", rsa_pub, rsa), ("nimbus-ed", ed_pub, ed)):
+            k = pairs[name]
+            assert k["PublicKey"].split()[:2] == pub.split()[:2], (k, pub)
+            assert k["KeyFingerprint"] == created["KeyFingerprint"] and k["KeyPairId"] == created["KeyPairId"], k
+        assert pairs["nimbus-ed"]["KeyType"] == "ed25519" and pairs["nimbus-rsa"]["KeyType"] == "rsa", pairs
+        assert "PublicKey" not in ec2.describe_key_pairs(KeyNames=["nimbus-ed"])["KeyPairs"][0]
+
+        def names(**kw):
+            return sorted(k["KeyName"] for k in ec2.describe_key_pairs(**kw)["KeyPairs"])
+        assert names(Filters=[{"Name": "key-name", "Values": ["*-ed"]}]) == ["nimbus-ed"]
+        assert names(Filters=[{"Name": "fingerprint", "Values": [rsa["KeyFingerprint"]]}]) == ["nimbus-rsa"]
+        assert names(Filters=[{"Name": "tag:team", "Values": ["web"]}]) == ["nimbus-ed"]
+        assert names(KeyPairIds=[rsa["KeyPairId"]]) == ["nimbus-rsa"]
+        expect_error("InvalidKeyPair.NotFound", ec2.describe_key_pairs, KeyNames=["nope"])
+        expect_error("InvalidKeyPair.Duplicate", ec2.create_key_pair, KeyName="nimbus-ed")
+        assert "ppk" in expect_error("InvalidParameterValue", ec2.create_key_pair, KeyName="p", KeyFormat="ppk")
+
+        log("ImportKeyPair: ed25519 with boto3, rsa with the aws CLI; small rsa refused")
+        sh(ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", os.path.join(work, "mine"))
+        with open(os.path.join(work, "mine.pub"), "rb") as f:
+            mine = f.read()
+        imp = ec2.import_key_pair(KeyName="laptop", PublicKeyMaterial=mine)
+        assert imp["KeyFingerprint"] == ed25519_fp(mine.decode()), (imp, mine)
+        sh(ssh_keygen, "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", os.path.join(work, "big"))
+        aws = Aws(cloud)
+        cli = aws.json("import-key-pair", "--key-name", "cli-rsa", "--public-key-material",
+                       "fileb://" + os.path.join(work, "big.pub"))
+        assert cli["KeyFingerprint"] == rsa_imported_fp(os.path.join(work, "big.pub")), cli
+        listed = aws.json("describe-key-pairs", "--key-names", "cli-rsa")["KeyPairs"]
+        assert listed[0]["KeyPairId"] == cli["KeyPairId"], listed
+        sh(ssh_keygen, "-q", "-t", "rsa", "-b", "1024", "-N", "", "-f", os.path.join(work, "small"))
+        with open(os.path.join(work, "small.pub"), "rb") as f:
+            small = f.read()
+        assert "1024" in expect_error("InvalidKeyPair.Format", ec2.import_key_pair, KeyName="s", PublicKeyMaterial=small)
+        expect_error("InvalidKeyPair.Format", ec2.import_key_pair, KeyName="s", PublicKeyMaterial=b"ssh-rsa nonsense")
+
+        log("RunInstances with KeyName: unknown refused; known recorded; terminated at once")
+        expect_error("InvalidKeyPair.NotFound", ec2.run_instances, ImageId=ami, InstanceType="n1.tiny",
+                     MinCount=1, MaxCount=1, KeyName="no-such-key")
+        run = ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=1, MaxCount=1, KeyName="nimbus-ed")
+        iid = run["Instances"][0]["InstanceId"]
+        assert run["Instances"][0]["KeyName"] == "nimbus-ed", run
+        found = ec2.describe_instances(Filters=[{"Name": "key-name", "Values": ["nimbus-ed"]}])
+        assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [iid], found
+        ec2.terminate_instances(InstanceIds=[iid])
+
+        log("DeleteKeyPair by name and by id; a missing one is no error")
+        ec2.delete_key_pair(KeyName="nimbus-ed")
+        ec2.delete_key_pair(KeyPairId=rsa["KeyPairId"])
+        ec2.delete_key_pair(KeyName="nimbus-ed")
+        for name in ("laptop", "cli-rsa"):
+            ec2.delete_key_pair(KeyName=name)
+        assert ec2.describe_key_pairs()["KeyPairs"] == []
+        fast_wait(ec2, "instance_terminated", [iid])
+    except BaseException:
+        cloud.dump_logs()
+        raise
+    finally:
+        cloud.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     {"story": mode_story, "boto3": mode_boto3, "parallel": mode_parallel,
-     "failures": mode_failures}[MODE]()
+     "failures": mode_failures, "keys": mode_keys}[MODE]()
     log(f"{MODE}: PASS")
 
 
