@@ -219,6 +219,10 @@ Result<VmInfo> Daemon::set_forwards(const std::string& n,
                                     const std::vector<config::PortForward>& f) {
   return logged("set forwards", n, service_->set_forwards(n, f));
 }
+
+Result<VmInfo> Daemon::set_metadata(const std::string& n, const MetadataUpdate& u) {
+  return logged("set metadata", n, service_->set_metadata(n, u));
+}
 Result<std::vector<SnapshotInfo>> Daemon::list_snapshots(const std::string& n) {
   return logged("list snapshots", n, service_->list_snapshots(n));
 }

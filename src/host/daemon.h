@@ -53,6 +53,7 @@ class Daemon : public HostOps {
   Result<VmInfo> resize_vm(const std::string& name, const ResizeRequest& req) override;
   Result<VmInfo> set_forwards(const std::string& name,
                               const std::vector<config::PortForward>& forwards) override;
+  Result<VmInfo> set_metadata(const std::string& name, const MetadataUpdate& update) override;
   Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& name) override;
   Result<SnapshotInfo> create_snapshot(const std::string& name, const std::string& snap) override;
   Result<VmInfo> restore_snapshot(const std::string& name, const std::string& snap) override;

@@ -48,6 +48,8 @@ class FakeVmProcesses : public VmProcesses {
   std::set<std::string> cgroups;
   std::vector<std::string> calls;
   std::map<std::string, std::vector<config::PortForward>> forwards;  // applied live, per VM
+  Status metadata_error;                                             // set_metadata fails with this
+  std::map<std::string, config::MetadataConfig> metadata;            // applied live, per VM
   pid_t next_pid = 1000;
 
   // A process that exists without nimbusd having spawned it (left from before a restart).
@@ -201,6 +203,14 @@ class FakeVmProcesses : public VmProcesses {
     if (!forwards_error.ok()) return forwards_error;
     if (!answering_locked(vm)) return Status::unavailable("fake: no VMM");
     forwards[vm] = list;
+    return {};
+  }
+  Status set_metadata(const std::string& vm, const config::MetadataConfig& m) override {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.push_back("metadata " + vm);
+    if (!metadata_error.ok()) return metadata_error;
+    if (!answering_locked(vm)) return Status::unavailable("fake: no VMM");
+    metadata[vm] = m;
     return {};
   }
 

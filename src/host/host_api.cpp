@@ -177,6 +177,15 @@ Result<bool> get_bool(const json& j, const char* key) {
   return j.at(key).get<bool>();
 }
 
+// A VM's metadata ("metadata" of create, PUT .../metadata): the VM configuration's own
+// section and rules (config/metadata_config.h), within the request body's limit.
+Result<config::MetadataConfig> parse_vm_metadata(const json& j) {
+  if (!j.is_object())
+    return Status::error(
+        "metadata must be an object {data, http_tokens, http_endpoint, hop_limit}");
+  return config::parse_metadata(j);
+}
+
 constexpr unsigned kMaxCpus = config::kMaxVcpus;
 constexpr uint64_t kMinMemory = 64, kMaxMemory = 64 * 1024;
 constexpr uint64_t kMaxDisk = 16ull * 1024 * 1024;  // 16 TiB in MiB
@@ -186,7 +195,7 @@ constexpr uint64_t kMaxDisk = 16ull * 1024 * 1024;  // 16 TiB in MiB
 Result<CreateRequest> parse_create_request(const json& j) {
   if (Status s = check_fields(j, "create",
                               {"name", "image", "cpus", "memory_mib", "disk_mib", "forwards",
-                               "restart_policy", "start"});
+                               "restart_policy", "start", "metadata"});
       !s.ok()) {
     return s;
   }
@@ -236,6 +245,11 @@ Result<CreateRequest> parse_create_request(const json& j) {
     auto b = get_bool(j, "start");
     if (!b.ok()) return b.status();
     r.start = *b;
+  }
+  if (j.contains("metadata")) {
+    auto m = parse_vm_metadata(j["metadata"]);
+    if (!m.ok()) return m.status();
+    r.metadata = std::move(*m);
   }
   return r;
 }
@@ -340,6 +354,20 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     if (!forwards.ok()) return bad(request, forwards.message());
     return respond(ops.set_forwards(name, *forwards));
   }
+  if (verb == "metadata" && p.size() == 4) {
+    if (method != "PUT") return method_not_allowed("PUT");
+    // Checked whole here (data and options) so that the service applies only valid ones.
+    auto m = parse_vm_metadata(j);
+    if (!m.ok()) return bad(request, m.message());
+    MetadataUpdate u;
+    if (j.contains("data")) u.data = j["data"];
+    for (const char* k : {"http_tokens", "http_endpoint", "hop_limit"}) {
+      if (j.contains(k)) u.options[k] = j[k];
+    }
+    if (!u.data && u.options.empty())
+      return bad(request, "metadata: give \"data\" and/or http_tokens, http_endpoint, hop_limit");
+    return respond(ops.set_metadata(name, u));
+  }
   if (verb == "console-output" && p.size() == 4) {
     if (method != "GET") return method_not_allowed("GET");
     auto vm = ops.get_vm(name);
@@ -358,7 +386,7 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
         request, 404, "NotFound",
         fmt::format(
             "no action {} (start, stop, restart, pause, resume, resize, restore, snapshots, "
-            "forwards, console-output)",
+            "forwards, metadata, console-output)",
             shown(verb)));
   }
   if (method != "POST") return method_not_allowed("POST");

@@ -1,5 +1,7 @@
 #include "host/host_json.h"
 
+#include "host/vm_launcher.h"
+
 namespace nimbus::host {
 using nlohmann::json;
 
@@ -34,6 +36,9 @@ json to_json(const VmInfo& info) {
             {"cgroup", info.cgroup},
             {"console_socket", info.console_socket},
             {"console_log", info.console_log}};
+  // The options only: the data holds user data, which is the owner's alone.
+  j["metadata_options"] = vm.metadata ? config::to_json(vm.metadata->options) : json(nullptr);
+  j["macs"] = {{"user", vm_mac(vm.slot, 0)}, {"host", vm_mac(vm.slot, 1)}};
   if (info.usage) {
     const VmUsage& u = *info.usage;
     j["usage"] = {{"cpu_seconds", u.cpu_seconds},           {"memory_mib", u.memory_mib},

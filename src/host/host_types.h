@@ -25,6 +25,14 @@ struct CreateRequest {
   std::vector<config::PortForward> forwards;
   std::string restart_policy = "no";
   bool start = true;
+  std::optional<config::MetadataConfig> metadata;  // served by the VMM's IMDS
+};
+
+// PUT /v1/vms/NAME/metadata: a new data tree and/or option fields over the current options
+// (the defaults for a VM without metadata). Both already checked by the API.
+struct MetadataUpdate {
+  std::optional<config::json> data;
+  config::json options = config::json::object();
 };
 
 struct ResizeRequest {
@@ -89,6 +97,8 @@ class HostOps {
   // Replaces the VM's port forwards, live if its VMM runs (vm_service.h).
   virtual Result<VmInfo> set_forwards(const std::string& name,
                                       const std::vector<config::PortForward>& forwards) = 0;
+  // Replaces the VM's metadata data and/or options, live if its VMM runs (vm_service.h).
+  virtual Result<VmInfo> set_metadata(const std::string& name, const MetadataUpdate& update) = 0;
   virtual Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& name) = 0;
   virtual Result<SnapshotInfo> create_snapshot(const std::string& name,
                                                const std::string& snap) = 0;

@@ -268,6 +268,11 @@ Status LinuxVmProcesses::set_forwards(const std::string& vm,
                                       const std::vector<config::PortForward>& forwards) {
   return VmmLink(api_sock(vm)).set_forwards(kUserNic, forwards);
 }
+
+Status LinuxVmProcesses::set_metadata(const std::string& vm,
+                                      const config::MetadataConfig& metadata) {
+  return VmmLink(api_sock(vm)).set_metadata(metadata);
+}
 Status LinuxVmProcesses::snapshot_create(const std::string& vm, const std::string& path) {
   return VmmLink(api_sock(vm)).snapshot_create(path);
 }

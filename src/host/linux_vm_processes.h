@@ -52,6 +52,7 @@ class LinuxVmProcesses : public VmProcesses {
   Status snapshot_create(const std::string& vm, const std::string& path) override;
   Status set_forwards(const std::string& vm,
                       const std::vector<config::PortForward>& forwards) override;
+  Status set_metadata(const std::string& vm, const config::MetadataConfig& metadata) override;
 
  private:
   void reap_locked();

@@ -86,6 +86,11 @@ class RecordingHostOps : public HostOps {
     forwards = f;
     return record("forwards " + n + " " + std::to_string(f.size()), vm(n));
   }
+  MetadataUpdate metadata;
+  Result<VmInfo> set_metadata(const std::string& n, const MetadataUpdate& u) override {
+    metadata = u;
+    return record("metadata " + n, vm(n));
+  }
   Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& n) override {
     last = "snapshots " + n;
     if (Status s = known(n); !s.ok()) return s;

@@ -16,7 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kSchemaVersion = 1;
+// 2: vms.metadata (the VM configuration's metadata section as JSON, "" for none).
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS vms (
@@ -36,7 +37,8 @@ CREATE TABLE IF NOT EXISTS vms (
   created_at TEXT NOT NULL,
   started_at TEXT NOT NULL,
   last_exit TEXT NOT NULL,
-  restarts INTEGER NOT NULL
+  restarts INTEGER NOT NULL,
+  metadata TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS snapshots (
   vm TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,
@@ -115,7 +117,21 @@ std::vector<config::PortForward> forwards_from_text(const std::string& text) {
 constexpr const char* kVmColumns =
     "name, image, cpus, memory_mib, disk_mib, forwards, restart_policy, desired_state, state, "
     "slot, pid, "
-    "pid_start, uid, created_at, started_at, last_exit, restarts";
+    "pid_start, uid, created_at, started_at, last_exit, restarts, metadata";
+
+std::string metadata_to_text(const std::optional<config::MetadataConfig>& m) {
+  return m ? config::to_json(*m).dump() : std::string();
+}
+
+// What this nimbusd wrote; anything else reads as no metadata.
+std::optional<config::MetadataConfig> metadata_from_text(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  auto m = config::parse_metadata(j);
+  if (!m.ok()) return std::nullopt;
+  return *m;
+}
 
 VmRecord read_vm(const Stmt& s) {
   VmRecord v;
@@ -136,10 +152,11 @@ VmRecord read_vm(const Stmt& s) {
   v.started_at = s.text(14);
   v.last_exit = s.text(15);
   v.restarts = static_cast<unsigned>(s.i64(16));
+  v.metadata = metadata_from_text(s.text(17));
   return v;
 }
 
-// Binds the 17 columns in kVmColumns order.
+// Binds the 18 columns in kVmColumns order.
 void bind_vm(Stmt& s, const VmRecord& v) {
   s.bind(1, v.name)
       .bind(2, v.image)
@@ -157,7 +174,8 @@ void bind_vm(Stmt& s, const VmRecord& v) {
       .bind(14, v.created_at)
       .bind(15, v.started_at)
       .bind(16, v.last_exit)
-      .bind(17, static_cast<int64_t>(v.restarts));
+      .bind(17, static_cast<int64_t>(v.restarts))
+      .bind(18, metadata_to_text(v.metadata));
 }
 
 // The database (every VM's definition) is nimbusd's alone: mode 0600 for it and for the
@@ -225,6 +243,11 @@ Result<std::unique_ptr<Registry>> Registry::open(const std::string& path) {
                     path, version, kSchemaVersion));
   }
   if (Status s = r->exec(kSchema); !s.ok()) return s;
+  // Version 1 databases lack vms.metadata (CREATE TABLE IF NOT EXISTS kept their table).
+  if (version == 1) {
+    if (Status s = r->exec("ALTER TABLE vms ADD COLUMN metadata TEXT NOT NULL DEFAULT ''"); !s.ok())
+      return s;
+  }
   if (Status s = r->exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str()); !s.ok())
     return s;
   return r;
@@ -264,7 +287,7 @@ Result<std::optional<VmRecord>> Registry::get_vm(const std::string& name) {
 
 Status Registry::insert_vm(const VmRecord& vm) {
   Stmt s(db_, fmt::format("INSERT INTO vms ({}) VALUES "
-                          "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+                          "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
                           kVmColumns)
                   .c_str());
   if (!s.ok()) return s.error("adding a VM");
@@ -282,7 +305,7 @@ Status Registry::update_vm(const VmRecord& vm) {
          "restart_policy=?7, "
          "desired_state=?8, state=?9, slot=?10, pid=?11, pid_start=?12, uid=?13, created_at=?14, "
          "started_at=?15, "
-         "last_exit=?16, restarts=?17 WHERE name=?1");
+         "last_exit=?16, restarts=?17, metadata=?18 WHERE name=?1");
   if (!s.ok()) return s.error("updating a VM");
   bind_vm(s, vm);
   if (s.step() != SQLITE_DONE) return s.error("updating a VM");

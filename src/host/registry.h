@@ -14,6 +14,7 @@
 
 #include "common/status.h"
 #include "config/devices.h"
+#include "config/metadata_config.h"
 
 struct sqlite3;
 
@@ -38,6 +39,8 @@ struct VmRecord {
   std::string created_at, started_at;
   std::string last_exit;  // how the last VMM process ended
   unsigned restarts = 0;
+  // The instance metadata its VMM serves (absent: none); kept across nimbusd and VM restarts.
+  std::optional<config::MetadataConfig> metadata;
 };
 
 struct SnapshotRecord {

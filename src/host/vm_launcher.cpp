@@ -77,6 +77,7 @@ config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, con
   host.mac = vm_mac(vm.slot, 1);
   c.nics.push_back(host);
   c.entropy = true;
+  c.metadata = vm.metadata;  // served on eth0 at 169.254.169.254
   return c;
 }
 

@@ -94,6 +94,8 @@ class VmProcesses {
   // nothing (PUT /network-interfaces/eth0/forwards).
   virtual Status set_forwards(const std::string& vm,
                               const std::vector<config::PortForward>& forwards) = 0;
+  // Replaces the running VMM's metadata (data and options): PUT /mmds, PUT /mmds/config.
+  virtual Status set_metadata(const std::string& vm, const config::MetadataConfig& metadata) = 0;
 };
 
 }  // namespace nimbus::host

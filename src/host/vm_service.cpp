@@ -58,6 +58,7 @@ Result<VmInfo> VmService::create_vm(const CreateRequest& req) {
         vm.disk_mib, req.image, image->disk_mib));
   }
   vm.forwards = req.forwards;
+  vm.metadata = req.metadata;
   vm.restart_policy = req.restart_policy;
   vm.desired_state = req.start ? "running" : "stopped";
   vm.state = "creating";
@@ -313,6 +314,35 @@ Result<VmInfo> VmService::set_forwards(const std::string& name,
                          f.guest_port, f.protocol);
   }
   spdlog::info("vm {}: forwards now [{}]{}", name, shown, live ? " (applied to its VMM)" : "");
+  return rt_.info(next, false);
+}
+
+Result<VmInfo> VmService::set_metadata(const std::string& name, const MetadataUpdate& update) {
+  auto vm = rt_.acquire(name, "set metadata");
+  if (!vm.ok()) return vm.status();
+  VmRuntime::Busy busy(rt_, name);
+  VmRecord next = *vm;
+  config::MetadataConfig m = vm->metadata.value_or(config::MetadataConfig{});
+  if (update.data) m.data = *update.data;
+  if (Status s = config::parse_metadata_options(update.options, m.options); !s.ok())
+    return s.with_code(Code::kInvalidArgument);
+  next.metadata = m;
+  const bool live = vm->pid != 0 && rt_.processes.alive(*vm);
+  if (live) {
+    if (Status s = rt_.processes.set_metadata(name, m); !s.ok()) {
+      return s.with_context(fmt::format("VM '{}' cannot take this metadata", name));
+    }
+  }
+  if (Status s = rt_.save(next); !s.ok()) {
+    if (live && vm->metadata) {
+      log_failure(name, "putting its previous metadata back",
+                  rt_.processes.set_metadata(name, *vm->metadata));
+    }
+    return s.with_code(Code::kInternal);
+  }
+  spdlog::info("vm {}: metadata now {} ({} top-level entries){}", name,
+               config::to_json(m.options).dump(), m.data.size(),
+               live ? " (applied to its VMM)" : "");
   return rt_.info(next, false);
 }
 

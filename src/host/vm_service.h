@@ -13,6 +13,8 @@
 //   resize   only without a VMM; disks only grow
 //   forwards any state: saved; a live VMM (starting, running, paused) applies them at once,
 //            and if it refuses nothing is saved
+//   metadata any state: saved; a live VMM applies it at once (PUT /mmds, /mmds/config), and
+//            if it refuses nothing is saved
 //   snapshot running|paused|starting; restore any -> running|paused (from the snapshot)
 //   delete   any -> gone (stops it hard first)
 #pragma once
@@ -43,6 +45,8 @@ class VmService {
   // now (Conflict), or one the VMM cannot listen on (its code and reason).
   Result<VmInfo> set_forwards(const std::string& name,
                               const std::vector<config::PortForward>& forwards);
+  // Replaces the VM's metadata data and/or options (MetadataUpdate).
+  Result<VmInfo> set_metadata(const std::string& name, const MetadataUpdate& update);
 
   // vm_snapshots.cpp
   Result<std::vector<SnapshotInfo>> list_snapshots(const std::string& name);

@@ -166,6 +166,11 @@ Result<VmInfo> VmService::restore_snapshot(const std::string& name, const std::s
   // The snapshot's configuration has the forwards of its time; the VM keeps today's.
   log_failure(name, "applying its forwards after the restore",
               rt_.processes.set_forwards(name, next.forwards));
+  // So has its metadata (user data, instance identity).
+  if (next.metadata) {
+    log_failure(name, "applying its metadata after the restore",
+                rt_.processes.set_metadata(name, *next.metadata));
+  }
   spdlog::info("vm {}: restored from snapshot '{}'", name, snap);
   return rt_.info(next, false);
 }

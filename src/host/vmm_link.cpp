@@ -66,4 +66,9 @@ Status VmmLink::set_forwards(const std::string& iface,
       .status();
 }
 
+Status VmmLink::set_metadata(const config::MetadataConfig& metadata) const {
+  if (Status s = call("PUT", "/mmds", metadata.data, 15000).status(); !s.ok()) return s;
+  return call("PUT", "/mmds/config", config::to_json(metadata.options), 15000).status();
+}
+
 }  // namespace nimbus::host

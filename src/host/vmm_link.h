@@ -7,6 +7,7 @@
 
 #include "common/status.h"
 #include "config/devices.h"
+#include "config/metadata_config.h"
 
 namespace nimbus::host {
 
@@ -26,6 +27,9 @@ class VmmLink {
   // PUT /network-interfaces/IFACE/forwards: the VMM applies them at once or changes nothing.
   Status set_forwards(const std::string& iface,
                       const std::vector<config::PortForward>& forwards) const;
+  // PUT /mmds (the data tree) then PUT /mmds/config (its options): the VMM serves them from
+  // its next metadata request on.
+  Status set_metadata(const config::MetadataConfig& metadata) const;
 
  private:
   // The reply body of a 2xx, or the VMM's fault_message.
