@@ -28,6 +28,7 @@ class FakeHostDriver : public HostDriver {
     int gets_left = 0;  // GETs of the VM until a starting VM is running and ready
     unsigned restarts = 0;
     std::string console;
+    nlohmann::json metadata;  // nimbusd's "metadata" (data and options); null: none
   };
   struct Host {
     std::map<std::string, nlohmann::json> images;  // by name
@@ -142,6 +143,10 @@ class FakeHostDriver : public HostDriver {
     j["last_exit"] = v.last_exit;
     j["restart_policy"] = "no";
     j["addresses"] = {{"user", "10.0.2.15"}, {"host", "10.88.0.2"}};
+    j["macs"] = {{"user", "52:54:00:80:00:02"}, {"host", "52:54:00:81:00:02"}};
+    nlohmann::json options = v.metadata;
+    if (options.is_object()) options.erase("data");
+    j["metadata_options"] = options;
     return j;
   }
 
@@ -215,6 +220,11 @@ class FakeHostDriver : public HostDriver {
                 {"memory_mib", body->value("memory_mib", uint64_t{256})},
                 {"disk_mib", body->value("disk_mib", uint64_t{1024})},
                 {"forwards", body->value("forwards", json::array())}};
+      if (body->contains("metadata")) {
+        if (!has(body, "metadata", json::value_t::object))
+          return Status::invalid_argument("metadata must be an object");
+        v.metadata = body->at("metadata");
+      }
       if (body->value("start", true)) {
         if (Status s = fits(h, "", v.spec["cpus"], v.spec["memory_mib"]); !s.ok()) return s;
         start(v);
@@ -278,6 +288,12 @@ class FakeHostDriver : public HostDriver {
       if (!has(body, "forwards", json::value_t::array))
         return Status::invalid_argument("forwards must be a list");
       v.spec["forwards"] = body->at("forwards");
+      return vm_json(v);
+    }
+    if (verb == "metadata" && method == "PUT") {
+      if (!body || !body->is_object()) return Status::invalid_argument("a metadata needs a body");
+      if (!v.metadata.is_object()) v.metadata = {{"data", json::object()}};
+      for (const auto& [k, val] : body->items()) v.metadata[k] = val;
       return vm_json(v);
     }
     if (verb == "console-output" && method == "GET") return json{{"output", v.console}};

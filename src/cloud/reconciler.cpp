@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "cloud/instance_metadata.h"
 #include "host/host_api_client.h"
 
 namespace nimbus::cloud {
@@ -176,6 +177,10 @@ bool Reconciler::needs_work(const InstanceRecord& inst) {
   if (!vm) return true;
   const std::string state = text(*vm, "state");
   if (state != "running" && state != "starting" && state != "paused") return true;
+  // Its metadata was never sent whole, or its private address (in the metadata) changed.
+  if (inst.metadata_hash.empty()) return true;
+  const std::string ip = text(field(*vm, "addresses"), "host");
+  if (!ip.empty() && ip != inst.private_ip) return true;
   return forward_set(field(*vm, "forwards")) != forward_set(cloud_.forwards_for(inst));
 }
 
@@ -315,6 +320,7 @@ void Reconciler::act(const std::string& id) {
                            {"memory_mib", inst.memory_mib},
                            {"disk_mib", inst.disk_mib},
                            {"forwards", cloud_.forwards_for(inst)},
+                           {"metadata", instance_metadata(inst, metadata_context(cloud_, inst))},
                            {"start", true}};
     auto r = driver_.call(host, "POST", "/v1/vms", body, 60000);
     if (!r.ok() && r.code() != Code::kConflict) {
@@ -438,6 +444,18 @@ void Reconciler::act(const std::string& id) {
   }
   const bool ready = flag(*vm, "ready") && vm_state == "running";
   const std::string private_ip = text(field(*vm, "addresses"), "host");
+  // The metadata as it should be now (the private address and MAC are known once the VM
+  // is): sent when it differs from what was sent last.
+  InstanceRecord now = inst;
+  if (!private_ip.empty()) now.private_ip = private_ip;
+  const nlohmann::json metadata =
+      instance_metadata_data(now, metadata_context(cloud_, now, text(field(*vm, "macs"), "host")));
+  const std::string metadata_hash = cloud::metadata_hash(metadata);
+  if (metadata_hash != inst.metadata_hash) {
+    auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/metadata",
+                          nlohmann::json{{"data", metadata}}, 30000);
+    if (!r.ok()) return fail(r.status(), "setting the metadata");
+  }
   Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
     bool changed = false;
     if (r.desired == Desired::kRunning && r.state == InstanceState::kPending && ready) {
@@ -449,6 +467,10 @@ void Reconciler::act(const std::string& id) {
     }
     if (r.private_ip != private_ip && !private_ip.empty()) {
       r.private_ip = private_ip;
+      changed = true;
+    }
+    if (r.metadata_hash != metadata_hash) {
+      r.metadata_hash = metadata_hash;
       changed = true;
     }
     if (r.vm_state != vm_state || r.vm_ready != ready) {

@@ -290,5 +290,61 @@ TEST_F(ReconcilerTest, RebootRestartsTheVmOnce) {
   EXPECT_EQ(get(id).state, InstanceState::kRunning);
 }
 
+TEST_F(ReconcilerTest, TheVmGetsItsMetadataAndItsPrivateAddressOnceKnown) {
+  bed_.driver().set_ready_after(2);
+  RunRequest req = bed_.run_request();
+  req.user_data = "IyEvYmluL3NoCmVjaG8gaGkK";  // "#!/bin/sh\necho hi\n"
+  auto run = bed_.cloud().run_instances(req);
+  ASSERT_TRUE(run.ok());
+  const std::string id = run->instances.at(0).id;
+  bed_.reconciler().pass_now();
+  // The create carries the metadata: identity, user data; the address is not known yet.
+  std::optional<nlohmann::json> create;
+  for (const auto& c : bed_.driver().calls()) {
+    if (c.method == "POST" && c.path == "/v1/vms") create = c.body;
+  }
+  ASSERT_TRUE(create.has_value());
+  const auto& m = (*create)["metadata"];
+  EXPECT_EQ(m["data"]["meta-data"]["instance-id"], id);
+  EXPECT_EQ(m["data"]["user-data"], req.user_data);
+  EXPECT_FALSE(m["data"]["meta-data"].contains("local-ipv4"));
+  EXPECT_EQ(m["http_tokens"], "optional");
+  EXPECT_EQ(m["http_endpoint"], "enabled");
+  EXPECT_EQ(m["hop_limit"], 1);
+
+  // The VM reports its private address: the data is sent again, once.
+  ASSERT_TRUE(pass_until(id, InstanceState::kRunning));
+  for (int n = 0; n < 3; ++n) bed_.reconciler().pass_now();
+  const Lines l = bed_.driver().call_lines(host_);
+  EXPECT_EQ(std::count(l.begin(), l.end(), "PUT /v1/vms/" + id + "/metadata"), 1);
+  auto vm = bed_.driver().vm(host_, id);
+  ASSERT_TRUE(vm.has_value());
+  const auto& md = vm->metadata["data"]["meta-data"];
+  EXPECT_EQ(md["local-ipv4"], "10.88.0.2");
+  EXPECT_EQ(md["local-ipv4"], get(id).private_ip);
+  EXPECT_EQ(md["mac"], "52:54:00:81:00:02");
+  EXPECT_EQ(md["instance-id"], id);
+  EXPECT_EQ(vm->metadata["data"]["user-data"], req.user_data);
+  const auto doc = nlohmann::json::parse(
+      vm->metadata["data"]["dynamic"]["instance-identity"]["document"].get<std::string>());
+  EXPECT_EQ(doc["privateIp"], "10.88.0.2");
+  EXPECT_EQ(vm->metadata["http_tokens"], "optional") << "the options stay";
+  EXPECT_FALSE(get(id).metadata_hash.empty());
+
+  // A record whose metadata was never sent (an instance older than this) is sent it.
+  ASSERT_TRUE(bed_.cloud()
+                  .update_instance(id,
+                                   [](InstanceRecord& r) {
+                                     r.metadata_hash.clear();
+                                     return true;
+                                   })
+                  .ok());
+  bed_.driver().clear_calls();
+  bed_.reconciler().pass_now();
+  bed_.reconciler().pass_now();
+  const Lines again = bed_.driver().call_lines(host_);
+  EXPECT_EQ(std::count(again.begin(), again.end(), "PUT /v1/vms/" + id + "/metadata"), 1);
+}
+
 }  // namespace
 }  // namespace nimbus::cloud
