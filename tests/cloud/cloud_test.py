@@ -38,7 +38,7 @@ AWS = "/usr/bin/aws"
 REGION = "nimbus-west-1"
 # Each mode has public addresses of its own, so a leftover of one never answers another.
 PREFIX = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
-          "keys": "127.117"}[MODE]
+          "keys": "127.117", "metadata": "127.118"}[MODE]
 
 
 def log(msg):
@@ -726,9 +726,55 @@ def mode_keys():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def mode_metadata():
+    """Instance metadata from inside the guests: each instance reads its own id, private
+    address (the one DescribeInstances shows) and user data at 169.254.169.254 (IMDSv1 with
+    wget, and IMDSv2 with a token PUT by nc)."""
+    cloud = Cloud(zones="a")
+    work = tempfile.mkdtemp(prefix="nimbus-cloud-md-")
+    try:
+        cloud.add_host("h1", "a", memory="2G")
+        aws = Aws(cloud)
+        ami = default_image(aws)
+        sent = {}
+        for n in (1, 2):
+            path = os.path.join(work, f"user-data-{n}")
+            text = f"#!/bin/sh\necho instance {n} of {os.getpid()}\n"
+            with open(path, "w") as f:
+                f.write(text)
+            r = aws.json("run-instances", "--image-id", ami, "--instance-type", "n1.tiny",
+                         "--user-data", f"file://{path}")
+            sent[r["Instances"][0]["InstanceId"]] = text
+        ids = list(sent)
+        aws.run("wait", "instance-running", "--instance-ids", *ids)
+        desc = {i["InstanceId"]: i for i in instances_of(aws.json("describe-instances", "--instance-ids", *ids))}
+        md = "http://169.254.169.254/latest"
+        put = ("printf \"PUT /latest/api/token HTTP/1.0\\r\\nHost: 169.254.169.254\\r\\n"
+               "X-aws-ec2-metadata-token-ttl-seconds: 60\\r\\n\\r\\n\" | nc -w 5 169.254.169.254 80 | tail -n 1")
+        for iid in ids:
+            out = cloud.shell("h1", iid, f"wget -q -O - {md}/meta-data/instance-id; echo; "
+                                         f"wget -q -O - {md}/meta-data/local-ipv4; echo")
+            got_id, got_ip = out.split()[:2]
+            assert got_id == iid, (iid, out)
+            assert got_ip == desc[iid]["PrivateIpAddress"], (desc[iid].get("PrivateIpAddress"), out)
+            out = cloud.shell("h1", iid, f"T=$({put}); wget -q -O - --header \"X-aws-ec2-metadata-token: $T\" "
+                                         f"{md}/user-data")
+            assert out == sent[iid], (iid, out, sent[iid])
+            doc = json.loads(cloud.shell("h1", iid, f"wget -q -O - {md}/dynamic/instance-identity/document"))
+            assert doc["instanceId"] == iid and doc["privateIp"] == got_ip and doc["imageId"] == ami, doc
+            log(f"{iid}: its id, {got_ip} and its own user data from inside")
+        aws.run("terminate-instances", "--instance-ids", *ids)
+    except BaseException:
+        cloud.dump_logs()
+        raise
+    finally:
+        cloud.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     {"story": mode_story, "boto3": mode_boto3, "parallel": mode_parallel,
-     "failures": mode_failures, "keys": mode_keys}[MODE]()
+     "failures": mode_failures, "keys": mode_keys, "metadata": mode_metadata}[MODE]()
     log(f"{MODE}: PASS")
 
 
