@@ -277,7 +277,7 @@ def mode_story():
         log("each public address serves the guest's page")
         assert refused(desc[0]["PublicIpAddress"], 22), "port 22 was never authorized"
 
-        victim = desc[0]
+        victim = next(i for i in desc if i["InstanceType"] == "n1.small")
         vid, vhost = victim["InstanceId"], victim["Placement"]["HostId"]
         log(f"stop {vid}, change its type to n1.large, start it")
         err = aws.error("modify-instance-attribute", "--instance-id", vid, "--instance-type", "{\"Value\": \"n1.large\"}")
