@@ -1,6 +1,5 @@
 #include "common/http_server.h"
 
-#include <cctype>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <httplib.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
