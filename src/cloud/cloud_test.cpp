@@ -617,3 +617,29 @@ TEST(CloudTags, CreateDeleteAndLimits) {
 
 }  // namespace
 }  // namespace nimbus::cloud
+
+namespace nimbus::cloud {
+namespace {
+
+// Terminated then launched again at once: the capacity is free as soon as `terminated`
+// shows, even while the host's last heartbeat still lists the deleted VM.
+TEST(CloudRun, CapacityIsFreeOnceTerminatedEvenBeforeTheNextHeartbeat) {
+  CloudTestBed bed;
+  TestHost shape;
+  shape.cpus = 1;
+  shape.memory_mib = 128;
+  bed.add_hosts(1, shape, {"nimbus-west-1a"});
+  auto first = bed.cloud().run_instances(bed.run_request("n1.tiny"));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  const std::string id = first->instances.at(0).id;
+  bed.reconciler().pass_now();  // the VM is made
+  bed.heartbeat_all();          // ... and the host reports it
+  ASSERT_TRUE(bed.cloud().terminate_instances({id}).ok());
+  bed.reconciler().pass_now();  // deleted, the claim released; no heartbeat since
+  ASSERT_EQ(state_of(bed, id), InstanceState::kTerminated);
+  auto again = bed.cloud().run_instances(bed.run_request("n1.tiny"));
+  EXPECT_TRUE(again.ok()) << again.error().message;
+}
+
+}  // namespace
+}  // namespace nimbus::cloud

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "cloud/cloud.h"
 #include "common/http_client.h"
@@ -210,6 +211,11 @@ Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     if (!a.ok()) return from_status(a.status());
     allocs[kv.key.substr(std::string(kAllocPrefix).size())] = {*a, kv.mod_revision};
   }
+  auto insts = store_.list(kInstancesPrefix);
+  if (!insts.ok()) return from_status(insts.status());
+  std::set<std::string> instance_ids;
+  for (const KeyValue& kv : *insts)
+    instance_ids.insert(kv.key.substr(std::string(kInstancesPrefix).size()));
   std::vector<HostCandidate> out;
   for (const KeyValue& kv : *all) {
     auto h = host_from_json(kv.value);
@@ -232,9 +238,13 @@ Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
       }
     }
     // VMs on the host that are not the cloud's (made with the nimbus CLI) hold capacity too.
+    // An instance's VM is never one of them, claimed or not: a terminated instance's VM may
+    // still be in the host's last heartbeat after its claim was released.
     if (auto l = liveness(h->id)) {
       for (const auto& vm : l->vms) {
-        if (!vm.is_object() || a.instances.count(string_field(vm, "name"))) continue;
+        if (!vm.is_object() || a.instances.count(string_field(vm, "name")) ||
+            instance_ids.count(string_field(vm, "name")))
+          continue;
         const std::string desired = string_field(vm, "desired_state");
         c.disk_mib_allocated += unsigned_field(vm, "disk_mib");
         if (desired == "running" || desired == "paused") {
@@ -247,8 +257,6 @@ Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     out.push_back(std::move(c));
   }
   // Group membership comes from the instances (the allocation does not know groups).
-  auto insts = store_.list(kInstancesPrefix);
-  if (!insts.ok()) return from_status(insts.status());
   std::map<std::string, HostCandidate*> by_id;
   for (auto& c : out) by_id[c.id] = &c;
   for (const KeyValue& kv : *insts) {

@@ -252,6 +252,10 @@ void Reconciler::act(const std::string& id) {
         auto r = driver_.call(host, "DELETE", "/v1/vms/" + id, std::nullopt, 60000);
         if (!r.ok() && r.code() != Code::kNotFound) return fail(r.status(), "deleting the VM");
       }
+      // The claim goes first: once `terminated` shows, its capacity is free (a client that
+      // waited for it launches again at once).
+      if (Status rel = cloud_.release_claim(inst, true); !rel.ok())
+        return fail(rel, "releasing the claim");
       Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
         if (r.desired != Desired::kTerminated) return false;
         r.state = InstanceState::kTerminated;
@@ -261,8 +265,6 @@ void Reconciler::act(const std::string& id) {
         return true;
       });
       if (!s.ok()) return fail(s, "recording termination");
-      if (Status rel = cloud_.release_claim(inst, true); !rel.ok())
-        return fail(rel, "releasing the claim");
       spdlog::info("instance {}: terminated", id);
       return done();
     }
@@ -281,6 +283,10 @@ void Reconciler::act(const std::string& id) {
       }
       const std::string now_state = vm ? text(*vm, "state") : "stopped";
       if (now_state != "stopped" && now_state != "crashed") return done();  // next pass
+      // Compute first, as for termination (StartInstances refuses a stopping instance, so
+      // nothing claims it again in between).
+      if (Status rel = cloud_.release_claim(inst, false); !rel.ok())
+        return fail(rel, "releasing compute");
       Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
         if (r.desired != Desired::kStopped) return false;
         r.state = InstanceState::kStopped;
@@ -290,8 +296,6 @@ void Reconciler::act(const std::string& id) {
         return true;
       });
       if (!s.ok()) return fail(s, "recording the stop");
-      if (Status rel = cloud_.release_claim(inst, false); !rel.ok())
-        return fail(rel, "releasing compute");
       spdlog::info("instance {}: stopped", id);
       return done();
     }
