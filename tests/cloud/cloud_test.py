@@ -295,7 +295,7 @@ def mode_story():
         mem_kib = int(out.split()[2])
         assert nproc == 4 and 900 * 1024 < mem_kib <= 1024 * 1024, out
         log(f"the guest sees {nproc} CPUs and {mem_kib // 1024} MiB")
-        wait_for("the restarted instance's page", lambda: "Nimbus" in http_get(after["PublicIpAddress"]), timeout=30)
+        wait_for("the restarted instance's page", lambda: "Nimbus" in http_get(after["PublicIpAddress"]), timeout=120)
 
         log("tags and filters")
         aws.run("create-tags", "--resources", vid, "--tags", "Key=Name,Value=resized")
