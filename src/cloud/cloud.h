@@ -174,6 +174,8 @@ class Cloud {
       std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
       std::map<std::string, HostRecord>& records);
   Ec2Result<Reservation> replay_token(const RunRequest& req);
+  // The records of `ids`, or InvalidInstanceID.NotFound naming every id that has none.
+  Ec2Result<std::vector<InstanceRecord>> find_all(const std::vector<std::string>& ids);
   Ec2Result<KeyPairRecord> put_new_key_pair(KeyPairRecord record);
 
   Store& store_;

@@ -383,7 +383,7 @@ Ec2Result<bool> Cloud::claim_compute(const InstanceRecord& inst) {
   return ec2_error("InsufficientInstanceCapacity", "too many changes on one host: try again");
 }
 
-Ec2Result<std::vector<StateChange>> Cloud::start_instances(const std::vector<std::string>& ids) {
+Ec2Result<std::vector<InstanceRecord>> Cloud::find_all(const std::vector<std::string>& ids) {
   std::vector<InstanceRecord> found;
   std::vector<std::string> missing;
   for (const auto& id : ids) {
@@ -396,6 +396,13 @@ Ec2Result<std::vector<StateChange>> Cloud::start_instances(const std::vector<std
     found.push_back(*i);
   }
   if (!missing.empty()) return not_found(missing);
+  return found;
+}
+
+Ec2Result<std::vector<StateChange>> Cloud::start_instances(const std::vector<std::string>& ids) {
+  auto got = find_all(ids);
+  if (!got.ok()) return got.error();
+  const std::vector<InstanceRecord>& found = *got;
   for (const auto& i : found) {
     if (i.state != InstanceState::kStopped && i.state != InstanceState::kPending &&
         i.state != InstanceState::kRunning)
@@ -435,18 +442,9 @@ Ec2Result<std::vector<StateChange>> Cloud::start_instances(const std::vector<std
 
 Ec2Result<std::vector<StateChange>> Cloud::stop_instances(const std::vector<std::string>& ids,
                                                           bool force) {
-  std::vector<InstanceRecord> found;
-  std::vector<std::string> missing;
-  for (const auto& id : ids) {
-    auto i = instance(id);
-    if (!i.ok()) {
-      if (i.error().code != "InvalidInstanceID.NotFound") return i.error();
-      missing.push_back(id);
-      continue;
-    }
-    found.push_back(*i);
-  }
-  if (!missing.empty()) return not_found(missing);
+  auto got = find_all(ids);
+  if (!got.ok()) return got.error();
+  const std::vector<InstanceRecord>& found = *got;
   for (const auto& i : found) {
     if (i.state == InstanceState::kShuttingDown || i.state == InstanceState::kTerminated)
       return wrong_state(i, "stopped");
@@ -475,18 +473,9 @@ Ec2Result<std::vector<StateChange>> Cloud::stop_instances(const std::vector<std:
 
 Ec2Result<std::vector<StateChange>> Cloud::terminate_instances(
     const std::vector<std::string>& ids) {
-  std::vector<std::string> missing;
-  std::vector<InstanceRecord> found;
-  for (const auto& id : ids) {
-    auto i = instance(id);
-    if (!i.ok()) {
-      if (i.error().code != "InvalidInstanceID.NotFound") return i.error();
-      missing.push_back(id);
-      continue;
-    }
-    found.push_back(*i);
-  }
-  if (!missing.empty()) return not_found(missing);
+  auto got = find_all(ids);
+  if (!got.ok()) return got.error();
+  const std::vector<InstanceRecord>& found = *got;
   std::vector<StateChange> out;
   for (const auto& i : found) {
     StateChange ch{i.id, i.state, i.state};
@@ -509,18 +498,9 @@ Ec2Result<std::vector<StateChange>> Cloud::terminate_instances(
 }
 
 Ec2Result<bool> Cloud::reboot_instances(const std::vector<std::string>& ids) {
-  std::vector<InstanceRecord> found;
-  std::vector<std::string> missing;
-  for (const auto& id : ids) {
-    auto i = instance(id);
-    if (!i.ok()) {
-      if (i.error().code != "InvalidInstanceID.NotFound") return i.error();
-      missing.push_back(id);
-      continue;
-    }
-    found.push_back(*i);
-  }
-  if (!missing.empty()) return not_found(missing);
+  auto got = find_all(ids);
+  if (!got.ok()) return got.error();
+  const std::vector<InstanceRecord>& found = *got;
   for (const auto& i : found) {
     if (i.state != InstanceState::kRunning && i.state != InstanceState::kPending)
       return wrong_state(i, "rebooted");
