@@ -17,7 +17,10 @@ echo "== tests =="
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 echo "== build (ASan + UBSan, unit tests only) =="
-scripts/build.sh build-asan -DNIMBUS_SANITIZE=ON -DNIMBUS_GUEST_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug
+# Only the unit test binary: the rest (daemons, control plane, guest programs) is not run here.
+cmake -S . -B build-asan -G Ninja -DNIMBUS_SANITIZE=ON -DNIMBUS_GUEST_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan --target nimbus_unit_tests
 echo "== unit tests under ASan + UBSan =="
 # One process for all of them (one sanitizer start-up instead of one per test).
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
