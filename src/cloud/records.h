@@ -66,6 +66,17 @@ std::optional<InstanceState> parse_state(std::string_view name);
 enum class Desired { kRunning, kStopped, kTerminated };
 std::string_view desired_name(Desired d);
 
+// EC2's instance metadata options as the owner set them (RunInstances MetadataOptions,
+// ModifyInstanceMetadataOptions); the host's VMM gets them as config::MetadataOptions, and
+// instance_metadata_tags decides whether the tags are in the metadata data.
+struct InstanceMetadataOptions {
+  std::string http_tokens = "optional";             // optional | required
+  std::string http_endpoint = "enabled";            // enabled | disabled
+  unsigned http_put_response_hop_limit = 1;         // 1..64
+  std::string instance_metadata_tags = "disabled";  // enabled | disabled
+  bool operator==(const InstanceMetadataOptions&) const = default;
+};
+
 struct InstanceRecord {
   std::string id, reservation_id, owner_id, requester_id;
   std::string image_id, instance_type, key_name, client_token;
@@ -94,7 +105,11 @@ struct InstanceRecord {
   std::string vm_state;
   bool vm_ready = false;
   std::string vm_last_exit;
-  std::string metadata_hash;  // of the metadata data last sent to its host (instance_metadata.h)
+  std::string metadata_hash;  // of the metadata last sent to its host (instance_metadata.h)
+  InstanceMetadataOptions metadata_options;
+  // Its host has metadata_options (DescribeInstances' metadataOptions state "applied", else
+  // "pending"). Records from before the options existed: the host has the defaults.
+  bool metadata_options_applied = true;
 };
 
 struct SecurityRule {
