@@ -36,7 +36,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PlacementGroup, id, name, strate
     partition_count, state, tags)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageFile, name, role, sha256, size, path)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageRecord, id, name, description, owner_id,
-    state, creation_date, architecture, disk_mib, files, is_public, tags)
+    state, creation_date, architecture, disk_mib, files, is_public, tags, source_instance,
+    source_host, no_reboot, state_reason_code, state_reason_message)
 // clang-format on
 
 std::string_view state_name(InstanceState s) {

@@ -7,6 +7,7 @@
 //   /security-groups/SG  SecurityGroup
 //   /placement-groups/N  PlacementGroup
 //   /images/AMI          ImageRecord
+//   /image-names/OWNER/NAME  the AMI id: image names are unique per owner
 //
 // Every claim of capacity is a transaction compared on the /alloc/ID revision, so two
 // control-plane threads (or, later, replicas) never hand out the same vCPU twice.
@@ -30,6 +31,7 @@ inline constexpr const char* kTokensPrefix = "/tokens/";
 inline constexpr const char* kSecurityGroupsPrefix = "/security-groups/";
 inline constexpr const char* kPlacementGroupsPrefix = "/placement-groups/";
 inline constexpr const char* kImagesPrefix = "/images/";
+inline constexpr const char* kImageNamesPrefix = "/image-names/";
 
 using Tags = std::map<std::string, std::string>;
 
@@ -139,6 +141,10 @@ struct ImageFile {
   std::string path;  // on the control plane's file system
 };
 
+// An image: the bundled one (public, registered at start), or one made by CreateImage
+// from an instance (private to its owner): `pending` until the image step exported it on
+// the instance's host and downloaded its files, then `available` (or `failed`, with the
+// reason).
 struct ImageRecord {
   std::string id, name, description, owner_id, state = "available", creation_date;
   std::string architecture = "riscv64";
@@ -146,6 +152,10 @@ struct ImageRecord {
   std::vector<ImageFile> files;
   bool is_public = true;
   Tags tags;
+  // CreateImage: the instance (and its host at the time), and whether it is rebooted.
+  std::string source_instance, source_host;
+  bool no_reboot = false;
+  std::string state_reason_code, state_reason_message;
 };
 
 nlohmann::json to_json(const HostRecord& r);
