@@ -236,6 +236,28 @@ Status Daemon::delete_snapshot(const std::string& n, const std::string& s) {
   return logged("delete snapshot", n, service_->delete_snapshot(n, s));
 }
 
+Result<ImageInfo> Daemon::export_image(const std::string& n, const ExportImageRequest& r) {
+  return logged("export image", n, service_->export_image(n, r));
+}
+
+Result<ImageFileRef> Daemon::image_file(const std::string& image, const std::string& file) {
+  auto i = images_->get(image);
+  if (!i.ok()) return Status::not_found(fmt::format("no image named '{}'", image));
+  // The image's own files only: those it lists, or (a local import) its kernel, initrd
+  // and disk. A name is never joined to a path before it is found among them.
+  std::vector<std::string> paths = {i->kernel, i->disk};
+  if (!i->initrd.empty()) paths.push_back(i->initrd);
+  for (const ImageFile& f : i->files) paths.push_back(i->dir + "/" + f.name);
+  for (const std::string& p : paths) {
+    if (std::filesystem::path(p).filename().string() != file) continue;
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(p, ec);
+    if (ec) return Status::internal(fmt::format("image '{}': {}: {}", image, file, ec.message()));
+    return ImageFileRef{p, size};
+  }
+  return Status::not_found(fmt::format("image '{}' has no file '{}'", image, file));
+}
+
 std::string Daemon::metrics() {
   auto host = host_info();
   auto vms = service_->list_vms();

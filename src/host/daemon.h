@@ -58,6 +58,8 @@ class Daemon : public HostOps {
   Result<SnapshotInfo> create_snapshot(const std::string& name, const std::string& snap) override;
   Result<VmInfo> restore_snapshot(const std::string& name, const std::string& snap) override;
   Status delete_snapshot(const std::string& name, const std::string& snap) override;
+  Result<ImageInfo> export_image(const std::string& vm, const ExportImageRequest& req) override;
+  Result<ImageFileRef> image_file(const std::string& image, const std::string& file) override;
   std::string metrics() override;
 
  private:

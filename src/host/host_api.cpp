@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+#include <fstream>
 #include <set>
 #include <vector>
 
@@ -79,6 +81,29 @@ HostResponse respond_stop(const Result<StopResult>& r) {
   json j = to_json(r->vm);
   j["graceful"] = r->graceful;
   return respond(200, j);
+}
+
+// An image's file name: one path component of [A-Za-z0-9._-] starting with a letter or
+// digit (what image fetches accept), so never "..", never a path.
+bool valid_image_file_name(const std::string& n) {
+  if (n.empty() || n.size() > 128 || !std::isalnum(static_cast<unsigned char>(n[0]))) return false;
+  for (char c : n) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
+  }
+  return true;
+}
+
+// The file's bytes as the body (bounded as image fetches are: 1 GiB).
+HostResponse read_image_file(const ImageFileRef& f) {
+  if (f.size > kMaxFetchFileBytes)
+    return respond(
+        500, error_json("Internal", fmt::format("the file is over {} bytes", kMaxFetchFileBytes)));
+  std::ifstream in(f.path, std::ios::binary);
+  std::string body(f.size, '\0');
+  if (!in || !in.read(body.data(), static_cast<std::streamsize>(body.size())))
+    return respond(500, error_json("Internal", "cannot read the image file"));
+  return {200, "application/octet-stream", std::move(body)};
 }
 
 std::vector<std::string> split_path(const std::string& path) {
@@ -254,6 +279,35 @@ Result<CreateRequest> parse_create_request(const json& j) {
   return r;
 }
 
+Result<ExportImageRequest> parse_export_request(const json& j) {
+  if (Status s = check_fields(j, "image export", {"image", "description", "reboot", "timeout_s"});
+      !s.ok())
+    return s;
+  ExportImageRequest r;
+  if (!j.contains("image") || !j["image"].is_string() ||
+      !valid_name(j["image"].get<std::string>())) {
+    return Status::error(
+        "image is required: the new image's name, 1-63 of a-z 0-9 -, starting with a letter");
+  }
+  r.image = j["image"].get<std::string>();
+  if (j.contains("description")) {
+    if (!j["description"].is_string() || j["description"].get<std::string>().size() > 1024)
+      return Status::error("description must be a string of at most 1024 bytes");
+    r.description = j["description"].get<std::string>();
+  }
+  if (j.contains("reboot")) {
+    auto b = get_bool(j, "reboot");
+    if (!b.ok()) return b.status();
+    r.reboot = *b;
+  }
+  if (j.contains("timeout_s")) {
+    auto n = get_uint(j, "timeout_s", 0, 3600, "seconds");
+    if (!n.ok()) return n.status();
+    r.timeout_s = static_cast<unsigned>(*n);
+  }
+  return r;
+}
+
 HostResponse handle_host_request(HostOps& ops, const std::string& method, const std::string& path,
                                  const std::string& body) {
   const Req request{method, path};
@@ -287,6 +341,16 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
   if (collection == "host" && p.size() == 2) {
     if (method != "GET") return method_not_allowed("GET");
     return respond(ops.host_info());
+  }
+  if (collection == "images" && p.size() == 5 && p[3] == "files") {
+    if (method != "GET") return method_not_allowed("GET");
+    if (!valid_name(p[2]))
+      return refuse(request, 404, "NotFound", fmt::format("no image named {}", shown(p[2])));
+    if (!valid_image_file_name(p[4]))
+      return refuse(request, 404, "NotFound", fmt::format("no image file named {}", shown(p[4])));
+    auto f = ops.image_file(p[2], p[4]);
+    if (!f.ok()) return failed(f.status());
+    return read_image_file(*f);
   }
   if (collection == "images" && p.size() == 2) {
     if (method == "GET") return respond_list(ops.list_images(), "images");
@@ -368,6 +432,12 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
       return bad(request, "metadata: give \"data\" and/or http_tokens, http_endpoint, hop_limit");
     return respond(ops.set_metadata(name, u));
   }
+  if (verb == "image" && p.size() == 4) {
+    if (method != "POST") return method_not_allowed("POST");
+    auto r = parse_export_request(j);
+    if (!r.ok()) return bad(request, r.message());
+    return respond(ops.export_image(name, *r), 201);
+  }
   if (verb == "console-output" && p.size() == 4) {
     if (method != "GET") return method_not_allowed("GET");
     auto vm = ops.get_vm(name);
@@ -386,7 +456,7 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
         request, 404, "NotFound",
         fmt::format(
             "no action {} (start, stop, restart, pause, resume, resize, restore, snapshots, "
-            "forwards, metadata, console-output)",
+            "forwards, metadata, image, console-output)",
             shown(verb)));
   }
   if (method != "POST") return method_not_allowed("POST");

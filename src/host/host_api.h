@@ -25,5 +25,7 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
 
 // Parses a create request body (exposed for tests).
 Result<CreateRequest> parse_create_request(const nlohmann::json& j);
+// Parses an image export body (POST /v1/vms/NAME/image).
+Result<ExportImageRequest> parse_export_request(const nlohmann::json& j);
 
 }  // namespace nimbus::host

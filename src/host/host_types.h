@@ -75,6 +75,20 @@ struct HostInfo {
 
 using SnapshotInfo = SnapshotRecord;
 
+// POST /v1/vms/NAME/image: the VM's root disk as a new image of this host's store.
+struct ExportImageRequest {
+  std::string image;  // the new image's name
+  std::string description;
+  bool reboot = false;      // a running VM is stopped gracefully, exported and started again
+  unsigned timeout_s = 30;  // for the graceful stop
+};
+
+// A file of an image, to serve (GET /v1/images/NAME/files/FILE).
+struct ImageFileRef {
+  std::string path;
+  uint64_t size = 0;
+};
+
 // What the API layer calls (an interface so the router can be tested and fuzzed alone).
 // A refused operation changes nothing; its Status says why, with a code.
 class HostOps {
@@ -104,6 +118,10 @@ class HostOps {
                                                const std::string& snap) = 0;
   virtual Result<VmInfo> restore_snapshot(const std::string& name, const std::string& snap) = 0;
   virtual Status delete_snapshot(const std::string& name, const std::string& snap) = 0;
+  // The VM's root disk as a new standalone image (vm_service.h).
+  virtual Result<ImageInfo> export_image(const std::string& vm, const ExportImageRequest& req) = 0;
+  // One of an image's files, by name: NotFound unless the image lists it.
+  virtual Result<ImageFileRef> image_file(const std::string& image, const std::string& file) = 0;
   virtual std::string metrics() = 0;  // Prometheus text
 };
 

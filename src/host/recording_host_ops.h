@@ -107,6 +107,22 @@ class RecordingHostOps : public HostOps {
   Status delete_snapshot(const std::string& n, const std::string& s) override {
     return record("delete-snapshot " + n + " " + s, known(n));
   }
+  ExportImageRequest exported;
+  Result<ImageInfo> export_image(const std::string& n, const ExportImageRequest& r) override {
+    exported = r;
+    last = "export-image " + n + " " + r.image;
+    if (Status st = known(n); !st.ok()) return st;
+    ImageInfo i;
+    i.name = r.image;
+    i.description = r.description;
+    return i;
+  }
+  std::string image_file_path;  // what image_file answers ("": NotFound)
+  Result<ImageFileRef> image_file(const std::string& image, const std::string& file) override {
+    last = "image-file " + image + " " + file;
+    if (image_file_path.empty()) return Status::not_found("no such file");
+    return ImageFileRef{image_file_path, 0};
+  }
   std::string metrics() override {
     last = "metrics";
     return "nimbus_host_vms{kind=\"total\"} 1\n";

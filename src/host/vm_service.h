@@ -16,6 +16,9 @@
 //   metadata any state: saved; a live VMM applies it at once (PUT /mmds, /mmds/config), and
 //            if it refuses nothing is saved
 //   snapshot running|paused|starting; restore any -> running|paused (from the snapshot)
+//   export   stopped: its disk; paused: its disk as it is; running|starting: paused for a
+//            copy of the overlay and resumed, or (reboot) stopped gracefully, copied and
+//            started again; the copy is then flattened into a new image (vm_export.cpp)
 //   delete   any -> gone (stops it hard first)
 #pragma once
 
@@ -53,6 +56,13 @@ class VmService {
   Result<SnapshotInfo> create_snapshot(const std::string& name, const std::string& snap);
   Result<VmInfo> restore_snapshot(const std::string& name, const std::string& snap);
   Status delete_snapshot(const std::string& name, const std::string& snap);
+
+  // vm_export.cpp: the VM's disk (overlay and backing image) flattened into one qcow2
+  // with no backing file, installed as image `req.image` with the parent image's kernel
+  // and initrd. Refused: an image of that name exists (Conflict), the VM is busy or in a
+  // state that cannot be exported (Conflict). A failed export leaves no image and the VM
+  // as it was (running again if it was running).
+  Result<ImageInfo> export_image(const std::string& name, const ExportImageRequest& req);
 
  private:
   VmRuntime& rt_;
