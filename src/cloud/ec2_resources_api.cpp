@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "cloud/custom_images.h"
 #include "cloud/ec2_api.h"
 
 namespace nimbus::cloud {
@@ -175,6 +176,32 @@ void Ec2Api::add_resource_actions() {
     return w.finish();
   };
 
+  actions_["CreateImage"] = [this](const Call& c) -> Ec2Result<std::string> {
+    CreateImageRequest r;
+    r.instance_id = c.params.get_or("InstanceId", "");
+    r.name = c.params.get_or("Name", "");
+    r.description = c.params.get_or("Description", "");
+    auto no_reboot = c.params.get_bool("NoReboot");
+    if (!no_reboot.ok()) return bad_parameter(no_reboot.status());
+    r.no_reboot = no_reboot->value_or(false);
+    auto tags = parse_tag_specifications(c.params, "image");
+    if (!tags.ok()) return tags.error();
+    r.tags = *tags;
+    auto img = create_image(cloud_, r);
+    if (!img.ok()) return img.error();
+    XmlWriter w("CreateImageResponse");
+    w.text("requestId", c.request_id).text("imageId", img->id);
+    return w.finish();
+  };
+
+  actions_["DeregisterImage"] = [this](const Call& c) -> Ec2Result<std::string> {
+    auto r = deregister_image(cloud_, c.params.get_or("ImageId", ""));
+    if (!r.ok()) return r.error();
+    XmlWriter w("DeregisterImageResponse");
+    w.text("requestId", c.request_id).boolean("return", true);
+    return w.finish();
+  };
+
   actions_["DescribeImages"] = [this](const Call& c) -> Ec2Result<std::string> {
     const auto ids = c.params.list("ImageId");
     const auto owners = c.params.list("Owner");
@@ -192,10 +219,14 @@ void Ec2Api::add_resource_actions() {
     }
     XmlWriter w("DescribeImagesResponse");
     w.text("requestId", c.request_id).open("imagesSet");
+    const std::string& account = cloud_.options().account_id;
     for (const auto& img : *all) {
       if (!wanted(ids, img.id)) continue;
-      if (!owners.empty() && !wanted(owners, img.owner_id) && !wanted(owners, "self") &&
-          !wanted(owners, "amazon") && !wanted(owners, "nimbus"))
+      // Owner: "self" is the caller's own images (CreateImage), "amazon"/"nimbus" the
+      // cloud's public ones, an account id the images it owns.
+      if (!owners.empty() && !(wanted(owners, "self") && !img.is_public) &&
+          !((wanted(owners, "amazon") || wanted(owners, "nimbus")) && img.is_public) &&
+          !wanted(owners, img.owner_id))
         continue;
       std::string unknown;
       auto field = [&](const std::string& f) -> std::optional<std::vector<std::string>> {
@@ -205,6 +236,9 @@ void Ec2Api::add_resource_actions() {
         if (f == "architecture") return std::vector<std::string>{img.architecture};
         if (f == "owner-id") return std::vector<std::string>{img.owner_id};
         if (f == "is-public") return std::vector<std::string>{img.is_public ? "true" : "false"};
+        if (f == "description") return std::vector<std::string>{img.description};
+        if (f == "image-type") return std::vector<std::string>{"machine"};
+        if (f == "root-device-name") return std::vector<std::string>{"/dev/vda"};
         return tag_field(img.tags, f);
       };
       if (!matches_all(*filters, field, &unknown)) {
@@ -213,7 +247,7 @@ void Ec2Api::add_resource_actions() {
       }
       w.open("item")
           .text("imageId", img.id)
-          .text("imageLocation", "nimbus/" + img.name)
+          .text("imageLocation", (img.is_public ? std::string("nimbus") : account) + "/" + img.name)
           .text("imageState", img.state)
           .text("imageOwnerId", img.owner_id)
           .text("creationDate", img.creation_date)
@@ -236,6 +270,12 @@ void Ec2Api::add_resource_actions() {
           .close()
           .text("virtualizationType", "hvm")
           .text("hypervisor", "nimbus");
+      if (!img.state_reason_code.empty()) {
+        w.open("stateReason")
+            .text("code", img.state_reason_code)
+            .text("message", img.state_reason_message)
+            .close();
+      }
       render_tags(w, img.tags);
       w.close();
     }

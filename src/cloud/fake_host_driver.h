@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cloud/reconciler.h"
+#include "cloud/sigv4.h"
 
 namespace nimbus::cloud {
 
@@ -32,7 +33,9 @@ class FakeHostDriver : public HostDriver {
   };
   struct Host {
     std::map<std::string, nlohmann::json> images;  // by name
-    std::map<std::string, Vm> vms;                 // by name
+    // The files of images exported here (POST /v1/vms/ID/image), by image and file name.
+    std::map<std::string, std::map<std::string, std::string>> image_files;
+    std::map<std::string, Vm> vms;  // by name
     bool unreachable = false;
     uint64_t cpus_capacity = 1u << 20, memory_mib_capacity = uint64_t{1} << 40;
     uint64_t vm_overhead_mib = 0;
@@ -114,6 +117,40 @@ class FakeHostDriver : public HostDriver {
       if (host.empty() || c.host == host) out.push_back(c.method + " " + c.path);
     }
     return out;
+  }
+
+  // What an export (POST /v1/vms/ID/image) answers instead of exporting; and whether the
+  // files served afterwards differ from what the export reported (a corrupt download).
+  void set_export_error(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    export_error_ = std::move(s);
+  }
+  void set_corrupt_files(bool corrupt) {
+    std::lock_guard<std::mutex> lock(mu_);
+    corrupt_files_ = corrupt;
+  }
+
+  Result<std::string> fetch_file(const HostRecord& host, const std::string& path,
+                                 uint64_t max_bytes, int /*timeout_ms*/) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back({host.id, "GET", path, std::nullopt});
+    Host& h = hosts_[host.id];
+    if (h.unreachable)
+      return Status::unavailable(
+          fmt::format("cannot connect to {}: Connection refused", host.api_url));
+    const std::string prefix = "/v1/images/";
+    const size_t files = path.find("/files/");
+    if (path.rfind(prefix, 0) != 0 || files == std::string::npos)
+      return Status::not_found("no such path " + path);
+    const std::string image = path.substr(prefix.size(), files - prefix.size());
+    const std::string name = path.substr(files + 7);
+    auto img = h.image_files.find(image);
+    if (img == h.image_files.end() || !img->second.count(name))
+      return Status::not_found(fmt::format("image '{}' has no file '{}'", image, name));
+    std::string bytes = img->second.at(name);
+    if (corrupt_files_) bytes[0] ^= 1;
+    if (bytes.size() > max_bytes) return Status::internal("the reply body is over the limit");
+    return bytes;
   }
 
   Result<nlohmann::json> call(const HostRecord& host, const std::string& method,
@@ -296,12 +333,39 @@ class FakeHostDriver : public HostDriver {
       for (const auto& [k, val] : body->items()) v.metadata[k] = val;
       return vm_json(v);
     }
+    if (verb == "image" && method == "POST") {
+      if (!has(body, "image", json::value_t::string))
+        return Status::invalid_argument("image is required");
+      if (!export_error_.ok()) return export_error_;
+      const std::string name = body->at("image");
+      if (h.images.count(name)) return Status::conflict("an image named " + name + " exists");
+      std::map<std::string, std::string> files = {
+          {"Image", "a kernel, for the test's purposes"},
+          {"rootfs.qcow2", "QFI\xfb the disk of " + rest + " (" + v.state + ")"}};
+      json list = json::array();
+      for (const auto& [file, bytes] : files) {
+        list.push_back({{"name", file},
+                        {"role", file == "Image" ? "kernel" : "disk"},
+                        {"size", bytes.size()},
+                        {"sha256", sha256_hex(bytes)}});
+      }
+      json img = {{"name", name},
+                  {"description", body->value("description", "")},
+                  {"disk_format", "qcow2"},
+                  {"disk_mib", v.spec.value("disk_mib", uint64_t{0})},
+                  {"files", list}};
+      h.images[name] = img;
+      h.image_files[name] = files;
+      return img;
+    }
     if (verb == "console-output" && method == "GET") return json{{"output", v.console}};
     return Status::not_found("no such path " + path);
   }
 
   std::mutex mu_;
   int ready_after_ = 0;
+  Status export_error_;
+  bool corrupt_files_ = false;
   std::map<std::string, Host> hosts_;
   std::vector<CallRecord> calls_;
 };

@@ -82,6 +82,10 @@ Ec2Result<ImageRecord> Cloud::image(const std::string& id) {
                      fmt::format("The image id '[{}]' does not exist", id));
   auto i = image_from_json((*kv)->value);
   if (!i.ok()) return from_status(i.status());
+  // An image being made (or that failed) cannot be launched or served yet, as on EC2.
+  if (i->state != "available")
+    return ec2_error("InvalidAMIID.Unavailable",
+                     fmt::format("The image id '[{}]' is not available (it is {})", id, i->state));
   return *i;
 }
 

@@ -18,6 +18,7 @@
 
 #include "cloud/cloud.h"
 #include "cloud/cloud_server.h"
+#include "cloud/custom_images.h"
 #include "cloud/ec2_api.h"
 #include "cloud/reconciler.h"
 #include "cloud/sqlite_store.h"
@@ -185,6 +186,9 @@ int main(int argc, char** argv) {
   nimbus::cloud::Ec2Api api(cloud, driver, *creds);
   nimbus::cloud::Reconciler reconciler(cloud, driver, o.endpoint_url + "/nimbus/v1/images/");
   reconciler.start();
+  // CreateImage's images: exported on their instance's host, their files kept here.
+  nimbus::cloud::ImageBuilder image_builder(cloud, driver, state_dir + "/images");
+  image_builder.start();
   (*server)->serve(cloud, api);
   spdlog::info("serving region {} ({}) on {}; store {}; default image {}; join token in {}",
                o.region, fmt::join(o.zones, ", "), o.endpoint_url, (*store)->describe(), image->id,
@@ -201,6 +205,7 @@ int main(int argc, char** argv) {
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return stop; });
   spdlog::info("stopping");
+  image_builder.stop();
   reconciler.stop();
   return 0;
 }

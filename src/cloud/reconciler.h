@@ -30,6 +30,10 @@ class HostDriver {
                                       const std::string& path,
                                       const std::optional<nlohmann::json>& body,
                                       int timeout_ms) = 0;
+  // The bytes of a GET (an image's file: nimbusd's GET /v1/images/NAME/files/FILE); a body
+  // over `max_bytes` is an error.
+  virtual Result<std::string> fetch_file(const HostRecord& host, const std::string& path,
+                                         uint64_t max_bytes, int timeout_ms) = 0;
 };
 
 // The real one: HTTP with the host's bearer token (host/host_api_client.h).
@@ -38,6 +42,9 @@ class NimbusdDriver : public HostDriver {
   Result<nlohmann::json> call(const HostRecord& host, const std::string& method,
                               const std::string& path, const std::optional<nlohmann::json>& body,
                               int timeout_ms) override;
+  // custom_images.cpp
+  Result<std::string> fetch_file(const HostRecord& host, const std::string& path,
+                                 uint64_t max_bytes, int timeout_ms) override;
 };
 
 class Reconciler {
