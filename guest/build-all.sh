@@ -6,6 +6,7 @@
 t() { local s; s=$(date +%s); "$@"; log "$(basename "$1") took $(( $(date +%s) - s )) s"; }
 t "$GUEST_DIR/build-kernel.sh"
 t "$GUEST_DIR/build-busybox.sh"
+t "$GUEST_DIR/build-dropbear.sh"
 t "$GUEST_DIR/build-programs.sh"
 t "$GUEST_DIR/build-initramfs.sh"
 t "$GUEST_DIR/build-rootfs.sh"
