@@ -58,6 +58,8 @@ config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, con
       "console=ttyS0 earlycon=sbi root=/dev/vda rw nimbus.hostname={} "
       "ip={}::0.0.0.0:255.255.0.0:{}:eth1:off",
       vm.name, host_network_address(vm.slot), vm.name);
+  // The guest's /init runs nimbus-firstboot (host name, SSH key, dropbear, user data).
+  if (vm.metadata) c.boot_args += " nimbus.metadata=1";
   config::DiskSpec d;
   d.id = "rootfs";
   d.path = paths.disk;

@@ -96,5 +96,28 @@ TEST_F(SpawnTest, ASecondVmmForTheSameVmDoesNotStart) {
       << "the first VMM's pid survives";
 }
 
+// The guest's /init runs its first-boot agent (nimbus-firstboot) only when the VM has
+// metadata: the boot argument follows the VM's metadata section.
+TEST(MakeVmmConfig, NimbusMetadataBootArgOnlyWithMetadata) {
+  VmRecord vm;
+  vm.name = "web";
+  vm.slot = 7;
+  ImageInfo image;
+  image.kernel = "/images/Image";
+  const VmPaths paths = VmPaths::of("/state", "web");
+  config::VmConfig plain = make_vmm_config(vm, image, paths, "/state/switch.sock");
+  EXPECT_EQ(plain.boot_args.find("nimbus.metadata"), std::string::npos) << plain.boot_args;
+  EXPECT_FALSE(plain.metadata);
+
+  vm.metadata = config::MetadataConfig{};
+  vm.metadata->data = {{"meta-data", {{"instance-id", "i-0abc"}}}};
+  config::VmConfig with = make_vmm_config(vm, image, paths, "/state/switch.sock");
+  EXPECT_NE(with.boot_args.find(" nimbus.metadata=1"), std::string::npos) << with.boot_args;
+  EXPECT_NE(with.boot_args.find("root=/dev/vda rw nimbus.hostname=web"), std::string::npos)
+      << with.boot_args;
+  ASSERT_TRUE(with.metadata);
+  EXPECT_EQ(with.metadata->data, vm.metadata->data);
+}
+
 }  // namespace
 }  // namespace nimbus::host
