@@ -45,7 +45,14 @@ struct RunRequest {
   std::string zone, placement_group;
   std::vector<std::string> security_group_ids, security_group_names;
   Tags instance_tags;
-  uint64_t root_volume_gib = 0;  // 0: the image's size
+  uint64_t root_volume_gib = 0;              // 0: the image's size
+  InstanceMetadataOptions metadata_options;  // checked by the caller (the EC2 API)
+};
+
+// ModifyInstanceMetadataOptions: what to change (values checked by the caller).
+struct MetadataOptionsChange {
+  std::optional<std::string> http_tokens, http_endpoint, instance_metadata_tags;
+  std::optional<unsigned> hop_limit;
 };
 
 struct Reservation {
@@ -112,6 +119,10 @@ class Cloud {
   Ec2Result<std::vector<StateChange>> terminate_instances(const std::vector<std::string>& ids);
   Ec2Result<bool> reboot_instances(const std::vector<std::string>& ids);
   Ec2Result<bool> modify_instance_type(const std::string& id, const std::string& type);
+  // Running, pending, stopping or stopped instances (IncorrectInstanceState otherwise); the
+  // record after (metadata_options_applied false until the reconciler sent them).
+  Ec2Result<InstanceRecord> modify_instance_metadata_options(const std::string& id,
+                                                             const MetadataOptionsChange& change);
   // Updates one instance record with a compare-and-swap retry; `change` returns false to
   // leave it as it is.
   Status update_instance(const std::string& id, const std::function<bool(InstanceRecord&)>& change);

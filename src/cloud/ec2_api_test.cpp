@@ -11,109 +11,13 @@
 
 #include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
+#include "cloud/ec2_xml_test_util.h"
 #include "cloud/sigv4.h"
 
 namespace nimbus::cloud {
 namespace {
 
-// A small XML reader for what XmlWriter writes: elements, text, entities; enough to walk
-// a response by path.
-struct Node {
-  std::string name, text;
-  std::vector<Node> children;
-
-  const Node* child(const std::string& n) const {
-    for (const auto& c : children) {
-      if (c.name == n) return &c;
-    }
-    return nullptr;
-  }
-  std::vector<const Node*> all(const std::string& n) const {
-    std::vector<const Node*> out;
-    for (const auto& c : children) {
-      if (c.name == n) out.push_back(&c);
-    }
-    return out;
-  }
-  // "a/b/c": the text of the first element at that path ("" when absent).
-  std::string at(const std::string& path) const {
-    const Node* n = this;
-    size_t start = 0;
-    while (n && start <= path.size()) {
-      const size_t slash = path.find('/', start);
-      n = n->child(path.substr(start, slash - start));
-      if (slash == std::string::npos) break;
-      start = slash + 1;
-    }
-    return n ? n->text : "";
-  }
-};
-
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '&') {
-      out += s[i];
-      continue;
-    }
-    const size_t semi = s.find(';', i);
-    const std::string e = s.substr(i + 1, semi - i - 1);
-    if (e == "lt")
-      out += '<';
-    else if (e == "gt")
-      out += '>';
-    else if (e == "amp")
-      out += '&';
-    else if (e == "quot")
-      out += '"';
-    else if (e == "apos")
-      out += '\'';
-    else if (!e.empty() && e[0] == '#')
-      out += static_cast<char>(
-          std::stoi(e.substr(e[1] == 'x' ? 2 : 1), nullptr, e[1] == 'x' ? 16 : 10));
-    i = semi;
-  }
-  return out;
-}
-
-// Parses the document; ADD_FAILURE on anything malformed.
-Node parse_xml(const std::string& doc) {
-  Node root;
-  std::vector<Node*> stack = {&root};
-  size_t i = 0;
-  if (doc.rfind("<?xml", 0) == 0) i = doc.find("?>") + 2;
-  while (i < doc.size()) {
-    if (doc[i] != '<') {
-      const size_t lt = doc.find('<', i);
-      stack.back()->text += unescape(doc.substr(i, lt - i));
-      i = lt;
-      continue;
-    }
-    const size_t gt = doc.find('>', i);
-    if (gt == std::string::npos) {
-      ADD_FAILURE() << "unterminated tag in " << doc;
-      return root;
-    }
-    std::string tag = doc.substr(i + 1, gt - i - 1);
-    i = gt + 1;
-    if (tag[0] == '/') {
-      if (stack.size() < 2 || stack.back()->name != tag.substr(1)) {
-        ADD_FAILURE() << "mismatched </" << tag << "> in " << doc;
-        return root;
-      }
-      stack.pop_back();
-      continue;
-    }
-    const bool empty = tag.back() == '/';
-    if (empty) tag.pop_back();
-    Node n;
-    n.name = tag.substr(0, tag.find(' '));
-    stack.back()->children.push_back(n);
-    if (!empty) stack.push_back(&stack.back()->children.back());
-  }
-  if (stack.size() != 1) ADD_FAILURE() << "unclosed elements in " << doc;
-  return root.children.empty() ? Node{} : root.children[0];
-}
+using Node = XmlNode;
 
 http::Request form_request(const std::string& body) {
   http::Request r;
@@ -284,6 +188,115 @@ TEST_F(Ec2ApiTest, PaginationCoversEveryInstanceOnce) {
   EXPECT_EQ(
       error("Action=DescribeInstances&Version=2016-11-15&MaxResults=5&InstanceId.1=" + seen[0]),
       "InvalidParameterCombination");
+}
+
+TEST_F(Ec2ApiTest, MetadataOptionsOfRunInstancesAndDescribeInstances) {
+  // As botocore serializes RunInstances' MetadataOptions structure.
+  Node run = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
+                "&MinCount=1&MaxCount=1&MetadataOptions.HttpTokens=required"
+                "&MetadataOptions.HttpPutResponseHopLimit=2"
+                "&MetadataOptions.HttpProtocolIpv6=disabled"
+                "&MetadataOptions.InstanceMetadataTags=enabled");
+  const std::string id = run.at("instancesSet/item/instanceId");
+  const Node* mo = run.child("instancesSet")->child("item")->child("metadataOptions");
+  ASSERT_NE(mo, nullptr);
+  EXPECT_EQ(mo->at("state"), "pending") << "its VM does not exist yet";
+  EXPECT_EQ(mo->at("httpTokens"), "required");
+  EXPECT_EQ(mo->at("httpPutResponseHopLimit"), "2");
+  EXPECT_EQ(mo->at("httpEndpoint"), "enabled");
+  EXPECT_EQ(mo->at("httpProtocolIpv6"), "disabled");
+  EXPECT_EQ(mo->at("instanceMetadataTags"), "enabled");
+  for (int n = 0; n < 3; ++n) bed_.reconciler().pass_now();
+  Node d = ok("Action=DescribeInstances&Version=2016-11-15&InstanceId.1=" + id);
+  const std::string at = "reservationSet/item/instancesSet/item/metadataOptions/";
+  EXPECT_EQ(d.at(at + "state"), "applied");
+  EXPECT_EQ(d.at(at + "httpTokens"), "required");
+  EXPECT_EQ(d.at(at + "httpPutResponseHopLimit"), "2");
+  EXPECT_EQ(d.at(at + "instanceMetadataTags"), "enabled");
+
+  // Without any: EC2's defaults.
+  Node plain = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
+                  "&MinCount=1&MaxCount=1");
+  const std::string first = "instancesSet/item/metadataOptions/";
+  EXPECT_EQ(plain.at(first + "httpTokens"), "optional");
+  EXPECT_EQ(plain.at(first + "httpPutResponseHopLimit"), "1");
+  EXPECT_EQ(plain.at(first + "httpEndpoint"), "enabled");
+  EXPECT_EQ(plain.at(first + "instanceMetadataTags"), "disabled");
+
+  // Bad values: InvalidParameterValue, and nothing launched.
+  const auto before = bed_.store_dump();
+  const std::string base =
+      "Action=RunInstances&Version=2016-11-15&MinCount=1&MaxCount=1&ImageId=" + bed_.image_id() +
+      "&MetadataOptions.";
+  for (const char* bad :
+       {"HttpTokens=maybe", "HttpTokens=", "HttpTokens=Required", "HttpEndpoint=off",
+        "HttpPutResponseHopLimit=0", "HttpPutResponseHopLimit=65", "HttpPutResponseHopLimit=x",
+        "HttpPutResponseHopLimit=-1", "HttpPutResponseHopLimit=99999999999999999999",
+        "HttpProtocolIpv6=enabled", "HttpProtocolIpv6=on", "InstanceMetadataTags=yes",
+        "HttpTokens=%3Cx%3E%26"}) {
+    EXPECT_EQ(error(base + bad), "InvalidParameterValue") << bad;
+  }
+  EXPECT_EQ(bed_.store_dump(), before);
+}
+
+TEST_F(Ec2ApiTest, ModifyInstanceMetadataOptions) {
+  const std::string res = run("&MinCount=1&MaxCount=1");
+  const std::string id = describe("&Filter.1.Name=reservation-id&Filter.1.Value.1=" + res).at(0);
+  for (int n = 0; n < 3; ++n) bed_.reconciler().pass_now();
+  const std::string action = "Action=ModifyInstanceMetadataOptions&Version=2016-11-15";
+
+  // Refused, changing nothing.
+  const auto before = bed_.store_dump();
+  EXPECT_EQ(error(action + "&HttpTokens=required"), "MissingParameter");
+  EXPECT_EQ(error(action + "&InstanceId=i-nope&HttpTokens=required"),
+            "InvalidInstanceID.Malformed");
+  EXPECT_EQ(error(action + "&InstanceId=i-0123456789abcdef0&HttpTokens=required"),
+            "InvalidInstanceID.NotFound");
+  EXPECT_EQ(error(action + "&InstanceId=" + id), "InvalidParameterCombination");
+  for (const char* bad : {"HttpTokens=no", "HttpEndpoint=", "HttpPutResponseHopLimit=65",
+                          "HttpProtocolIpv6=enabled", "InstanceMetadataTags=on"}) {
+    EXPECT_EQ(error(action + "&InstanceId=" + id + "&" + bad), "InvalidParameterValue") << bad;
+  }
+  EXPECT_EQ(error(action + "&InstanceId=" + id + "&HttpTokens=required&DryRun=true", 412),
+            "DryRunOperation");
+  EXPECT_EQ(bed_.store_dump(), before);
+
+  Node m = ok(action + "&InstanceId=" + id + "&HttpTokens=required&HttpPutResponseHopLimit=5");
+  EXPECT_EQ(m.name, "ModifyInstanceMetadataOptionsResponse");
+  EXPECT_FALSE(m.at("requestId").empty());
+  EXPECT_EQ(m.at("instanceId"), id);
+  EXPECT_EQ(m.at("instanceMetadataOptions/state"), "pending");
+  EXPECT_EQ(m.at("instanceMetadataOptions/httpTokens"), "required");
+  EXPECT_EQ(m.at("instanceMetadataOptions/httpPutResponseHopLimit"), "5");
+  EXPECT_EQ(m.at("instanceMetadataOptions/httpEndpoint"), "enabled");
+  EXPECT_EQ(m.at("instanceMetadataOptions/httpProtocolIpv6"), "disabled");
+  EXPECT_EQ(m.at("instanceMetadataOptions/instanceMetadataTags"), "disabled");
+  const std::string at = "reservationSet/item/instancesSet/item/metadataOptions/";
+  Node d = ok("Action=DescribeInstances&Version=2016-11-15&InstanceId.1=" + id);
+  EXPECT_EQ(d.at(at + "state"), "pending");
+  EXPECT_EQ(d.at(at + "httpTokens"), "required");
+  for (int n = 0; n < 2; ++n) bed_.reconciler().pass_now();
+  d = ok("Action=DescribeInstances&Version=2016-11-15&InstanceId.1=" + id);
+  EXPECT_EQ(d.at(at + "state"), "applied");
+  EXPECT_EQ(d.at(at + "httpPutResponseHopLimit"), "5");
+  // Reached its VM.
+  const std::string host = d.at("reservationSet/item/instancesSet/item/placement/hostId");
+  auto vm = bed_.driver().vm(host, id);
+  ASSERT_TRUE(vm.has_value());
+  EXPECT_EQ(vm->metadata["http_tokens"], "required");
+  EXPECT_EQ(vm->metadata["hop_limit"], 5);
+
+  // Back to optional (HttpProtocolIpv6=disabled alone is accepted too: it is already).
+  m = ok(action + "&InstanceId=" + id + "&HttpTokens=optional");
+  EXPECT_EQ(m.at("instanceMetadataOptions/httpTokens"), "optional");
+  EXPECT_EQ(m.at("instanceMetadataOptions/httpPutResponseHopLimit"), "5") << "kept";
+  ok(action + "&InstanceId=" + id + "&HttpProtocolIpv6=disabled");
+  for (int n = 0; n < 2; ++n) bed_.reconciler().pass_now();
+  EXPECT_EQ(bed_.driver().vm(host, id)->metadata["http_tokens"], "optional");
+
+  // Terminated: IncorrectInstanceState.
+  ok("Action=TerminateInstances&Version=2016-11-15&InstanceId.1=" + id);
+  EXPECT_EQ(error(action + "&InstanceId=" + id + "&HttpTokens=required"), "IncorrectInstanceState");
 }
 
 TEST_F(Ec2ApiTest, ErrorsHaveEc2sShape) {

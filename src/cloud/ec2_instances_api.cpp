@@ -2,6 +2,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <initializer_list>
+#include <optional>
 
 #include "cloud/base64.h"
 #include "cloud/ec2_api.h"
@@ -23,6 +25,68 @@ bool shows_public_ip(const InstanceRecord& i) {
 
 void render_state(XmlWriter& w, const char* tag, InstanceState s) {
   w.open(tag).number("code", state_code(s)).text("name", state_name(s)).close();
+}
+
+// EC2's InstanceMetadataOptionsResponse.
+void render_metadata_options(XmlWriter& w, const char* tag, const InstanceRecord& i) {
+  const InstanceMetadataOptions& o = i.metadata_options;
+  w.open(tag)
+      .text("state", i.metadata_options_applied ? "applied" : "pending")
+      .text("httpTokens", o.http_tokens)
+      .number("httpPutResponseHopLimit", o.http_put_response_hop_limit)
+      .text("httpEndpoint", o.http_endpoint)
+      .text("httpProtocolIpv6", "disabled")
+      .text("instanceMetadataTags", o.instance_metadata_tags)
+      .close();
+}
+
+// One of `allowed` or absent; InvalidParameterValue naming them otherwise.
+Ec2Result<std::optional<std::string>> enum_param(const QueryParams& p, const std::string& name,
+                                                 std::initializer_list<const char*> allowed) {
+  auto v = p.get(name);
+  if (!v) return std::optional<std::string>();
+  for (const char* a : allowed) {
+    if (*v == a) return v;
+  }
+  std::vector<std::string> names(allowed.begin(), allowed.end());
+  return invalid_parameter_value(fmt::format("Invalid value '{}' for {}. Valid values: {}",
+                                             quote_value_for_message(*v), name,
+                                             fmt::join(names, ", ")));
+}
+
+// EC2's metadata options as RunInstances (prefix "MetadataOptions.") and
+// ModifyInstanceMetadataOptions ("") take them: each optional, all checked before any is
+// used. HttpProtocolIpv6 only "disabled": Nimbus serves IPv4 only.
+Ec2Result<MetadataOptionsChange> parse_metadata_options(const QueryParams& p,
+                                                        const std::string& prefix) {
+  MetadataOptionsChange c;
+  auto tokens = enum_param(p, prefix + "HttpTokens", {"optional", "required"});
+  if (!tokens.ok()) return tokens.error();
+  c.http_tokens = *tokens;
+  auto endpoint = enum_param(p, prefix + "HttpEndpoint", {"enabled", "disabled"});
+  if (!endpoint.ok()) return endpoint.error();
+  c.http_endpoint = *endpoint;
+  auto tags = enum_param(p, prefix + "InstanceMetadataTags", {"enabled", "disabled"});
+  if (!tags.ok()) return tags.error();
+  c.instance_metadata_tags = *tags;
+  if (auto v6 = p.get(prefix + "HttpProtocolIpv6"); v6 && *v6 != "disabled") {
+    if (*v6 == "enabled")
+      return invalid_parameter_value(
+          "HttpProtocolIpv6 'enabled' is not supported: Nimbus serves instance metadata on "
+          "169.254.169.254 (IPv4) only");
+    return invalid_parameter_value(
+        fmt::format("Invalid value '{}' for {}HttpProtocolIpv6. Valid values: disabled",
+                    quote_value_for_message(*v6), prefix));
+  }
+  if (auto v = p.get(prefix + "HttpPutResponseHopLimit")) {
+    auto hops = p.get_int(prefix + "HttpPutResponseHopLimit", 1, 64);
+    if (!hops.ok())
+      return invalid_parameter_value(
+          fmt::format("Invalid value '{}' for HttpPutResponseHopLimit: an integer from 1 to 64",
+                      quote_value_for_message(*v)));
+    c.hop_limit = static_cast<unsigned>(**hops);
+  }
+  return c;
 }
 
 void render_instance(XmlWriter& w, const InstanceRecord& i, Cloud& cloud,
@@ -83,12 +147,7 @@ void render_instance(XmlWriter& w, const InstanceRecord& i, Cloud& cloud,
   render_tags(w, i.tags);
   w.text("hypervisor", "nimbus");
   w.open("cpuOptions").number("coreCount", i.vcpus).number("threadsPerCore", 1).close();
-  w.open("metadataOptions")
-      .text("state", "applied")
-      .text("httpTokens", "optional")
-      .number("httpPutResponseHopLimit", 1)
-      .text("httpEndpoint", "enabled")
-      .close();
+  render_metadata_options(w, "metadataOptions", i);
   w.close();
 }
 
@@ -190,6 +249,13 @@ void Ec2Api::add_instance_actions() {
       if (!size.ok()) return bad_parameter(size.status());
       if (*size) r.root_volume_gib = static_cast<uint64_t>(**size);
     }
+    auto metadata = parse_metadata_options(p, "MetadataOptions.");
+    if (!metadata.ok()) return metadata.error();
+    if (metadata->http_tokens) r.metadata_options.http_tokens = *metadata->http_tokens;
+    if (metadata->http_endpoint) r.metadata_options.http_endpoint = *metadata->http_endpoint;
+    if (metadata->instance_metadata_tags)
+      r.metadata_options.instance_metadata_tags = *metadata->instance_metadata_tags;
+    if (metadata->hop_limit) r.metadata_options.http_put_response_hop_limit = *metadata->hop_limit;
     auto res = cloud_.run_instances(r);
     if (!res.ok()) return res.error();
     const auto names = group_names(cloud_);
@@ -394,6 +460,33 @@ void Ec2Api::add_instance_actions() {
     auto r = cloud_.modify_instance_type(id, type);
     if (!r.ok()) return r.error();
     return boolean_reply(c);
+  };
+  actions_["ModifyInstanceMetadataOptions"] = [this](const Call& c) -> Ec2Result<std::string> {
+    const QueryParams& p = c.params;
+    const std::string id = p.get_or("InstanceId", "");
+    if (id.empty()) return missing_parameter("InstanceId");
+    auto change = parse_metadata_options(p, "");
+    if (!change.ok()) return change.error();
+    const bool v6 = p.has("HttpProtocolIpv6");  // only "disabled", which it is already
+    if (!change->http_tokens && !change->http_endpoint && !change->instance_metadata_tags &&
+        !change->hop_limit && !v6)
+      return invalid_parameter_combination(
+          "Specify at least one of HttpTokens, HttpPutResponseHopLimit, HttpEndpoint, "
+          "HttpProtocolIpv6 or InstanceMetadataTags");
+    auto dry = p.get_bool("DryRun");
+    if (!dry.ok()) return bad_parameter(dry.status());
+    if (dry->value_or(false)) {
+      auto i = cloud_.instance(id);
+      if (!i.ok()) return i.error();
+      return ec2_error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.",
+                       412);
+    }
+    auto r = cloud_.modify_instance_metadata_options(id, *change);
+    if (!r.ok()) return r.error();
+    XmlWriter w("ModifyInstanceMetadataOptionsResponse");
+    w.text("requestId", c.request_id).text("instanceId", r->id);
+    render_metadata_options(w, "instanceMetadataOptions", *r);
+    return w.finish();
   };
   actions_["GetConsoleOutput"] = [this](const Call& c) -> Ec2Result<std::string> {
     const std::string id = c.params.get_or("InstanceId", "");

@@ -10,6 +10,7 @@
 #include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
 #include "cloud/ec2_api.h"
+#include "cloud/ec2_xml_test_util.h"
 #include "cloud/ssh_keys.h"
 
 namespace nimbus::cloud {
@@ -19,95 +20,7 @@ constexpr const char* kEdLine =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDZvKa0ft/UHoIPBvI+1ja1zq1+VhFBTTrv6BICFeKb1 fixed ed";
 constexpr const char* kEdFingerprint = "tsJHEri8rlLimmUHabJWvXut+Lt8MTXYMeij4DL+ip0=";
 
-// A small reader of what XmlWriter writes (elements, text, the five entities and numeric
-// references), enough to walk a response by path.
-struct Node {
-  std::string name, text;
-  std::vector<Node> children;
-  const Node* child(const std::string& n) const {
-    for (const auto& c : children) {
-      if (c.name == n) return &c;
-    }
-    return nullptr;
-  }
-  std::vector<const Node*> all(const std::string& n) const {
-    std::vector<const Node*> out;
-    for (const auto& c : children) {
-      if (c.name == n) out.push_back(&c);
-    }
-    return out;
-  }
-  std::string at(const std::string& path) const {
-    const Node* n = this;
-    size_t start = 0;
-    while (n) {
-      const size_t slash = path.find('/', start);
-      n = n->child(path.substr(start, slash - start));
-      if (slash == std::string::npos) break;
-      start = slash + 1;
-    }
-    return n ? n->text : "";
-  }
-};
-
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '&') {
-      out += s[i];
-      continue;
-    }
-    const size_t semi = s.find(';', i);
-    const std::string e = s.substr(i + 1, semi - i - 1);
-    if (e == "lt") out += '<';
-    if (e == "gt") out += '>';
-    if (e == "amp") out += '&';
-    if (e == "quot") out += '"';
-    if (e == "apos") out += '\'';
-    if (!e.empty() && e[0] == '#')
-      out += static_cast<char>(
-          std::stoi(e.substr(e[1] == 'x' ? 2 : 1), nullptr, e[1] == 'x' ? 16 : 10));
-    i = semi;
-  }
-  return out;
-}
-
-Node parse_xml(const std::string& doc) {
-  Node root;
-  std::vector<Node*> stack = {&root};
-  size_t i = doc.rfind("<?xml", 0) == 0 ? doc.find("?>") + 2 : 0;
-  while (i < doc.size()) {
-    if (doc[i] != '<') {
-      const size_t lt = doc.find('<', i);
-      stack.back()->text += unescape(doc.substr(i, lt - i));
-      i = lt;
-      continue;
-    }
-    const size_t gt = doc.find('>', i);
-    if (gt == std::string::npos) {
-      ADD_FAILURE() << "unterminated tag in " << doc;
-      return root;
-    }
-    std::string tag = doc.substr(i + 1, gt - i - 1);
-    i = gt + 1;
-    if (tag[0] == '/') {
-      if (stack.size() < 2 || stack.back()->name != tag.substr(1)) {
-        ADD_FAILURE() << "mismatched </" << tag << "> in " << doc;
-        return root;
-      }
-      stack.pop_back();
-      continue;
-    }
-    const bool empty = tag.back() == '/';
-    if (empty) tag.pop_back();
-    Node n;
-    n.name = tag.substr(0, tag.find(' '));
-    stack.back()->children.push_back(n);
-    if (!empty) stack.push_back(&stack.back()->children.back());
-  }
-  if (stack.size() != 1) ADD_FAILURE() << "unclosed elements in " << doc;
-  return root.children.empty() ? Node{} : root.children[0];
-}
+using Node = XmlNode;
 
 std::string url_encode(const std::string& s) {
   std::string out;

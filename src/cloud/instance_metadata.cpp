@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
+#include <string_view>
 
 #include "cloud/cloud.h"
 #include "config/metadata_config.h"
@@ -28,6 +30,17 @@ std::string key_entry(const std::string& key_name) {
     if (u < 0x20 || u == 0x7f || c == '/') c = '_';
   }
   return "0=" + (name.empty() ? std::string("key") : name);
+}
+
+// A tag key EC2 serves under meta-data/tags/instance/ (and the tree can hold as one name).
+bool metadata_tag_key(const std::string& key) {
+  if (key.empty() || key.size() > 255 || key == "." || key == "..") return false;
+  for (unsigned char c : key) {
+    if (!std::isalnum(c) &&
+        std::string_view("+-.,_:@").find(static_cast<char>(c)) == std::string_view::npos)
+      return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -62,6 +75,13 @@ json instance_metadata_data(const InstanceRecord& inst, const MetadataContext& c
   if (!inst.key_name.empty() && !inst.public_key.empty()) {
     md["public-keys"] = {{key_entry(inst.key_name), {{"openssh-key", inst.public_key}}}};
   }
+  if (inst.metadata_options.instance_metadata_tags == "enabled") {
+    json tags = json::object();
+    for (const auto& [k, v] : inst.tags) {
+      if (metadata_tag_key(k)) tags[k] = v;
+    }
+    md["tags"] = {{"instance", tags}};
+  }
   const json document = {{"accountId", inst.owner_id.empty() ? ctx.account_id : inst.owner_id},
                          {"architecture", "riscv64"},
                          {"availabilityZone", inst.zone},
@@ -82,16 +102,24 @@ json instance_metadata_data(const InstanceRecord& inst, const MetadataContext& c
   return data;
 }
 
+config::MetadataOptions vmm_metadata_options(const InstanceMetadataOptions& o) {
+  config::MetadataOptions m;
+  m.tokens_required = o.http_tokens == "required";
+  m.endpoint_enabled = o.http_endpoint != "disabled";
+  m.hop_limit = std::clamp(o.http_put_response_hop_limit, 1u, config::kMaxMetadataHopLimit);
+  return m;
+}
+
 json instance_metadata(const InstanceRecord& inst, const MetadataContext& ctx) {
-  json m = config::to_json(config::MetadataOptions{});
+  json m = config::to_json(vmm_metadata_options(inst.metadata_options));
   m["data"] = instance_metadata_data(inst, ctx);
   return m;
 }
 
-std::string metadata_hash(const json& data) {
+std::string metadata_hash(const json& metadata) {
   // FNV-1a, 64 bits: only compared with itself, never trusted for integrity.
   uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : data.dump()) {
+  for (unsigned char c : metadata.dump()) {
     h ^= c;
     h *= 1099511628211ull;
   }

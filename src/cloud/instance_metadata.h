@@ -6,6 +6,9 @@
 //               placement/{availability-zone,region} public-keys/0=KEY/openssh-key
 //   user-data   the instance's UserData (base64 as it came; the VMM serves it decoded)
 //   dynamic/instance-identity/document   the identity document (JSON)
+//   meta-data/tags/instance/KEY   the instance's tags, with InstanceMetadataTags enabled
+//               (keys of letters, digits and + - . , _ : @ only, as EC2 allows there; '='
+//               is left out too: the tree reads "N=NAME" as an index entry)
 //
 // The private address, its host name and the MAC are known once the host made the VM;
 // until then they are left out (the reconciler sends the data again when they are known).
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "cloud/records.h"
+#include "config/metadata_config.h"
 
 namespace nimbus::cloud {
 
@@ -29,11 +33,14 @@ struct MetadataContext {
 
 // The data tree (config::check_metadata_data accepts it).
 nlohmann::json instance_metadata_data(const InstanceRecord& inst, const MetadataContext& ctx);
-// nimbusd's "metadata" object for a create: the data and EC2's default options (IMDSv1 and
-// v2, endpoint enabled, hop limit 1).
+// nimbusd's "metadata" object, for a create and for PUT /v1/vms/ID/metadata: the data and
+// the instance's options (http_tokens, http_endpoint, hop_limit).
 nlohmann::json instance_metadata(const InstanceRecord& inst, const MetadataContext& ctx);
-// A short stable digest of a data tree (InstanceRecord::metadata_hash: what was sent last).
-std::string metadata_hash(const nlohmann::json& data);
+// The VMM's options for the instance's (a hop limit out of 1..64 is clamped).
+config::MetadataOptions vmm_metadata_options(const InstanceMetadataOptions& o);
+// A short stable digest of a metadata object (InstanceRecord::metadata_hash: what was sent
+// last).
+std::string metadata_hash(const nlohmann::json& metadata);
 // The context from the cloud's options and security groups (names of deleted groups are
 // left out); `mac` as given.
 MetadataContext metadata_context(Cloud& cloud, const InstanceRecord& inst,

@@ -115,5 +115,66 @@ TEST(InstanceMetadata, TheHashFollowsTheData) {
   EXPECT_NE(before, metadata_hash(instance_metadata_data(i, context())));
 }
 
+TEST(InstanceMetadata, TheInstancesOptionsGoToTheVmmAndIntoTheHash) {
+  InstanceRecord i = instance();
+  const std::string before = metadata_hash(instance_metadata(i, context()));
+  i.metadata_options.http_tokens = "required";
+  i.metadata_options.http_endpoint = "disabled";
+  i.metadata_options.http_put_response_hop_limit = 3;
+  const json m = instance_metadata(i, context());
+  EXPECT_EQ(m["http_tokens"], "required");
+  EXPECT_EQ(m["http_endpoint"], "disabled");
+  EXPECT_EQ(m["hop_limit"], 3);
+  auto parsed = config::parse_metadata(m);
+  ASSERT_TRUE(parsed.ok()) << parsed.message();
+  EXPECT_TRUE(parsed->options.tokens_required);
+  EXPECT_FALSE(parsed->options.endpoint_enabled);
+  EXPECT_EQ(parsed->options.hop_limit, 3u);
+  // A change of options alone is sent again (the reconciler compares this hash).
+  EXPECT_NE(before, metadata_hash(m));
+  // Out of range (the store holds only what the API checked, but never trust it).
+  i.metadata_options.http_put_response_hop_limit = 0;
+  EXPECT_EQ(vmm_metadata_options(i.metadata_options).hop_limit, 1u);
+  i.metadata_options.http_put_response_hop_limit = 1000;
+  EXPECT_EQ(vmm_metadata_options(i.metadata_options).hop_limit, 64u);
+}
+
+TEST(InstanceMetadata, TagsOnlyWithInstanceMetadataTagsEnabled) {
+  InstanceRecord i = instance();
+  i.tags = {{"Name", "web-1"},   {"team:owner@x", "ops"}, {"has space", "left out"},
+            {"a/b", "left out"}, {"k=v", "left out"},     {"..", "left out"}};
+  EXPECT_FALSE(instance_metadata_data(i, context())["meta-data"].contains("tags"));
+  i.metadata_options.instance_metadata_tags = "enabled";
+  const json d = instance_metadata_data(i, context());
+  ASSERT_TRUE(config::check_metadata_data(d).ok()) << config::check_metadata_data(d).message();
+  EXPECT_EQ(d["meta-data"]["tags"]["instance"], json({{"Name", "web-1"}, {"team:owner@x", "ops"}}));
+  // No tags: an empty directory, as EC2 lists tags/instance/ with nothing in it.
+  i.tags.clear();
+  EXPECT_EQ(instance_metadata_data(i, context())["meta-data"]["tags"]["instance"], json::object());
+}
+
+TEST(InstanceMetadata, OlderRecordsParseToTheDefaultOptions) {
+  // A record written before the options existed (no metadata_options field).
+  nlohmann::json old = to_json(instance());
+  old.erase("metadata_options");
+  old.erase("metadata_options_applied");
+  auto r = instance_from_json(old.dump());
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_EQ(r->metadata_options, InstanceMetadataOptions{});
+  EXPECT_EQ(r->metadata_options.http_tokens, "optional");
+  EXPECT_EQ(r->metadata_options.http_endpoint, "enabled");
+  EXPECT_EQ(r->metadata_options.http_put_response_hop_limit, 1u);
+  EXPECT_EQ(r->metadata_options.instance_metadata_tags, "disabled");
+  EXPECT_TRUE(r->metadata_options_applied) << "its host has the defaults";
+  // And they round-trip.
+  InstanceRecord i = instance();
+  i.metadata_options = {"required", "disabled", 7, "enabled"};
+  i.metadata_options_applied = false;
+  auto back = instance_from_json(to_json(i).dump());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->metadata_options, i.metadata_options);
+  EXPECT_FALSE(back->metadata_options_applied);
+}
+
 }  // namespace
 }  // namespace nimbus::cloud

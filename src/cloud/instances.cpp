@@ -32,6 +32,10 @@ std::string request_fingerprint(const RunRequest& r) {
                       {"sg_names", r.security_group_names},
                       {"tags", r.instance_tags},
                       {"volume", r.root_volume_gib}};
+  // Only when given: tokens of launches before the options existed still match.
+  if (const auto& m = r.metadata_options; m != InstanceMetadataOptions{})
+    j["metadata"] = {m.http_tokens, m.http_endpoint, m.http_put_response_hop_limit,
+                     m.instance_metadata_tags};
   return sha256_hex(j.dump());
 }
 
@@ -258,6 +262,8 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
       i.launch_time = launch_time;
       i.security_groups = groups;
       i.placement_group = req.placement_group;
+      i.metadata_options = req.metadata_options;
+      i.metadata_options_applied = false;  // its VM does not exist yet
       i.user_data = req.user_data;
       i.tags = req.instance_tags;
       HostAllocation& a = allocs[host].first;
@@ -541,6 +547,37 @@ Ec2Result<bool> Cloud::modify_instance_type(const std::string& id, const std::st
                      fmt::format("The instance '{}' is not in the 'stopped' state", id));
   kick();
   return true;
+}
+
+Ec2Result<InstanceRecord> Cloud::modify_instance_metadata_options(
+    const std::string& id, const MetadataOptionsChange& change) {
+  auto i = instance(id);
+  if (!i.ok()) return i.error();
+  std::optional<InstanceState> refused;
+  Status s = update_instance(id, [&](InstanceRecord& r) {
+    refused.reset();
+    if (r.state == InstanceState::kTerminated || r.state == InstanceState::kShuttingDown) {
+      refused = r.state;
+      return false;
+    }
+    InstanceMetadataOptions o = r.metadata_options;
+    if (change.http_tokens) o.http_tokens = *change.http_tokens;
+    if (change.http_endpoint) o.http_endpoint = *change.http_endpoint;
+    if (change.instance_metadata_tags) o.instance_metadata_tags = *change.instance_metadata_tags;
+    if (change.hop_limit) o.http_put_response_hop_limit = *change.hop_limit;
+    if (o == r.metadata_options) return false;  // nothing new: as it was
+    r.metadata_options = o;
+    r.metadata_options_applied = false;
+    return true;
+  });
+  if (!s.ok()) return from_status(s);
+  if (refused)
+    return ec2_error("IncorrectInstanceState",
+                     fmt::format("The instance '{}' is not in a state from which its metadata "
+                                 "options can be modified (it is {})",
+                                 id, state_name(*refused)));
+  kick();
+  return instance(id);
 }
 
 }  // namespace nimbus::cloud

@@ -166,7 +166,10 @@ void Reconciler::purge_terminated(const std::vector<InstanceRecord>& all) {
 
 bool Reconciler::needs_work(const InstanceRecord& inst) {
   if (inst.state == InstanceState::kTerminated) return false;
-  if (inst.state == InstanceState::kStopped && inst.desired == Desired::kStopped) return false;
+  if (inst.state == InstanceState::kStopped && inst.desired == Desired::kStopped) {
+    // Only new metadata options (ModifyInstanceMetadataOptions) go to a stopped VM.
+    return !inst.metadata_options_applied && cloud_.host_alive(inst.host);
+  }
   if (!cloud_.host_alive(inst.host)) return false;  // impaired: wait for the host
   if (inst.state != InstanceState::kRunning || inst.desired != Desired::kRunning) return true;
   if (inst.reboot_requests > inst.reboots_done) return true;
@@ -177,8 +180,9 @@ bool Reconciler::needs_work(const InstanceRecord& inst) {
   if (!vm) return true;
   const std::string state = text(*vm, "state");
   if (state != "running" && state != "starting" && state != "paused") return true;
-  // Its metadata was never sent whole, or its private address (in the metadata) changed.
-  if (inst.metadata_hash.empty()) return true;
+  // Its metadata was never sent whole, its options changed, or its private address (in the
+  // metadata) changed.
+  if (inst.metadata_hash.empty() || !inst.metadata_options_applied) return true;
   const std::string ip = text(field(*vm, "addresses"), "host");
   if (!ip.empty() && ip != inst.private_ip) return true;
   return forward_set(field(*vm, "forwards")) != forward_set(cloud_.forwards_for(inst));
@@ -283,6 +287,16 @@ void Reconciler::act(const std::string& id) {
       }
       const std::string now_state = vm ? text(*vm, "state") : "stopped";
       if (now_state != "stopped" && now_state != "crashed") return done();  // next pass
+      // Options changed while it stops or is stopped: its VM starts with them. (No VM: it
+      // cannot start again, nothing to apply.)
+      std::string sent_hash = inst.metadata_hash;
+      if (vm && !inst.metadata_options_applied) {
+        const nlohmann::json metadata = instance_metadata(
+            inst, metadata_context(cloud_, inst, text(field(*vm, "macs"), "host")));
+        auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/metadata", metadata, 30000);
+        if (!r.ok()) return fail(r.status(), "setting the metadata");
+        sent_hash = cloud::metadata_hash(metadata);
+      }
       // Compute first, as for termination (StartInstances refuses a stopping instance, so
       // nothing claims it again in between).
       if (Status rel = cloud_.release_claim(inst, false); !rel.ok())
@@ -293,6 +307,10 @@ void Reconciler::act(const std::string& id) {
         r.force_stop = false;
         r.vm_state = now_state;
         r.vm_ready = false;
+        if (r.metadata_options == inst.metadata_options) {
+          r.metadata_options_applied = true;
+          r.metadata_hash = sent_hash;
+        }
         return true;
       });
       if (!s.ok()) return fail(s, "recording the stop");
@@ -398,6 +416,16 @@ void Reconciler::act(const std::string& id) {
         }
         return s.ok() ? done() : fail(s, "recording a failed start");
       }
+      if (!inst.metadata_options_applied) {
+        // Changed while stopped and not sent yet: it starts with them (recorded as applied
+        // once it runs, below).
+        auto r = driver_.call(
+            host, "PUT", "/v1/vms/" + id + "/metadata",
+            instance_metadata(inst,
+                              metadata_context(cloud_, inst, text(field(*vm, "macs"), "host"))),
+            30000);
+        if (!r.ok()) return fail(r.status(), "setting the metadata");
+      }
       auto r = driver_.call(host, "POST", "/v1/vms/" + id + "/start", std::nullopt, 60000);
       if (!r.ok()) return fail(r.status(), "starting the VM");
       return done();
@@ -452,12 +480,12 @@ void Reconciler::act(const std::string& id) {
   // is): sent when it differs from what was sent last.
   InstanceRecord now = inst;
   if (!private_ip.empty()) now.private_ip = private_ip;
+  // The options are part of it: ModifyInstanceMetadataOptions changes the hash too.
   const nlohmann::json metadata =
-      instance_metadata_data(now, metadata_context(cloud_, now, text(field(*vm, "macs"), "host")));
+      instance_metadata(now, metadata_context(cloud_, now, text(field(*vm, "macs"), "host")));
   const std::string metadata_hash = cloud::metadata_hash(metadata);
-  if (metadata_hash != inst.metadata_hash) {
-    auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/metadata",
-                          nlohmann::json{{"data", metadata}}, 30000);
+  if (metadata_hash != inst.metadata_hash || !inst.metadata_options_applied) {
+    auto r = driver_.call(host, "PUT", "/v1/vms/" + id + "/metadata", metadata, 30000);
     if (!r.ok()) return fail(r.status(), "setting the metadata");
   }
   Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
@@ -475,6 +503,11 @@ void Reconciler::act(const std::string& id) {
     }
     if (r.metadata_hash != metadata_hash) {
       r.metadata_hash = metadata_hash;
+      changed = true;
+    }
+    // What was sent is what the record asks for now (not changed again meanwhile).
+    if (!r.metadata_options_applied && r.metadata_options == inst.metadata_options) {
+      r.metadata_options_applied = true;
       changed = true;
     }
     if (r.vm_state != vm_state || r.vm_ready != ready) {

@@ -346,5 +346,112 @@ TEST_F(ReconcilerTest, TheVmGetsItsMetadataAndItsPrivateAddressOnceKnown) {
   EXPECT_EQ(std::count(again.begin(), again.end(), "PUT /v1/vms/" + id + "/metadata"), 1);
 }
 
+TEST_F(ReconcilerTest, MetadataOptionsReachTheVmAndShowAppliedOnlyThen) {
+  RunRequest req = bed_.run_request();
+  req.metadata_options.http_tokens = "required";
+  req.metadata_options.http_put_response_hop_limit = 3;
+  auto run = bed_.cloud().run_instances(req);
+  ASSERT_TRUE(run.ok());
+  const std::string id = run->instances.at(0).id;
+  EXPECT_FALSE(get(id).metadata_options_applied) << "no VM yet";
+  bed_.reconciler().pass_now();
+  // The create carries them.
+  std::optional<nlohmann::json> create;
+  for (const auto& c : bed_.driver().calls()) {
+    if (c.method == "POST" && c.path == "/v1/vms") create = c.body;
+  }
+  ASSERT_TRUE(create.has_value());
+  EXPECT_EQ((*create)["metadata"]["http_tokens"], "required");
+  EXPECT_EQ((*create)["metadata"]["hop_limit"], 3);
+  ASSERT_TRUE(pass_until(id, InstanceState::kRunning));
+  EXPECT_TRUE(get(id).metadata_options_applied);
+
+  // Changed on a running instance: pending until sent, then applied; sent once.
+  MetadataOptionsChange change;
+  change.http_tokens = "optional";
+  change.http_endpoint = "disabled";
+  auto m = bed_.cloud().modify_instance_metadata_options(id, change);
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_FALSE(m->metadata_options_applied);
+  EXPECT_EQ(m->metadata_options.http_tokens, "optional");
+  EXPECT_EQ(m->metadata_options.http_endpoint, "disabled");
+  EXPECT_EQ(m->metadata_options.http_put_response_hop_limit, 3u) << "not given: kept";
+  bed_.driver().clear_calls();
+  for (int n = 0; n < 3; ++n) bed_.reconciler().pass_now();
+  Lines l = bed_.driver().call_lines(host_);
+  EXPECT_EQ(std::count(l.begin(), l.end(), "PUT /v1/vms/" + id + "/metadata"), 1);
+  auto vm = bed_.driver().vm(host_, id);
+  ASSERT_TRUE(vm.has_value());
+  EXPECT_EQ(vm->metadata["http_tokens"], "optional");
+  EXPECT_EQ(vm->metadata["http_endpoint"], "disabled");
+  EXPECT_EQ(vm->metadata["hop_limit"], 3);
+  EXPECT_EQ(vm->metadata["data"]["meta-data"]["instance-id"], id) << "the data stays";
+  EXPECT_TRUE(get(id).metadata_options_applied);
+
+  // The same options again: nothing to do, still applied.
+  m = bed_.cloud().modify_instance_metadata_options(id, change);
+  ASSERT_TRUE(m.ok());
+  EXPECT_TRUE(m->metadata_options_applied);
+
+  // A host that cannot be reached: pending, and retried once it is back.
+  change.http_endpoint = "enabled";
+  ASSERT_TRUE(bed_.cloud().modify_instance_metadata_options(id, change).ok());
+  bed_.driver().set_unreachable(host_, true);
+  bed_.reconciler().pass_now();
+  EXPECT_FALSE(get(id).metadata_options_applied);
+  bed_.driver().set_unreachable(host_, false);
+  bed_.heartbeat_all();  // its VM in the host's report: only the options are left to do
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(get(id).metadata_options_applied);
+  EXPECT_EQ(bed_.driver().vm(host_, id)->metadata["http_endpoint"], "enabled");
+}
+
+TEST_F(ReconcilerTest, MetadataOptionsOfAStoppedInstanceGoToItsVmBeforeItStarts) {
+  const std::string id = running();
+  ASSERT_TRUE(bed_.cloud().stop_instances({id}, false).ok());
+  ASSERT_TRUE(pass_until(id, InstanceState::kStopped));
+  MetadataOptionsChange change;
+  change.http_tokens = "required";
+  ASSERT_TRUE(bed_.cloud().modify_instance_metadata_options(id, change).ok());
+  EXPECT_FALSE(get(id).metadata_options_applied);
+  bed_.driver().clear_calls();
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(called("PUT /v1/vms/" + id + "/metadata"));
+  EXPECT_EQ(bed_.driver().vm(host_, id)->metadata["http_tokens"], "required");
+  EXPECT_EQ(bed_.driver().vm(host_, id)->state, "stopped") << "not started by it";
+  InstanceRecord i = get(id);
+  EXPECT_TRUE(i.metadata_options_applied);
+  EXPECT_EQ(i.state, InstanceState::kStopped);
+  // Nothing more for it while stopped.
+  bed_.driver().clear_calls();
+  bed_.reconciler().pass_now();
+  EXPECT_TRUE(bed_.driver().call_lines(host_).empty());
+
+  // Terminated: refused, as EC2 does.
+  ASSERT_TRUE(bed_.cloud().terminate_instances({id}).ok());
+  auto r = bed_.cloud().modify_instance_metadata_options(id, change);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, "IncorrectInstanceState");
+}
+
+TEST_F(ReconcilerTest, WithMetadataTagsEnabledNewTagsAreSentAgain) {
+  RunRequest req = bed_.run_request();
+  req.metadata_options.instance_metadata_tags = "enabled";
+  req.instance_tags = {{"Name", "web"}};
+  auto run = bed_.cloud().run_instances(req);
+  ASSERT_TRUE(run.ok());
+  const std::string id = run->instances.at(0).id;
+  ASSERT_TRUE(pass_until(id, InstanceState::kRunning));
+  bed_.reconciler().pass_now();
+  auto vm = bed_.driver().vm(host_, id);
+  EXPECT_EQ(vm->metadata["data"]["meta-data"]["tags"]["instance"],
+            nlohmann::json({{"Name", "web"}}));
+  ASSERT_TRUE(bed_.cloud().create_tags({id}, {{"Env", "prod"}}).ok());
+  bed_.reconciler().pass_now();
+  vm = bed_.driver().vm(host_, id);
+  EXPECT_EQ(vm->metadata["data"]["meta-data"]["tags"]["instance"],
+            nlohmann::json({{"Env", "prod"}, {"Name", "web"}}));
+}
+
 }  // namespace
 }  // namespace nimbus::cloud

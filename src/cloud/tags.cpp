@@ -46,6 +46,11 @@ Ec2Result<bool> change_tags(Store& store, const std::string& id,
                     if (!failure.code.empty())
                       return Status::conflict(failure.message);  // no write
                     j["tags"] = tags;
+                    // An instance that shows its tags in its metadata: sent again.
+                    if (auto mo = j.find("metadata_options"); mo != j.end() && mo->is_object()) {
+                      auto t = mo->find("instance_metadata_tags");
+                      if (t != mo->end() && *t == "enabled") j["metadata_hash"] = "";
+                    }
                     return std::optional<std::string>(j.dump());
                   });
   if (!failure.code.empty()) return failure;
