@@ -18,6 +18,8 @@ modes:
   keys      key pairs with boto3 and the aws CLI: created rsa/ed25519 keys load in ssh-keygen
             and their fingerprints are EC2's (recomputed), imports, filters, RunInstances
             with KeyName (one host, nothing booted: terminated at once), deletes
+  metadata  each guest reads its own metadata (IMDSv1 and v2); MetadataOptions at launch and
+            ModifyInstanceMetadataOptions reach the host's VM and the guest
 """
 import base64
 import concurrent.futures
@@ -151,6 +153,15 @@ class Cloud:
         with open(self.token_file) as f:
             token = f.read().strip()
         req = urllib.request.Request(self.endpoint + path, headers={"Authorization": f"Bearer {token}"})
+        return json.loads(urllib.request.urlopen(req, timeout=5).read())
+
+    def host_vm(self, name, vm):
+        """nimbusd's GET /v1/vms/VM on host NAME (its TCP API, with the host's token)."""
+        h = self.hosts[name]
+        with open(os.path.join(h["dir"], "token")) as f:
+            token = f.read().strip()
+        req = urllib.request.Request(f"http://127.0.0.1:{h['port']}/v1/vms/{vm}",
+                                     headers={"Authorization": f"Bearer {token}"})
         return json.loads(urllib.request.urlopen(req, timeout=5).read())
 
     def kill_host(self, name):
@@ -729,7 +740,10 @@ def mode_keys():
 def mode_metadata():
     """Instance metadata from inside the guests: each instance reads its own id, private
     address (the one DescribeInstances shows) and user data at 169.254.169.254 (IMDSv1 with
-    wget, and IMDSv2 with a token PUT by nc)."""
+    wget, and IMDSv2 with a token PUT by nc). Then MetadataOptions: HttpTokens=required at
+    launch (boto3) reaches the host's VM and the guest (IMDSv1 refused), shown applied by
+    DescribeInstances; ModifyInstanceMetadataOptions (aws CLI) back to optional, then the
+    endpoint disabled, each reaching the VM and the guest."""
     cloud = Cloud(zones="a")
     work = tempfile.mkdtemp(prefix="nimbus-cloud-md-")
     try:
@@ -763,6 +777,59 @@ def mode_metadata():
             doc = json.loads(cloud.shell("h1", iid, f"wget -q -O - {md}/dynamic/instance-identity/document"))
             assert doc["instanceId"] == iid and doc["privateIp"] == got_ip and doc["imageId"] == ami, doc
             log(f"{iid}: its id, {got_ip} and its own user data from inside")
+
+        # Metadata options: RunInstances' (boto3), shown by DescribeInstances, on the host's
+        # VM and in the guest; ModifyInstanceMetadataOptions (aws CLI) back to optional.
+        ec2 = boto3_client(cloud)
+        r = ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=1, MaxCount=1,
+                              MetadataOptions={"HttpTokens": "required", "HttpPutResponseHopLimit": 2})
+        v2 = r["Instances"][0]["InstanceId"]
+        ids.append(v2)
+        mo = r["Instances"][0]["MetadataOptions"]
+        assert (mo["State"], mo["HttpTokens"], mo["HttpPutResponseHopLimit"], mo["HttpEndpoint"]) == \
+            ("pending", "required", 2, "enabled"), mo
+        fast_wait(ec2, "instance_running", [v2])
+
+        def options():
+            return ec2.describe_instances(InstanceIds=[v2])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+
+        def host_options():
+            return cloud.host_vm("h1", v2)["metadata_options"]
+
+        mo = wait_for("the options applied", lambda: options()["State"] == "applied" and options(), timeout=30)
+        assert mo == {"State": "applied", "HttpTokens": "required", "HttpPutResponseHopLimit": 2,
+                      "HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled",
+                      "InstanceMetadataTags": "disabled"}, mo
+        assert host_options() == {"http_tokens": "required", "http_endpoint": "enabled", "hop_limit": 2}, \
+            host_options()
+        v1 = f"wget -q -O - {md}/meta-data/instance-id 2>/dev/null || echo REFUSED"
+        v2get = (f"T=$({put}); wget -q -O - --header \"X-aws-ec2-metadata-token: $T\" "
+                 f"{md}/meta-data/instance-id 2>/dev/null || echo REFUSED")
+        out = cloud.shell("h1", v2, v1)
+        assert out.strip() == "REFUSED", ("IMDSv1 with HttpTokens required", out)
+        out = cloud.shell("h1", v2, v2get)
+        assert out.strip() == v2, ("IMDSv2", out)
+        expect_error("InvalidParameterValue", ec2.modify_instance_metadata_options, InstanceId=v2,
+                     HttpTokens="maybe")
+        expect_error("InvalidParameterValue", ec2.modify_instance_metadata_options, InstanceId=v2,
+                     HttpPutResponseHopLimit=65)
+        m = aws.json("modify-instance-metadata-options", "--instance-id", v2, "--http-tokens", "optional")
+        assert m["InstanceId"] == v2 and m["InstanceMetadataOptions"]["HttpTokens"] == "optional" and \
+            m["InstanceMetadataOptions"]["HttpPutResponseHopLimit"] == 2, m
+        wait_for("optional applied", lambda: options()["State"] == "applied", timeout=30)
+        assert options()["HttpTokens"] == "optional", options()
+        assert host_options()["http_tokens"] == "optional", host_options()
+        out = cloud.shell("h1", v2, v1)
+        assert out.strip() == v2, ("IMDSv1 again", out)
+        # The endpoint disabled: the VMM answers every request 403 (EC2's "no metadata").
+        aws.run("modify-instance-metadata-options", "--instance-id", v2, "--http-endpoint", "disabled")
+        wait_for("disabled applied", lambda: options()["State"] == "applied", timeout=30)
+        assert host_options()["http_endpoint"] == "disabled", host_options()
+        out = cloud.shell("h1", v2, v1)
+        assert out.strip() == "REFUSED", ("endpoint disabled", out)
+        out = cloud.shell("h1", v2, v2get)
+        assert out.strip() == "REFUSED", ("endpoint disabled, with a token", out)
+        log(f"{v2}: metadata options required -> optional -> endpoint disabled, on its VM and in the guest")
         aws.run("terminate-instances", "--instance-ids", *ids)
     except BaseException:
         cloud.dump_logs()
