@@ -20,6 +20,10 @@ modes:
             with KeyName (one host, nothing booted: terminated at once), deletes
   metadata  each guest reads its own metadata (IMDSv1 and v2); MetadataOptions at launch and
             ModifyInstanceMetadataOptions reach the host's VM and the guest
+  images    CreateImage of a running instance whose guest wrote a file (aws CLI, with the
+            reboot), wait image-available (boto3), DescribeImages' view, an instance of the
+            new AMI on a second host (which fetches it) finds the file; DeregisterImage
+            (the bundled image refused; its instance runs on)
 """
 import base64
 import concurrent.futures
@@ -40,7 +44,7 @@ AWS = "/usr/bin/aws"
 REGION = "nimbus-west-1"
 # Each mode has public addresses of its own, so a leftover of one never answers another.
 PREFIX = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
-          "keys": "127.117", "metadata": "127.118"}[MODE]
+          "keys": "127.117", "metadata": "127.118", "images": "127.121"}[MODE]
 
 
 def log(msg):
@@ -839,9 +843,85 @@ def mode_metadata():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def mode_images():
+    """Custom images: a file written in a guest travels in its image to an instance of it on
+    another host. Each step is a function of the state so far, so later checks (user data,
+    a page the image serves) slot in between."""
+    cloud = Cloud(zones="a,b")
+    try:
+        cloud.add_host("h1", "a", memory="2G")
+        cloud.add_host("h2", "b", memory="2G")
+        aws = Aws(cloud)
+        ec2 = boto3_client(cloud)
+        base = default_image(aws)
+        marker = f"made by {os.getpid()} at {time.time()}"
+
+        log("an instance on h1 writes a file into its root disk")
+        r = aws.json("run-instances", "--image-id", base, "--instance-type", "n1.tiny",
+                     "--placement", f"AvailabilityZone={REGION}a")
+        src = r["Instances"][0]["InstanceId"]
+        aws.run("wait", "instance-running", "--instance-ids", src)
+        cloud.shell("h1", src, f"echo '{marker}' > /etc/nimbus-image-test; sync")
+
+        log("create-image (with its reboot): pending at once, then available")
+        ami = aws.json("create-image", "--instance-id", src, "--name", "golden-1",
+                       "--description", "a file written in the guest",
+                       "--tag-specifications", "ResourceType=image,Tags=[{Key=team,Value=web}]")["ImageId"]
+        img = ec2.describe_images(ImageIds=[ami])["Images"][0]
+        assert img["State"] in ("pending", "available"), img
+        err = aws.error("create-image", "--instance-id", src, "--name", "golden-1")
+        assert "InvalidAMIName.Duplicate" in err, err
+        ec2.get_waiter("image_available").wait(ImageIds=[ami], WaiterConfig={"Delay": 1, "MaxAttempts": 180})
+        img = ec2.describe_images(ImageIds=[ami])["Images"][0]
+        assert img["State"] == "available" and img["Name"] == "golden-1", img
+        assert img["OwnerId"] == "000000000000" and not img["Public"], img
+        assert img["Architecture"] == "riscv64" and img["RootDeviceName"] == "/dev/vda", img
+        assert img["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] >= 1, img
+        assert {"Key": "team", "Value": "web"} in img.get("Tags", []), img
+        mine = ec2.describe_images(Owners=["self"])["Images"]
+        assert [i["ImageId"] for i in mine] == [ami], mine
+        named = ec2.describe_images(Filters=[{"Name": "name", "Values": ["golden-*"]}])["Images"]
+        assert [i["ImageId"] for i in named] == [ami], named
+        state = instances_of(aws.json("describe-instances", "--instance-ids", src))[0]["State"]["Name"]
+        assert state == "running", state  # rebooted for the image, running again
+        wait_for("the source instance's agent after the reboot",
+                 lambda: marker in cloud.shell("h1", src, "cat /etc/nimbus-image-test"), timeout=120)
+
+        log("an instance of the new AMI on h2: the host fetches the image, the file is there")
+        r = aws.json("run-instances", "--image-id", ami, "--instance-type", "n1.tiny",
+                     "--placement", f"AvailabilityZone={REGION}b")
+        child = r["Instances"][0]["InstanceId"]
+        aws.run("wait", "instance-running", "--instance-ids", child)
+        inst = instances_of(aws.json("describe-instances", "--instance-ids", child))[0]
+        assert inst["ImageId"] == ami, inst
+        assert inst["Placement"]["AvailabilityZone"] == f"{REGION}b", inst  # h2, the only host in b
+        out = cloud.shell("h2", child, "cat /etc/nimbus-image-test")
+        assert out.strip() == marker, (out, marker)
+
+        log("deregister-image: the bundled image is refused; the new one goes, its instance runs on")
+        err = aws.error("deregister-image", "--image-id", base)
+        assert "AuthFailure" in err, err
+        aws.run("deregister-image", "--image-id", ami)
+        err = aws.error("describe-images", "--image-ids", ami)
+        assert "InvalidAMIID.NotFound" in err, err
+        assert [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]] == []
+        assert not os.path.exists(os.path.join(cloud.dir, "cloud", "images", ami))
+        err = aws.error("run-instances", "--image-id", ami, "--instance-type", "n1.tiny")
+        assert "InvalidAMIID.NotFound" in err, err
+        assert marker in cloud.shell("h2", child, "cat /etc/nimbus-image-test")
+        aws.run("terminate-instances", "--instance-ids", src, child)
+        aws.run("wait", "instance-terminated", "--instance-ids", src, child)
+    except BaseException:
+        cloud.dump_logs()
+        raise
+    finally:
+        cloud.close()
+
+
 def main():
     {"story": mode_story, "boto3": mode_boto3, "parallel": mode_parallel,
-     "failures": mode_failures, "keys": mode_keys, "metadata": mode_metadata}[MODE]()
+     "failures": mode_failures, "keys": mode_keys, "metadata": mode_metadata,
+     "images": mode_images}[MODE]()
     log(f"{MODE}: PASS")
 
 
