@@ -31,12 +31,14 @@ cd "$OUT"
 # Debian's cross gcc defaults to PIE: static non-PIE explicitly. --disable-harden
 # because its probe adds -pie; the useful hardening flags are given here instead.
 # ac_cv_*crypt*=no: never link libcrypt (there is no password authentication).
+# -ffile-prefix-map: assertions name source files without the build directory, so the
+# binary does not depend on where it was built.
 "$SRC/configure" --host=riscv64-linux-gnu --enable-static --disable-harden \
   --disable-zlib --disable-pam --disable-lastlog --disable-utmp --disable-utmpx \
   --disable-wtmp --disable-wtmpx --disable-pututline --disable-pututxline \
   --enable-bundled-libtom \
   CC="${CROSS}gcc" AR="${CROSS}ar" RANLIB="${CROSS}ranlib" STRIP="${CROSS}strip" \
-  CFLAGS="-O2 -fno-pie -fstack-protector-strong -D_FORTIFY_SOURCE=2" \
+  CFLAGS="-O2 -fno-pie -fstack-protector-strong -D_FORTIFY_SOURCE=2 -ffile-prefix-map=$SRC/=" \
   LDFLAGS="-static -no-pie" \
   ac_cv_func_crypt=no ac_cv_lib_crypt_crypt=no >configure.log 2>&1 ||
   { tail -n 30 configure.log; die "configure failed"; }
