@@ -44,7 +44,8 @@ AWS = "/usr/bin/aws"
 REGION = "nimbus-west-1"
 # Each mode has public addresses of its own, so a leftover of one never answers another.
 PREFIX = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
-          "keys": "127.117", "metadata": "127.118", "images": "127.121"}[MODE]
+          "keys": "127.117", "metadata": "127.118", "images": "127.121",
+          "inside": "127.119"}[MODE]
 
 
 def log(msg):
