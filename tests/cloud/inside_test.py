@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cloud_test as ct  # noqa: E402  (the harness: Cloud, Aws, wait_for, ...)
+import harness as ct  # noqa: E402  (Cloud, Aws, wait_for, ...)
 
 SSH = "/usr/bin/ssh"
 
@@ -56,6 +56,7 @@ def raw_imds(request):
 
 
 def main():
+    ct.configure(*sys.argv[1:4], sys.argv[5])
     cloud = ct.Cloud(zones="a,b")
     work = tempfile.mkdtemp(prefix="nimbus-cloud-inside-")
     try:

@@ -1,0 +1,246 @@
+"""The test harness of Nimbus Cloud (tests/cloud/cloud_test.py, inside_test.py,
+bench/inside_bench.py): a control plane and real nimbusd hosts on this machine, driven by
+Debian's aws CLI and boto3. Call configure() first."""
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+AWS = "/usr/bin/aws"
+REGION = "nimbus-west-1"
+CLOUD = NIMBUS = NIMBUSD = MODE = PREFIX = None
+# Each mode has public addresses of its own, so a leftover of one never answers another.
+PREFIXES = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
+            "keys": "127.117", "metadata": "127.118", "inside": "127.119", "images": "127.121",
+            "bench-inside": "127.122"}
+
+
+def configure(cloud, nimbus, nimbusd, mode):
+    """The binaries to run and the mode (which picks the public address prefix)."""
+    global CLOUD, NIMBUS, NIMBUSD, MODE, PREFIX
+    CLOUD, NIMBUS, NIMBUSD, MODE, PREFIX = cloud, nimbus, nimbusd, mode, PREFIXES[mode]
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(what, fn, timeout=60, interval=0.25):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+def http_get(ip, port=80, timeout=5):
+    with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=timeout) as r:
+        return r.read().decode()
+
+
+def refused(ip, port=80):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((ip, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+class Cloud:
+    """A control plane and its hosts on this machine, each host a nimbusd of its own."""
+
+    def __init__(self, zones="a,b", strategy="spread", credentials=None):
+        self.dir = tempfile.mkdtemp(prefix=f"nimbus-cloud-{MODE}-")
+        os.chmod(self.dir, 0o755)  # the VMMs run under uids of their own
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.flags = ["--state-dir", os.path.join(self.dir, "cloud"), "--listen",
+                      f"127.0.0.1:{self.port}", "--zones", zones, "--strategy", strategy,
+                      "--host-timeout", "4", "--public-prefix", PREFIX]
+        if credentials:
+            path = os.path.join(self.dir, "credentials")
+            with open(path, "w") as f:
+                f.write(f"{credentials[0]} {credentials[1]}\n")
+            self.flags += ["--credentials", path]
+        self.proc = None
+        self.hosts = {}
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "cloud.log"), "ab")
+        self.proc = subprocess.Popen([CLOUD, *self.flags], stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for("the control plane", lambda: self.proc.poll() is None and json.loads(
+            urllib.request.urlopen(self.endpoint + "/nimbus/v1/health", timeout=2).read()), timeout=30)
+        self.token_file = os.path.join(self.dir, "cloud", "join-token")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def add_host(self, name, zone, memory="3G", cpus=2):
+        hdir = os.path.join(self.dir, name)
+        os.makedirs(hdir)
+        os.chmod(hdir, 0o755)
+        token = os.path.join(hdir, "token")
+        with open(token, "w") as f:
+            f.write(base64.b16encode(os.urandom(16)).decode() + "\n")
+        os.chmod(token, 0o600)
+        port = free_port()
+        h = {"dir": hdir, "sock": os.path.join(hdir, "nimbusd.sock"), "port": port, "zone": zone,
+             "args": [NIMBUSD, "--state-dir", os.path.join(hdir, "state"), "--socket",
+                      os.path.join(hdir, "nimbusd.sock"), "--listen", f"127.0.0.1:{port}",
+                      "--token-file", token, "--cgroup-parent", f"nimbus-cloud-test-{os.getpid()}-{name}",
+                      "--memory", memory, "--cpus", str(cpus), "--reserved-memory", "0",
+                      "--cloud", self.endpoint, "--zone", f"{REGION}{zone}",
+                      "--join-token-file", self.token_file, "--host-id", name]}
+        self.hosts[name] = h
+        self.start_host(name)
+        return h
+
+    def start_host(self, name):
+        h = self.hosts[name]
+        h["log"] = open(os.path.join(h["dir"], "nimbusd.log"), "ab")
+        h["proc"] = subprocess.Popen(h["args"], stdout=h["log"], stderr=subprocess.STDOUT)
+        wait_for(f"host {name} to join", lambda: self.host_view(name).get("alive"), timeout=30)
+
+    def host_view(self, name):
+        for h in self.operator("/nimbus/v1/hosts")["hosts"]:
+            if h["id"] == name:
+                return h
+        return {}
+
+    def operator(self, path):
+        with open(self.token_file) as f:
+            token = f.read().strip()
+        req = urllib.request.Request(self.endpoint + path, headers={"Authorization": f"Bearer {token}"})
+        return json.loads(urllib.request.urlopen(req, timeout=5).read())
+
+    def host_vm(self, name, vm):
+        """nimbusd's GET /v1/vms/VM on host NAME (its TCP API, with the host's token)."""
+        h = self.hosts[name]
+        with open(os.path.join(h["dir"], "token")) as f:
+            token = f.read().strip()
+        req = urllib.request.Request(f"http://127.0.0.1:{h['port']}/v1/vms/{vm}",
+                                     headers={"Authorization": f"Bearer {token}"})
+        return json.loads(urllib.request.urlopen(req, timeout=5).read())
+
+    def kill_host(self, name):
+        h = self.hosts[name]
+        h["proc"].send_signal(signal.SIGKILL)
+        h["proc"].wait()
+
+    def shell(self, host, vm, command, timeout=60):
+        r = subprocess.run([NIMBUS, "shell", vm, "-c", command, "--timeout", str(timeout), "--host",
+                            self.hosts[host]["sock"]], capture_output=True, text=True, timeout=timeout + 30)
+        assert r.returncode == 0, (vm, command, r.returncode, r.stdout, r.stderr)
+        return r.stdout
+
+    def close(self):
+        for name, h in self.hosts.items():
+            if h.get("proc") and h["proc"].poll() is None:
+                # The VMs first (they outlive nimbusd by design), then the daemon.
+                subprocess.run([NIMBUS, "stop", "--all", "-f", "--host", h["sock"]], capture_output=True,
+                               timeout=120)
+                h["proc"].terminate()
+                try:
+                    h["proc"].wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    h["proc"].kill()
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        # VMMs of a host whose nimbusd was killed (a failed test may not have restarted it).
+        subprocess.run(["pkill", "-9", "-f", "--", f"--api-sock {self.dir}/"], capture_output=True)
+
+    def dump_logs(self):
+        for path in [os.path.join(self.dir, "cloud.log")] + [os.path.join(h["dir"], "nimbusd.log")
+                                                              for h in self.hosts.values()]:
+            try:
+                with open(path, errors="replace") as f:
+                    lines = f.readlines()
+                print(f"--- {path} (last 40 lines)\n" + "".join(lines[-40:]), flush=True)
+            except OSError:
+                pass
+
+
+class Aws:
+    """The real aws CLI (Debian's /usr/bin/aws) against the cloud."""
+
+    def __init__(self, cloud, key="AKIDNIMBUSTEST", secret="nimbus-secret"):
+        self.endpoint = cloud.endpoint
+        self.env = dict(os.environ, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret,
+                        AWS_DEFAULT_REGION=REGION, AWS_PAGER="", AWS_CONFIG_FILE="/dev/null",
+                        AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+
+    def run(self, *args, ok=True, timeout=660):
+        r = subprocess.run([AWS, "--endpoint-url", self.endpoint, "--output", "json", "ec2", *args],
+                           capture_output=True, text=True, env=self.env, timeout=timeout)
+        if ok and r.returncode != 0:
+            raise AssertionError(f"aws ec2 {' '.join(args)} -> {r.returncode}\n{r.stderr}")
+        return r
+
+    def json(self, *args):
+        out = self.run(*args).stdout
+        return json.loads(out) if out.strip() else {}
+
+    def error(self, *args):
+        r = self.run(*args, ok=False)
+        assert r.returncode != 0, (args, r.stdout)
+        return r.stderr
+
+
+def instances_of(desc):
+    return [i for r in desc["Reservations"] for i in r["Instances"]]
+
+
+def default_image(aws):
+    images = aws.json("describe-images")["Images"]
+    assert len(images) == 1 and images[0]["Architecture"] == "riscv64", images
+    return images[0]["ImageId"]
+
+
+def boto3_client(cloud, key="AKIDNIMBUSTEST", secret="nimbus-secret", service="ec2"):
+    import boto3  # noqa: E402 - Debian's python3-boto3
+    import botocore.config
+    return boto3.client(service, endpoint_url=cloud.endpoint, region_name=REGION,
+                        aws_access_key_id=key, aws_secret_access_key=secret,
+                        config=botocore.config.Config(retries={"max_attempts": 1}))
+
+
+def expect_error(code, fn, *args, **kwargs):
+    import botocore.exceptions
+    try:
+        fn(*args, **kwargs)
+    except botocore.exceptions.ClientError as e:
+        got = e.response["Error"]["Code"]
+        assert got == code, f"expected {code}, got {got}: {e}"
+        return e.response["Error"]["Message"]
+    raise AssertionError(f"expected {code}, the call succeeded")
+
+
+def fast_wait(ec2, name, ids):
+    ec2.get_waiter(name).wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 240})
