@@ -16,7 +16,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(Desired, {{Desired::kRunning, "running"},
 
 // clang-format off
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HostRecord, id, zone, api_url, api_token, index,
-    host, images, joined_at, draining)
+    host, images, joined_at, draining, tunnel_endpoint)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Claim, vcpus, memory_mib, disk_mib, compute,
     public_ip)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HostAllocation, instances)
@@ -25,7 +25,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InstanceMetadataOptions, http_to
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InstanceRecord, id, reservation_id, owner_id,
     requester_id, image_id, instance_type, key_name, client_token, zone, host, launch_index,
     vcpus, memory_mib, disk_mib, state, desired, force_stop, reboot_requests, reboots_done,
-    reason, state_reason_code, state_reason_message, private_ip, public_ip, launch_time,
+    reason, state_reason_code, state_reason_message, private_ip, public_ip, vpc_id, subnet_id,
+    launch_time,
     terminated_at_ms, security_groups, placement_group, user_data, public_key, tags, vm_state,
     vm_ready, vm_last_exit, metadata_hash, metadata_options, metadata_options_applied)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SecurityRule, protocol, from_port, to_port, cidrs,
@@ -38,6 +39,10 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageFile, name, role, sha256, s
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ImageRecord, id, name, description, owner_id,
     state, creation_date, architecture, disk_mib, files, is_public, tags, source_instance,
     source_host, no_reboot, state_reason_code, state_reason_message)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VpcRecord, id, cidr_block, owner_id, state,
+    is_default, vni, tags)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SubnetRecord, id, vpc_id, zone, cidr_block,
+    owner_id, state, default_for_az, map_public_ip_on_launch, tags)
 // clang-format on
 
 std::string_view state_name(InstanceState s) {
@@ -103,6 +108,8 @@ nlohmann::json to_json(const InstanceRecord& r) { return r; }
 nlohmann::json to_json(const SecurityGroup& r) { return r; }
 nlohmann::json to_json(const PlacementGroup& r) { return r; }
 nlohmann::json to_json(const ImageRecord& r) { return r; }
+nlohmann::json to_json(const VpcRecord& r) { return r; }
+nlohmann::json to_json(const SubnetRecord& r) { return r; }
 
 namespace {
 
@@ -135,6 +142,10 @@ Result<PlacementGroup> placement_group_from_json(const std::string& t) {
 }
 Result<ImageRecord> image_from_json(const std::string& t) {
   return parse_record<ImageRecord>(t, "image");
+}
+Result<VpcRecord> vpc_from_json(const std::string& t) { return parse_record<VpcRecord>(t, "VPC"); }
+Result<SubnetRecord> subnet_from_json(const std::string& t) {
+  return parse_record<SubnetRecord>(t, "subnet");
 }
 
 }  // namespace nimbus::cloud

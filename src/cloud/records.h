@@ -8,6 +8,9 @@
 //   /placement-groups/N  PlacementGroup
 //   /images/AMI          ImageRecord
 //   /image-names/OWNER/NAME  the AMI id: image names are unique per owner
+//   /vpcs/VPC            VpcRecord (the region's default VPC)
+//   /subnets/SUBNET      SubnetRecord (one default subnet per zone)
+//   /addresses/SUBNET/IP an allocated private address: {"instance": ID}
 //
 // Every claim of capacity is a transaction compared on the /alloc/ID revision, so two
 // control-plane threads (or, later, replicas) never hand out the same vCPU twice.
@@ -32,6 +35,9 @@ inline constexpr const char* kSecurityGroupsPrefix = "/security-groups/";
 inline constexpr const char* kPlacementGroupsPrefix = "/placement-groups/";
 inline constexpr const char* kImagesPrefix = "/images/";
 inline constexpr const char* kImageNamesPrefix = "/image-names/";
+inline constexpr const char* kVpcsPrefix = "/vpcs/";
+inline constexpr const char* kSubnetsPrefix = "/subnets/";
+inline constexpr const char* kAddressesPrefix = "/addresses/";
 
 using Tags = std::map<std::string, std::string>;
 
@@ -42,6 +48,7 @@ struct HostRecord {
   nlohmann::json images = nlohmann::json::array();  // nimbusd's GET /v1/images
   std::string joined_at;
   bool draining = false;
+  std::string tunnel_endpoint;  // "IP:PORT" (UDP) of its VPC tunnel; "" when it has none
 };
 
 // One instance's claim on its host. Compute (vCPUs, memory) is held while the instance
@@ -94,6 +101,10 @@ struct InstanceRecord {
   std::string reason;  // StateTransitionReason
   std::string state_reason_code, state_reason_message;
   std::string private_ip, public_ip;
+  // Its VPC and subnet: private_ip is allocated from the subnet at launch
+  // (/addresses/SUBNET/IP). Empty for instances from before VPCs: their private_ip is
+  // what their host reports.
+  std::string vpc_id, subnet_id;
   std::string launch_time;                   // ISO 8601, the last start
   int64_t terminated_at_ms = 0;              // listed for an hour after
   std::vector<std::string> security_groups;  // ids
@@ -158,12 +169,30 @@ struct ImageRecord {
   std::string state_reason_code, state_reason_message;
 };
 
+// A VPC: its CIDR and the VXLAN-style network id its hosts' tunnels carry it on.
+struct VpcRecord {
+  std::string id, cidr_block, owner_id, state = "available";
+  bool is_default = false;
+  unsigned vni = 0;  // 1..16777215
+  Tags tags;
+};
+
+// A subnet of a VPC in one zone. Its first four addresses and the last are reserved, as
+// EC2's: network, router (.1, the gateway), DNS (.2), .3, broadcast.
+struct SubnetRecord {
+  std::string id, vpc_id, zone, cidr_block, owner_id, state = "available";
+  bool default_for_az = false, map_public_ip_on_launch = true;
+  Tags tags;
+};
+
 nlohmann::json to_json(const HostRecord& r);
 nlohmann::json to_json(const HostAllocation& r);
 nlohmann::json to_json(const InstanceRecord& r);
 nlohmann::json to_json(const SecurityGroup& r);
 nlohmann::json to_json(const PlacementGroup& r);
 nlohmann::json to_json(const ImageRecord& r);
+nlohmann::json to_json(const VpcRecord& r);
+nlohmann::json to_json(const SubnetRecord& r);
 
 // Parsers of the store's documents: a document that does not parse is kInternal (the
 // store holds only what these functions wrote).
@@ -173,5 +202,7 @@ Result<InstanceRecord> instance_from_json(const std::string& text);
 Result<SecurityGroup> security_group_from_json(const std::string& text);
 Result<PlacementGroup> placement_group_from_json(const std::string& text);
 Result<ImageRecord> image_from_json(const std::string& text);
+Result<VpcRecord> vpc_from_json(const std::string& text);
+Result<SubnetRecord> subnet_from_json(const std::string& text);
 
 }  // namespace nimbus::cloud
