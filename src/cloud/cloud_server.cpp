@@ -21,7 +21,7 @@ http::Reply json_error(int status, const std::string& code, const std::string& m
   return json_reply(status, {{"error", {{"code", code}, {"message", message}}}});
 }
 
-nlohmann::json host_view_json(const HostView& v) {
+nlohmann::json host_view_json(const HostView& v, const std::string& public_prefix) {
   nlohmann::json instances = nlohmann::json::object();
   for (const auto& [id, c] : v.allocation.instances) {
     instances[id] = {{"vcpus", c.vcpus},
@@ -37,6 +37,7 @@ nlohmann::json host_view_json(const HostView& v) {
           {"draining", v.record.draining},
           {"seconds_since_heartbeat", v.seconds_since_heartbeat},
           {"joined_at", v.record.joined_at},
+          {"public_pool", fmt::format("{}.{}.0/24", public_prefix, v.record.index)},
           {"host", v.record.host},
           {"instances", instances}};
 }
@@ -86,7 +87,7 @@ http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& 
     auto hosts = cloud.hosts();
     if (!hosts.ok()) return json_error(503, "Unavailable", hosts.error().message);
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& h : *hosts) out.push_back(host_view_json(h));
+    for (const auto& h : *hosts) out.push_back(host_view_json(h, cloud.options().public_prefix));
     return json_reply(200, {{"hosts", out}});
   }
   if (req.path == "/nimbus/v1/instances") {
