@@ -201,6 +201,11 @@ class SqliteStore final : public Store {
 
   Result<TxnResult> txn(const std::vector<Compare>& compares, const std::vector<Op>& ops) override {
     if (Status s = validate_txn(compares, ops); !s.ok()) return s;
+    for (const Op& op : ops) {
+      if (op.lease != 0)
+        return Status::unimplemented(fmt::format(
+            "the store {} has no leases: key '{}' cannot be attached to one", describe(), op.key));
+    }
     std::lock_guard lock(mu_);
     // IMMEDIATE: take the write lock now, so the compares and the writes see one state.
     if (int rc = Use(statements_->begin).step(); rc != SQLITE_DONE)

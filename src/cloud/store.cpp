@@ -35,6 +35,9 @@ Status validate_txn(const std::vector<Compare>& compares, const std::vector<Op>&
   std::set<std::string_view> written;
   for (const Op& op : ops) {
     if (op.key.empty()) return Status::invalid_argument("a store txn writes an empty key");
+    if (op.lease < 0 || (op.lease != 0 && op.kind != Op::Kind::kPut))
+      return Status::invalid_argument(
+          fmt::format("a store txn attaches key '{}' to a bad lease ({})", op.key, op.lease));
     if (!written.insert(op.key).second)
       return Status::invalid_argument(
           fmt::format("a store txn writes key '{}' twice", op.key));  // etcd refuses it too
@@ -44,6 +47,20 @@ Status validate_txn(const std::vector<Compare>& compares, const std::vector<Op>&
     return Status::invalid_argument(fmt::format(
         "a store txn holds {} bytes of keys and values, more than {}", bytes, kMaxTxnBytes));
   return {};
+}
+
+Result<int64_t> Store::lease_grant(int64_t) {
+  return Status::unimplemented(fmt::format("the store {} has no leases (etcd's have)", describe()));
+}
+Result<int64_t> Store::lease_keep_alive(int64_t) {
+  return Status::unimplemented(fmt::format("the store {} has no leases (etcd's have)", describe()));
+}
+Status Store::lease_revoke(int64_t) {
+  return Status::unimplemented(fmt::format("the store {} has no leases (etcd's have)", describe()));
+}
+Result<std::unique_ptr<Watch>> Store::watch(const std::string&, int64_t, WatchCallback) {
+  return Status::unimplemented(
+      fmt::format("the store {} has no watches (etcd's have): poll with list()", describe()));
 }
 
 namespace {

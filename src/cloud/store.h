@@ -40,6 +40,7 @@ struct Compare {
 struct Op {
   enum class Kind { kPut, kDelete } kind = Kind::kPut;
   std::string key, value;  // value: kPut only
+  int64_t lease = 0;       // kPut only: the key goes when this lease does (0: no lease)
 };
 
 struct TxnResult {
@@ -47,9 +48,30 @@ struct TxnResult {
   int64_t revision = 0;  // the store's revision after the txn (on failure: when compared)
 };
 
-// etcd's default limits: ops per txn, and bytes of keys and values in one txn.
+// etcd's default limits: ops per txn (--max-txn-ops), and bytes of keys and values in one
+// txn: etcd's --max-request-bytes (1.5 MiB) counts the whole encoded request, so 64 KiB
+// are left for its framing (128 ops and compares take about 5 KiB of it).
 inline constexpr size_t kMaxTxnOps = 128;
-inline constexpr size_t kMaxTxnBytes = 1536 * 1024;
+inline constexpr size_t kMaxTxnBytes = 1536 * 1024 - 64 * 1024;
+
+// One change seen by a watch: a put (kv as written) or a delete (kv.key, and kv.mod_revision
+// the delete's revision; value empty, create_revision 0).
+struct WatchEvent {
+  enum class Type { kPut, kDelete } type = Type::kPut;
+  KeyValue kv;
+};
+
+// Called on the watch's own thread with each batch of events, in revision order, never
+// two calls at once. An error ends the watch (the callback is called once with it, then
+// never again): kNotFound when the start revision was compacted away. A store that cannot
+// be reached for a while is retried by the watch itself, which resumes where it was.
+// The callback must not destroy its own Watch.
+using WatchCallback = std::function<void(Result<std::vector<WatchEvent>>)>;
+
+class Watch {
+ public:
+  virtual ~Watch() = default;  // cancels: once it returns, the callback is not running
+};
 
 class Store {
  public:
@@ -63,6 +85,18 @@ class Store {
   virtual Result<TxnResult> txn(const std::vector<Compare>& compares,
                                 const std::vector<Op>& ops) = 0;
   virtual std::string describe() const = 0;  // e.g. "sqlite:/path/cloud.db"
+
+  // Leases: grant returns the new lease's id (ttl_seconds 1..1e9; etcd may raise a TTL to
+  // its minimum, 2 s by default); keep_alive renews it and returns its TTL (kNotFound when
+  // it expired or was revoked); revoke deletes it and the keys attached to it (kNotFound:
+  // no such lease). The defaults answer kUnimplemented (the SQLite store).
+  virtual Result<int64_t> lease_grant(int64_t ttl_seconds);
+  virtual Result<int64_t> lease_keep_alive(int64_t lease);
+  virtual Status lease_revoke(int64_t lease);
+  // Every change to keys under `prefix` ("" every key) at revisions >= start_revision (0:
+  // from now on). The default answers kUnimplemented (the SQLite store: poll with list()).
+  virtual Result<std::unique_ptr<Watch>> watch(const std::string& prefix, int64_t start_revision,
+                                               WatchCallback callback);
 };
 
 // The first key after every key that starts with `prefix`, as etcd's range_end: the prefix
@@ -70,7 +104,8 @@ class Store {
 // such key (prefix "" or all 0xff): the range is then unbounded above.
 std::string prefix_end(std::string_view prefix);
 
-// Checks the txn against the rules above (for store implementations).
+// Checks the txn against the rules above (for store implementations); a negative lease, or
+// a lease on a delete, is kInvalidArgument too.
 Status validate_txn(const std::vector<Compare>& compares, const std::vector<Op>& ops);
 
 // Unconditional put; returns the key's new mod revision.

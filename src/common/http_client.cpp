@@ -470,6 +470,11 @@ Result<Reply> Client::request(std::string_view method, std::string_view path, st
   if (has_control(options_.token) || has_control(content_type)) {
     return Status::invalid_argument("a control character in the token or content type");
   }
+  for (const auto& [name, value] : options_.headers) {
+    if (name.empty() || has_control(name) || has_control(value) ||
+        name.find_first_of(": ") != std::string::npos)
+      return Status::invalid_argument(fmt::format("'{}' is not a header field to send", name));
+  }
 
   // Connect.
   const Clock::time_point connect_deadline =
@@ -549,6 +554,7 @@ Result<Reply> Client::request(std::string_view method, std::string_view path, st
                                      : fmt::format("{}:{}", target_.host, target_.port));
   head += "Accept: application/json\r\nConnection: close\r\n";
   if (!options_.token.empty()) head += fmt::format("Authorization: Bearer {}\r\n", options_.token);
+  for (const auto& [name, value] : options_.headers) head += fmt::format("{}: {}\r\n", name, value);
   if (!body.empty()) head += fmt::format("Content-Type: {}\r\n", content_type);
   if (!body.empty() || (method != "GET" && method != "HEAD")) {
     head += fmt::format("Content-Length: {}\r\n", body.size());

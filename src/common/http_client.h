@@ -22,6 +22,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/http_message.h"
 #include "common/status.h"
@@ -50,6 +52,8 @@ struct ClientOptions {
   // (not per read, so a trickling server cannot stretch it).
   int read_timeout_ms = 30000;
   size_t max_reply_body = 16 * 1024 * 1024;
+  // More header fields every request carries (e.g. etcd's Grpc-Metadata-Hasleader).
+  std::vector<std::pair<std::string, std::string>> headers;
   // Names the server in messages ("nimbusd": "cannot reach nimbusd at /run/..."); empty:
   // the target alone.
   std::string peer;
