@@ -83,7 +83,8 @@ Result<NicSpec> nic_from_json(const json& j, const std::string& id) {
   const std::string what =
       id.empty() ? "network interface" : fmt::format("network interface '{}'", id);
   if (Status s = check_object(
-          j, what, {"iface_id", "mode", "network", "host_forwards", "switch_path", "guest_mac"});
+          j, what,
+          {"iface_id", "mode", "network", "host_forwards", "switch_path", "guest_mac", "mtu"});
       !s.ok()) {
     return s;
   }
@@ -105,6 +106,12 @@ Result<NicSpec> nic_from_json(const json& j, const std::string& id) {
   }
   if (n.mode != "user" && n.mode != "switch") {
     return Status::error(fmt::format("{}: mode '{}' is not user or switch", what, n.mode));
+  }
+  if (j.contains("mtu")) {
+    const json& m = j.at("mtu");
+    if (!m.is_number_unsigned() || m.get<uint64_t>() < 68 || m.get<uint64_t>() > 65535)
+      return Status::error(fmt::format("{}: mtu must be a whole number from 68 to 65535", what));
+    n.mtu = m.get<unsigned>();
   }
   if (j.contains("host_forwards")) {
     auto fw = forwards_from_json(j.at("host_forwards"), fmt::format("{}: host_forwards", what));
@@ -155,6 +162,7 @@ json to_json(const DiskSpec& d) {
 json to_json(const NicSpec& n) {
   json nic = {{"iface_id", n.id}, {"mode", n.mode}, {"guest_mac", n.mac}};
   if (n.mode == "switch") nic["switch_path"] = n.switch_path;
+  if (n.mtu != 0) nic["mtu"] = n.mtu;
   if (n.mode == "user") {
     if (!n.network.empty()) nic["network"] = n.network;
     json fw = json::array();

@@ -64,6 +64,12 @@ TEST(DeviceJson, NicRoundTrip) {
   back = nic_from_json(to_json(sw), "");
   ASSERT_TRUE(back.ok()) << back.message();
   EXPECT_EQ(*back, sw);
+  EXPECT_FALSE(to_json(sw).contains("mtu"));
+  sw.mtu = 1450;
+  EXPECT_EQ(to_json(sw)["mtu"], 1450);
+  back = nic_from_json(to_json(sw), "");
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(*back, sw);
 }
 
 // What nimbusd writes (no "network" key for the default network) is what it always wrote.
@@ -110,6 +116,10 @@ TEST(DeviceJson, NicErrorsNameTheField) {
       {R"({"iface_id": "e", "host_forwards": [{"host_address": "localhost", "host_port": 1, "guest_port": 1}]})",
        "host_address 'localhost' is not an IPv4 address"},
       {R"({"iface_id": "e", "guest_mac": "01:00:5e:00:00:01"})", "guest_mac"},
+      {R"({"iface_id": "e", "mtu": 67})", "mtu must be"},
+      {R"({"iface_id": "e", "mtu": 65536})", "mtu must be"},
+      {R"({"iface_id": "e", "mtu": "1450"})", "mtu must be"},
+      {R"({"iface_id": "e", "mtu": -1})", "mtu must be"},
   };
   for (const Case& c : cases) {
     const std::string message = nic_error(c.json);

@@ -32,6 +32,9 @@ struct NicSpec {
   std::vector<PortForward> forwards;  // user only
   std::string switch_path;            // switch only
   std::string mac;  // 52:54:00:xx:xx:xx; empty only before an edge chose a random one
+  // The MTU the device tells the guest (virtio-net's VIRTIO_NET_F_MTU), 68-65535; 0: none
+  // (the guest's default, 1500).
+  unsigned mtu = 0;
   bool operator==(const NicSpec&) const = default;
 };
 

@@ -44,7 +44,7 @@ Result<machine::virt::VirtBackends> open_backends(
     if (!backend.ok())
       return Status::error(
           fmt::format("--net: network interface '{}': {}", n.id, backend.message()));
-    b.nics.push_back({std::move(*backend), *mac});
+    b.nics.push_back({std::move(*backend), *mac, static_cast<uint16_t>(n.mtu)});
   }
   return b;
 }

@@ -56,6 +56,7 @@ struct VirtBackends {
   struct Nic {
     std::unique_ptr<backends::NetBackend> backend;
     std::array<uint8_t, 6> mac{};
+    uint16_t mtu = 0;  // told to the guest (VIRTIO_NET_F_MTU); 0: none
   };
   std::vector<Nic> nics;  // virtio-net: eth0, eth1, ...
   // A second console (virtio-console) whose output goes here: the VMM's guest-agent

@@ -30,7 +30,8 @@ size_t net_count(const VirtConfig&, const VirtBackends& b) { return b.nics.size(
 DeviceResult net_create(const VirtConfig&, VirtBackends& b, size_t i) {
   if (b.nics[i].backend == nullptr)
     return Status::error(fmt::format("--net: NIC {} has no backend", i));
-  auto net = std::make_unique<devices::VirtioNet>(std::move(b.nics[i].backend), b.nics[i].mac);
+  auto net = std::make_unique<devices::VirtioNet>(std::move(b.nics[i].backend), b.nics[i].mac,
+                                                  b.nics[i].mtu);
   if (Status s = net->start(); !s.ok()) return Status::error("--net: " + s.message());
   return std::unique_ptr<devices::VirtioDevice>(std::move(net));
 }

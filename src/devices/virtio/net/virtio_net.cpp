@@ -6,8 +6,8 @@
 
 namespace nimbus::devices {
 
-VirtioNet::VirtioNet(std::unique_ptr<backends::NetBackend> backend, Mac mac)
-    : backend_(std::move(backend)), mac_(mac) {}
+VirtioNet::VirtioNet(std::unique_ptr<backends::NetBackend> backend, Mac mac, uint16_t mtu)
+    : backend_(std::move(backend)), mac_(mac), mtu_(mtu) {}
 
 VirtioNet::~VirtioNet() {
   // No task may call send/resume_receive after the backend stops.
@@ -24,9 +24,11 @@ Status VirtioNet::start() {
 }
 
 void VirtioNet::read_config(uint64_t offset, unsigned size, uint64_t& value) {
-  uint8_t cfg[8] = {};
+  uint8_t cfg[12] = {};
   std::memcpy(cfg, mac_.data(), 6);
-  cfg[6] = kStatusLinkUp;  // le16 status
+  cfg[6] = kStatusLinkUp;                // le16 status
+  cfg[10] = static_cast<uint8_t>(mtu_);  // le16 mtu (read only with VIRTIO_NET_F_MTU)
+  cfg[11] = static_cast<uint8_t>(mtu_ >> 8);
   value = 0;
   if (offset < sizeof(cfg) && size <= sizeof(cfg) - offset) std::memcpy(&value, cfg + offset, size);
 }

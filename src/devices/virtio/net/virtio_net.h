@@ -1,8 +1,9 @@
 // virtio-net (virtio 1.2 section 5.1), device id 1, over a NetBackend. Queue 0 is
 // receiveq1, queue 1 transmitq1; no control queue, no multiqueue, no offloads.
-// Features: VIRTIO_NET_F_MAC (the MAC given at construction) and VIRTIO_NET_F_STATUS
-// (link always up). Every frame carries the 12-byte struct virtio_net_hdr_v1 (VERSION_1
-// makes num_buffers part of it); with no offloads it is all zeros, and on RX num_buffers
+// Features: VIRTIO_NET_F_MAC (the MAC given at construction), VIRTIO_NET_F_STATUS
+// (link always up) and, when given an MTU, VIRTIO_NET_F_MTU (the guest's driver takes it
+// as the interface's MTU and its maximum). Every frame carries the 12-byte struct virtio_net_hdr_v1
+// (VERSION_1 makes num_buffers part of it); with no offloads it is all zeros, and on RX num_buffers
 // is 1 (no MRG_RXBUF).
 //
 // TX: a transmitq notify posts work to the device's IoThread, which strips the header
@@ -33,7 +34,7 @@ class VirtioNet : public VirtioDevice {
   static constexpr uint32_t kDeviceId = 1;
   static constexpr uint16_t kQueueSize = 256;
   static constexpr unsigned kRxQueue = 0, kTxQueue = 1;
-  static constexpr uint64_t kFMac = 1ull << 5, kFStatus = 1ull << 16;
+  static constexpr uint64_t kFMtu = 1ull << 3, kFMac = 1ull << 5, kFStatus = 1ull << 16;
   static constexpr uint16_t kStatusLinkUp = 1;
   static constexpr size_t kHdrSize = 12;  // struct virtio_net_hdr_v1
   // Largest frame accepted from the guest (no GSO: MTU 1500 + Ethernet header, with
@@ -46,7 +47,8 @@ class VirtioNet : public VirtioDevice {
   };
 
   using Mac = std::array<uint8_t, 6>;
-  VirtioNet(std::unique_ptr<backends::NetBackend> backend, Mac mac);
+  // `mtu` 0: no VIRTIO_NET_F_MTU (the guest picks 1500).
+  VirtioNet(std::unique_ptr<backends::NetBackend> backend, Mac mac, uint16_t mtu = 0);
   // Stops the backend first, so no receiver call runs into a dying device.
   ~VirtioNet() override;
 
@@ -56,10 +58,11 @@ class VirtioNet : public VirtioDevice {
 
   uint32_t device_id() const override { return kDeviceId; }
   std::string name() const override { return kName; }
-  uint64_t device_features() const override { return kFMac | kFStatus; }
+  uint64_t device_features() const override { return kFMac | kFStatus | (mtu_ != 0 ? kFMtu : 0); }
   unsigned num_queues() const override { return 2; }
   uint16_t queue_max_size(unsigned) const override { return kQueueSize; }
-  // struct virtio_net_config: mac[6], status (le16).
+  // struct virtio_net_config: mac[6], status (le16), max_virtqueue_pairs (le16, 0: no
+  // VIRTIO_NET_F_MQ), mtu (le16).
   void read_config(uint64_t offset, unsigned size, uint64_t& value) override;
   void activate(VirtioTransport& transport) override;
   void reset() override;
@@ -83,6 +86,7 @@ class VirtioNet : public VirtioDevice {
 
   std::unique_ptr<backends::NetBackend> backend_;
   Mac mac_;
+  uint16_t mtu_ = 0;
   mutable std::mutex mu_;
   VirtioTransport* transport_ = nullptr;
   Stats stats_;

@@ -57,6 +57,17 @@ TEST_F(VirtioNetTest, ConfigAndFeatures) {
   EXPECT_EQ(drv->config(0, 1), 0x52u);
   EXPECT_EQ(drv->config(5, 1), 0x56u);
   EXPECT_EQ(drv->config(6, 2), VirtioNet::kStatusLinkUp);
+  EXPECT_FALSE(f & VirtioNet::kFMtu);  // no MTU given
+}
+
+TEST(VirtioNetMtu, OfferedWithTheMtuInConfig) {
+  mem::Bus bus{kRamBase, kRamSize};
+  VirtioNet dev(std::make_unique<FakeNet>(), VirtioNet::Mac{0x52, 0x54, 0, 1, 2, 3}, 1450);
+  VirtioMmio mmio(bus, dev, [](bool) {});
+  FakeDriver drv{mmio};
+  EXPECT_TRUE(drv.device_features() & VirtioNet::kFMtu);
+  EXPECT_EQ(drv.config(10, 2), 1450u);
+  EXPECT_EQ(drv.config(5, 1), 3u);
 }
 
 TEST_F(VirtioNetTest, TransmitStripsHeader) {
