@@ -135,7 +135,8 @@ std::string format_forwards(const json& vm) {
 
 std::string format_ipv4(const json& vm) {
   const json& a = member(vm, "addresses");
-  std::string ip = json_str(a, "host");
+  std::string ip = json_str(a, "private");
+  if (ip.empty()) ip = json_str(a, "host");
   if (ip.empty()) ip = json_str(a, "user");
   return or_none(ip);
 }
@@ -178,7 +179,7 @@ std::string format_vm_info(const json& vm) {
   kv.add("Disk", disk);
   const json& addresses = member(vm, "addresses");
   std::string ips;
-  for (const char* net : {"host", "user"}) {
+  for (const char* net : {"private", "host", "user"}) {
     const std::string ip = json_str(addresses, net);
     if (!ip.empty()) ips += fmt::format("{}{} ({} network)", ips.empty() ? "" : ", ", ip, net);
   }

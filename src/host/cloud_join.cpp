@@ -136,6 +136,7 @@ Result<unsigned> send(const http::Client& client, const CloudJoinOptions& o, con
   body["zone"] = o.zone;
   body["api_url"] = o.api_url;
   body["api_token"] = o.api_token;
+  if (!o.tunnel_endpoint.empty()) body["tunnel_endpoint"] = o.tunnel_endpoint;
   auto reply = client.request("POST", kHeartbeatPath,
                               body.dump(-1, ' ', false, json::error_handler_t::replace));
   if (!reply.ok()) return reply.status();
@@ -149,6 +150,12 @@ Result<unsigned> send(const http::Client& client, const CloudJoinOptions& o, con
   }
   const double n = j["interval_s"].get<double>();
   if (!(n == n)) return Status::internal("interval_s is not a number");  // NaN
+  // The host's peer set, replaced by each reply that carries one; a bad one is refused
+  // whole (the peers stay as they were) and said, without failing the heartbeat.
+  if (o.on_tunnel_peers && j.contains("tunnel_peers")) {
+    if (Status s = o.on_tunnel_peers(j["tunnel_peers"]); !s.ok())
+      spdlog::warn("cloud {}: tunnel_peers refused: {}", o.cloud_url, s.message());
+  }
   return static_cast<unsigned>(std::clamp(n, double(kMinHeartbeatS), double(kMaxHeartbeatS)));
 }
 

@@ -30,6 +30,10 @@ struct CloudJoinOptions {
   std::string zone;
   std::string api_url;    // where the control plane reaches this nimbusd's TCP API
   std::string api_token;  // that API's bearer token
+  // The tunnel's advertised endpoint (--tunnel-listen), sent as "tunnel_endpoint"; and what
+  // takes a reply's "tunnel_peers" (the host's new peer set). Empty/null: no tunnel.
+  std::string tunnel_endpoint;
+  std::function<Status(const nlohmann::json&)> on_tunnel_peers;
   // How long one second of interval_s lasts (tests shorten it).
   std::chrono::milliseconds second{1000};
   int connect_timeout_ms = 2000;

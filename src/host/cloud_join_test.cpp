@@ -136,6 +136,47 @@ TEST(CloudJoin, BeatsAtOnceWithTheTokenAndEveryField) {
   EXPECT_EQ(join.state().error, "");
 }
 
+// With a tunnel: the heartbeat says its endpoint, and each reply's tunnel_peers goes to
+// the handler (a bad list is the handler's to refuse: the heartbeat still counts).
+TEST(CloudJoin, CarriesTheTunnelEndpointAndHandsOverThePeers) {
+  FakeCloud cloud;
+  cloud.reply =
+      R"({"interval_s": 1, "tunnel_peers": [{"host": "h2", "endpoint": "192.0.2.2:4789"}]})";
+  Reports reports;
+  std::mutex mu;
+  std::vector<json> lists;
+  CloudJoinOptions o = options_for(cloud.url());
+  o.tunnel_endpoint = "192.0.2.1:4789";
+  o.on_tunnel_peers = [&](const json& list) -> Status {
+    std::lock_guard<std::mutex> lock(mu);
+    lists.push_back(list);
+    return list.is_array() ? Status() : Status::invalid_argument("not a list");
+  };
+  CloudJoin join(o, reports.fn());
+  ASSERT_TRUE(join.start().ok());
+  ASSERT_TRUE(cloud.wait_beats(1));
+  EXPECT_EQ(cloud.beats()[0].second["tunnel_endpoint"], "192.0.2.1:4789");
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !lists.empty();
+  }));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(lists[0], json::parse(R"([{"host": "h2", "endpoint": "192.0.2.2:4789"}])"));
+  }
+  cloud.reply = R"({"interval_s": 1, "tunnel_peers": "junk"})";
+  const auto beats = cloud.beats().size();
+  ASSERT_TRUE(cloud.wait_beats(beats + 2));
+  EXPECT_TRUE(eventually([&] { return join.state().joined; }));
+  join.stop();
+  // Without a tunnel the field is not sent.
+  FakeCloud plain;
+  CloudJoin join2(options_for(plain.url()), reports.fn());
+  ASSERT_TRUE(join2.start().ok());
+  ASSERT_TRUE(plain.wait_beats(1));
+  EXPECT_FALSE(plain.beats()[0].second.contains("tunnel_endpoint"));
+}
+
 TEST(CloudJoin, TheIntervalIsTheControlPlanesAndBounded) {
   FakeCloud cloud;
   cloud.reply = R"({"interval_s": 3})";

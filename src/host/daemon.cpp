@@ -98,14 +98,16 @@ Status Daemon::init() {
   // The host switch: VMs of different uids share it through the VM group, each in a port
   // directory of its uid that only nimbusd creates (switch_backend.h says why). Not the old
   // net/host.d, which VMs could write to: a socket bound there keeps its path for good.
+  // (VmRuntime::prepare_switch, below, sets it up; private networks' switches likewise.)
   const std::string switch_path = options_.state_dir + "/net/hostnet";
-  const std::string switch_dir = switch_path + ".d";
-  fs::create_directories(switch_dir, ec);
-  if (sandboxed ? ::chown(switch_dir.c_str(), 0, options_.uid_base) != 0 ||
-                      ::chmod(switch_dir.c_str(), 0750) != 0
-                : ::chmod(switch_dir.c_str(), 0700) != 0) {
-    return Status::internal(
-        fmt::format("cannot set up the host switch '{}': {}", switch_dir, std::strerror(errno)));
+  if (!options_.tunnel_listen.empty()) {
+    backends::Tunnel::Options t;
+    t.listen = options_.tunnel_listen;
+    t.advertise = options_.tunnel_advertise;
+    if (sandboxed) t.endpoint_group = options_.uid_base;
+    auto tunnel = backends::Tunnel::create(t);
+    if (!tunnel.ok()) return tunnel.status();
+    tunnel_ = std::move(*tunnel);
   }
   auto reg = Registry::open(options_.state_dir + "/nimbus.db");
   if (!reg.ok()) return reg.status();
@@ -127,6 +129,21 @@ Status Daemon::init() {
   }
   rt_ = std::make_unique<VmRuntime>(options_, *registry_, *images_, *processes_, host_, switch_path,
                                     sandbox_off_);
+  if (Status s = rt_->prepare_switch(switch_path); !s.ok()) return s;
+  if (tunnel_) {
+    rt_->tunnel = tunnel_.get();
+    // The networks of the VMs already here: their frames cross again at once.
+    auto vms = registry_->list_vms();
+    if (vms.ok()) {
+      for (const VmRecord& v : *vms) {
+        if (v.network)
+          log_failure(v.name, "joining its network", rt_->prepare_network(v.network->vni));
+      }
+    }
+    if (Status s = tunnel_->start(); !s.ok()) return s;
+    spdlog::info("tunnel: UDP {} (advertised as {})", tunnel_->listen_endpoint(),
+                 tunnel_->advertised_endpoint());
+  }
   service_ = std::make_unique<VmService>(*rt_);
   supervisor_ = std::make_unique<Supervisor>(*rt_);
   supervisor_->recover();
@@ -136,6 +153,39 @@ Status Daemon::init() {
 
 void Daemon::shutdown() {
   if (supervisor_) supervisor_->stop();
+  if (tunnel_) tunnel_->stop();
+}
+
+std::string Daemon::tunnel_endpoint() const {
+  return tunnel_ ? tunnel_->advertised_endpoint() : "";
+}
+
+Result<NetworkInfo> Daemon::network_info() {
+  NetworkInfo n;
+  if (!tunnel_) return n;
+  n.tunnel = true;
+  n.listen = tunnel_->listen_endpoint();
+  n.endpoint = tunnel_->advertised_endpoint();
+  n.peers = tunnel_->peers();
+  n.vnis = tunnel_->networks();
+  n.stats = tunnel_->stats();
+  return n;
+}
+
+Result<NetworkInfo> Daemon::set_tunnel_peers(const std::vector<backends::TunnelPeer>& peers) {
+  if (!tunnel_) return HostOps::set_tunnel_peers(peers);
+  const auto before = tunnel_->peers();
+  if (Status s = tunnel_->set_peers(peers); !s.ok()) {
+    return logged("set tunnel peers", "-",
+                  Result<NetworkInfo>(s.with_code(Code::kInvalidArgument)));
+  }
+  const auto after = tunnel_->peers();
+  if (after != before) {
+    std::string list;
+    for (const auto& p : after) list += (list.empty() ? "" : ", ") + p.host + "=" + p.endpoint;
+    spdlog::info("tunnel: peers now {}", list.empty() ? "none" : list);
+  }
+  return network_info();
 }
 
 void Daemon::monitor_once() { supervisor_->monitor_once(); }
@@ -262,7 +312,32 @@ std::string Daemon::metrics() {
   auto host = host_info();
   auto vms = service_->list_vms();
   if (!vms.ok()) spdlog::error("metrics: listing the VMs failed: {}", vms.message());
-  return prometheus_text(host.ok() ? *host : HostInfo{}, vms.ok() ? *vms : std::vector<VmInfo>{});
+  std::string out =
+      prometheus_text(host.ok() ? *host : HostInfo{}, vms.ok() ? *vms : std::vector<VmInfo>{});
+  if (tunnel_) {
+    const backends::Tunnel::Stats s = tunnel_->stats();
+    out +=
+        "# HELP nimbus_tunnel_packets_total datagrams of the private networks' tunnel: sent to "
+        "peers, taken from them, and dropped by reason\n"
+        "# TYPE nimbus_tunnel_packets_total counter\n";
+    for (auto [kind, v] : std::initializer_list<std::pair<const char*, uint64_t>>{
+             {"tx", s.tx_packets},
+             {"rx", s.rx_packets},
+             {"tx_error", s.tx_errors},
+             {"tx_too_big", s.tx_too_big},
+             {"rx_unknown_sender", s.rx_unknown_sender},
+             {"rx_malformed", s.rx_malformed},
+             {"rx_unknown_vni", s.rx_unknown_vni},
+             {"rx_spoofed", s.rx_spoofed}}) {
+      out += fmt::format("nimbus_tunnel_packets_total{{kind=\"{}\"}} {}\n", kind, v);
+    }
+    out +=
+        "# HELP nimbus_tunnel_bytes_total bytes of the tunnel's datagrams sent and taken\n"
+        "# TYPE nimbus_tunnel_bytes_total counter\n";
+    out += fmt::format("nimbus_tunnel_bytes_total{{kind=\"tx\"}} {}\n", s.tx_bytes);
+    out += fmt::format("nimbus_tunnel_bytes_total{{kind=\"rx\"}} {}\n", s.rx_bytes);
+  }
+  return out;
 }
 
 }  // namespace nimbus::host

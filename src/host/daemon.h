@@ -61,6 +61,10 @@ class Daemon : public HostOps {
   Result<ImageInfo> export_image(const std::string& vm, const ExportImageRequest& req) override;
   Result<ImageFileRef> image_file(const std::string& image, const std::string& file) override;
   std::string metrics() override;
+  Result<NetworkInfo> network_info() override;
+  Result<NetworkInfo> set_tunnel_peers(const std::vector<backends::TunnelPeer>& peers) override;
+  // The tunnel's advertised endpoint ("" without one), for the heartbeat.
+  std::string tunnel_endpoint() const;
 
  private:
   DaemonOptions options_;
@@ -70,6 +74,7 @@ class Daemon : public HostOps {
   std::unique_ptr<ImageFetcher> fetcher_;
   HostResources host_;
   std::string sandbox_off_;  // why the VMMs cannot run under their own uid ("" when they can)
+  std::unique_ptr<backends::Tunnel> tunnel_;  // before rt_: the runtime points to it
   std::unique_ptr<VmRuntime> rt_;
   std::unique_ptr<VmService> service_;
   std::unique_ptr<Supervisor> supervisor_;

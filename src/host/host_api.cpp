@@ -220,7 +220,7 @@ constexpr uint64_t kMaxDisk = 16ull * 1024 * 1024;  // 16 TiB in MiB
 Result<CreateRequest> parse_create_request(const json& j) {
   if (Status s = check_fields(j, "create",
                               {"name", "image", "cpus", "memory_mib", "disk_mib", "forwards",
-                               "restart_policy", "start", "metadata"});
+                               "restart_policy", "start", "metadata", "network"});
       !s.ok()) {
     return s;
   }
@@ -275,6 +275,11 @@ Result<CreateRequest> parse_create_request(const json& j) {
     auto m = parse_vm_metadata(j["metadata"]);
     if (!m.ok()) return m.status();
     r.metadata = std::move(*m);
+  }
+  if (j.contains("network")) {
+    auto n = parse_vm_network(j["network"]);
+    if (!n.ok()) return n.status();
+    r.network = std::move(*n);
   }
   return r;
 }
@@ -363,6 +368,18 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
       return respond(502, error_json("BadGateway", r.message()));
     if (!r.ok()) return failed(r.status());
     return respond(r->created ? 201 : 200, to_json(r->image));
+  }
+  if (collection == "network" && (p.size() == 2 || (p.size() == 3 && p[2] == "peers"))) {
+    if (p.size() == 2 && method != "GET") return method_not_allowed("GET");
+    if (p.size() == 3 && method == "PUT") {
+      if (Status s = check_fields(j, "peers", {"peers"}); !s.ok()) return bad(request, s.message());
+      if (!j.contains("peers")) return bad(request, "peers: \"peers\" is required ([] for none)");
+      auto peers = parse_tunnel_peers(j["peers"]);
+      if (!peers.ok()) return bad(request, peers.message());
+      return respond(ops.set_tunnel_peers(*peers));
+    }
+    if (method != "GET") return method_not_allowed("GET or PUT");
+    return respond(ops.network_info());
   }
   if (collection != "vms") {
     return refuse(request, 404, "NotFound",

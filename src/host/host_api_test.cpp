@@ -51,6 +51,11 @@ TEST(HostApi, RoutesEveryVerbToItsCall) {
       {"DELETE", "/v1/vms/web1/snapshots/s1", "", "delete-snapshot web1 s1"},
       {"PUT", "/v1/vms/web1/forwards", R"({"forwards": []})", "forwards web1 0"},
       {"GET", "//v1//vms/web1/", "", "get web1"},
+      {"GET", "/v1/network", "", "network"},
+      {"GET", "/v1/network/peers", "", "network"},
+      {"PUT", "/v1/network/peers", R"({"peers": []})", "peers 0"},
+      {"PUT", "/v1/network/peers", R"({"peers": [{"host": "h2", "endpoint": "127.0.0.1:4789"}]})",
+       "peers 1"},
   };
   for (const Case& c : cases) {
     ops.last.clear();
@@ -87,6 +92,19 @@ TEST(HostApi, CreateRequestDefaultsAndFields) {
   EXPECT_EQ(c.forwards[1].host_address, "127.0.0.1");
   EXPECT_EQ(c.restart_policy, "on-failure");
   EXPECT_FALSE(c.start);
+}
+
+TEST(HostApi, CreateWithAPrivateNetwork) {
+  RecordingHostOps ops;
+  Call r = call(ops, "POST", "/v1/vms",
+                R"({"name": "a", "network": {"vni": 100, "address": "172.31.16.5/20",
+                    "gateway": "172.31.16.1", "mtu": 1450}})");
+  ASSERT_EQ(r.status, 201) << r.body.dump();
+  ASSERT_TRUE(ops.created.network);
+  EXPECT_EQ(*ops.created.network, (VmNetwork{100, "172.31.16.5/20", "172.31.16.1", 1450}));
+  r = call(ops, "POST", "/v1/vms", R"({"name": "b"})");
+  ASSERT_EQ(r.status, 201);
+  EXPECT_FALSE(ops.created.network);
 }
 
 TEST(HostApi, RefusesBadInputWithoutCallingTheDaemon) {
@@ -158,6 +176,18 @@ TEST(HostApi, RefusesBadInputWithoutCallingTheDaemon) {
       {"GET", "/v1/vms/web1/forwards", "", 405, "PUT"},
       {"POST", "/v1/vms/web1/forwards", R"({"forwards": []})", 405, "PUT"},
       {"PUT", "/v1/vms/web1/forwards/x", R"({"forwards": []})", 404, "no resource"},
+      {"POST", "/v1/vms", R"({"network": {"vni": 0, "address": "172.31.0.10/20"}})", 400, "vni"},
+      {"POST", "/v1/vms", R"({"network": {"vni": 100, "address": "172.31.0.10"}})", 400, "address"},
+      {"POST", "/v1/vms", R"({"network": {"vni": 100, "address": "172.31.0.10/20", "mtu": 10}})",
+       400, "mtu"},
+      {"POST", "/v1/vms", R"({"network": "vpc-1"})", 400, "network"},
+      {"PUT", "/v1/network/peers", "{}", 400, "required"},
+      {"PUT", "/v1/network/peers", R"({"peers": {}})", 400, "array"},
+      {"PUT", "/v1/network/peers", R"({"peers": [{"host": "h2"}]})", 400, "peers[0]"},
+      {"PUT", "/v1/network/peers", R"({"peers": [], "x": 1})", 400, "unknown field"},
+      {"POST", "/v1/network/peers", R"({"peers": []})", 405, "PUT"},
+      {"PUT", "/v1/network", "{}", 405, "GET"},
+      {"GET", "/v1/network/other", "", 404, "no resource"},
   };
   for (const Case& c : cases) {
     ops.last.clear();

@@ -32,13 +32,17 @@ json to_json(const VmInfo& info) {
             {"ready", info.ready},
             {"restarts", vm.restarts},
             {"last_exit", vm.last_exit},
-            {"addresses", {{"user", info.user_address}, {"host", info.host_address}}},
+            {"addresses",
+             {{"user", info.user_address},
+              {"host", info.host_address.empty() ? json(nullptr) : json(info.host_address)}}},
             {"cgroup", info.cgroup},
             {"console_socket", info.console_socket},
             {"console_log", info.console_log}};
   // The options only: the data holds user data, which is the owner's alone.
   j["metadata_options"] = vm.metadata ? config::to_json(vm.metadata->options) : json(nullptr);
-  j["macs"] = {{"user", vm_mac(vm.slot, 0)}, {"host", vm_mac(vm.slot, 1)}};
+  j["macs"] = {{"user", vm_mac(vm.slot, 0)}, {"host", vm_host_mac(vm)}};
+  j["network"] = vm.network ? to_json(*vm.network) : json(nullptr);
+  if (vm.network) j["addresses"]["private"] = info.private_address;
   if (info.usage) {
     const VmUsage& u = *info.usage;
     j["usage"] = {{"cpu_seconds", u.cpu_seconds},           {"memory_mib", u.memory_mib},
@@ -69,6 +73,27 @@ json to_json(const SnapshotInfo& s) {
           {"size_bytes", s.size_bytes},
           {"cpus", s.cpus},
           {"memory_mib", s.memory_mib}};
+}
+
+json to_json(const NetworkInfo& n) {
+  if (!n.tunnel) return {{"tunnel", nullptr}};
+  const backends::Tunnel::Stats& s = n.stats;
+  return {{"tunnel",
+           {{"listen", n.listen},
+            {"endpoint", n.endpoint},
+            {"peers", to_json(n.peers)},
+            {"networks", n.vnis},
+            {"counters",
+             {{"tx_packets", s.tx_packets},
+              {"tx_bytes", s.tx_bytes},
+              {"tx_errors", s.tx_errors},
+              {"tx_too_big", s.tx_too_big},
+              {"rx_packets", s.rx_packets},
+              {"rx_bytes", s.rx_bytes},
+              {"rx_unknown_sender", s.rx_unknown_sender},
+              {"rx_malformed", s.rx_malformed},
+              {"rx_unknown_vni", s.rx_unknown_vni},
+              {"rx_spoofed", s.rx_spoofed}}}}}};
 }
 
 HttpError http_error(Code code) {

@@ -16,6 +16,9 @@ nlohmann::json forward_json(const config::PortForward& forward);
 nlohmann::json to_json(const VmInfo& vm);
 nlohmann::json to_json(const HostInfo& host);
 nlohmann::json to_json(const SnapshotInfo& snapshot);
+// {"tunnel": {"listen", "endpoint", "peers", "networks", "counters"}} ({"tunnel": null}
+// without one).
+nlohmann::json to_json(const NetworkInfo& network);
 
 // The HTTP status and the wire name of an error's code: InvalidArgument is 400
 // "BadRequest", NotFound 404, Conflict and InsufficientCapacity 409; any other code

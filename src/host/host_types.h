@@ -13,6 +13,7 @@
 #include "host/image_fetch.h"
 #include "host/image_store.h"
 #include "host/registry.h"
+#include "host/vm_network.h"
 
 namespace nimbus::host {
 
@@ -26,6 +27,7 @@ struct CreateRequest {
   std::string restart_policy = "no";
   bool start = true;
   std::optional<config::MetadataConfig> metadata;  // served by the VMM's IMDS
+  std::optional<VmNetwork> network;  // eth1 on this private network, not the host network
 };
 
 // PUT /v1/vms/NAME/metadata: a new data tree and/or option fields over the current options
@@ -53,8 +55,9 @@ struct VmUsage {
 struct VmInfo {
   VmRecord record;
   bool ready = false;  // the guest agent said ready (and the VM runs or is paused)
-  std::string user_address, host_address;
-  std::string cgroup;  // "" without cgroups
+  std::string user_address, host_address;  // host_address "" on a private network
+  std::string private_address;             // on a private network: its address (no prefix)
+  std::string cgroup;                      // "" without cgroups
   std::string console_socket, console_log;
   std::optional<VmUsage> usage;  // only where asked for (list and get)
 };
@@ -74,6 +77,15 @@ struct HostInfo {
 };
 
 using SnapshotInfo = SnapshotRecord;
+
+// The tunnel of the private networks (GET /v1/network, PUT /v1/network/peers).
+struct NetworkInfo {
+  bool tunnel = false;           // --tunnel-listen given
+  std::string listen, endpoint;  // bound and advertised "IP:PORT"
+  std::vector<backends::TunnelPeer> peers;
+  std::vector<uint32_t> vnis;  // the networks with a switch joined by the tunnel
+  backends::Tunnel::Stats stats;
+};
 
 // POST /v1/vms/NAME/image: the VM's root disk as a new image of this host's store.
 struct ExportImageRequest {
@@ -123,6 +135,12 @@ class HostOps {
   // One of an image's files, by name: NotFound unless the image lists it.
   virtual Result<ImageFileRef> image_file(const std::string& image, const std::string& file) = 0;
   virtual std::string metrics() = 0;  // Prometheus text
+  // The tunnel between hosts' private networks, and its peer set (replaced whole; a
+  // refused set changes nothing). Conflict when nimbusd runs without a tunnel.
+  virtual Result<NetworkInfo> network_info() { return NetworkInfo{}; }
+  virtual Result<NetworkInfo> set_tunnel_peers(const std::vector<backends::TunnelPeer>&) {
+    return Status::conflict("nimbusd runs without a tunnel (--tunnel-listen)");
+  }
 };
 
 }  // namespace nimbus::host

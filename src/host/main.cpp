@@ -22,6 +22,7 @@
 #include "host/cloud_join.h"
 #include "host/daemon.h"
 #include "host/host_server.h"
+#include "host/vm_network.h"
 
 namespace {
 
@@ -113,6 +114,11 @@ int main(int argc, char** argv) {
   app.add_option("--advertise", advertise,
                  "With --cloud: the URL the control plane reaches the TCP API at (default: "
                  "http://LISTEN)");
+  app.add_option("--tunnel-listen", o.tunnel_listen,
+                 "UDP IPv4:PORT of the tunnel that links this host's private networks with "
+                 "other hosts' (off by default)");
+  app.add_option("--tunnel-advertise", o.tunnel_advertise,
+                 "With --tunnel-listen: the IPv4:PORT other hosts send to, if not that one");
   app.add_option("--log-level", log_level,
                  fmt::format("Least level logged to stderr ({})", nimbus::log::kLevels))
       ->capture_default_str();
@@ -171,6 +177,16 @@ int main(int argc, char** argv) {
       return usage(fmt::format("--token-file '{}': cannot read a token of at least 16 characters",
                                token_file));
     }
+  }
+  if (!o.tunnel_advertise.empty() && o.tunnel_listen.empty())
+    return usage("--tunnel-advertise needs --tunnel-listen");
+  if (!o.tunnel_listen.empty()) {
+    if (auto t = nimbus::backends::Tunnel::parse_endpoint(o.tunnel_listen, true); !t.ok())
+      return usage("--tunnel-listen: " + t.message());
+  }
+  if (!o.tunnel_advertise.empty()) {
+    if (auto t = nimbus::backends::Tunnel::parse_endpoint(o.tunnel_advertise); !t.ok())
+      return usage("--tunnel-advertise: " + t.message());
   }
   if (!listen.empty() && token.empty())
     return usage("--listen needs --token-file: the TCP API always requires a token");
@@ -259,6 +275,14 @@ int main(int argc, char** argv) {
                     ? advertise
                     : fmt::format("http://{}:{}", listen_host, (*server)->tcp_port());
     j.api_token = token;
+    j.tunnel_endpoint = daemon.tunnel_endpoint();
+    if (!j.tunnel_endpoint.empty()) {
+      j.on_tunnel_peers = [&daemon](const nlohmann::json& list) -> nimbus::Status {
+        auto peers = nimbus::host::parse_tunnel_peers(list);
+        if (!peers.ok()) return peers.status();
+        return daemon.set_tunnel_peers(*peers).status();
+      };
+    }
     spdlog::info("joining cloud {} as {} in {} (API advertised at {})", cloud, host_id, zone,
                  j.api_url);
     join = std::make_unique<nimbus::host::CloudJoin>(

@@ -123,6 +123,22 @@ class RecordingHostOps : public HostOps {
     if (image_file_path.empty()) return Status::not_found("no such file");
     return ImageFileRef{image_file_path, 0};
   }
+  std::vector<backends::TunnelPeer> peers;
+  Result<NetworkInfo> network_info() override {
+    last = "network";
+    NetworkInfo n;
+    n.tunnel = true;
+    n.peers = peers;
+    return n;
+  }
+  Result<NetworkInfo> set_tunnel_peers(const std::vector<backends::TunnelPeer>& p) override {
+    peers = p;
+    NetworkInfo n;
+    n.tunnel = true;
+    n.peers = peers;
+    last = "peers " + std::to_string(p.size());
+    return n;
+  }
   std::string metrics() override {
     last = "metrics";
     return "nimbus_host_vms{kind=\"total\"} 1\n";

@@ -17,7 +17,8 @@ namespace {
 using nlohmann::json;
 
 // 2: vms.metadata (the VM configuration's metadata section as JSON, "" for none).
-constexpr int kSchemaVersion = 2;
+// 3: vms.network (the VM's private network as JSON, "" for the host network).
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS vms (
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS vms (
   started_at TEXT NOT NULL,
   last_exit TEXT NOT NULL,
   restarts INTEGER NOT NULL,
-  metadata TEXT NOT NULL DEFAULT ''
+  metadata TEXT NOT NULL DEFAULT '',
+  network TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS snapshots (
   vm TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,
@@ -117,7 +119,7 @@ std::vector<config::PortForward> forwards_from_text(const std::string& text) {
 constexpr const char* kVmColumns =
     "name, image, cpus, memory_mib, disk_mib, forwards, restart_policy, desired_state, state, "
     "slot, pid, "
-    "pid_start, uid, created_at, started_at, last_exit, restarts, metadata";
+    "pid_start, uid, created_at, started_at, last_exit, restarts, metadata, network";
 
 std::string metadata_to_text(const std::optional<config::MetadataConfig>& m) {
   return m ? config::to_json(*m).dump() : std::string();
@@ -153,10 +155,11 @@ VmRecord read_vm(const Stmt& s) {
   v.last_exit = s.text(15);
   v.restarts = static_cast<unsigned>(s.i64(16));
   v.metadata = metadata_from_text(s.text(17));
+  v.network = network_from_text(s.text(18));
   return v;
 }
 
-// Binds the 18 columns in kVmColumns order.
+// Binds the 19 columns in kVmColumns order.
 void bind_vm(Stmt& s, const VmRecord& v) {
   s.bind(1, v.name)
       .bind(2, v.image)
@@ -175,7 +178,8 @@ void bind_vm(Stmt& s, const VmRecord& v) {
       .bind(15, v.started_at)
       .bind(16, v.last_exit)
       .bind(17, static_cast<int64_t>(v.restarts))
-      .bind(18, metadata_to_text(v.metadata));
+      .bind(18, metadata_to_text(v.metadata))
+      .bind(19, network_to_text(v.network));
 }
 
 // The database (every VM's definition) is nimbusd's alone: mode 0600 for it and for the
@@ -243,10 +247,22 @@ Result<std::unique_ptr<Registry>> Registry::open(const std::string& path) {
                     path, version, kSchemaVersion));
   }
   if (Status s = r->exec(kSchema); !s.ok()) return s;
-  // Version 1 databases lack vms.metadata (CREATE TABLE IF NOT EXISTS kept their table).
+  // Version 1 databases lack vms.metadata, 1 and 2 vms.network (CREATE TABLE IF NOT EXISTS
+  // kept their table).
   if (version == 1) {
     if (Status s = r->exec("ALTER TABLE vms ADD COLUMN metadata TEXT NOT NULL DEFAULT ''"); !s.ok())
       return s;
+  }
+  if (version == 1 || version == 2) {
+    Stmt has(db, "SELECT 1 FROM pragma_table_info('vms') WHERE name = 'network'");
+    if (!has.ok()) return has.error("reading the schema");
+    const int rc = has.step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return has.error("reading the schema");
+    if (rc == SQLITE_DONE) {
+      if (Status s = r->exec("ALTER TABLE vms ADD COLUMN network TEXT NOT NULL DEFAULT ''");
+          !s.ok())
+        return s;
+    }
   }
   if (Status s = r->exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str()); !s.ok())
     return s;
@@ -287,7 +303,7 @@ Result<std::optional<VmRecord>> Registry::get_vm(const std::string& name) {
 
 Status Registry::insert_vm(const VmRecord& vm) {
   Stmt s(db_, fmt::format("INSERT INTO vms ({}) VALUES "
-                          "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+                          "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
                           kVmColumns)
                   .c_str());
   if (!s.ok()) return s.error("adding a VM");
@@ -305,7 +321,7 @@ Status Registry::update_vm(const VmRecord& vm) {
          "restart_policy=?7, "
          "desired_state=?8, state=?9, slot=?10, pid=?11, pid_start=?12, uid=?13, created_at=?14, "
          "started_at=?15, "
-         "last_exit=?16, restarts=?17, metadata=?18 WHERE name=?1");
+         "last_exit=?16, restarts=?17, metadata=?18, network=?19 WHERE name=?1");
   if (!s.ok()) return s.error("updating a VM");
   bind_vm(s, vm);
   if (s.step() != SQLITE_DONE) return s.error("updating a VM");

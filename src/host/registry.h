@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "config/devices.h"
 #include "config/metadata_config.h"
+#include "host/vm_network.h"
 
 struct sqlite3;
 
@@ -41,6 +42,8 @@ struct VmRecord {
   unsigned restarts = 0;
   // The instance metadata its VMM serves (absent: none); kept across nimbusd and VM restarts.
   std::optional<config::MetadataConfig> metadata;
+  // A private network for eth1 instead of the host network (vm_network.h); absent: hostnet.
+  std::optional<VmNetwork> network;
 };
 
 struct SnapshotRecord {

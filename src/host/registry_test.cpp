@@ -160,6 +160,38 @@ TEST_F(RegistryTest, SnapshotsBelongToTheirVm) {
   EXPECT_TRUE((*r)->list_snapshots("a")->empty());
 }
 
+TEST_F(RegistryTest, KeepsThePrivateNetworkAndUpgradesAVersion2Database) {
+  {
+    // A version 2 database (no network column) with one VM in it.
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db().c_str(), &raw), SQLITE_OK);
+    const char* v2 =
+        "CREATE TABLE vms (name TEXT PRIMARY KEY, image TEXT NOT NULL, cpus INTEGER NOT NULL, "
+        "memory_mib INTEGER NOT NULL, disk_mib INTEGER NOT NULL, forwards TEXT NOT NULL, "
+        "restart_policy TEXT NOT NULL, desired_state TEXT NOT NULL, state TEXT NOT NULL, "
+        "slot INTEGER NOT NULL UNIQUE, pid INTEGER NOT NULL, pid_start INTEGER NOT NULL, "
+        "uid INTEGER NOT NULL, created_at TEXT NOT NULL, started_at TEXT NOT NULL, "
+        "last_exit TEXT NOT NULL, restarts INTEGER NOT NULL, metadata TEXT NOT NULL DEFAULT '');"
+        "INSERT INTO vms VALUES ('old', 'default', 1, 128, 64, '[]', 'no', 'stopped', 'stopped', "
+        "2, 0, 0, 0, 'x', '', '', 0, '');"
+        "PRAGMA user_version=2;";
+    ASSERT_EQ(sqlite3_exec(raw, v2, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  auto r = Registry::open(db());
+  ASSERT_TRUE(r.ok()) << r.message();
+  auto old = (*r)->get_vm("old");
+  ASSERT_TRUE(old.ok() && old->has_value());
+  EXPECT_FALSE((**old).network.has_value());
+  VmRecord a = sample("a", 3);
+  a.network = VmNetwork{100, "172.31.16.5/20", "172.31.16.1", 1450};
+  ASSERT_TRUE((*r)->insert_vm(a).ok());
+  EXPECT_EQ((**(*r)->get_vm("a")).network, a.network);
+  a.network->mtu = 1400;
+  ASSERT_TRUE((*r)->update_vm(a).ok());
+  EXPECT_EQ((**(*r)->get_vm("a")).network, a.network);
+}
+
 TEST_F(RegistryTest, RefusesANewerSchemaAndAFileThatIsNotADatabase) {
   {
     auto r = Registry::open(db());

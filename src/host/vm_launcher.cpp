@@ -45,6 +45,10 @@ std::string vm_mac(unsigned slot, unsigned nic) {
                      slot & 0xff);
 }
 
+std::string vm_host_mac(const VmRecord& vm) {
+  return vm.network ? network_mac(*vm.network) : vm_mac(vm.slot, 1);
+}
+
 config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const VmPaths& paths,
                                  const std::string& switch_path) {
   config::VmConfig c;
@@ -54,10 +58,17 @@ config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, con
   c.initrd = image.initrd;
   // eth1 is configured by the kernel (ip=CLIENT:SERVER:GW:NETMASK:HOSTNAME:DEVICE:AUTOCONF),
   // eth0 by the guest's init (DHCP from slirp).
-  c.boot_args = fmt::format(
-      "console=ttyS0 earlycon=sbi root=/dev/vda rw nimbus.hostname={} "
-      "ip={}::0.0.0.0:255.255.0.0:{}:eth1:off",
-      vm.name, host_network_address(vm.slot), vm.name);
+  // On a private network the gateway stays out of ip=: a default route via eth1 would take
+  // the one of eth0 (DHCP: the internet, the metadata service) away.
+  std::string ip;
+  if (vm.network) {
+    ip = network_ip_arg(*vm.network, vm.name);
+  } else {
+    ip = fmt::format("ip={}::0.0.0.0:255.255.0.0:{}:eth1:off", host_network_address(vm.slot),
+                     vm.name);
+  }
+  c.boot_args =
+      fmt::format("console=ttyS0 earlycon=sbi root=/dev/vda rw nimbus.hostname={} {}", vm.name, ip);
   // The guest's /init runs nimbus-firstboot (host name, SSH key, dropbear, user data).
   if (vm.metadata) c.boot_args += " nimbus.metadata=1";
   config::DiskSpec d;
@@ -76,7 +87,8 @@ config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, con
   host.id = "eth1";
   host.mode = "switch";
   host.switch_path = switch_path;
-  host.mac = vm_mac(vm.slot, 1);
+  host.mac = vm_host_mac(vm);
+  if (vm.network) host.mtu = vm.network->mtu;  // told to the guest by virtio-net
   c.nics.push_back(host);
   c.entropy = true;
   c.metadata = vm.metadata;  // served on eth0 at 169.254.169.254
@@ -192,7 +204,10 @@ std::string last_log_line(const std::string& path) {
     tail.pop_back();
   const size_t nl = tail.rfind('\n');
   std::string line = nl == std::string::npos ? tail : tail.substr(nl + 1);
-  if (line.size() > 400) line = line.substr(0, 400) + "...";
+  if (line.size() > 400) {
+    line.resize(400);
+    line += "...";
+  }
   return line;
 }
 

@@ -36,14 +36,17 @@ constexpr unsigned kMaxSlot = 65534;
 std::string host_network_address(unsigned slot);
 // Stable MACs per VM: 52:54:00 + (nic, slot).
 std::string vm_mac(unsigned slot, unsigned nic);
+// The MAC of the VM's eth1: vm_mac(slot, 1) on the host network, network_mac on a private
+// network (slots repeat across hosts, so their MACs would too).
+std::string vm_host_mac(const VmRecord& vm);
 // The guest's address on the user-mode (slirp) network.
 constexpr const char* kUserNetAddress = "10.0.2.15";
 // The id of the user-mode NIC, the one with the port forwards.
 constexpr const char* kUserNic = "eth0";
 
 // The VMM configuration of a VM: its image's kernel, its overlay disk as the root drive,
-// eth0 on the user-mode network with its port forwards, eth1 on the host switch (the
-// kernel configures it from ip=), an entropy device.
+// eth0 on the user-mode network with its port forwards, eth1 on `switch_path` (the host
+// switch, or its private network's) configured by the kernel from ip=, an entropy device.
 config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, const VmPaths& paths,
                                  const std::string& switch_path);
 

@@ -121,3 +121,36 @@ TEST(MakeVmmConfig, NimbusMetadataBootArgOnlyWithMetadata) {
 
 }  // namespace
 }  // namespace nimbus::host
+
+namespace nimbus::host {
+namespace {
+
+// eth1 on a private network: its switch, a MAC from its address, ip= with its address and
+// netmask and no gateway (eth0 keeps the default route).
+TEST(MakeVmmConfig, PrivateNetworkOnEth1) {
+  VmRecord vm;
+  vm.name = "a";
+  vm.slot = 7;
+  ImageInfo image;
+  image.kernel = "/images/Image";
+  const VmPaths paths = VmPaths::of("/state", "a");
+  config::VmConfig host = make_vmm_config(vm, image, paths, "/state/net/hostnet");
+  EXPECT_NE(host.boot_args.find(" ip=10.88.0.7::0.0.0.0:255.255.0.0:a:eth1:off"), std::string::npos)
+      << host.boot_args;
+  EXPECT_EQ(host.nics[1].mac, "52:54:00:81:00:07");
+  vm.network = VmNetwork{100, "172.31.16.5/20", "172.31.16.1", 1450};
+  config::VmConfig priv = make_vmm_config(vm, image, paths, "/state/net/vni-100");
+  EXPECT_NE(priv.boot_args.find(" ip=172.31.16.5::0.0.0.0:255.255.240.0:a:eth1:off"),
+            std::string::npos)
+      << priv.boot_args;
+  EXPECT_EQ(priv.boot_args.find("10.88."), std::string::npos) << priv.boot_args;
+  ASSERT_EQ(priv.nics.size(), 2u);
+  EXPECT_EQ(priv.nics[1].switch_path, "/state/net/vni-100");
+  EXPECT_EQ(priv.nics[1].mac, "52:54:ac:1f:10:05");
+  EXPECT_EQ(priv.nics[1].mtu, 1450u);
+  EXPECT_EQ(host.nics[1].mtu, 0u);
+  EXPECT_EQ(vm_host_mac(vm), "52:54:ac:1f:10:05");
+}
+
+}  // namespace
+}  // namespace nimbus::host

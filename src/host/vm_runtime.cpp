@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -184,7 +186,7 @@ Status VmRuntime::start_process(VmRecord& vm, const std::string& snapshot_file) 
   if (Status s = prepare_dir(vm); !s.ok()) return s;
   {
     std::ofstream out(p.config);
-    out << config::to_json(make_vmm_config(vm, *image, p, switch_path)).dump(2) << "\n";
+    out << config::to_json(make_vmm_config(vm, *image, p, switch_of(vm))).dump(2) << "\n";
     if (!out) return Status::internal(fmt::format("cannot write '{}'", p.config));
   }
   chown_vm(vm, p.config);
@@ -289,11 +291,43 @@ Status VmRuntime::prepare_dir(const VmRecord& vm) {
   }
   chown_vm(vm, p.dir);
   chown_vm(vm, p.snapshots);
-  // Its endpoint on the host switch goes in a directory only its uid can write to, and its
+  if (vm.network) {
+    if (Status s = prepare_network(vm.network->vni); !s.ok()) return s;
+  }
+  // Its endpoint on the switch goes in a directory only its uid can write to, and its
   // frames there must carry its eth1 MAC.
   if (vm.uid != 0) {
-    return backends::SwitchBackend::prepare_port_dir(switch_path, vm.uid, options.uid_base,
-                                                     vm_mac(vm.slot, 1));
+    return backends::SwitchBackend::prepare_port_dir(switch_of(vm), vm.uid, options.uid_base,
+                                                     vm_host_mac(vm));
+  }
+  return {};
+}
+
+std::string VmRuntime::switch_of(const VmRecord& vm) const {
+  return vm.network ? network_switch_path(options.state_dir, vm.network->vni) : switch_path;
+}
+
+Status VmRuntime::prepare_switch(const std::string& path) const {
+  const std::string dir = path + ".d";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return Status::internal(fmt::format("cannot create the switch '{}': {}", dir, ec.message()));
+  if (sandboxed()
+          ? ::chown(dir.c_str(), 0, options.uid_base) != 0 || ::chmod(dir.c_str(), 0750) != 0
+          : ::chmod(dir.c_str(), 0700) != 0) {
+    return Status::internal(
+        fmt::format("cannot set up the switch '{}': {}", dir, std::strerror(errno)));
+  }
+  return {};
+}
+
+Status VmRuntime::prepare_network(uint32_t vni) {
+  const std::string path = network_switch_path(options.state_dir, vni);
+  if (Status s = prepare_switch(path); !s.ok()) return s;
+  if (tunnel != nullptr) {
+    if (Status s = tunnel->add_network(vni, path); !s.ok())
+      return Status::internal(fmt::format("network {}: {}", vni, s.message()));
   }
   return {};
 }
@@ -340,7 +374,11 @@ VmInfo VmRuntime::info(const VmRecord& vm, bool with_usage) {
     i.ready = it != ready.end() && it->second && (vm.state == "running" || vm.state == "paused");
   }
   i.user_address = kUserNetAddress;
-  i.host_address = host_network_address(vm.slot);
+  if (vm.network) {
+    i.private_address = network_host_address(*vm.network);
+  } else {
+    i.host_address = host_network_address(vm.slot);
+  }
   i.cgroup = processes.cgroup_path(vm.name);
   i.console_socket = p.console_sock;
   i.console_log = p.console_log;

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 
+#include "backends/net/tunnel.h"
 #include "common/status.h"
 #include "host/capacity.h"
 #include "host/host_types.h"
@@ -42,6 +43,10 @@ struct DaemonOptions {
   // and the join token sent with each fetch. Empty: not joined (POST /v1/images is refused).
   std::string cloud_url;
   std::string cloud_token;
+  // The tunnel of the private networks (--tunnel-listen IP:PORT, UDP): empty, none; and
+  // the endpoint other hosts send to, when not that one (--tunnel-advertise).
+  std::string tunnel_listen;
+  std::string tunnel_advertise;
 };
 
 class VmRuntime {
@@ -57,6 +62,8 @@ class VmRuntime {
   const HostResources host;
   const std::string switch_path;
   const std::string sandbox_off;  // why VMMs cannot run under their own uid ("" if they can)
+  // Links the private networks' switches with other hosts (--tunnel-listen); null: none.
+  backends::Tunnel* tunnel = nullptr;
 
   std::mutex mu;
   std::map<std::string, std::string> busy;  // VM -> the operation in progress
@@ -107,8 +114,16 @@ class VmRuntime {
   // Removes the VM's cgroup, logging a failure.
   void remove_cgroup(const std::string& vm);
 
-  // The VM's directory (and its port on the host switch).
+  // The VM's directory (and its port on the host switch, or on its private network's switch,
+  // which is created if needed and joined by the tunnel).
   Status prepare_dir(const VmRecord& vm);
+  // The switch eth1 of `vm` is on: the host switch or its private network's.
+  std::string switch_of(const VmRecord& vm) const;
+  // Makes PATH.d a switch directory VMs cannot write to: root's, group the VM group, mode
+  // 0750 when sandboxed (0700 otherwise).
+  Status prepare_switch(const std::string& path) const;
+  // The private network's switch on this host, joined by the tunnel if there is one.
+  Status prepare_network(uint32_t vni);
   // A fresh overlay of the VM's image as its disk.
   Status create_disk(const VmRecord& vm, const ImageInfo& image, const std::string& path);
   // Makes the VM's disk again from its image (the end of an interrupted creation).

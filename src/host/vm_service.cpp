@@ -59,6 +59,7 @@ Result<VmInfo> VmService::create_vm(const CreateRequest& req) {
   }
   vm.forwards = req.forwards;
   vm.metadata = req.metadata;
+  vm.network = req.network;
   vm.restart_policy = req.restart_policy;
   vm.desired_state = req.start ? "running" : "stopped";
   vm.state = "creating";
@@ -79,6 +80,14 @@ Result<VmInfo> VmService::create_vm(const CreateRequest& req) {
     }
     if (names.count(vm.name) != 0)
       return Status::conflict(fmt::format("a VM named '{}' already exists", vm.name));
+    // An address (and so a MAC) is one VM's in its network.
+    for (const VmRecord& v : *all) {
+      if (vm.network && v.network && v.network->vni == vm.network->vni &&
+          network_host_address(*v.network) == network_host_address(*vm.network)) {
+        return Status::conflict(fmt::format("VM '{}' already has {} in network {}", v.name,
+                                            network_host_address(*vm.network), vm.network->vni));
+      }
+    }
     for (unsigned s = kMinSlot; s <= kMaxSlot && vm.slot == 0; s++) {
       if (slots.count(s) == 0) vm.slot = s;
     }
