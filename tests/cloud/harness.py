@@ -4,6 +4,7 @@ Debian's aws CLI and boto3. Call configure() first."""
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ CLOUD = NIMBUS = NIMBUSD = MODE = PREFIX = None
 # Each mode has public addresses of its own, so a leftover of one never answers another.
 PREFIXES = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
             "keys": "127.117", "metadata": "127.118", "inside": "127.119", "images": "127.121",
-            "bench-inside": "127.122"}
+            "bench-inside": "127.122", "netns": "127.123", "ansible": "127.124"}
 
 
 def configure(cloud, nimbus, nimbusd, mode):
@@ -73,14 +74,22 @@ def refused(ip, port=80):
 class Cloud:
     """A control plane and its hosts on this machine, each host a nimbusd of its own."""
 
-    def __init__(self, zones="a,b", strategy="spread", credentials=None):
+    def __init__(self, zones="a,b", strategy="spread", credentials=None, netns=False):
+        """netns: every host in a network namespace of its own behind a bridge, as separate
+        machines would be (root; see Netns): the control plane, the hosts' APIs and the
+        public addresses are then on that network, and a host shares no file with the
+        control plane (its join token is its own copy)."""
         self.dir = tempfile.mkdtemp(prefix=f"nimbus-cloud-{MODE}-")
         os.chmod(self.dir, 0o755)  # the VMMs run under uids of their own
         self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.net = Netns(PREFIX) if netns else None
+        self.addr = self.net.gateway if netns else "127.0.0.1"
+        self.endpoint = f"http://{self.addr}:{self.port}"
+        # In namespaces the public pools must be routable: PREFIX's 127.N becomes 10.N.
+        self.public_prefix = self.net.public_prefix if netns else PREFIX
         self.flags = ["--state-dir", os.path.join(self.dir, "cloud"), "--listen",
-                      f"127.0.0.1:{self.port}", "--zones", zones, "--strategy", strategy,
-                      "--host-timeout", "4", "--public-prefix", PREFIX]
+                      f"{self.addr}:{self.port}", "--zones", zones, "--strategy", strategy,
+                      "--host-timeout", "4", "--public-prefix", self.public_prefix]
         if credentials:
             path = os.path.join(self.dir, "credentials")
             with open(path, "w") as f:
@@ -88,7 +97,12 @@ class Cloud:
             self.flags += ["--credentials", path]
         self.proc = None
         self.hosts = {}
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            if self.net:
+                self.net.close()
+            raise
 
     def start(self):
         self.log = open(os.path.join(self.dir, "cloud.log"), "ab")
@@ -109,16 +123,26 @@ class Cloud:
         with open(token, "w") as f:
             f.write(base64.b16encode(os.urandom(16)).decode() + "\n")
         os.chmod(token, 0o600)
+        # The host's own copy of the join token, as an operator would hand it over.
+        join = os.path.join(hdir, "join-token")
+        shutil.copyfile(self.token_file, join)
+        os.chmod(join, 0o600)
         port = free_port()
+        ns, addr = self.net.add_host(name) if self.net else (None, "127.0.0.1")
         h = {"dir": hdir, "sock": os.path.join(hdir, "nimbusd.sock"), "port": port, "zone": zone,
+             "addr": addr, "ns": ns,
              "args": [NIMBUSD, "--state-dir", os.path.join(hdir, "state"), "--socket",
-                      os.path.join(hdir, "nimbusd.sock"), "--listen", f"127.0.0.1:{port}",
+                      os.path.join(hdir, "nimbusd.sock"), "--listen", f"{addr}:{port}",
                       "--token-file", token, "--cgroup-parent", f"nimbus-cloud-test-{os.getpid()}-{name}",
                       "--memory", memory, "--cpus", str(cpus), "--reserved-memory", "0",
                       "--cloud", self.endpoint, "--zone", f"{REGION}{zone}",
-                      "--join-token-file", self.token_file, "--host-id", name]}
+                      "--join-token-file", join, "--host-id", name]}
+        if ns:
+            h["args"] = ["ip", "netns", "exec", ns] + h["args"]
         self.hosts[name] = h
         self.start_host(name)
+        if ns:
+            self.net.route_pool(ns, addr, self.host_view(name)["public_pool"])
         return h
 
     def start_host(self, name):
@@ -144,7 +168,7 @@ class Cloud:
         h = self.hosts[name]
         with open(os.path.join(h["dir"], "token")) as f:
             token = f.read().strip()
-        req = urllib.request.Request(f"http://127.0.0.1:{h['port']}/v1/vms/{vm}",
+        req = urllib.request.Request(f"http://{h['addr']}:{h['port']}/v1/vms/{vm}",
                                      headers={"Authorization": f"Bearer {token}"})
         return json.loads(urllib.request.urlopen(req, timeout=5).read())
 
@@ -175,6 +199,8 @@ class Cloud:
             self.proc.wait(timeout=30)
         # VMMs of a host whose nimbusd was killed (a failed test may not have restarted it).
         subprocess.run(["pkill", "-9", "-f", "--", f"--api-sock {self.dir}/"], capture_output=True)
+        if self.net:
+            self.net.close()
 
     def dump_logs(self):
         for path in [os.path.join(self.dir, "cloud.log")] + [os.path.join(h["dir"], "nimbusd.log")
@@ -185,6 +211,67 @@ class Cloud:
                 print(f"--- {path} (last 40 lines)\n" + "".join(lines[-40:]), flush=True)
             except OSError:
                 pass
+
+
+class Netns:
+    """A bridge in this namespace and, per host, a namespace joined to it by a veth pair
+    (root). With PREFIX 127.N: the bridge is 10.N.0.1/24, host i is 10.N.0.(10+i), and the
+    control plane hands host k the public pool 10.N.k.0/24, routed here to that host's
+    address and local (on lo) inside its namespace, where nimbusd binds the forwards."""
+
+    def __init__(self, prefix):
+        self.n = int(prefix.split(".")[1])
+        self.tag = f"{self.n}x{os.getpid() % 10000}"
+        self.bridge = f"nbr{self.tag}"[:15]
+        self.gateway = f"10.{self.n}.0.1"
+        self.public_prefix = f"10.{self.n}"
+        self.namespaces = []
+        self.routes = []
+        self._ip("link", "add", self.bridge, "type", "bridge")
+        self._ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        self._ip("link", "set", self.bridge, "up")
+
+    @staticmethod
+    def _ip(*args, ns=None):
+        cmd = ["ip"] + (["-n", ns] if ns else []) + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0, (cmd, r.stderr)
+
+    def add_host(self, name):
+        i = len(self.namespaces) + 1
+        ns = f"nimbus-{self.tag}-{name}"
+        addr = f"10.{self.n}.0.{10 + i}"
+        outer, inner = f"nv{self.tag}h{i}"[:15], f"np{self.tag}h{i}"[:15]
+        self._ip("netns", "add", ns)
+        self.namespaces.append(ns)
+        self._ip("link", "add", outer, "type", "veth", "peer", "name", inner)
+        self._ip("link", "set", outer, "master", self.bridge, "up")
+        self._ip("link", "set", inner, "netns", ns)
+        self._ip("link", "set", inner, "name", "eth0", ns=ns)
+        self._ip("addr", "add", f"{addr}/24", "dev", "eth0", ns=ns)
+        self._ip("link", "set", "eth0", "up", ns=ns)
+        self._ip("link", "set", "lo", "up", ns=ns)
+        self._ip("route", "add", "default", "via", self.gateway, ns=ns)
+        return ns, addr
+
+    def route_pool(self, ns, addr, pool):
+        self._ip("route", "replace", pool, "via", addr)
+        self.routes.append(pool)
+        self._ip("route", "replace", "local", pool, "dev", "lo", ns=ns)
+
+    def close(self):
+        for pool in self.routes:
+            subprocess.run(["ip", "route", "del", pool], capture_output=True)
+        for ns in self.namespaces:
+            # Anything still running in it (a VMM a failed test left) first.
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
 
 
 class Aws:
