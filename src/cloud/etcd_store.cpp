@@ -380,7 +380,7 @@ class EtcdStore final : public Store {
 
   Result<int64_t> lease_keep_alive(int64_t lease) override {
     if (lease <= 0) return Status::invalid_argument(fmt::format("no lease {}", lease));
-    auto r = call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, true);
+    auto r = call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, true, true);
     if (!r.ok()) return r.status();
     const json& res = r->contains("result") ? (*r)["result"] : *r;
     const int64_t ttl = res.is_object() ? int_field(res, "TTL") : 0;
@@ -411,7 +411,9 @@ class EtcdStore final : public Store {
 
  private:
   // POSTs `body` to `path` on the members in turn (see the header for when it moves on).
-  Result<json> call(const std::string& path, const json& body, bool idempotent) {
+  // stream: a streaming endpoint (lease keep-alive), whose first message is the answer.
+  Result<json> call(const std::string& path, const json& body, bool idempotent,
+                    bool stream = false) {
     const std::string text = body.dump();
     const size_t n = clients_.size();
     const Clock::time_point give_up = Clock::now() + std::chrono::milliseconds(options_.retry_ms);
@@ -421,7 +423,7 @@ class EtcdStore final : public Store {
       const size_t first = preferred_.load();
       for (size_t i = 0; i < n; ++i) {
         const size_t m = (first + i) % n;
-        auto reply = clients_[m].request("POST", path, text);
+        auto reply = stream ? first_line(m, path, text) : clients_[m].request("POST", path, text);
         if (!reply.ok()) {
           // "cannot reach": the connection was never made, nothing was sent.
           const bool unsent = reply.message().find("cannot reach") != std::string::npos;
@@ -464,6 +466,46 @@ class EtcdStore final : public Store {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * (round + 1), 500)));
     }
+  }
+
+  // POSTs to a streaming endpoint of member m and returns its first line as the reply's
+  // body. The gateway sometimes drops the connection after a stream's last message without
+  // ending the chunked body, which the one-shot client would report as a broken reply.
+  Result<http::Reply> first_line(size_t m, const std::string& path, const std::string& text) {
+    httplib::Client client(options_.endpoints[m]);
+    client.set_connection_timeout(0, options_.connect_timeout_ms * 1000);
+    client.set_read_timeout(options_.request_timeout_ms / 1000, 0);
+    client.set_write_timeout(options_.request_timeout_ms / 1000, 0);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = path;
+    req.headers = {{kRequireLeaderHeader, "true"}, {"Content-Type", "application/json"}};
+    req.body = text;
+    std::string buffer;
+    bool have_line = false;
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      buffer.append(data, n);
+      const size_t nl = buffer.find('\n');
+      if (nl != std::string::npos) {
+        buffer.resize(nl);
+        have_line = true;
+        return false;  // all we need
+      }
+      return buffer.size() < 16 * 1024 * 1024;
+    };
+    httplib::Response res;
+    httplib::Error error = httplib::Error::Success;
+    const bool sent = client.send(req, res, error);
+    if (!have_line && !sent && error == httplib::Error::Connection)
+      return Status::unavailable(fmt::format("cannot reach etcd at {}: {}", options_.endpoints[m],
+                                             httplib::to_string(error)));
+    if (!have_line && buffer.empty() && !sent)
+      return Status::unavailable(fmt::format("etcd at {}: {} during {}", options_.endpoints[m],
+                                             httplib::to_string(error), path));
+    http::Reply reply;
+    reply.status = sent ? res.status : 200;
+    reply.body = std::move(buffer);
+    return reply;
   }
 
   Status unknown_outcome(const std::string& path, size_t member, const std::string& what) {

@@ -266,8 +266,10 @@ TEST_F(EtcdStoreTest, EtcdErrorsAreTyped) {
   EXPECT_EQ(r.code(), Code::kNotFound);
   EXPECT_NE(r.message().find("lease not found"), std::string::npos) << r.message();
   EXPECT_FALSE(store().get("/lease/none")->has_value());
-  EXPECT_EQ(store().lease_keep_alive(0x7eadbeef).code(), Code::kNotFound);
-  EXPECT_EQ(store().lease_revoke(0x7eadbeef).code(), Code::kNotFound);
+  auto kept = store().lease_keep_alive(0x7eadbeef);
+  EXPECT_EQ(kept.code(), Code::kNotFound) << kept.message();
+  Status revoked = store().lease_revoke(0x7eadbeef);
+  EXPECT_EQ(revoked.code(), Code::kNotFound) << revoked.message();
   EXPECT_EQ(store().lease_grant(0).code(), Code::kInvalidArgument);
   EXPECT_EQ(store().get("").code(), Code::kInvalidArgument);
 }
@@ -302,7 +304,8 @@ TEST_F(EtcdStoreTest, AnExpiredLeaseIsADeleteThatWatchersSee) {
   auto start = store().txn({}, {});
   ASSERT_TRUE(start.ok());
   Seen seen;
-  auto watch = store().watch("/expiry/", 0, seen.callback());
+  // From the next revision: 0 ("from now") would start whenever the stream is set up.
+  auto watch = store().watch("/expiry/", start->revision + 1, seen.callback());
   ASSERT_TRUE(watch.ok()) << watch.message();
   auto lease = store().lease_grant(2);  // etcd's minimum with the default election timeout
   ASSERT_TRUE(lease.ok()) << lease.message();
