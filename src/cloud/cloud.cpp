@@ -60,6 +60,7 @@ Cloud::Cloud(Store& store, CloudOptions options, Clock clock)
 std::chrono::steady_clock::time_point Cloud::now() const { return clock_(); }
 
 Status Cloud::init() {
+  if (Status s = init_networks(); !s.ok()) return s;
   auto groups = store_.list(kSecurityGroupsPrefix);
   if (!groups.ok()) return groups.status();
   for (const KeyValue& kv : *groups) {
@@ -71,7 +72,7 @@ Status Cloud::init() {
   g.name = "default";
   g.description = "default VPC security group";
   g.owner_id = options_.account_id;
-  g.vpc_id = "vpc-default";
+  g.vpc_id = default_vpc_id(options_.region);
   auto r =
       store_.txn({{std::string(kSecurityGroupsPrefix) + g.id, 0}},
                  {{Op::Kind::kPut, std::string(kSecurityGroupsPrefix) + g.id, to_json(g).dump()}});

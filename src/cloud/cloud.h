@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "cloud/filters.h"
 #include "cloud/instance_types.h"
 #include "cloud/key_pairs.h"
+#include "cloud/networks.h"
 #include "cloud/records.h"
 #include "cloud/scheduler.h"
 #include "cloud/store.h"
@@ -47,6 +49,9 @@ struct RunRequest {
   Tags instance_tags;
   uint64_t root_volume_gib = 0;              // 0: the image's size
   InstanceMetadataOptions metadata_options;  // checked by the caller (the EC2 API)
+  // SubnetId (else the default subnet of the zone each instance is placed in) and
+  // PrivateIpAddress (else the lowest free address of the subnet); "" when not given.
+  std::string subnet_id, private_ip;
 };
 
 // ModifyInstanceMetadataOptions: what to change (values checked by the caller).
@@ -85,7 +90,8 @@ class Cloud {
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
   Cloud(Store& store, CloudOptions options, Clock clock = nullptr);
 
-  // Creates the default security group when the store has none.
+  // Creates the default VPC and subnets (init_networks) and the default security group
+  // when the store has none.
   Status init();
   const CloudOptions& options() const { return options_; }
   Store& store() { return store_; }
@@ -130,6 +136,22 @@ class Cloud {
   Status release_claim(const InstanceRecord& inst, bool everything);
   // Claims compute for a stopped instance about to start again, on its own host.
   Ec2Result<bool> claim_compute(const InstanceRecord& inst);
+
+  // --- networks (networks.cpp, networks.h)
+  // Creates the region's default VPC and the default subnet of every zone that has none.
+  Status init_networks();
+  Ec2Result<std::vector<VpcRecord>> vpcs();
+  Ec2Result<std::vector<SubnetRecord>> subnets();
+  Ec2Result<SubnetRecord> subnet(const std::string& id);  // InvalidSubnetID.NotFound
+  // The subnet's allocated addresses (/addresses/SUBNET/), as numbers.
+  Ec2Result<std::set<uint32_t>> used_addresses(const std::string& subnet_id);
+  // nimbusd's "network" of the VM create for an instance in a subnet: vni, address
+  // (IP/PREFIX), gateway, mtu. nullopt for an instance without a subnet.
+  Result<std::optional<nlohmann::json>> vm_network(const InstanceRecord& inst);
+  // Frees a terminated instance's private address (only if it is still its own).
+  Status release_address(const InstanceRecord& inst);
+  // The heartbeat reply's tunnel_peers: every other alive host with a tunnel endpoint.
+  Result<nlohmann::json> tunnel_peers(const std::string& self);
 
   // --- security groups (security_groups.cpp)
   Ec2Result<SecurityGroup> create_security_group(const std::string& name,

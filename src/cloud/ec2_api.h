@@ -39,6 +39,7 @@ class Ec2Api {
   void add_instance_actions();  // ec2_instances_api.cpp
   void add_resource_actions();  // ec2_resources_api.cpp
   void add_key_pair_actions();  // ec2_keypairs_api.cpp
+  void add_network_actions();   // ec2_network_api.cpp
   std::optional<Ec2Error> authenticate(const http::Request& req, std::string* access_key,
                                        std::string* region);
 

@@ -95,9 +95,11 @@ void render_instance(XmlWriter& w, const InstanceRecord& i, Cloud& cloud,
   w.open("item");
   w.text("instanceId", i.id).text("imageId", i.image_id);
   render_state(w, "instanceState", i.state);
-  w.text("privateDnsName", i.private_ip.empty() ? ""
-                                                : fmt::format("ip-{}.{}.compute.internal",
-                                                              dashed(i.private_ip), region));
+  // A terminated instance's address is free for others (its record keeps it).
+  const bool priv =
+      !i.private_ip.empty() && !(i.state == InstanceState::kTerminated && !i.subnet_id.empty());
+  w.text("privateDnsName",
+         priv ? fmt::format("ip-{}.{}.compute.internal", dashed(i.private_ip), region) : "");
   const bool pub = shows_public_ip(i) && !i.public_ip.empty();
   w.text("dnsName",
          pub ? fmt::format("ec2-{}.{}.compute.nimbus", dashed(i.public_ip), region) : "");
@@ -112,9 +114,9 @@ void render_instance(XmlWriter& w, const InstanceRecord& i, Cloud& cloud,
       .text("hostId", i.host)
       .close();
   w.open("monitoring").text("state", "disabled").close();
-  if (!i.private_ip.empty()) w.text("privateIpAddress", i.private_ip);
+  if (priv) w.text("privateIpAddress", i.private_ip);
   if (pub) w.text("ipAddress", i.public_ip);
-  w.text("vpcId", "vpc-default").text("subnetId", "subnet-" + i.zone);
+  if (!i.subnet_id.empty()) w.text("vpcId", i.vpc_id).text("subnetId", i.subnet_id);
   w.open("groupSet");
   for (const auto& g : i.security_groups) {
     auto it = group_names.find(g);
@@ -161,7 +163,8 @@ std::map<std::string, std::string> group_names(Cloud& cloud) {
 }
 
 std::optional<std::vector<std::string>> instance_field(const InstanceRecord& i,
-                                                       const std::string& name) {
+                                                       const std::string& name,
+                                                       const std::string& region) {
   using V = std::vector<std::string>;
   if (name == "instance-id") return V{i.id};
   if (name == "instance-state-name") return V{std::string(state_name(i.state))};
@@ -175,7 +178,12 @@ std::optional<std::vector<std::string>> instance_field(const InstanceRecord& i,
   if (name == "private-ip-address") return V{i.private_ip};
   if (name == "ip-address") return V{shows_public_ip(i) ? i.public_ip : ""};
   if (name == "architecture") return V{"riscv64"};
-  if (name == "vpc-id") return V{"vpc-default"};
+  if (name == "vpc-id") return V{i.vpc_id};
+  if (name == "subnet-id") return V{i.subnet_id};
+  if (name == "private-dns-name")
+    return V{i.private_ip.empty()
+                 ? ""
+                 : fmt::format("ip-{}.{}.compute.internal", dashed(i.private_ip), region)};
   if (name == "host-id") return V{i.host};
   if (name == "instance.group-id" || name == "group-id") return i.security_groups;
   if (name == "client-token") return V{i.client_token};
@@ -238,8 +246,13 @@ void Ec2Api::add_instance_actions() {
     r.placement_group = p.get_or("Placement.GroupName", "");
     r.security_group_ids = p.list("SecurityGroupId");
     r.security_group_names = p.list("SecurityGroup");
+    r.subnet_id = p.get_or("SubnetId", "");
+    r.private_ip = p.get_or("PrivateIpAddress", "");
     for (const QueryParams& ni : p.members("NetworkInterface")) {
       for (const auto& g : ni.list("SecurityGroupId")) r.security_group_ids.push_back(g);
+      // The primary interface's subnet and address (one interface per instance here).
+      if (r.subnet_id.empty()) r.subnet_id = ni.get_or("SubnetId", "");
+      if (r.private_ip.empty()) r.private_ip = ni.get_or("PrivateIpAddress", "");
     }
     auto tags = parse_tag_specifications(p, "instance");
     if (!tags.ok()) return tags.error();
@@ -313,7 +326,9 @@ void Ec2Api::add_instance_actions() {
         missing.erase(it);
       }
       if (!matches_all(
-              *filters, [&](const std::string& n) { return instance_field(i, n); }, &unknown)) {
+              *filters,
+              [&](const std::string& n) { return instance_field(i, n, cloud_.options().region); },
+              &unknown)) {
         if (!unknown.empty())
           return invalid_parameter_value(
               fmt::format("The filter '{}' is invalid", quote_value_for_message(unknown)));
@@ -392,7 +407,7 @@ void Ec2Api::add_instance_actions() {
           return std::vector<std::string>{status};
         if (n == "instance-status.reachability" || n == "system-status.reachability")
           return std::vector<std::string>{detail};
-        return instance_field(i, n);
+        return instance_field(i, n, cloud_.options().region);
       };
       if (!matches_all(*filters, field, &unknown)) {
         if (!unknown.empty())

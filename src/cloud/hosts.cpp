@@ -73,6 +73,14 @@ Ec2Result<nlohmann::json> Cloud::heartbeat(const nlohmann::json& body) {
     return ec2_error("InvalidParameterValue", "api_url must be http://HOST:PORT");
   if (api_token->get<std::string>().size() > 512)
     return ec2_error("InvalidParameterValue", "api_token is too long");
+  // The host's VPC tunnel (UDP), if it has one: absent means none.
+  std::string tunnel_endpoint;
+  if (auto t = body.find("tunnel_endpoint"); t != body.end() && !t->is_null()) {
+    if (!t->is_string() || !valid_tunnel_endpoint(t->get<std::string>()))
+      return ec2_error("InvalidParameterValue",
+                       "tunnel_endpoint must be \"IPV4:PORT\" (a unicast address, port 1-65535)");
+    tunnel_endpoint = t->get<std::string>();
+  }
 
   const std::string key = kHostsPrefix + id->get<std::string>();
   auto existing = store_.get(key);
@@ -100,6 +108,7 @@ Ec2Result<nlohmann::json> Cloud::heartbeat(const nlohmann::json& body) {
   next.api_token = api_token->get<std::string>();
   next.host = *host;
   if (const auto* images = field(body, "images", V::array)) next.images = *images;
+  next.tunnel_endpoint = tunnel_endpoint;
   if (!*existing) {
     next.joined_at = iso_time_now();
     // The first free index among the hosts (each host's public pool is PREFIX.INDEX.0/24).
@@ -141,9 +150,13 @@ Ec2Result<nlohmann::json> Cloud::heartbeat(const nlohmann::json& body) {
     l.vms = *vms;
   }
   kick();
+  // The other hosts this one tunnels to (docs/cloud.md, "Networks").
+  auto peers = tunnel_peers(next.id);
+  if (!peers.ok()) return from_status(peers.status());
   return nlohmann::json{
       {"interval_s", options_.heartbeat_interval.count()},
-      {"public_pool", fmt::format("{}.{}.0/24", options_.public_prefix, next.index)}};
+      {"public_pool", fmt::format("{}.{}.0/24", options_.public_prefix, next.index)},
+      {"tunnel_peers", *peers}};
 }
 
 bool Cloud::host_alive(const std::string& host_id) const {

@@ -36,6 +36,8 @@ std::string request_fingerprint(const RunRequest& r) {
   if (const auto& m = r.metadata_options; m != InstanceMetadataOptions{})
     j["metadata"] = {m.http_tokens, m.http_endpoint, m.http_put_response_hop_limit,
                      m.instance_metadata_tags};
+  if (!r.subnet_id.empty()) j["subnet"] = r.subnet_id;
+  if (!r.private_ip.empty()) j["private_ip"] = r.private_ip;
   return sha256_hex(j.dump());
 }
 
@@ -205,9 +207,65 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
     disk_mib = req.root_volume_gib * 1024;
   }
 
-  // One launch is one store transaction, which etcd caps at 128 operations (store.h): two
-  // per instance plus its hosts' allocations. A larger MaxCount launches this many, as
-  // EC2 launches what the account's limits allow; a larger MinCount is refused.
+  // The subnet: the one named, or the one holding the PrivateIpAddress, or (neither) the
+  // default subnet of the zone each instance is placed in.
+  std::optional<SubnetRecord> fixed_subnet;
+  std::optional<uint32_t> fixed_ip;
+  std::map<std::string, SubnetRecord> default_subnets;  // by zone
+  {
+    auto all = subnets();
+    if (!all.ok()) return all.error();
+    for (const auto& s : *all) {
+      if (s.default_for_az) default_subnets[s.zone] = s;
+    }
+  }
+  if (!req.private_ip.empty()) {
+    fixed_ip = parse_ipv4(req.private_ip);
+    if (!fixed_ip)
+      return ec2_error("InvalidParameterValue",
+                       fmt::format("Invalid value '{}' for PrivateIpAddress: not an IPv4 address",
+                                   req.private_ip.substr(0, 64)));
+    if (req.min_count != 1 || req.max_count != 1)
+      return ec2_error("InvalidParameterCombination",
+                       "PrivateIpAddress can be given only with MinCount and MaxCount 1");
+  }
+  if (!req.subnet_id.empty()) {
+    auto s = subnet(req.subnet_id);
+    if (!s.ok()) return s.error();
+    fixed_subnet = *s;
+  } else if (fixed_ip) {
+    for (const auto& [zone, s] : default_subnets) {
+      auto c = parse_cidr(s.cidr_block);
+      if (c && c->contains(*fixed_ip) && (req.zone.empty() || req.zone == zone)) fixed_subnet = s;
+    }
+    if (!fixed_subnet)
+      return ec2_error("InvalidParameterValue",
+                       fmt::format("Address {} is in no default subnet{}: give its SubnetId",
+                                   req.private_ip, req.zone.empty() ? "" : " of " + req.zone));
+  } else if (!req.zone.empty() && !default_subnets.count(req.zone)) {
+    return ec2_error("InvalidParameterValue",
+                     fmt::format("The zone {} has no default subnet: give a SubnetId", req.zone));
+  }
+  if (fixed_subnet) {
+    if (!req.zone.empty() && req.zone != fixed_subnet->zone)
+      return ec2_error("InvalidParameterValue",
+                       fmt::format("Value ({}) for parameter availabilityZone is invalid. Subnet "
+                                   "'{}' is in the availability zone {}",
+                                   req.zone, fixed_subnet->id, fixed_subnet->zone));
+    auto c = parse_cidr(fixed_subnet->cidr_block);
+    if (!c) return from_status(Status::internal("subnet " + fixed_subnet->id + " has no CIDR"));
+    if (fixed_ip && !c->assignable(*fixed_ip))
+      return ec2_error("InvalidParameterValue",
+                       fmt::format("Address {} is not an instance address of subnet {} ({}: its "
+                                   "first four and its last are reserved)",
+                                   req.private_ip, fixed_subnet->id, fixed_subnet->cidr_block));
+  }
+
+  // One launch is one store transaction, which etcd caps at 128 operations (store.h): per
+  // instance its record and its address (/addresses/SUBNET/IP, created compared on
+  // revision 0), plus its hosts' allocations and the token: at most 40 + 40 + 40 + 1. A
+  // larger MaxCount launches this many, as EC2 launches what the account's limits allow; a
+  // larger MinCount is refused.
   if (req.min_count > kMaxPerLaunch)
     return ec2_error("InstanceLimitExceeded",
                      fmt::format("Nimbus launches at most {} instances per RunInstances (MinCount "
@@ -215,7 +273,7 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
                                  kMaxPerLaunch, req.min_count));
   const unsigned max_count = std::min(req.max_count, kMaxPerLaunch);
   PlacementRequest preq;
-  preq.zone = req.zone;
+  preq.zone = fixed_subnet ? fixed_subnet->zone : req.zone;
   preq.vcpus = type->vcpus;
   preq.memory_mib = type->memory_mib;
   preq.disk_mib = disk_mib;
@@ -242,6 +300,8 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
     std::set<std::string> touched;
     const std::string launch_time = iso_time_now();
     bool pool_full = false;
+    std::map<std::string, std::set<uint32_t>> used;  // addresses per subnet, as read now
+    std::optional<Ec2Error> address_error;
     for (size_t n = 0; n < placed.hosts.size(); ++n) {
       const std::string& host = placed.hosts[n];
       InstanceRecord i;
@@ -273,12 +333,62 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
         break;
       }
       i.public_ip = *ip;
+      // Its private address, from its subnet.
+      auto zs = default_subnets.find(i.zone);
+      if (!fixed_subnet && zs == default_subnets.end()) {
+        address_error = ec2_error("InvalidParameterValue",
+                                  fmt::format("The zone {} has no default subnet", i.zone));
+        break;
+      }
+      const SubnetRecord& sub = fixed_subnet ? *fixed_subnet : zs->second;
+      const auto cidr = parse_cidr(sub.cidr_block);
+      if (!cidr) {
+        address_error = from_status(Status::internal("subnet " + sub.id + " has no CIDR"));
+        break;
+      }
+      if (!used.count(sub.id)) {
+        auto u = used_addresses(sub.id);
+        if (!u.ok()) return u.error();
+        used[sub.id] = *u;
+      }
+      std::set<uint32_t>& taken = used[sub.id];
+      std::optional<uint32_t> address;
+      if (fixed_ip) {
+        if (taken.count(*fixed_ip)) {
+          address_error = ec2_error("InvalidIPAddress.InUse",
+                                    fmt::format("Address {} is in use.", req.private_ip));
+          break;
+        }
+        address = fixed_ip;
+      } else {
+        for (uint64_t off = 4; off + 1 < cidr->size(); ++off) {
+          const uint32_t a = cidr->base + static_cast<uint32_t>(off);
+          if (!taken.count(a)) {
+            address = a;
+            break;
+          }
+        }
+      }
+      if (!address) {
+        address_error = ec2_error(
+            "InsufficientFreeAddressesInSubnet",
+            fmt::format("The subnet {} ({}) has no free address left", sub.id, sub.cidr_block));
+        break;
+      }
+      taken.insert(*address);
+      i.vpc_id = sub.vpc_id;
+      i.subnet_id = sub.id;
+      i.private_ip = format_ipv4(*address);
+      compares.push_back({address_key(sub.id, i.private_ip), 0});
+      ops.push_back({Op::Kind::kPut, address_key(sub.id, i.private_ip),
+                     nlohmann::json{{"instance", i.id}}.dump()});
       a.instances[i.id] = Claim{type->vcpus, type->memory_mib, disk_mib, true, *ip};
       touched.insert(host);
       compares.push_back({instance_key(i.id), 0});
       ops.push_back({Op::Kind::kPut, instance_key(i.id), to_json(i).dump()});
       res.instances.push_back(std::move(i));
     }
+    if (address_error) return *address_error;
     if (pool_full)
       return ec2_error("InsufficientInstanceCapacity",
                        "a host's public address pool is exhausted (253 instances per host)");
@@ -298,8 +408,8 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
     if (!r.ok()) return from_status(r.status());
     if (r->succeeded) {
       for (const auto& i : res.instances)
-        spdlog::info("instance {}: placed on {} in {} ({}, {})", i.id, i.host, i.zone,
-                     i.instance_type, i.public_ip);
+        spdlog::info("instance {}: placed on {} in {} ({}, {}, {} in {})", i.id, i.host, i.zone,
+                     i.instance_type, i.public_ip, i.private_ip, i.subnet_id);
       kick();
       return res;
     }
@@ -314,6 +424,10 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
 }
 
 Status Cloud::release_claim(const InstanceRecord& inst, bool everything) {
+  // A terminated instance's private address is free again (a stopped one keeps it).
+  if (everything) {
+    if (Status s = release_address(inst); !s.ok()) return s;
+  }
   if (inst.host.empty()) return Status();
   bool unchanged = false;  // nothing claimed (any more): no write
   auto r = update(store_, alloc_key(inst.host),

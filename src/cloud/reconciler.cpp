@@ -184,7 +184,7 @@ bool Reconciler::needs_work(const InstanceRecord& inst) {
   // metadata) changed.
   if (inst.metadata_hash.empty() || !inst.metadata_options_applied) return true;
   const std::string ip = text(field(*vm, "addresses"), "host");
-  if (!ip.empty() && ip != inst.private_ip) return true;
+  if (inst.subnet_id.empty() && !ip.empty() && ip != inst.private_ip) return true;
   return forward_set(field(*vm, "forwards")) != forward_set(cloud_.forwards_for(inst));
 }
 
@@ -344,6 +344,10 @@ void Reconciler::act(const std::string& id) {
                            {"forwards", cloud_.forwards_for(inst)},
                            {"metadata", instance_metadata(inst, metadata_context(cloud_, inst))},
                            {"start", true}};
+    // Its VPC address (docs/cloud.md, "Networks"): vni, address, gateway, mtu.
+    auto network = cloud_.vm_network(inst);
+    if (!network.ok()) return fail(network.status(), "its network");
+    if (*network) body["network"] = **network;
     auto r = driver_.call(host, "POST", "/v1/vms", body, 60000);
     if (!r.ok() && r.code() != Code::kConflict) {
       if (r.code() == Code::kInvalidArgument || r.code() == Code::kInsufficientCapacity) {
@@ -475,7 +479,10 @@ void Reconciler::act(const std::string& id) {
     spdlog::info("instance {}: {} port(s) open on {}", id, want.size(), inst.public_ip);
   }
   const bool ready = flag(*vm, "ready") && vm_state == "running";
-  const std::string private_ip = text(field(*vm, "addresses"), "host");
+  // The host's address of the VM is its private address only for instances without a
+  // subnet (launched before VPCs); the others have theirs from the launch.
+  const std::string private_ip =
+      inst.subnet_id.empty() ? text(field(*vm, "addresses"), "host") : "";
   // The metadata as it should be now (the private address and MAC are known once the VM
   // is): sent when it differs from what was sent last.
   InstanceRecord now = inst;

@@ -74,12 +74,12 @@ TEST_F(ReconcilerTest, PendingFetchesTheImageCreatesTheVmAndRunsOnlyOnceReady) {
   bed_.reconciler().pass_now();
   EXPECT_EQ(get(id).state, InstanceState::kPending);
   EXPECT_EQ(get(id).vm_state, "starting");
-  // Ready: running, with the host's private address.
+  // Ready: running, with its subnet's address from the launch (not the host's 10.88.x.y).
   bed_.reconciler().pass_now();
   InstanceRecord i = get(id);
   EXPECT_EQ(i.state, InstanceState::kRunning);
   EXPECT_TRUE(i.vm_ready);
-  EXPECT_EQ(i.private_ip, "10.88.0.2");
+  EXPECT_EQ(i.private_ip, "172.31.0.4");
 
   // A second instance of the same image: no second fetch.
   bed_.driver().clear_calls();
@@ -290,7 +290,7 @@ TEST_F(ReconcilerTest, RebootRestartsTheVmOnce) {
   EXPECT_EQ(get(id).state, InstanceState::kRunning);
 }
 
-TEST_F(ReconcilerTest, TheVmGetsItsMetadataAndItsPrivateAddressOnceKnown) {
+TEST_F(ReconcilerTest, TheVmGetsItsMetadataWithItsPrivateAddressAndItsMacOnceKnown) {
   bed_.driver().set_ready_after(2);
   RunRequest req = bed_.run_request();
   req.user_data = "IyEvYmluL3NoCmVjaG8gaGkK";  // "#!/bin/sh\necho hi\n"
@@ -298,7 +298,8 @@ TEST_F(ReconcilerTest, TheVmGetsItsMetadataAndItsPrivateAddressOnceKnown) {
   ASSERT_TRUE(run.ok());
   const std::string id = run->instances.at(0).id;
   bed_.reconciler().pass_now();
-  // The create carries the metadata: identity, user data; the address is not known yet.
+  // The create carries the metadata: identity, user data, the private address (from the
+  // launch); the MAC is not known yet.
   std::optional<nlohmann::json> create;
   for (const auto& c : bed_.driver().calls()) {
     if (c.method == "POST" && c.path == "/v1/vms") create = c.body;
@@ -307,12 +308,13 @@ TEST_F(ReconcilerTest, TheVmGetsItsMetadataAndItsPrivateAddressOnceKnown) {
   const auto& m = (*create)["metadata"];
   EXPECT_EQ(m["data"]["meta-data"]["instance-id"], id);
   EXPECT_EQ(m["data"]["user-data"], req.user_data);
-  EXPECT_FALSE(m["data"]["meta-data"].contains("local-ipv4"));
+  EXPECT_EQ(m["data"]["meta-data"]["local-ipv4"], run->instances.at(0).private_ip);
+  EXPECT_FALSE(m["data"]["meta-data"].contains("mac"));
   EXPECT_EQ(m["http_tokens"], "optional");
   EXPECT_EQ(m["http_endpoint"], "enabled");
   EXPECT_EQ(m["hop_limit"], 1);
 
-  // The VM reports its private address: the data is sent again, once.
+  // The VM reports its MAC: the data is sent again, once.
   ASSERT_TRUE(pass_until(id, InstanceState::kRunning));
   for (int n = 0; n < 3; ++n) bed_.reconciler().pass_now();
   const Lines l = bed_.driver().call_lines(host_);
@@ -320,14 +322,14 @@ TEST_F(ReconcilerTest, TheVmGetsItsMetadataAndItsPrivateAddressOnceKnown) {
   auto vm = bed_.driver().vm(host_, id);
   ASSERT_TRUE(vm.has_value());
   const auto& md = vm->metadata["data"]["meta-data"];
-  EXPECT_EQ(md["local-ipv4"], "10.88.0.2");
+  EXPECT_EQ(md["local-ipv4"], "172.31.0.4");
   EXPECT_EQ(md["local-ipv4"], get(id).private_ip);
   EXPECT_EQ(md["mac"], "52:54:00:81:00:02");
   EXPECT_EQ(md["instance-id"], id);
   EXPECT_EQ(vm->metadata["data"]["user-data"], req.user_data);
   const auto doc = nlohmann::json::parse(
       vm->metadata["data"]["dynamic"]["instance-identity"]["document"].get<std::string>());
-  EXPECT_EQ(doc["privateIp"], "10.88.0.2");
+  EXPECT_EQ(doc["privateIp"], "172.31.0.4");
   EXPECT_EQ(vm->metadata["http_tokens"], "optional") << "the options stay";
   EXPECT_FALSE(get(id).metadata_hash.empty());
 

@@ -69,7 +69,7 @@ Ec2Result<SecurityGroup> Cloud::create_security_group(const std::string& name,
   g.name = name;
   g.description = description;
   g.owner_id = options_.account_id;
-  g.vpc_id = "vpc-default";
+  g.vpc_id = default_vpc_id(options_.region);
   g.tags = tags;
   // The name is unique by a key of its own, so two creations racing cannot both win.
   const std::string name_key = "/security-group-names/" + name;

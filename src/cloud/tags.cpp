@@ -1,4 +1,4 @@
-// Tags on instances, security groups, images and placement groups.
+// Tags on instances, security groups, images, placement groups, VPCs and subnets.
 #include <fmt/format.h>
 
 #include "cloud/cloud.h"
@@ -26,6 +26,8 @@ std::string resource_key(const std::string& id) {
   if (is_id(id, "i")) return kInstancesPrefix + id;
   if (is_id(id, "sg")) return kSecurityGroupsPrefix + id;
   if (is_id(id, "ami")) return kImagesPrefix + id;
+  if (is_id(id, "vpc")) return kVpcsPrefix + id;
+  if (is_id(id, "subnet")) return kSubnetsPrefix + id;
   return "";
 }
 
@@ -63,6 +65,12 @@ Ec2Result<bool> change_tags(Store& store, const std::string& id,
       if (kind == "sg")
         return ec2_error("InvalidGroup.NotFound",
                          fmt::format("The security group '{}' does not exist", id));
+      if (kind == "vpc")
+        return ec2_error("InvalidVpcID.NotFound",
+                         fmt::format("The vpc ID '{}' does not exist", id));
+      if (kind == "subnet")
+        return ec2_error("InvalidSubnetID.NotFound",
+                         fmt::format("The subnet ID '{}' does not exist", id));
       return ec2_error("InvalidAMIID.NotFound",
                        fmt::format("The image id '[{}]' does not exist", id));
     }
