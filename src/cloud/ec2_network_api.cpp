@@ -37,9 +37,9 @@ std::optional<Ec2Error> missing_ids(const std::vector<std::string>& asked,
       missing.push_back(quote_value_for_message(id));
   }
   if (missing.empty()) return std::nullopt;
-  return ec2_error(
-      code, fmt::format("The {} ID{} '{}' do{} not exist", kind, missing.size() > 1 ? "s" : "",
-                        fmt::join(missing, ", "), missing.size() > 1 ? "" : "es"));
+  return ec2_error(code,
+                   fmt::format("The {} ID{} {} do{} not exist", kind, missing.size() > 1 ? "s" : "",
+                               fmt::join(missing, ", "), missing.size() > 1 ? "" : "es"));
 }
 
 Values vpc_field(const VpcRecord& v, const std::string& name) {
