@@ -10,8 +10,9 @@
 //               (keys of letters, digits and + - . , _ : @ only, as EC2 allows there; '='
 //               is left out too: the tree reads "N=NAME" as an index entry)
 //
-// The private address, its host name and the MAC are known once the host made the VM;
-// until then they are left out (the reconciler sends the data again when they are known).
+// The private address and its host name come from the launch (the subnet's address); for
+// instances without a subnet, and for the MAC, once the host made the VM: until then they
+// are left out (the reconciler sends the data again when they are known).
 #pragma once
 
 #include <nlohmann/json.hpp>
