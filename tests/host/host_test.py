@@ -20,6 +20,13 @@ modes:
             VMM belongs to exactly one VM that shows it, no disk is open twice, the
             allocation matches, start never makes a second VMM; a stray process in a VM's
             cgroup blocks start (409) and is killed by stop and by recovery
+  network   private networks across hosts: two nimbusd with --tunnel-listen on 127.0.0.1,
+            peers set with PUT /v1/network/peers; VM a (host 1) and b (host 2) on VNI 100,
+            c (host 2) on VNI 200 with an address of the same range: a pings b and fetches
+            a 4 MiB file from b's web server with the same sha256; a cannot reach c, nor c
+            a; garbage and strangers' datagrams are counted, not delivered; after host 1's
+            nimbusd is killed and restarted the tunnel rejoins VNI 100 and a reaches b again;
+            bad network values are 400 and change nothing
 """
 import threading
 import json
@@ -761,6 +768,112 @@ def errors():
         h.cleanup()
 
 
+# ---- network -------------------------------------------------------------------------
+
+def network():
+    p1, p2 = free_udp_ports(2)
+    h1 = Host("net1", "--tunnel-listen", f"127.0.0.1:{p1}")
+    h2 = None
+    try:
+        h2 = Host("net2", "--tunnel-listen", f"127.0.0.1:{p2}")
+        t0 = time.monotonic()
+
+        def peers():
+            h1.api.ok("PUT", "/v1/network/peers", {"peers": [{"host": "net2", "endpoint": f"127.0.0.1:{p2}"}]})
+            h2.api.ok("PUT", "/v1/network/peers", {"peers": [{"host": "net1", "endpoint": f"127.0.0.1:{p1}"}]})
+        peers()
+        net = h1.api.ok("GET", "/v1/network")["tunnel"]
+        assert net["endpoint"] == f"127.0.0.1:{p1}" and net["peers"] == [{"host": "net2", "endpoint": f"127.0.0.1:{p2}"}], net
+
+        # Bad network values: 400, nothing created.
+        for bad in ({"vni": 0, "address": "172.31.0.10/20"}, {"vni": 100, "address": "172.31.0.10"},
+                    {"vni": 100, "address": "10.0.2.30/24"}, {"vni": 100, "address": "172.31.0.10/20", "mtu": 70000},
+                    {"vni": 100, "address": "172.31.0.10/20", "gateway": "172.31.99.1"}, "vpc-1"):
+            status, body = h1.api.call("POST", "/v1/vms", {"name": "bad", "network": bad})
+            assert status == 400 and body["error"]["code"] == "BadRequest", (bad, status, body)
+        assert h1.api.ok("GET", "/v1/vms")["vms"] == []
+        status, body = h1.api.call("PUT", "/v1/network/peers", {"peers": [{"host": "x", "endpoint": "127.0.0.1"}]})
+        assert status == 400, (status, body)
+        assert h1.api.ok("GET", "/v1/network")["tunnel"]["peers"] == net["peers"]
+
+        def create(h, name, vni, address):
+            return h.api.ok("POST", "/v1/vms", {"name": name, "memory_mib": 128,
+                                                "network": {"vni": vni, "address": address, "gateway": "172.31.0.1",
+                                                            "mtu": 1450}})
+        create(h1, "a", 100, "172.31.0.10/20")
+        create(h2, "b", 100, "172.31.0.11/20")
+        create(h2, "c", 200, "172.31.0.12/20")
+        for h, n in ((h1, "a"), (h2, "b"), (h2, "c")):
+            wait_for(f"{n} ready", lambda h=h, n=n: h.vm(n)["ready"], timeout=240)
+        log(f"a (host 1, VNI 100), b (host 2, VNI 100), c (host 2, VNI 200) ready in {time.monotonic() - t0:.1f} s")
+        a = h1.vm("a")
+        assert a["network"] == {"vni": 100, "address": "172.31.0.10/20", "gateway": "172.31.0.1", "mtu": 1450,
+                                "mac": "52:54:ac:1f:00:0a"}, a["network"]
+        assert a["addresses"]["private"] == "172.31.0.10" and a["addresses"]["host"] is None, a["addresses"]
+        assert "172.31.0.10/20" in h1.shell("a", "ip -4 addr show dev eth1")
+        assert "52:54:ac:1f:00:0a" in h1.shell("a", "cat /sys/class/net/eth1/address")
+        assert h1.shell("a", "cat /sys/class/net/eth1/mtu") == "1450"  # virtio-net's MTU feature
+
+        out = h1.shell("a", "ping -c 3 -W 5 172.31.0.11")
+        assert " 0% packet loss" in out, out
+        log("a pings b across the tunnel")
+        h2.shell("b", "dd if=/dev/urandom of=/www/blob bs=64k count=64 2>/dev/null; sha256sum /www/blob")
+        want = h2.shell("b", "sha256sum /www/blob").split()[0]
+        t = time.monotonic()
+        got = h1.shell("a", "wget -q -O - http://172.31.0.11/blob | sha256sum", timeout=120).split()[0]
+        took = time.monotonic() - t
+        assert got == want, (got, want)
+        log(f"a fetched 4 MiB from b's httpd across the tunnel in {took:.1f} s, sha256 {got[:16]}... matches")
+
+        def unreachable(h, vm, ip):
+            r = h.cli("shell", vm, "-c", f"ping -c 2 -W 2 {ip}", "--timeout", "30", ok=False, timeout=60)
+            return r.returncode != 0
+        assert unreachable(h1, "a", "172.31.0.12"), "a reached c (another network)"
+        assert unreachable(h2, "c", "172.31.0.10"), "c reached a (another network)"
+        assert unreachable(h2, "c", "172.31.0.11"), "c reached b (another network, same host)"
+        c1 = h1.api.ok("GET", "/v1/network")["tunnel"]["counters"]
+        assert c1["rx_unknown_vni"] >= 1, c1  # c's ARP requests reached host 1 and were dropped there
+        log(f"a cannot reach c nor c a or b (VNI 200); host 1 dropped {c1['rx_unknown_vni']} datagrams of VNI 200")
+
+        # Strangers and garbage: counted, never delivered, nimbusd lives on.
+        before = h1.api.ok("GET", "/v1/network")["tunnel"]["counters"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for data in (b"", b"\x08", b"\x08\0\0\0\0\0\x64\0" + b"\xff" * 60, os.urandom(1400)):
+                s.sendto(data, ("127.0.0.1", p1))
+        wait_for("stranger datagrams counted", lambda: h1.api.ok("GET", "/v1/network")["tunnel"]["counters"]
+                 ["rx_unknown_sender"] >= before["rx_unknown_sender"] + 4, timeout=10)
+        assert h1.api.ok("GET", "/v1/network")["tunnel"]["counters"]["rx_packets"] >= before["rx_packets"]
+        assert h1.api.call("GET", "/v1/host")[0] == 200
+        log("datagrams from a stranger were counted and dropped")
+
+        # Host 1's nimbusd killed and started again: the tunnel joins VNI 100 again (the
+        # peers are set again, as a control plane's next heartbeat would).
+        h1.kill9()
+        h1.log.close()
+        h1.start()
+        assert h1.api.ok("GET", "/v1/network")["tunnel"]["networks"] == [100]
+        peers()
+        out = h1.shell("a", "ping -c 2 -W 5 172.31.0.11")
+        assert " 0% packet loss" in out, out
+        log(f"host 1's nimbusd restarted: a reaches b again (test {time.monotonic() - t0:.1f} s)")
+    finally:
+        h1.cleanup()
+        if h2:
+            h2.cleanup()
+
+
+def free_udp_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
 {"story": story, "capacity": capacity, "adopt": adopt, "limits": limits, "errors": errors, "crash": crash,
- "forwards": forwards}[MODE]()
+ "forwards": forwards, "network": network}[MODE]()
 log(f"host.{MODE}: ok")
