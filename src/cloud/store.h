@@ -95,7 +95,8 @@ class Store {
   virtual Status lease_revoke(int64_t lease);
   // Every change to keys under `prefix` ("" every key) at revisions >= start_revision (0:
   // from whenever the watch's stream is set up, a moment after this returns: to miss
-  // nothing, pass the revision after the one last read). The default answers kUnimplemented (the SQLite store: poll with list()).
+  // nothing, pass the revision after the one last read). The default answers kUnimplemented (the
+  // SQLite store: poll with list()).
   virtual Result<std::unique_ptr<Watch>> watch(const std::string& prefix, int64_t start_revision,
                                                WatchCallback callback);
 };
