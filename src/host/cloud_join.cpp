@@ -152,9 +152,13 @@ Result<unsigned> send(const http::Client& client, const CloudJoinOptions& o, con
   if (!(n == n)) return Status::internal("interval_s is not a number");  // NaN
   // The host's peer set, replaced by each reply that carries one; a bad one is refused
   // whole (the peers stay as they were) and said, without failing the heartbeat.
+  // Logged once per change (the heartbeat thread is this CloudJoin's alone).
   if (o.on_tunnel_peers && j.contains("tunnel_peers")) {
-    if (Status s = o.on_tunnel_peers(j["tunnel_peers"]); !s.ok())
+    thread_local std::string last_error;
+    Status s = o.on_tunnel_peers(j["tunnel_peers"]);
+    if (!s.ok() && s.message() != last_error)
       spdlog::warn("cloud {}: tunnel_peers refused: {}", o.cloud_url, s.message());
+    last_error = s.ok() ? "" : s.message();
   }
   return static_cast<unsigned>(std::clamp(n, double(kMinHeartbeatS), double(kMaxHeartbeatS)));
 }
