@@ -199,7 +199,7 @@ def main():
         # proposed then times out in etcd, and its outcome is unknown (it may yet commit).
         k4_unknown = "outcome is unknown" in msg
         assert "etcd" in msg and ("quorum" in msg or k4_unknown), msg
-        assert took < 15, took
+        assert took < 25, took  # etcd's own 7 s request timeout, then 3 s round the members
         import botocore.exceptions
         try:
             ec2.create_security_group(GroupName="cache", Description="x")
