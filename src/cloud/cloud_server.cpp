@@ -68,7 +68,9 @@ http::Reply serve_image_file(Cloud& cloud, const std::string& rest) {
 http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& req) {
   if (req.path == "/") return api.handle(req);
   if (req.path == "/nimbus/v1/health" && req.method == "GET")
-    return json_reply(200, {{"region", cloud.options().region}, {"zones", cloud.zones()}});
+    return json_reply(200, {{"region", cloud.options().region},
+                            {"zones", cloud.zones()},
+                            {"store", cloud.store().describe()}});
   if (req.path.rfind("/nimbus/v1/", 0) != 0)
     return json_error(404, "NotFound", "no such path (the EC2 API is POST /)");
   if (cloud.options().join_token.empty() ||

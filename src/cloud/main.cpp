@@ -1,6 +1,6 @@
 // nimbus-cloud: the control plane of one region (docs/cloud.md). Serves the EC2 Query API
-// and the hosts' join endpoint, keeps state in an embedded SQLite store, and drives the
-// hosts (nimbusd) through their API.
+// and the hosts' join endpoint, keeps state in an embedded SQLite store or on an etcd
+// cluster (--store), and drives the hosts (nimbusd) through their API.
 #include <fmt/format.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
@@ -21,6 +21,7 @@
 #include "cloud/custom_images.h"
 #include "cloud/ec2_api.h"
 #include "cloud/reconciler.h"
+#include "cloud/etcd_store.h"
 #include "cloud/sqlite_store.h"
 #include "common/log.h"
 #include "common/signal_stopper.h"
@@ -93,6 +94,10 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "The API's ADDRESS:PORT")->capture_default_str();
   app.add_option("--state-dir", state_dir, "Where the store (cloud.db) lives")
       ->capture_default_str();
+  std::string store_url;
+  app.add_option("--store", store_url,
+                 "The state store: etcd://HOST:PORT[,HOST:PORT...] (an etcd v3 cluster's "
+                 "members); default: SQLite in STATE_DIR/cloud.db");
   app.add_option("--region", o.region, "The region this control plane serves")
       ->capture_default_str();
   app.add_option("--zones", zones, "Its availability zones: letters (a,b) or full names")
@@ -166,7 +171,17 @@ int main(int argc, char** argv) {
   o.endpoint_url = endpoint.empty() ? fmt::format("http://{}", listen) : endpoint;
   if (!endpoint.empty() && endpoint.back() == '/') o.endpoint_url.pop_back();
 
-  auto store = nimbus::cloud::open_sqlite_store(state_dir + "/cloud.db");
+  nimbus::Result<std::unique_ptr<nimbus::cloud::Store>> store =
+      nimbus::Status::invalid_argument("no store");
+  if (store_url.empty()) {
+    store = nimbus::cloud::open_sqlite_store(state_dir + "/cloud.db");
+  } else {
+    auto members = nimbus::cloud::parse_etcd_url(store_url);
+    if (!members.ok()) return usage("--store: " + members.message());
+    nimbus::cloud::EtcdOptions eo;
+    eo.endpoints = *members;
+    store = nimbus::cloud::open_etcd_store(eo);
+  }
   if (!store.ok()) {
     spdlog::critical("{}", store.message());
     return 1;
