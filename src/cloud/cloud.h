@@ -22,6 +22,7 @@
 #include "cloud/key_pairs.h"
 #include "cloud/networks.h"
 #include "cloud/records.h"
+#include "cloud/regions.h"
 #include "cloud/scheduler.h"
 #include "cloud/store.h"
 
@@ -37,6 +38,9 @@ struct CloudOptions {
   std::chrono::seconds heartbeat_interval{2};
   std::chrono::seconds terminated_ttl{3600};  // terminated instances stay listed this long
   std::string endpoint_url = "http://127.0.0.1:8773";
+  // Every region of the cloud with its endpoint, this one included (--regions-file); empty:
+  // just this region at endpoint_url. DescribeRegions and GET /nimbus/v1/regions list it.
+  std::vector<RegionEndpoint> regions;
   std::vector<InstanceType> instance_types;  // empty: default_instance_types()
   std::string join_token;                    // hosts send it as a bearer token
 };

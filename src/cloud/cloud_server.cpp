@@ -71,6 +71,14 @@ http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& 
     return json_reply(200, {{"region", cloud.options().region},
                             {"zones", cloud.zones()},
                             {"store", cloud.store().describe()}});
+  if (req.path == "/nimbus/v1/regions" && req.method == "GET") {  // public, as DescribeRegions
+    const CloudOptions& o = cloud.options();
+    nlohmann::json list = nlohmann::json::array();
+    if (o.regions.empty()) list.push_back({{"name", o.region}, {"endpoint", o.endpoint_url}});
+    for (const RegionEndpoint& r : o.regions)
+      list.push_back({{"name", r.name}, {"endpoint", r.endpoint}});
+    return json_reply(200, {{"region", o.region}, {"regions", list}});
+  }
   if (req.path.rfind("/nimbus/v1/", 0) != 0)
     return json_error(404, "NotFound", "no such path (the EC2 API is POST /)");
   if (cloud.options().join_token.empty() ||

@@ -105,28 +105,39 @@ void Ec2Api::add_resource_actions() {
     const auto names = c.params.list("RegionName");
     auto filters = parse_filters(c.params);
     if (!filters.ok()) return filters.error();
+    // AllRegions also lists opt-in regions not opted into: every Nimbus region is
+    // opt-in-not-required, so it changes nothing (but must be a boolean).
+    if (auto all = c.params.get_bool("AllRegions"); !all.ok()) return bad_parameter(all.status());
     const auto& o = cloud_.options();
-    XmlWriter w("DescribeRegionsResponse");
-    w.text("requestId", c.request_id).open("regionInfo");
-    std::string unknown;
-    auto field = [&](const std::string& n) -> std::optional<std::vector<std::string>> {
-      if (n == "region-name") return std::vector<std::string>{o.region};
-      if (n == "endpoint") return std::vector<std::string>{o.endpoint_url};
-      if (n == "opt-in-status") return std::vector<std::string>{"opt-in-not-required"};
-      return std::nullopt;
-    };
-    if (!matches_all(*filters, field, &unknown) && !unknown.empty()) return unknown_filter(unknown);
+    const std::vector<RegionEndpoint> regions =
+        o.regions.empty() ? std::vector<RegionEndpoint>{{o.region, o.endpoint_url}} : o.regions;
     for (const auto& n : names) {
-      if (n != o.region)
+      if (std::none_of(regions.begin(), regions.end(),
+                       [&](const RegionEndpoint& r) { return r.name == n; }))
         return ec2_error("InvalidParameterValue",
                          fmt::format("Invalid region: {}", quote_value_for_message(n)));
     }
-    if (matches_all(*filters, field))
+    XmlWriter w("DescribeRegionsResponse");
+    w.text("requestId", c.request_id).open("regionInfo");
+    for (const RegionEndpoint& r : regions) {
+      std::string unknown;
+      auto field = [&](const std::string& n) -> std::optional<std::vector<std::string>> {
+        if (n == "region-name") return std::vector<std::string>{r.name};
+        if (n == "endpoint") return std::vector<std::string>{r.endpoint};
+        if (n == "opt-in-status") return std::vector<std::string>{"opt-in-not-required"};
+        return std::nullopt;
+      };
+      if (!matches_all(*filters, field, &unknown)) {
+        if (!unknown.empty()) return unknown_filter(unknown);
+        continue;
+      }
+      if (!wanted(names, r.name)) continue;
       w.open("item")
-          .text("regionName", o.region)
-          .text("regionEndpoint", o.endpoint_url)
+          .text("regionName", r.name)
+          .text("regionEndpoint", r.endpoint)
           .text("optInStatus", "opt-in-not-required")
           .close();
+    }
     return w.finish();
   };
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -22,6 +23,7 @@
 #include "cloud/ec2_api.h"
 #include "cloud/etcd_store.h"
 #include "cloud/reconciler.h"
+#include "cloud/regions.h"
 #include "cloud/sqlite_store.h"
 #include "common/log.h"
 #include "common/signal_stopper.h"
@@ -89,7 +91,7 @@ int main(int argc, char** argv) {
   nimbus::cloud::CloudOptions o;
   std::string listen = "127.0.0.1:8773", state_dir = "/var/lib/nimbus-cloud", zones = "a,b,c",
               token_file, credentials_file, strategy = "spread", images, types_file,
-              log_level = "info", endpoint;
+              log_level = "info", endpoint, regions_file;
   double host_timeout_s = 10;
   app.add_option("--listen", listen, "The API's ADDRESS:PORT")->capture_default_str();
   app.add_option("--state-dir", state_dir, "Where the store (cloud.db) lives")
@@ -119,6 +121,9 @@ int main(int argc, char** argv) {
   app.add_option("--account-id", o.account_id, "The owner id shown on resources")
       ->capture_default_str();
   app.add_option("--endpoint-url", endpoint, "The URL clients use (default http://LISTEN)");
+  app.add_option("--regions-file", regions_file,
+                 "Every region of the cloud and its endpoint, this one included: JSON or "
+                 "'NAME ENDPOINT' lines (default: this region alone)");
   app.add_option("--log-level", log_level, std::string(nimbus::log::kLevels))
       ->capture_default_str();
   try {
@@ -154,6 +159,14 @@ int main(int argc, char** argv) {
     auto t = nimbus::cloud::load_instance_types(types_file);
     if (!t.ok()) return usage("--instance-types: " + t.message());
     o.instance_types = *t;
+  }
+  if (!regions_file.empty()) {
+    auto r = nimbus::cloud::load_regions_file(regions_file);
+    if (!r.ok()) return usage("--regions-file: " + r.message());
+    if (std::none_of(r->begin(), r->end(), [&](const auto& e) { return e.name == o.region; }))
+      return usage(fmt::format("--regions-file '{}' does not list this region ({})", regions_file,
+                               o.region));
+    o.regions = *r;
   }
   auto creds = read_credentials(credentials_file);
   if (!creds.ok()) return usage(creds.message());
