@@ -17,6 +17,7 @@
 
 #include "cli/cloud_output.h"
 #include "cli/cloud_processes.h"
+#include "cli/cloud_regions.h"
 #include "cli/host_args.h"
 #include "cli/host_client.h"
 #include "cli/host_output.h"
@@ -570,6 +571,23 @@ int cmd_view(const CloudCommandOptions& o) {
   }
   if (url.rfind("http://", 0) != 0)
     return fail(v, fmt::format("--endpoint '{}': give http://HOST:PORT", url), kExitUsage);
+  if (v == "regions") return cloud_regions_verb(url, o.region, o.latency, o.samples, o.json);
+  if (!o.region.empty()) {  // another region's control plane (same join token file)
+    if (o.samples < 1 || o.samples > 100) return fail(v, "--samples must be 1 to 100", kExitUsage);
+    std::optional<LatencySummary> measured;
+    auto chosen = choose_region(url, o.region, o.samples, &measured);
+    if (!chosen.ok())
+      return fail(v, chosen.message(),
+                  chosen.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+    std::fprintf(
+        stderr, "Region %s%s at %s:\n%s", chosen->name.c_str(),
+        measured ? fmt::format(" (the closest: median {})", format_ms(measured->median_ms)).c_str()
+                 : "",
+        chosen->endpoint.c_str(), format_region_export(*chosen).c_str());
+    url = chosen->endpoint;
+    if (url.rfind("http://", 0) != 0)
+      return fail(v, fmt::format("region {}'s endpoint {} is not http://", chosen->name, url));
+  }
   const std::string token_file = dir + "/join-token";
   auto token = read_token(token_file);
   if (!token.ok()) {
@@ -646,6 +664,11 @@ void view_flags(CLI::App* cmd, CloudCommandOptions& o) {
                   "The control plane's URL (default: the one `up` recorded, else "
                   "http://127.0.0.1:8773)");
   cmd->add_flag("--json", o.json, "Print the control plane's JSON");
+  cmd->add_option("--region", o.region,
+                  "Ask this region's control plane (from the endpoint's list of regions), or "
+                  "auto: the closest");
+  cmd->add_option("--samples", o.samples, "Round trips timed per region (--latency, --region auto)")
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -682,12 +705,18 @@ void add_cloud_command(CLI::App& app, CloudCommandOptions& o) {
   view_flags(cmd, o);
   cmd = verb(cloud, o, "instances", "Every instance: state, type, zone, host, addresses");
   view_flags(cmd, o);
+  cmd = verb(cloud, o, "regions",
+             "The cloud's regions and endpoints; --latency: each one's round-trip time");
+  view_flags(cmd, o);
+  cmd->add_flag("--latency", o.latency,
+                "Time a TCP connect and a small request to every region; name the closest");
 }
 
 int cloud_command(const CloudCommandOptions& o) {
   if (o.verb == "up") return cmd_up(o);
   if (o.verb == "down") return cmd_down(o);
-  if (o.verb == "hosts" || o.verb == "zones" || o.verb == "instances") return cmd_view(o);
+  if (o.verb == "hosts" || o.verb == "zones" || o.verb == "instances" || o.verb == "regions")
+    return cmd_view(o);
   return fail(o.verb, "unknown command", kExitUsage);
 }
 

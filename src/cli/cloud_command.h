@@ -12,12 +12,15 @@
 namespace nimbus::cli {
 
 struct CloudCommandOptions {
-  std::string verb;      // up, down, hosts, zones, instances ("" = none), set by the parser
-  CloudUpSettings up;    // up's flags; up.state_dir is every verb's --state-dir
-  int timeout_s = 30;    // up: seconds for the control plane and every host to be up
-  bool purge = false;    // down: also delete the state directory
+  std::string verb;    // up, down, hosts, zones, instances, regions ("" = none), set by the parser
+  CloudUpSettings up;  // up's flags; up.state_dir is every verb's --state-dir
+  int timeout_s = 30;  // up: seconds for the control plane and every host to be up
+  bool purge = false;  // down: also delete the state directory
   std::string endpoint;  // the views: the control plane's URL (default: the record's)
   bool json = false;     // the views: print the control plane's JSON
+  std::string region;    // the views and regions: NAME or auto ("" = the endpoint's own)
+  bool latency = false;  // regions: measure every region's round-trip time
+  int samples = 5;       // regions and --region auto: samples per region
 };
 
 void add_cloud_command(CLI::App& app, CloudCommandOptions& options);
