@@ -98,6 +98,13 @@ run 0 "$NIMBUS" cloud instances --state-dir "$STATE" --json
 [ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]))' "$OUT")" = "{'instances': []}" ] ||
   fail "instances --json: $OUT"
 
+# One region (no --regions-file); `regions` and `--region auto` find the recorded endpoint.
+run 0 "$NIMBUS" cloud regions --state-dir "$STATE" --latency --samples 2
+has "$OUT" "^nimbus-west-1 +http://127.0.0.1:$PORT +[0-9.]+ ms .* 2/2$"
+has "$OUT" "^  export AWS_DEFAULT_REGION=nimbus-west-1$"
+run 0 "$NIMBUS" cloud zones --state-dir "$STATE" --region auto --samples 2
+has "$OUT" "^nimbus-west-1a +1 +1 +0$"
+
 # The views need the join token; a wrong endpoint is an error, not a hang.
 run 1 "$NIMBUS" cloud hosts --state-dir "$WORK/no-such-cloud"
 has "$ERR" "join token"
