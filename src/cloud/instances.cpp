@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
+#include <random>
 #include <set>
+#include <thread>
 
 #include "cloud/cloud.h"
 #include "cloud/sigv4.h"
@@ -12,7 +15,18 @@ namespace nimbus::cloud {
 
 namespace {
 
-constexpr int kClaimAttempts = 20;
+constexpr int kClaimAttempts = 40;
+
+// After a lost race for a host's allocation: wait a random 0..(2^attempt) ms, at most 64 ms,
+// so that launches competing for the same hosts spread out instead of colliding again in
+// lockstep (a slow control plane, e.g. under ASan, otherwise starves one of them).
+void back_off(int attempt) {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  const int cap = 1 << std::min(attempt, 6);
+  std::this_thread::sleep_for(
+      std::chrono::microseconds(std::uniform_int_distribution<int>(0, cap * 1000)(rng)));
+}
+
 constexpr unsigned kMaxPerLaunch = 40;
 
 std::string instance_key(const std::string& id) { return kInstancesPrefix + id; }
@@ -418,6 +432,7 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
       auto replay = replay_token(req);
       if (replay.ok() || replay.error().code != "NotFound") return replay;
     }
+    back_off(attempt);
   }
   return ec2_error("InsufficientInstanceCapacity",
                    "too many launches compete for the same hosts: try again", 400);
@@ -499,6 +514,7 @@ Ec2Result<bool> Cloud::claim_compute(const InstanceRecord& inst) {
                         {{Op::Kind::kPut, alloc_key(inst.host), to_json(a).dump()}});
     if (!r.ok()) return from_status(r.status());
     if (r->succeeded) return true;
+    back_off(attempt);
   }
   return ec2_error("InsufficientInstanceCapacity", "too many changes on one host: try again");
 }
