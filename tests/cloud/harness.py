@@ -19,7 +19,8 @@ CLOUD = NIMBUS = NIMBUSD = MODE = PREFIX = None
 # Each mode has public addresses of its own, so a leftover of one never answers another.
 PREFIXES = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
             "keys": "127.117", "metadata": "127.118", "inside": "127.119", "images": "127.121",
-            "bench-inside": "127.122", "netns": "127.123", "ansible": "127.124"}
+            "bench-inside": "127.122", "netns": "127.123", "ansible": "127.124",
+            "bench-network": "127.125"}
 
 
 def configure(cloud, nimbus, nimbusd, mode):
@@ -34,6 +35,14 @@ def log(msg):
 
 def free_port():
     s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
@@ -74,11 +83,13 @@ def refused(ip, port=80):
 class Cloud:
     """A control plane and its hosts on this machine, each host a nimbusd of its own."""
 
-    def __init__(self, zones="a,b", strategy="spread", credentials=None, netns=False):
+    def __init__(self, zones="a,b", strategy="spread", credentials=None, netns=False, tunnel=False):
         """netns: every host in a network namespace of its own behind a bridge, as separate
         machines would be (root; see Netns): the control plane, the hosts' APIs and the
         public addresses are then on that network, and a host shares no file with the
-        control plane (its join token is its own copy)."""
+        control plane (its join token is its own copy). tunnel: every host runs the UDP
+        tunnel of the private networks (--tunnel-listen on its address), so instances on
+        different hosts reach each other on their private addresses."""
         self.dir = tempfile.mkdtemp(prefix=f"nimbus-cloud-{MODE}-")
         os.chmod(self.dir, 0o755)  # the VMMs run under uids of their own
         self.port = free_port()
@@ -95,6 +106,7 @@ class Cloud:
             with open(path, "w") as f:
                 f.write(f"{credentials[0]} {credentials[1]}\n")
             self.flags += ["--credentials", path]
+        self.tunnel = tunnel
         self.proc = None
         self.hosts = {}
         try:
@@ -137,8 +149,13 @@ class Cloud:
                       "--memory", memory, "--cpus", str(cpus), "--reserved-memory", "0",
                       "--cloud", self.endpoint, "--zone", f"{REGION}{zone}",
                       "--join-token-file", join, "--host-id", name]}
+        if self.tunnel:
+            h["tunnel"] = f"{addr}:{free_udp_port() if addr.startswith('127.') else 4789}"
+            h["args"] += ["--tunnel-listen", h["tunnel"]]
         if ns:
-            h["args"] = ["ip", "netns", "exec", ns] + h["args"]
+            # nsenter joins the network namespace only: `ip netns exec` would also remount
+            # /sys in a mount namespace of its own, hiding the cgroups nimbusd needs.
+            h["args"] = ["nsenter", f"--net=/run/netns/{ns}", "--"] + h["args"]
         self.hosts[name] = h
         self.start_host(name)
         if ns:
@@ -163,14 +180,18 @@ class Cloud:
         req = urllib.request.Request(self.endpoint + path, headers={"Authorization": f"Bearer {token}"})
         return json.loads(urllib.request.urlopen(req, timeout=5).read())
 
-    def host_vm(self, name, vm):
-        """nimbusd's GET /v1/vms/VM on host NAME (its TCP API, with the host's token)."""
+    def host_api(self, name, path):
+        """nimbusd's GET PATH on host NAME (its TCP API, with the host's token)."""
         h = self.hosts[name]
         with open(os.path.join(h["dir"], "token")) as f:
             token = f.read().strip()
-        req = urllib.request.Request(f"http://{h['addr']}:{h['port']}/v1/vms/{vm}",
+        req = urllib.request.Request(f"http://{h['addr']}:{h['port']}{path}",
                                      headers={"Authorization": f"Bearer {token}"})
         return json.loads(urllib.request.urlopen(req, timeout=5).read())
+
+    def host_vm(self, name, vm):
+        """nimbusd's GET /v1/vms/VM on host NAME."""
+        return self.host_api(name, f"/v1/vms/{vm}")
 
     def kill_host(self, name):
         h = self.hosts[name]
