@@ -222,13 +222,19 @@ Result<std::optional<nlohmann::json>> Cloud::vm_network(const InstanceRecord& in
   auto vpc = vpc_from_json((*vkv)->value);
   if (!vpc.ok()) return vpc.status();
   auto cidr = parse_cidr(s->cidr_block);
+  auto vpc_cidr = parse_cidr(vpc->cidr_block);
   auto ip = parse_ipv4(inst.private_ip);
-  if (!cidr || !ip || !cidr->contains(*ip) || vpc->vni < 1 || vpc->vni > kMaxVni)
+  if (!cidr || !vpc_cidr || !ip || !cidr->contains(*ip) || !vpc_cidr->contains(*ip) ||
+      vpc->vni < 1 || vpc->vni > kMaxVni)
     return Status::internal(fmt::format("instance {}: address {} does not fit subnet {} ({})",
                                         inst.id, inst.private_ip, s->id, s->cidr_block));
+  // The guest's prefix is the VPC's, not the subnet's: the VPC is one network (one VNI) with
+  // no router between its subnets, so an instance reaches every subnet's instances directly
+  // (ARP over the switches and tunnels), as AWS's VPC router would route them. The gateway
+  // stays the subnet's.
   return std::optional<nlohmann::json>(
       nlohmann::json{{"vni", vpc->vni},
-                     {"address", fmt::format("{}/{}", inst.private_ip, cidr->prefix)},
+                     {"address", fmt::format("{}/{}", inst.private_ip, vpc_cidr->prefix)},
                      {"gateway", format_ipv4(cidr->gateway())},
                      {"mtu", kTunnelMtu}});
 }

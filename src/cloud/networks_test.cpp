@@ -454,7 +454,7 @@ TEST_F(NetworkLaunch, TheVmCreateCarriesTheNetworkAndTheMetadataItsAddress) {
   EXPECT_EQ(
       (*create)["network"],
       (nlohmann::json{
-          {"vni", 1}, {"address", "172.31.16.4/20"}, {"gateway", "172.31.16.1"}, {"mtu", 1450}}));
+          {"vni", 1}, {"address", "172.31.16.4/16"}, {"gateway", "172.31.16.1"}, {"mtu", 1450}}));
   const auto& md = (*create)["metadata"]["data"]["meta-data"];
   EXPECT_EQ(md["local-ipv4"], "172.31.16.4");
   EXPECT_EQ(md["local-hostname"], "ip-172-31-16-4.nimbus-west-1.compute.internal");
