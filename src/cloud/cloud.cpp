@@ -60,6 +60,7 @@ Cloud::Cloud(Store& store, CloudOptions options, Clock clock)
 std::chrono::steady_clock::time_point Cloud::now() const { return clock_(); }
 
 Status Cloud::init() {
+  if (Status s = start_liveness(); !s.ok()) return s;
   if (Status s = init_networks(); !s.ok()) return s;
   auto groups = store_.list(kSecurityGroupsPrefix);
   if (!groups.ok()) return groups.status();

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cloud/ec2_result.h"
@@ -36,7 +37,9 @@ struct CloudOptions {
   std::string public_prefix = "127.100";  // host K's public pool: PREFIX.K.0/24
   std::chrono::milliseconds host_timeout{10000};
   std::chrono::seconds heartbeat_interval{2};
-  std::chrono::seconds terminated_ttl{3600};  // terminated instances stay listed this long
+  std::chrono::seconds terminated_ttl{3600};
+  std::string replica_id;  // this control plane replica's name (health; leader election)  //
+                           // terminated instances stay listed this long
   std::string endpoint_url = "http://127.0.0.1:8773";
   // Every region of the cloud with its endpoint, this one included (--regions-file); empty:
   // just this region at endpoint_url. DescribeRegions and GET /nimbus/v1/regions list it.
@@ -74,11 +77,15 @@ struct StateChange {
   InstanceState previous = InstanceState::kPending, current = InstanceState::kPending;
 };
 
-// What a host reported in its last heartbeat, kept in memory only (a restarted control
-// plane learns it again within one heartbeat interval).
+// What a host reported in its last heartbeat. On a store without leases (SQLite) it is kept
+// in memory only (a restarted control plane learns it again within one heartbeat
+// interval). On a store with leases (etcd) every replica keeps it from a watch on
+// /alive/HOST (liveness.cpp): the key is there (with the VMs) while the host's lease lives.
 struct HostLiveness {
   std::chrono::steady_clock::time_point last_seen;
   nlohmann::json vms = nlohmann::json::array();  // nimbusd's GET /v1/vms
+  bool down = false;     // leases: its /alive key was deleted (the lease expired)
+  int64_t revision = 0;  // leases: the store revision this was last changed at
 };
 
 // The operator's view of one host.
@@ -93,10 +100,21 @@ class Cloud {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
   Cloud(Store& store, CloudOptions options, Clock clock = nullptr);
+  ~Cloud();  // stops the liveness watch
+  Cloud(const Cloud&) = delete;
+  Cloud& operator=(const Cloud&) = delete;
 
   // Creates the default VPC and subnets (init_networks) and the default security group
-  // when the store has none.
+  // when the store has none; on a store with watches, lists and watches the hosts'
+  // liveness keys (start_liveness).
   Status init();
+  // Whether host liveness lives in the store (leases and a watch: etcd) rather than in
+  // this process's memory (SQLite).
+  bool shared_liveness() const { return shared_liveness_.load(); }
+
+  // Leadership among replicas (main.cpp's LeaderElector): shown by GET /nimbus/v1/health.
+  void set_leader(bool leader) { leader_ = leader; }
+  bool is_leader() const { return leader_.load(); }
   const CloudOptions& options() const { return options_; }
   Store& store() { return store_; }
   const std::vector<InstanceType>& instance_types() const { return options_.instance_types; }
@@ -214,6 +232,15 @@ class Cloud {
   // The records of `ids`, or InvalidInstanceID.NotFound naming every id that has none.
   Ec2Result<std::vector<InstanceRecord>> find_all(const std::vector<std::string>& ids);
   Ec2Result<KeyPairRecord> put_new_key_pair(KeyPairRecord record);
+  // --- shared liveness (liveness.cpp)
+  Status start_liveness();
+  // Lists /alive/ (replacing what is known), then watches it from the listed revision.
+  Status watch_liveness();
+  void liveness_loop();  // re-lists and re-watches after a watch error
+  // Applies one /alive/ key's put (vms: its value) or delete at `revision`.
+  void apply_alive(const std::string& host, bool alive, const std::string& value, int64_t revision);
+  // A heartbeat's share: keeps the host's lease alive and (re)puts its key when needed.
+  Status refresh_alive_key(const std::string& host, const nlohmann::json& vms);
 
   Store& store_;
   CloudOptions options_;
@@ -221,6 +248,19 @@ class Cloud {
   mutable std::mutex mu_;  // liveness_
   std::map<std::string, HostLiveness> liveness_;
   std::chrono::steady_clock::time_point started_;
+  std::atomic<bool> leader_{false};
+  std::atomic<bool> shared_liveness_{false};
+  struct HostLease {
+    int64_t lease = 0, put_revision = 0;
+    std::string value;  // what was last put
+  };
+  std::mutex lease_mu_;  // leases_ (held across the store calls of one heartbeat)
+  std::map<std::string, HostLease> leases_;
+  std::mutex watch_mu_;  // watch_, watch_failed_, stopping_
+  std::condition_variable watch_cv_;
+  std::unique_ptr<Watch> watch_;
+  bool watch_failed_ = false, stopping_ = false;
+  std::thread liveness_thread_;
   std::mutex kick_mu_;
   std::condition_variable kick_cv_;
   bool kicked_ = false;

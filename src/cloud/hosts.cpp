@@ -140,7 +140,15 @@ Ec2Result<nlohmann::json> Cloud::heartbeat(const nlohmann::json& body) {
                    next.api_url, options_.public_prefix, next.index);
     }
   }
-  {
+  if (shared_liveness_) {
+    // The store's lease says whether it is alive (liveness.cpp); the watch updates what
+    // every replica knows. A store that cannot be reached fails the heartbeat (503): the
+    // host tries another replica, or again.
+    if (Status s = refresh_alive_key(next.id, *vms); !s.ok()) return from_status(s);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& l = liveness_[next.id];
+    l.last_seen = clock_();
+  } else {
     std::lock_guard<std::mutex> lock(mu_);
     auto& l = liveness_[next.id];
     const bool was_down = l.last_seen.time_since_epoch().count() != 0 &&
@@ -162,6 +170,8 @@ Ec2Result<nlohmann::json> Cloud::heartbeat(const nlohmann::json& body) {
 bool Cloud::host_alive(const std::string& host_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = liveness_.find(host_id);
+  // Shared: alive while its /alive key is there (its lease lives), as every replica sees.
+  if (shared_liveness_) return it != liveness_.end() && !it->second.down;
   const auto now = clock_();
   // A restarted control plane gives every host one timeout to send its first heartbeat.
   if (it == liveness_.end()) return now - started_ < options_.host_timeout;

@@ -29,6 +29,9 @@ namespace nimbus::cloud {
 
 inline constexpr const char* kHostsPrefix = "/hosts/";
 inline constexpr const char* kAllocPrefix = "/alloc/";
+// A host's liveness on a store with leases (etcd): /alive/HOST, its last reported VMs,
+// attached to a lease of the host timeout that heartbeats keep alive (liveness.cpp).
+inline constexpr const char* kAlivePrefix = "/alive/";
 inline constexpr const char* kInstancesPrefix = "/instances/";
 inline constexpr const char* kTokensPrefix = "/tokens/";
 inline constexpr const char* kSecurityGroupsPrefix = "/security-groups/";
