@@ -70,7 +70,9 @@ http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& 
   if (req.path == "/nimbus/v1/health" && req.method == "GET")
     return json_reply(200, {{"region", cloud.options().region},
                             {"zones", cloud.zones()},
-                            {"store", cloud.store().describe()}});
+                            {"store", cloud.store().describe()},
+                            {"replica", cloud.options().replica_id},
+                            {"leader", cloud.is_leader()}});
   if (req.path == "/nimbus/v1/regions" && req.method == "GET") {  // public, as DescribeRegions
     const CloudOptions& o = cloud.options();
     nlohmann::json list = nlohmann::json::array();

@@ -8,7 +8,8 @@
 //   GET  /nimbus/v1/instances            the operator's view of the instances, every record
 //                                        (terminated too) as the store holds it (bearer: join
 //                                        token)
-//   GET  /nimbus/v1/health               {"region": ..., "zones": [...]} (no credentials)
+//   GET  /nimbus/v1/health               {"region": ..., "zones": [...], "store": ...,
+//                                        "replica": ID, "leader": BOOL} (no credentials)
 #pragma once
 
 #include <memory>

@@ -255,6 +255,7 @@ ImageBuilder::ImageBuilder(Cloud& cloud, HostDriver& driver, std::string files_d
 ImageBuilder::~ImageBuilder() { stop(); }
 
 void ImageBuilder::start() {
+  if (thread_.joinable()) return;  // running
   stop_ = false;
   thread_ = std::thread([this] {
     while (!stop_) {

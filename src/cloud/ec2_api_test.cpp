@@ -512,7 +512,11 @@ TEST_F(Ec2ApiTest, ImageFilesAreServedAndNothingElse) {
   r.headers.clear();
   EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 401);
   r.path = "/nimbus/v1/health";
-  EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 200);
+  http::Reply health = route_cloud_request(bed_.cloud(), api_, r);
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(health.body)["leader"], false);
+  bed_.cloud().set_leader(true);
+  EXPECT_EQ(nlohmann::json::parse(route_cloud_request(bed_.cloud(), api_, r).body)["leader"], true);
   r.path = "/elsewhere";
   EXPECT_EQ(route_cloud_request(bed_.cloud(), api_, r).status, 404);
 }

@@ -1,7 +1,6 @@
 // Leader election among control plane replicas sharing one store, on the store's leases
-// (etcd's; the first piece of "several nimbus-cloud processes, one doing the background
-// work"). Not wired into nimbus-cloud yet: the reconciler and image builder would run only
-// while is_leader(), and every replica would keep serving the API (its writes are txns
+// (etcd's). nimbus-cloud (main.cpp) runs its reconciler and image builder only while it
+// leads (key /leader, TTL 3 s); every replica serves the whole API (its writes are txns
 // compared on revisions, safe from any replica).
 //
 // The leader holds `key` (value: its id) attached to a lease of `ttl` it keeps alive every

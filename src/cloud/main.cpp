@@ -22,6 +22,7 @@
 #include "cloud/custom_images.h"
 #include "cloud/ec2_api.h"
 #include "cloud/etcd_store.h"
+#include "cloud/leader.h"
 #include "cloud/reconciler.h"
 #include "cloud/regions.h"
 #include "cloud/sqlite_store.h"
@@ -124,6 +125,10 @@ int main(int argc, char** argv) {
   app.add_option("--regions-file", regions_file,
                  "Every region of the cloud and its endpoint, this one included: JSON or "
                  "'NAME ENDPOINT' lines (default: this region alone)");
+  std::string replica_id;
+  app.add_option("--replica-id", replica_id,
+                 "This replica's name among the control planes sharing an etcd store (default: "
+                 "HOSTNAME:PORT of --listen)");
   app.add_option("--log-level", log_level, std::string(nimbus::log::kLevels))
       ->capture_default_str();
   try {
@@ -181,6 +186,13 @@ int main(int argc, char** argv) {
 
   auto server = nimbus::cloud::CloudServer::bind(listen);
   if (!server.ok()) return usage(server.message());
+  if (replica_id.empty()) {
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) != 0) std::snprintf(name, sizeof name, "localhost");
+    replica_id = fmt::format("{}:{}", name, (*server)->port());
+  }
+  if (replica_id.size() > 255) return usage("--replica-id: at most 255 characters");
+  o.replica_id = replica_id;
   o.endpoint_url = endpoint.empty() ? fmt::format("http://{}", listen) : endpoint;
   if (!endpoint.empty() && endpoint.back() == '/') o.endpoint_url.pop_back();
 
@@ -213,14 +225,38 @@ int main(int argc, char** argv) {
   nimbus::cloud::NimbusdDriver driver;
   nimbus::cloud::Ec2Api api(cloud, driver, *creds);
   nimbus::cloud::Reconciler reconciler(cloud, driver, o.endpoint_url + "/nimbus/v1/images/");
-  reconciler.start();
   // CreateImage's images: exported on their instance's host, their files kept here.
   nimbus::cloud::ImageBuilder image_builder(cloud, driver, state_dir + "/images");
-  image_builder.start();
+  // The background work runs on the leader alone (docs/cloud.md, "Replicas and
+  // leadership"); every replica serves the whole API.
+  std::mutex leading_mu;
+  auto lead = [&](bool leader) {
+    std::lock_guard<std::mutex> lock(leading_mu);
+    if (leader) {
+      spdlog::info("replica {} leads: the reconciler and image builder run here", replica_id);
+      reconciler.start();
+      image_builder.start();
+    } else {
+      spdlog::info("replica {} no longer leads: its reconciler and image builder stop", replica_id);
+      image_builder.stop();
+      reconciler.stop();
+    }
+    cloud.set_leader(leader);
+  };
+  std::unique_ptr<nimbus::cloud::LeaderElector> elector;
+  if (store_url.empty()) {
+    lead(true);  // SQLite: one control plane host, nobody to elect against
+  } else {
+    elector = std::make_unique<nimbus::cloud::LeaderElector>(**store, "/leader", replica_id,
+                                                             std::chrono::seconds(3), lead);
+    elector->start();
+  }
   (*server)->serve(cloud, api);
-  spdlog::info("serving region {} ({}) on {}; store {}; default image {}; join token in {}",
-               o.region, fmt::join(o.zones, ", "), o.endpoint_url, (*store)->describe(), image->id,
-               token_file);
+  spdlog::info(
+      "serving region {} ({}) on {} as replica {}; store {}; default image {}; join "
+      "token in {}",
+      o.region, fmt::join(o.zones, ", "), o.endpoint_url, replica_id, (*store)->describe(),
+      image->id, token_file);
 
   std::mutex mu;
   std::condition_variable cv;
@@ -233,6 +269,7 @@ int main(int argc, char** argv) {
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return stop; });
   spdlog::info("stopping");
+  if (elector) elector->stop();  // steps down: another replica takes over at once
   image_builder.stop();
   reconciler.stop();
   return 0;

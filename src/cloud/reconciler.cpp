@@ -85,6 +85,7 @@ Reconciler::Reconciler(Cloud& cloud, HostDriver& driver, std::string image_sourc
 Reconciler::~Reconciler() { stop(); }
 
 void Reconciler::start() {
+  if (loop_thread_.joinable()) return;  // running
   stop_ = false;
   for (unsigned i = 0; i < workers_; ++i) worker_threads_.emplace_back([this] { worker(); });
   loop_thread_ = std::thread([this] { loop(); });
@@ -99,6 +100,11 @@ void Reconciler::stop() {
     if (t.joinable()) t.join();
   }
   worker_threads_.clear();
+  // What was queued and not acted on is found again by the next pass (start() after a
+  // stop(): a replica that leads again).
+  std::lock_guard<std::mutex> lock(mu_);
+  queue_.clear();
+  queued_.clear();
 }
 
 void Reconciler::loop() {

@@ -54,6 +54,7 @@ class Reconciler {
   Reconciler(Cloud& cloud, HostDriver& driver, std::string image_source, unsigned workers = 8);
   ~Reconciler();
 
+  // start() after stop() runs again (a replica that leads again); start() twice is once.
   void start();
   void stop();
   // One pass over every instance, each acted on synchronously (tests).
