@@ -39,11 +39,26 @@ bool valid_zone(const std::string& zone) {
   });
 }
 
-Status check_cloud_url(const std::string& url) {
-  if (url.rfind("http://", 0) != 0)
-    return Status::invalid_argument(fmt::format("'{}' is not http://HOST[:PORT]", url));
-  auto target = http::parse_target(url);
-  if (!target.ok()) return target.status();
+std::vector<std::string> split_cloud_urls(const std::string& urls) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = urls.find(',', start);
+    out.push_back(
+        urls.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+Status check_cloud_url(const std::string& urls) {
+  for (const std::string& url : split_cloud_urls(urls)) {
+    if (url.rfind("http://", 0) != 0)
+      return Status::invalid_argument(fmt::format("'{}' is not http://HOST[:PORT]", url));
+    auto target = http::parse_target(url);
+    if (!target.ok()) return target.status();
+  }
   return {};
 }
 
@@ -60,7 +75,7 @@ struct CloudJoin::Shared {
   // each new error once (a control plane down for hours logs one line, not thousands).
   void record(const Status& outcome, unsigned interval_s) {
     state.sent++;
-    const std::string& url = options.cloud_url;
+    const std::string& url = state.url;
     if (outcome.ok()) {
       state.answered++;
       state.interval_s = interval_s;
@@ -129,8 +144,11 @@ CloudJoin::State CloudJoin::state() const {
 
 namespace {
 
-// One heartbeat: the interval the control plane asks for, or why it failed.
-Result<unsigned> send(const http::Client& client, const CloudJoinOptions& o, const json& report) {
+// One heartbeat: the interval the control plane asks for, or why it failed; *elsewhere is
+// set when another replica may answer (no connection, a timeout, a 5xx).
+Result<unsigned> send(const http::Client& client, const CloudJoinOptions& o, const json& report,
+                      bool* elsewhere) {
+  *elsewhere = false;
   json body = report;
   body["host_id"] = o.host_id;
   body["zone"] = o.zone;
@@ -139,8 +157,12 @@ Result<unsigned> send(const http::Client& client, const CloudJoinOptions& o, con
   if (!o.tunnel_endpoint.empty()) body["tunnel_endpoint"] = o.tunnel_endpoint;
   auto reply = client.request("POST", kHeartbeatPath,
                               body.dump(-1, ' ', false, json::error_handler_t::replace));
-  if (!reply.ok()) return reply.status();
+  if (!reply.ok()) {
+    *elsewhere = true;
+    return reply.status();
+  }
   if (reply->status != 200) {
+    *elsewhere = reply->status >= 500;
     return Status(http::reply_error(*reply).code(),
                   fmt::format("HTTP {}: {}", reply->status, http::reply_error(*reply).message()));
   }
@@ -173,8 +195,13 @@ void CloudJoin::run(std::shared_ptr<Shared> s) {
   co.read_timeout_ms = o.request_timeout_ms;
   co.max_reply_body = 64 * 1024;
   co.peer = "the cloud";
-  auto target = http::parse_target(o.cloud_url);  // checked by start()
-  const http::Client client(target.ok() ? *target : http::Target{}, co);
+  std::vector<std::string> urls = split_cloud_urls(o.cloud_url);
+  std::vector<http::Client> clients;
+  for (const std::string& url : urls) {
+    auto target = http::parse_target(url);  // checked by start()
+    clients.emplace_back(target.ok() ? *target : http::Target{}, co);
+  }
+  size_t current = 0;  // the replica that answered last
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(s->mu);
@@ -199,12 +226,26 @@ void CloudJoin::run(std::shared_ptr<Shared> s) {
     if (!report.ok()) {
       outcome = report.status().with_context("building the report");
     } else {
-      auto next = send(client, o, *report);
-      if (next.ok()) interval = *next;
-      outcome = next.status();
+      // The current replica, then each other in turn while they cannot answer.
+      for (size_t tried = 0; tried < clients.size(); ++tried) {
+        const size_t i = (current + tried) % clients.size();
+        bool elsewhere = false;
+        auto next = send(clients[i], o, *report, &elsewhere);
+        if (next.ok()) interval = *next;
+        outcome = next.status();
+        if (i != current && (next.ok() || !elsewhere)) {
+          spdlog::info("cloud {}: heartbeats go to {} now ({} did not answer)", o.cloud_url,
+                       urls[i], urls[current]);
+          current = i;
+        }
+        if (!elsewhere) break;
+        std::lock_guard<std::mutex> lock(s->mu);
+        if (s->stopping) break;
+      }
     }
     std::unique_lock<std::mutex> lock(s->mu);
     if (s->stopping) break;
+    s->state.url = urls[current];
     s->record(outcome, interval);
     s->cv.wait_for(lock, o.second * s->state.interval_s, [&] { return s->stopping; });
   }

@@ -5,6 +5,11 @@
 // its VMs and its images in the very shapes of GET /v1/host, /v1/vms and /v1/images.
 // Failures are logged once per change of error and retried every interval, forever;
 // stop() ends the wait at once and leaves a heartbeat still in flight behind after ~1 s.
+//
+// URL may list several control plane replicas, comma-separated (URL1,URL2,...): the
+// heartbeats go to the one that answered last; one that cannot be reached, times out or
+// answers 5xx is left for the next in turn, at once (a replica killed costs one heartbeat
+// its timeout, not an interval). A 4xx (a bad token, a refused report) is the answer.
 #pragma once
 
 #include <chrono>
@@ -13,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "host/host_types.h"
@@ -24,7 +30,7 @@ constexpr unsigned kMinHeartbeatS = 1, kMaxHeartbeatS = 60;
 constexpr char kHeartbeatPath[] = "/nimbus/v1/hosts/heartbeat";
 
 struct CloudJoinOptions {
-  std::string cloud_url;   // http://HOST[:PORT]
+  std::string cloud_url;   // http://HOST[:PORT], or several comma-separated
   std::string join_token;  // sent as "Authorization: Bearer JOIN_TOKEN"
   std::string host_id;
   std::string zone;
@@ -52,8 +58,11 @@ Result<nlohmann::json> host_report(HostOps& ops);
 bool valid_host_id(const std::string& id);
 // An EC2-style zone name, loosely: [a-z0-9-]+ ending with a letter ("us-east-1a", "lab-a").
 bool valid_zone(const std::string& zone);
-// kInvalidArgument unless `url` is http://HOST[:PORT] (a trailing "/" allowed, no path).
+// kInvalidArgument unless `url` is http://HOST[:PORT] (a trailing "/" allowed, no path), or
+// several of them separated by commas.
 Status check_cloud_url(const std::string& url);
+// The URLs of a --cloud value (split at commas; not checked).
+std::vector<std::string> split_cloud_urls(const std::string& urls);
 
 class CloudJoin {
  public:
@@ -73,6 +82,7 @@ class CloudJoin {
     uint64_t sent = 0, answered = 0;
     unsigned interval_s = kDefaultHeartbeatS;
     std::string error;  // the last failure's message ("" after a success)
+    std::string url;    // the replica the heartbeats go to (the last that answered)
   };
   State state() const;
 

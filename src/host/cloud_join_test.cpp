@@ -289,6 +289,56 @@ TEST(CloudJoin, AControlPlaneDownThenUpIsJoinedLostAndRegained) {
   EXPECT_LT(join.state().error.size(), 512u);
 }
 
+// Several replicas: a heartbeat the current one cannot answer (5xx, no connection) goes to
+// the next at once, and the heartbeats stay with the one that answered.
+TEST(CloudJoin, AReplicaThatFailsHandsTheHeartbeatsToTheNext) {
+  FakeCloud a, b;
+  a.reply_status = 503;
+  a.reply = R"({"error": {"code": "Unavailable", "message": "etcd: no quorum"}})";
+  Reports reports;
+  CloudJoin join(options_for(a.url() + "," + b.url()), reports.fn());
+  ASSERT_TRUE(join.start().ok());
+  ASSERT_TRUE(b.wait_beats(3));
+  EXPECT_EQ(a.beats().size(), 1u);  // tried once, then left
+  EXPECT_TRUE(eventually([&] { return join.state().joined && join.state().url == b.url(); }));
+  EXPECT_EQ(join.state().error, "");
+  // Every heartbeat was answered: the failed try was not a lost heartbeat.
+  EXPECT_EQ(join.state().sent, join.state().answered);
+  // The one that answers fails in turn: back to the first, which answers now.
+  a.reply_status = 200;
+  a.reply = R"({"interval_s": 1})";
+  b.reply_status = 500;
+  ASSERT_TRUE(a.wait_beats(3));
+  EXPECT_TRUE(eventually([&] { return join.state().url == a.url(); }));
+  EXPECT_TRUE(join.state().joined);
+}
+
+TEST(CloudJoin, AnUnreachableReplicaIsSkippedAndA4xxIsTheAnswer) {
+  int dead_port;
+  {
+    FakeCloud gone;
+    dead_port = gone.port;
+  }
+  FakeCloud b;
+  Reports reports;
+  CloudJoin join(options_for("http://127.0.0.1:" + std::to_string(dead_port) + "," + b.url()),
+                 reports.fn());
+  ASSERT_TRUE(join.start().ok());
+  ASSERT_TRUE(b.wait_beats(2));
+  EXPECT_TRUE(eventually([&] { return join.state().joined && join.state().url == b.url(); }));
+  join.stop();
+  // A refusal (4xx) is the control plane's answer, not a replica down: no failover.
+  FakeCloud c, d;
+  c.reply_status = 400;
+  c.reply = R"({"error": {"code": "InvalidParameterValue", "message": "bad zone"}})";
+  CloudJoin join2(options_for(c.url() + "," + d.url()), reports.fn());
+  ASSERT_TRUE(join2.start().ok());
+  ASSERT_TRUE(c.wait_beats(3));
+  EXPECT_TRUE(d.beats().empty());
+  EXPECT_FALSE(join2.state().joined);
+  EXPECT_NE(join2.state().error.find("bad zone"), std::string::npos) << join2.state().error;
+}
+
 TEST(CloudJoin, ValidatesIdsZonesAndUrls) {
   EXPECT_TRUE(valid_host_id("host-a"));
   EXPECT_TRUE(valid_host_id("h1"));
@@ -308,6 +358,13 @@ TEST(CloudJoin, ValidatesIdsZonesAndUrls) {
   EXPECT_FALSE(check_cloud_url("unix:/run/cloud.sock").ok());
   EXPECT_FALSE(check_cloud_url("http://127.0.0.1:8773/api").ok());
   EXPECT_FALSE(check_cloud_url("http://127.0.0.1:99999").ok());
+  // Several replicas, comma-separated: each must be a URL.
+  EXPECT_TRUE(check_cloud_url("http://127.0.0.1:8773,http://127.0.0.2:8773").ok());
+  EXPECT_FALSE(check_cloud_url("http://127.0.0.1:8773,").ok());
+  EXPECT_FALSE(check_cloud_url(",http://127.0.0.1:8773").ok());
+  EXPECT_FALSE(check_cloud_url("http://127.0.0.1:8773,ftp://127.0.0.2:21").ok());
+  EXPECT_EQ(split_cloud_urls("http://a:1,http://b:2"),
+            (std::vector<std::string>{"http://a:1", "http://b:2"}));
   CloudJoin bad(options_for("ftp://x"), Reports().fn());
   EXPECT_EQ(bad.start().code(), Code::kInvalidArgument);
 }

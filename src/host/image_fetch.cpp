@@ -328,13 +328,27 @@ Result<FetchedImage> ImageFetcher::fetch(const ImageFetchRequest& req) {
   if (cloud_url_.empty()) return Status::conflict("not joined to a cloud (nimbusd --cloud)");
   auto source = parse_source(req.source);
   if (!source.ok()) return source.status();
-  auto cloud = http::parse_target(cloud_url_);
-  if (!cloud.ok()) return Status::internal(fmt::format("the cloud URL: {}", cloud.message()));
-  if (lower(source->target.host) != lower(cloud->host) || source->target.port != cloud->port) {
+  // Any of the control plane's replicas (--cloud URL1,URL2,...): the leader's reconciler
+  // names its own.
+  bool on_origin = false;
+  std::string origins;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = cloud_url_.find(',', start);
+    auto cloud = http::parse_target(
+        cloud_url_.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (!cloud.ok()) return Status::internal(fmt::format("the cloud URL: {}", cloud.message()));
+    if (lower(source->target.host) == lower(cloud->host) && source->target.port == cloud->port)
+      on_origin = true;
+    origins += (origins.empty() ? "" : ", ") + cloud->shown();
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (!on_origin) {
     return Status::invalid_argument(
         fmt::format("source {} is not on the cloud's origin {}: images are fetched from the "
                     "cloud nimbusd joined only",
-                    shown(req.source), cloud->shown()));
+                    shown(req.source), origins));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (auto have = existing(req); have.ok() || have.code() != Code::kNotFound) return have;

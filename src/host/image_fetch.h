@@ -40,8 +40,9 @@ Result<ImageFetchRequest> parse_image_fetch_request(const nlohmann::json& j);
 
 class ImageFetcher {
  public:
-  // `cloud_url` ("http://HOST:PORT", empty when nimbusd has not joined a cloud) is the only
-  // origin files are fetched from, with "Authorization: Bearer `token`".
+  // `cloud_url` ("http://HOST:PORT", or several comma-separated: the control plane's
+  // replicas; empty when nimbusd has not joined a cloud) is the only origin files are
+  // fetched from, with "Authorization: Bearer `token`".
   ImageFetcher(ImageStore& store, std::string cloud_url, std::string token);
 
   // Removes the staged directories of fetches a crash interrupted.

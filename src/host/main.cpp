@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   std::string cloud, zone, join_token_file, host_id, advertise;
   app.add_option("--cloud", cloud,
-                 "Join the control plane at http://HOST:PORT (needs --zone, --join-token-file, "
-                 "--listen and --token-file)");
+                 "Join the control plane at http://HOST:PORT, or its replicas' URLs "
+                 "comma-separated (needs --zone, --join-token-file, --listen and --token-file)");
   app.add_option("--zone", zone, "With --cloud: this host's availability zone, e.g. us-east-1a");
   app.add_option("--join-token-file", join_token_file,
                  "With --cloud: file holding the control plane's join token");
