@@ -205,23 +205,42 @@ class Cloud:
         return r.stdout
 
     def close(self):
+        """Everything this cloud started, each step on its own: one that fails (a binary
+        being relinked, a hung stop) never leaves the rest (namespaces, daemons) behind."""
+        def attempt(what, fn):
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - cleanup goes on
+                log(f"cleanup: {what}: {e!r}")
+
+        def stop_host(h):
+            # The VMs first (they outlive nimbusd by design), then the daemon.
+            attempt("stop the VMs", lambda: subprocess.run([NIMBUS, "stop", "--all", "-f", "--host", h["sock"]],
+                                                            capture_output=True, timeout=120))
+            h["proc"].terminate()
+            try:
+                h["proc"].wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                h["proc"].kill()
+                h["proc"].wait()
+
         for name, h in self.hosts.items():
             if h.get("proc") and h["proc"].poll() is None:
-                # The VMs first (they outlive nimbusd by design), then the daemon.
-                subprocess.run([NIMBUS, "stop", "--all", "-f", "--host", h["sock"]], capture_output=True,
-                               timeout=120)
-                h["proc"].terminate()
-                try:
-                    h["proc"].wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    h["proc"].kill()
+                attempt(f"host {name}", lambda h=h: stop_host(h))
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+            def stop_cloud():
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            attempt("the control plane", stop_cloud)
         # VMMs of a host whose nimbusd was killed (a failed test may not have restarted it).
-        subprocess.run(["pkill", "-9", "-f", "--", f"--api-sock {self.dir}/"], capture_output=True)
+        attempt("leftover VMMs", lambda: subprocess.run(["pkill", "-9", "-f", "--", f"--api-sock {self.dir}/"],
+                                                        capture_output=True))
         if self.net:
-            self.net.close()
+            attempt("the namespaces", self.net.close)
 
     def dump_logs(self):
         for path in [os.path.join(self.dir, "cloud.log")] + [os.path.join(h["dir"], "nimbusd.log")

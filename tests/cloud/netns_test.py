@@ -9,11 +9,16 @@ with their own copy of the join token; their public pools (10.123.K.0/24) are ro
 them. Then, with the aws CLI and boto3:
   - three instances spread over the three hosts serve their pages at their public
     addresses, reached from outside the namespaces;
+  - the hosts' tunnels (UDP, on their own addresses, peers from the control plane) carry
+    the default VPC: the instance on h1 (subnet of zone a) pings the one on h3 (zone b's)
+    and fetches 2 MiB from its httpd on its private address (sha256 compared; h1's tunnel
+    counts the bytes), across the bridge;
   - a host's nimbusd killed: detected (not alive, its instance's status impaired) within
     10 s, nothing new placed there, its instance still serves (the VMM outlives nimbusd);
   - the host back: alive again, its instance re-adopted and ok.
 """
 import os
+import shutil
 import sys
 import time
 
@@ -33,15 +38,28 @@ def host_of(cloud, iid):
     return None
 
 
+def tunnel_ok(cloud, name):
+    """Host NAME's tunnel is on its own address and its peers are the other hosts' tunnels."""
+    t = cloud.host_api(name, "/v1/network")["tunnel"]
+    others = sorted(h["tunnel"] for n, h in cloud.hosts.items() if n != name)
+    return t["endpoint"] == cloud.hosts[name]["tunnel"] and sorted(p["endpoint"] for p in t["peers"]) == others
+
+
 def main():
     ct.configure(*sys.argv[1:4], sys.argv[5])
-    cloud = ct.Cloud(zones="a,b", netns=True)
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter"):
+        print("netns: skipped (needs root, ip and nsenter)")
+        sys.exit(77)
+    cloud = ct.Cloud(zones="a,b", netns=True, tunnel=True)
     try:
         for name, zone in (("h1", "a"), ("h2", "a"), ("h3", "b")):
             cloud.add_host(name, zone, memory="1G")
         hosts = {h["id"]: h for h in cloud.operator("/nimbus/v1/hosts")["hosts"]}
         for name, h in cloud.hosts.items():
             assert hosts[name]["api_url"].startswith(f"http://{h['addr']}:"), hosts[name]
+        # Each host's tunnel on its own address, its peers (the others) from the control plane.
+        for name in cloud.hosts:
+            ct.wait_for(f"{name}'s tunnel and peers", lambda name=name: tunnel_ok(cloud, name), timeout=15)
         ct.log("three hosts joined from their namespaces: " +
                ", ".join(f"{n} {h['addr']} (pool {hosts[n]['public_pool']})" for n, h in cloud.hosts.items()))
 
@@ -67,6 +85,24 @@ def main():
         assert sorted(on.values()) == ["h1", "h2", "h3"], on
         ct.log("three instances, one per host, each serving at its public address: " +
                ", ".join(f"{iid} on {h}" for iid, h in on.items()))
+
+        # The private network across hosts: h1's instance and h3's, over the tunnel.
+        src = next(iid for iid, h in on.items() if h == "h3")
+        dst = next(iid for iid, h in on.items() if h == "h1")
+        src_ip, dst_ip = desc[src]["PrivateIpAddress"], desc[dst]["PrivateIpAddress"]
+        assert src_ip.startswith("172.31.") and dst_ip.startswith("172.31."), (src_ip, dst_ip)
+        assert src_ip in cloud.shell("h3", src, "ip -4 addr"), "its private address is on the guest"
+        out = cloud.shell("h1", dst, f"ping -c 3 -W 5 {src_ip}")
+        assert " 0% packet loss" in out, out
+        want = cloud.shell("h3", src, "dd if=/dev/urandom of=/www/blob bs=64k count=32 2>/dev/null; "
+                           "sha256sum /www/blob").split()[0]
+        before = cloud.host_api("h1", "/v1/network")["tunnel"]["counters"]
+        got = cloud.shell("h1", dst, f"wget -q -O - http://{src_ip}/blob | sha256sum", timeout=120).split()[0]
+        assert got == want, (got, want)
+        after = cloud.host_api("h1", "/v1/network")["tunnel"]["counters"]
+        assert after["rx_bytes"] - before["rx_bytes"] >= 2 << 20, (before, after)  # it came through h1's tunnel
+        ct.log(f"{dst} (h1, {dst_ip}) pinged {src} (h3, {src_ip}) and fetched 2 MiB from it over the "
+               f"tunnel, sha256 {got[:16]}... matches")
 
         victim = next(iid for iid, h in on.items() if h == "h2")
         t0 = time.monotonic()
