@@ -27,6 +27,9 @@
 #   inside inside_bench.py  an instance with a key and user data: RunInstances to running, to
 #                           ssh, to the user data's page, vs QEMU's bare boot of the same disk;
 #                           metadata request latency from inside the guest (root; boto3; ssh)
+#   network network_bench.py the private network: ping latency and wget throughput between
+#                           two instances on two hosts (UDP tunnel; hosts in namespaces) vs
+#                           two on one host (its switch) (root; boto3)
 #
 # Adding one: write a script that prints its figures and, when $NIMBUS_BENCH_RESULTS names
 # a file, appends one row per figure to it:
@@ -38,7 +41,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-BENCHMARKS="boot guest mips io restore host cloud inside"
+BENCHMARKS="boot guest mips io restore host cloud inside network"
 
 only="" skip="" note="" record=1 build=""
 while [ $# -gt 0 ]; do
@@ -79,6 +82,7 @@ bench_host()  { python3 "$here/host_bench.py" --nimbus "$nimbus" --qemu "$qemu" 
 # Debian's python3: its boto3 (python3-boto3) signs the EC2 calls; another python3 may lack it.
 bench_cloud() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/cloud_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
 bench_inside() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/inside_bench.py" --build "$build" --qemu "$qemu" --repeats "${CLOUD_REPEATS:-3}"; }
+bench_network() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/network_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
 bench_io()    { python3 "$here/io_bench.py" --nimbus "$nimbus" --qemu "$qemu" --mib "${IO_MIB:-64}"; }
 # --------------------------------------------------------------------------------------
 
