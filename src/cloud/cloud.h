@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -251,11 +252,12 @@ class Cloud {
   std::atomic<bool> leader_{false};
   std::atomic<bool> shared_liveness_{false};
   struct HostLease {
+    std::mutex mu;  // held across the store calls of one heartbeat of this host
     int64_t lease = 0, put_revision = 0;
     std::string value;  // what was last put
   };
-  std::mutex lease_mu_;  // leases_ (held across the store calls of one heartbeat)
-  std::map<std::string, HostLease> leases_;
+  std::mutex lease_mu_;  // leases_ (the map; each entry has its own lock)
+  std::map<std::string, std::unique_ptr<HostLease>> leases_;
   std::mutex watch_mu_;  // watch_, watch_failed_, stopping_
   std::condition_variable watch_cv_;
   std::unique_ptr<Watch> watch_;

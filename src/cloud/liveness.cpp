@@ -149,8 +149,15 @@ Status Cloud::refresh_alive_key(const std::string& host, const nlohmann::json& v
       1,
       (std::chrono::duration_cast<std::chrono::milliseconds>(options_.host_timeout).count() + 999) /
           1000);
-  std::lock_guard lease_lock(lease_mu_);
-  HostLease& l = leases_[host];
+  HostLease* entry;
+  {
+    std::lock_guard map_lock(lease_mu_);
+    auto& slot = leases_[host];
+    if (!slot) slot = std::make_unique<HostLease>();
+    entry = slot.get();  // entries are never removed
+  }
+  HostLease& l = *entry;
+  std::lock_guard lease_lock(l.mu);
   int64_t watched = 0;
   {
     std::lock_guard lock(mu_);
