@@ -27,6 +27,9 @@
 #   inside inside_bench.py  an instance with a key and user data: RunInstances to running, to
 #                           ssh, to the user data's page, vs QEMU's bare boot of the same disk;
 #                           metadata request latency from inside the guest (root; boto3; ssh)
+#   store  store_bench.py   the control plane's store, etcd (3 members) vs SQLite: RunInstances
+#                           latency p50/p99 and throughput, DescribeInstances latency (fake hosts,
+#                           no VM; Debian's etcd-server; boto3)
 #   network network_bench.py the private network: ping latency and wget throughput between
 #                           two instances on two hosts (UDP tunnel; hosts in namespaces) vs
 #                           two on one host (its switch) (root; boto3)
@@ -41,7 +44,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-BENCHMARKS="boot guest mips io restore host cloud inside network"
+BENCHMARKS="boot guest mips io restore host cloud inside store network"
 
 only="" skip="" note="" record=1 build=""
 while [ $# -gt 0 ]; do
@@ -82,6 +85,7 @@ bench_host()  { python3 "$here/host_bench.py" --nimbus "$nimbus" --qemu "$qemu" 
 # Debian's python3: its boto3 (python3-boto3) signs the EC2 calls; another python3 may lack it.
 bench_cloud() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/cloud_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
 bench_inside() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/inside_bench.py" --build "$build" --qemu "$qemu" --repeats "${CLOUD_REPEATS:-3}"; }
+bench_store() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/store_bench.py" --build "$build"; }
 bench_network() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/network_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
 bench_io()    { python3 "$here/io_bench.py" --nimbus "$nimbus" --qemu "$qemu" --mib "${IO_MIB:-64}"; }
 # --------------------------------------------------------------------------------------
