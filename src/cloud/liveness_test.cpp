@@ -143,6 +143,87 @@ TEST_F(SharedLivenessTest, ANewReplicaListsWhoIsAlive) {
   EXPECT_FALSE(late.host_alive(unique_host("never")));
 }
 
+// A store whose watches a test can make deaf (events dropped) and then end with an error,
+// as a watch whose start revision was compacted away while it could not reach etcd.
+class FlakyWatchStore : public Store {
+ public:
+  explicit FlakyWatchStore(Store& inner) : inner_(inner) {}
+  Result<std::optional<KeyValue>> get(const std::string& k) override { return inner_.get(k); }
+  Result<std::vector<KeyValue>> list(const std::string& p) override { return inner_.list(p); }
+  Result<TxnResult> txn(const std::vector<Compare>& c, const std::vector<Op>& o) override {
+    return inner_.txn(c, o);
+  }
+  std::string describe() const override { return "flaky:" + inner_.describe(); }
+  Result<int64_t> lease_grant(int64_t ttl) override { return inner_.lease_grant(ttl); }
+  Result<int64_t> lease_keep_alive(int64_t l) override { return inner_.lease_keep_alive(l); }
+  Status lease_revoke(int64_t l) override { return inner_.lease_revoke(l); }
+  Result<std::unique_ptr<Watch>> watch(const std::string& prefix, int64_t start,
+                                       WatchCallback cb) override {
+    auto state = std::make_shared<State>();
+    state->cb = std::move(cb);
+    auto w = inner_.watch(prefix, start, [state](Result<std::vector<WatchEvent>> r) {
+      std::lock_guard lock(state->mu);
+      if (!state->deaf) state->cb(std::move(r));
+    });
+    if (!w.ok()) return w.status();
+    std::lock_guard lock(mu_);
+    ++watches_;
+    current_ = state;
+    return std::move(*w);
+  }
+  void deafen() {
+    std::lock_guard lock(mu_);
+    std::lock_guard l2(current_->mu);
+    current_->deaf = true;
+  }
+  void end_with_error() {  // the deaf watch's end
+    std::lock_guard lock(mu_);
+    auto s = current_;
+    s->cb(Status::not_found("etcd watch: revision 1 was compacted (test)"));
+  }
+  int watches() {
+    std::lock_guard lock(mu_);
+    return watches_;
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    bool deaf = false;
+    WatchCallback cb;
+  };
+  Store& inner_;
+  std::mutex mu_;
+  int watches_ = 0;
+  std::shared_ptr<State> current_;
+};
+
+// After a watch error the replica lists again (learning what it missed meanwhile) and
+// watches again from there.
+TEST_F(SharedLivenessTest, AWatchErrorIsFollowedByAListAndANewWatch) {
+  FlakyWatchStore flaky(*stores_[1]);
+  Cloud c(flaky, a().options());
+  ASSERT_TRUE(c.init().ok());
+  ASSERT_EQ(flaky.watches(), 1);
+  const std::string h = unique_host("relist");
+  ASSERT_TRUE(beat(a(), h, vm_list("i-r")).ok());
+  ASSERT_TRUE(wait_alive(c, h, true, 3s));
+  // Deaf: the key's delete is missed...
+  flaky.deafen();
+  auto del = stores_[0]->txn({}, {Op{Op::Kind::kDelete, kAlivePrefix + h, ""}});
+  ASSERT_TRUE(del.ok() && del->succeeded);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(c.host_alive(h));
+  // ...until the watch ends: the list says the host is gone.
+  flaky.end_with_error();
+  EXPECT_TRUE(wait_alive(c, h, false, 3s));
+  EXPECT_EQ(flaky.watches(), 2);
+  // And the new watch follows: the host back, through the other replica.
+  ASSERT_TRUE(beat(a(), h, vm_list("i-r2")).ok());
+  EXPECT_TRUE(wait_alive(c, h, true, 3s));
+  EXPECT_EQ(c.liveness(h)->vms, vm_list("i-r2"));
+}
+
 TEST(SharedLiveness, SqliteKeepsLivenessInMemory) {
   CloudTestBed bed;
   EXPECT_FALSE(bed.cloud().shared_liveness());
