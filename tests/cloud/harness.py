@@ -20,7 +20,7 @@ CLOUD = NIMBUS = NIMBUSD = MODE = PREFIX = None
 PREFIXES = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
             "keys": "127.117", "metadata": "127.118", "inside": "127.119", "images": "127.121",
             "bench-inside": "127.122", "netns": "127.123", "ansible": "127.124",
-            "bench-network": "127.125"}
+            "bench-network": "127.125", "picture": "127.126"}
 
 
 def configure(cloud, nimbus, nimbusd, mode):
@@ -127,6 +127,11 @@ class Cloud:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
+    def cloud_urls(self):
+        """What a host joins with (nimbusd --cloud): this control plane; a cloud of several
+        replicas lists them all, comma-separated."""
+        return self.endpoint
+
     def add_host(self, name, zone, memory="3G", cpus=2):
         hdir = os.path.join(self.dir, name)
         os.makedirs(hdir)
@@ -147,7 +152,7 @@ class Cloud:
                       os.path.join(hdir, "nimbusd.sock"), "--listen", f"{addr}:{port}",
                       "--token-file", token, "--cgroup-parent", f"nimbus-cloud-test-{os.getpid()}-{name}",
                       "--memory", memory, "--cpus", str(cpus), "--reserved-memory", "0",
-                      "--cloud", self.endpoint, "--zone", f"{REGION}{zone}",
+                      "--cloud", self.cloud_urls(), "--zone", f"{REGION}{zone}",
                       "--join-token-file", join, "--host-id", name]}
         if self.tunnel:
             h["tunnel"] = f"{addr}:{free_udp_port() if addr.startswith('127.') else 4789}"
