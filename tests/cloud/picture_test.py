@@ -341,8 +341,10 @@ def main():
             region2.terminate()
             region2.wait(timeout=30)
         etcd.close()
-        if ok:
+        if ok:  # the hosts' state (images, disks: ~220 MB) too
             shutil.rmtree(root, ignore_errors=True)
+            if cloud:
+                shutil.rmtree(cloud.dir, ignore_errors=True)
     ct.log(f"picture: PASS in {time.monotonic() - t_start:.1f} s")
 
 
