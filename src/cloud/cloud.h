@@ -36,7 +36,7 @@ struct CloudOptions {
   std::string account_id = "000000000000";
   Strategy strategy = Strategy::kSpread;
   std::string public_prefix = "127.100";  // host K's public pool: PREFIX.K.0/24
-  std::chrono::milliseconds host_timeout{10000};
+  std::chrono::milliseconds host_timeout{6000};  // three heartbeats
   std::chrono::seconds heartbeat_interval{2};
   std::chrono::seconds terminated_ttl{3600};
   std::string replica_id;  // this control plane replica's name (health; leader election)  //

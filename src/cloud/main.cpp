@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8773", state_dir = "/var/lib/nimbus-cloud", zones = "a,b,c",
               token_file, credentials_file, strategy = "spread", images, types_file,
               log_level = "info", endpoint, regions_file;
-  double host_timeout_s = 10;
+  double host_timeout_s = 6;  // three missed heartbeats (every 2 s): down within 10 s
   app.add_option("--listen", listen, "The API's ADDRESS:PORT")->capture_default_str();
   app.add_option("--state-dir", state_dir, "Where the store (cloud.db) lives")
       ->capture_default_str();
