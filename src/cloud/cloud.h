@@ -35,7 +35,7 @@ struct CloudOptions {
   std::vector<std::string> zones;  // empty: REGION + a, b, c
   std::string account_id = "000000000000";
   Strategy strategy = Strategy::kSpread;
-  std::string public_prefix = "127.100";  // host K's public pool: PREFIX.K.0/24
+  std::string public_prefix = "127.100";         // host K's public pool: PREFIX.K.0/24
   std::chrono::milliseconds host_timeout{6000};  // three heartbeats
   std::chrono::seconds heartbeat_interval{2};
   std::chrono::seconds terminated_ttl{3600};
