@@ -14,6 +14,8 @@ packages=(
   # the cloud: the real EC2 clients its tests drive; OpenSSH's client (ssh-keygen reads the
   # key pairs' private keys, ssh logs in to instances) and openssl (fingerprints)
   awscli python3-boto3 python3-botocore openssh-client openssl
+  # Ansible (its amazon.aws collection drives EC2 and STS; tests/cloud/ansible_test.py)
+  ansible
   # the cloud's etcd store: its tests start real etcd members and read them with etcdctl
   etcd-server etcd-client
   # guest toolchain (tests build their RISC-V programs at test time)
