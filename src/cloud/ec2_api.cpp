@@ -140,6 +140,7 @@ Ec2Api::Ec2Api(Cloud& cloud, HostDriver& driver, ApiCredentials credentials)
   add_resource_actions();
   add_key_pair_actions();
   add_network_actions();
+  add_instance_attribute_actions();
 }
 
 std::optional<Ec2Error> Ec2Api::authenticate(const http::Request& req, std::string* access_key,

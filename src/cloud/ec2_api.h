@@ -36,10 +36,11 @@ class Ec2Api {
 
  private:
   using Handler = std::function<Ec2Result<std::string>(const Call&)>;
-  void add_instance_actions();  // ec2_instances_api.cpp
-  void add_resource_actions();  // ec2_resources_api.cpp
-  void add_key_pair_actions();  // ec2_keypairs_api.cpp
-  void add_network_actions();   // ec2_network_api.cpp
+  void add_instance_actions();            // ec2_instances_api.cpp
+  void add_resource_actions();            // ec2_resources_api.cpp
+  void add_key_pair_actions();            // ec2_keypairs_api.cpp
+  void add_network_actions();             // ec2_network_api.cpp
+  void add_instance_attribute_actions();  // ec2_instance_attribute_api.cpp
   std::optional<Ec2Error> authenticate(const http::Request& req, std::string* access_key,
                                        std::string* region);
 

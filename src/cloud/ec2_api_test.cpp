@@ -299,6 +299,77 @@ TEST_F(Ec2ApiTest, ModifyInstanceMetadataOptions) {
   EXPECT_EQ(error(action + "&InstanceId=" + id + "&HttpTokens=required"), "IncorrectInstanceState");
 }
 
+TEST_F(Ec2ApiTest, DescribeInstanceAttribute) {
+  Node g = ok("Action=CreateSecurityGroup&Version=2016-11-15&GroupName=web&GroupDescription=w");
+  const std::string sg = g.at("groupId");
+  Node r = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
+              "&MinCount=1&MaxCount=1&InstanceType=n1.small&UserData=aGVsbG8%3D"
+              "&SecurityGroupId.1=" +
+              sg);
+  const std::string id = r.at("instancesSet/item/instanceId");
+  const std::string action = "Action=DescribeInstanceAttribute&Version=2016-11-15";
+  auto attr = [&](const std::string& name) {
+    Node d = ok(action + "&InstanceId=" + id + "&Attribute=" + name);
+    EXPECT_EQ(d.name, "DescribeInstanceAttributeResponse");
+    EXPECT_FALSE(d.at("requestId").empty());
+    EXPECT_EQ(d.at("instanceId"), id);
+    return d;
+  };
+  // What Ansible's ec2_instance asks: the groups, by id and name.
+  Node d = attr("groupSet");
+  ASSERT_NE(d.child("groupSet"), nullptr);
+  ASSERT_EQ(d.child("groupSet")->all("item").size(), 1u);
+  EXPECT_EQ(d.at("groupSet/item/groupId"), sg);
+  EXPECT_EQ(d.at("groupSet/item/groupName"), "web");
+  EXPECT_EQ(attr("instanceType").at("instanceType/value"), "n1.small");
+  EXPECT_EQ(attr("userData").at("userData/value"), "aGVsbG8=");  // base64, as it came
+  EXPECT_EQ(attr("disableApiTermination").at("disableApiTermination/value"), "false");
+  EXPECT_EQ(attr("ebsOptimized").at("ebsOptimized/value"), "false");
+  EXPECT_EQ(attr("sourceDestCheck").at("sourceDestCheck/value"), "true");
+  EXPECT_EQ(attr("rootDeviceName").at("rootDeviceName/value"), "/dev/vda");
+  EXPECT_EQ(attr("instanceInitiatedShutdownBehavior").at("instanceInitiatedShutdownBehavior/value"),
+            "stop");
+  EXPECT_EQ(attr("blockDeviceMapping").at("blockDeviceMapping/item/ebs/volumeId"),
+            "vol-" + id.substr(2));
+  Node k = attr("kernel");
+  ASSERT_NE(k.child("kernel"), nullptr);
+  EXPECT_EQ(k.at("kernel/value"), "");
+  // The type changed by ModifyInstanceAttribute is the one described (stopped first).
+  ok("Action=StopInstances&Version=2016-11-15&InstanceId.1=" + id);
+  for (int n = 0; n < 4; ++n) bed_.reconciler().pass_now();
+  ok("Action=ModifyInstanceAttribute&Version=2016-11-15&InstanceId=" + id +
+     "&InstanceType.Value=n1.tiny");
+  EXPECT_EQ(attr("instanceType").at("instanceType/value"), "n1.tiny");
+  // An instance without user data: an empty element.
+  Node r2 = ok("Action=RunInstances&Version=2016-11-15&ImageId=" + bed_.image_id() +
+               "&MinCount=1&MaxCount=1&InstanceType=n1.tiny");
+  const std::string id2 = r2.at("instancesSet/item/instanceId");
+  Node u = ok(action + "&InstanceId=" + id2 + "&Attribute=userData");
+  ASSERT_NE(u.child("userData"), nullptr);
+  EXPECT_EQ(u.at("userData/value"), "");
+  EXPECT_EQ(ok(action + "&InstanceId=" + id2 + "&Attribute=groupSet").at("groupSet/item/groupName"),
+            "default");
+
+  // Refused, each with EC2's code.
+  EXPECT_EQ(error(action + "&Attribute=groupSet"), "MissingParameter");
+  EXPECT_EQ(error(action + "&InstanceId=" + id), "MissingParameter");
+  EXPECT_EQ(error(action + "&InstanceId=i-nope&Attribute=groupSet"), "InvalidInstanceID.Malformed");
+  EXPECT_EQ(error(action + "&InstanceId=i-0123456789abcdef0&Attribute=groupSet"),
+            "InvalidInstanceID.NotFound");
+  for (const char* bad : {"GroupSet", "groupSet%00", "%3Cx%3E", "userData%20"}) {
+    EXPECT_EQ(error(action + "&InstanceId=" + id + "&Attribute=" + bad), "InvalidParameterValue")
+        << bad;
+  }
+  EXPECT_EQ(error(action + "&InstanceId=" + id + "&Attribute=groupSet&DryRun=maybe"),
+            "InvalidParameterValue");
+  EXPECT_EQ(error(action + "&InstanceId=" + id + "&Attribute=groupSet&DryRun=true", 412),
+            "DryRunOperation");
+  // A long attribute name is refused and not echoed whole.
+  http::Reply big = send(action + "&InstanceId=" + id + "&Attribute=" + std::string(100000, 'a'));
+  EXPECT_EQ(big.status, 400);
+  EXPECT_LT(big.body.size(), 4096u);
+}
+
 TEST_F(Ec2ApiTest, ErrorsHaveEc2sShape) {
   http::Reply r =
       send("Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-0123456789abcdef0");
