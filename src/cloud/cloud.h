@@ -226,9 +226,11 @@ class Cloud {
   std::chrono::steady_clock::time_point now() const;
 
  private:
+  // The hosts as the scheduler sees them. group_members is filled only when `with_groups`
+  // (it reads every instance record; a launch without a placement group does not need it).
   Ec2Result<std::vector<HostCandidate>> candidates(
       std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
-      std::map<std::string, HostRecord>& records);
+      std::map<std::string, HostRecord>& records, bool with_groups);
   Ec2Result<Reservation> replay_token(const RunRequest& req);
   // The records of `ids`, or InvalidInstanceID.NotFound naming every id that has none.
   Ec2Result<std::vector<InstanceRecord>> find_all(const std::vector<std::string>& ids);

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -205,6 +208,104 @@ TEST(CloudRun, ConcurrentLaunchesNeverOvercommitAHost) {
     EXPECT_LE(vcpus, 3u) << host;
     EXPECT_EQ(per_host[host], bed.allocation(host).instances.size()) << host;
   }
+}
+
+// A store on which every launch that claims on host `host` or takes address `address`
+// loses its race (its txn fails, as when another launch committed first): as launches that
+// read the same view and all chose the same best host and lowest address.
+class ContendedStore final : public Store {
+ public:
+  explicit ContendedStore(std::unique_ptr<Store> inner) : inner_(std::move(inner)) {}
+  void contend(std::string alloc_key, std::string address_suffix) {
+    std::lock_guard lock(mu_);
+    alloc_key_ = std::move(alloc_key);
+    address_suffix_ = std::move(address_suffix);
+  }
+  int lost() const { return lost_.load(); }
+  Result<std::optional<KeyValue>> get(const std::string& key) override { return inner_->get(key); }
+  Result<std::vector<KeyValue>> list(const std::string& prefix) override {
+    return inner_->list(prefix);
+  }
+  Result<TxnResult> txn(const std::vector<Compare>& compares, const std::vector<Op>& ops) override {
+    {
+      std::lock_guard lock(mu_);
+      for (const Op& op : ops) {
+        const bool address = !address_suffix_.empty() && op.key.rfind(kAddressesPrefix, 0) == 0 &&
+                             op.key.size() > address_suffix_.size() &&
+                             op.key.compare(op.key.size() - address_suffix_.size(),
+                                            address_suffix_.size(), address_suffix_) == 0;
+        if ((!alloc_key_.empty() && op.key == alloc_key_) || address) {
+          ++lost_;
+          return TxnResult{false, 0};
+        }
+      }
+    }
+    return inner_->txn(compares, ops);
+  }
+  std::string describe() const override { return "contended:" + inner_->describe(); }
+
+ private:
+  std::unique_ptr<Store> inner_;
+  std::mutex mu_;
+  std::string alloc_key_, address_suffix_;
+  std::atomic<int> lost_{0};
+};
+
+// Before: a retry chose the same best host again, so a launch racing others on one view
+// kept colliding (40 attempts, then InsufficientInstanceCapacity). Now a retry chooses
+// among the best few hosts at random.
+TEST(CloudRun, ALaunchThatLostARaceTriesOtherEqualHosts) {
+  ContendedStore* contended = nullptr;
+  CloudTestBed bed(CloudTestBed::default_options(), [&](std::unique_ptr<Store> inner) {
+    auto s = std::make_unique<ContendedStore>(std::move(inner));
+    contended = s.get();
+    return std::unique_ptr<Store>(std::move(s));
+  });
+  const std::string zone = bed.cloud().zones().front();
+  bed.add_hosts(4, {}, {zone});  // four equal hosts: h-a-1 is the deterministic first choice
+  auto subnets = bed.cloud().subnets();
+  ASSERT_TRUE(subnets.ok());
+  std::optional<Ipv4Cidr> cidr;
+  for (const auto& s : *subnets) {
+    if (s.default_for_az && s.zone == zone) cidr = parse_cidr(s.cidr_block);
+  }
+  ASSERT_TRUE(cidr);
+  contended->contend(std::string(kAllocPrefix) + "h-a-1", "");
+  RunRequest req = bed.run_request("n1.tiny");
+  req.zone = zone;
+  for (int n = 0; n < 3; ++n) {
+    auto r = bed.cloud().run_instances(req);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    ASSERT_EQ(r->instances.size(), 1u);
+    EXPECT_NE(r->instances[0].host, "h-a-1");
+    // Addresses stay the lowest free ones (no gaps).
+    EXPECT_EQ(r->instances[0].private_ip, format_ipv4(cidr->base + 4 + n));
+  }
+  EXPECT_GE(contended->lost(), 3);  // each launch did lose its first attempt
+  EXPECT_TRUE(bed.allocation("h-a-1").instances.empty());
+  // Concurrent launches on the same hosts (no contention injected) all succeed, with
+  // distinct addresses, every instance claimed on its host.
+  contended->contend("", "");
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int k = 0; k < 3; ++k) {
+        if (!bed.cloud().run_instances(req).ok()) ++failed;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  auto all = bed.cloud().instances();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 27u);
+  std::set<std::string> addresses;
+  size_t claimed = 0;
+  for (const auto& i : *all) addresses.insert(i.private_ip);
+  for (int n = 1; n <= 4; ++n) claimed += bed.allocation(fmt::format("h-a-{}", n)).instances.size();
+  EXPECT_EQ(addresses.size(), 27u);
+  EXPECT_EQ(claimed, 27u);
 }
 
 TEST(CloudRun, ClientTokenReplaysTheReservation) {

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -45,10 +46,12 @@ class CloudTestBed {
     return o;
   }
 
-  explicit CloudTestBed(CloudOptions options = default_options()) {
+  // `wrap`, when given, puts a store of the test's in front of the in-memory one.
+  using StoreWrapper = std::function<std::unique_ptr<Store>(std::unique_ptr<Store>)>;
+  explicit CloudTestBed(CloudOptions options = default_options(), StoreWrapper wrap = {}) {
     auto store = open_sqlite_store(":memory:");
     if (!store.ok()) throw std::runtime_error("in-memory store: " + store.message());
-    store_ = std::move(*store);
+    store_ = wrap ? wrap(std::move(*store)) : std::move(*store);
     cloud_ = std::make_unique<Cloud>(*store_, std::move(options), [this] {
       return std::chrono::steady_clock::time_point(std::chrono::hours(1000)) +
              std::chrono::milliseconds(now_ms_.load());

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "cloud/cloud.h"
@@ -224,7 +225,7 @@ Status Cloud::set_draining(const std::string& host_id, bool draining) {
 
 Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
-    std::map<std::string, HostRecord>& records) {
+    std::map<std::string, HostRecord>& records, bool with_groups) {
   auto all = store_.list(kHostsPrefix);
   if (!all.ok()) return from_status(all.status());
   auto all_allocs = store_.list(kAllocPrefix);
@@ -234,11 +235,23 @@ Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     if (!a.ok()) return from_status(a.status());
     allocs[kv.key.substr(std::string(kAllocPrefix).size())] = {*a, kv.mod_revision};
   }
-  auto insts = store_.list(kInstancesPrefix);
-  if (!insts.ok()) return from_status(insts.status());
+  // Every instance record is read only when needed (it grows with the cloud, and each
+  // launch calls this): for the groups, or when a host reports a VM its allocation does not
+  // claim (a CLI-made VM, or a terminated instance's VM still in the last heartbeat).
+  std::optional<std::vector<KeyValue>> insts;
   std::set<std::string> instance_ids;
-  for (const KeyValue& kv : *insts)
-    instance_ids.insert(kv.key.substr(std::string(kInstancesPrefix).size()));
+  auto read_instances = [&]() -> Status {
+    if (insts) return Status();
+    auto r = store_.list(kInstancesPrefix);
+    if (!r.ok()) return r.status();
+    insts = std::move(*r);
+    for (const KeyValue& kv : *insts)
+      instance_ids.insert(kv.key.substr(std::string(kInstancesPrefix).size()));
+    return Status();
+  };
+  if (with_groups) {
+    if (Status s = read_instances(); !s.ok()) return from_status(s);
+  }
   std::vector<HostCandidate> out;
   for (const KeyValue& kv : *all) {
     auto h = host_from_json(kv.value);
@@ -265,9 +278,9 @@ Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     // still be in the host's last heartbeat after its claim was released.
     if (auto l = liveness(h->id)) {
       for (const auto& vm : l->vms) {
-        if (!vm.is_object() || a.instances.count(string_field(vm, "name")) ||
-            instance_ids.count(string_field(vm, "name")))
-          continue;
+        if (!vm.is_object() || a.instances.count(string_field(vm, "name"))) continue;
+        if (Status s = read_instances(); !s.ok()) return from_status(s);
+        if (instance_ids.count(string_field(vm, "name"))) continue;
         const std::string desired = string_field(vm, "desired_state");
         c.disk_mib_allocated += unsigned_field(vm, "disk_mib");
         if (desired == "running" || desired == "paused") {
@@ -279,6 +292,7 @@ Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     records[h->id] = *h;
     out.push_back(std::move(c));
   }
+  if (!with_groups) return out;
   // Group membership comes from the instances (the allocation does not know groups).
   std::map<std::string, HostCandidate*> by_id;
   for (auto& c : out) by_id[c.id] = &c;

@@ -27,6 +27,15 @@ void back_off(int attempt) {
       std::chrono::microseconds(std::uniform_int_distribution<int>(0, cap * 1000)(rng)));
 }
 
+// How many of the best hosts attempt `attempt` of a launch
+// chooses among: 1 first (deterministic), then 4, 8, 16 (Nova's host_subset_size).
+unsigned retry_subset(int attempt) { return attempt <= 0 ? 1u : 1u << std::min(attempt + 1, 4); }
+
+uint64_t random_seed() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return rng();
+}
+
 constexpr unsigned kMaxPerLaunch = 40;
 
 std::string instance_key(const std::string& id) { return kInstancesPrefix + id; }
@@ -297,8 +306,13 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
   for (int attempt = 0; attempt < kClaimAttempts; ++attempt) {
     std::map<std::string, std::pair<HostAllocation, int64_t>> allocs;
     std::map<std::string, HostRecord> records;
-    auto cands = candidates(allocs, records);
+    auto cands = candidates(allocs, records, group.has_value());
     if (!cands.ok()) return cands.error();
+    // A retry lost a race with launches that read what this one read: they all chose the
+    // same best host. Choosing at random among the few best spreads them (the first
+    // attempt stays deterministic).
+    preq.subset = retry_subset(attempt);
+    preq.seed = attempt > 0 ? random_seed() : 0;
     Placement placed = place(*cands, preq, max_count, options_.strategy);
     if (placed.hosts.size() < req.min_count) {
       return ec2_error("InsufficientInstanceCapacity",
@@ -375,6 +389,7 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
         }
         address = fixed_ip;
       } else {
+        // The lowest free one (so a retry after a lost race takes the next one: no gaps).
         for (uint64_t off = 4; off + 1 < cidr->size(); ++off) {
           const uint32_t a = cidr->base + static_cast<uint32_t>(off);
           if (!taken.count(a)) {
@@ -471,7 +486,7 @@ Ec2Result<bool> Cloud::claim_compute(const InstanceRecord& inst) {
   for (int attempt = 0; attempt < kClaimAttempts; ++attempt) {
     std::map<std::string, std::pair<HostAllocation, int64_t>> allocs;
     std::map<std::string, HostRecord> records;
-    auto cands = candidates(allocs, records);
+    auto cands = candidates(allocs, records, false);
     if (!cands.ok()) return cands.error();
     std::vector<HostCandidate> mine;
     for (auto& c : *cands) {

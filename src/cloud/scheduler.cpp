@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <numeric>
+#include <random>
 
 namespace nimbus::cloud {
 namespace {
@@ -150,7 +151,8 @@ class Placer {
       : hosts_(hosts),
         req_(req),
         count_(count),
-        multiplier_(strategy == Strategy::kPack ? -1 : 1) {}
+        multiplier_(strategy == Strategy::kPack ? -1 : 1),
+        rng_(req.seed) {}
 
   Placement run() {
     Placement out;
@@ -416,8 +418,34 @@ class Placer {
         best_score = score;
       }
     }
+    if (req_.subset > 1 && live_.size() > 1)
+      return choose_among_best(min_mem, mem_scale, min_cpu, cpu_scale);
     best_pos_ = best_pos;
     return best;
+  }
+
+  // One of the req_.subset best (as choose_ungrouped orders them), uniformly at random.
+  size_t choose_among_best(double min_mem, double mem_scale, double min_cpu, double cpu_scale) {
+    struct Scored {
+      double score;
+      size_t pos;
+    };
+    std::vector<Scored> scored;
+    scored.reserve(live_.size());
+    for (size_t pos = 0; pos < live_.size(); ++pos) {
+      const uint32_t i = live_[pos];
+      scored.push_back(
+          {multiplier_ * ((mem_[i] - min_mem) * mem_scale + (cpu_[i] - min_cpu) * cpu_scale), pos});
+    }
+    const size_t k = std::min<size_t>(req_.subset, scored.size());
+    std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(k), scored.end(),
+                      [&](const Scored& a, const Scored& b) {
+                        if (a.score != b.score) return a.score > b.score;
+                        return before(cands_[live_[a.pos]], cands_[live_[b.pos]]);
+                      });
+    const size_t pick = std::uniform_int_distribution<size_t>(0, k - 1)(rng_);
+    best_pos_ = scored[pick].pos;
+    return live_[best_pos_];
   }
 
   // After claim(i) on the ungrouped path: its new weights, or out of the list.
@@ -508,6 +536,7 @@ class Placer {
   const PlacementRequest& req_;
   const unsigned count_;
   const double multiplier_;
+  std::mt19937_64 rng_;  // req_.subset > 1 only
   GroupKind kind_ = GroupKind::kNone;
   std::vector<std::string> zone_names_;
   std::vector<unsigned> zone_members_;       // the group's instances per zone

@@ -15,7 +15,8 @@
 //                   instances of two partitions never share a host.
 //   2. Weigher: free memory fraction and free vCPU fraction of each candidate, each
 //      normalised min-max over the candidates, summed, times +1 (spread) or -1 (pack). The
-//      best wins; ties go to the smallest host id, so results are deterministic.
+//      best wins; ties go to the smallest host id, so results are deterministic (unless
+//      PlacementRequest::subset asks for a random one of the best few).
 #pragma once
 
 #include <cstdint>
@@ -48,6 +49,12 @@ struct PlacementRequest {
   uint64_t vcpus = 1, memory_mib = 256, disk_mib = 0;
   std::optional<PlacementGroupInfo> group;
   std::string instance_type;  // for messages only
+  // Without a group: choose uniformly among the `subset` best-weighed hosts that fit
+  // (Nova's host_subset_size), drawn from `seed`. 1 (the default): the best, ties to the
+  // smallest id. A launch that lost a race asks for more, so that launches racing on the
+  // same view spread over several hosts instead of colliding on one again.
+  unsigned subset = 1;
+  uint64_t seed = 0;
 };
 
 enum class Strategy { kSpread, kPack };  // the weigher, chosen per cloud

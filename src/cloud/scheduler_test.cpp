@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -116,6 +117,45 @@ TEST(Scheduler, SpreadWeigherPrefersFreeHostsPackPrefersFull) {
             (std::vector<std::string>{"a", "b", "c", "a", "b", "c"}));
   EXPECT_EQ(place(equal2, request(1, 256), 6, Strategy::kPack).hosts,
             (std::vector<std::string>{"a", "a", "b", "b", "c", "c"}));
+}
+
+// A retry after a lost race asks for a random one of the `subset` best: over seeds it
+// spreads over exactly those, never a worse host, and is reproducible for one seed.
+TEST(Scheduler, SubsetPicksRandomlyAmongTheBest) {
+  std::vector<HostCandidate> base = {host("h1", "z"), host("h2", "z"), host("h3", "z"),
+                                     host("h4", "z")};
+  base[3].vcpus_allocated = 8;  // clearly the worst for spread
+  base[3].memory_mib_allocated = 8192;
+  std::set<std::string> chosen;
+  for (uint64_t seed = 0; seed < 64; ++seed) {
+    std::vector<HostCandidate> hosts = base;
+    PlacementRequest r = request(1, 256);
+    r.subset = 3;
+    r.seed = seed;
+    Placement p = place(hosts, r, 1, Strategy::kSpread);
+    ASSERT_EQ(p.hosts.size(), 1u);
+    chosen.insert(p.hosts[0]);
+    std::vector<HostCandidate> again = base;
+    EXPECT_EQ(place(again, r, 1, Strategy::kSpread).hosts, p.hosts) << "seed " << seed;
+  }
+  EXPECT_EQ(chosen, (std::set<std::string>{"h1", "h2", "h3"}));
+  // Subset 1 (the default) stays deterministic whatever the seed: ties to the smallest id.
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    std::vector<HostCandidate> hosts = base;
+    PlacementRequest r = request(1, 256);
+    r.seed = seed;
+    EXPECT_EQ(place(hosts, r, 1, Strategy::kSpread).hosts, std::vector<std::string>{"h1"});
+  }
+  // A subset larger than the hosts that fit picks among those; several placements in one
+  // call still claim what they take (two instances per 2-vCPU host at most).
+  std::vector<HostCandidate> small = {host("a", "z", 2, 4096), host("b", "z", 2, 4096)};
+  PlacementRequest r = request(1, 256);
+  r.subset = 16;
+  r.seed = 7;
+  Placement p = place(small, r, 5, Strategy::kSpread);
+  EXPECT_EQ(p.hosts.size(), 4u);
+  EXPECT_EQ(std::count(p.hosts.begin(), p.hosts.end(), "a"), 2);
+  EXPECT_FALSE(p.shortage.empty());
 }
 
 TEST(Scheduler, WeigherNormalisesMemoryAndCpuMinMax) {
