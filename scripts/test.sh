@@ -8,10 +8,10 @@ jobs=$(nproc)
 
 scripts/install-deps.sh
 
-echo "== format (.clang-format) =="
+echo "== format (.clang-format) (at ${SECONDS} s) =="
 scripts/check-format.sh
 
-echo "== build (RelWithDebInfo) =="
+echo "== build (RelWithDebInfo) (at ${SECONDS} s) =="
 # CI keeps line tables only (-g1, the same code): -g's variable locations cost about a
 # third of the compile time, and a CI build is never debugged. Its unit test objects are
 # unoptimised, without debug info and with precompiled headers (NIMBUS_TEST_COMPILE_OPTIONS,
@@ -31,7 +31,7 @@ fi
 # binary: the rest (daemons, control plane, guest programs) is not run under ASan, and the
 # unit tests exec no other binary. Line tables only (-g1): enough for the sanitizers'
 # file:line reports. Its output goes to build-asan/build.log.
-echo "== build (ASan + UBSan, unit tests only): in the background, build-asan/build.log =="
+echo "== build (ASan + UBSan, unit tests only): in the background, build-asan/build.log (at ${SECONDS} s) =="
 mkdir -p build-asan
 asan_log=build-asan/build.log
 # setsid: a process group of its own, stopped as a whole if this script exits early.
@@ -43,7 +43,7 @@ setsid nice -n 19 ionice -c 3 bash -c '
 asan_pid=$!
 trap 'if [[ -n ${asan_pid:-} ]]; then kill -- -"$asan_pid" 2>/dev/null || true; fi' EXIT
 
-echo "== tests =="
+echo "== tests (at ${SECONDS} s) =="
 ctest_rc=0
 ctest --test-dir build --output-on-failure -j "$jobs" || ctest_rc=$?
 if ((ctest_rc != 0)); then
@@ -51,7 +51,7 @@ if ((ctest_rc != 0)); then
   exit "$ctest_rc"
 fi
 
-echo "== waiting for the ASan + UBSan build =="
+echo "== waiting for the ASan + UBSan build (at ${SECONDS} s) =="
 asan_rc=0
 wait "$asan_pid" || asan_rc=$?
 asan_pid=
@@ -61,7 +61,8 @@ if ((asan_rc != 0)); then
   exit "$asan_rc"
 fi
 tail -n 1 "$asan_log"
-echo "== unit tests under ASan + UBSan =="
+echo "== unit tests under ASan + UBSan (at ${SECONDS} s) =="
 # One process for all of them (one sanitizer start-up instead of one per test).
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   build-asan/nimbus_unit_tests --gtest_brief=1
+echo "== done in ${SECONDS} s =="
