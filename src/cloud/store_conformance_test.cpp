@@ -192,7 +192,9 @@ TEST_P(StoreConformance, BadTxnsAreRefusedAndChangeNothing) {
   auto all = store().list(prefix());
   ASSERT_TRUE(all.ok());
   EXPECT_TRUE(all->empty());
-  EXPECT_EQ(store().txn({}, {})->revision, base());
+  auto empty = store().txn({}, {});
+  ASSERT_TRUE(empty.ok()) << empty.message();
+  EXPECT_EQ(empty->revision, base());
   // The largest allowed txns go through: the most ops, and the most bytes.
   many.pop_back();
   auto most = store().txn({}, many);
