@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -304,6 +305,7 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
   preq.instance_type = type->name;
   const std::string reservation_id = new_id("r");
   for (int attempt = 0; attempt < kClaimAttempts; ++attempt) {
+    std::unique_lock claiming(claim_mu_);  // released before a back-off
     std::map<std::string, std::pair<HostAllocation, int64_t>> allocs;
     std::map<std::string, HostRecord> records;
     auto cands = candidates(allocs, records, group.has_value());
@@ -434,6 +436,7 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
       ops.push_back({Op::Kind::kPut, kTokensPrefix + req.client_token, t.dump()});
     }
     auto r = store_.txn(compares, ops);
+    claiming.unlock();
     if (!r.ok()) return from_status(r.status());
     if (r->succeeded) {
       for (const auto& i : res.instances)
@@ -486,6 +489,7 @@ Ec2Result<bool> Cloud::claim_compute(const InstanceRecord& inst) {
   for (int attempt = 0; attempt < kClaimAttempts; ++attempt) {
     std::map<std::string, std::pair<HostAllocation, int64_t>> allocs;
     std::map<std::string, HostRecord> records;
+    std::unique_lock claiming(claim_mu_);  // released before a back-off
     auto cands = candidates(allocs, records, false);
     if (!cands.ok()) return cands.error();
     std::vector<HostCandidate> mine;
@@ -527,6 +531,7 @@ Ec2Result<bool> Cloud::claim_compute(const InstanceRecord& inst) {
     }
     auto r = store_.txn({{alloc_key(inst.host), allocs[inst.host].second}},
                         {{Op::Kind::kPut, alloc_key(inst.host), to_json(a).dump()}});
+    claiming.unlock();
     if (!r.ok()) return from_status(r.status());
     if (r->succeeded) return true;
     back_off(attempt);
