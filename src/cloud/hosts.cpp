@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <set>
 
@@ -226,9 +227,11 @@ Status Cloud::set_draining(const std::string& host_id, bool draining) {
 Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
     std::map<std::string, HostRecord>& records, bool with_groups) {
+  // Both at once: on etcd each is a round trip, and a launch holds claim_mu_ meanwhile.
+  auto allocs_read = std::async(std::launch::async, [this] { return store_.list(kAllocPrefix); });
   auto all = store_.list(kHostsPrefix);
+  auto all_allocs = allocs_read.get();
   if (!all.ok()) return from_status(all.status());
-  auto all_allocs = store_.list(kAllocPrefix);
   if (!all_allocs.ok()) return from_status(all_allocs.status());
   for (const KeyValue& kv : *all_allocs) {
     auto a = allocation_from_json(kv.value);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <random>
 #include <set>
@@ -304,11 +305,31 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
   preq.group = group;
   preq.instance_type = type->name;
   const std::string reservation_id = new_id("r");
+  // The subnet every instance will be in, when that is known before placing: its used
+  // addresses are read at the same time as the hosts (one round trip less on etcd).
+  std::optional<std::string> known_subnet;
+  if (fixed_subnet) {
+    known_subnet = fixed_subnet->id;
+  } else if (!req.zone.empty() && default_subnets.count(req.zone)) {
+    known_subnet = default_subnets[req.zone].id;
+  } else if (req.zone.empty() && default_subnets.size() == 1 && options_.zones.size() == 1) {
+    known_subnet = default_subnets.begin()->second.id;
+  }
   for (int attempt = 0; attempt < kClaimAttempts; ++attempt) {
     std::unique_lock claiming(claim_mu_);  // released before a back-off
+    std::future<Ec2Result<std::set<uint32_t>>> used_read;
+    if (known_subnet)
+      used_read =
+          std::async(std::launch::async, [this, id = *known_subnet] { return used_addresses(id); });
     std::map<std::string, std::pair<HostAllocation, int64_t>> allocs;
     std::map<std::string, HostRecord> records;
     auto cands = candidates(allocs, records, group.has_value());
+    std::map<std::string, std::set<uint32_t>> used;  // addresses per subnet, as read now
+    if (used_read.valid()) {
+      auto u = used_read.get();
+      if (!u.ok()) return u.error();
+      used[*known_subnet] = std::move(*u);
+    }
     if (!cands.ok()) return cands.error();
     // A retry lost a race with launches that read what this one read: they all chose the
     // same best host. Choosing at random among the few best spreads them (the first
@@ -330,7 +351,6 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
     std::set<std::string> touched;
     const std::string launch_time = iso_time_now();
     bool pool_full = false;
-    std::map<std::string, std::set<uint32_t>> used;  // addresses per subnet, as read now
     std::optional<Ec2Error> address_error;
     for (size_t n = 0; n < placed.hosts.size(); ++n) {
       const std::string& host = placed.hosts[n];
