@@ -21,7 +21,11 @@ namespace {
 // within a second. Any byte back, or the peer closing, counts as an answer.
 bool answers_http(int fd) {
   static constexpr char kRequest[] = "GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n";
-  if (::send(fd, kRequest, sizeof(kRequest) - 1, MSG_NOSIGNAL) < 0) return false;
+  if (::send(fd, kRequest, sizeof(kRequest) - 1, MSG_NOSIGNAL) < 0) {
+    // Closed by the peer already: a live process accepted the connection (and answered,
+    // or not, before the request arrived). Only a socket nobody accepts on is stale.
+    return errno == EPIPE || errno == ECONNRESET;
+  }
   pollfd p{fd, POLLIN, 0};
   int r;
   do {
