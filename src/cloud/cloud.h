@@ -249,11 +249,6 @@ class Cloud {
   CloudOptions options_;
   Clock clock_;
   mutable std::mutex mu_;  // liveness_
-  // Held by one attempt of a launch or a compute claim, from reading the hosts to its txn:
-  // this control plane's concurrent launches, which would read the same view and choose the
-  // same host and address, queue instead of colliding. Other replicas' launches still race
-  // and lose on the txn's compares (instances.cpp).
-  std::mutex claim_mu_;
   std::map<std::string, HostLiveness> liveness_;
   std::chrono::steady_clock::time_point started_;
   std::atomic<bool> leader_{false};

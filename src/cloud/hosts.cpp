@@ -227,7 +227,7 @@ Status Cloud::set_draining(const std::string& host_id, bool draining) {
 Ec2Result<std::vector<HostCandidate>> Cloud::candidates(
     std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
     std::map<std::string, HostRecord>& records, bool with_groups) {
-  // Both at once: on etcd each is a round trip, and a launch holds claim_mu_ meanwhile.
+  // Both at once: on etcd each is a round trip.
   auto allocs_read = std::async(std::launch::async, [this] { return store_.list(kAllocPrefix); });
   auto all = store_.list(kHostsPrefix);
   auto all_allocs = allocs_read.get();

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
-#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -316,7 +315,6 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
     known_subnet = default_subnets.begin()->second.id;
   }
   for (int attempt = 0; attempt < kClaimAttempts; ++attempt) {
-    std::unique_lock claiming(claim_mu_);  // released before a back-off
     std::future<Ec2Result<std::set<uint32_t>>> used_read;
     if (known_subnet)
       used_read =
@@ -456,7 +454,6 @@ Ec2Result<Reservation> Cloud::run_instances(const RunRequest& req) {
       ops.push_back({Op::Kind::kPut, kTokensPrefix + req.client_token, t.dump()});
     }
     auto r = store_.txn(compares, ops);
-    claiming.unlock();
     if (!r.ok()) return from_status(r.status());
     if (r->succeeded) {
       for (const auto& i : res.instances)
@@ -509,7 +506,6 @@ Ec2Result<bool> Cloud::claim_compute(const InstanceRecord& inst) {
   for (int attempt = 0; attempt < kClaimAttempts; ++attempt) {
     std::map<std::string, std::pair<HostAllocation, int64_t>> allocs;
     std::map<std::string, HostRecord> records;
-    std::unique_lock claiming(claim_mu_);  // released before a back-off
     auto cands = candidates(allocs, records, false);
     if (!cands.ok()) return cands.error();
     std::vector<HostCandidate> mine;
@@ -551,7 +547,6 @@ Ec2Result<bool> Cloud::claim_compute(const InstanceRecord& inst) {
     }
     auto r = store_.txn({{alloc_key(inst.host), allocs[inst.host].second}},
                         {{Op::Kind::kPut, alloc_key(inst.host), to_json(a).dump()}});
-    claiming.unlock();
     if (!r.ok()) return from_status(r.status());
     if (r->succeeded) return true;
     back_off(attempt);
