@@ -11,6 +11,7 @@
 #include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
 #include "cloud/ec2_api.h"
+#include "cloud/ec2_form_request.h"
 #include "cloud/ec2_query.h"
 
 namespace nimbus::cloud {
@@ -68,16 +69,7 @@ class CustomImagesTest : public ::testing::Test {
   std::string error_code(const Ec2Result<ImageRecord>& r) { return r.ok() ? "OK" : r.error().code; }
 
   http::Reply send(const std::string& body) {
-    http::Request r;
-    r.method = "POST";
-    r.path = "/";
-    r.body = "Version=2016-11-15&" + body;
-    r.headers = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"},
-                 {"host", "127.0.0.1:8773"}};
-    if (auto p = QueryParams::parse(r.body); p.ok()) {
-      for (const auto& [k, v] : p->all()) r.query.emplace(k, v);
-    }
-    return route_cloud_request(bed_.cloud(), api_, r);
+    return route_cloud_request(bed_.cloud(), api_, form_request("Version=2016-11-15&" + body));
   }
   static std::string between(const std::string& xml, const std::string& tag) {
     const auto a = xml.find("<" + tag + ">");

@@ -11,6 +11,7 @@
 
 #include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
+#include "cloud/ec2_form_request.h"
 #include "cloud/ec2_xml_test_util.h"
 #include "cloud/sigv4.h"
 
@@ -18,20 +19,6 @@ namespace nimbus::cloud {
 namespace {
 
 using Node = XmlNode;
-
-http::Request form_request(const std::string& body) {
-  http::Request r;
-  r.method = "POST";
-  r.path = "/";
-  r.body = body;
-  r.headers = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"},
-               {"host", "127.0.0.1:8773"}};
-  // As the HTTP layer (httplib) hands a form POST over: its fields also as parameters.
-  if (auto p = QueryParams::parse(body); p.ok()) {
-    for (const auto& [k, v] : p->all()) r.query.emplace(k, v);
-  }
-  return r;
-}
 
 class Ec2ApiTest : public ::testing::Test {
  protected:

@@ -10,6 +10,7 @@
 #include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
 #include "cloud/ec2_api.h"
+#include "cloud/ec2_form_request.h"
 #include "cloud/ec2_xml_test_util.h"
 #include "cloud/ssh_keys.h"
 
@@ -38,16 +39,7 @@ class Ec2KeyPairsApiTest : public ::testing::Test {
   Ec2KeyPairsApiTest() : api_(bed_.cloud(), bed_.driver(), {}) { bed_.add_hosts(1); }
 
   http::Reply send(const std::string& body) {
-    http::Request r;
-    r.method = "POST";
-    r.path = "/";
-    r.body = "Version=2016-11-15&" + body;
-    r.headers = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"},
-                 {"host", "127.0.0.1:8773"}};
-    if (auto p = QueryParams::parse(r.body); p.ok()) {
-      for (const auto& [k, v] : p->all()) r.query.emplace(k, v);
-    }
-    return route_cloud_request(bed_.cloud(), api_, r);
+    return route_cloud_request(bed_.cloud(), api_, form_request("Version=2016-11-15&" + body));
   }
   Node ok(const std::string& body) {
     http::Reply r = send(body);

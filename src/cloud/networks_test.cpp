@@ -15,6 +15,7 @@
 #include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
 #include "cloud/ec2_api.h"
+#include "cloud/ec2_form_request.h"
 #include "cloud/ec2_xml_test_util.h"
 
 namespace nimbus::cloud {
@@ -576,19 +577,6 @@ TEST_F(TunnelPeers, ABadEndpointIsRefusedAndChangesNothing) {
 }
 
 // --- the EC2 API
-
-http::Request form_request(const std::string& body) {
-  http::Request r;
-  r.method = "POST";
-  r.path = "/";
-  r.body = body;
-  r.headers = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"},
-               {"host", "127.0.0.1:8773"}};
-  if (auto p = QueryParams::parse(body); p.ok()) {
-    for (const auto& [k, v] : p->all()) r.query.emplace(k, v);
-  }
-  return r;
-}
 
 class NetworkApi : public ::testing::Test {
  protected:

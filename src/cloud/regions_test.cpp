@@ -11,6 +11,7 @@
 #include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
 #include "cloud/ec2_api.h"
+#include "cloud/ec2_form_request.h"
 #include "cloud/ec2_xml_test_util.h"
 
 namespace nimbus::cloud {
@@ -109,19 +110,6 @@ TEST(Regions, LoadsAFileAndNamesItInErrors) {
   EXPECT_EQ(r.status().code(), Code::kNotFound);
 }
 
-http::Request form(const std::string& body) {
-  http::Request r;
-  r.method = "POST";
-  r.path = "/";
-  r.body = body;
-  r.headers = {{"content-type", "application/x-www-form-urlencoded; charset=utf-8"},
-               {"host", "127.0.0.1:8773"}};
-  if (auto p = QueryParams::parse(body); p.ok()) {
-    for (const auto& [k, v] : p->all()) r.query.emplace(k, v);
-  }
-  return r;
-}
-
 class DescribeRegionsTest : public ::testing::Test {
  protected:
   static CloudOptions options(bool with_regions) {
@@ -140,8 +128,8 @@ class DescribeRegionsTest : public ::testing::Test {
 
   // The regions listed, as "NAME ENDPOINT", or "error CODE".
   std::vector<std::string> describe(const std::string& extra) {
-    http::Reply r = route_cloud_request(bed_.cloud(), api_,
-                                        form("Action=DescribeRegions&Version=2016-11-15" + extra));
+    http::Reply r = route_cloud_request(
+        bed_.cloud(), api_, form_request("Action=DescribeRegions&Version=2016-11-15" + extra));
     XmlNode doc = parse_xml(r.body);
     if (r.status != 200) return {"error " + doc.at("Errors/Error/Code")};
     std::vector<std::string> out;
