@@ -30,6 +30,9 @@
 #   store  store_bench.py   the control plane's store, etcd (3 members) vs SQLite: RunInstances
 #                           latency p50/p99 and throughput, DescribeInstances latency (fake hosts,
 #                           no VM; Debian's etcd-server; boto3)
+#   failover failover_bench.py two nimbus-cloud replicas on a three-member etcd: the leader
+#                           killed -9 until the other leads; a nimbusd killed -9 until the
+#                           host is down (its liveness lease); 5 rounds each (root; no VM)
 #   network network_bench.py the private network: ping latency and wget throughput between
 #                           two instances on two hosts (UDP tunnel; hosts in namespaces) vs
 #                           two on one host (its switch) (root; boto3)
@@ -44,7 +47,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-BENCHMARKS="boot guest mips io restore host cloud inside store network"
+BENCHMARKS="boot guest mips io restore host cloud inside store failover network"
 
 only="" skip="" note="" record=1 build=""
 while [ $# -gt 0 ]; do
@@ -86,6 +89,7 @@ bench_host()  { python3 "$here/host_bench.py" --nimbus "$nimbus" --qemu "$qemu" 
 bench_cloud() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/cloud_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
 bench_inside() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/inside_bench.py" --build "$build" --qemu "$qemu" --repeats "${CLOUD_REPEATS:-3}"; }
 bench_store() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/store_bench.py" --build "$build"; }
+bench_failover() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/failover_bench.py" --build "$build"; }
 bench_network() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/network_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
 bench_io()    { python3 "$here/io_bench.py" --nimbus "$nimbus" --qemu "$qemu" --mib "${IO_MIB:-64}"; }
 # --------------------------------------------------------------------------------------
