@@ -133,7 +133,10 @@ def main():
     harness.PREFIXES.setdefault("replicas", "127.133")
     harness.configure(cloud_bin, nimbus, nimbusd, "replicas")
     os.makedirs(work, exist_ok=True)
-    root = tempfile.mkdtemp(prefix="replicas-", dir=work)
+    # In /tmp, not under WORK_DIR: the hosts' VM sockets (HOST/state/vms/ID/console.sock)
+    # must fit a unix socket path's 107 bytes wherever the checkout is (a fresh clone's
+    # build/tests/cloud/replicas_work/... did not).
+    root = tempfile.mkdtemp(prefix="nimbus-replicas-")
     os.chmod(root, 0o755)
     t_start = time.monotonic()
     os.makedirs(os.path.join(root, "etcd"))
