@@ -345,6 +345,20 @@ class Aws:
         return r.stderr
 
 
+def status_of(ec2, iid):
+    """DescribeInstanceStatus's instance status (ok, impaired, ...) of one instance, or None."""
+    st = ec2.describe_instance_status(InstanceIds=[iid], IncludeAllInstances=True)["InstanceStatuses"]
+    return st[0]["InstanceStatus"]["Status"] if st else None
+
+
+def host_of(cloud, iid):
+    """The id of the host the control plane placed instance IID on (operator view), or None."""
+    for h in cloud.operator("/nimbus/v1/hosts")["hosts"]:
+        if iid in h["instances"]:
+            return h["id"]
+    return None
+
+
 def instances_of(desc):
     return [i for r in desc["Reservations"] for i in r["Instances"]]
 

@@ -24,18 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as ct  # noqa: E402
-
-
-def status_of(ec2, iid):
-    st = ec2.describe_instance_status(InstanceIds=[iid], IncludeAllInstances=True)["InstanceStatuses"]
-    return st[0]["InstanceStatus"]["Status"] if st else None
-
-
-def host_of(cloud, iid):
-    for h in cloud.operator("/nimbus/v1/hosts")["hosts"]:
-        if iid in h["instances"]:
-            return h["id"]
-    return None
+from harness import host_of, status_of  # noqa: E402
 
 
 def tunnel_ok(cloud, name):

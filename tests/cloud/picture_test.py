@@ -38,6 +38,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness as ct  # noqa: E402
+from harness import host_of, status_of  # noqa: E402
 from etcd_test import ETCD, ETCDCTL, Etcd  # noqa: E402
 
 REGION2 = "nimbus-east-1"
@@ -147,18 +148,6 @@ class Picture(ct.Cloud):
                     print(f"--- replica {name} (last 40 lines)\n" + "".join(f.readlines()[-40:]), flush=True)
             except OSError:
                 pass
-
-
-def status_of(ec2, iid):
-    st = ec2.describe_instance_status(InstanceIds=[iid], IncludeAllInstances=True)["InstanceStatuses"]
-    return st[0]["InstanceStatus"]["Status"] if st else None
-
-
-def host_of(cloud, iid):
-    for h in cloud.operator("/nimbus/v1/hosts")["hosts"]:
-        if iid in h["instances"]:
-            return h["id"]
-    return None
 
 
 def seen(ec2, ids=None):
