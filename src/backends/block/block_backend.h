@@ -28,6 +28,12 @@ class BlockBackend {
   // Tells the backend the range is unused; it may free space. Reads of it return zeros
   // or the old data.
   virtual Status discard(uint64_t offset, uint64_t len) = 0;
+  // The guest ranges (offset, length), sorted and disjoint, whose content this image holds
+  // itself rather than its backing file or a hole: what a copy onto a fresh image over the
+  // same backing (live migration) must carry. May over-report; by default the whole disk.
+  virtual Result<std::vector<std::pair<uint64_t, uint64_t>>> own_extents() {
+    return std::vector<std::pair<uint64_t, uint64_t>>{{0, size()}};
+  }
 };
 
 enum class DiskFormat { kAuto, kRaw, kQcow2 };

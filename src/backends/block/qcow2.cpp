@@ -881,3 +881,34 @@ Status create_qcow2(const std::string& path, uint64_t size, uint64_t cluster_siz
 }
 
 }  // namespace nimbus::backends
+
+namespace nimbus::backends {
+
+Result<std::vector<std::pair<uint64_t, uint64_t>>> Qcow2Image::own_extents() {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  auto add = [&](uint64_t offset, uint64_t len) {
+    if (offset >= size_) return;
+    len = std::min(len, size_ - offset);
+    if (!out.empty() && out.back().first + out.back().second == offset) {
+      out.back().second += len;
+    } else {
+      out.emplace_back(offset, len);
+    }
+  };
+  for (uint64_t l1_index = 0; l1_index < l1_.size(); ++l1_index) {
+    const uint64_t l2_offset = l1_[l1_index] & kOffsetMask;
+    if (l2_offset == 0) continue;
+    auto table = load_l2(l2_offset);
+    if (!table.ok()) return table.status();
+    // load_l2 may empty the cache when it loads another table: copy what we walk.
+    const std::vector<uint64_t> entries = **table;
+    for (uint64_t i = 0; i < entries.size(); ++i) {
+      const uint64_t e = entries[i];
+      if ((e & (kCompressed | kZero)) == 0 && (e & kOffsetMask) == 0) continue;  // unallocated
+      add((l1_index * l2_entries_ + i) * cluster_size_, cluster_size_);
+    }
+  }
+  return out;
+}
+
+}  // namespace nimbus::backends

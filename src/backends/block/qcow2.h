@@ -46,6 +46,9 @@ class Qcow2Image final : public BlockBackend {
   // Whole clusters become unallocated (or zero clusters over a backing file, version 3)
   // and their host space is freed; partial clusters are left as they are.
   Status discard(uint64_t offset, uint64_t len) override;
+  // Every cluster with an L2 entry of this image (data, compressed or a zero cluster that
+  // hides the backing file's data), merged into ranges and clipped to size().
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> own_extents() override;
 
   uint32_t version() const { return version_; }
   uint64_t cluster_size() const { return cluster_size_; }

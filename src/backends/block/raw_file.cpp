@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -125,6 +126,31 @@ Status RawFile::discard(uint64_t offset, uint64_t len) {
     return Status::error(fmt::format("{}: discard failed: {}", path_, std::strerror(errno)));
   }
   return Status();
+}
+
+}  // namespace nimbus::backends
+
+namespace nimbus::backends {
+
+Result<std::vector<std::pair<uint64_t, uint64_t>>> RawFile::own_extents() {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  uint64_t at = 0;
+  while (at < size_) {
+    const off_t data = ::lseek(fd_, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // no data past `at`
+      // A file system (or block device) that cannot tell: all of it.
+      return std::vector<std::pair<uint64_t, uint64_t>>{{0, size_}};
+    }
+    if (static_cast<uint64_t>(data) >= size_) break;
+    off_t hole = ::lseek(fd_, data, SEEK_HOLE);
+    if (hole < 0) hole = static_cast<off_t>(size_);
+    const uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), size_);
+    if (end <= static_cast<uint64_t>(data)) break;
+    out.emplace_back(static_cast<uint64_t>(data), end - static_cast<uint64_t>(data));
+    at = end;
+  }
+  return out;
 }
 
 }  // namespace nimbus::backends

@@ -26,6 +26,8 @@ class RawFile final : public BlockBackend {
   Status flush() override;
   // Punches a hole where the host filesystem supports it; otherwise does nothing.
   Status discard(uint64_t offset, uint64_t len) override;
+  // The file's data ranges (SEEK_DATA/SEEK_HOLE; the whole file where holes are not known).
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> own_extents() override;
 
  private:
   RawFile(int fd, std::string path, uint64_t size, bool read_only)
