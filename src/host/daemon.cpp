@@ -13,6 +13,7 @@
 #include "host/linux_vm_processes.h"
 #include "host/metrics.h"
 #include "host/supervisor.h"
+#include "host/vm_migration.h"
 #include "host/vm_service.h"
 
 namespace nimbus::host {
@@ -146,6 +147,7 @@ Status Daemon::init() {
   }
   service_ = std::make_unique<VmService>(*rt_);
   supervisor_ = std::make_unique<Supervisor>(*rt_);
+  migration_ = std::make_unique<VmMigration>(*rt_, http_migration_peer);
   supervisor_->recover();
   supervisor_->start();
   return {};
@@ -243,6 +245,18 @@ Result<VmInfo> Daemon::get_vm(const std::string& n) {
 }
 Result<VmInfo> Daemon::create_vm(const CreateRequest& r) {
   return logged("create", r.name.empty() ? "(unnamed)" : r.name, service_->create_vm(r));
+}
+Result<MigrateResult> Daemon::migrate_vm(const std::string& n, const MigrateRequest& r) {
+  return logged("migrate", n, migration_->migrate(n, r));
+}
+Result<IncomingResult> Daemon::prepare_incoming(const IncomingRequest& r) {
+  return logged("incoming", r.vm.name, migration_->prepare_incoming(r));
+}
+Result<VmInfo> Daemon::commit_incoming(const std::string& n) {
+  return logged("incoming commit", n, migration_->commit_incoming(n));
+}
+Status Daemon::abort_incoming(const std::string& n) {
+  return logged("incoming abort", n, migration_->abort_incoming(n));
 }
 Status Daemon::delete_vm(const std::string& n) {
   return logged("delete", n, service_->delete_vm(n));

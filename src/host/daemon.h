@@ -23,6 +23,7 @@ namespace nimbus::host {
 class VmService;
 class Supervisor;
 class ImageFetcher;
+class VmMigration;
 
 class Daemon : public HostOps {
  public:
@@ -63,6 +64,12 @@ class Daemon : public HostOps {
   std::string metrics() override;
   Result<NetworkInfo> network_info() override;
   Result<NetworkInfo> set_tunnel_peers(const std::vector<backends::TunnelPeer>& peers) override;
+  Result<MigrateResult> migrate_vm(const std::string& name, const MigrateRequest& req) override;
+  Result<IncomingResult> prepare_incoming(const IncomingRequest& req) override;
+  Result<VmInfo> commit_incoming(const std::string& name) override;
+  Status abort_incoming(const std::string& name) override;
+  // Live migration (after init): tests replace how the target nimbusd is reached.
+  VmMigration& migration() { return *migration_; }
   // The tunnel's advertised endpoint ("" without one), for the heartbeat.
   std::string tunnel_endpoint() const;
 
@@ -78,6 +85,7 @@ class Daemon : public HostOps {
   std::unique_ptr<VmRuntime> rt_;
   std::unique_ptr<VmService> service_;
   std::unique_ptr<Supervisor> supervisor_;
+  std::unique_ptr<VmMigration> migration_;  // after rt_: destroyed (watchers joined) first
 };
 
 }  // namespace nimbus::host

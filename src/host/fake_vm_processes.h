@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +34,8 @@ class FakeVmProcesses : public VmProcesses {
     double age_s = 100;  // old enough that recovery does not wait for it
     VmmExit exit;        // how it ended, once !alive
     bool exit_taken = false;
+    // Its migration as GET /migration shows it (role, state, listen, error, ...).
+    nlohmann::json migration = {{"role", "none"}, {"state", "none"}};
   };
 
   // Knobs for the next spawns.
@@ -51,6 +55,30 @@ class FakeVmProcesses : public VmProcesses {
   Status metadata_error;                                             // set_metadata fails with this
   std::map<std::string, config::MetadataConfig> metadata;            // applied live, per VM
   pid_t next_pid = 1000;
+  // Migrations: what a source VMM's PUT /migration leads to at the next GET (completed:
+  // the VMM then ends, exit "migrated", and on_migrated(vm, destination) is called; failed:
+  // it keeps running, with migrate_failure as the error); migrate_error refuses the PUT.
+  std::string migrate_outcome = "completed";
+  std::string migrate_failure = "fake: the connection to the target was reset";
+  Status migrate_error;
+  std::string incoming_listen = "tcp:127.0.0.1:4444";  // what an incoming VMM says it bound
+  std::function<void(const std::string&, const std::string&)> on_migrated;
+  // The incoming VMM of `vm` receives the VM: it says Running, migration completed.
+  void complete_incoming(const std::string& vm) {
+    std::lock_guard<std::mutex> lock(mu);
+    Proc* p = answering_locked(vm);
+    if (!p) return;
+    p->state = "Running";
+    p->migration["state"] = "completed";
+  }
+  // The incoming VMM of `vm` gives up (the source went away): failed, still NotStarted.
+  void fail_incoming(const std::string& vm) {
+    std::lock_guard<std::mutex> lock(mu);
+    Proc* p = answering_locked(vm);
+    if (!p) return;
+    p->migration["state"] = "failed";
+    p->migration["error"] = "fake: the source closed the connection";
+  }
 
   // A process that exists without nimbusd having spawned it (left from before a restart).
   pid_t add(const std::string& vm) { return add(vm, Proc()); }
@@ -100,6 +128,72 @@ class FakeVmProcesses : public VmProcesses {
     procs[pid] = p;
     cgroups.insert(vm.name);
     return SpawnedVmm{pid, p.start_ticks};
+  }
+  Result<SpawnedVmm> spawn_incoming(const VmRecord& vm, const std::string& listen) override {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.push_back(fmt::format("incoming {} {}", vm.name, listen));
+    if (!spawn_error.ok()) return spawn_error;
+    const pid_t pid = next_pid++;
+    Proc p;
+    p.vm = vm.name;
+    p.start_ticks = static_cast<uint64_t>(pid) * 10;
+    p.answers = spawn_answers;
+    p.age_s = 0;
+    p.state = "NotStarted";
+    p.migration = {{"role", "target"}, {"state", "listening"}, {"listen", incoming_listen}};
+    if (spawn_dies) finish(p, "the VMM exited with status 1", false);
+    procs[pid] = p;
+    cgroups.insert(vm.name);
+    return SpawnedVmm{pid, p.start_ticks};
+  }
+  Result<nlohmann::json> migration(const std::string& vm, const std::string& method,
+                                   const nlohmann::json& body) override {
+    std::function<void(const std::string&, const std::string&)> hook;
+    std::string destination;
+    nlohmann::json reply;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      Proc* p = answering_locked(vm);
+      if (method == "PUT") {
+        destination = body.value("destination", std::string());
+        calls.push_back(fmt::format("migrate {} {}", vm, destination));
+        if (!migrate_error.ok()) return migrate_error;
+        if (!p) return Status::unavailable("fake: no VMM");
+        p->migration = {{"role", "source"}, {"state", "active"}, {"phase", "ram"}};
+        return nlohmann::json{{"state", "active"}};
+      }
+      if (method == "DELETE") {
+        calls.push_back("cancel " + vm);
+        if (!p) return Status::unavailable("fake: no VMM");
+        if (p->migration.value("state", "") == "active") p->migration["state"] = "cancelled";
+        return p->migration;
+      }
+      if (!p) return Status::unavailable("fake: no VMM");
+      if (p->migration.value("role", "") == "source" &&
+          p->migration.value("state", "") == "active") {
+        p->migration["state"] = migrate_outcome;
+        p->migration["phase"] = "done";
+        if (migrate_outcome == "completed") {
+          p->migration["downtime_ms"] = 12.5;
+          p->migration["total_ms"] = 900.0;
+          p->migration["ram_bytes_sent"] = 1000000;
+          p->migration["disk_bytes_sent"] = 65536;
+          p->migration["round"] = 3;
+          reply = p->migration;
+          p->state = "Stopped";
+          finish(*p, "the VMM exited with status 0 (migrated)", true);
+          hook = on_migrated;
+          destination = "";
+        } else {
+          p->migration["error"] = migrate_failure;
+          reply = p->migration;
+        }
+      } else {
+        reply = p->migration;
+      }
+    }
+    if (hook) hook(vm, destination);
+    return reply;
   }
   bool alive(const VmRecord& vm) override {
     std::lock_guard<std::mutex> lock(mu);

@@ -13,6 +13,7 @@
 #include "host/console_tail.h"
 #include "host/host_checks.h"
 #include "host/host_json.h"
+#include "host/vm_migration.h"
 
 namespace nimbus::host {
 namespace {
@@ -392,6 +393,13 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     if (!req.ok()) return bad(request, req.message());
     return respond(ops.create_vm(*req), 201);
   }
+  if (p.size() == 3 && p[2] == "incoming" && method == "POST") {
+    auto req = parse_incoming_request(j);
+    if (!req.ok()) return bad(request, req.message());
+    auto r = ops.prepare_incoming(*req);
+    if (!r.ok()) return failed(r.status());
+    return respond(201, json{{"listen", r->listen}, {"vm", to_json(r->vm)}});
+  }
   const std::string& name = p[2];
   if (!valid_name(name)) {
     return refuse(request, 404, "NotFound",
@@ -449,6 +457,25 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
       return bad(request, "metadata: give \"data\" and/or http_tokens, http_endpoint, hop_limit");
     return respond(ops.set_metadata(name, u));
   }
+  if (verb == "migrate" && p.size() == 4) {
+    if (method != "POST") return method_not_allowed("POST");
+    auto req = parse_migrate_request(j);
+    if (!req.ok()) return bad(request, req.message());
+    auto r = ops.migrate_vm(name, *req);
+    // The target's or the migration's failure, not this nimbusd's: 502.
+    if (!r.ok() && (r.code() == Code::kUnavailable || r.code() == Code::kDeadlineExceeded))
+      return respond(502, error_json("BadGateway", r.message()));
+    if (!r.ok()) return failed(r.status());
+    return respond(200, to_json(*r));
+  }
+  if (verb == "incoming" && (p.size() == 4 || (p.size() == 5 && p[4] == "commit"))) {
+    if (p.size() == 5) {
+      if (method != "POST") return method_not_allowed("POST");
+      return respond(ops.commit_incoming(name));
+    }
+    if (method != "DELETE") return method_not_allowed("DELETE");
+    return respond_deleted(ops.abort_incoming(name), name);
+  }
   if (verb == "image" && p.size() == 4) {
     if (method != "POST") return method_not_allowed("POST");
     auto r = parse_export_request(j);
@@ -473,7 +500,7 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
         request, 404, "NotFound",
         fmt::format(
             "no action {} (start, stop, restart, pause, resume, resize, restore, snapshots, "
-            "forwards, metadata, image, console-output)",
+            "forwards, metadata, image, console-output, migrate, incoming)",
             shown(verb)));
   }
   if (method != "POST") return method_not_allowed("POST");

@@ -40,8 +40,9 @@ json to_json(const VmInfo& info) {
             {"console_log", info.console_log}};
   // The options only: the data holds user data, which is the owner's alone.
   j["metadata_options"] = vm.metadata ? config::to_json(vm.metadata->options) : json(nullptr);
-  j["macs"] = {{"user", vm_mac(vm.slot, 0)}, {"host", vm_host_mac(vm)}};
+  j["macs"] = {{"user", vm_user_mac(vm)}, {"host", vm_host_mac(vm)}};
   j["network"] = vm.network ? to_json(*vm.network) : json(nullptr);
+  j["migration"] = info.migration;
   if (vm.network) j["addresses"]["private"] = info.private_address;
   if (info.usage) {
     const VmUsage& u = *info.usage;

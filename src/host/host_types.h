@@ -60,6 +60,8 @@ struct VmInfo {
   std::string cgroup;                      // "" without cgroups
   std::string console_socket, console_log;
   std::optional<VmUsage> usage;  // only where asked for (list and get)
+  // The VM's migration in progress, or the last one since nimbusd started (null: none).
+  config::json migration;
 };
 
 struct StopResult {
@@ -101,6 +103,37 @@ struct ImageFileRef {
   uint64_t size = 0;
 };
 
+// POST /v1/vms/NAME/migrate: move the running VM to another nimbusd (vm_migration.h).
+struct MigrateRequest {
+  std::string target;        // the target nimbusd's TCP API, "http://HOST:PORT"
+  std::string target_token;  // its bearer token
+  unsigned max_downtime_ms = 100;
+  unsigned timeout_s = 300;
+};
+
+struct MigrateResult {
+  std::string name, target;
+  double downtime_ms = 0, total_ms = 0;
+  uint64_t ram_bytes_sent = 0, disk_bytes_sent = 0, rounds = 0;
+  config::json vm;      // the target's vm object
+  std::string warning;  // the commit on the target failed (the VM runs there anyway)
+};
+
+// POST /v1/vms/incoming: a VM about to arrive from another nimbusd (vm_migration.h).
+struct IncomingRequest {
+  CreateRequest vm;                    // name required; start ignored
+  std::string mac_user, mac_host;      // the guest's MACs, kept
+  unsigned slot = 0;                   // the source's slot, taken when free (0: any)
+  std::vector<ImageFile> image_files;  // the source image's recorded files (may be empty)
+  uint64_t image_disk_bytes = 0;       // the size of the source image's disk file (0: unknown)
+  unsigned timeout_s = 330;            // removed if not completed by then
+};
+
+struct IncomingResult {
+  std::string listen;  // the target VMM's migration address, "tcp:ADDR:PORT"
+  VmInfo vm;
+};
+
 // What the API layer calls (an interface so the router can be tested and fuzzed alone).
 // A refused operation changes nothing; its Status says why, with a code.
 class HostOps {
@@ -140,6 +173,19 @@ class HostOps {
   virtual Result<NetworkInfo> network_info() { return NetworkInfo{}; }
   virtual Result<NetworkInfo> set_tunnel_peers(const std::vector<backends::TunnelPeer>&) {
     return Status::conflict("nimbusd runs without a tunnel (--tunnel-listen)");
+  }
+  // Live migration (vm_migration.h): the source's side, and the target's three steps.
+  virtual Result<MigrateResult> migrate_vm(const std::string&, const MigrateRequest&) {
+    return Status::unimplemented("live migration is not available here");
+  }
+  virtual Result<IncomingResult> prepare_incoming(const IncomingRequest&) {
+    return Status::unimplemented("live migration is not available here");
+  }
+  virtual Result<VmInfo> commit_incoming(const std::string&) {
+    return Status::unimplemented("live migration is not available here");
+  }
+  virtual Status abort_incoming(const std::string&) {
+    return Status::unimplemented("live migration is not available here");
   }
 };
 

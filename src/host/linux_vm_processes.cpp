@@ -74,6 +74,21 @@ void LinuxVmProcesses::reap_locked() {
 }
 
 Result<SpawnedVmm> LinuxVmProcesses::spawn(const VmRecord& vm, const std::string& snapshot_file) {
+  return spawn_with(vm, snapshot_file, "");
+}
+
+Result<SpawnedVmm> LinuxVmProcesses::spawn_incoming(const VmRecord& vm, const std::string& listen) {
+  return spawn_with(vm, "", listen);
+}
+
+Result<nlohmann::json> LinuxVmProcesses::migration(const std::string& vm, const std::string& method,
+                                                   const nlohmann::json& body) {
+  return VmmLink(api_sock(vm)).migration(method, body);
+}
+
+Result<SpawnedVmm> LinuxVmProcesses::spawn_with(const VmRecord& vm,
+                                                const std::string& snapshot_file,
+                                                const std::string& incoming) {
   const VmPaths p = VmPaths::of(options_.state_dir, vm.name);
   std::error_code ec;
   fs::remove(p.exit_file, ec);
@@ -86,6 +101,7 @@ Result<SpawnedVmm> LinuxVmProcesses::spawn(const VmRecord& vm, const std::string
   if (options_.sandbox && sandbox::seccomp_supported()) spec.args.push_back("--sandbox");
   if (snapshot_file.empty()) {
     spec.args.insert(spec.args.end(), {"--config", p.config});
+    if (!incoming.empty()) spec.args.insert(spec.args.end(), {"--incoming", incoming});
   } else {
     spec.args.insert(spec.args.end(), {"--restore", snapshot_file});
   }

@@ -27,6 +27,9 @@ class LinuxVmProcesses : public VmProcesses {
   LinuxVmProcesses(LinuxVmProcessesOptions options, CgroupManager cgroups);
 
   Result<SpawnedVmm> spawn(const VmRecord& vm, const std::string& snapshot_file) override;
+  Result<SpawnedVmm> spawn_incoming(const VmRecord& vm, const std::string& listen) override;
+  Result<nlohmann::json> migration(const std::string& vm, const std::string& method,
+                                   const nlohmann::json& body) override;
   bool alive(const VmRecord& vm) override;
   std::vector<pid_t> live_vmms(const VmRecord& vm) override;
   bool is_vmm_of(pid_t pid, const VmRecord& vm) override;
@@ -55,6 +58,8 @@ class LinuxVmProcesses : public VmProcesses {
   Status set_metadata(const std::string& vm, const config::MetadataConfig& metadata) override;
 
  private:
+  Result<SpawnedVmm> spawn_with(const VmRecord& vm, const std::string& snapshot_file,
+                                const std::string& incoming);
   void reap_locked();
   std::string api_sock(const std::string& vm) const;
 

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/http_client.h"
 #include "common/http_listen.h"
 #include "common/log.h"
 #include "common/signal_stopper.h"
@@ -241,6 +242,19 @@ int main(int argc, char** argv) {
     }
     o.cloud_url = cloud;
     o.cloud_token = join_token;
+  }
+
+  // An incoming migration's VMM listens where the source reaches this host: the host of
+  // --listen, or of --advertise when --listen is every address.
+  if (!listen.empty()) {
+    auto addr = nimbus::http::parse_tcp_address("--listen", listen);
+    if (addr.ok() && addr->host != "0.0.0.0" && addr->host != "::") {
+      o.migration_host =
+          addr->host.find(':') != std::string::npos ? "[" + addr->host + "]" : addr->host;
+    } else if (!advertise.empty()) {
+      auto t = nimbus::http::parse_target(advertise);
+      if (t.ok() && !t->host.empty()) o.migration_host = t->host;
+    }
   }
 
   std::mutex mu;

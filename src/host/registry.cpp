@@ -18,7 +18,8 @@ using nlohmann::json;
 
 // 2: vms.metadata (the VM configuration's metadata section as JSON, "" for none).
 // 3: vms.network (the VM's private network as JSON, "" for the host network).
-constexpr int kSchemaVersion = 3;
+// 4: vms.macs ({"user", "host"} as JSON, "" for MACs derived from the slot).
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS vms (
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS vms (
   last_exit TEXT NOT NULL,
   restarts INTEGER NOT NULL,
   metadata TEXT NOT NULL DEFAULT '',
-  network TEXT NOT NULL DEFAULT ''
+  network TEXT NOT NULL DEFAULT '',
+  macs TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS snapshots (
   vm TEXT NOT NULL REFERENCES vms(name) ON DELETE CASCADE,
@@ -119,7 +121,7 @@ std::vector<config::PortForward> forwards_from_text(const std::string& text) {
 constexpr const char* kVmColumns =
     "name, image, cpus, memory_mib, disk_mib, forwards, restart_policy, desired_state, state, "
     "slot, pid, "
-    "pid_start, uid, created_at, started_at, last_exit, restarts, metadata, network";
+    "pid_start, uid, created_at, started_at, last_exit, restarts, metadata, network, macs";
 
 std::string metadata_to_text(const std::optional<config::MetadataConfig>& m) {
   return m ? config::to_json(*m).dump() : std::string();
@@ -133,6 +135,19 @@ std::optional<config::MetadataConfig> metadata_from_text(const std::string& text
   auto m = config::parse_metadata(j);
   if (!m.ok()) return std::nullopt;
   return *m;
+}
+
+std::string macs_to_text(const VmRecord& v) {
+  if (v.mac_user.empty() && v.mac_host.empty()) return std::string();
+  return json{{"user", v.mac_user}, {"host", v.mac_host}}.dump();
+}
+
+void macs_from_text(const std::string& text, VmRecord& v) {
+  if (text.empty()) return;
+  json j = json::parse(text, nullptr, false);
+  if (!j.is_object()) return;
+  if (j.contains("user") && j["user"].is_string()) v.mac_user = j["user"].get<std::string>();
+  if (j.contains("host") && j["host"].is_string()) v.mac_host = j["host"].get<std::string>();
 }
 
 VmRecord read_vm(const Stmt& s) {
@@ -156,10 +171,11 @@ VmRecord read_vm(const Stmt& s) {
   v.restarts = static_cast<unsigned>(s.i64(16));
   v.metadata = metadata_from_text(s.text(17));
   v.network = network_from_text(s.text(18));
+  macs_from_text(s.text(19), v);
   return v;
 }
 
-// Binds the 19 columns in kVmColumns order.
+// Binds the 20 columns in kVmColumns order.
 void bind_vm(Stmt& s, const VmRecord& v) {
   s.bind(1, v.name)
       .bind(2, v.image)
@@ -179,7 +195,8 @@ void bind_vm(Stmt& s, const VmRecord& v) {
       .bind(16, v.last_exit)
       .bind(17, static_cast<int64_t>(v.restarts))
       .bind(18, metadata_to_text(v.metadata))
-      .bind(19, network_to_text(v.network));
+      .bind(19, network_to_text(v.network))
+      .bind(20, macs_to_text(v));
 }
 
 // The database (every VM's definition) is nimbusd's alone: mode 0600 for it and for the
@@ -264,6 +281,16 @@ Result<std::unique_ptr<Registry>> Registry::open(const std::string& path) {
         return s;
     }
   }
+  if (version >= 1 && version <= 3) {
+    Stmt has(db, "SELECT 1 FROM pragma_table_info('vms') WHERE name = 'macs'");
+    if (!has.ok()) return has.error("reading the schema");
+    const int rc = has.step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return has.error("reading the schema");
+    if (rc == SQLITE_DONE) {
+      if (Status s = r->exec("ALTER TABLE vms ADD COLUMN macs TEXT NOT NULL DEFAULT ''"); !s.ok())
+        return s;
+    }
+  }
   if (Status s = r->exec(fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str()); !s.ok())
     return s;
   return r;
@@ -302,10 +329,11 @@ Result<std::optional<VmRecord>> Registry::get_vm(const std::string& name) {
 }
 
 Status Registry::insert_vm(const VmRecord& vm) {
-  Stmt s(db_, fmt::format("INSERT INTO vms ({}) VALUES "
-                          "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
-                          kVmColumns)
-                  .c_str());
+  Stmt s(db_,
+         fmt::format("INSERT INTO vms ({}) VALUES "
+                     "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
+                     kVmColumns)
+             .c_str());
   if (!s.ok()) return s.error("adding a VM");
   bind_vm(s, vm);
   const int rc = s.step();
@@ -321,7 +349,7 @@ Status Registry::update_vm(const VmRecord& vm) {
          "restart_policy=?7, "
          "desired_state=?8, state=?9, slot=?10, pid=?11, pid_start=?12, uid=?13, created_at=?14, "
          "started_at=?15, "
-         "last_exit=?16, restarts=?17, metadata=?18, network=?19 WHERE name=?1");
+         "last_exit=?16, restarts=?17, metadata=?18, network=?19, macs=?20 WHERE name=?1");
   if (!s.ok()) return s.error("updating a VM");
   bind_vm(s, vm);
   if (s.step() != SQLITE_DONE) return s.error("updating a VM");

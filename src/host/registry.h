@@ -44,6 +44,9 @@ struct VmRecord {
   std::optional<config::MetadataConfig> metadata;
   // A private network for eth1 instead of the host network (vm_network.h); absent: hostnet.
   std::optional<VmNetwork> network;
+  // The NICs' MACs when they are not derived from the slot (a VM migrated here keeps the
+  // MACs its guest knows: vm_migration.h); "" for derived.
+  std::string mac_user, mac_host;
 };
 
 struct SnapshotRecord {

@@ -45,7 +45,12 @@ std::string vm_mac(unsigned slot, unsigned nic) {
                      slot & 0xff);
 }
 
+std::string vm_user_mac(const VmRecord& vm) {
+  return !vm.mac_user.empty() ? vm.mac_user : vm_mac(vm.slot, 0);
+}
+
 std::string vm_host_mac(const VmRecord& vm) {
+  if (!vm.mac_host.empty()) return vm.mac_host;
   return vm.network ? network_mac(*vm.network) : vm_mac(vm.slot, 1);
 }
 
@@ -80,7 +85,7 @@ config::VmConfig make_vmm_config(const VmRecord& vm, const ImageInfo& image, con
   config::NicSpec user;
   user.id = kUserNic;
   user.mode = "user";
-  user.mac = vm_mac(vm.slot, 0);
+  user.mac = vm_user_mac(vm);
   user.forwards = vm.forwards;  // the same type: no guest address, so the DHCP one
   c.nics.push_back(user);
   config::NicSpec host;

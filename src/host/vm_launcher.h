@@ -36,8 +36,11 @@ constexpr unsigned kMaxSlot = 65534;
 std::string host_network_address(unsigned slot);
 // Stable MACs per VM: 52:54:00 + (nic, slot).
 std::string vm_mac(unsigned slot, unsigned nic);
-// The MAC of the VM's eth1: vm_mac(slot, 1) on the host network, network_mac on a private
-// network (slots repeat across hosts, so their MACs would too).
+// The MAC of the VM's eth0: vm_mac(slot, 0), or the one it brought when migrated here.
+std::string vm_user_mac(const VmRecord& vm);
+// The MAC of the VM's eth1 (the one it brought when migrated here, else): vm_mac(slot, 1) on the
+// host network, network_mac on a private network (slots repeat across hosts, so their MACs would
+// too).
 std::string vm_host_mac(const VmRecord& vm);
 // The guest's address on the user-mode (slirp) network.
 constexpr const char* kUserNetAddress = "10.0.2.15";

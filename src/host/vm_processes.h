@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,13 @@ class VmProcesses {
   // from its config.json, or restoring `snapshot_file` when not empty. Returns once the
   // process exists (it may still fail to start: see alive() and info()).
   virtual Result<SpawnedVmm> spawn(const VmRecord& vm, const std::string& snapshot_file) = 0;
+  // Starts the VMM of `vm` like spawn() from its config.json, but waiting for an incoming
+  // migration on `listen` ("tcp:ADDR:PORT", PORT 0: any) instead of starting the guest.
+  virtual Result<SpawnedVmm> spawn_incoming(const VmRecord& vm, const std::string& listen) {
+    (void)vm;
+    (void)listen;
+    return Status::unimplemented("this VMM seam cannot receive migrations");
+  }
   // Whether the process recorded in vm.pid (and vm.pid_start) is still alive.
   virtual bool alive(const VmRecord& vm) = 0;
   // Every live VMM process of the VM (its cgroup, its pidfile's holder, the recorded pid),
@@ -96,6 +104,15 @@ class VmProcesses {
                               const std::vector<config::PortForward>& forwards) = 0;
   // Replaces the running VMM's metadata (data and options): PUT /mmds, PUT /mmds/config.
   virtual Status set_metadata(const std::string& vm, const config::MetadataConfig& metadata) = 0;
+  // The VMM's migration API (docs/vmm.md): GET /migration, PUT /migration {destination,
+  // max_downtime_ms}, DELETE /migration. The reply body, or the VMM's error.
+  virtual Result<nlohmann::json> migration(const std::string& vm, const std::string& method,
+                                           const nlohmann::json& body) {
+    (void)vm;
+    (void)method;
+    (void)body;
+    return Status::unimplemented("this VMM seam has no migration API");
+  }
 };
 
 }  // namespace nimbus::host

@@ -172,7 +172,8 @@ bool VmRuntime::kill_vmms(const VmRecord& vm, int timeout_ms) {
   return true;
 }
 
-Status VmRuntime::start_process(VmRecord& vm, const std::string& snapshot_file) {
+Status VmRuntime::start_process(VmRecord& vm, const std::string& snapshot_file,
+                                const std::string& incoming) {
   const VmPaths p = paths(vm.name);
   // Never two VMMs on one disk: a VMM left over (e.g. from a nimbusd that died) must be
   // stopped first.
@@ -190,11 +191,12 @@ Status VmRuntime::start_process(VmRecord& vm, const std::string& snapshot_file) 
     if (!out) return Status::internal(fmt::format("cannot write '{}'", p.config));
   }
   chown_vm(vm, p.config);
-  auto spawned = processes.spawn(vm, snapshot_file);
+  auto spawned = incoming.empty() ? processes.spawn(vm, snapshot_file)
+                                  : processes.spawn_incoming(vm, incoming);
   if (!spawned.ok()) return spawned.status();
   vm.pid = spawned->pid;
   vm.pid_start = spawned->start_ticks;
-  vm.state = snapshot_file.empty() ? "starting" : "running";
+  vm.state = !incoming.empty() ? "incoming" : snapshot_file.empty() ? "starting" : "running";
   vm.desired_state = "running";
   vm.started_at = utc_now();
   spdlog::info("vm {}: VMM started (pid {}{})", vm.name, vm.pid,
@@ -372,6 +374,7 @@ VmInfo VmRuntime::info(const VmRecord& vm, bool with_usage) {
     std::lock_guard<std::mutex> lock(mu);
     auto it = ready.find(vm.name);
     i.ready = it != ready.end() && it->second && (vm.state == "running" || vm.state == "paused");
+    if (auto m = migrations.find(vm.name); m != migrations.end()) i.migration = m->second;
   }
   i.user_address = kUserNetAddress;
   if (vm.network) {

@@ -47,6 +47,9 @@ struct DaemonOptions {
   // the endpoint other hosts send to, when not that one (--tunnel-advertise).
   std::string tunnel_listen;
   std::string tunnel_advertise;
+  // The address an incoming migration's VMM listens on (the host of --listen, or of
+  // --advertise when --listen is a wildcard): the source host must reach it.
+  std::string migration_host = "127.0.0.1";
 };
 
 class VmRuntime {
@@ -66,8 +69,9 @@ class VmRuntime {
   backends::Tunnel* tunnel = nullptr;
 
   std::mutex mu;
-  std::map<std::string, std::string> busy;  // VM -> the operation in progress
-  std::map<std::string, bool> ready;        // the guest agent said ready
+  std::map<std::string, std::string> busy;         // VM -> the operation in progress
+  std::map<std::string, bool> ready;               // the guest agent said ready
+  std::map<std::string, config::json> migrations;  // the VM's current or last migration
   RestartBudget restart_budget;
 
   bool sandboxed() const;
@@ -102,7 +106,10 @@ class VmRuntime {
 
   // Starts the VMM of `vm` (from its config, or restoring `snapshot_file`) and waits until
   // its API answers. Updates vm (pid, state) and saves it; on failure the VM is crashed.
-  Status start_process(VmRecord& vm, const std::string& snapshot_file = "");
+  // With `incoming` ("tcp:ADDR:PORT"), the VMM waits for a migration there instead of
+  // starting (state "incoming").
+  Status start_process(VmRecord& vm, const std::string& snapshot_file = "",
+                       const std::string& incoming = "");
   // Ends the VMM: graceful (agent) unless force, then SIGKILL if needed; then every other
   // VMM of the VM, and its cgroup. Returns whether the guest shut down gracefully; vm is
   // "stopped" (not saved).

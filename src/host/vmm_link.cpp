@@ -71,4 +71,8 @@ Status VmmLink::set_metadata(const config::MetadataConfig& metadata) const {
   return call("PUT", "/mmds/config", config::to_json(metadata.options), 15000).status();
 }
 
+Result<json> VmmLink::migration(const std::string& method, const json& body) const {
+  return call(method.c_str(), "/migration", method == "PUT" ? body : json(nullptr), 15000);
+}
+
 }  // namespace nimbus::host

@@ -30,6 +30,8 @@ class VmmLink {
   // PUT /mmds (the data tree) then PUT /mmds/config (its options): the VMM serves them from
   // its next metadata request on.
   Status set_metadata(const config::MetadataConfig& metadata) const;
+  // The migration API: GET, PUT (start, as the source) or DELETE (cancel) /migration.
+  Result<nlohmann::json> migration(const std::string& method, const nlohmann::json& body) const;
 
  private:
   // The reply body of a 2xx, or the VMM's fault_message.
