@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -75,6 +76,17 @@ class CloudApi {
 
   Result<json> get(const std::string& path) const {
     auto reply = client_.request("GET", path);
+    if (!reply.ok()) return hint(reply.status());
+    if (!http::is_success(*reply)) return http::reply_error(*reply);
+    json j = json::parse(reply->body, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return Status::internal(
+          fmt::format("{} {} did not answer JSON", client_.target().shown(), path));
+    return j;
+  }
+
+  Result<json> post(const std::string& path, const json& body) const {
+    auto reply = client_.request("POST", path, body.dump());
     if (!reply.ok()) return hint(reply.status());
     if (!http::is_success(*reply)) return http::reply_error(*reply);
     json j = json::parse(reply->body, nullptr, false);
@@ -649,6 +661,159 @@ int cmd_view(const CloudCommandOptions& o) {
   return 0;
 }
 
+// ------------------------------------------------------------------------------------------
+// move, drain, undrain
+
+// The control plane to ask (--endpoint, else the one `up` recorded) with the join token of
+// --state-dir; `exit` is set when it returns an error.
+Result<CloudApi> operator_api(const CloudCommandOptions& o, int& exit) {
+  exit = kExitUsage;
+  if (o.up.state_dir.empty()) return Status::invalid_argument("--state-dir is empty");
+  const std::string dir = absolute_dir(o.up.state_dir);
+  std::string url = o.endpoint;
+  if (url.empty()) {
+    auto record = load_record(dir);
+    url = record.ok() && *record ? (*record)->url : std::string("http://") + kDefaultCloudListen;
+  }
+  if (url.rfind("http://", 0) != 0)
+    return Status::invalid_argument(fmt::format("--endpoint '{}': give http://HOST:PORT", url));
+  exit = kExitFailed;
+  auto token = read_token(dir + "/join-token");
+  if (!token.ok())
+    return Status::error(
+        fmt::format("no join token to ask the control plane with: {} (is the "
+                    "cloud up with this --state-dir?)",
+                    token.message()));
+  auto api = CloudApi::create(url, *token);
+  if (!api.ok()) {
+    exit = kExitUsage;
+    return Status::invalid_argument("--endpoint: " + api.message());
+  }
+  return api;
+}
+
+// Waits until each instance's last_move is the move numbered `moves[id]` (or a later one),
+// printing each result as it comes (JSON: the records at the end). 0 when all succeeded.
+int wait_moves(const CloudCommandOptions& o, const CloudApi& api,
+               std::map<std::string, uint64_t> moves) {
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(o.wait_timeout_s);
+  bool all_ok = true;
+  json done = json::array();
+  while (!moves.empty()) {
+    auto list = api.get("/nimbus/v1/instances");
+    if (!list.ok()) return fail(o.verb, list.message());
+    const json instances = list->value("instances", json::array());
+    for (const json& i : instances.is_array() ? instances : json::array()) {
+      const std::string id = json_str(i, "id");
+      auto it = moves.find(id);
+      if (it == moves.end()) continue;
+      const json last = i.value("last_move", json::object());
+      const uint64_t n = last.is_object() && last.value("id", json()).is_number_unsigned()
+                             ? last["id"].get<uint64_t>()
+                             : 0;
+      if (n < it->second || !json_str(i, "move_to").empty()) continue;
+      const bool ok = last.value("ok", json()).is_boolean() && last["ok"].get<bool>();
+      all_ok = all_ok && ok;
+      if (o.json) {
+        done.push_back(i);
+      } else {
+        std::fputs(format_move_result(i).c_str(), stdout);
+        std::fflush(stdout);
+      }
+      moves.erase(it);
+    }
+    if (moves.empty()) break;
+    if (SteadyClock::now() > deadline) {
+      std::string left;
+      for (const auto& [id, n] : moves) left += (left.empty() ? "" : ", ") + id;
+      return fail(o.verb, fmt::format("timed out after {} s waiting for the move of {}",
+                                      o.wait_timeout_s, left));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  if (o.json) std::printf("%s\n", json{{"moves", done}}.dump(2).c_str());
+  return all_ok ? 0 : kExitFailed;
+}
+
+int cmd_move(const CloudCommandOptions& o) {
+  const std::string& v = o.verb;
+  if (o.target.empty()) return fail(v, "give the instance id", kExitUsage);
+  if (o.wait_timeout_s < 1) return fail(v, "--timeout must be at least 1", kExitUsage);
+  int exit = 0;
+  auto api = operator_api(o, exit);
+  if (!api.ok()) return fail(v, api.message(), exit);
+  json body = json::object();
+  if (!o.move_host.empty()) body["host"] = o.move_host;
+  auto r = api->post("/nimbus/v1/instances/" + o.target + "/move", body);
+  if (!r.ok())
+    return fail(v, r.message(),
+                r.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+  if (!o.wait) {
+    if (o.json) {
+      std::printf("%s\n", r->dump(2).c_str());
+    } else {
+      std::printf("Moving %s from %s to %s (see `nimbus cloud instances`)\n",
+                  json_str(*r, "instance").c_str(), json_str(*r, "from").c_str(),
+                  json_str(*r, "to").c_str());
+    }
+    return 0;
+  }
+  if (!o.json)
+    std::fprintf(stderr, "Moving %s from %s to %s...\n", json_str(*r, "instance").c_str(),
+                 json_str(*r, "from").c_str(), json_str(*r, "to").c_str());
+  const json id = r->value("move_id", json());
+  return wait_moves(o, *api,
+                    {{json_str(*r, "instance"), id.is_number_unsigned() ? id.get<uint64_t>() : 1}});
+}
+
+int cmd_drain(const CloudCommandOptions& o) {
+  const std::string& v = o.verb;
+  if (o.target.empty()) return fail(v, "give the host id", kExitUsage);
+  if (o.wait_timeout_s < 1) return fail(v, "--timeout must be at least 1", kExitUsage);
+  int exit = 0;
+  auto api = operator_api(o, exit);
+  if (!api.ok()) return fail(v, api.message(), exit);
+  auto r = api->post("/nimbus/v1/hosts/" + o.target + "/" + v, json::object());
+  if (!r.ok())
+    return fail(v, r.message(),
+                r.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+  if (v == "undrain") {
+    if (o.json) {
+      std::printf("%s\n", r->dump(2).c_str());
+      return 0;
+    }
+    const json cancelled = r->value("cancelled", json::array());
+    std::printf("Host %s takes new instances again", o.target.c_str());
+    if (cancelled.is_array() && !cancelled.empty())
+      std::printf(" (%zu queued move%s cancelled)", cancelled.size(),
+                  cancelled.size() == 1 ? "" : "s");
+    std::printf("\n");
+    return 0;
+  }
+  const json moving = r->value("moving", json::array());
+  const json staying = r->value("staying", json::array());
+  if (!o.wait && o.json) {
+    std::printf("%s\n", r->dump(2).c_str());
+    return 0;
+  }
+  if (!o.json) {
+    std::fprintf(o.wait ? stderr : stdout,
+                 "Host %s is draining: no new instances; %zu instance%s to move\n",
+                 o.target.c_str(), moving.is_array() ? moving.size() : 0,
+                 moving.is_array() && moving.size() == 1 ? "" : "s");
+    for (const json& s : staying.is_array() ? staying : json::array())
+      std::fprintf(stderr, "  %s stays: %s\n", json_str(s, "instance").c_str(),
+                   json_str(s, "reason").c_str());
+  }
+  if (!o.wait) return 0;
+  std::map<std::string, uint64_t> moves;
+  for (const json& m : moving.is_array() ? moving : json::array()) {
+    const json id = m.value("move_id", json());
+    moves[json_str(m, "instance")] = id.is_number_unsigned() ? id.get<uint64_t>() : 1;
+  }
+  return wait_moves(o, *api, moves);
+}
+
 CLI::App* verb(CLI::App* cloud, CloudCommandOptions& o, const std::string& name,
                const std::string& help) {
   CLI::App* cmd = cloud->add_subcommand(name, help);
@@ -710,6 +875,29 @@ void add_cloud_command(CLI::App& app, CloudCommandOptions& o) {
   view_flags(cmd, o);
   cmd->add_flag("--latency", o.latency,
                 "Time a TCP connect and a small request to every region; name the closest");
+
+  const auto move_flags = [&](CLI::App* c) {
+    c->add_option("--endpoint", o.endpoint,
+                  "The control plane's URL (default: the one `up` recorded, else "
+                  "http://127.0.0.1:8773)");
+    c->add_flag("--json", o.json, "Print the control plane's JSON");
+  };
+  cmd = verb(cloud, o, "move",
+             "Live-migrate a running instance to another host of its zone (docs/cloud.md)");
+  cmd->add_option("instance", o.target, "The instance id")->required();
+  cmd->add_option("--host", o.move_host, "The host to move to (default: the scheduler's pick)");
+  cmd->add_flag("--wait", o.wait, "Wait until it moved; print from, to and the downtime");
+  cmd->add_option("--timeout", o.wait_timeout_s, "Seconds --wait waits")->capture_default_str();
+  move_flags(cmd);
+  cmd = verb(cloud, o, "drain",
+             "Take no new instances on a host and move every running instance off it");
+  cmd->add_option("host", o.target, "The host id")->required();
+  cmd->add_flag("--wait", o.wait, "Wait until every move is done; print each");
+  cmd->add_option("--timeout", o.wait_timeout_s, "Seconds --wait waits")->capture_default_str();
+  move_flags(cmd);
+  cmd = verb(cloud, o, "undrain", "Take new instances on a host again (cancels queued moves)");
+  cmd->add_option("host", o.target, "The host id")->required();
+  move_flags(cmd);
 }
 
 int cloud_command(const CloudCommandOptions& o) {
@@ -717,6 +905,8 @@ int cloud_command(const CloudCommandOptions& o) {
   if (o.verb == "down") return cmd_down(o);
   if (o.verb == "hosts" || o.verb == "zones" || o.verb == "instances" || o.verb == "regions")
     return cmd_view(o);
+  if (o.verb == "move") return cmd_move(o);
+  if (o.verb == "drain" || o.verb == "undrain") return cmd_drain(o);
   return fail(o.verb, "unknown command", kExitUsage);
 }
 

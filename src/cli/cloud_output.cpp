@@ -110,12 +110,45 @@ std::string format_cloud_zones(const json& rows) {
   return t.render();
 }
 
+std::string cloud_move_state(const json& instance) {
+  const std::string to = json_str(instance, "move_to");
+  if (!to.empty()) {
+    const std::string where = to == "*" ? "another host" : clean(to);
+    return json_str(instance, "move_from").empty() ? "queued to " + where : "moving to " + where;
+  }
+  const json& last = member(instance, "last_move");
+  double id = 0;
+  if (!json_num(last, "id", id) || id <= 0 || json_str(last, "at").empty()) return kNone;
+  const json& ok = member(last, "ok");
+  if (ok.is_boolean() && ok.get<bool>()) return "moved from " + str(last, "from");
+  return "move failed: " + str(last, "error");
+}
+
+std::string format_move_result(const json& instance) {
+  const json& last = member(instance, "last_move");
+  const json& ok = member(last, "ok");
+  std::string out =
+      fmt::format("{}  {} -> {}  ", str(instance, "id"), str(last, "from"), str(last, "to"));
+  if (!ok.is_boolean() || !ok.get<bool>())
+    return out + "failed: " + clean(json_str(last, "error")) + "\n";
+  double downtime = -1, total = -1;
+  json_num(last, "downtime_ms", downtime);
+  json_num(last, "total_ms", total);
+  out += downtime >= 0 ? fmt::format("downtime {:.1f} ms", downtime) : "downtime unknown";
+  if (total >= 0) out += fmt::format(", {:.1f} s in all", total / 1000);
+  const std::string old_ip = json_str(last, "old_public_ip"),
+                    new_ip = json_str(last, "new_public_ip");
+  if (!new_ip.empty() && new_ip != old_ip)
+    out += ", public IP " + clean(old_ip) + " -> " + clean(new_ip);
+  return out + "\n";
+}
+
 std::string format_cloud_instances(const json& instances) {
-  Table t({"ID", "State", "Type", "Zone", "Host", "Private IP", "Public IP"});
+  Table t({"ID", "State", "Type", "Zone", "Host", "Private IP", "Public IP", "Move"});
   if (instances.is_array()) {
     for (const json& i : instances) {
       t.add_row({str(i, "id"), str(i, "state"), str(i, "instance_type"), str(i, "zone"),
-                 str(i, "host"), str(i, "private_ip"), str(i, "public_ip")});
+                 str(i, "host"), str(i, "private_ip"), str(i, "public_ip"), cloud_move_state(i)});
     }
   }
   return t.render();

@@ -22,8 +22,14 @@ nlohmann::json cloud_zones(const nlohmann::json& zones, const nlohmann::json& ho
                            const nlohmann::json& instances);
 // Zone Hosts Up Instances, from cloud_zones.
 std::string format_cloud_zones(const nlohmann::json& rows);
-// ID State Type Zone Host Private-IP Public-IP.
+// ID State Type Zone Host Private-IP Public-IP Move.
 std::string format_cloud_instances(const nlohmann::json& instances);
+// An instance's move as the record says: "queued to H", "moving to H", "moved from H",
+// "move failed: REASON", or "--" (never moved).
+std::string cloud_move_state(const nlohmann::json& instance);
+// One line for `move --wait` / `drain --wait`: "ID FROM -> TO  downtime X ms, ..." or
+// "ID FROM -> TO  failed: REASON" (from the record's last_move).
+std::string format_move_result(const nlohmann::json& instance);
 
 // What `up` prints: the endpoint, the environment and an `aws` command to start with.
 // `image_id` "" when it could not be learnt (the command then says how to find one).

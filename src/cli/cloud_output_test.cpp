@@ -88,9 +88,38 @@ TEST(CloudOutput, InstancesTable) {
                            {"public_ip", "127.100.1.1"}},
                           {{"id", "i-0def"}, {"state", "pending"}, {"instance_type", "t3.small"}}};
   EXPECT_EQ(format_cloud_instances(instances),
-            "ID      State    Type      Zone            Host    Private IP  Public IP\n"
-            "i-0abc  running  t3.micro  nimbus-west-1a  host-1  10.88.0.2   127.100.1.1\n"
-            "i-0def  pending  t3.small  --              --      --          --\n");
+            "ID      State    Type      Zone            Host    Private IP  Public IP    Move\n"
+            "i-0abc  running  t3.micro  nimbus-west-1a  host-1  10.88.0.2   127.100.1.1  --\n"
+            "i-0def  pending  t3.small  --              --      --          --           --\n");
+}
+
+TEST(CloudOutput, MoveStatesAndResults) {
+  json i = {{"id", "i-0abc"}, {"host", "h1"}, {"move_to", "*"}, {"move_from", ""}};
+  EXPECT_EQ(cloud_move_state(i), "queued to another host");
+  i["move_to"] = "h2";
+  i["move_from"] = "h1";
+  EXPECT_EQ(cloud_move_state(i), "moving to h2");
+  i["move_to"] = "";
+  i["last_move"] = {{"id", 1},
+                    {"from", "h1"},
+                    {"to", "h2"},
+                    {"ok", true},
+                    {"downtime_ms", 42.25},
+                    {"total_ms", 1500},
+                    {"at", "2026-12-07T12:00:00.000Z"},
+                    {"old_public_ip", "10.1.1.2"},
+                    {"new_public_ip", "10.1.2.2"}};
+  EXPECT_EQ(cloud_move_state(i), "moved from h1");
+  EXPECT_EQ(format_move_result(i),
+            "i-0abc  h1 -> h2  downtime 42.2 ms, 1.5 s in all, public IP 10.1.1.2 -> 10.1.2.2\n");
+  i["last_move"]["ok"] = false;
+  i["last_move"]["error"] = "not enough vCPUs\x1b[2J";
+  EXPECT_EQ(cloud_move_state(i), "move failed: not enough vCPUs?[2J");
+  EXPECT_EQ(format_move_result(i), "i-0abc  h1 -> h2  failed: not enough vCPUs?[2J\n");
+  // Never moved (a record from before moves, or garbage): "--".
+  EXPECT_EQ(cloud_move_state(json{{"id", "i-1"}}), "--");
+  EXPECT_EQ(cloud_move_state(json{{"last_move", {{"id", 0}}}}), "--");
+  EXPECT_EQ(cloud_move_state(json("x")), "--");
 }
 
 TEST(CloudOutput, UpSummaryGivesTheAwsCommands) {

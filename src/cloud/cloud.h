@@ -160,6 +160,37 @@ class Cloud {
   // Claims compute for a stopped instance about to start again, on its own host.
   Ec2Result<bool> claim_compute(const InstanceRecord& inst);
 
+  // --- moves and drains (moves.cpp; docs/cloud.md, "Moves and drains")
+  // Asks to move a running instance to `host` (its zone's other hosts only; "" the
+  // scheduler's pick among them). Checked now (InvalidInstanceID.NotFound and
+  // InvalidHostId.NotFound 404; IncorrectInstanceState 409: not running or already moving;
+  // InsufficientInstanceCapacity 409: the target is down, draining or full); the reconciler
+  // moves it. Returns the record (move_to, move_id).
+  Ec2Result<InstanceRecord> request_move(const std::string& id, const std::string& host);
+  struct DrainResult {
+    std::vector<InstanceRecord> moving;                        // a move is asked (or was)
+    std::vector<std::pair<std::string, std::string>> staying;  // id, why it stays
+  };
+  // Marks the host draining (nothing new is placed on it) and asks a move of each of its
+  // running (or pending) instances to the scheduler's pick; the reconciler runs them one at
+  // a time per host.
+  Ec2Result<DrainResult> drain_host(const std::string& host);
+  // Takes new instances again; cancels the drain's moves that have not started. Returns
+  // the instances whose move was cancelled.
+  Ec2Result<std::vector<std::string>> undrain_host(const std::string& host);
+  // The reconciler's steps of a move. begin: claims the target's capacity (the launches'
+  // claim: compared on the target's /alloc revision) and records move_from, in one
+  // transaction; returns the record (unchanged when already begun).
+  Ec2Result<InstanceRecord> begin_move(const std::string& id);
+  // The VM runs on `target` now: host, public address and both claims in one transaction.
+  // Also for a VM found on another host than its record says (a move whose end was not
+  // recorded): its claim there is made if missing.
+  Status finish_move(const std::string& id, const std::string& target, double downtime_ms,
+                     double total_ms);
+  // The move failed (the VM stays where it is): the target's claim is released and the
+  // reason kept in last_move, in one transaction.
+  Status fail_move(const std::string& id, const std::string& error);
+
   // --- networks (networks.cpp, networks.h)
   // Creates the region's default VPC and the default subnet of every zone that has none.
   Status init_networks();
@@ -232,6 +263,12 @@ class Cloud {
       std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
       std::map<std::string, HostRecord>& records, bool with_groups);
   Ec2Result<Reservation> replay_token(const RunRequest& req);
+  // The host an instance would move to: `wanted` ("" or "*": the scheduler's pick among
+  // the other hosts of its zone), checked for room on the view read into allocs/records.
+  Ec2Result<std::string> choose_move_target(
+      const InstanceRecord& inst, const std::string& wanted,
+      std::map<std::string, std::pair<HostAllocation, int64_t>>& allocs,
+      std::map<std::string, HostRecord>& records);
   // The records of `ids`, or InvalidInstanceID.NotFound naming every id that has none.
   Ec2Result<std::vector<InstanceRecord>> find_all(const std::vector<std::string>& ids);
   Ec2Result<KeyPairRecord> put_new_key_pair(KeyPairRecord record);

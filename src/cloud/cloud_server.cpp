@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "common/http_listen.h"
 
@@ -40,6 +42,68 @@ nlohmann::json host_view_json(const HostView& v, const std::string& public_prefi
           {"public_pool", fmt::format("{}.{}.0/24", public_prefix, v.record.index)},
           {"host", v.record.host},
           {"instances", instances}};
+}
+
+http::Reply ec2_json_error(const Ec2Error& e) {
+  int status = e.http_status;
+  if (e.code.size() > 9 && e.code.compare(e.code.size() - 9, 9, ".NotFound") == 0) status = 404;
+  if (e.code == "IncorrectInstanceState" || e.code == "InsufficientInstanceCapacity") status = 409;
+  return json_error(status, e.code, e.message);
+}
+
+// The operator's move paths (docs/cloud.md, "Moves and drains"):
+//   POST /nimbus/v1/instances/ID/move {"host": "H"}   (H optional)
+//   POST /nimbus/v1/hosts/H/drain, POST /nimbus/v1/hosts/H/undrain
+std::optional<http::Reply> route_moves(Cloud& cloud, const http::Request& req) {
+  constexpr std::string_view kInstances = "/nimbus/v1/instances/";
+  constexpr std::string_view kHosts = "/nimbus/v1/hosts/";
+  auto tail = [&](std::string_view prefix, std::string_view suffix) -> std::optional<std::string> {
+    const std::string& p = req.path;
+    if (p.size() <= prefix.size() + suffix.size() || p.rfind(prefix, 0) != 0 ||
+        p.compare(p.size() - suffix.size(), suffix.size(), suffix) != 0)
+      return std::nullopt;
+    std::string name = p.substr(prefix.size(), p.size() - prefix.size() - suffix.size());
+    if (name.empty() || name.size() > 64 || name.find('/') != std::string::npos)
+      return std::nullopt;
+    return name;
+  };
+  if (auto id = tail(kInstances, "/move")) {
+    if (req.method != "POST") return json_error(405, "MethodNotAllowed", "use POST");
+    std::string host;
+    if (!req.body.empty()) {
+      nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      if (!body.is_object()) return json_error(400, "BadRequest", "the body is not a JSON object");
+      if (auto h = body.find("host"); h != body.end() && !h->is_null()) {
+        if (!h->is_string())
+          return json_error(400, "InvalidParameterValue", "host must be a host id");
+        host = h->get<std::string>();
+      }
+    }
+    auto r = cloud.request_move(*id, host);
+    if (!r.ok()) return ec2_json_error(r.error());
+    return json_reply(
+        202, {{"instance", r->id}, {"from", r->host}, {"to", r->move_to}, {"move_id", r->move_id}});
+  }
+  for (const bool drain : {true, false}) {
+    auto host = tail(kHosts, drain ? "/drain" : "/undrain");
+    if (!host) continue;
+    if (req.method != "POST") return json_error(405, "MethodNotAllowed", "use POST");
+    if (drain) {
+      auto r = cloud.drain_host(*host);
+      if (!r.ok()) return ec2_json_error(r.error());
+      nlohmann::json moving = nlohmann::json::array(), staying = nlohmann::json::array();
+      for (const auto& i : r->moving)
+        moving.push_back({{"instance", i.id}, {"to", i.move_to}, {"move_id", i.move_id}});
+      for (const auto& [id, why] : r->staying)
+        staying.push_back({{"instance", id}, {"reason", why}});
+      return json_reply(
+          202, {{"host", *host}, {"draining", true}, {"moving", moving}, {"staying", staying}});
+    }
+    auto r = cloud.undrain_host(*host);
+    if (!r.ok()) return ec2_json_error(r.error());
+    return json_reply(200, {{"host", *host}, {"draining", false}, {"cancelled", *r}});
+  }
+  return std::nullopt;
 }
 
 http::Reply serve_image_file(Cloud& cloud, const std::string& rest) {
@@ -110,6 +174,7 @@ http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& 
     for (const auto& i : *instances) out.push_back(to_json(i));
     return json_reply(200, {{"instances", out}});
   }
+  if (auto moved = route_moves(cloud, req)) return *moved;
   if (req.path.rfind(kImagesPath, 0) == 0) {
     if (req.method != "GET") return json_error(405, "MethodNotAllowed", "use GET");
     return serve_image_file(cloud, req.path.substr(std::string(kImagesPath).size()));

@@ -8,6 +8,11 @@
 //   GET  /nimbus/v1/instances            the operator's view of the instances, every record
 //                                        (terminated too) as the store holds it (bearer: join
 //                                        token)
+//   POST /nimbus/v1/instances/ID/move    {"host": H} (optional): a live migration (bearer: join
+//                                        token); 202 {"instance", "from", "to", "move_id"}
+//   POST /nimbus/v1/hosts/H/drain        no new instances on H, and a move of each of its
+//                                        instances; 202 {"moving": [...], "staying": [...]}
+//   POST /nimbus/v1/hosts/H/undrain      takes instances again; cancels queued drain moves
 //   GET  /nimbus/v1/health               {"region": ..., "zones": [...], "store": ...,
 //                                        "replica": ID, "leader": BOOL} (no credentials)
 #pragma once

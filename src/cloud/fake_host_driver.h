@@ -130,6 +130,24 @@ class FakeHostDriver : public HostDriver {
     corrupt_files_ = corrupt;
   }
 
+  // Live migration (POST /v1/vms/NAME/migrate on the source, docs/nimbusd.md): the target
+  // is the host whose API token the body's target_token is ("host-token-ID", as
+  // CloudTestBed's hosts send). `error`: what the source answers instead of migrating.
+  // `reply_lost`: the VM moves, but the caller gets kUnavailable (a connection cut after
+  // the migration, or a control plane that died waiting).
+  void set_migrate_error(Status error) {
+    std::lock_guard<std::mutex> lock(mu_);
+    migrate_error_ = std::move(error);
+  }
+  void set_migrate_reply_lost(bool lost) {
+    std::lock_guard<std::mutex> lock(mu_);
+    migrate_reply_lost_ = lost;
+  }
+  unsigned migrations() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return migrations_;
+  }
+
   Result<std::string> fetch_file(const HostRecord& host, const std::string& path,
                                  uint64_t max_bytes, int /*timeout_ms*/) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -162,6 +180,9 @@ class FakeHostDriver : public HostDriver {
     if (h.unreachable)
       return Status::unavailable(
           fmt::format("cannot connect to {}: Connection refused", host.api_url));
+    if (method == "POST" && path.size() > 16 && path.rfind("/v1/vms/", 0) == 0 &&
+        path.compare(path.size() - 8, 8, "/migrate") == 0)
+      return migrate(host.id, path.substr(8, path.size() - 16), body);
     return route(h, method, path, body);
   }
 
@@ -362,7 +383,49 @@ class FakeHostDriver : public HostDriver {
     return Status::not_found("no such path " + path);
   }
 
+  Result<nlohmann::json> migrate(const std::string& source, const std::string& name,
+                                 const std::optional<nlohmann::json>& body) {
+    if (!has(body, "target", nlohmann::json::value_t::string) ||
+        !has(body, "target_token", nlohmann::json::value_t::string))
+      return Status::invalid_argument("a migration needs target and target_token");
+    Host& src = hosts_[source];
+    auto it = src.vms.find(name);
+    if (it == src.vms.end()) return Status::not_found("no VM named " + name);
+    if (it->second.state != "running")
+      return Status::conflict(
+          fmt::format("VM {} is {}: only a running VM migrates", name, it->second.state));
+    if (!migrate_error_.ok()) return migrate_error_;
+    const std::string token = body->at("target_token");
+    const std::string prefix = "host-token-";
+    if (token.rfind(prefix, 0) != 0 || !hosts_.count(token.substr(prefix.size())))
+      return Status::unavailable("cannot connect to the target " +
+                                 body->at("target").get<std::string>());
+    const std::string target_id = token.substr(prefix.size());
+    Host& target = hosts_[target_id];
+    if (target.unreachable)
+      return Status::unavailable("cannot connect to the target " +
+                                 body->at("target").get<std::string>());
+    if (target.vms.count(name))
+      return Status::conflict(fmt::format("the target has a VM named {}", name));
+    const std::string image = it->second.spec.value("image", "");
+    if (!target.images.count(image))
+      return Status::invalid_argument(fmt::format("the target has no image {}", image));
+    if (Status s = fits(target, "", it->second.spec.value("cpus", uint64_t{1}),
+                        it->second.spec.value("memory_mib", uint64_t{256}));
+        !s.ok())
+      return s;
+    target.vms[name] = it->second;
+    src.vms.erase(it);
+    ++migrations_;
+    if (migrate_reply_lost_) return Status::unavailable("the connection was cut");
+    return nlohmann::json{
+        {"name", name}, {"host", target_id}, {"downtime_ms", 12.5}, {"total_ms", 340.0}};
+  }
+
   std::mutex mu_;
+  Status migrate_error_;
+  bool migrate_reply_lost_ = false;
+  unsigned migrations_ = 0;
   int ready_after_ = 0;
   Status export_error_;
   bool corrupt_files_ = false;

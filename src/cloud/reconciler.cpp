@@ -16,6 +16,9 @@ constexpr auto kPassInterval = std::chrono::milliseconds(1000);
 constexpr auto kRetryAfterError = std::chrono::seconds(3);
 constexpr int kStopTimeoutS = 30;
 constexpr unsigned kMaxStartAttempts = 3;
+// A migration copies the guest's memory and disk while it runs: minutes for a large one.
+constexpr int kMigrateTimeoutMs = 15 * 60 * 1000;
+constexpr int kMaxDowntimeMs = 100;
 
 // What a host says (its heartbeat, its API's replies) is read field by field: a missing
 // field or one of another type reads as absent, never throws (json::value() and a const
@@ -177,6 +180,7 @@ bool Reconciler::needs_work(const InstanceRecord& inst) {
     return !inst.metadata_options_applied && cloud_.host_alive(inst.host);
   }
   if (!cloud_.host_alive(inst.host)) return false;  // impaired: wait for the host
+  if (!inst.move_to.empty()) return true;           // a move to run (or to cancel)
   if (inst.state != InstanceState::kRunning || inst.desired != Desired::kRunning) return true;
   if (inst.reboot_requests > inst.reboots_done) return true;
   // A running instance: only if the host's last report differs from the record.
@@ -245,6 +249,22 @@ void Reconciler::act(const std::string& id) {
     retry_after_.erase(id);
     last_error_.erase(id);
   };
+
+  if (!inst.move_to.empty()) {
+    if (inst.move_from.empty() &&
+        (inst.desired != Desired::kRunning ||
+         (inst.state != InstanceState::kRunning && inst.state != InstanceState::kPending))) {
+      // Stopped or terminated before its move began: no move.
+      if (Status s = cloud_.fail_move(
+              id, fmt::format("cancelled: the instance is {}", state_name(inst.state)));
+          !s.ok())
+        return fail(s, "cancelling the move");
+      return act(id);
+    }
+    // A pending instance moves once it runs; one that began moving finishes first.
+    if (inst.state == InstanceState::kRunning || !inst.move_from.empty())
+      return act_move(inst, host);
+  }
 
   auto vm_reply = driver_.call(host, "GET", "/v1/vms/" + id, std::nullopt, 10000);
   std::optional<nlohmann::json> vm;
@@ -330,6 +350,13 @@ void Reconciler::act(const std::string& id) {
   // Desired running.
   if (!vm) {
     if (inst.state != InstanceState::kPending) {
+      // It runs on another host (a move whose end a leader that died did not record): the
+      // record follows the VM.
+      if (const std::string there = host_reporting(id, host.id); !there.empty()) {
+        spdlog::warn("instance {}: its VM runs on {}, not {}: recording that", id, there, host.id);
+        Status s = cloud_.finish_move(id, there, -1, -1);
+        return s.ok() ? done() : fail(s, "recording where its VM runs");
+      }
       // It ran and its VM is gone (deleted on the host behind the cloud's back).
       Status s = cloud_.update_instance(id, [&](InstanceRecord& r) {
         r.desired = Desired::kStopped;
@@ -537,6 +564,138 @@ void Reconciler::act(const std::string& id) {
     std::lock_guard<std::mutex> lock(mu_);
     retry_after_[id] = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
   }
+}
+
+std::string Reconciler::host_reporting(const std::string& id, const std::string& except) {
+  auto hosts = cloud_.store().list(kHostsPrefix);
+  if (!hosts.ok()) return "";
+  for (const KeyValue& kv : *hosts) {
+    const std::string host = kv.key.substr(std::string(kHostsPrefix).size());
+    if (host == except || !cloud_.host_alive(host)) continue;
+    auto l = cloud_.liveness(host);
+    if (!l) continue;
+    const nlohmann::json* vm = find_vm(l->vms, id);
+    if (vm && text(*vm, "state") == "running") return host;
+  }
+  return "";
+}
+
+void Reconciler::act_move(InstanceRecord inst, const HostRecord& source) {
+  const std::string id = inst.id;
+  auto later = [&](std::chrono::milliseconds after) {
+    std::lock_guard<std::mutex> lock(mu_);
+    retry_after_[id] = std::chrono::steady_clock::now() + after;
+  };
+  auto log_once = [&](const std::string& message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (last_error_[id] != message) {
+      spdlog::warn("instance {}: {}", id, message);
+      last_error_[id] = message;
+    }
+  };
+  // One move at a time off each host (a drain queues all of its instances).
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [it, inserted] = moving_from_.emplace(source.id, id);
+    if (!inserted && it->second != id) {
+      retry_after_[id] = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      return;
+    }
+  }
+  struct Release {
+    Reconciler* r;
+    std::string host;
+    ~Release() {
+      std::lock_guard<std::mutex> lock(r->mu_);
+      r->moving_from_.erase(host);
+    }
+  } release{this, source.id};
+
+  if (inst.move_from.empty()) {
+    auto begun = cloud_.begin_move(id);
+    if (!begun.ok()) {
+      if (begun.error().code == "Unavailable") {
+        log_once("beginning the move: " + begun.error().message);
+        return later(kRetryAfterError);
+      }
+      if (Status s = cloud_.fail_move(id, begun.error().message); !s.ok()) {
+        log_once("recording a failed move: " + s.message());
+        return later(kRetryAfterError);
+      }
+      return;
+    }
+    inst = *begun;
+  }
+  const std::string target_id = inst.move_to;
+  auto kv = cloud_.store().get(kHostsPrefix + target_id);
+  if (!kv.ok()) {
+    log_once("reading host " + target_id + ": " + kv.message());
+    return later(kRetryAfterError);
+  }
+  if (!*kv) {
+    (void)cloud_.fail_move(id, "the target host " + target_id + " left the cloud");
+    return;
+  }
+  auto target = host_from_json((*kv)->value);
+  if (!target.ok()) return later(kRetryAfterError);
+
+  // Where is the VM now? A leader that died mid-move left the record as it was; what the
+  // hosts say decides.
+  auto on_target = [&]() -> bool {
+    auto r = driver_.call(*target, "GET", "/v1/vms/" + id, std::nullopt, 10000);
+    if (!r.ok()) return false;
+    const std::string state = text(*r, "state");
+    return state == "running" || state == "starting" || state == "paused";
+  };
+  auto finish = [&](double downtime_ms, double total_ms) {
+    if (Status s = cloud_.finish_move(id, target_id, downtime_ms, total_ms); !s.ok()) {
+      log_once("recording the move: " + s.message());
+      return later(kRetryAfterError);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    retry_after_.erase(id);
+    last_error_.erase(id);
+  };
+  if (on_target()) return finish(-1, -1);
+  if (!cloud_.host_alive(target_id)) {
+    (void)cloud_.fail_move(id, "the target host " + target_id + " is down");
+    return;
+  }
+  // The target recreates the VM from its own copy of the image.
+  if (Status s = ensure_image(*target, inst.image_id); !s.ok()) {
+    log_once("the image on the target " + target_id + ": " + s.message());
+    return later(kRetryAfterError);
+  }
+  spdlog::info("instance {}: migrating from {} to {} ({})", id, source.id, target_id,
+               target->api_url);
+  const nlohmann::json body = {{"target", target->api_url},
+                               {"target_token", target->api_token},
+                               {"max_downtime_ms", kMaxDowntimeMs}};
+  auto r = driver_.call(source, "POST", "/v1/vms/" + id + "/migrate", body, kMigrateTimeoutMs);
+  if (r.ok()) {
+    auto number = [&](const char* key) {
+      const auto& v = field(*r, key);
+      return v.is_number() ? v.get<double>() : -1.0;
+    };
+    return finish(number("downtime_ms"), number("total_ms"));
+  }
+  // Refused, failed, or the reply was lost (the outcome unknown): look where it is.
+  if (on_target()) return finish(-1, -1);
+  const bool unknown = r.code() == Code::kUnavailable || r.code() == Code::kDeadlineExceeded;
+  const bool in_progress =
+      r.code() == Code::kConflict && r.message().find("migrat") != std::string::npos;
+  if (unknown || in_progress) {
+    // The source may still be migrating it (a call of an earlier leader, or a reply lost):
+    // ask again later rather than release the target's claim under a VM arriving there.
+    auto src = driver_.call(source, "GET", "/v1/vms/" + id, std::nullopt, 10000);
+    const std::string state = src.ok() ? text(*src, "state") : "";
+    const std::string migration = src.ok() ? text(field(*src, "migration"), "state") : "";
+    if (in_progress || !src.ok() || migration == "active") {
+      log_once(fmt::format("migrating to {}: {} (looking again)", target_id, r.message()));
+      return later(kRetryAfterError);
+    }
+  }
+  (void)cloud_.fail_move(id, r.message());
 }
 
 }  // namespace nimbus::cloud

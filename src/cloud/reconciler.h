@@ -68,6 +68,11 @@ class Reconciler {
   bool needs_work(const InstanceRecord& inst);
   void act(const std::string& id);
   Status ensure_image(const HostRecord& host, const std::string& image_id);
+  // An instance with a move (move_to): claims the target, has the source host migrate
+  // the VM, records the outcome (docs/cloud.md, "Moves and drains").
+  void act_move(InstanceRecord inst, const HostRecord& source);
+  // Another alive host whose last heartbeat lists the VM `id` running ("" none).
+  std::string host_reporting(const std::string& id, const std::string& except);
   void purge_terminated(const std::vector<InstanceRecord>& all);
 
   Cloud& cloud_;
@@ -84,6 +89,7 @@ class Reconciler {
   std::map<std::string, std::chrono::steady_clock::time_point> retry_after_;
   std::map<std::string, std::string> last_error_;   // logged once per change
   std::map<std::string, unsigned> start_attempts_;  // starts of a VM not yet ready
+  std::map<std::string, std::string> moving_from_;  // source host -> the instance moving off it
 };
 
 }  // namespace nimbus::cloud

@@ -22,13 +22,16 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Claim, vcpus, memory_mib, disk_m
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(HostAllocation, instances)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InstanceMetadataOptions, http_tokens,
     http_endpoint, http_put_response_hop_limit, instance_metadata_tags)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MoveResult, id, from, to, ok, error, downtime_ms,
+    total_ms, at, old_public_ip, new_public_ip)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(InstanceRecord, id, reservation_id, owner_id,
     requester_id, image_id, instance_type, key_name, client_token, zone, host, launch_index,
     vcpus, memory_mib, disk_mib, state, desired, force_stop, reboot_requests, reboots_done,
     reason, state_reason_code, state_reason_message, private_ip, public_ip, vpc_id, subnet_id,
     launch_time,
     terminated_at_ms, security_groups, placement_group, user_data, public_key, tags, vm_state,
-    vm_ready, vm_last_exit, metadata_hash, metadata_options, metadata_options_applied)
+    vm_ready, vm_last_exit, metadata_hash, metadata_options, metadata_options_applied,
+    move_to, move_from, move_public_ip, move_drain, move_id, last_move)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SecurityRule, protocol, from_port, to_port, cidrs,
     source_groups)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(SecurityGroup, id, name, description, owner_id,

@@ -89,6 +89,18 @@ struct InstanceMetadataOptions {
   bool operator==(const InstanceMetadataOptions&) const = default;
 };
 
+// The outcome of an instance's last move (live migration between hosts; docs/cloud.md, "Moves
+// and drains").
+struct MoveResult {
+  uint64_t id = 0;  // the move's number (InstanceRecord::move_id when it was asked)
+  std::string from, to;
+  bool ok = false;
+  std::string error;                       // why it failed ("" when ok)
+  double downtime_ms = -1, total_ms = -1;  // as the source host measured (-1: unknown)
+  std::string at;                          // ISO 8601, when it ended
+  std::string old_public_ip, new_public_ip;
+};
+
 struct InstanceRecord {
   std::string id, reservation_id, owner_id, requester_id;
   std::string image_id, instance_type, key_name, client_token;
@@ -126,6 +138,15 @@ struct InstanceRecord {
   // Its host has metadata_options (DescribeInstances' metadataOptions state "applied", else
   // "pending"). Records from before the options existed: the host has the defaults.
   bool metadata_options_applied = true;
+  // A move to another host (live migration), asked by `move` or a drain of its host:
+  // move_to is the target ("*": the scheduler's pick when it starts), "" when none. Once
+  // the reconciler claimed capacity on the target (one transaction with this record)
+  // move_from is the host it leaves and move_public_ip its address on the target; the move
+  // ends by setting host (one transaction with both allocations) or failing (last_move).
+  std::string move_to, move_from, move_public_ip;
+  bool move_drain = false;  // asked by a drain (undrain cancels it until it started)
+  uint64_t move_id = 0;     // the number of the move asked last (1, 2, ...)
+  MoveResult last_move;     // last_move.id == 0: never moved
 };
 
 struct SecurityRule {
