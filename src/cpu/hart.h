@@ -291,6 +291,12 @@ class Hart {
   void note_superpage(uint64_t va, unsigned shift);
   // True if `va` lies in a range noted above.
   bool in_superpage(uint64_t va) const;
+  // Drops every cached writable host pointer into guest RAM: the store TLB entries (the
+  // interpreter's and the JIT's fast stores, AMOs and SC all look there). The dirty-page
+  // log relies on it: a store entry is marked when filled, and taking the log drops them
+  // (VirtMachine::take_dirty_pages). Loads, fetches and the LR reservation stay (SC
+  // writes through the store TLB).
+  void drop_store_translations();
   // Drops every TLB entry and every decoded block of this hart (snapshot restore calls it
   // after overwriting RAM and the hart's state).
   void flush_all_caches();

@@ -144,6 +144,16 @@ uint8_t* tlb_fill(Hart& h, TlbEntry* tlb, uint64_t ctx, uint64_t va, const Trans
   return host_page + (t.paddr & kPageMask);
 }
 
+// tlb_fill for a store (or AMO, SC): while the dirty-page log is on it marks the page,
+// since the entry lets every later store to it (interpreter and JIT fast paths, which
+// never mark) skip this path. VirtMachine::take_dirty_pages drops the store TLBs after
+// taking the bits, so no entry outlives the mark it was filled with.
+uint8_t* store_fill(Hart& h, uint64_t va, const Translation& t) {
+  uint8_t* host = tlb_fill(h, h.tlb_store, h.data_ctx, va, t);
+  if (host != nullptr) h.bus.mark_dirty(host, 1);
+  return host;
+}
+
 bool load_slow(Hart& h, uint64_t va, unsigned size, uint64_t& value) {
   if ((va & kPageMask) + size > 4096) {
     // Misaligned across a page boundary: byte by byte, each with its own translation.
@@ -190,7 +200,7 @@ bool store_slow(Hart& h, uint64_t va, unsigned size, uint64_t value) {
   }
   Translation t;
   if (!h.translate(va, Access::kStore, size, t)) return false;
-  if (uint8_t* host = tlb_fill(h, h.tlb_store, h.data_ctx, va, t)) {
+  if (uint8_t* host = store_fill(h, va, t)) {
     if (h.access_log != nullptr) [[unlikely]]
       log_ram_store(h, host, size, value);
     std::memcpy(host, &value, size);
@@ -299,7 +309,7 @@ bool atomic_ptr(Hart& h, uint64_t va, T*& p) {
   }
   Translation t;
   if (!h.translate(va, Access::kStore, sizeof(T), t)) return false;
-  uint8_t* host = tlb_fill(h, h.tlb_store, h.data_ctx, va, t);
+  uint8_t* host = store_fill(h, va, t);
   if (host == nullptr) {
     h.take_trap(kStoreAccessFault, va);
     return false;

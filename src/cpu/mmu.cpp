@@ -121,6 +121,7 @@ bool Hart::translate(uint64_t vaddr, Access access, unsigned size, Translation& 
                                            false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
             goto reread;  // the PTE changed under us: redo this step with its new value
           }
+          bus.mark_dirty(host, 8);  // the dirty-page log: A/D updates write guest RAM too
         }
         const unsigned offset_bits = 12 + 9 * level;
         page_shift = offset_bits;

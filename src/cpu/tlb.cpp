@@ -28,6 +28,10 @@ void Hart::tlb_flush() {
   select_address_space();
 }
 
+void Hart::drop_store_translations() {
+  for (unsigned i = 0; i < kTlbSize; i++) tlb_store[i].tag = kTlbInvalid;
+}
+
 void Hart::note_superpage(uint64_t va, unsigned shift) {
   const uint64_t lo = va & ~((uint64_t{1} << shift) - 1);
   const uint64_t hi = lo + ((uint64_t{1} << shift) - 1);

@@ -13,7 +13,8 @@ namespace {
 constexpr uint64_t kHugePage = 2ull << 20;
 }  // namespace
 
-Bus::Bus(uint64_t ram_base, uint64_t ram_size) : ram_base_(ram_base), ram_size_(ram_size) {
+Bus::Bus(uint64_t ram_base, uint64_t ram_size)
+    : ram_base_(ram_base), ram_size_(ram_size), dirty_(ram_size) {
   // MAP_NORESERVE: untouched guest pages cost the host nothing. The mapping is 2 MiB
   // aligned and asks for transparent huge pages (as QEMU does for guest RAM): a guest
   // touches its RAM first in 2 MiB steps instead of 4 KiB ones. Booting the bundled
@@ -75,6 +76,7 @@ bool Bus::read(uint64_t paddr, unsigned size, uint64_t& value) {
 bool Bus::write(uint64_t paddr, unsigned size, uint64_t value) {
   if (uint8_t* p = ram_ptr(paddr, size)) {
     std::memcpy(p, &value, size);
+    dirty_.mark(paddr - ram_base_, size);
     return true;
   }
   const Region* r = find(paddr, size);

@@ -8,6 +8,8 @@
 #include <memory>
 #include <vector>
 
+#include "mem/dirty_log.h"
+
 namespace nimbus::mem {
 
 // A memory-mapped device. Offsets are relative to the device's base. Accesses are 1, 2,
@@ -40,6 +42,15 @@ class Bus {
   }
   bool is_ram(uint64_t paddr) const { return paddr - ram_base_ < ram_size_; }
 
+  // The dirty-page log of RAM (mem/dirty_log.h). Whoever writes RAM through a host
+  // pointer (ram(), ram_ptr()) while a machine runs marks what it wrote, after writing;
+  // write() below does.
+  DirtyLog& dirty_log() { return dirty_; }
+  // Marks [host, host+len), a range inside ram(), when logging is on.
+  void mark_dirty(const void* host, uint64_t len) {
+    dirty_.mark(static_cast<uint64_t>(static_cast<const uint8_t*>(host) - ram_), len);
+  }
+
   // Faults in the RAM pages of [paddr, paddr+len) (clipped to RAM) in one go, as zero
   // pages, before the VMM fills them: much cheaper than taking the first-touch faults
   // one page at a time. Only a hint: does nothing where the host cannot.
@@ -65,6 +76,7 @@ class Bus {
   uint64_t ram_size_;
   uint8_t* ram_;
   std::vector<Region> regions_;
+  DirtyLog dirty_;
 };
 
 }  // namespace nimbus::mem

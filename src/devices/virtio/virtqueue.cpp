@@ -81,6 +81,7 @@ void Virtqueue::disable() {
   ready_ = false;
   broken_ = false;
   desc_ = avail_ = used_ = nullptr;
+  in_flight_.clear();
   last_avail_ = used_idx_ = signalled_used_ = 0;
 }
 
@@ -108,6 +109,8 @@ bool Virtqueue::enable(bool event_idx, bool indirect) {
   last_avail_ = used_idx_ = signalled_used_ = 0;
   store16_relaxed(used_, 0);
   store16_release(used_ + 2, 0);
+  bus_.mark_dirty(used_, 4);
+  in_flight_.assign(size_, {});
   ready_ = true;
   return true;
 }
@@ -143,7 +146,10 @@ Virtqueue::PopResult Virtqueue::pop(VirtqChain& chain) {
   if (avail_idx == last_avail_) {
     // Re-arm and look again: the driver may have added a buffer after our load but
     // before it read avail_event / used->flags.
-    if (event_idx_) store16_relaxed(used_ + 4 + 8 * size_, last_avail_);
+    if (event_idx_) {
+      store16_relaxed(used_ + 4 + 8 * size_, last_avail_);
+      bus_.mark_dirty(used_ + 4 + 8 * size_, 2);
+    }
     std::atomic_thread_fence(std::memory_order_seq_cst);
     avail_idx = load_avail_idx();
     if (avail_idx == last_avail_) return PopResult::kEmpty;
@@ -191,7 +197,11 @@ Virtqueue::PopResult Virtqueue::pop(VirtqChain& chain) {
   }
   ++last_avail_;
   // With EVENT_IDX: ask to be notified when the driver makes the next one available.
-  if (event_idx_) store16_relaxed(used_ + 4 + 8 * size_, last_avail_);
+  if (event_idx_) {
+    store16_relaxed(used_ + 4 + 8 * size_, last_avail_);
+    bus_.mark_dirty(used_ + 4 + 8 * size_, 2);
+  }
+  if (head < in_flight_.size()) in_flight_[head] = chain.writable;  // reuses its capacity
   return PopResult::kChain;
 }
 
@@ -206,6 +216,15 @@ void Virtqueue::push_used(uint16_t head, uint32_t len) {
   ++used_idx_;
   // 2.7.8.2: the element must be visible before the index that publishes it.
   store16_release(used_ + 2, used_idx_);
+  // The dirty-page log, after the writes: a take between a write and its mark still
+  // finds the bit in the next one. Every writable buffer of the chain, not just `len`
+  // bytes of it (a device's count is not always exact, e.g. virtio-blk's status byte).
+  if (head < in_flight_.size()) {
+    for (const VirtqSegment& seg : in_flight_[head]) bus_.mark_dirty(seg.ptr, seg.len);
+    in_flight_[head].clear();
+  }
+  bus_.mark_dirty(used_ + 2, 2);
+  bus_.mark_dirty(elem, 8);
 }
 
 bool Virtqueue::needs_interrupt() {
@@ -277,6 +296,9 @@ void Virtqueue::load_state(StateReader& r) {
   last_avail_ = last_avail;
   used_idx_ = used_idx;
   signalled_used_ = signalled;
+  // Chains in flight at the snapshot are not recorded: their buffers are not marked when
+  // used (a restored machine is a migration's destination, not its source).
+  in_flight_.assign(size, {});
   broken_ = broken;
   ready_ = true;
 }

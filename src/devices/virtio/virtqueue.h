@@ -88,7 +88,9 @@ class Virtqueue {
   // Gives back the chain just popped (e.g. an RX frame did not fit); the next pop
   // returns the same head again.
   void unpop();
-  // Puts (head, written bytes) in the used ring and publishes the new used idx.
+  // Puts (head, written bytes) in the used ring and publishes the new used idx. Marks the
+  // chain's device-writable buffers and the used element in the dirty-page log
+  // (mem/dirty_log.h), after writing, so call it after the device wrote the buffers.
   void push_used(uint16_t head, uint32_t len);
   // After a batch of push_used: whether the driver wants an interrupt now (EVENT_IDX's
   // used_event, or the NO_INTERRUPT flag without it). Also records what was signalled.
@@ -133,6 +135,10 @@ class Virtqueue {
   uint16_t last_avail_ = 0;      // next avail ring entry to take
   uint16_t used_idx_ = 0;        // next used ring entry to fill
   uint16_t signalled_used_ = 0;  // used_idx_ at the last needs_interrupt()
+  // The device-writable segments of each chain popped and not yet used, by head: push_used
+  // marks them in the bus's dirty-page log (the device wrote them through host pointers).
+  // Recorded whether or not logging is on, since it may start while a chain is in flight.
+  std::vector<std::vector<VirtqSegment>> in_flight_;
 };
 
 }  // namespace nimbus::devices

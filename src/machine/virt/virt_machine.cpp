@@ -406,12 +406,63 @@ void VirtMachine::hart_thread(unsigned index) {
     }
     service_requests(s);
     clint_->update_timer(index);
+    // The dirty-page handshake (see flush_harts_store_translations): announce guest code,
+    // then look at the epoch (both seq_cst, against the taker's bump-then-look).
+    s.in_guest.store(true, std::memory_order_seq_cst);
+    if (const uint64_t epoch = dirty_epoch_.load(std::memory_order_seq_cst);
+        epoch != s.seen_dirty_epoch.load(std::memory_order_relaxed)) [[unlikely]] {
+      h.drop_store_translations();
+      s.seen_dirty_epoch.store(epoch, std::memory_order_release);
+    }
     h.run(kSlice);
+    s.in_guest.store(false, std::memory_order_release);
     flush_output();
     if (h.stop_requested.exchange(false)) continue;
     if (h.waiting) sleep_until_interrupt(index);
   }
   flush_output();
+}
+
+void VirtMachine::flush_harts_store_translations() {
+  const uint64_t epoch = dirty_epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  for (unsigned i = 0; i < slots_.size(); i++) {
+    HartSlot& s = *slots_[i];
+    // Not in guest code: it flushes before it enters again (it sets in_guest, then reads
+    // the epoch; we bumped the epoch, then read in_guest). In guest code: cut its slice
+    // short and wait for it to come round.
+    if (!s.in_guest.load(std::memory_order_seq_cst)) continue;
+    s.hart->stop_requested = true;
+    wake(i);
+    while (s.in_guest.load(std::memory_order_acquire) &&
+           s.seen_dirty_epoch.load(std::memory_order_acquire) < epoch) {
+      std::this_thread::yield();
+    }
+  }
+}
+
+void VirtMachine::start_dirty_log() {
+  std::lock_guard<std::mutex> lock(dirty_mu_);
+  mem::DirtyLog& log = bus_->dirty_log();
+  // Clear, then enable, then flush: an entry filled after a hart's flush was marked in
+  // the log the caller sees (fills before the flush were not, and are gone).
+  log.clear();
+  log.set_enabled(true);
+  flush_harts_store_translations();
+}
+
+void VirtMachine::stop_dirty_log() {
+  std::lock_guard<std::mutex> lock(dirty_mu_);
+  bus_->dirty_log().set_enabled(false);
+}
+
+void VirtMachine::take_dirty_pages(std::vector<uint64_t>& bitmap) {
+  std::lock_guard<std::mutex> lock(dirty_mu_);
+  // Bits first, then the flush: an entry filled before the exchange (its mark taken now)
+  // may still let writes through until its hart flushes, but those land before this
+  // returns, so the caller's copy of the page has them. Entries filled after the flush
+  // mark the next bitmap.
+  bus_->dirty_log().take(bitmap);
+  flush_harts_store_translations();
 }
 
 void VirtMachine::set_timer(unsigned hart, uint64_t value) { clint_->set_timecmp(hart, value); }

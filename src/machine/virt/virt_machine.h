@@ -116,6 +116,24 @@ class VirtMachine : public SbiPlatform {
   uint8_t* guest_ram() { return bus_->ram(); }
   uint64_t ram_size() const { return config_.ram_size; }
 
+  // Dirty-page tracking for live migration (pre-copy). Any thread but a hart's; works
+  // running, paused, stopped or before start(). Calls are serialised.
+  //
+  // start_dirty_log(): clears the log and logs every guest RAM write from its return on
+  // (harts' stores, page-table A/D updates, virtio DMA). It drops every hart's cached
+  // store translations and waits for that, so writes made while it runs may be missing:
+  // copy all of RAM after it returns.
+  void start_dirty_log();
+  // Stops logging (the bits stay until the next start or take).
+  void stop_dirty_log();
+  bool dirty_log_enabled() const { return bus_->dirty_log().enabled(); }
+  // The pages written since start_dirty_log() or the last take, cleared: ram_size()/4096
+  // bits (rounded up), 64 per word, bit i of word w = page w*64+i (guest physical address
+  // kRamBase + page*4096). Returns after every hart that can run guest code dropped its
+  // cached store translations, so a page written after the take is in the next one; a
+  // page written while it runs is in this one or the next. Copy the pages after it returns.
+  void take_dirty_pages(std::vector<uint64_t>& bitmap);
+
   // Counters for the VMM's info endpoint.
   uint64_t hart_instret(unsigned hart) const { return harts_[hart]->instret; }
   bool hart_running(unsigned hart) const;
@@ -163,6 +181,10 @@ class VirtMachine : public SbiPlatform {
     std::atomic<uint32_t> wake_seq{0};  // futex word: bumped on every wake-up
     std::atomic<bool> sleeping{false};  // in (or about to enter) a futex wait on wake_seq
     FenceMailbox fences;                // remote SFENCE.VMAs waiting for this hart
+    // Dirty-page log handshake: in_guest is set while the thread may run guest code (in
+    // Hart::run); seen_dirty_epoch is the dirty_epoch_ whose flush the hart has done.
+    std::atomic<bool> in_guest{false};
+    std::atomic<uint64_t> seen_dirty_epoch{0};
     std::thread thread;
   };
 
@@ -178,6 +200,9 @@ class VirtMachine : public SbiPlatform {
   void raise(unsigned hart, unsigned irq, bool level);
   void on_finisher(int event, uint32_t code);
   void park(HartSlot& slot);
+  // Every hart drops its store translations before it next runs guest code; returns once
+  // each hart that is running guest code has (the rest do on their way back in).
+  void flush_harts_store_translations();
   // Console output (UART and SBI putchar) is collected here and handed to output_ in
   // runs: by the hart at the end of each slice (so before it sleeps, parks or stops),
   // when kOutputChunk bytes are waiting, and when the machine stops. One host write per
@@ -217,6 +242,11 @@ class VirtMachine : public SbiPlatform {
   std::condition_variable park_cv_;  // a hart parked, or a parked hart may go on
   unsigned parked_ = 0;
   bool started_ = false;
+
+  // Dirty-page log: bumped by take/start; a hart entering guest code with an older
+  // seen_dirty_epoch drops its store TLB first.
+  std::atomic<uint64_t> dirty_epoch_{0};
+  std::mutex dirty_mu_;  // serialises start/stop/take
 
   std::atomic<bool> stopping_{false};
   std::atomic<ExitReason> exit_reason_{ExitReason::kRunning};
