@@ -17,7 +17,9 @@ constexpr auto kRetryAfterError = std::chrono::seconds(3);
 constexpr int kStopTimeoutS = 30;
 constexpr unsigned kMaxStartAttempts = 3;
 // A migration copies the guest's memory and disk while it runs: minutes for a large one.
-constexpr int kMigrateTimeoutMs = 15 * 60 * 1000;
+// The source gives up after kMigrateTimeoutS (nimbusd's timeout_s); the call waits longer.
+constexpr int kMigrateTimeoutS = 600;
+constexpr int kMigrateTimeoutMs = (kMigrateTimeoutS + 60) * 1000;
 constexpr int kMaxDowntimeMs = 100;
 
 // What a host says (its heartbeat, its API's replies) is read field by field: a missing
@@ -670,7 +672,8 @@ void Reconciler::act_move(InstanceRecord inst, const HostRecord& source) {
                target->api_url);
   const nlohmann::json body = {{"target", target->api_url},
                                {"target_token", target->api_token},
-                               {"max_downtime_ms", kMaxDowntimeMs}};
+                               {"max_downtime_ms", kMaxDowntimeMs},
+                               {"timeout_s", kMigrateTimeoutS}};
   auto r = driver_.call(source, "POST", "/v1/vms/" + id + "/migrate", body, kMigrateTimeoutMs);
   if (r.ok()) {
     auto number = [&](const char* key) {
@@ -682,15 +685,16 @@ void Reconciler::act_move(InstanceRecord inst, const HostRecord& source) {
   // Refused, failed, or the reply was lost (the outcome unknown): look where it is.
   if (on_target()) return finish(-1, -1);
   const bool unknown = r.code() == Code::kUnavailable || r.code() == Code::kDeadlineExceeded;
+  // nimbusd: "VM 'ID' is busy (migrate in progress); try again in a moment".
   const bool in_progress =
-      r.code() == Code::kConflict && r.message().find("migrat") != std::string::npos;
+      r.code() == Code::kConflict && r.message().find("is busy") != std::string::npos;
   if (unknown || in_progress) {
     // The source may still be migrating it (a call of an earlier leader, or a reply lost):
     // ask again later rather than release the target's claim under a VM arriving there.
     auto src = driver_.call(source, "GET", "/v1/vms/" + id, std::nullopt, 10000);
-    const std::string state = src.ok() ? text(*src, "state") : "";
     const std::string migration = src.ok() ? text(field(*src, "migration"), "state") : "";
-    if (in_progress || !src.ok() || migration == "active") {
+    if (in_progress || !src.ok() || migration == "preparing" || migration == "listening" ||
+        migration == "active") {
       log_once(fmt::format("migrating to {}: {} (looking again)", target_id, r.message()));
       return later(kRetryAfterError);
     }
