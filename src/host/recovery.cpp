@@ -8,6 +8,15 @@ RecoveryPlan plan_recovery(const VmRecord& vm, const VmmFindings& found) {
   RecoveryPlan plan;
   plan.next = vm;
   VmRecord& next = plan.next;
+  // A VM caught arriving by migration (vm_migration.h) is kept only if its VMM runs the
+  // guest (the migration completed): else the source still has it, and this one goes.
+  if (vm.state == "incoming" &&
+      !(found.live.size() == 1 && found.answers && found.vmm_state == "Running")) {
+    plan.kill = !found.live.empty();
+    plan.remove = true;
+    plan.save = false;
+    return plan;
+  }
   if (found.live.size() == 1 && found.answers) {
     plan.adopt = true;
     plan.save = true;
@@ -20,7 +29,7 @@ RecoveryPlan plan_recovery(const VmRecord& vm, const VmmFindings& found) {
       next.state = found.ready ? "running" : "starting";
     }
     // A VM caught in "creating" had its process started: the request asked it to run.
-    if (vm.state == "creating") next.desired_state = "running";
+    if (vm.state == "creating" || vm.state == "incoming") next.desired_state = "running";
     return plan;
   }
   const bool killed = !found.live.empty();

@@ -93,7 +93,8 @@ void Supervisor::recover() {
       rt_.ready[vm.name] = plan.ready;
     }
     if (plan.remove) {
-      spdlog::warn("vm {}: an interrupted creation is rolled back", vm.name);
+      spdlog::warn("vm {}: an interrupted {} is rolled back", vm.name,
+                   vm.state == "incoming" ? "incoming migration" : "creation");
       std::error_code ec;
       fs::remove_all(rt_.paths(vm.name).dir, ec);
       if (ec) spdlog::warn("vm {}: removing its directory: {}", vm.name, ec.message());

@@ -409,6 +409,16 @@ Result<MigrateResult> VmMigration::migrate(const std::string& name, const Migrat
     if (c.code() != Code::kConflict) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  // The source's VMM may have ended before it was asked how it went: the target's figures.
+  if (last.value("state", std::string()) != "completed" && result.vm.is_object() &&
+      result.vm.contains("migration") && result.vm["migration"].is_object()) {
+    const json& t = result.vm["migration"];
+    result.downtime_ms = num(t, "downtime_ms");
+    result.total_ms = num(t, "total_ms");
+    result.ram_bytes_sent = static_cast<uint64_t>(num(t, "ram_bytes_sent"));
+    result.disk_bytes_sent = static_cast<uint64_t>(num(t, "disk_bytes_sent"));
+    result.rounds = static_cast<uint64_t>(num(t, "round"));
+  }
   if (!commit_error.ok()) {
     result.warning = "the commit on the target failed (its VM commits itself when its VMM runs): " +
                      commit_error.message();
@@ -493,7 +503,10 @@ Result<IncomingResult> VmMigration::prepare_incoming(const IncomingRequest& req)
     vm.slot = req.slot != 0 ? req.slot : kMinSlot;  // for the check only; chosen below
     if (Status s = rt_.check_fit_locked(vm, vm.name, true, true); !s.ok())
       return s.with_context(fmt::format("cannot take VM '{}'", vm.name));
-    if (Status s = rt_.check_ports_locked(vm); !s.ok()) return s;
+    // No other VM here may forward the same host ports; whether they can be bound is not
+    // checked: on one machine the source's VMM still holds them. The VMM takes them at the
+    // commit, once the source's is gone.
+    if (Status s = rt_.check_ports_locked(vm, vm.forwards); !s.ok()) return s;
     vm.slot = 0;
     // On the host network the guest keeps the address of its slot (10.88.X.Y, configured by
     // its kernel at boot): it needs the same slot here. On a private network its address
@@ -547,8 +560,14 @@ Result<IncomingResult> VmMigration::prepare_incoming(const IncomingRequest& req)
     return rollback(s.with_code(Code::kInternal));
   rt_.chown_vm(vm, p.disk);
   const std::string listen = "tcp:" + rt_.options.migration_host + ":0";
-  if (Status s = rt_.start_process(vm, "", listen); !s.ok())
-    return rollback(Status::internal("its VMM did not start: " + s.message()));
+  // Its VMM starts without the forwards (commit_locked_out applies them).
+  const std::vector<config::PortForward> forwards = vm.forwards;
+  vm.forwards.clear();
+  const Status started = rt_.start_process(vm, "", listen);
+  vm.forwards = forwards;
+  if (!started.ok())
+    return rollback(Status::internal("its VMM did not start: " + started.message()));
+  if (Status s = rt_.save(vm); !s.ok()) return rollback(s.with_code(Code::kInternal));
   // The VMM says where it listens once it does.
   json m;
   const auto deadline = Clock::now() + std::chrono::seconds(10);
@@ -633,6 +652,18 @@ Result<VmInfo> VmMigration::commit_locked_out(VmRecord vm) {
                                         vm.name, status.ok() ? status->state : status.message(),
                                         mstate.empty() ? "unknown" : mstate));
   }
+  // The forwards: the source's VMM may still hold them for a moment (one machine).
+  std::string warning;
+  if (!vm.forwards.empty()) {
+    const auto until = Clock::now() + std::chrono::seconds(5);
+    Status s;
+    while (!(s = rt_.processes.set_forwards(vm.name, vm.forwards)).ok() && Clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!s.ok()) {
+      warning = "its forwards are not listened on: " + s.message();
+      spdlog::warn("vm {}: {}", vm.name, warning);
+    }
+  }
   vm.state = "running";
   vm.desired_state = "running";
   vm.started_at = utc_now();
@@ -646,6 +677,7 @@ Result<VmInfo> VmMigration::commit_locked_out(VmRecord vm) {
     json done = m.ok() && m->is_object() ? *m : json::object();
     done["role"] = "target";
     done["state"] = "completed";
+    if (!warning.empty()) done["warning"] = warning;
     rt_.migrations[vm.name] = done;
     rt_.busy.erase(vm.name);
   }

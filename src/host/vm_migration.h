@@ -74,7 +74,7 @@ class VmMigration {
   // How the target nimbusd is reached (tests put the target's router in).
   MigrationPeerFactory& peers() { return peers_; }
   // How often the source polls its VMM (tests make it 0).
-  unsigned poll_ms = 100;
+  unsigned poll_ms = 20;
 
  private:
   // Marks an incoming VM busy with `op` (from "incoming"): NotFound, Conflict.

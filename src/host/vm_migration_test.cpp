@@ -164,6 +164,10 @@ TEST_F(MigrationTest, MovesTheVmAndDeletesItHere) {
   EXPECT_EQ(there->record.slot, before.record.slot);
   EXPECT_EQ(vm_user_mac(there->record), vm_user_mac(before.record));
   EXPECT_EQ(vm_host_mac(there->record), vm_host_mac(before.record));
+  // Its VMM started without the forwards (the source's held them) and took them at the
+  // commit.
+  EXPECT_EQ(target->count("forwards web1 1"), 1u);
+  EXPECT_EQ(target->forwards["web1"].size(), 1u);
   EXPECT_EQ(there->migration.value("state", ""), "completed");
   EXPECT_EQ(there->migration.value("role", ""), "target");
   // Not busy any more: ordinary operations work.
@@ -310,6 +314,33 @@ TEST_F(MigrationTest, TheTargetCleansUpByItself) {
   EXPECT_TRUE(target_daemon->commit_incoming("found").ok());
   EXPECT_EQ(target_daemon->abort_incoming("found").code(), Code::kConflict);
   EXPECT_EQ(target_daemon->get_vm("found")->record.state, "running");
+}
+
+TEST_F(MigrationTest, ARestartedTargetKeepsOnlyAnArrivedVm) {
+  IncomingRequest req;
+  req.vm.name = "waiting";
+  req.slot = 9;
+  req.mac_user = "52:54:00:80:00:09";
+  req.mac_host = "52:54:00:81:00:09";
+  ASSERT_TRUE(target_daemon->prepare_incoming(req).ok());
+  req.vm.name = "arrived";
+  req.slot = 10;
+  req.mac_host = "52:54:00:81:00:0a";
+  ASSERT_TRUE(target_daemon->prepare_incoming(req).ok());
+  target->complete_incoming("arrived");
+  // nimbusd restarts before anyone committed either.
+  target_daemon.reset();
+  target_daemon = std::make_unique<Daemon>(target_options, target);
+  ASSERT_TRUE(target_daemon->init().ok());
+  EXPECT_EQ(target_daemon->get_vm("waiting").code(), Code::kNotFound);
+  EXPECT_TRUE(target->live_of("waiting").empty());
+  EXPECT_FALSE(
+      std::filesystem::exists(std::filesystem::path(target_options.state_dir) / "vms/waiting"));
+  auto arrived = target_daemon->get_vm("arrived");
+  ASSERT_TRUE(arrived.ok());
+  EXPECT_EQ(arrived->record.desired_state, "running");
+  EXPECT_EQ(target->live_of("arrived").size(), 1u);
+  EXPECT_NE(arrived->record.state, "incoming");
 }
 
 TEST_F(MigrationTest, TheTargetChecksTheImage) {

@@ -27,8 +27,15 @@ modes:
             a; garbage and strangers' datagrams are counted, not delivered; after host 1's
             nimbusd is killed and restarted the tunnel rejoins VNI 100 and a reaches b again;
             bad network values are 400 and change nothing
+  migrate   live migration between two nimbusd on this machine (--listen 127.0.0.1 with a
+            token): a VM with a forward on host A; a migration to a target that is not there
+            (502) and one whose target VMM is killed as it waits (502) leave it running on A
+            untouched and nothing on B; then it moves to B (POST /v1/vms/web/migrate): the
+            same page through the same forward, the file it wrote, its uptime going on (no
+            reboot), the same MACs, and A has no VM left
 """
 import threading
+import http.server
 import json
 import os
 import shutil
@@ -66,6 +73,11 @@ def free_ports(n):
 
 def http_get(port, timeout=10):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as r:
+        return r.read().decode()
+
+
+def http_get_path(port, path, timeout=10):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=timeout) as r:
         return r.read().decode()
 
 
@@ -874,6 +886,188 @@ def free_udp_ports(n):
     return ports
 
 
+def migrate():
+    tokdir = tempfile.mkdtemp(prefix="nimbus-migrate-")
+    os.chmod(tokdir, 0o755)
+    token = "migrate-token-0123456789"
+    token_file = os.path.join(tokdir, "token")
+    with open(token_file, "w") as f:
+        f.write(token + "\n")
+    pa, pb, fwd, nobody = free_ports(4)
+    a = Host("miga", "--listen", f"127.0.0.1:{pa}", "--token-file", token_file)
+    b = None
+    try:
+        b = Host("migb", "--listen", f"127.0.0.1:{pb}", "--token-file", token_file)
+        t0 = time.monotonic()
+        a.api.ok("POST", "/v1/vms", {"name": "web", "memory_mib": 128, "restart_policy": "on-failure",
+                                     "forwards": [{"host_port": fwd, "guest_port": 80, "host_address": "127.0.0.1"}]})
+        wait_for("web ready on A", lambda: a.vm("web")["ready"], timeout=240)
+        page = wait_for("web's page", lambda: http_get(fwd), timeout=60)
+        assert "Nimbus" in page, page
+        # A file on its disk, and one in its RAM only (a tmpfs: gone if the guest rebooted),
+        # both served by its web server.
+        marker = a.shell("web", "echo disk-$$-$(date +%s) > /www/marker; sync; cat /www/marker")
+        ram = a.shell("web", "mkdir -p /mnt/ram && mount -t tmpfs none /mnt/ram && "
+                             "echo ram-$$-$(date +%s) > /mnt/ram/x && ln -sf /mnt/ram/x /www/ram && cat /mnt/ram/x")
+        assert http_get_path(fwd, "marker").strip() == marker and http_get_path(fwd, "ram").strip() == ram
+        log(f"web runs on A and serves on 127.0.0.1:{fwd} ({time.monotonic() - t0:.1f} s); {marker}, {ram}")
+        before = a.vm("web")
+        cap_before = a.host()["cpus"]["available"]
+
+        def still_on_a(what):
+            now = a.vm("web")
+            assert now["state"] == "running" and now["pid"] == before["pid"], (what, now)
+            assert now["migration"]["state"] == "failed", (what, now["migration"])
+            assert "Nimbus" in http_get(fwd), what
+            wait_for(f"nothing left on B after {what}", lambda: b.api.call("GET", "/v1/vms/web")[0] == 404
+                     and b.api.ok("GET", "/v1/vms")["vms"] == [], timeout=30)
+
+        # Bad requests: 400, nothing happens.
+        for bad in ({}, {"target": "ftp://x"}, {"target": f"http://127.0.0.1:{pb}", "max_downtime_ms": 0},
+                    {"target": f"http://127.0.0.1:{pb}", "what": 1}):
+            status, body = a.api.call("POST", "/v1/vms/web/migrate", bad)
+            assert status == 400 and body["error"]["code"] == "BadRequest", (bad, status, body)
+        # A target that is not there.
+        status, body = a.api.call("POST", "/v1/vms/web/migrate", {"target": f"http://127.0.0.1:{nobody}",
+                                                                    "target_token": token})
+        assert status == 502 and body["error"]["code"] == "BadGateway", (status, body)
+        still_on_a("no target")
+        # A wrong token: the target's 401 is its refusal.
+        status, body = a.api.call("POST", "/v1/vms/web/migrate", {"target": f"http://127.0.0.1:{pb}",
+                                                                    "target_token": "wrong"})
+        assert status == 502 and body["error"]["code"] == "BadGateway", (status, body)
+        still_on_a("wrong token")
+        log("a target that is not there and a wrong token: 502, web untouched on A")
+
+        # The target's VMM killed as soon as B shows the VM (while it starts or waits).
+        result = {}
+
+        def run():
+            result["reply"] = a.api.call("POST", "/v1/vms/web/migrate", {"target": f"http://127.0.0.1:{pb}",
+                                                                          "target_token": token})
+        th = threading.Thread(target=run)
+        th.start()
+        incoming = wait_for("the incoming VM on B", lambda: (lambda st, v: v if st == 200 and v["state"] == "incoming"
+                                                             and v["pid"] else None)(*b.api.call("GET", "/v1/vms/web")),
+                            timeout=60, interval=0.02)
+        os.kill(incoming["pid"], signal.SIGKILL)
+        th.join(timeout=400)
+        status, body = result["reply"]
+        assert status == 502 and body["error"]["code"] == "BadGateway", (status, body)
+        still_on_a("target VMM killed")
+        log(f"target VMM killed as it starts: 502 ({body['error']['message'][:100]}), web untouched on A")
+
+        # A target that cuts the connection: a fake nimbusd whose "VMM" accepts the stream
+        # and closes it. The source's VMM fails, web keeps running on A, and the source
+        # removes the target's incoming VM (DELETE .../incoming).
+        cut = socket.socket()
+        cut.bind(("127.0.0.1", 0))
+        cut.listen(1)
+        seen = []
+
+        class FakeTarget(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(n) or b"{}")
+                seen.append(("POST", self.path, self.headers.get("Authorization"), body))
+                if self.path == "/v1/vms/incoming":
+                    self.reply(201, {"listen": f"tcp:127.0.0.1:{cut.getsockname()[1]}", "vm": {}})
+                else:
+                    self.reply(409, {"error": {"code": "Conflict", "message": "not arrived"}})
+
+            def do_DELETE(self):
+                seen.append(("DELETE", self.path, self.headers.get("Authorization"), None))
+                self.reply(200, {"deleted": "web"})
+
+        fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeTarget)
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+
+        def cutter():
+            conn, _ = cut.accept()
+            conn.recv(4096)
+            conn.close()
+        threading.Thread(target=cutter, daemon=True).start()
+        status, body = a.api.call("POST", "/v1/vms/web/migrate", {"target": f"http://127.0.0.1:{fake.server_address[1]}",
+                                                                    "target_token": token})
+        fake.shutdown()
+        cut.close()
+        assert status == 502 and body["error"]["code"] == "BadGateway", (status, body)
+        assert [(m, p) for m, p, _, _ in seen] == [("POST", "/v1/vms/incoming"), ("DELETE", "/v1/vms/web/incoming")], seen
+        assert all(auth == f"Bearer {token}" for _, _, auth, _ in seen), seen
+        inc = seen[0][3]
+        assert inc["name"] == "web" and inc["macs"] == before["macs"] and inc["forwards"] == before["forwards"], inc
+        assert inc["memory_mib"] == 128 and inc["slot"] == 2 and inc["restart_policy"] == "on-failure", inc
+        now = a.vm("web")
+        assert now["state"] == "running" and now["pid"] == before["pid"], now
+        assert "Nimbus" in http_get(fwd)
+        log(f"a target that cuts the stream: 502 ({body['error']['message'][:90]}), web untouched on A, "
+            "the target told to remove its VM")
+
+        # B on its own: an incoming VM whose source sends garbage is removed by B itself.
+        inc = dict(inc, name="stray", forwards=[])
+        status, got = b.api.call("POST", "/v1/vms/incoming", inc)
+        assert status == 201 and got["vm"]["state"] == "incoming" and got["listen"].startswith("tcp:127.0.0.1:"), (status, got)
+        assert b.api.call("POST", "/v1/vms/stray/start")[0] == 409  # busy while incoming
+        status, body = b.api.call("POST", "/v1/vms/stray/incoming/commit")
+        assert status == 409, (status, body)  # not arrived
+        with socket.create_connection(("127.0.0.1", int(got["listen"].rsplit(":", 1)[1]))) as g:
+            g.sendall(os.urandom(4096))
+        wait_for("B removes the stray incoming VM", lambda: b.api.call("GET", "/v1/vms/stray")[0] == 404, timeout=30)
+        assert not pid_alive(got["vm"]["pid"])
+        log("B removed an incoming VM whose source sent garbage")
+
+        # The migration.
+        t = time.monotonic()
+        status, r = a.api.call("POST", "/v1/vms/web/migrate", {"target": f"http://127.0.0.1:{pb}",
+                                                                "target_token": token, "max_downtime_ms": 200})
+        took = time.monotonic() - t
+        assert status == 200, (status, r)
+        assert r["migrated"] == "web" and r["target"] == f"http://127.0.0.1:{pb}", r
+        assert r["vm"]["state"] == "running" and r["ram_bytes_sent"] > 0 and r["total_ms"] > 0, r
+        log(f"migrated in {took:.1f} s: total {r['total_ms']:.0f} ms, downtime {r['downtime_ms']:.1f} ms, "
+            f"RAM {r['ram_bytes_sent'] >> 20} MiB, disk {r['disk_bytes_sent'] >> 10} KiB, {r['rounds']} rounds")
+        # Gone from A.
+        assert a.api.call("GET", "/v1/vms/web")[0] == 404
+        assert a.api.ok("GET", "/v1/vms")["vms"] == []
+        assert a.host()["cpus"]["available"] == cap_before + before["cpus"], a.host()
+        assert not os.path.exists(os.path.join(a.state, "vms", "web"))
+        assert not pid_alive(before["pid"]), "A's VMM still runs"
+        # On B: the same VM, serving through the same forward, with its disk and its RAM.
+        there = b.vm("web")
+        assert there["state"] == "running" and there["macs"] == before["macs"], (there, before)
+        assert there["forwards"] == before["forwards"] and there["addresses"] == before["addresses"], there
+        assert there["migration"]["state"] == "completed", there["migration"]
+        page = wait_for("web's page from B", lambda: http_get(fwd), timeout=30)
+        assert "Nimbus" in page, page
+        assert http_get_path(fwd, "marker").strip() == marker  # its disk
+        assert http_get_path(fwd, "ram").strip() == ram  # its RAM: no reboot
+        with open(os.path.join(b.state, "vms", "web", "console.log"), errors="replace") as f:
+            assert "Linux version" not in f.read(), "the guest booted on B"
+        log(f"web runs on B: same page, {marker} from its disk, {ram} from its RAM, same MACs")
+        # An ordinary VM there: stop and start work.
+        b.api.ok("POST", "/v1/vms/web/stop", {"force": True})
+        b.api.ok("POST", "/v1/vms/web/start")
+        wait_for("web ready again on B", lambda: b.vm("web")["ready"], timeout=240)
+        assert "Nimbus" in wait_for("web's page after a restart on B", lambda: http_get(fwd), timeout=60)
+        log(f"restarted on B and serves again (test {time.monotonic() - t0:.1f} s)")
+    finally:
+        a.cleanup()
+        if b:
+            b.cleanup()
+        shutil.rmtree(tokdir, ignore_errors=True)
+
+
 {"story": story, "capacity": capacity, "adopt": adopt, "limits": limits, "errors": errors, "crash": crash,
- "forwards": forwards, "network": network}[MODE]()
+ "forwards": forwards, "network": network, "migrate": migrate}[MODE]()
 log(f"host.{MODE}: ok")
