@@ -1027,7 +1027,10 @@ def migrate():
         assert not pid_alive(got["vm"]["pid"])
         log("B removed an incoming VM whose source sent garbage")
 
-        # The migration.
+        # The migration, while the guest keeps rewriting 4 MiB of its RAM (dirty pages
+        # every round).
+        a.shell("web", "nohup sh -c 'while true; do dd if=/dev/urandom of=/mnt/ram/churn bs=64k count=64 "
+                       "2>/dev/null; done' >/dev/null 2>&1 &")
         t = time.monotonic()
         status, r = a.api.call("POST", "/v1/vms/web/migrate", {"target": f"http://127.0.0.1:{pb}",
                                                                 "target_token": token, "max_downtime_ms": 200})
