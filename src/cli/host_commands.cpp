@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -500,6 +501,46 @@ int cmd_restore(Ctx& c) {
   return 0;
 }
 
+// The first line of a token file, without its line end.
+Result<std::string> read_token_line(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::error(fmt::format("cannot read the token file '{}'", path));
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  if (line.empty()) return Status::error(fmt::format("the token file '{}' is empty", path));
+  return line;
+}
+
+int cmd_migrate(Ctx& c) {
+  const std::string& name = c.o.names.at(0);
+  if (c.o.target.rfind("http://", 0) != 0)
+    return usage("migrate", "--to must be the target nimbusd's TCP API, http://HOST:PORT");
+  json body = {{"target", c.o.target}};
+  if (!c.o.target_token_file.empty()) {
+    auto token = read_token_line(c.o.target_token_file);
+    if (!token.ok()) return usage("migrate", token.message());
+    body["target_token"] = *token;
+  }
+  if (c.o.max_downtime_ms != -1) body["max_downtime_ms"] = c.o.max_downtime_ms;
+  const int timeout = c.o.timeout_s > 0 ? c.o.timeout_s : 300;
+  body["timeout_s"] = timeout;
+  c.client.set_read_timeout(timeout + 60);
+  Progress progress("Migrating " + name);
+  progress.set_state("to " + c.o.target);
+  auto r = c.client.request("POST", vm_path(name) + "/migrate", body);
+  progress.finish();
+  if (!r.ok()) return fail("migrate", name, r.message());
+  if (c.o.json) print_json(*r);
+  say(c, fmt::format("Migrated {} to {} in {:.0f} ms (downtime {:.1f} ms, {} MiB of RAM, {} KiB "
+                     "of disk){}",
+                     name, c.o.target, r->value("total_ms", 0.0), r->value("downtime_ms", 0.0),
+                     r->value("ram_bytes_sent", uint64_t{0}) >> 20,
+                     r->value("disk_bytes_sent", uint64_t{0}) >> 10,
+                     r->contains("warning") ? "; " + json_str(*r, "warning", "") : ""));
+  return 0;
+}
+
 int cmd_delete(Ctx& c) {
   Status error;
   const auto names = names_or_all(
@@ -683,6 +724,17 @@ void add_host_commands(CLI::App& app, HostCommandOptions& o) {
   cmd->add_flag("-f,--force", o.force, "Also delete running VMs (they are stopped hard)");
   json_flag(cmd, o);
 
+  cmd = verb(app, o, "migrate",
+             "Move a running VM to another nimbusd while it runs (live migration)");
+  name_arg(cmd, o);
+  cmd->add_option("--to", o.target, "The target nimbusd's TCP API: http://HOST:PORT")->required();
+  cmd->add_option("--to-token-file", o.target_token_file, "The target API's bearer token's file");
+  cmd->add_option("--max-downtime", o.max_downtime_ms,
+                  "Milliseconds the guest may stand still at the end (default 100)");
+  cmd->add_option("--timeout", o.timeout_s,
+                  "Seconds before the migration is given up (default 300)");
+  json_flag(cmd, o);
+
   cmd = verb(app, o, "images", "List the images VMs can be launched from");
   json_flag(cmd, o);
 
@@ -725,6 +777,7 @@ int host_command(const HostCommandOptions& options) {
   if (v == "snapshots") return cmd_snapshots(c);
   if (v == "restore") return cmd_restore(c);
   if (v == "delete") return cmd_delete(c);
+  if (v == "migrate") return cmd_migrate(c);
   if (v == "images") return cmd_images(c);
   if (v == "host") return cmd_host(c);
   return usage(v, "unknown command");

@@ -30,6 +30,9 @@ struct HostCommandOptions {
   // snapshot / restore / snapshots --delete
   std::string snapshot;
   std::vector<std::string> delete_snapshots;
+  // migrate: the target nimbusd's TCP API and its token's file; -1 = nimbusd's default.
+  std::string target, target_token_file;
+  int max_downtime_ms = -1;
 };
 
 void add_host_commands(CLI::App& app, HostCommandOptions& options);

@@ -30,7 +30,7 @@ modes:
   migrate   live migration between two nimbusd on this machine (--listen 127.0.0.1 with a
             token): a VM with a forward on host A; a migration to a target that is not there
             (502) and one whose target VMM is killed as it waits (502) leave it running on A
-            untouched and nothing on B; then it moves to B (POST /v1/vms/web/migrate): the
+            untouched and nothing on B; then it moves to B (`nimbus migrate web --to`): the
             same page through the same forward, the file it wrote, its uptime going on (no
             reboot), the same MACs, and A has no VM left
 """
@@ -1032,10 +1032,9 @@ def migrate():
         a.shell("web", "nohup sh -c 'while true; do dd if=/dev/urandom of=/mnt/ram/churn bs=64k count=64 "
                        "2>/dev/null; done' >/dev/null 2>&1 &")
         t = time.monotonic()
-        status, r = a.api.call("POST", "/v1/vms/web/migrate", {"target": f"http://127.0.0.1:{pb}",
-                                                                "target_token": token, "max_downtime_ms": 200})
+        r = a.json("migrate", "web", "--to", f"http://127.0.0.1:{pb}", "--to-token-file", token_file,
+                   "--max-downtime", "200")  # POST /v1/vms/web/migrate
         took = time.monotonic() - t
-        assert status == 200, (status, r)
         assert r["migrated"] == "web" and r["target"] == f"http://127.0.0.1:{pb}", r
         assert r["vm"]["state"] == "running" and r["ram_bytes_sent"] > 0 and r["total_ms"] > 0, r
         log(f"migrated in {took:.1f} s: total {r['total_ms']:.0f} ms, downtime {r['downtime_ms']:.1f} ms, "
