@@ -296,8 +296,8 @@ void Virtqueue::load_state(StateReader& r) {
   last_avail_ = last_avail;
   used_idx_ = used_idx;
   signalled_used_ = signalled;
-  // Chains in flight at the snapshot are not recorded: their buffers are not marked when
-  // used (a restored machine is a migration's destination, not its source).
+  // No chain is in flight in a snapshot (devices save paused, their requests done), so
+  // there are no writable buffers to remember for push_used.
   in_flight_.assign(size, {});
   broken_ = broken;
   ready_ = true;

@@ -430,7 +430,9 @@ void VirtMachine::flush_harts_store_translations() {
     // Not in guest code: it flushes before it enters again (it sets in_guest, then reads
     // the epoch; we bumped the epoch, then read in_guest). In guest code: cut its slice
     // short and wait for it to come round.
-    if (!s.in_guest.load(std::memory_order_seq_cst)) continue;
+    if (!s.in_guest.load(std::memory_order_seq_cst) ||
+        s.seen_dirty_epoch.load(std::memory_order_acquire) >= epoch)
+      continue;
     s.hart->stop_requested = true;
     wake(i);
     while (s.in_guest.load(std::memory_order_acquire) &&
