@@ -745,9 +745,7 @@ int cmd_move(const CloudCommandOptions& o) {
   json body = json::object();
   if (!o.move_host.empty()) body["host"] = o.move_host;
   auto r = api->post("/nimbus/v1/instances/" + o.target + "/move", body);
-  if (!r.ok())
-    return fail(v, r.message(),
-                r.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+  if (!r.ok()) return fail(v, r.message());  // the control plane refused: its message
   if (!o.wait) {
     if (o.json) {
       std::printf("%s\n", r->dump(2).c_str());
@@ -774,9 +772,7 @@ int cmd_drain(const CloudCommandOptions& o) {
   auto api = operator_api(o, exit);
   if (!api.ok()) return fail(v, api.message(), exit);
   auto r = api->post("/nimbus/v1/hosts/" + o.target + "/" + v, json::object());
-  if (!r.ok())
-    return fail(v, r.message(),
-                r.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+  if (!r.ok()) return fail(v, r.message());  // the control plane refused: its message
   if (v == "undrain") {
     if (o.json) {
       std::printf("%s\n", r->dump(2).c_str());

@@ -88,6 +88,16 @@ class Client(threading.Thread):
             time.sleep(0.05)
 
 
+def cli_fails(cloud, *args):
+    """A refused verb: exit 1, one line naming why on stderr."""
+    cmd = [ct.NIMBUS, "cloud", *args, "--state-dir", os.path.join(cloud.dir, "cloud"), "--endpoint",
+           cloud.endpoint]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    ct.log(f"$ nimbus cloud {' '.join(args)} -> {r.returncode}: {r.stderr.strip()}")
+    assert r.returncode == 1 and r.stderr.startswith(f"nimbus: cloud {args[0]}: "), (r.returncode, r.stderr)
+    return r.stderr
+
+
 def cli(cloud, *args, timeout=600, quiet=False):
     cmd = [ct.NIMBUS, "cloud", *args, "--state-dir", os.path.join(cloud.dir, "cloud"), "--endpoint",
            cloud.endpoint]
@@ -133,6 +143,11 @@ def main():
         client.start()
         ct.wait_for("the client's first pages", lambda: client.ok >= 5, timeout=30)
 
+        # Refusals change nothing.
+        assert "does not exist" in cli_fails(cloud, "move", iid, "--host", "h9")
+        assert "already" in cli_fails(cloud, "move", iid, "--host", host0)
+        assert "does not exist" in cli_fails(cloud, "move", "i-0123456789abcdef0")
+
         # 1. move, the scheduler's pick
         t0 = time.monotonic()
         out = cli(cloud, "move", iid, "--wait")
@@ -171,6 +186,8 @@ def main():
                     lambda: client.ip == d["PublicIpAddress"] and client.ok > ok_then, timeout=30)
         hosts_out = cli(cloud, "hosts")
         assert "draining" in hosts_out, hosts_out
+        table = cli(cloud, "instances")
+        assert f"moved from {host1}" in table, table
         r = ec2.run_instances(ImageId=ami, InstanceType="n1.tiny", MinCount=1, MaxCount=1)
         extra = r["Instances"][0]["InstanceId"]
         assert host_of(cloud, extra) != host1, "a draining host takes no new instance"
