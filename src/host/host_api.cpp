@@ -461,6 +461,11 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     if (method != "POST") return method_not_allowed("POST");
     auto req = parse_migrate_request(j);
     if (!req.ok()) return bad(request, req.message());
+    if (j.contains("forwards")) {
+      auto forwards = parse_forwards(j["forwards"]);
+      if (!forwards.ok()) return bad(request, forwards.message());
+      req->forwards = *forwards;
+    }
     auto r = ops.migrate_vm(name, *req);
     // The target's or the migration's failure, not this nimbusd's: 502.
     if (!r.ok() && (r.code() == Code::kUnavailable || r.code() == Code::kDeadlineExceeded))

@@ -109,6 +109,9 @@ struct MigrateRequest {
   std::string target_token;  // its bearer token
   unsigned max_downtime_ms = 100;
   unsigned timeout_s = 300;
+  // The forwards the VM has on the target (e.g. the target's public address); absent: its
+  // current ones.
+  std::optional<std::vector<config::PortForward>> forwards;
 };
 
 struct MigrateResult {

@@ -12,6 +12,7 @@
 #include "config/device_json.h"
 #include "host/host_api.h"
 #include "host/host_api_client.h"
+#include "host/host_checks.h"
 #include "host/host_json.h"
 
 namespace nimbus::host {
@@ -213,13 +214,14 @@ Result<IncomingRequest> parse_incoming_request(const json& j) {
 
 Result<MigrateRequest> parse_migrate_request(const json& j) {
   if (!j.is_object()) return Status::error("the migrate body must be a JSON object");
+  // "forwards" is parsed by the API (the create request's rules).
   static const std::set<std::string> kFields = {"target", "target_token", "max_downtime_ms",
-                                                "timeout_s"};
+                                                "timeout_s", "forwards"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (kFields.count(it.key()) == 0) {
       return Status::error(fmt::format(
-          "unknown field {} in migrate (accepted: max_downtime_ms, target, target_token, "
-          "timeout_s)",
+          "unknown field {} in migrate (accepted: forwards, max_downtime_ms, target, "
+          "target_token, timeout_s)",
           json(it.key().substr(0, 64)).dump(-1, ' ', false, json::error_handler_t::replace)));
     }
   }
@@ -304,7 +306,9 @@ Result<MigrateResult> VmMigration::migrate(const std::string& name, const Migrat
 
   auto peer = peers_(req.target, req.target_token);
   if (!peer.ok()) return fail(from_target(peer.status(), "cannot reach the target"));
-  auto prepared = (*peer)->prepare(incoming_body(*vm, *image, req.timeout_s + 30));
+  VmRecord there = *vm;
+  if (req.forwards) there.forwards = *req.forwards;
+  auto prepared = (*peer)->prepare(incoming_body(there, *image, req.timeout_s + 30));
   if (!prepared.ok()) return fail(from_target(prepared.status(), "the target refused the VM"));
   const std::string listen =
       prepared->is_object() ? prepared->value("listen", std::string()) : std::string();
@@ -653,16 +657,28 @@ Result<VmInfo> VmMigration::commit_locked_out(VmRecord vm) {
                                         mstate.empty() ? "unknown" : mstate));
   }
   // The forwards: the source's VMM may still hold them for a moment (one machine).
+  // Those that can never be bound here (an address of another host: the caller replaces
+  // them with PUT .../forwards) are left out at once rather than waited for.
   std::string warning;
-  if (!vm.forwards.empty()) {
+  std::vector<config::PortForward> usable;
+  for (const config::PortForward& f : vm.forwards) {
+    const Status s = check_host_port(f);
+    if (s.ok() || s.code() == Code::kConflict) {
+      usable.push_back(f);
+    } else {
+      warning += (warning.empty() ? "" : "; ") + s.message();
+    }
+  }
+  if (!usable.empty()) {
     const auto until = Clock::now() + std::chrono::seconds(5);
     Status s;
-    while (!(s = rt_.processes.set_forwards(vm.name, vm.forwards)).ok() && Clock::now() < until)
+    while (!(s = rt_.processes.set_forwards(vm.name, usable)).ok() && Clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (!s.ok()) {
-      warning = "its forwards are not listened on: " + s.message();
-      spdlog::warn("vm {}: {}", vm.name, warning);
-    }
+    if (!s.ok()) warning += (warning.empty() ? "" : "; ") + s.message();
+  }
+  if (!warning.empty()) {
+    warning = "forwards not listened on: " + warning;
+    spdlog::warn("vm {}: {}", vm.name, warning);
   }
   vm.state = "running";
   vm.desired_state = "running";

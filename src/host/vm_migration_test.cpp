@@ -175,6 +175,34 @@ TEST_F(MigrationTest, MovesTheVmAndDeletesItHere) {
   EXPECT_EQ(peer_calls, 1);
 }
 
+TEST_F(MigrationTest, ForwardsForTheTarget) {
+  fake->spawn_ready = true;
+  const uint16_t port = free_port();
+  create_with_forward(*daemon, "web1", port);
+  daemon->monitor_once();
+  // The caller gives the forwards the VM has there (through the API: its parser), one of
+  // them on an address this host does not have: left out at once, with a warning.
+  json body = {{"target", "http://127.0.0.1:7002"},
+               {"forwards",
+                {{{"host_port", port}, {"guest_port", 80}, {"host_address", "127.0.0.3"}},
+                 {{"host_port", port}, {"guest_port", 22}, {"host_address", "192.0.2.77"}}}}};
+  HostResponse r = handle_host_request(*daemon, "POST", "/v1/vms/web1/migrate", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto there = target_daemon->get_vm("web1");
+  ASSERT_TRUE(there.ok());
+  ASSERT_EQ(there->record.forwards.size(), 2u);
+  EXPECT_EQ(there->record.forwards[0].host_address, "127.0.0.3");
+  ASSERT_EQ(target->forwards["web1"].size(), 1u);  // the one it can listen on
+  EXPECT_EQ(target->forwards["web1"][0].host_address, "127.0.0.3");
+  EXPECT_TRUE(contains(there->migration.value("warning", ""), "192.0.2.77"))
+      << there->migration.dump();
+  // A bad forwards list is a 400 and nothing moves.
+  create_with_forward(*daemon, "web2", free_port());
+  r = handle_host_request(*daemon, "POST", "/v1/vms/web2/migrate",
+                          json{{"target", "http://127.0.0.1:7002"}, {"forwards", 5}}.dump());
+  EXPECT_EQ(r.status, 400) << r.body;
+}
+
 TEST_F(MigrationTest, KeepsTheGuestsMacsInAnotherSlot) {
   fake->spawn_ready = true;
   CreateRequest cr;
