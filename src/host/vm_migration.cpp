@@ -273,8 +273,8 @@ VmMigration::VmMigration(VmRuntime& rt, MigrationPeerFactory peers)
 VmMigration::~VmMigration() {
   stopping_ = true;
   std::lock_guard<std::mutex> lock(watch_mu_);
-  for (std::thread& t : watchers_) {
-    if (t.joinable()) t.join();
+  for (Watcher& w : watchers_) {
+    if (w.thread.joinable()) w.thread.join();
   }
 }
 
@@ -596,7 +596,20 @@ Result<IncomingResult> VmMigration::prepare_incoming(const IncomingRequest& req)
   }
   if (rt_.options.monitor_interval_ms != 0) {
     std::lock_guard<std::mutex> lock(watch_mu_);
-    watchers_.emplace_back([this, n = vm.name] { watch(n); });
+    for (auto it = watchers_.begin(); it != watchers_.end();) {
+      if (*it->done) {
+        it->thread.join();
+        it = watchers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    watchers_.push_back(Watcher{std::thread([this, n = vm.name, done] {
+                                  watch(n);
+                                  *done = true;
+                                }),
+                                done});
   }
   IncomingResult out;
   out.listen = m["listen"].get<std::string>();

@@ -89,7 +89,11 @@ class VmMigration {
   VmRuntime& rt_;
   MigrationPeerFactory peers_;
   std::mutex watch_mu_;
-  std::vector<std::thread> watchers_;
+  struct Watcher {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Watcher> watchers_;  // finished ones are joined when the next one starts
   std::atomic<bool> stopping_{false};
   std::mutex deadline_mu_;
   std::map<std::string, std::chrono::steady_clock::time_point> deadlines_;
