@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -128,8 +129,12 @@ void precopy(cpu::EngineKind engine) {
   std::vector<uint64_t> b, prev_b;
   std::vector<uint64_t> changed_prev;  // pages that changed between the last two copies
   unsigned rounds_with_pages = 0;
+  std::vector<double> take_us;
   for (int round = 0; round < 60; round++) {
+    const auto t0 = std::chrono::steady_clock::now();
     m->take_dirty_pages(b);
+    take_us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
     ASSERT_EQ(b.size(), kRam / kPage / 64);
     copy_marked(b, ram, dest);
     std::memcpy(now.data(), ram, kRam);
@@ -156,6 +161,9 @@ void precopy(cpu::EngineKind engine) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));  // let the guest write more
   }
   EXPECT_GT(rounds_with_pages, 30u);
+  std::sort(take_us.begin(), take_us.end());
+  std::printf("take_dirty_pages with two busy harts: median %.0f us, max %.0f us\n",
+              take_us[take_us.size() / 2], take_us.back());
   // The last round, paused (as a migration's stop-and-copy): the copy is RAM exactly.
   m->pause();
   m->take_dirty_pages(b);

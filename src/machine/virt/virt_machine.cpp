@@ -57,8 +57,9 @@ void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, int64_t timeout_
           0);
 }
 
-void futex_wake(std::atomic<uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+void futex_wake(std::atomic<uint32_t>* word, int count = 1) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, count, nullptr, nullptr,
+          0);
 }
 
 }  // namespace
@@ -412,10 +413,12 @@ void VirtMachine::hart_thread(unsigned index) {
     if (const uint64_t epoch = dirty_epoch_.load(std::memory_order_seq_cst);
         epoch != s.seen_dirty_epoch.load(std::memory_order_relaxed)) [[unlikely]] {
       h.drop_store_translations();
-      s.seen_dirty_epoch.store(epoch, std::memory_order_release);
+      s.seen_dirty_epoch.store(epoch, std::memory_order_seq_cst);
+      notify_dirty_waiters();
     }
     h.run(kSlice);
-    s.in_guest.store(false, std::memory_order_release);
+    s.in_guest.store(false, std::memory_order_seq_cst);
+    notify_dirty_waiters();
     flush_output();
     if (h.stop_requested.exchange(false)) continue;
     if (h.waiting) sleep_until_interrupt(index);
@@ -423,23 +426,38 @@ void VirtMachine::hart_thread(unsigned index) {
   flush_output();
 }
 
+void VirtMachine::notify_dirty_waiters() {
+  // One load per slice when nobody waits. A waiter counts itself before it looks at the
+  // harts (both seq_cst): either it sees our store, or we see it and wake it.
+  if (dirty_waiters_.load(std::memory_order_seq_cst) == 0) [[likely]]
+    return;
+  dirty_ack_seq_.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(&dirty_ack_seq_, INT32_MAX);
+}
+
 void VirtMachine::flush_harts_store_translations() {
   const uint64_t epoch = dirty_epoch_.fetch_add(1, std::memory_order_seq_cst) + 1;
+  dirty_waiters_.fetch_add(1, std::memory_order_seq_cst);
   for (unsigned i = 0; i < slots_.size(); i++) {
     HartSlot& s = *slots_[i];
     // Not in guest code: it flushes before it enters again (it sets in_guest, then reads
     // the epoch; we bumped the epoch, then read in_guest). In guest code: cut its slice
-    // short and wait for it to come round.
-    if (!s.in_guest.load(std::memory_order_seq_cst) ||
-        s.seen_dirty_epoch.load(std::memory_order_acquire) >= epoch)
-      continue;
+    // short and wait for it to come round, on a futex rather than spinning (on a busy
+    // host the spinner would take the CPU the hart needs to get there).
+    auto done = [&] {
+      return !s.in_guest.load(std::memory_order_seq_cst) ||
+             s.seen_dirty_epoch.load(std::memory_order_seq_cst) >= epoch;
+    };
+    if (done()) continue;
     s.hart->stop_requested = true;
     wake(i);
-    while (s.in_guest.load(std::memory_order_acquire) &&
-           s.seen_dirty_epoch.load(std::memory_order_acquire) < epoch) {
-      std::this_thread::yield();
+    for (;;) {
+      const uint32_t seq = dirty_ack_seq_.load(std::memory_order_seq_cst);
+      if (done()) break;
+      futex_wait(&dirty_ack_seq_, seq, 1'000'000);  // 1 ms: a safety net only
     }
   }
+  dirty_waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void VirtMachine::start_dirty_log() {

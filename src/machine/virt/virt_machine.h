@@ -203,6 +203,8 @@ class VirtMachine : public SbiPlatform {
   // Every hart drops its store translations before it next runs guest code; returns once
   // each hart that is running guest code has (the rest do on their way back in).
   void flush_harts_store_translations();
+  // A hart dropped its store TLB or left guest code: wakes flush_harts_store_translations.
+  void notify_dirty_waiters();
   // Console output (UART and SBI putchar) is collected here and handed to output_ in
   // runs: by the hart at the end of each slice (so before it sleeps, parks or stops),
   // when kOutputChunk bytes are waiting, and when the machine stops. One host write per
@@ -246,7 +248,9 @@ class VirtMachine : public SbiPlatform {
   // Dirty-page log: bumped by take/start; a hart entering guest code with an older
   // seen_dirty_epoch drops its store TLB first.
   std::atomic<uint64_t> dirty_epoch_{0};
-  std::mutex dirty_mu_;  // serialises start/stop/take
+  std::mutex dirty_mu_;                     // serialises start/stop/take
+  std::atomic<uint32_t> dirty_waiters_{0};  // takes waiting for harts (0 or 1)
+  std::atomic<uint32_t> dirty_ack_seq_{0};  // futex word: bumped when a hart acks
 
   std::atomic<bool> stopping_{false};
   std::atomic<ExitReason> exit_reason_{ExitReason::kRunning};
