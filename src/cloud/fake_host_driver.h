@@ -8,11 +8,14 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cloud/reconciler.h"
@@ -147,6 +150,10 @@ class FakeHostDriver : public HostDriver {
     std::lock_guard<std::mutex> lock(mu_);
     return migrations_;
   }
+  // Each migration takes this long (outside the driver's lock: other calls go on), and the
+  // most that were underway at once.
+  void set_migrate_delay(std::chrono::milliseconds d) { migrate_delay_ms_ = d.count(); }
+  int max_concurrent_migrations() const { return max_in_flight_.load(); }
 
   Result<std::string> fetch_file(const HostRecord& host, const std::string& path,
                                  uint64_t max_bytes, int /*timeout_ms*/) override {
@@ -173,7 +180,25 @@ class FakeHostDriver : public HostDriver {
 
   Result<nlohmann::json> call(const HostRecord& host, const std::string& method,
                               const std::string& path, const std::optional<nlohmann::json>& body,
-                              int /*timeout_ms*/) override {
+                              int timeout_ms) override {
+    if (migrate_delay_ms_ > 0 && method == "POST" && path.size() > 8 &&
+        path.compare(path.size() - 8, 8, "/migrate") == 0) {
+      const int now = ++in_flight_;
+      int seen = max_in_flight_.load();
+      while (now > seen && !max_in_flight_.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(migrate_delay_ms_.load()));
+      auto r = locked_call(host, method, path, body);
+      --in_flight_;
+      return r;
+    }
+    return locked_call(host, method, path, body);
+  }
+
+ private:
+  Result<nlohmann::json> locked_call(const HostRecord& host, const std::string& method,
+                                     const std::string& path,
+                                     const std::optional<nlohmann::json>& body) {
     std::lock_guard<std::mutex> lock(mu_);
     calls_.push_back({host.id, method, path, body});
     Host& h = hosts_[host.id];
@@ -186,7 +211,6 @@ class FakeHostDriver : public HostDriver {
     return route(h, method, path, body);
   }
 
- private:
   static bool has(const std::optional<nlohmann::json>& body, const char* key,
                   nlohmann::json::value_t type) {
     return body && body->is_object() && body->contains(key) && body->at(key).type() == type;
@@ -422,6 +446,8 @@ class FakeHostDriver : public HostDriver {
         {"name", name}, {"host", target_id}, {"downtime_ms", 12.5}, {"total_ms", 340.0}};
   }
 
+  std::atomic<int64_t> migrate_delay_ms_{0};
+  std::atomic<int> in_flight_{0}, max_in_flight_{0};
   std::mutex mu_;
   Status migrate_error_;
   bool migrate_reply_lost_ = false;

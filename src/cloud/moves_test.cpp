@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
@@ -278,6 +279,33 @@ TEST_F(MovesTest, ADrainMovesEveryInstanceAndTheHostTakesNoNewOnes) {
   ASSERT_TRUE(undrained.ok());
   EXPECT_TRUE(undrained->empty());  // nothing was left queued
   EXPECT_EQ(bed_.cloud().drain_host("h-nope").error().code, "InvalidHostId.NotFound");
+}
+
+TEST_F(MovesTest, ARunningReconcilerMovesOneInstanceAtATimeOffEachHost) {
+  join("h-a-1");
+  std::vector<std::string> ids;
+  for (int n = 0; n < 3; ++n) ids.push_back(running());
+  join("h-a-2");
+  join("h-a-3");
+  bed_.driver().set_migrate_delay(std::chrono::milliseconds(150));
+  Reconciler r(bed_.cloud(), bed_.driver(), CloudTestBed::kImageSource, 4);
+  ASSERT_TRUE(bed_.cloud().drain_host("h-a-1").ok());
+  r.start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  auto all_moved = [&] {
+    return std::all_of(ids.begin(), ids.end(), [&](const auto& id) {
+      const InstanceRecord i = get(id);
+      return i.host != "h-a-1" && i.move_to.empty();
+    });
+  };
+  while (!all_moved() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  r.stop();
+  EXPECT_TRUE(all_moved());
+  EXPECT_EQ(bed_.driver().migrations(), 3u);
+  // Four workers, three instances to move off one host: never two at once.
+  EXPECT_EQ(bed_.driver().max_concurrent_migrations(), 1);
+  EXPECT_TRUE(bed_.allocation("h-a-1").instances.empty());
 }
 
 TEST_F(MovesTest, DrainMovesRunOneAtATimePerHostAndUndrainCancelsTheQueuedOnes) {
