@@ -20,6 +20,9 @@ void add_vmm_command(CLI::App& app, VmmCommandOptions& o) {
   cmd->add_flag("--paused", o.main.paused, "With --restore: leave the VM paused");
   cmd->add_flag("--no-start", o.main.no_start,
                 "With --config or machine flags: configure only; start through the API");
+  cmd->add_option("--incoming", o.main.incoming,
+                  "With --config: wait at tcp:ADDR:PORT or unix:PATH for this VM to arrive by "
+                  "live migration (PORT 0: any; GET /migration shows the address)");
   cmd->add_flag("--exit-on-stop", o.main.exit_on_stop,
                 "Exit when the VM stops (default with no --api-sock)");
   cmd->add_option("--id", o.main.id, "A name for the VM (shown by the API)")->capture_default_str();

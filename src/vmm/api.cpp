@@ -307,6 +307,64 @@ ApiResponse handle_snapshot(VmmControl& vmm, bool create, const json& body) {
                 : reply(vmm.snapshot_load(r->path, r->resume));
 }
 
+// PUT /migration {destination, max_downtime_ms, max_rounds, compress}.
+Result<MigrateRequest> parse_migrate(const json& body) {
+  MigrateRequest r;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "destination" && value.is_string()) {
+      r.destination = value.get<std::string>();
+    } else if (key == "max_downtime_ms" && value.is_number_unsigned()) {
+      if (value.get<uint64_t>() < 1 || value.get<uint64_t>() > 60000)
+        return Status::invalid_argument("migration: max_downtime_ms must be 1-60000");
+      r.max_downtime_ms = value.get<uint32_t>();
+    } else if (key == "max_rounds" && value.is_number_unsigned()) {
+      if (value.get<uint64_t>() > 1000)
+        return Status::invalid_argument("migration: max_rounds must be 0-1000");
+      r.max_rounds = value.get<uint32_t>();
+    } else if (key == "compress" && value.is_boolean()) {
+      r.compress = value.get<bool>();
+    } else if (key == "max_bandwidth_mib_s" && value.is_number_unsigned()) {
+      if (value.get<uint64_t>() > 1000000)
+        return Status::invalid_argument("migration: max_bandwidth_mib_s must be 0-1000000");
+      r.max_bandwidth_mib_s = value.get<uint32_t>();
+    } else {
+      return Status::invalid_argument(fmt::format(
+          "migration: bad or unknown field '{}' (accepted: destination (a string), "
+          "max_downtime_ms, max_rounds, max_bandwidth_mib_s (numbers), compress (true or "
+          "false))",
+          key.substr(0, 80)));
+    }
+  }
+  if (r.destination.empty())
+    return Status::invalid_argument(
+        "migration: destination (tcp:HOST:PORT or unix:PATH) is required");
+  return r;
+}
+
+// PUT /migration/incoming {listen, timeout_s}.
+Result<IncomingRequest> parse_incoming(const json& body) {
+  IncomingRequest r;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "listen" && value.is_string()) {
+      r.listen = value.get<std::string>();
+    } else if (key == "timeout_s" && value.is_number()) {
+      r.timeout_s = value.get<double>();
+      if (!(r.timeout_s > 0 && r.timeout_s <= 86400))
+        return Status::invalid_argument(
+            "migration/incoming: timeout_s must be above 0 and at most 86400");
+    } else {
+      return Status::invalid_argument(
+          fmt::format("migration/incoming: bad or unknown field '{}' (accepted: listen (a string), "
+                      "timeout_s (a number))",
+                      key.substr(0, 80)));
+    }
+  }
+  if (r.listen.empty())
+    return Status::invalid_argument(
+        "migration/incoming: listen (tcp:ADDR:PORT or unix:PATH) is required");
+  return r;
+}
+
 }  // namespace
 
 ApiResponse handle_request(VmmControl& vmm, const std::string& method, const std::string& raw_path,
@@ -381,6 +439,26 @@ ApiResponse handle_request(VmmControl& vmm, const std::string& method, const std
     if (method != "PUT") return method_not_allowed(method, path, "PUT");
     if (!need_body()) return error;
     return handle_snapshot(vmm, path == "/snapshot/create", j);
+  }
+  if (path == "/migration") {
+    if (read) return ApiResponse::ok(migration::to_json(vmm.migration_status()));
+    if (method == "DELETE") return reply(vmm.migration_cancel());
+    if (method != "PUT") return method_not_allowed(method, path, "GET, PUT, DELETE");
+    if (!need_body()) return error;
+    auto r = parse_migrate(j);
+    if (!r.ok()) return reply(r.status());
+    Status s = vmm.migrate(*r);
+    if (!s.ok()) return reply(s);
+    return {202, migration::to_json(vmm.migration_status())};
+  }
+  if (path == "/migration/incoming") {
+    if (method != "PUT") return method_not_allowed(method, path, "PUT");
+    if (!need_body()) return error;
+    auto r = parse_incoming(j);
+    if (!r.ok()) return reply(r.status());
+    auto started = vmm.migrate_incoming(*r);
+    if (!started.ok()) return reply(started.status());
+    return ApiResponse::ok(json{{"listen", started->listen}});
   }
   return ApiResponse::error(404, fmt::format("there is no resource {}", path.substr(0, 200)));
 }

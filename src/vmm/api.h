@@ -19,6 +19,10 @@
 //   GET   /mmds/config             PUT and PATCH too: {http_tokens, http_endpoint, hop_limit}
 //   PUT   /snapshot/create         {snapshot_path}            (VM paused)
 //   PUT   /snapshot/load           {snapshot_path, resume_vm} (fresh VMM)
+//   PUT   /migration               {destination, max_downtime_ms, max_rounds, compress}:
+//                                  202, the move runs (VM Running); GET: its progress;
+//                                  DELETE: cancel it (migration.h)
+//   PUT   /migration/incoming      {listen, timeout_s}: wait for a VM (VM not running)
 //
 // Errors are 4xx with {"fault_message": "..."} saying what to fix: 400 bad request, 404 no
 // such resource, 405 wrong method, 409 not in this state, 413 body too large; 500 if the VMM

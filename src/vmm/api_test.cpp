@@ -90,6 +90,10 @@ std::vector<Route> vmm_routes() {
       {"PUT", "/mmds", R"({"meta-data": {"instance-id": "i-1"}, "user-data": "aGk="})", "mmds 2"},
       {"PATCH", "/mmds/config", R"({"http_tokens": "required"})", "mmds config required"},
       {"PUT", "/mmds/config", R"({"hop_limit": 2})", "mmds config optional"},
+      {"PUT", "/migration", R"({"destination": "tcp:127.0.0.1:7000", "max_rounds": 5})",
+       "migrate tcp:127.0.0.1:7000 100 5"},
+      {"DELETE", "/migration", "", "cancel migration"},
+      {"PUT", "/migration/incoming", R"({"listen": "unix:/m.sock"})", "incoming unix:/m.sock"},
   };
 }
 
@@ -132,12 +136,18 @@ TEST(Api, EveryRouteRepliesWithItsTypedResult) {
         {"pages_total", 2},
         {"seconds", 0.25}}},
       {"load /s", {{"state", "Paused"}, {"seconds", 0.25}}},
+      {"incoming unix:/m.sock", {{"listen", "unix:/m.sock"}}},
+      {"migrate tcp:127.0.0.1:7000 100 5", migration::to_json(migration::Progress{})},
   };
   for (const Route& route : vmm_routes()) {
     ApiResponse r = handle_request(vmm, route.method, route.path, route.body);
     EXPECT_EQ(vmm.last, route.call);
     auto it = bodies.find(route.call);
-    if (it == bodies.end()) {
+    if (route.call.rfind("migrate ", 0) == 0) {
+      // Accepted: the migration runs on; the body is its progress.
+      EXPECT_EQ(r.status, 202);
+      EXPECT_EQ(r.body, it->second);
+    } else if (it == bodies.end()) {
       EXPECT_EQ(r.status, 204) << route.method << " " << route.path << " " << dump_json(r.body);
       EXPECT_TRUE(r.body.is_null()) << route.method << " " << route.path;
     } else {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace nimbus::vmm::migration {
 
@@ -185,6 +186,15 @@ class Source {
   }
   Status cancelled() { return Status::conflict("cancelled"); }
 
+  // With a bandwidth limit: sleeps while the bytes on the wire run ahead of it (never
+  // during the stop-and-copy: the guest waits then).
+  void throttle() {
+    if (o_.max_bandwidth_mib_s == 0 || paused_) return;
+    const double allowed_ms = ch_.bytes_sent() / (o_.max_bandwidth_mib_s * 1048576.0) * 1000.0;
+    const double ahead = allowed_ms - ms_since(started_);
+    if (ahead > 1) std::this_thread::sleep_for(std::chrono::microseconds(int64_t(ahead * 1000)));
+  }
+
   Status send_disk(uint32_t disk, uint64_t offset, uint32_t len) {
     if (cancel_) return cancelled();
     buf_.resize(len);
@@ -193,6 +203,7 @@ class Source {
     const auto rec = encode_disk(disk, offset, buf_.data(), len, o_.compress);
     if (Status s = ch_.send(RecordType::kDisk, rec, kIoTimeoutMs); !s.ok()) return s;
     round_bytes_ += len;
+    throttle();
     progress_.update([&](Progress& p) {
       p.disk_bytes_sent += len;
       p.bytes_on_wire = ch_.bytes_sent();
@@ -206,6 +217,7 @@ class Source {
     const auto rec = encode_pages(batch, vm_.ram(), o_.compress);
     if (Status s = ch_.send(RecordType::kPages, rec, kIoTimeoutMs); !s.ok()) return s;
     round_bytes_ += batch.size() * kPageSize;
+    throttle();
     progress_.update([&](Progress& p) {
       p.ram_pages_sent += batch.size();
       p.ram_bytes_sent += batch.size() * kPageSize;
@@ -264,6 +276,7 @@ class Source {
   double round_bytes_ = 0;
   Clock::time_point round_start_ = Clock::now();
   Clock::time_point paused_at_;
+  Clock::time_point started_ = Clock::now();
   bool logging_ = false, paused_ = false, released_ = false, committed_ = false;
 };
 

@@ -28,6 +28,7 @@ struct SourceOptions {
   uint32_t max_downtime_ms = 100;
   uint32_t max_rounds = 30;
   bool compress = true;
+  uint32_t max_bandwidth_mib_s = 0;  // 0: as fast as the connection goes
 };
 
 // What GET /migration shows.

@@ -175,7 +175,7 @@ class FakeTarget : public TargetVm {
   std::unique_ptr<backends::BlockBackend> disk_;
 };
 
-class MigrationTest : public ::testing::Test {
+class VmmMigrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/nimbus_migration_XXXXXX";
@@ -185,11 +185,12 @@ class MigrationTest : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(MigrationTest, ARunningGuestArrivesWhole) {
+TEST_F(VmmMigrationTest, ARunningGuestArrivesWhole) {
   FakeSource source(dir_ + "/a.raw");
   FakeTarget target(dir_ + "/b.raw");
   auto [a, b] = channel_pair();
   source.start_guest();
+  while (source.writes_.load() < 100) std::this_thread::yield();  // the guest is busy
   ProgressBoard sp, tp;
   Status target_status;
   std::thread t([&, ch = b.get()] { target_status = run_target(target, *ch, tp); });
@@ -218,7 +219,7 @@ TEST_F(MigrationTest, ARunningGuestArrivesWhole) {
   EXPECT_GT(p.disk_bytes_sent, 0u);
 }
 
-TEST_F(MigrationTest, ARefusingTargetLeavesTheSourceRunning) {
+TEST_F(VmmMigrationTest, ARefusingTargetLeavesTheSourceRunning) {
   FakeSource source(dir_ + "/a.raw");
   FakeTarget target(dir_ + "/b.raw");
   target.refuse = true;
@@ -240,7 +241,7 @@ TEST_F(MigrationTest, ARefusingTargetLeavesTheSourceRunning) {
   EXPECT_FALSE(source.disk().tracking());
 }
 
-TEST_F(MigrationTest, ACutConnectionLeavesTheSourceRunning) {
+TEST_F(VmmMigrationTest, ACutConnectionLeavesTheSourceRunning) {
   FakeSource source(dir_ + "/a.raw");
   auto [a, b] = channel_pair();
   // The "target" reads the first records, then goes away.
@@ -264,7 +265,7 @@ TEST_F(MigrationTest, ACutConnectionLeavesTheSourceRunning) {
   EXPECT_GT(source.writes_.load(), before);  // the guest runs on
 }
 
-TEST_F(MigrationTest, ATargetDyingAfterReadyNeverGetsTheCommit) {
+TEST_F(VmmMigrationTest, ATargetDyingAfterReadyNeverGetsTheCommit) {
   // The target loads everything and answers ready, then the connection goes: it must not
   // start the VM (the source may resume it).
   FakeTarget target(dir_ + "/b.raw");
@@ -292,7 +293,7 @@ TEST_F(MigrationTest, ATargetDyingAfterReadyNeverGetsTheCommit) {
 }
 
 // Hostile streams: each is refused with an error and nothing runs.
-TEST_F(MigrationTest, TheTargetRefusesMalformedStreams) {
+TEST_F(VmmMigrationTest, TheTargetRefusesMalformedStreams) {
   const std::string config = json{
       {"config", json::object()},
       {"ram_size", kRam},

@@ -101,6 +101,18 @@ class RecordingVmm : public VmmControl {
     return SnapshotLoaded{resume ? VmState::kRunning : VmState::kPaused, 0.25};
   }
 
+  Status migrate(const MigrateRequest& request) override {
+    return record("migrate " + request.destination + " " + std::to_string(request.max_downtime_ms) +
+                  " " + std::to_string(request.max_rounds));
+  }
+  Result<IncomingStarted> migrate_incoming(const IncomingRequest& request) override {
+    last = "incoming " + request.listen;
+    if (refuse) return *refuse;
+    return IncomingStarted{request.listen};
+  }
+  migration::Progress migration_status() override { return migration::Progress{}; }
+  Status migration_cancel() override { return record("cancel migration"); }
+
   bool running = false;
   std::optional<Status> refuse;
   std::string last;

@@ -81,6 +81,7 @@ Vmm::Vmm(VmmOptions options, VmConfig config)
       config_(std::move(config)) {}
 
 Vmm::~Vmm() {
+  end_migration();
   std::lock_guard<std::mutex> lock(mu_);
   if (machine_ != nullptr) {
     machine_->stop(ExitReason::kQuit);
@@ -112,6 +113,7 @@ int Vmm::run() {
     if (stopped) reap();
     if (quit) break;
   }
+  end_migration();
   std::lock_guard<std::mutex> lock(mu_);
   if (machine_ != nullptr) {
     machine_->stop(ExitReason::kQuit);
@@ -140,11 +142,21 @@ void Vmm::reap() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (machine_ == nullptr || !machine_->stopped()) return;
+  }
+  // A migration uses the machine until its thread ends (a guest that powers off or
+  // reboots meanwhile ends it; a completed one stopped the machine itself).
+  end_migration();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (machine_ == nullptr || !machine_->stopped()) return;
     const ExitReason reason = machine_->wait();
     const uint32_t code = machine_->failure_code();
     machine_.reset();
-    const bool reboot = reason == ExitReason::kReboot && !hard_stop_ && !options_.no_reboot;
-    last_stop_ = hard_stop_ ? "stopped" : exit_name(reason);
+    const bool reboot =
+        reason == ExitReason::kReboot && !hard_stop_ && !options_.no_reboot && !migrated_;
+    last_stop_ = migrated_ ? "migrated" : hard_stop_ ? "stopped" : exit_name(reason);
+    migrated_ = false;
+    disks_.clear();
     if (reason == ExitReason::kFailure) last_stop_ += fmt::format(" (code {})", code);
     hard_stop_ = false;
     if (reboot) {
@@ -182,6 +194,13 @@ Result<machine::virt::VirtBackends> Vmm::backends_locked() {
   if (options_.imds != nullptr) options_.imds->set(config_.metadata);
   auto b = open_backends(config_, options_.imds != nullptr ? options_.imds->link() : nullptr);
   if (!b.ok()) return unusable(b.status());
+  // Every disk goes through a TrackedDisk, which a live migration asks what was written.
+  disks_.clear();
+  for (auto& disk : b->disks) {
+    auto tracked = std::make_unique<backends::TrackedDisk>(std::move(disk));
+    disks_.push_back(tracked.get());
+    disk = std::move(tracked);
+  }
   if (!options_.virtio_console_file.empty()) {
     auto sink = open_console_file(options_.virtio_console_file);
     if (!sink.ok()) return unusable(sink.status());
@@ -345,6 +364,7 @@ Status Vmm::edit_config(const std::string& what, const std::function<Status(VmCo
                           "after it stops",
                           state_name(state_)));
   }
+  if (migration_active_) return refuse_locked(what, "a live migration is running");
   VmConfig edited = config_;
   if (Status s = edit(edited); !s.ok()) return s;
   config_ = std::move(edited);
@@ -457,6 +477,7 @@ Result<DriveResized> Vmm::resize_drive(const std::string& id, uint64_t new_size)
 
 Status Vmm::start() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (migration_active_) return refuse_locked("start", "a live migration is running");
   if (state_ == VmState::kRunning || state_ == VmState::kPaused) {
     return refuse_locked("start", fmt::format("the VM is already {}", state_name(state_)));
   }
@@ -519,6 +540,7 @@ Status Vmm::stop() {
 
 Status Vmm::pause() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (migration_active_) return refuse_locked("pause", "a live migration is running");
   if (state_ != VmState::kRunning) {
     return refuse_locked("pause", fmt::format("the VM is {}, not Running", state_name(state_)));
   }
@@ -531,6 +553,7 @@ Status Vmm::pause() {
 
 Status Vmm::resume() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (migration_active_) return refuse_locked("resume", "a live migration is running");
   if (state_ != VmState::kPaused) {
     return refuse_locked("resume", fmt::format("the VM is {}, not Paused", state_name(state_)));
   }
@@ -570,6 +593,7 @@ Result<SnapshotCreated> Vmm::snapshot_create(const std::string& path) {
 
 Result<SnapshotLoaded> Vmm::snapshot_load(const std::string& path, bool resume) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (migration_active_) return refuse_locked("snapshot load", "a live migration is running");
   if (state_ != VmState::kNotStarted && state_ != VmState::kStopped) {
     return refuse_locked("snapshot load",
                          fmt::format("the VM is {}: a snapshot loads into a VMM whose VM is not "

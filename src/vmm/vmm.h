@@ -18,13 +18,16 @@
 // thread; the owner's thread (run()) joins it and moves the state on.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
+#include "backends/block/tracked_disk.h"
 #include "machine/virt/virt_machine.h"
 #include "vmm/console_hub.h"
 #include "vmm/imds_server.h"
@@ -86,8 +89,19 @@ class Vmm : public VmmControl {
   Status resume() override;
   Result<SnapshotCreated> snapshot_create(const std::string& path) override;
   Result<SnapshotLoaded> snapshot_load(const std::string& path, bool resume) override;
+  Status migrate(const MigrateRequest& request) override;
+  Result<IncomingStarted> migrate_incoming(const IncomingRequest& request) override;
+  migration::Progress migration_status() override;
+  Status migration_cancel() override;
 
  private:
+  class SourceAdapter;
+  class TargetAdapter;
+  void source_thread(MigrateRequest request, migration::Address address);
+  void target_thread(int listener, double timeout_s);
+  // Cuts an active migration short and waits for its thread (mu_ not held).
+  void end_migration();
+  bool migration_active_locked() const { return migration_active_; }
   // Applies `edit` to a copy of the configuration and keeps it if the edit succeeds; a
   // Conflict while the VM is Running or Paused. `what` names the change in the log.
   Status edit_config(const std::string& what, const std::function<Status(VmConfig&)>& edit);
@@ -129,6 +143,19 @@ class Vmm : public VmmControl {
   std::mutex agent_mu_;
   std::string agent_line_;
   bool agent_ready_ = false;
+
+  // The machine's disks, wrapped for migration's write tracking (valid while machine_).
+  std::vector<backends::TrackedDisk*> disks_;
+  // Live migration: one at a time, on its own thread. migration_active_ and migrated_
+  // under mu_; the channel and listener under migration_io_mu_ (to cut them short).
+  migration::ProgressBoard migration_;
+  std::thread migration_thread_;
+  std::atomic<bool> migration_cancel_{false};
+  bool migration_active_ = false;
+  bool migrated_ = false;  // the machine stopped because the VM moved away
+  std::mutex migration_io_mu_;
+  migration::Channel* migration_channel_ = nullptr;
+  int migration_listener_ = -1;
 };
 
 }  // namespace nimbus::vmm

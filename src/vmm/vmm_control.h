@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "vmm/migration.h"
 #include "vmm/vm_config.h"
 
 namespace nimbus::vmm {
@@ -102,6 +103,24 @@ struct SnapshotLoaded {
   double seconds = 0;
 };
 
+// PUT /migration: move the running VM to a VMM waiting at `destination` (migration.h).
+struct MigrateRequest {
+  std::string destination;  // tcp:HOST:PORT or unix:PATH
+  uint32_t max_downtime_ms = 100;
+  uint32_t max_rounds = 30;
+  bool compress = true;
+  uint32_t max_bandwidth_mib_s = 0;  // 0: unlimited
+};
+
+// PUT /migration/incoming: wait at `listen` for a VM to arrive.
+struct IncomingRequest {
+  std::string listen;      // tcp:ADDR:PORT (PORT 0: any) or unix:PATH
+  double timeout_s = 600;  // for the source to connect
+};
+struct IncomingStarted {
+  std::string listen;  // the bound address
+};
+
 // Implementations serialise calls and decide from the VM's state whether each is allowed
 // (Conflict if not). Configuration changes are refused while the VM is Running or Paused.
 class VmmControl {
@@ -147,6 +166,15 @@ class VmmControl {
   virtual Status resume() = 0;
   virtual Result<SnapshotCreated> snapshot_create(const std::string& path) = 0;  // VM paused
   virtual Result<SnapshotLoaded> snapshot_load(const std::string& path, bool resume) = 0;
+
+  // Live migration (migration.h). migrate: Running, no migration active; returns once the
+  // migration runs in the background (its progress in migration_status). migrate_incoming:
+  // NotStarted or Stopped; listens and returns the bound address. migration_cancel:
+  // NotFound when none is active.
+  virtual Status migrate(const MigrateRequest& request) = 0;
+  virtual Result<IncomingStarted> migrate_incoming(const IncomingRequest& request) = 0;
+  virtual migration::Progress migration_status() = 0;
+  virtual Status migration_cancel() = 0;
 };
 
 }  // namespace nimbus::vmm

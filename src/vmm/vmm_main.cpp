@@ -166,6 +166,8 @@ int run_vmm(const VmmMainOptions& o) {
   if (o.paused && o.restore.empty()) return fail("--paused goes with --restore");
   if (o.api_sock.empty() && (o.no_start || o.paused))
     return fail("--no-start and --paused need --api-sock to go on");
+  if (!o.incoming.empty() && (!configured || !o.restore.empty()))
+    return fail("--incoming needs --config (or machine flags) describing the arriving VM");
 
   auto imds = open_metadata_server(o.api_sock, config->metadata || !o.restore.empty(), o.id);
   if (!imds.ok()) return fail(imds.message());
@@ -197,6 +199,11 @@ int run_vmm(const VmmMainOptions& o) {
     if (!server.ok()) return fail(server.message());
     api = std::move(*server);
   }
+  // Bound before the sandbox closes in; the source connects whenever it is ready.
+  if (!o.incoming.empty()) {
+    auto started = vm.migrate_incoming(IncomingRequest{o.incoming, 600});
+    if (!started.ok()) return fail("--incoming: " + started.message());
+  }
   if (o.lock_down) {
     if (Status s = o.lock_down(); !s.ok()) {
       std::fprintf(stderr, "nimbus vmm: %s\n", s.message().c_str());
@@ -206,7 +213,7 @@ int run_vmm(const VmmMainOptions& o) {
   if (!o.restore.empty()) {
     auto restored = vm.snapshot_load(o.restore, !o.paused);
     if (!restored.ok()) return fail(restored.message());
-  } else if (configured && !o.no_start) {
+  } else if (configured && !o.no_start && o.incoming.empty()) {
     if (Status s = vm.start(); !s.ok()) return fail(s.message());
   }
   if (stdio) stdio->start();

@@ -36,6 +36,9 @@ struct VmmMainOptions {
   std::string restore;
   bool paused = false;
   bool no_start = false;
+  // tcp:ADDR:PORT or unix:PATH: configure (like --no-start), then wait there for the VM to
+  // arrive by live migration (PUT /migration/incoming).
+  std::string incoming;
   bool exit_on_stop = false;
   std::string id = "nimbus-vm";
   std::string console = "stdio";  // stdio or none
