@@ -197,6 +197,46 @@ def main():
                f"{host_of(cloud, extra)}; client: {client.failed - failed_after_move} failed attempts")
         assert client.failed - failed_after_move <= MAX_FAILED_PER_MOVE, (client.failed, client.errors[-10:])
 
+        # 3. the control plane killed (SIGKILL) mid-move, started again: the next one finishes
+        # the record from where the VM is (nothing lost, nothing migrated twice).
+        failed_before = client.failed
+        out = cli(cloud, "move", iid, "--json")
+        target = json.loads(out)["to"]
+        def migrating():
+            try:
+                m = cloud.host_vm(host2, iid).get("migration") or {}
+            except Exception:  # noqa: BLE001 - gone from the source: it arrived already
+                return "gone"
+            return m.get("state") if m.get("state") in ("preparing", "listening", "active", "completed") else None
+        state = ct.wait_for("the source migrating", migrating, timeout=15, interval=0.02)
+        cloud.kill9()
+        log_path = os.path.join(cloud.dir, "cloud.log")
+        killed_at = os.path.getsize(log_path)
+        caught = state in ("preparing", "listening", "active")
+        ct.log(f"control plane killed {'mid-move' if caught else 'as the move ended'} ({host2} -> "
+               f"{target}, the source's migration {state}); starting it again")
+        cloud.start()
+        ct.wait_for("the move recorded by the restarted control plane",
+                    lambda: host_of(cloud, iid) == target, timeout=60, interval=0.5)
+        with open(log_path, "rb") as f:
+            f.seek(killed_at)
+            by_next = f"instance {iid}: moved from {host2} to {target}".encode() in f.read()
+        ct.log("the move's end was recorded " + ("by the restarted control plane" if by_next else
+                                                  "before the kill"))
+        listed = json.loads(cli(cloud, "instances", "--json", quiet=True))
+        rec = next(i for i in listed["instances"] if i["id"] == iid)
+        assert rec["last_move"]["ok"] and rec["last_move"]["from"] == host2, rec["last_move"]
+        assert rec["move_to"] == "" and rec["state"] == "running", rec
+        alloc = {h["id"]: h["instances"] for h in cloud.operator("/nimbus/v1/hosts")["hosts"]}
+        assert iid in alloc[target] and iid not in alloc[host2], alloc
+        d = describe(ec2, iid)
+        ok_then = client.ok
+        ct.wait_for("the client served after the restart",
+                    lambda: client.ip == d["PublicIpAddress"] and client.ok > ok_then, timeout=30)
+        ct.log(f"after the restart: {iid} on {target} ({d['PublicIpAddress']}); client: "
+               f"{client.failed - failed_before} failed attempts")
+        assert client.failed - failed_before <= 2 * MAX_FAILED_PER_MOVE, client.errors[-10:]
+
         time.sleep(1)
         client.stop.set()
         client.join(timeout=10)
@@ -210,7 +250,7 @@ def main():
         assert client.pages == {page.strip()}, (client.pages, page)
         listed = json.loads(cli(cloud, "instances", "--json", quiet=True))
         rec = next(i for i in listed["instances"] if i["id"] == iid)
-        assert rec["last_move"]["ok"] and rec["last_move"]["to"] == host2, rec["last_move"]
+        assert rec["last_move"]["ok"] and rec["last_move"]["to"] == target, rec["last_move"]
         ec2.terminate_instances(InstanceIds=[iid, extra])
         ct.fast_wait(ec2, "instance_terminated", [iid, extra])
     except BaseException:
