@@ -182,6 +182,7 @@ class FakeVmProcesses : public VmProcesses {
           reply = p->migration;
           p->state = "Stopped";
           finish(*p, "the VMM exited with status 0 (migrated)", true);
+          p->exit.migrated = true;
           hook = on_migrated;
           destination = "";
         } else {

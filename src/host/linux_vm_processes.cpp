@@ -214,6 +214,7 @@ VmmExit LinuxVmProcesses::take_exit(const VmRecord& vm) {
     if (!reason.empty()) out.description += " (" + reason + ")";
     // The machine failed (the VMM itself exits normally then): that is a crash of the VM.
     if (reason.rfind("failure", 0) == 0) out.clean = false;
+    out.migrated = out.clean && reason == "migrated";
   }
   if (out.description.empty()) out.description = "the VMM process disappeared";
   return out;

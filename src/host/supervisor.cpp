@@ -182,7 +182,9 @@ void Supervisor::monitor_once() {
       vm.pid_start = 0;
       rt_.ready[vm.name] = false;
       vm.state = exit.clean ? "stopped" : "crashed";
-      bool restart = policy_wants_restart(vm, exit.clean);
+      // A VM that left by live migration runs elsewhere now: never started again here (its
+      // record stays, stopped, when nimbusd was not there to delete it: vm_migration.h).
+      bool restart = !exit.migrated && policy_wants_restart(vm, exit.clean);
       if (exit.clean) {
         spdlog::info("vm {}: {}", vm.name, exit.description);
       } else {

@@ -371,6 +371,23 @@ TEST_F(MigrationTest, ARestartedTargetKeepsOnlyAnArrivedVm) {
   EXPECT_NE(arrived->record.state, "incoming");
 }
 
+TEST_F(MigrationTest, AVmmThatMigratedAwayIsNeverRestartedHere) {
+  // Its VMM migrated the VM (the source nimbusd was not there to delete it, or someone used
+  // the VMM's API): stopped, and not started again whatever its restart policy.
+  fake->spawn_ready = true;
+  create("web1", 1, 256, true, "always");
+  daemon->monitor_once();
+  ASSERT_TRUE(fake->migration("web1", "PUT", json{{"destination", "tcp:127.0.0.1:1"}}).ok());
+  ASSERT_TRUE(fake->migration("web1", "GET", json()).ok());  // completed: the VMM exits
+  daemon->monitor_once();
+  const VmRecord after = get("web1");
+  EXPECT_EQ(after.state, "stopped");
+  EXPECT_EQ(after.desired_state, "stopped");
+  EXPECT_TRUE(contains(after.last_exit, "migrated")) << after.last_exit;
+  EXPECT_EQ(fake->count("spawn web1"), 1u);
+  EXPECT_TRUE(fake->live_of("web1").empty());
+}
+
 TEST_F(MigrationTest, TheTargetChecksTheImage) {
   IncomingRequest req;
   req.vm.name = "x";

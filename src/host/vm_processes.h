@@ -34,6 +34,7 @@ struct VmmStatus {
 struct VmmExit {
   std::string description;  // "the VMM exited with status 0 (poweroff)", ...
   bool clean = false;       // exited 0 by itself and the machine did not fail
+  bool migrated = false;    // the VM left by live migration (exit file reason "migrated")
 };
 
 struct SpawnedVmm {
