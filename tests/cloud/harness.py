@@ -20,7 +20,8 @@ CLOUD = NIMBUS = NIMBUSD = MODE = PREFIX = None
 PREFIXES = {"story": "127.101", "boto3": "127.102", "parallel": "127.103", "failures": "127.104",
             "keys": "127.117", "metadata": "127.118", "inside": "127.119", "images": "127.121",
             "bench-inside": "127.122", "netns": "127.123", "ansible": "127.124",
-            "bench-network": "127.125", "picture": "127.126", "migrate": "127.127"}
+            "bench-network": "127.125", "picture": "127.126", "migrate": "127.127",
+            "migrate-loopback": "127.128"}
 
 
 def configure(cloud, nimbus, nimbusd, mode):
