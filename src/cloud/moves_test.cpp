@@ -376,6 +376,36 @@ TEST_F(MovesTest, ALeaderThatDiedBeforeCallingTheSourceMigratesOnce) {
   EXPECT_FALSE(claims("h-a-1", id));
 }
 
+TEST_F(MovesTest, AMoveWhoseSourceWentDownIsRecordedFromTheTarget) {
+  join("h-a-1");
+  const std::string id = running();
+  const std::string waiting = running();
+  join("h-a-2");
+  ASSERT_TRUE(bed_.cloud().request_move(id, "h-a-2").ok());
+  ASSERT_TRUE(bed_.cloud().request_move(waiting, "h-a-2").ok());
+  ASSERT_TRUE(bed_.cloud().begin_move(id).ok());
+  bed_.driver().add_image("h-a-2", bed_.image_id());
+  HostRecord source;
+  source.id = "h-a-1";
+  ASSERT_TRUE(bed_.driver()
+                  .call(source, "POST", "/v1/vms/" + id + "/migrate",
+                        nlohmann::json{{"target", "x"}, {"target_token", "host-token-h-a-2"}}, 1000)
+                  .ok());
+  // Then the source stops answering and heartbeating; the target goes on.
+  bed_.driver().set_unreachable("h-a-1", true);
+  bed_.advance(std::chrono::seconds(11));
+  ASSERT_TRUE(bed_.heartbeat("h-a-2").ok());
+  ASSERT_FALSE(bed_.cloud().host_alive("h-a-1"));
+  bed_.reconciler().pass_now();
+  EXPECT_EQ(get(id).host, "h-a-2");
+  EXPECT_TRUE(get(id).last_move.ok);
+  EXPECT_FALSE(claims("h-a-1", id));
+  // The move that had not begun waits for its host (nothing migrates off a dead host).
+  EXPECT_EQ(get(waiting).move_to, "h-a-2");
+  EXPECT_TRUE(get(waiting).move_from.empty());
+  EXPECT_FALSE(claims("h-a-2", waiting));
+}
+
 TEST_F(MovesTest, ALostReplyIsResolvedByLookingAtTheTarget) {
   join("h-a-1");
   const std::string id = running();

@@ -181,6 +181,8 @@ bool Reconciler::needs_work(const InstanceRecord& inst) {
     // Only new metadata options (ModifyInstanceMetadataOptions) go to a stopped VM.
     return !inst.metadata_options_applied && cloud_.host_alive(inst.host);
   }
+  // A move that began while its source went down: the target may have the VM already.
+  if (!inst.move_from.empty() && cloud_.host_alive(inst.move_to)) return true;
   if (!cloud_.host_alive(inst.host)) return false;  // impaired: wait for the host
   if (!inst.move_to.empty()) return true;           // a move to run (or to cancel)
   if (inst.state != InstanceState::kRunning || inst.desired != Desired::kRunning) return true;
