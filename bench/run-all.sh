@@ -36,18 +36,22 @@
 #   network network_bench.py the private network: ping latency and wget throughput between
 #                           two instances on two hosts (UDP tunnel; hosts in namespaces) vs
 #                           two on one host (its switch) (root; boto3)
+#   migrate migrate_bench.py live migration of a 256 MiB, 1-vCPU guest to a fresh process on
+#                           this host (TCP), idle, paced (~10 MiB/s rewritten) and busy (a
+#                           64 MiB rewrite loop): downtime, total time, pages and bytes sent
 #
 # Adding one: write a script that prints its figures and, when $NIMBUS_BENCH_RESULTS names
 # a file, appends one row per figure to it:
 #   name<TAB>nimbus value<TAB>qemu value<TAB>unit<TAB>ratio nimbus/qemu
 # then add a bench_NAME function below and NAME to BENCHMARKS. See bench/README.md.
 # Environment: QEMU=path (default qemu-system-riscv64), BOOT_REPEATS (3), GUEST_REPEATS (2),
-# MIPS_REPEATS (3), IO_MIB (64), CLOUD_REPEATS (3), CLOUD_PYTHON (/usr/bin/python3).
+# MIPS_REPEATS (3), IO_MIB (64), CLOUD_REPEATS (3), CLOUD_PYTHON (/usr/bin/python3),
+# MIGRATE_REPEATS (5).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-BENCHMARKS="boot guest mips io restore host cloud inside store failover network"
+BENCHMARKS="boot guest mips io restore host cloud inside store failover network migrate"
 
 only="" skip="" note="" record=1 build=""
 while [ $# -gt 0 ]; do
@@ -91,6 +95,7 @@ bench_inside() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/inside_bench.py" --b
 bench_store() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/store_bench.py" --build "$build"; }
 bench_failover() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/failover_bench.py" --build "$build"; }
 bench_network() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/network_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
+bench_migrate() { python3 "$here/migrate_bench.py" --nimbus "$nimbus" --qemu "$qemu" --repeats "${MIGRATE_REPEATS:-5}"; }
 bench_io()    { python3 "$here/io_bench.py" --nimbus "$nimbus" --qemu "$qemu" --mib "${IO_MIB:-64}"; }
 # --------------------------------------------------------------------------------------
 
