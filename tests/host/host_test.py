@@ -1056,6 +1056,9 @@ def migrate():
         assert http_get_path(fwd, "ram").strip() == ram  # its RAM: no reboot
         with open(os.path.join(b.state, "vms", "web", "console.log"), errors="replace") as f:
             assert "Linux version" not in f.read(), "the guest booted on B"
+        # Its console (nimbus shell) works there, and its NIC kept the MAC.
+        assert b.shell("web", "cat /mnt/ram/x") == ram
+        assert b.shell("web", "cat /sys/class/net/eth1/address") == before["macs"]["host"]
         log(f"web runs on B: same page, {marker} from its disk, {ram} from its RAM, same MACs")
         # An ordinary VM there: stop and start work.
         b.api.ok("POST", "/v1/vms/web/stop", {"force": True})
