@@ -113,7 +113,12 @@ class Source {
         p.dirty_pages = dirty_pages;
       });
       if (bytes_per_ms == 0) bytes_per_ms = round_bytes_ / std::max(1.0, ms_since(round_start_));
-      const double estimate_ms = bytes_per_ms > 0 ? pending / bytes_per_ms : 0;
+      // The stop-and-copy goes at the link's rate, never above the limit (rounds that were
+      // behind the limit's schedule ran unthrottled).
+      double rate = bytes_per_ms;
+      if (o_.max_bandwidth_mib_s != 0)
+        rate = std::min(rate, o_.max_bandwidth_mib_s * 1048576.0 / 1000.0);
+      const double estimate_ms = rate > 0 ? pending / rate : 0;
       if (estimate_ms <= o_.max_downtime_ms || round > o_.max_rounds) {
         spdlog::info(
             "migration: {} dirty pages and {} disk chunks left after round {} "
