@@ -94,6 +94,13 @@ const ImageFile* disk_file(const std::vector<ImageFile>& files) {
   return nullptr;
 }
 
+// A string field of a peer's or a VMM's reply: "" when absent or not a string (never throws).
+std::string str(const json& j, const char* key) {
+  if (!j.is_object()) return std::string();
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 double num(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<double>() : 0.0;
@@ -310,8 +317,7 @@ Result<MigrateResult> VmMigration::migrate(const std::string& name, const Migrat
   if (req.forwards) there.forwards = *req.forwards;
   auto prepared = (*peer)->prepare(incoming_body(there, *image, req.timeout_s + 30));
   if (!prepared.ok()) return fail(from_target(prepared.status(), "the target refused the VM"));
-  const std::string listen =
-      prepared->is_object() ? prepared->value("listen", std::string()) : std::string();
+  const std::string listen = str(*prepared, "listen");
   auto abort_target = [&](const std::string& why) {
     if (Status s = (*peer)->abort(name); !s.ok())
       spdlog::warn("vm {}: removing the target's incoming VM ({}): {}", name, why, s.message());
@@ -342,14 +348,14 @@ Result<MigrateResult> VmMigration::migrate(const std::string& name, const Migrat
       progress["role"] = "source";
       progress["target"] = req.target;
       set_progress(name, progress);
-      const std::string state = r->value("state", std::string());
+      const std::string state = str(*r, "state");
       if (state == "completed") {
         completed = true;
         break;
       }
       if (state == "failed" || state == "cancelled") {
         abort_target(state);
-        const std::string err = r->value("error", std::string(state));
+        const std::string err = str(*r, "error").empty() ? state : str(*r, "error");
         if (cancelled)
           return fail(Status::deadline_exceeded(fmt::format(
               "the migration did not complete within {} s and was cancelled", req.timeout_s)));
@@ -414,7 +420,7 @@ Result<MigrateResult> VmMigration::migrate(const std::string& name, const Migrat
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   // The source's VMM may have ended before it was asked how it went: the target's figures.
-  if (last.value("state", std::string()) != "completed" && result.vm.is_object() &&
+  if (str(last, "state") != "completed" && result.vm.is_object() &&
       result.vm.contains("migration") && result.vm["migration"].is_object()) {
     const json& t = result.vm["migration"];
     result.downtime_ms = num(t, "downtime_ms");
@@ -579,10 +585,10 @@ Result<IncomingResult> VmMigration::prepare_incoming(const IncomingRequest& req)
     auto r = rt_.processes.migration(vm.name, "GET", json());
     if (r.ok() && r->is_object()) {
       m = *r;
-      const std::string state = m.value("state", std::string());
+      const std::string state = str(m, "state");
       if (state == "failed")
-        return rollback(Status::internal("its VMM failed: " + m.value("error", std::string())));
-      if (m.contains("listen") && m["listen"].is_string() && state == "listening") break;
+        return rollback(Status::internal("its VMM failed: " + str(m, "error")));
+      if (!str(m, "listen").empty() && state == "listening") break;
     }
     if (Clock::now() >= deadline)
       return rollback(Status::internal("its VMM did not say where it listens within 10 s"));
@@ -662,7 +668,7 @@ void VmMigration::remove_incoming(const VmRecord& vm, const std::string& why) {
 Result<VmInfo> VmMigration::commit_locked_out(VmRecord vm) {
   auto status = rt_.processes.info(vm.name, 2000);
   auto m = rt_.processes.migration(vm.name, "GET", json());
-  const std::string mstate = m.ok() && m->is_object() ? m->value("state", std::string()) : "";
+  const std::string mstate = m.ok() ? str(*m, "state") : "";
   if (!status.ok() || status->state != "Running") {
     unclaim(vm.name);
     return Status::conflict(fmt::format("VM '{}' has not arrived yet (its VMM is {}, migration {})",
@@ -726,8 +732,8 @@ Result<VmInfo> VmMigration::commit_incoming(const std::string& name) {
     auto vm = rt_.registry.get_vm(name);
     auto m = rt_.migrations.find(name);
     if (vm.ok() && vm->has_value() && (**vm).state != kIncoming && rt_.busy.count(name) == 0 &&
-        m != rt_.migrations.end() && m->second.value("role", "") == "target" &&
-        m->second.value("state", "") == "completed") {
+        m != rt_.migrations.end() && str(m->second, "role") == "target" &&
+        str(m->second, "state") == "completed") {
       done = **vm;
     }
   }
@@ -756,9 +762,9 @@ bool VmMigration::check_incoming(const std::string& name) {
     return true;
   }
   auto m = rt_.processes.migration(name, "GET", json());
-  const std::string state = m.ok() && m->is_object() ? m->value("state", std::string()) : "";
+  const std::string state = m.ok() ? str(*m, "state") : "";
   if (state == "failed" || state == "cancelled") {
-    remove_incoming(*vm, "the migration " + state + ": " + m->value("error", std::string()));
+    remove_incoming(*vm, "the migration " + state + ": " + str(*m, "error"));
     return true;
   }
   if (state == "completed") {

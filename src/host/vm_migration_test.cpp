@@ -3,6 +3,8 @@
 // router (handle_host_request) as the real peer reaches it over TCP.
 #include "host/vm_migration.h"
 
+#include <thread>
+
 #include "common/http_listen.h"
 #include "host/daemon_test_fixture.h"
 #include "host/host_api.h"
@@ -266,6 +268,39 @@ TEST_F(MigrationTest, AFailedMigrationLeavesTheVmRunningHereAndNothingThere) {
   // And the VM is not busy: it can try again.
   fake->migrate_outcome = "completed";
   EXPECT_TRUE(daemon->migrate_vm("web1", request()).ok());
+}
+
+TEST_F(MigrationTest, ProgressIsShownAndATimeoutCancels) {
+  fake->spawn_ready = true;
+  create("web1");
+  daemon->monitor_once();
+  const VmRecord src = get("web1");
+  fake->migrate_outcome = "active";  // never ends by itself
+  MigrateRequest req = request();
+  req.timeout_s = 1;
+  Result<MigrateResult> r = Status::internal("not run");
+  std::thread t([&] { r = daemon->migrate_vm("web1", req); });
+  // Meanwhile GET /v1/vms/web1 shows it, and the VM is busy.
+  bool seen = false;
+  for (int i = 0; i < 500 && !seen; i++) {
+    auto vm = daemon->get_vm("web1");
+    seen = vm.ok() && vm->migration.is_object() && vm->migration.value("state", "") == "active";
+    if (seen) {
+      EXPECT_EQ(vm->migration.value("role", ""), "source");
+      EXPECT_EQ(vm->migration.value("target", ""), "http://127.0.0.1:7002");
+      EXPECT_EQ(daemon->pause_vm("web1").code(), Code::kConflict);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  t.join();
+  EXPECT_TRUE(seen);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), Code::kDeadlineExceeded) << r.message();
+  EXPECT_EQ(fake->count("cancel web1"), 1u);
+  EXPECT_EQ(get("web1").state, "running");
+  EXPECT_EQ(get("web1").pid, src.pid);
+  EXPECT_EQ(target_daemon->get_vm("web1").code(), Code::kNotFound);
+  EXPECT_EQ(daemon->get_vm("web1")->migration.value("state", ""), "failed");
 }
 
 TEST_F(MigrationTest, TheTargetsRefusalKeepsItsCode) {
