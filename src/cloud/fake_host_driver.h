@@ -439,6 +439,7 @@ class FakeHostDriver : public HostDriver {
         !s.ok())
       return s;
     target.vms[name] = it->second;
+    if (body->contains("forwards")) target.vms[name].spec["forwards"] = body->at("forwards");
     src.vms.erase(it);
     ++migrations_;
     if (migrate_reply_lost_) return Status::unavailable("the connection was cut");

@@ -90,6 +90,10 @@ TEST_F(MovesTest, AMoveMigratesTheVmAndMovesTheRecordAndTheClaims) {
   EXPECT_EQ((*m->body)["target"], "http://127.0.0.1:9000");
   EXPECT_EQ((*m->body)["target_token"], "host-token-h-a-2");
   EXPECT_EQ((*m->body)["max_downtime_ms"], 100);
+  // Its forward on the target is on its public address there.
+  ASSERT_EQ((*m->body)["forwards"].size(), 1u);
+  EXPECT_EQ((*m->body)["forwards"][0]["host_address"], "127.100.2.2");
+  EXPECT_EQ((*m->body)["forwards"][0]["host_port"], 80);
   // The target got the image first (it recreates the VM from its own copy).
   EXPECT_TRUE(bed_.driver().has_image("h-a-2", bed_.image_id()));
 

@@ -672,10 +672,17 @@ void Reconciler::act_move(InstanceRecord inst, const HostRecord& source) {
   }
   spdlog::info("instance {}: migrating from {} to {} ({})", id, source.id, target_id,
                target->api_url);
-  const nlohmann::json body = {{"target", target->api_url},
-                               {"target_token", target->api_token},
-                               {"max_downtime_ms", kMaxDowntimeMs},
-                               {"timeout_s", kMigrateTimeoutS}};
+  nlohmann::json body = {{"target", target->api_url},
+                         {"target_token", target->api_token},
+                         {"max_downtime_ms", kMaxDowntimeMs},
+                         {"timeout_s", kMigrateTimeoutS}};
+  // Its forwards there are on its public address there: the target listens on them as the
+  // VM arrives (the source's address is another host's).
+  if (!inst.move_public_ip.empty()) {
+    InstanceRecord there = inst;
+    there.public_ip = inst.move_public_ip;
+    body["forwards"] = cloud_.forwards_for(there);
+  }
   auto r = driver_.call(source, "POST", "/v1/vms/" + id + "/migrate", body, kMigrateTimeoutMs);
   if (r.ok()) {
     auto number = [&](const char* key) {
