@@ -5,10 +5,12 @@
 
 Both run images/Image + images/initramfs.cpio.gz with 256 MiB of RAM, 1 vCPU, no disk and
 no network card ("console=ttyS0 nimbus.net=0"; QEMU: -M virt with its default OpenSBI,
--nic none). Each boots once; its guest then moves --repeats times to a fresh process on
-this machine over TCP on 127.0.0.1 (source -> target 1 -> target 2 ...), first idle, then
-paced, then busy, and after every move the shell on the target must answer a command typed on its
-console:
+-nic none). For each workload, --repeats times: a fresh source boots, the workload
+starts, the guest moves to a fresh process on this machine over TCP on 127.0.0.1, and
+then the shell on the target must answer a command typed on its console (else the bench
+fails); the bench also checks that the rewrite loop still makes progress there and that
+`sleep 0.2` returns (the guest's timer interrupts), and counts the targets where either
+did not (their move's figures are kept: the move itself ran with the workload going).
   idle: booted to the shell prompt, nothing running.
   busy: a shell loop rewrites a 64 MiB file in /tmp (tmpfs: guest RAM) in place without
         end: `dd if=/tmp/seed of=/tmp/x bs=1M seek=I count=1 conv=notrunc` for I = 0..63,
@@ -55,40 +57,62 @@ APPEND = "console=ttyS0 nimbus.net=0"
 MEM_MIB = 256
 PAGE = 4096
 BUSY_MIB = 64
-BUSY_LOOP = ("(n=0; while [ ! -e /tmp/stop ]; do i=0; while [ $i -lt %d ] && [ ! -e /tmp/stop ]; "
+BUSY_LOOP = ("(n=0; while :; do i=0; while [ $i -lt %d ]; "
              "do dd if=/tmp/seed of=/tmp/x bs=1M seek=$i count=1 conv=notrunc 2>/dev/null; %s"
-             "i=$((i+1)); n=$((n+1)); echo $n > /tmp/mib; done; done; echo stopped > /tmp/stopped) &")
-# The workloads after idle: (name, what follows each 1 MiB written).
-BUSY = [("paced", "sleep 0.04; "), ("busy", "")]
+             "i=$((i+1)); n=$((n+1)); echo $n > /tmp/mib; done; done) & echo $! > /tmp/loop.pid")
+# (name, what the rewrite loop runs after each 1 MiB written; None: no loop)
+WORKLOADS = [("idle", None), ("paced", "sleep 0.04; "), ("busy", "")]
 
 
 def alive(vm, tag):
-    out = vm.run(f"echo {tag}-$((6*7))", tag.upper())
+    out = vm.run(f"echo {tag}-$((6*7))", f"ALIVE-{tag.upper()}")
     if f"{tag}-42" not in out:
         raise AssertionError(f"the guest did not answer on the target: {out!r}")
 
 
-def start_busy(vm, pause, rate_window=5.0):
-    """Stops a rewrite loop already running, starts one that runs `pause` after each MiB;
-    returns the rate it reaches (MiB/s, host time)."""
-    vm.run("touch /tmp/stop; while [ -e /tmp/mib ] && [ ! -e /tmp/stopped ]; do sleep 0.1; done; "
-           "rm -f /tmp/stop /tmp/stopped; echo 0 > /tmp/mib; "
-           "[ -e /tmp/seed ] || head -c 1048576 /dev/urandom > /tmp/seed; "
-           f"[ -e /tmp/x ] || dd if=/dev/zero of=/tmp/x bs=1M count={BUSY_MIB} 2>/dev/null", "SEEDED")
+def number(vm, command, marker):
+    lines = [x.strip() for x in vm.run(command, marker).splitlines()]
+    return int([x for x in lines if x.isdigit()][-1])
+
+
+def mib(vm):
+    return number(vm, "cat /tmp/mib 2>/dev/null || echo 0", "MIB-COUNT")
+
+
+def start_loop(vm, pause, rate_window=3.0):
+    """Starts the rewrite loop with `pause` after each MiB; returns the rate it reaches
+    (MiB/s, host time)."""
+    vm.run("head -c 1048576 /dev/urandom > /tmp/seed; "
+           f"dd if=/dev/zero of=/tmp/x bs=1M count={BUSY_MIB} 2>/dev/null", "SEED-MADE")
     vm.send(BUSY_LOOP % (BUSY_MIB, pause))
-
-    def mib():
-        return int(vm.run("cat /tmp/mib", "M").strip().splitlines()[-1])
-
     deadline = time.monotonic() + 60
-    while mib() < 1:  # the loop is under way
+    while mib(vm) < 1:  # the loop is under way
         if time.monotonic() > deadline:
             raise AssertionError("the rewrite loop did not start")
         time.sleep(0.2)
-    a, t0 = mib(), time.monotonic()
+    a, t0 = mib(vm), time.monotonic()
     time.sleep(rate_window)
-    b, t1 = mib(), time.monotonic()
+    b, t1 = mib(vm), time.monotonic()
     return (b - a) / (t1 - t0)
+
+
+def check_target(vm, tag, loop):
+    """The guest on the target answers on its console (or this raises); returns what else
+    is wrong: the rewrite loop making no progress in 2 s, `sleep 0.2` not returning in 10 s
+    (the guest's timer interrupts)."""
+    alive(vm, tag)
+    problems = []
+    if loop:
+        a = mib(vm)
+        time.sleep(2)
+        if mib(vm) <= a:
+            problems.append("rewrite loop stalled")
+    vm.send(f"sleep 0.2; echo TICK-$((1+1))-{tag}")
+    try:
+        vm.expect(f"TICK-2-{tag}".encode(), 10)
+    except TimeoutError:
+        problems.append("`sleep 0.2` did not return in 10 s")
+    return problems
 
 
 # --- Nimbus ---------------------------------------------------------------------------
@@ -107,15 +131,6 @@ def drain(vm):
     return vm.out
 
 
-def nimbus_vmm(a, work, name):
-    vm = VmmProcess(a.nimbus, os.path.join(work, name + ".sock"), "--engine", a.engine)
-    vm.api.ok("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB})
-    vm.api.ok("PUT", "/boot-source", {"kernel_image_path": os.path.join(ROOT, "images", "Image"),
-                                      "initrd_path": os.path.join(ROOT, "images", "initramfs.cpio.gz"),
-                                      "boot_args": APPEND})
-    return vm
-
-
 def nimbus_wait(api, timeout):
     deadline = time.monotonic() + timeout
     while True:
@@ -127,61 +142,49 @@ def nimbus_wait(api, timeout):
         time.sleep(0.01)
 
 
-def nimbus_moves(a, work, workload, src, first):
-    moves = []
-    for i in range(a.repeats):
-        tgt = nimbus_vmm(a, work, f"n{first + i}")
-        try:
-            listen = tgt.api.ok("PUT", "/migration/incoming", {"listen": "tcp:127.0.0.1:0"})["listen"]
-            src.api.ok("PUT", "/migration", {"destination": listen})
-            m = nimbus_wait(src.api, a.timeout)
-            if m["state"] != "completed":
-                raise AssertionError(f"nimbus migration {m['state']}: {m}")
-            tm = nimbus_wait(tgt.api, 60)
-            if tm["state"] != "completed":
-                raise AssertionError(f"nimbus target {tm['state']}: {tm}")
-            alive(tgt, f"n{first + i}")
-        except BaseException:
-            tgt.abandon()
-            tgt.close()
-            raise
-        stops = STOP_LINE.findall(drain(src))
-        src.close()
-        src = tgt
-        mv = {"downtime_ms": m["downtime_ms"], "total_ms": m["total_ms"],
-              "pages_sent": m["ram_pages_sent"], "pages_total": m["ram_pages_total"],
-              "zero_pages": m["zero_pages"], "wire": m["bytes_on_wire"], "rounds": m["round"],
-              "stop_pages": m.get("dirty_pages")}
-        moves.append(mv)
-        estimate = f", estimated {float(stops[-1][2]):.1f} ms" if stops else ""
-        print(f"  nimbus {workload} {i + 1}: downtime {mv['downtime_ms']:.1f} ms "
-              f"({mv['stop_pages']} pages in the stop-and-copy{estimate}), total "
-              f"{mv['total_ms']:.0f} ms, {mv['rounds']} rounds, {mv['pages_sent']} of "
-              f"{mv['pages_total']} pages sent ({mv['zero_pages']} zero), "
-              f"{mv['wire'] / 2**20:.1f} MiB on the wire", flush=True)
-    return src, moves
+class Nimbus:
+    name = "nimbus"
 
+    def __init__(self, a, work):
+        self.a, self.work = a, work
 
-def nimbus_run(a, work):
-    vm = nimbus_vmm(a, work, "n0")
-    try:
+    def vmm(self, name):
+        vm = VmmProcess(self.a.nimbus, os.path.join(self.work, name + ".sock"), "--engine", self.a.engine)
+        vm.api.ok("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": MEM_MIB})
+        vm.api.ok("PUT", "/boot-source", {"kernel_image_path": os.path.join(ROOT, "images", "Image"),
+                                          "initrd_path": os.path.join(ROOT, "images", "initramfs.cpio.gz"),
+                                          "boot_args": APPEND})
+        return vm
+
+    def boot(self, name):
+        vm = self.vmm(name)
         vm.api.ok("PUT", "/actions", {"action_type": "InstanceStart"})
         vm.expect(READY, 240)
         vm.send("")
         vm.expect(b"# ", 60)
-        time.sleep(2)  # let the boot's last work settle
-        res = {}
-        vm, res["idle"] = nimbus_moves(a, work, "idle", vm, 1)
-        for k, (w, pause) in enumerate(BUSY):
-            res[w + " rate"] = start_busy(vm, pause)
-            print(f"  nimbus {w} loop: {res[w + ' rate']:.1f} MiB/s rewritten", flush=True)
-            vm, res[w] = nimbus_moves(a, work, w, vm, 1 + (k + 1) * a.repeats)
-        return res
-    except BaseException:
-        vm.abandon()
-        raise
-    finally:
-        vm.close()
+        return vm
+
+    def move(self, src, name):
+        tgt = self.vmm(name)
+        listen = tgt.api.ok("PUT", "/migration/incoming", {"listen": "tcp:127.0.0.1:0"})["listen"]
+        src.api.ok("PUT", "/migration", {"destination": listen})
+        m = nimbus_wait(src.api, self.a.timeout)
+        if m["state"] != "completed":
+            raise AssertionError(f"nimbus migration {m['state']}: {m}")
+        tm = nimbus_wait(tgt.api, 60)
+        if tm["state"] != "completed":
+            raise AssertionError(f"nimbus target {tm['state']}: {tm}")
+        stops = STOP_LINE.findall(drain(src))
+        mv = {"downtime_ms": m["downtime_ms"], "total_ms": m["total_ms"],
+              "pages_sent": m["ram_pages_sent"], "pages_total": m["ram_pages_total"],
+              "zero_pages": m["zero_pages"], "wire": m["bytes_on_wire"], "rounds": m["round"],
+              "stop_pages": m.get("dirty_pages")}
+        estimate = f", estimated {float(stops[-1][2]):.1f} ms" if stops else ""
+        mv["text"] = (f"downtime {mv['downtime_ms']:.1f} ms ({mv['stop_pages']} pages in the "
+                      f"stop-and-copy{estimate}), total {mv['total_ms']:.0f} ms, {mv['rounds']} rounds, "
+                      f"{mv['pages_sent']} of {mv['pages_total']} pages sent ({mv['zero_pages']} zero), "
+                      f"{mv['wire'] / 2**20:.1f} MiB on the wire")
+        return tgt, mv
 
 
 # --- QEMU -----------------------------------------------------------------------------
@@ -205,15 +208,32 @@ class QemuVm(Session):
         self.proc.wait()
 
 
-def qemu_moves(a, work, workload, src, first):
-    moves = []
-    for i in range(a.repeats):
+class Qemu:
+    name = "qemu"
+
+    def __init__(self, a, work):
+        self.a, self.work = a, work
+        self.shown = False
+
+    def boot(self, name):
+        vm = QemuVm(self.a, self.work, name)
+        vm.expect(READY, 240)
+        vm.send("")
+        vm.expect(b"# ", 60)
+        vm.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 100})
+        if not self.shown:
+            self.shown = True
+            p = vm.qmp.cmd("query-migrate-parameters")
+            print(f"  qemu migration parameters: max-bandwidth {p.get('max-bandwidth', 0) / 2**20:.0f} MiB/s, "
+                  f"downtime-limit {p.get('downtime-limit')} ms, the rest QEMU's defaults", flush=True)
+        return vm
+
+    def move(self, src, name):
         port = free_port()
-        tgt = QemuVm(a, work, f"q{first + i}", incoming=f"tcp:127.0.0.1:{port}")
+        tgt = QemuVm(self.a, self.work, name, incoming=f"tcp:127.0.0.1:{port}")
         try:
-            src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 100})
             src.qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{port}")
-            deadline = time.monotonic() + a.timeout
+            deadline = time.monotonic() + self.a.timeout
             while True:
                 m = src.qmp.cmd("query-migrate")
                 if m.get("status") == "completed":
@@ -223,64 +243,65 @@ def qemu_moves(a, work, workload, src, first):
                 if time.monotonic() > deadline:
                     src.qmp.cmd("migrate_cancel")
                     ram = m.get("ram", {})
-                    print(f"  qemu {workload} {i + 1}: not completed after {a.timeout} s "
-                          f"({ram.get('dirty-sync-count')} passes, {ram.get('dirty-pages-rate')} "
-                          f"dirty pages/s, {ram.get('mbps')} Mbit/s): cancelled", flush=True)
-                    moves.append(None)
+                    print(f"  qemu: not completed after {self.a.timeout} s ({ram.get('dirty-sync-count')} "
+                          f"passes, {ram.get('dirty-pages-rate')} dirty pages/s): cancelled", flush=True)
                     tgt.close()
-                    tgt = None
-                    break
+                    return None, None
                 time.sleep(0.01)
-            if tgt is None:
-                continue
             deadline = time.monotonic() + 60
             while tgt.qmp.cmd("query-status")["status"] != "running":
                 if time.monotonic() > deadline:
                     raise AssertionError("the QEMU target did not run")
                 time.sleep(0.01)
-            alive(tgt, f"q{first + i}")
         except BaseException:
-            if tgt:
-                tgt.abandon()
-                tgt.close()
+            tgt.abandon()
+            tgt.close()
             raise
-        src.close()
-        src = tgt
         ram = m["ram"]
         mv = {"downtime_ms": m["downtime"], "total_ms": m["total-time"],
               "pages_sent": ram["normal"], "pages_total": ram["total"] // PAGE,
               "zero_pages": ram["duplicate"], "wire": ram["transferred"],
               "rounds": ram.get("dirty-sync-count")}
-        moves.append(mv)
-        print(f"  qemu {workload} {i + 1}: downtime {mv['downtime_ms']} ms, total "
-              f"{mv['total_ms']} ms, {mv['rounds']} dirty syncs, {mv['pages_sent']} of "
-              f"{mv['pages_total']} pages sent ({mv['zero_pages']} zero), "
-              f"{mv['wire'] / 2**20:.1f} MiB on the wire", flush=True)
-    return src, moves
+        mv["text"] = (f"downtime {mv['downtime_ms']} ms, total {mv['total_ms']} ms, {mv['rounds']} dirty "
+                      f"syncs, {mv['pages_sent']} of {mv['pages_total']} pages sent ({mv['zero_pages']} "
+                      f"zero), {mv['wire'] / 2**20:.1f} MiB on the wire")
+        return tgt, mv
 
 
-def qemu_run(a, work):
-    vm = QemuVm(a, work, "q0")
-    try:
-        vm.expect(READY, 240)
-        vm.send("")
-        vm.expect(b"# ", 60)
-        params = vm.qmp.cmd("query-migrate-parameters")
-        print(f"  qemu migration parameters: max-bandwidth {params.get('max-bandwidth', 0) / 2**20:.0f} "
-              f"MiB/s, downtime-limit set to 100 ms (default {params.get('downtime-limit')})", flush=True)
-        time.sleep(2)
-        res = {}
-        vm, res["idle"] = qemu_moves(a, work, "idle", vm, 1)
-        for k, (w, pause) in enumerate(BUSY):
-            res[w + " rate"] = start_busy(vm, pause)
-            print(f"  qemu {w} loop: {res[w + ' rate']:.1f} MiB/s rewritten", flush=True)
-            vm, res[w] = qemu_moves(a, work, w, vm, 1 + (k + 1) * a.repeats)
-        return res
-    except BaseException:
-        vm.abandon()
-        raise
-    finally:
-        vm.close()
+def run(em, a):
+    """Every move from a freshly booted source to a fresh target."""
+    res = {}
+    for w, pause in WORKLOADS:
+        res[w], res[w + " rate"], res[w + " problems"] = [], [], 0
+        for i in range(a.repeats):
+            tag = f"{em.name[0]}{w[0]}{i + 1}"
+            src, tgt = em.boot(tag + "-src"), None
+            try:
+                time.sleep(1)  # the boot's last work settles
+                rate = ""
+                if pause is not None:
+                    r = start_loop(src, pause)
+                    res[w + " rate"].append(r)
+                    rate = f" [loop {r:.1f} MiB/s]"
+                tgt, mv = em.move(src, tag)
+                if mv is None:
+                    res[w].append(None)
+                    continue
+                problems = check_target(tgt, tag, pause is not None)
+                res[w + " problems"] += bool(problems)
+                res[w].append(mv)
+                print(f"  {em.name} {w} {i + 1}{rate}: {mv['text']}"
+                      f"{'; ON THE TARGET: ' + ', '.join(problems) if problems else ''}", flush=True)
+            except BaseException:
+                for vm in (src, tgt):
+                    if vm:
+                        vm.abandon()
+                raise
+            finally:
+                for vm in (src, tgt):
+                    if vm:
+                        vm.close()
+    return res
 
 
 # --- report ---------------------------------------------------------------------------
@@ -288,6 +309,10 @@ def qemu_run(a, work):
 def med(moves, key):
     done = [m[key] for m in moves if m]
     return statistics.median(done) if done else None
+
+
+def med_rate(res, w):
+    return statistics.median(res[w + " rate"])
 
 
 def ratio(n, q):
@@ -308,12 +333,12 @@ def main():
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nimbus-migrate-") as work:
         print(f"nimbus ({a.engine}), 1 vCPU, {MEM_MIB} MiB, no disk, no NIC:", flush=True)
-        n = nimbus_run(a, work)
+        n = run(Nimbus(a, work), a)
         print(f"qemu (TCG), 1 vCPU, {MEM_MIB} MiB, no disk, no NIC:", flush=True)
-        q = qemu_run(a, work)
+        q = run(Qemu(a, work), a)
     rows = []
     print(f"\nlive migration, {MEM_MIB} MiB guest, 1 vCPU, median of {a.repeats} (ratio nimbus/qemu)")
-    for w in ["idle"] + [b[0] for b in BUSY]:
+    for w, _ in WORKLOADS:
         nm, qm = n[w], q[w]
         failed = sum(1 for m in qm if m is None)
         nd, qd = med(nm, "downtime_ms"), med(qm, "downtime_ms")
@@ -322,7 +347,7 @@ def main():
         nw, qw = med(nm, "wire"), med(qm, "wire")
         total = nm[0]["pages_total"]
         note = f" ({failed} of {a.repeats} QEMU moves did not complete)" if failed else ""
-        rate = (f" (the guest rewrites {n[w + ' rate']:.1f} MiB/s in nimbus, {q[w + ' rate']:.1f} MiB/s "
+        rate = (f" (the guest rewrites {med_rate(n, w):.1f} MiB/s in nimbus, {med_rate(q, w):.1f} MiB/s "
                 f"in qemu)") if w != "idle" else ""
         print(f"{w}{rate}{note}:")
         print(f"  downtime:     nimbus {fmt(nd, '.1f')} ms, qemu {fmt(qd, '.1f')} ms, ratio {ratio(nd, qd)}")
@@ -335,17 +360,22 @@ def main():
         n_runs = ", ".join(f"{m['downtime_ms']:.1f}" for m in nm)
         q_runs = ", ".join("-" if m is None else str(m["downtime_ms"]) for m in qm)
         print(f"  downtime runs: nimbus {n_runs}; qemu {q_runs}")
+        print(f"  targets where the guest then stalled (rewrite loop or timers): nimbus "
+              f"{n[w + ' problems']}, qemu {q[w + ' problems']} of {a.repeats}")
         rows += [
             (f"migrate {w}: downtime, median of {a.repeats}{note}", nd, qd, "ms", ".1f"),
             (f"migrate {w}: total time", nt and nt / 1000, qt and qt / 1000, "s", ".2f"),
             (f"migrate {w}: RAM pages sent ({total} in the guest)", nps, qps, "pages", ".0f"),
             (f"migrate {w}: bytes on the wire", nw and nw / 2**20, qw and qw / 2**20, "MiB", ".1f"),
+            (f"migrate {w}: targets whose guest stalled after the move", n[w + " problems"],
+             q[w + " problems"], f"of {a.repeats}", "d"),
         ]
     out = os.environ.get("NIMBUS_BENCH_RESULTS")
     if out:
         with open(out, "a") as f:
             for name, nv, qv, unit, spec in rows:
-                f.write(f"{name}\t{fmt(nv, spec)}\t{fmt(qv, spec)}\t{unit}\t{ratio(nv, qv)}\n")
+                r = "-" if unit.startswith("of ") else ratio(nv, qv)
+                f.write(f"{name}\t{fmt(nv, spec)}\t{fmt(qv, spec)}\t{unit}\t{r}\n")
 
 
 if __name__ == "__main__":
