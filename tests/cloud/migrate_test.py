@@ -264,6 +264,7 @@ def main():
         raise
     finally:
         cloud.close()
+    shutil.rmtree(cloud.dir, ignore_errors=True)  # kept only when it failed (its logs)
     ct.log(f"outage of the first move {outage_move:.1f} s")
     ct.log(f"migrate: PASS ({time.monotonic() - t_start:.0f} s)")
 
