@@ -163,7 +163,13 @@ class Source {
     // The point of no return: the target resumes on kCommit.
     vm_.release_host_resources();
     released_ = true;
-    if (Status s = ch_.send(RecordType::kCommit, nullptr, 0, kIoTimeoutMs); !s.ok()) return s;
+    // The commit carries the pause so far (µs), so that the target can tell the whole
+    // downtime (the source may be gone before anyone asks it).
+    const uint64_t paused_us = static_cast<uint64_t>(ms_since(paused_at_) * 1000.0);
+    uint8_t commit[8];
+    for (int i = 0; i < 8; i++) commit[i] = static_cast<uint8_t>(paused_us >> (8 * i));
+    if (Status s = ch_.send(RecordType::kCommit, commit, sizeof commit, kIoTimeoutMs); !s.ok())
+      return s;
     committed_ = true;
     const double downtime = ms_since(paused_at_);
     progress_.update([&](Progress& p) {
@@ -411,7 +417,17 @@ Status receive(TargetVm& vm, Channel& ch, ProgressBoard& progress) {
         if (!commit.ok()) return Status::error("waiting for the commit: " + commit.message());
         if (commit->type != RecordType::kCommit)
           return Status::invalid_argument("expected the commit");
-        return vm.start();
+        const auto received = Clock::now();
+        uint64_t paused_us = 0;
+        if (commit->payload.size() == 8) {
+          for (int i = 0; i < 8; i++)
+            paused_us |= static_cast<uint64_t>(commit->payload[i]) << (8 * i);
+        }
+        if (Status s = vm.start(); !s.ok()) return s;
+        // The source's pause until its commit, and ours from the commit to the guest running.
+        const double downtime = std::min<double>(paused_us / 1000.0, 3600e3) + ms_since(received);
+        progress.update([&](Progress& pr) { pr.downtime_ms = downtime; });
+        return Status();
       }
       default:
         return Status::invalid_argument(

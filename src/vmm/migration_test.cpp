@@ -211,6 +211,9 @@ TEST_F(VmmMigrationTest, ARunningGuestArrivesWhole) {
   EXPECT_TRUE(target.disk_bytes() == source.disk_bytes());
   EXPECT_EQ(target.state_, (std::vector<uint8_t>{1, 2, 3, 4}));
   EXPECT_EQ(target.started, 1);
+  // Both sides know the downtime; the target's includes the source's pause.
+  EXPECT_GT(tp.get().downtime_ms, 0);
+  EXPECT_GE(tp.get().downtime_ms + 0.01, sp.get().downtime_ms * 0.5);
   const Progress p = sp.get();
   EXPECT_EQ(p.phase, "done");
   EXPECT_GE(p.round, 1u);

@@ -39,25 +39,19 @@ void put_u64(std::vector<uint8_t>& v, uint64_t x) {
 class Cursor {
  public:
   explicit Cursor(const std::vector<uint8_t>& v) : v_(v) {}
-  bool u8(uint8_t& x) {
-    if (at_ + 1 > v_.size()) return false;
-    x = v_[at_++];
-    return true;
-  }
-  bool u32(uint32_t& x) {
-    if (at_ + 4 > v_.size()) return false;
+  // A little-endian unsigned integer of sizeof(T) bytes; false past the end.
+  template <typename T>
+  bool take(T& x) {
+    if (at_ + sizeof(T) > v_.size()) return false;
     x = 0;
-    for (int i = 0; i < 4; i++) x |= static_cast<uint32_t>(v_[at_ + i]) << (8 * i);
-    at_ += 4;
+    for (size_t i = 0; i < sizeof(T); i++)
+      x |= static_cast<T>(static_cast<T>(v_[at_ + i]) << (8 * i));
+    at_ += sizeof(T);
     return true;
   }
-  bool u64(uint64_t& x) {
-    if (at_ + 8 > v_.size()) return false;
-    x = 0;
-    for (int i = 0; i < 8; i++) x |= static_cast<uint64_t>(v_[at_ + i]) << (8 * i);
-    at_ += 8;
-    return true;
-  }
+  bool u8(uint8_t& x) { return take(x); }
+  bool u32(uint32_t& x) { return take(x); }
+  bool u64(uint64_t& x) { return take(x); }
   const uint8_t* rest() const { return v_.data() + at_; }
   size_t rest_size() const { return v_.size() - at_; }
 

@@ -12,7 +12,8 @@
 //     kDisk     u32 disk, u64 offset, u32 length, u8 codec (kRaw | kZstd | kZeros), bytes
 //     kState    the machine state (VirtMachine::save_state)
 //     kEnd      nothing: everything was sent; the target loads it and answers
-//     kCommit   nothing: the source gave the VM up; the target resumes it
+//     kCommit   u64 µs the guest has been paused so far: the source gave the VM up; the
+//               target resumes it (and reports the whole downtime)
 //   target -> source
 //     kReady    nothing: the state loaded; waiting for kCommit
 //     kError    a message: the target gave up (it closes the connection)

@@ -99,6 +99,9 @@ class Vmm : public VmmControl {
   class TargetAdapter;
   void source_thread(MigrateRequest request, migration::Address address);
   void target_thread(int listener, double timeout_s);
+  // The migration's end in its progress (completed, cancelled or failed, and the time
+  // since t0); true if it was cancelled.
+  bool record_end(const Status& s, std::chrono::steady_clock::time_point t0);
   // Cuts an active migration short and waits for its thread (mu_ not held).
   void end_migration();
   bool migration_active_locked() const { return migration_active_; }

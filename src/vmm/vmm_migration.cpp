@@ -191,6 +191,16 @@ class Vmm::TargetAdapter final : public migration::TargetVm {
   std::vector<backends::BlockBackend*> disks_;
 };
 
+bool Vmm::record_end(const Status& s, std::chrono::steady_clock::time_point t0) {
+  const bool cancelled = migration_cancel_.load();
+  migration_.update([&](migration::Progress& p) {
+    p.state = s.ok() ? "completed" : cancelled ? "cancelled" : "failed";
+    if (!s.ok()) p.error = s.message();
+    p.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  });
+  return cancelled;
+}
+
 Status Vmm::migrate(const MigrateRequest& request) {
   auto address = migration::parse_address(request.destination);
   if (!address.ok()) return address.status();
@@ -218,12 +228,7 @@ Status Vmm::migrate(const MigrateRequest& request) {
 void Vmm::source_thread(MigrateRequest request, migration::Address address) {
   const auto t0 = Clock::now();
   auto finish = [&](const Status& s) {
-    const bool cancelled = migration_cancel_.load();
-    migration_.update([&](migration::Progress& p) {
-      p.state = s.ok() ? "completed" : cancelled ? "cancelled" : "failed";
-      if (!s.ok()) p.error = s.message();
-      p.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    });
+    const bool cancelled = record_end(s, t0);
     std::lock_guard<std::mutex> lock(mu_);
     if (s.ok()) {
       const migration::Progress p = migration_.get();
@@ -320,15 +325,11 @@ void Vmm::target_thread(int listener, double timeout_s) {
     std::lock_guard<std::mutex> io(migration_io_mu_);
     migration_channel_ = nullptr;
   }
-  const bool cancelled = migration_cancel_.load();
-  migration_.update([&](migration::Progress& p) {
-    p.state = s.ok() ? "completed" : cancelled ? "cancelled" : "failed";
-    if (!s.ok()) p.error = s.message();
-    p.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  });
+  const bool cancelled = record_end(s, t0);
   std::lock_guard<std::mutex> lock(mu_);
   if (s.ok()) {
-    spdlog::info("vm {}: arrived by migration; running", options_.id);
+    spdlog::info("vm {}: arrived by migration; running (downtime {:.1f} ms)", options_.id,
+                 migration_.get().downtime_ms);
   } else {
     spdlog::error("vm {}: incoming migration {}: {}", options_.id,
                   cancelled ? "cancelled" : "failed", s.message());

@@ -195,7 +195,8 @@ def main():
         m = wait_migration(src.api)
         check(m["state"] == "completed", f"the migration: {m}")
         tm = wait_migration(tgt.api)
-        check(tm["state"] == "completed", f"the target: {tm}")
+        check(tm["state"] == "completed" and tm["downtime_ms"] >= m["downtime_ms"] * 0.5,
+              f"the target knows the downtime too: {tm}")
         print(f"migrated in {m['total_ms']:.0f} ms ({time.monotonic() - t0:.2f} s seen here): "
               f"downtime {m['downtime_ms']:.1f} ms, {m['round']} rounds, "
               f"{m['ram_pages_sent']} of {m['ram_pages_total']} pages sent, "
@@ -240,7 +241,9 @@ def main():
         # The source exits as soon as its VM left (--exit-on-stop): the target tells.
         m = wait_migration(back.api)
         check(m["state"] == "completed", f"over unix: {m}")
-        print(f"over a unix socket: {m['total_ms']:.0f} ms, {m['ram_pages_sent']} pages")
+        check(m["downtime_ms"] > 0, f"the target's downtime: {m}")
+        print(f"over a unix socket: {m['ram_pages_sent']} pages, downtime {m['downtime_ms']:.1f} ms "
+              f"(as the target saw it)")
         check(tgt.wait(30) == 0, "the second VMM exits 0 after the move (--exit-on-stop)")
         out = back.run("cat /root/marker", "B1")
         check("moved" in out, f"the file written on the target: {out!r}")
