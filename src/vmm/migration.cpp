@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 
@@ -94,7 +95,8 @@ class Source {
       }
       if (Status s = send_pages(batch); !s.ok()) return s;
     }
-    double bytes_per_ms = 0;  // guest data per millisecond, measured on the last round
+    double bytes_per_ms = 0;             // guest data per millisecond, measured on the last round
+    uint64_t last_pending = UINT64_MAX;  // bytes left after the round before
     std::vector<uint64_t> dirty;
     std::vector<std::vector<uint64_t>> disk_dirty(disks_.size());
     for (uint32_t round = 1;; round++) {
@@ -119,7 +121,16 @@ class Source {
       if (o_.max_bandwidth_mib_s != 0)
         rate = std::min(rate, o_.max_bandwidth_mib_s * 1048576.0 / 1000.0);
       const double estimate_ms = rate > 0 ? pending / rate : 0;
-      if (estimate_ms <= o_.max_downtime_ms || round > o_.max_rounds) {
+      // The downtime is what is left at the pause: stop when it is small for sure (a
+      // tenth of the budget), or when it fits the budget and another round would not make
+      // it much smaller (the last one shrank it by less than a quarter), or at the round
+      // limit. Stopping at the first round that fits would spend the whole budget on a busy
+      // guest where a few more short rounds leave only milliseconds.
+      const bool small = estimate_ms <= o_.max_downtime_ms / 10.0;
+      const bool fits = estimate_ms <= o_.max_downtime_ms;
+      const bool shrinking = pending < last_pending / 4 * 3;
+      last_pending = pending;
+      if (small || (fits && !shrinking) || round > o_.max_rounds) {
         spdlog::info(
             "migration: {} dirty pages and {} disk chunks left after round {} "
             "(about {:.1f} ms at the measured rate): stop and copy",
