@@ -6,7 +6,8 @@
 A guest with 2 vCPUs and 256 MiB runs a counter loop (10 a second) that its web server
 serves through a port forward, and a client fetches it without pause. Failures first,
 each of which must leave the VM running where it is: nothing listening at the
-destination; a target configured differently (refused with its reason); a target killed
+destination; a target configured differently (refused with its reason); a target out of
+memory (its address space capped below the guest's RAM: refused with the reason); a target killed
 -9 in the middle of the rounds (a bandwidth limit, a 1 ms budget and a guest rewriting
 16 MiB of RAM in a loop keep the migration iterating); a cancel. Then the real move, over TCP to a second process that
 takes the same forward port, while the guest writes numbered blocks to its qcow2 disk
@@ -18,6 +19,7 @@ the source VMM exits with "migrated". Last, back to a third process over a unix 
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -157,6 +159,23 @@ def main():
         print(f"mismatched target: failed: {m['error']}")
         t.close()
         running_on(src, fetcher, "after a refused migration")
+
+        # 2b. A target out of memory: its address space capped (prlimit) below what the
+        # guest's RAM needs, so it cannot build the machine: refused with the reason.
+        t = target("oom", overlay("oom.qcow2"), free_port())
+        vms.append(t)
+        with open(f"/proc/{t.proc.pid}/status") as f:
+            vm_size_kib = int(re.search(r"VmSize:\s+(\d+)", f.read()).group(1))
+        subprocess.run(["prlimit", "--pid", str(t.proc.pid),
+                        f"--as={(vm_size_kib << 10) + (64 << 20)}"], check=True)
+        listen = t.api.ok("PUT", "/migration/incoming", {"listen": "tcp:127.0.0.1:0"})["listen"]
+        src.api.ok("PUT", "/migration", {"destination": listen})
+        m = wait_migration(src.api)
+        check(m["state"] == "failed" and "guest RAM" in m["error"], f"target out of memory: {m}")
+        check(t.api.info()["state"] == "NotStarted", "the target stays NotStarted")
+        print(f"target out of memory: failed: {m['error']}")
+        t.close()
+        running_on(src, fetcher, "after a target out of memory")
 
         # 3. The target killed -9 in the middle of the rounds; 4. a cancel.
         for case in ("kill", "cancel"):

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <new>
 
 #include "devices/clint/clint.h"
 #include "devices/finisher/finisher.h"
@@ -88,7 +89,13 @@ Result<std::unique_ptr<VirtMachine>> VirtMachine::create(const VirtConfig& confi
 
 Status VirtMachine::build(VirtBackends& backends) {
   const unsigned n = config_.harts;
-  bus_ = std::make_unique<mem::Bus>(kRamBase, config_.ram_size);
+  try {
+    bus_ = std::make_unique<mem::Bus>(kRamBase, config_.ram_size);
+  } catch (const std::bad_alloc&) {
+    return Status::insufficient_capacity(fmt::format(
+        "cannot reserve {} MiB of guest RAM: this process is out of memory or address space",
+        config_.ram_size >> 20));
+  }
   for (unsigned i = 0; i < n; i++) {
     auto slot = std::make_unique<HartSlot>();
     slot->hart = std::make_unique<cpu::Hart>(*bus_, i);
