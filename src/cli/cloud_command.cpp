@@ -74,19 +74,15 @@ class CloudApi {
     return CloudApi(std::move(*c));
   }
 
-  Result<json> get(const std::string& path) const {
-    auto reply = client_.request("GET", path);
-    if (!reply.ok()) return hint(reply.status());
-    if (!http::is_success(*reply)) return http::reply_error(*reply);
-    json j = json::parse(reply->body, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-      return Status::internal(
-          fmt::format("{} {} did not answer JSON", client_.target().shown(), path));
-    return j;
+  Result<json> get(const std::string& path) const { return call("GET", path, ""); }
+  Result<json> post(const std::string& path, const json& body) const {
+    return call("POST", path, body.dump());
   }
 
-  Result<json> post(const std::string& path, const json& body) const {
-    auto reply = client_.request("POST", path, body.dump());
+  // One request whose reply must be a JSON object.
+  Result<json> call(const std::string& method, const std::string& path,
+                    const std::string& body) const {
+    auto reply = client_.request(method, path, body);
     if (!reply.ok()) return hint(reply.status());
     if (!http::is_success(*reply)) return http::reply_error(*reply);
     json j = json::parse(reply->body, nullptr, false);

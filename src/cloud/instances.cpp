@@ -65,18 +65,6 @@ std::string request_fingerprint(const RunRequest& r) {
   return sha256_hex(j.dump());
 }
 
-// The lowest free address of the host's public pool PREFIX.INDEX.2-254.
-std::optional<std::string> free_public_ip(const std::string& prefix, unsigned index,
-                                          const HostAllocation& a) {
-  std::set<std::string> used;
-  for (const auto& [id, c] : a.instances) used.insert(c.public_ip);
-  for (int last = 2; last <= 254; ++last) {
-    std::string ip = fmt::format("{}.{}.{}", prefix, index, last);
-    if (!used.count(ip)) return ip;
-  }
-  return std::nullopt;
-}
-
 Ec2Error not_found(const std::vector<std::string>& missing) {
   if (missing.size() == 1)
     return ec2_error("InvalidInstanceID.NotFound",

@@ -26,18 +26,6 @@ void pause(int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1 + (attempt % 8) * 2));
 }
 
-// The lowest free address of a host's public pool PREFIX.INDEX.2-254 (as a launch's).
-std::optional<std::string> free_public_ip(const std::string& prefix, unsigned index,
-                                          const HostAllocation& a) {
-  std::set<std::string> used;
-  for (const auto& [id, c] : a.instances) used.insert(c.public_ip);
-  for (int last = 2; last <= 254; ++last) {
-    std::string ip = fmt::format("{}.{}.{}", prefix, index, last);
-    if (!used.count(ip)) return ip;
-  }
-  return std::nullopt;
-}
-
 Ec2Error host_not_found(const std::string& host) {
   return ec2_error("InvalidHostId.NotFound", fmt::format("The host '{}' does not exist", host),
                    404);
@@ -319,10 +307,7 @@ Status Cloud::finish_move(const std::string& id, const std::string& target, doub
     inst.host = target;
     inst.zone = host->zone;
     inst.public_ip = claim.public_ip;
-    inst.move_to.clear();
-    inst.move_from.clear();
-    inst.move_public_ip.clear();
-    inst.move_drain = false;
+    inst.clear_move();
     auto ok = commit(store_, *v);
     if (!ok.ok()) return ok.status();
     if (*ok) {
@@ -357,10 +342,7 @@ Status Cloud::fail_move(const std::string& id, const std::string& error) {
     m.error = error;
     m.at = iso_time_now();
     inst.last_move = m;
-    inst.move_to.clear();
-    inst.move_from.clear();
-    inst.move_public_ip.clear();
-    inst.move_drain = false;
+    inst.clear_move();
     auto ok = commit(store_, *v);
     if (!ok.ok()) return ok.status();
     if (*ok) {

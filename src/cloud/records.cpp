@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <set>
+
 namespace nimbus::cloud {
 
 NLOHMANN_JSON_SERIALIZE_ENUM(InstanceState, {{InstanceState::kPending, "pending"},
@@ -149,6 +151,17 @@ Result<ImageRecord> image_from_json(const std::string& t) {
 Result<VpcRecord> vpc_from_json(const std::string& t) { return parse_record<VpcRecord>(t, "VPC"); }
 Result<SubnetRecord> subnet_from_json(const std::string& t) {
   return parse_record<SubnetRecord>(t, "subnet");
+}
+
+std::optional<std::string> free_public_ip(const std::string& prefix, unsigned index,
+                                          const HostAllocation& a) {
+  std::set<std::string> used;
+  for (const auto& [id, c] : a.instances) used.insert(c.public_ip);
+  for (int last = 2; last <= 254; ++last) {
+    std::string ip = fmt::format("{}.{}.{}", prefix, index, last);
+    if (!used.count(ip)) return ip;
+  }
+  return std::nullopt;
 }
 
 }  // namespace nimbus::cloud

@@ -67,6 +67,11 @@ struct HostAllocation {
   std::map<std::string, Claim> instances;  // by instance id
 };
 
+// The lowest address of a host's public pool PREFIX.INDEX.2-254 that none of its claims
+// holds (launches and moves hand them out), or none when all are taken.
+std::optional<std::string> free_public_ip(const std::string& prefix, unsigned index,
+                                          const HostAllocation& a);
+
 // EC2's states (InstanceState codes: pending 0, running 16, shutting-down 32,
 // terminated 48, stopping 64, stopped 80).
 enum class InstanceState { kPending, kRunning, kShuttingDown, kTerminated, kStopping, kStopped };
@@ -147,6 +152,13 @@ struct InstanceRecord {
   bool move_drain = false;  // asked by a drain (undrain cancels it until it started)
   uint64_t move_id = 0;     // the number of the move asked last (1, 2, ...)
   MoveResult last_move;     // last_move.id == 0: never moved
+  // No move asked or under way any more (it ended, failed or was cancelled).
+  void clear_move() {
+    move_to.clear();
+    move_from.clear();
+    move_public_ip.clear();
+    move_drain = false;
+  }
 };
 
 struct SecurityRule {
