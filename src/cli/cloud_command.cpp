@@ -565,6 +565,19 @@ int cmd_down(const CloudCommandOptions& o) {
   return purge(dir);
 }
 
+// The control plane's URL: --endpoint, else the one `up` recorded in `dir`, else the
+// default listen address; only http:// URLs.
+Result<std::string> resolve_endpoint(const CloudCommandOptions& o, const std::string& dir) {
+  std::string url = o.endpoint;
+  if (url.empty()) {
+    auto record = load_record(dir);
+    url = record.ok() && *record ? (*record)->url : std::string("http://") + kDefaultCloudListen;
+  }
+  if (url.rfind("http://", 0) != 0)
+    return Status::invalid_argument(fmt::format("--endpoint '{}': give http://HOST:PORT", url));
+  return url;
+}
+
 // ------------------------------------------------------------------------------------------
 // hosts, zones, instances
 
@@ -572,13 +585,9 @@ int cmd_view(const CloudCommandOptions& o) {
   const std::string& v = o.verb;
   if (o.up.state_dir.empty()) return fail(v, "--state-dir is empty", kExitUsage);
   const std::string dir = absolute_dir(o.up.state_dir);
-  std::string url = o.endpoint;
-  if (url.empty()) {
-    auto record = load_record(dir);
-    url = record.ok() && *record ? (*record)->url : std::string("http://") + kDefaultCloudListen;
-  }
-  if (url.rfind("http://", 0) != 0)
-    return fail(v, fmt::format("--endpoint '{}': give http://HOST:PORT", url), kExitUsage);
+  auto endpoint = resolve_endpoint(o, dir);
+  if (!endpoint.ok()) return fail(v, endpoint.message(), kExitUsage);
+  std::string url = *endpoint;
   if (v == "regions") return cloud_regions_verb(url, o.region, o.latency, o.samples, o.json);
   if (!o.region.empty()) {  // another region's control plane (same join token file)
     if (o.samples < 1 || o.samples > 100) return fail(v, "--samples must be 1 to 100", kExitUsage);
@@ -666,13 +675,9 @@ Result<CloudApi> operator_api(const CloudCommandOptions& o, int& exit) {
   exit = kExitUsage;
   if (o.up.state_dir.empty()) return Status::invalid_argument("--state-dir is empty");
   const std::string dir = absolute_dir(o.up.state_dir);
-  std::string url = o.endpoint;
-  if (url.empty()) {
-    auto record = load_record(dir);
-    url = record.ok() && *record ? (*record)->url : std::string("http://") + kDefaultCloudListen;
-  }
-  if (url.rfind("http://", 0) != 0)
-    return Status::invalid_argument(fmt::format("--endpoint '{}': give http://HOST:PORT", url));
+  auto endpoint = resolve_endpoint(o, dir);
+  if (!endpoint.ok()) return endpoint.status();
+  const std::string& url = *endpoint;
   exit = kExitFailed;
   auto token = read_token(dir + "/join-token");
   if (!token.ok())
