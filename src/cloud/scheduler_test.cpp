@@ -423,5 +423,105 @@ TEST(Scheduler, HundredThousandInstancesOverTenThousandHosts) {
   EXPECT_LT(seconds, 120.0);
 }
 
+// The simulator keeps one HostTable for a whole run, while the control plane builds one per
+// launch from the hosts it reads: both must choose alike, launch after launch, with
+// instances leaving in between.
+TEST(Scheduler, HostTableKeptAcrossPlacementsChoosesAsTheControlPlaneDoes) {
+  std::mt19937 rng(11);
+  std::vector<HostCandidate> hosts;
+  for (int i = 0; i < 40; ++i) {
+    HostCandidate h = host(fmt::format("h{:02}", (i * 17) % 40), fmt::format("z{}", i % 3),
+                           4 + 4 * (i % 3), 4096 + 2048 * (i % 4), 50000);
+    h.vm_overhead_mib = 16 * (i % 2);
+    hosts.push_back(std::move(h));
+  }
+  for (Strategy strategy : {Strategy::kSpread, Strategy::kPack}) {
+    std::vector<HostCandidate> cloud = hosts;  // as the control plane sees them
+    HostTable table(hosts);                    // as the simulator keeps them
+    struct Live {
+      std::string host;
+      PlacementRequest req;
+    };
+    std::vector<Live> live;
+    for (int step = 0; step < 600; ++step) {
+      if (!live.empty() && rng() % 3 == 0) {
+        const size_t k = rng() % live.size();
+        const Live gone = live[k];
+        live.erase(live.begin() + static_cast<std::ptrdiff_t>(k));
+        table.release(table.slot_of(gone.host), gone.req.vcpus, gone.req.memory_mib,
+                      gone.req.disk_mib);
+        for (HostCandidate& h : cloud) {
+          if (h.id != gone.host) continue;
+          h.vcpus_allocated -= gone.req.vcpus;
+          h.memory_mib_allocated -= gone.req.memory_mib + h.vm_overhead_mib;
+          h.disk_mib_allocated -= gone.req.disk_mib;
+        }
+        continue;
+      }
+      PlacementRequest r = request(1 + rng() % 3, 256 * (1 + rng() % 6),
+                                   rng() % 2 ? "" : fmt::format("z{}", rng() % 3));
+      r.disk_mib = 100 * (rng() % 3);
+      Placement a = place(cloud, r, 1, strategy);
+      Placement b = place(table, r, 1, strategy);
+      ASSERT_EQ(a.hosts, b.hosts) << "step " << step;
+      ASSERT_EQ(a.shortage, b.shortage) << "step " << step;
+      if (b.hosts.empty()) continue;
+      ASSERT_EQ(table.host(b.slots[0]).id, b.hosts[0]);
+      ASSERT_EQ(cloud[a.slots[0]].id, a.hosts[0]);
+      live.push_back({b.hosts[0], r});
+    }
+    // Everything released: the table is back where it started.
+    for (const Live& l : live)
+      table.release(table.slot_of(l.host), l.req.vcpus, l.req.memory_mib, l.req.disk_mib);
+    for (size_t slot = 0; slot < table.size(); ++slot) {
+      EXPECT_EQ(table.host(slot).vcpus_allocated, 0u);
+      EXPECT_EQ(table.host(slot).memory_mib_allocated, 0u);
+      EXPECT_EQ(table.host(slot).disk_mib_allocated, 0u);
+    }
+  }
+}
+
+TEST(Scheduler, HostTableSlotsZonesAndFlags) {
+  HostTable t({host("b", "z2"), host("c", "z1"), host("a", "z2"), host("d", "z1")});
+  ASSERT_EQ(t.size(), 4u);
+  EXPECT_EQ(t.zone_names(), (std::vector<std::string>{"z1", "z2"}));
+  EXPECT_EQ(t.zone_range(0), (std::pair<size_t, size_t>{0, 2}));
+  EXPECT_EQ(t.zone_range(1), (std::pair<size_t, size_t>{2, 4}));
+  EXPECT_EQ(t.host(0).id, "c");
+  EXPECT_EQ(t.host(2).id, "a");
+  EXPECT_EQ(t.origin(2), 2u);  // "a" was third in the vector
+  EXPECT_EQ(t.origin(0), 1u);
+  EXPECT_EQ(t.slot_of("d"), 1u);
+  EXPECT_EQ(t.slot_of("nope"), t.size());
+
+  // Spread over all zones: the emptiest, ties to the smallest id ("a", in z2).
+  Placement p = place(t, request(1, 1024), 1, Strategy::kSpread);
+  ASSERT_EQ(p.hosts, std::vector<std::string>{"a"});
+  EXPECT_EQ(p.slots, std::vector<size_t>{2});
+  // Not accepting, then down: skipped; back: chosen again.
+  t.release(2, 1, 1024, 0);
+  t.set_accepting(2, false);
+  EXPECT_EQ(place(t, request(1, 1024), 1, Strategy::kSpread).hosts[0], "b");
+  t.release(t.slot_of("b"), 1, 1024, 0);
+  t.set_accepting(2, true);
+  t.set_alive(2, false);
+  EXPECT_EQ(place(t, request(1, 1024), 1, Strategy::kSpread).hosts[0], "b");
+  t.release(t.slot_of("b"), 1, 1024, 0);
+  t.set_alive(2, true);
+  EXPECT_EQ(place(t, request(1, 1024), 1, Strategy::kSpread).hosts[0], "a");
+  // A zone the table does not have.
+  Placement none = place(t, request(1, 1024, "z9"), 1, Strategy::kSpread);
+  EXPECT_TRUE(none.hosts.empty());
+  EXPECT_EQ(none.shortage,
+            "no host in zone z9 can take an instance of 1 vCPU, 1024 MiB: the zone has no hosts");
+  // claim without choosing, release never below zero, groups counted and dropped.
+  t.claim(0, 2, 512, 10, "g");
+  EXPECT_EQ(t.host(0).group_members.at("g"), 1u);
+  t.release(0, 99, 99999, 999, "g");
+  EXPECT_EQ(t.host(0).vcpus_allocated, 0u);
+  EXPECT_EQ(t.host(0).memory_mib_allocated, 0u);
+  EXPECT_EQ(t.host(0).group_members.count("g"), 0u);
+}
+
 }  // namespace
 }  // namespace nimbus::cloud
