@@ -397,7 +397,8 @@ TEST(SimEngine, ValidationNamesTheEventAndInstance) {
 }
 
 // By hand: build/nimbus_unit_tests --gtest_filter=SimEngine.DISABLED_Scale
-// --gtest_also_run_disabled_tests. 10,000 hosts, 1,000,000 events, the default policies.
+// --gtest_also_run_disabled_tests. 10,000 hosts, 1,000,000 events, the default policies
+// (and dedicated).
 TEST(SimEngine, DISABLED_Scale) {
   DataCenter dc;
   dc.name = "dc-10k";
@@ -435,7 +436,8 @@ TEST(SimEngine, DISABLED_Scale) {
     return a.kind == EventKind::kLaunch && b.kind != EventKind::kLaunch;
   });
   Workload w = workload(std::move(ev), horizon);
-  SimOptions o;
+  SimOptions o;  // the default three, then dedicated for comparison
+  o.policies.push_back(Policy::kDedicated);
   Result<SimResult> r = simulate(dc, w, default_instance_types(), o);
   ASSERT_TRUE(r.ok()) << r.message();
   std::printf("%zu hosts, %zu events\n", static_cast<size_t>(r->hosts),
