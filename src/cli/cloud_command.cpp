@@ -895,6 +895,11 @@ void add_cloud_command(CLI::App& app, CloudCommandOptions& o) {
   cmd = verb(cloud, o, "undrain", "Take new instances on a host again (cancels queued moves)");
   cmd->add_option("host", o.target, "The host id")->required();
   move_flags(cmd);
+  cmd = cloud->add_subcommand("simulate",
+                              "Run the scheduler over a simulated data center: spread, pack, "
+                              "pack with live-migration consolidation (docs/simulation.md)");
+  cmd->preparse_callback([&o](size_t) { o.verb = "simulate"; });
+  add_simulate_flags(cmd, o.simulate);
 }
 
 int cloud_command(const CloudCommandOptions& o) {
@@ -904,6 +909,7 @@ int cloud_command(const CloudCommandOptions& o) {
     return cmd_view(o);
   if (o.verb == "move") return cmd_move(o);
   if (o.verb == "drain" || o.verb == "undrain") return cmd_drain(o);
+  if (o.verb == "simulate") return simulate_command(o.simulate);
   return fail(o.verb, "unknown command", kExitUsage);
 }
 

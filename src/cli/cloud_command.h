@@ -2,13 +2,15 @@
 // (docs/cloud-cli.md). `up` starts the control plane (nimbus-cloud) and N hosts (nimbusd)
 // that join it; `down` stops them; `hosts`, `zones` and `instances` are the operator's
 // view through the control plane's /nimbus/v1 paths (its join token is the credential);
-// `move`, `drain` and `undrain` move instances between hosts (live migration).
+// `move`, `drain` and `undrain` move instances between hosts (live migration); `simulate`
+// runs the scheduler over a simulated data center (docs/simulation.md).
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <string>
 
 #include "cli/cloud_plan.h"
+#include "cli/cloud_simulate.h"
 
 namespace nimbus::cli {
 
@@ -26,6 +28,7 @@ struct CloudCommandOptions {
   std::string move_host;     // move --host: the target ("" the scheduler's pick)
   bool wait = false;         // move, drain: until the moves are done, printing each
   int wait_timeout_s = 900;  // move, drain --wait
+  SimulateOptions simulate;  // simulate
 };
 
 void add_cloud_command(CLI::App& app, CloudCommandOptions& options);

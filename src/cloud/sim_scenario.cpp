@@ -73,6 +73,7 @@ Result<GeneratorOptions> parse_generator(const json& g, const DataCenter& dc, do
                             {"seed",
                              "duration_s",
                              "arrivals_per_hour",
+                             "arrivals_diurnal_amplitude",
                              "lifetime",
                              "lifetime_mean_s",
                              "lifetime_median_s",
@@ -107,6 +108,7 @@ Result<GeneratorOptions> parse_generator(const json& g, const DataCenter& dc, do
   if (duration_s <= 0 && d < 0)
     return bad(where + ": 'duration_s' is needed (here or in the scenario)");
   for (auto [key, field] : {std::pair{"arrivals_per_hour", &o.arrivals_per_hour},
+                            {"arrivals_diurnal_amplitude", &o.arrivals_diurnal_amplitude},
                             {"lifetime_mean_s", &o.lifetime_mean_s},
                             {"lifetime_median_s", &o.lifetime_median_s},
                             {"lifetime_sigma", &o.lifetime_sigma},

@@ -428,6 +428,8 @@ Status check_generator_options(const GeneratorOptions& o) {
   if (!in(o.cpu_low, 0, 1) || !in(o.cpu_high, o.cpu_low, 1))
     return bad("'cpu_low' and 'cpu_high' must satisfy 0 <= cpu_low <= cpu_high <= 1");
   if (!in(o.diurnal_amplitude, 0, 1)) return bad("'diurnal_amplitude' must be in [0, 1]");
+  if (!in(o.arrivals_diurnal_amplitude, 0, 1))
+    return bad("'arrivals_diurnal_amplitude' must be in [0, 1]");
   if (!in(o.diurnal_peak_hour, 0, 24)) return bad("'diurnal_peak_hour' must be in [0, 24]");
   if (!in(o.diurnal_peak_spread_h, 0, 24)) return bad("'diurnal_peak_spread_h' must be in [0, 24]");
   if (!in(o.util_interval_s, 0, kMaxTraceTime) || (o.util_interval_s > 0 && o.util_interval_s < 1))
@@ -461,7 +463,9 @@ Result<Workload> generate(const GeneratorOptions& o) {
   std::mt19937_64 rng(o.seed);
   double total_weight = 0;
   for (const auto& t : o.types) total_weight += t.second;
-  const double rate_s = o.arrivals_per_hour / 3600;
+  const double base_rate_s = o.arrivals_per_hour / 3600;
+  const double swing = o.arrivals_diurnal_amplitude;
+  const double rate_s = base_rate_s * (1 + swing);  // the peak rate; thinned below
   const unsigned partitions = o.group_partitions ? o.group_partitions : 3;
   Emitter emitter(w, o.duration_s, o.util_interval_s, CpuModel{o.diurnal_amplitude}, o.max_events);
   double t = 0;
@@ -469,6 +473,12 @@ Result<Workload> generate(const GeneratorOptions& o) {
   while (rate_s > 0) {
     t = round_to(t + exponential(uniform01(rng()), 1 / rate_s), 1e3);
     if (!(t < o.duration_s)) break;
+    if (swing > 0) {
+      // Keep the arrival with probability rate(t) / peak rate (one more draw, only then, so
+      // that a workload without the rhythm is what it always was).
+      const double rate = 1 + swing * std::cos(2 * M_PI * (t - o.diurnal_peak_hour * 3600) / 86400);
+      if (uniform01(rng()) * (1 + swing) >= rate) continue;
+    }
     if (Status s = emitter.drain_until(t); !s.ok()) return s;
     // Draws in a fixed order, each from its own word, whatever the options.
     const double u_type = uniform01(rng()), u_zone = uniform01(rng()), u_life = open01(rng()),

@@ -45,6 +45,10 @@ struct GeneratorOptions {
   uint64_t seed = 1;
   double duration_s = 86400;       // arrivals in [0, duration_s); the workload's duration
   double arrivals_per_hour = 100;  // Poisson process
+  // A day's rhythm in the arrivals: the rate is arrivals_per_hour * (1 + a * cos(2 pi (t -
+  // diurnal_peak_hour) / 1 day)) (a in [0, 1]; thinning of a Poisson process at the peak
+  // rate), so that launches crowd in the day and the cloud empties at night.
+  double arrivals_diurnal_amplitude = 0;
   LifetimeKind lifetime = LifetimeKind::kExponential;
   double lifetime_mean_s = 3600;    // exponential
   double lifetime_median_s = 3600;  // lognormal: median * exp(sigma * N(0,1))

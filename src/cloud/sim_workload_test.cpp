@@ -267,6 +267,32 @@ TEST(SimGenerator, LifetimeAndArrivalDistributions) {
   }
 }
 
+// Arrivals with a day's rhythm: 1 + a cos(...) around the peak hour, the same mean rate.
+TEST(SimGenerator, DiurnalArrivalsCrowdAroundThePeakHour) {
+  GeneratorOptions o;
+  o.seed = 3;
+  o.arrivals_per_hour = 1000;
+  o.arrivals_diurnal_amplitude = 0.8;
+  o.diurnal_peak_hour = 14;
+  o.duration_s = 20 * 86400.0;
+  o.lifetime_mean_s = 60;
+  Result<Workload> w = generate(o);
+  ASSERT_TRUE(w.ok()) << w.message();
+  std::vector<double> per_hour(24, 0);
+  uint64_t launches = 0;
+  for (const Event& e : w->events) {
+    if (e.kind != EventKind::kLaunch) continue;
+    ++launches;
+    per_hour[static_cast<size_t>(std::fmod(e.time_s, 86400) / 3600)] += 1;
+  }
+  EXPECT_NEAR(static_cast<double>(launches), 480'000, 4000);  // the mean rate is kept
+  // Hour 14 expects 1000 * (1 + 0.8 cos(~0)) per day, hour 2 (12 h away) 1000 * 0.2.
+  EXPECT_NEAR(per_hour[14] / 20, 1000 * (1 + 0.8 * std::cos(2 * M_PI * 0.5 / 24)), 60);
+  EXPECT_NEAR(per_hour[2] / 20, 1000 * (1 - 0.8 * std::cos(2 * M_PI * 0.5 / 24)), 30);
+  o.arrivals_diurnal_amplitude = 1.5;
+  EXPECT_FALSE(generate(o).ok());
+}
+
 TEST(SimGenerator, NormalQuantile) {
   EXPECT_NEAR(normal_quantile(0.5), 0, 1e-9);
   EXPECT_NEAR(normal_quantile(0.975), 1.959963985, 1e-6);
