@@ -39,6 +39,9 @@
 #   migrate migrate_bench.py live migration of a 256 MiB, 1-vCPU guest to a fresh process on
 #                           this host (TCP), idle, paced (~10 MiB/s rewritten) and busy (a
 #                           64 MiB rewrite loop): downtime, total time, pages and bytes sent
+#   simulate simulate_bench.py the data-center simulation on the shipped scenarios, one core:
+#                           wall time, peak memory, hosts and energy of pack, pack+migrate
+#                           vs spread or one server per application (no peer simulator)
 #
 # Adding one: write a script that prints its figures and, when $NIMBUS_BENCH_RESULTS names
 # a file, appends one row per figure to it:
@@ -51,7 +54,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-BENCHMARKS="boot guest mips io restore host cloud inside store failover network migrate"
+BENCHMARKS="boot guest mips io restore host cloud inside store failover network migrate simulate"
 
 only="" skip="" note="" record=1 build=""
 while [ $# -gt 0 ]; do
@@ -95,6 +98,7 @@ bench_inside() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/inside_bench.py" --b
 bench_store() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/store_bench.py" --build "$build"; }
 bench_failover() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/failover_bench.py" --build "$build"; }
 bench_network() { "${CLOUD_PYTHON:-/usr/bin/python3}" "$here/network_bench.py" --build "$build" --repeats "${CLOUD_REPEATS:-3}"; }
+bench_simulate() { python3 "$here/simulate_bench.py" --nimbus "$nimbus"; }
 bench_migrate() { python3 "$here/migrate_bench.py" --nimbus "$nimbus" --qemu "$qemu" --repeats "${MIGRATE_REPEATS:-5}"; }
 bench_io()    { python3 "$here/io_bench.py" --nimbus "$nimbus" --qemu "$qemu" --mib "${IO_MIB:-64}"; }
 # --------------------------------------------------------------------------------------
