@@ -193,6 +193,19 @@ std::string utilisation_svg(const SimResult& r) {
   return line_chart(series, o);
 }
 
+std::string memory_svg(const SimResult& r) {
+  std::vector<PlotSeries> series;
+  for (const PolicyResult& p : r.policies) {
+    series.push_back(series_of(p, [](const Sample& s) { return s.memory_allocated * 100; }));
+  }
+  PlotOptions o;
+  o.title = "Memory allocated on the hosts switched on";
+  o.y_label = "memory allocated";
+  o.y_unit = "%";
+  set_time_axis(r, o);
+  return line_chart(series, o);
+}
+
 // Cumulative energy from the sampled power (trapezoids), so the curve's end is close to,
 // not exactly, the engine's energy_kwh, which integrates every change of power.
 std::string energy_svg(const SimResult& r) {
@@ -241,6 +254,7 @@ std::string index_html(const SimResult& r) {
       "<h1>{0}</h1>\n<pre>{1}</pre>\n"
       "<img src=\"hosts.svg\" alt=\"hosts switched on over time\">\n"
       "<img src=\"utilisation.svg\" alt=\"CPU used over time\">\n"
+      "<img src=\"memory.svg\" alt=\"memory allocated over time\">\n"
       "<img src=\"energy.svg\" alt=\"cumulative energy over time\">\n"
       "<p>Data: {2}.</p>\n</body>\n</html>\n",
       t, xml_escape(summary_text(r)), files);
@@ -312,6 +326,7 @@ Status write_report(const SimResult& r, const std::string& dir) {
   }
   files.emplace_back("hosts.svg", hosts_svg(r));
   files.emplace_back("utilisation.svg", utilisation_svg(r));
+  files.emplace_back("memory.svg", memory_svg(r));
   files.emplace_back("energy.svg", energy_svg(r));
   files.emplace_back("index.html", index_html(r));
   for (const auto& [name, text] : files) {

@@ -18,8 +18,9 @@ std::string summary_text(const SimResult& r);
 // cpu_allocated,cpu_used,memory_allocated,power_w,instances,refused,migrations),
 // summary.csv (one row per policy), placements.csv when recorded
 // (policy,time_s,instance,host,reason), and the plots hosts.svg (hosts on per policy and
-// the lower bound over time), utilisation.svg (CPU used per policy), energy.svg
-// (cumulative kWh per policy), plus index.html showing them with the summary.
+// the lower bound over time), utilisation.svg (CPU used per policy), memory.svg (memory allocated
+// per policy), energy.svg (cumulative kWh per policy), plus index.html showing them with the
+// summary.
 Status write_report(const SimResult& r, const std::string& dir);
 
 }  // namespace nimbus::cloud::sim

@@ -167,7 +167,7 @@ TEST(SimReport, WritesCsvPlotsAndIndex) {
             std::string::npos);
   EXPECT_NE(html.find("<pre>policy"), std::string::npos);
   EXPECT_NE(html.find("75.0%"), std::string::npos);
-  for (const char* img : {"hosts.svg", "utilisation.svg", "energy.svg"}) {
+  for (const char* img : {"hosts.svg", "utilisation.svg", "memory.svg", "energy.svg"}) {
     EXPECT_NE(html.find(std::string("<img src=\"") + img + "\""), std::string::npos) << img;
   }
 
