@@ -16,12 +16,14 @@ Then the same workload as a trace CSV, and the three hosts as a data-center JSON
 are the capacities the control plane's operator view (/nimbus/v1/hosts) reports (vCPUs,
 memory, disk, per-VM overhead; explicit ids), go to `nimbus cloud simulate --placements` with
 the same policy; its placements.csv must name the same host for every launch and refuse the
-same ones. Pack and spread must place the workload differently somewhere, so that the check
+same ones, with the same shortage in its reason as the control plane's error message (what
+was short on how many hosts, the most free: the same state). Pack and spread must place the workload differently somewhere, so that the check
 tells the two apart. VMs boot but are not waited for: placement is decided at RunInstances.
 """
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +95,10 @@ def run_real(strategy):
             # simulator would not know).
             held = claims(cloud)
             assert set(held) == {ids[lb] for lb in live}, (label, held, live)
+            # Every host alive (a heartbeat missed on a loaded machine would change where the
+            # scheduler can place, which the simulator's hosts know nothing of).
+            down = [h["id"] for h in cloud.operator("/nimbus/v1/hosts")["hosts"] if not h["alive"]]
+            assert not down, (label, "hosts not alive", down)
             if what == "terminate":
                 iid = ids[label]
                 aws.json("terminate-instances", "--instance-ids", iid)
@@ -132,12 +138,13 @@ def run_real(strategy):
         for i in desc:
             assert i["Placement"]["HostId"] == placed[i["InstanceId"]], (i["InstanceId"], i["Placement"])
         log(f"{strategy}: workload done in {time.monotonic() - t0:.1f}s")
-        return outcomes, views, disk_mib
     except BaseException:
         cloud.dump_logs()
-        raise
-    finally:
         cloud.close()
+        raise  # its directory kept (the logs)
+    cloud.close()
+    shutil.rmtree(cloud.dir, ignore_errors=True)  # the instances' disks: ~230 MB
+    return outcomes, views, disk_mib
 
 
 def datacenter(views):
@@ -181,8 +188,7 @@ def run_sim(nimbus, work, strategy, views, disk_mib):
         assert row["policy"] == strategy, row
         assert row["instance"] not in got, ("placed twice", row)
         got[row["instance"]] = ("host", row["host"]) if row["host"] else ("refused", row["reason"])
-    log(f"{strategy}: simulator inputs in {d}")
-    return got
+    return d, got
 
 
 def compare(strategy, real, sim):
@@ -194,10 +200,18 @@ def compare(strategy, real, sim):
         r = real[label][1] if real[label][0] == "host" else "REFUSED"
         s = sim.get(label, ("missing",))
         s = s[1] if s[0] == "host" else "REFUSED" if s[0] == "refused" else "(missing)"
-        mark = "" if r == s else "   <-- differs"
-        if r != s:
+        # A refusal on both sides: the simulator's shortage (what was short on how many
+        # hosts, the most free) is the very text the control plane's error carries.
+        same_reason = True
+        if r == s == "REFUSED":
+            same_reason = " ".join(sim[label][1].split()) in " ".join(real[label][1].split())
+        mark = "" if r == s and same_reason else "   <-- differs" if r != s else "   <-- another reason"
+        if mark:
             differ.append(label)
         print(f"{strategy}: {label:<5} {itype:<10} {zone or '-':<15} {r:<12} {s:<12}{mark}", flush=True)
+        if r == s == "REFUSED":
+            print(f"{strategy}:       simulator: {sim[label][1]}\n{strategy}:       real cloud: "
+                  f"{real[label][1]}", flush=True)
     extra = set(sim) - {s[0] for s in launches}
     assert not extra, f"the simulator placed instances the workload does not launch: {extra}"
     return differ
@@ -215,10 +229,13 @@ def main():
     for strategy in ("pack", "spread"):
         outcomes, views, disk_mib = run_real(strategy)
         real[strategy] = outcomes
-        sim = run_sim(nimbus, work, strategy, views, disk_mib)
+        sim_dir, sim = run_sim(nimbus, work, strategy, views, disk_mib)
         differ = compare(strategy, outcomes, sim)
         if differ:
-            failures.append(f"{strategy}: the simulator differs from the real cloud on {differ}")
+            failures.append(f"{strategy}: the simulator differs from the real cloud on {differ} "
+                            f"(its inputs and report: {sim_dir})")
+        else:
+            shutil.rmtree(sim_dir, ignore_errors=True)
         refused = [lb for lb, o in outcomes.items() if o[0] == "refused"]
         if len(refused) < 2:
             failures.append(f"{strategy}: the workload should meet refusals (got {refused})")
