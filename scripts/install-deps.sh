@@ -18,6 +18,8 @@ packages=(
   ansible
   # the cloud's etcd store: its tests start real etcd members and read them with etcdctl
   etcd-server etcd-client
+  # the web console's browser test (tests/cloud/console_test.py): headless Chromium via Selenium
+  chromium chromium-driver python3-selenium
   # guest toolchain (tests build their RISC-V programs at test time)
   gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu
   # reference machine and images
