@@ -2,6 +2,7 @@
 // a handler and the client (http_client.h) returns them: what the APIs use, nothing more.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -27,6 +28,16 @@ struct Reply {
   std::string body;  // empty: no body
   std::string content_type = "application/json";
   std::multimap<std::string, std::string> headers = {};  // more header fields to send
+  // Set: the connection changes protocol (a WebSocket, websocket.h's accept). http::Server
+  // then writes "HTTP/1.1 101 Switching Protocols" + `headers` (no body; `status`, `body`
+  // and `content_type` are ignored) and calls upgrade(fd, already_read) on the connection's
+  // thread: `already_read` holds the bytes the server read past the request (the client
+  // may send its first frames with the request; they are the stream's first bytes). The
+  // fd stays the server's: the callback must not close it (dup it to keep a handle), and
+  // the server closes it when the callback returns. The server's timeouts no longer apply
+  // to it; Server::stop shuts it down (reads fail) and waits for the callback to return.
+  // The connection counts against max_connections while the callback runs.
+  std::function<void(int fd, std::string already_read)> upgrade = {};
 };
 
 }  // namespace nimbus::http
