@@ -463,11 +463,12 @@ function instanceView(root, ctx, id) {
        title, stateBox), actions),
     el("div", { class: "detail-grid" },
        el("div", {}, el("h2", {}, "Details"), details),
-       el("div", {}, el("h2", {}, "Utilisation"), el("section", { class: "card" }, charts))),
-    el("h2", {}, "Serial terminal"),
-    el("section", { class: "card terminal-card" },
-       el("div", { class: "terminal-bar" }, termStatus, el("div", { class: "page-actions" }, reconnect, detach)),
-       termHost),
+       el("div", {}, el("h2", {}, "Serial terminal"),
+          el("section", { class: "card terminal-card" },
+             el("div", { class: "terminal-bar" }, termStatus, el("div", { class: "page-actions" }, reconnect, detach)),
+             termHost))),
+    el("h2", {}, "Utilisation"),
+    el("section", { class: "card" }, charts),
     el("h2", {}, "Console output"),
     el("section", { class: "card" }, consoleOut));
 
@@ -490,7 +491,7 @@ function instanceView(root, ctx, id) {
     clear(stateBox).append(badge(inst.state));
     clear(details).append(detailsList(inst));
     clear(actions).append(
-      ACTIONS.map((a) => el("button", { type: "button", class: a.danger ? "danger" : "", dataset: { action: a.verb },
+      ...ACTIONS.map((a) => el("button", { type: "button", class: a.danger ? "danger" : "", dataset: { action: a.verb },
         disabled: !a.allowed(inst.state), onclick: () => runAction(ctx, a.verb, [inst.id]) }, a.label)),
       el("button", { type: "button", dataset: { action: "type" }, disabled: inst.state !== "stopped",
                      onclick: () => changeTypeDialog(ctx, current) }, "Change type"),
