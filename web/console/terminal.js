@@ -41,6 +41,8 @@ class ConsoleTerminal {
 
   connect() {
     this.close();
+    // The console replays its recent history on every connection: start from a clean screen.
+    this.term.reset();
     const socket = new WebSocket(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
