@@ -640,6 +640,10 @@ Result<SimResult> simulate(const DataCenter& dc, const Workload& w,
   if (p.duration_s / o.sample_interval_s > kMaxSamples)
     return Status::invalid_argument(fmt::format("{} s sampled every {} s is more than {} samples",
                                                 p.duration_s, o.sample_interval_s, kMaxSamples));
+  if (consolidating && p.duration_s / o.consolidate_interval_s > kMaxSamples)
+    return Status::invalid_argument(
+        fmt::format("{} s consolidated every {} s is more than {} consolidation rounds",
+                    p.duration_s, o.consolidate_interval_s, kMaxSamples));
 
   SimResult out;
   out.datacenter = dc.name;

@@ -100,6 +100,7 @@ struct SimResult {
 // before any policy runs. A launch takes vcpus and memory_mib from the event, and from its
 // type (find_type) only for those that are 0. Refused instances' later events are ignored;
 // a util event after the instance's end is ignored.
+// More than 10,000,000 samples or consolidation rounds over the run: kInvalidArgument.
 Result<SimResult> simulate(const DataCenter& dc, const Workload& w,
                            const std::vector<InstanceType>& types, const SimOptions& o);
 

@@ -396,6 +396,27 @@ TEST(SimEngine, ValidationNamesTheEventAndInstance) {
   EXPECT_TRUE(simulate(dc, labelled, default_instance_types(), options({Policy::kPack})).ok());
 }
 
+// A consolidation interval tiny against the run (a scenario's or a flag's) was a loop of
+// 10^12 rounds, each over every host: refused up front like too many samples.
+TEST(SimEngine, ConsolidationRoundsAreBounded) {
+  DataCenter dc = one_zone({shape("s", 2, 8, 16384)});
+  Workload w = workload({launch(0, "a", 1, 512)}, 1e9);
+  SimOptions o = options({Policy::kConsolidate}, false);
+  o.sample_interval_s = 1e6;
+  o.consolidate_interval_s = 1e-3;
+  Result<SimResult> r = simulate(dc, w, default_instance_types(), o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.code(), Code::kInvalidArgument);
+  EXPECT_NE(r.message().find("consolidation rounds"), std::string::npos) << r.message();
+  // Without pack+migrate the consolidation interval is not used.
+  o.policies = {Policy::kPack};
+  EXPECT_TRUE(simulate(dc, w, default_instance_types(), o).ok());
+  // At a sensible interval the same run works.
+  o.policies = {Policy::kConsolidate};
+  o.consolidate_interval_s = 1e3;
+  EXPECT_TRUE(simulate(dc, w, default_instance_types(), o).ok());
+}
+
 // By hand: build/nimbus_unit_tests --gtest_filter=SimEngine.DISABLED_Scale
 // --gtest_also_run_disabled_tests. 10,000 hosts, 1,000,000 events, the default policies
 // (and dedicated).
