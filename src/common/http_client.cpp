@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <utility>
 
 namespace nimbus::http {
 
@@ -361,6 +362,7 @@ class Fd {
     return *this;
   }
   int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -447,6 +449,78 @@ Result<Target> parse_target(std::string_view text) {
   return t;
 }
 
+Result<int> dial(const Target& target, int timeout_ms, std::string_view where) {
+  const Clock::time_point connect_deadline =
+      Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 1));
+  Fd fd;
+  int err = 0;
+  if (target.unix_socket) {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, target.path.data(), target.path.size());
+    fd = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (fd.get() < 0) return Status::internal(fmt::format("socket: {}", std::strerror(errno)));
+    for (;;) {
+      if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0) {
+        err = 0;
+        break;
+      }
+      err = errno;
+      if (err == EINTR) continue;
+      if (err == EINPROGRESS) {
+        err = finish_connect(fd.get(), connect_deadline);
+        break;
+      }
+      // A full accept queue: the server is there but busy; try again until the deadline.
+      if (err != EAGAIN) break;
+      if (Clock::now() >= connect_deadline) {
+        err = ETIMEDOUT;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  } else {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(target.port);
+    if (const int rc = ::getaddrinfo(target.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+      return Status::unavailable(
+          fmt::format("cannot reach {}: {}", where,
+                      rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc)));
+    }
+    err = ECONNREFUSED;
+    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+      Fd s(
+          ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
+      if (s.get() < 0) {
+        err = errno;
+        continue;
+      }
+      err = ::connect(s.get(), ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+      if (err == EINPROGRESS) err = finish_connect(s.get(), connect_deadline);
+      if (err == 0) {
+        const int one = 1;
+        ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        fd = std::move(s);
+        break;
+      }
+      if (err == ETIMEDOUT) break;  // the deadline is for all addresses together
+    }
+    ::freeaddrinfo(res);
+  }
+  if (err != 0) {
+    if (err == ETIMEDOUT) {
+      return Status::unavailable(fmt::format("cannot reach {}: no connection within {}", where,
+                                             duration_text(timeout_ms)));
+    }
+    const std::string m = fmt::format("cannot reach {}: {}", where, std::strerror(err));
+    return err == EACCES || err == EPERM ? Status::permission_denied(m) : Status::unavailable(m);
+  }
+  return fd.release();
+}
+
 Result<Client> Client::create(std::string_view target, ClientOptions options) {
   auto t = parse_target(target);
   if (!t.ok()) return t.status();
@@ -477,74 +551,9 @@ Result<Reply> Client::request(std::string_view method, std::string_view path, st
   }
 
   // Connect.
-  const Clock::time_point connect_deadline =
-      Clock::now() + std::chrono::milliseconds(std::max(options_.connect_timeout_ms, 1));
-  Fd fd;
-  int err = 0;
-  if (target_.unix_socket) {
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, target_.path.data(), target_.path.size());
-    fd = Fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (fd.get() < 0) return Status::internal(fmt::format("socket: {}", std::strerror(errno)));
-    for (;;) {
-      if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0) {
-        err = 0;
-        break;
-      }
-      err = errno;
-      if (err == EINTR) continue;
-      if (err == EINPROGRESS) {
-        err = finish_connect(fd.get(), connect_deadline);
-        break;
-      }
-      // A full accept queue: the server is there but busy; try again until the deadline.
-      if (err != EAGAIN) break;
-      if (Clock::now() >= connect_deadline) {
-        err = ETIMEDOUT;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  } else {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    const std::string port = std::to_string(target_.port);
-    if (const int rc = ::getaddrinfo(target_.host.c_str(), port.c_str(), &hints, &res); rc != 0) {
-      return Status::unavailable(
-          fmt::format("cannot reach {}: {}", where,
-                      rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc)));
-    }
-    err = ECONNREFUSED;
-    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      Fd s(
-          ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
-      if (s.get() < 0) {
-        err = errno;
-        continue;
-      }
-      err = ::connect(s.get(), ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
-      if (err == EINPROGRESS) err = finish_connect(s.get(), connect_deadline);
-      if (err == 0) {
-        const int one = 1;
-        ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        fd = std::move(s);
-        break;
-      }
-      if (err == ETIMEDOUT) break;  // the deadline is for all addresses together
-    }
-    ::freeaddrinfo(res);
-  }
-  if (err != 0) {
-    if (err == ETIMEDOUT) {
-      return Status::unavailable(fmt::format("cannot reach {}: no connection within {}", where,
-                                             duration_text(options_.connect_timeout_ms)));
-    }
-    const std::string m = fmt::format("cannot reach {}: {}", where, std::strerror(err));
-    return err == EACCES || err == EPERM ? Status::permission_denied(m) : Status::unavailable(m);
-  }
+  auto dialed = dial(target_, options_.connect_timeout_ms, where);
+  if (!dialed.ok()) return dialed.status();
+  Fd fd(*dialed);
 
   // Send the request and read the reply, all within the read timeout.
   std::string head = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\n", method, path,

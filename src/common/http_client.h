@@ -45,6 +45,11 @@ struct Target {
 // kInvalidArgument with what is wrong for anything else.
 Result<Target> parse_target(std::string_view text);
 
+// Connects to `target` within `timeout_ms`: a connected non-blocking socket (TCP_NODELAY on
+// TCP) the caller owns, or the error Client::request would give (kUnavailable,
+// kPermissionDenied, kInternal), naming `where` ("nimbusd at http://...").
+Result<int> dial(const Target& target, int timeout_ms, std::string_view where);
+
 struct ClientOptions {
   std::string token;  // non-empty: every request carries "Authorization: Bearer TOKEN"
   int connect_timeout_ms = 5000;

@@ -36,6 +36,10 @@ struct Exchange {
   bool must_close = false;  // the stream is no longer at a request boundary
   int reject_status = 0;    // refused before the body is read
   std::string reject_message;
+  ConnStream* stream = nullptr;
+  // The handler's reply changes protocol (Reply::upgrade): run_connection writes the 101.
+  std::function<void(int, std::string)> upgrade;
+  std::multimap<std::string, std::string> upgrade_headers;
 };
 thread_local Exchange* t_exchange = nullptr;
 
@@ -151,6 +155,7 @@ struct Server::Conn {
   int fd = -1;
   bool pending = true;  // waiting for (or reading) a request head: may be dropped
   bool dropped = false;
+  bool upgraded = false;  // handed over to another protocol (Reply::upgrade)
   bool done = false;
   Clock::time_point since;
   std::thread thread;
@@ -187,6 +192,19 @@ void Server::serve(Handler handler) {
       r.headers.emplace(std::move(lower), value);
     }
     Reply out = handler(r);
+    if (out.upgrade) {
+      if (!t_exchange || !t_exchange->stream) {
+        res.status = 500;
+        return;
+      }
+      // httplib writes a reply of its own after this (with Content-Length, Keep-Alive):
+      // it is dropped, and run_connection writes the 101 and hands the connection over.
+      t_exchange->upgrade = std::move(out.upgrade);
+      t_exchange->upgrade_headers = std::move(out.headers);
+      t_exchange->stream->set_discard_writes(true);
+      res.status = 101;
+      return;
+    }
     res.status = out.status;
     for (const auto& [name, value] : out.headers) res.set_header(name, value);
     if (!out.body.empty()) res.set_content(out.body, out.content_type);
@@ -322,6 +340,7 @@ void Server::run_connection(Conn* conn) {
     if (!s.wait_request(options_.idle_timeout_ms)) break;
     s.begin_head();
     Exchange ex;
+    ex.stream = &s;
     auto setup = [&](httplib::Request& req) {
       ex.head_read = true;
       set_pending(conn, false);
@@ -339,6 +358,11 @@ void Server::run_connection(Conn* conn) {
     bool closed = false;
     const bool ok = engine_->process(s, n == kMaxRequestsPerConnection, closed, setup);
     t_exchange = nullptr;
+    if (ex.upgrade) {
+      s.set_discard_writes(false);
+      if (ok && !s.failed()) run_upgrade(conn, s, ex.upgrade_headers, std::move(ex.upgrade));
+      break;
+    }
     if (ok && ex.must_close && !s.failed()) linger = true;
     if (!ok || closed || !ex.head_read || ex.must_close || s.failed()) break;
   }
@@ -357,15 +381,42 @@ void Server::run_connection(Conn* conn) {
   ::close(conn->fd);
 }
 
+// Writes the 101 head and hands the connection over to `upgrade` (Reply::upgrade), with the
+// bytes read past the request. Not if the server is stopping: stop() would not know to end it.
+void Server::run_upgrade(Conn* conn, ConnStream& s,
+                         const std::multimap<std::string, std::string>& headers,
+                         std::function<void(int, std::string)> upgrade) {
+  std::string head = "HTTP/1.1 101 Switching Protocols\r\n";
+  for (const auto& [name, value] : headers) {
+    // The handler's fields; one that could split the head is left out.
+    if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos)
+      continue;
+    head += fmt::format("{}: {}\r\n", name, value);
+  }
+  head += "\r\n";
+  if (s.write(head.data(), head.size()) != static_cast<ssize_t>(head.size())) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    conn->upgraded = true;  // stop() shuts it down
+  }
+  try {
+    upgrade(conn->fd, s.take_buffered());
+  } catch (...) {  // a session's failure ends its connection, never the server
+  }
+}
+
 void Server::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
     stopping_ = true;
     // Idle connections end now; a request in progress finishes (its handler may be
-    // stopping a VM) and its connection ends after the reply.
+    // stopping a VM) and its connection ends after the reply. Upgraded connections (a
+    // WebSocket, idle for hours maybe) are shut down: their sessions see the end and return.
     for (Conn& c : conns_) {
-      if (!c.done && c.pending) ::shutdown(c.fd, SHUT_RDWR);
+      if (!c.done && (c.pending || c.upgraded)) ::shutdown(c.fd, SHUT_RDWR);
     }
   }
   if (wake_[1] >= 0) {

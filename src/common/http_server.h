@@ -14,6 +14,11 @@
 //  - a handler runs only for a request whose head and body were read whole: a request
 //    answered with an error by the server itself never reaches it;
 //  - every error the server makes itself has the API's error shape (`error_body`).
+//  - a handler may hand its connection over to another protocol (Reply::upgrade, a
+//    WebSocket): the server writes the 101 head, drops httplib's own reply, and calls the
+//    upgrade on the connection's thread with the bytes it had read past the request; the
+//    server's timeouts no longer apply, the connection still counts against
+//    max_connections, and stop() shuts it down and waits for the upgrade to return.
 #pragma once
 
 #include <chrono>
@@ -32,6 +37,8 @@
 #include "common/status.h"
 
 namespace nimbus::http {
+
+class ConnStream;
 
 using Handler = std::function<Reply(const Request&)>;
 // The body of an error reply in the API's shape, e.g. {"error": {"code", "message"}}.
@@ -76,6 +83,9 @@ class Server {
   struct Conn;
   void accept_loop();
   void run_connection(Conn* conn);
+  void run_upgrade(Conn* conn, ConnStream& s,
+                   const std::multimap<std::string, std::string>& headers,
+                   std::function<void(int, std::string)> upgrade);
   bool admit_locked();                         // room for one more connection?
   bool set_pending(Conn* conn, bool pending);  // false: stopping
   void reap_locked();

@@ -106,7 +106,14 @@ ssize_t ConnStream::read(char* ptr, size_t size) {
   return static_cast<ssize_t>(k);
 }
 
+std::string ConnStream::take_buffered() {
+  std::string out(buf_ + pos_, len_ - pos_);
+  pos_ = len_ = 0;
+  return out;
+}
+
 ssize_t ConnStream::write(const char* ptr, size_t size) {
+  if (discard_writes_) return static_cast<ssize_t>(size);
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(write_ms_);
   size_t done = 0;
   while (done < size) {

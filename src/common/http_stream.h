@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <string>
 
 namespace nimbus::http {
 
@@ -28,6 +29,13 @@ class ConnStream final : public httplib::Stream {
   bool failed() const { return failed_; }  // a deadline or limit was hit, or the socket failed
   // Reads and drops input until the peer's end, `ms` or `max_bytes`, whichever first.
   void drain(int ms, size_t max_bytes);
+  // While set, writes are dropped (reported as done): httplib's reply to a request the
+  // server answers itself (an upgrade, http_message.h) goes nowhere.
+  void set_discard_writes(bool discard) { discard_writes_ = discard; }
+  // The bytes read from the socket but not yet consumed (read ahead past the request), which
+  // the stream no longer holds. httplib reads a head a byte at a time and a body by its
+  // length, so after a request this is exactly what the client sent behind it.
+  std::string take_buffered();
 
   bool is_readable() const override;
   bool is_writable() const override;
@@ -49,6 +57,7 @@ class ConnStream final : public httplib::Stream {
   bool in_head_ = false;
   size_t head_bytes_ = 0;
   bool failed_ = false;
+  bool discard_writes_ = false;
   char buf_[4096];
   size_t pos_ = 0, len_ = 0;
 };
