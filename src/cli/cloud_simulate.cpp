@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -95,9 +96,17 @@ int simulate_command(const SimulateOptions& o) {
     if (!p.ok()) return fail(p.status().message(), kExitUsage);
     so.policies = std::move(*p);
   }
+  // A flag given beats the scenario, which beats the engine's default.
   const auto pick = [](double flag, double scenario, double fallback) {
-    return flag >= 0 ? flag : scenario >= 0 ? scenario : fallback;
+    return !std::isnan(flag) ? flag : scenario >= 0 ? scenario : fallback;
   };
+  if (!std::isnan(o.sample_interval_s) && !(o.sample_interval_s > 0))
+    return fail("--sample-interval must be above 0", kExitUsage);
+  if (!std::isnan(o.consolidate_interval_s) && !(o.consolidate_interval_s > 0))
+    return fail("--consolidate-interval must be above 0", kExitUsage);
+  if (!std::isnan(o.consolidate_threshold) &&
+      !(o.consolidate_threshold >= 0 && o.consolidate_threshold <= 1))
+    return fail("--consolidate-threshold is 0..1", kExitUsage);
   so.sample_interval_s = pick(o.sample_interval_s, sc.sample_interval_s, so.sample_interval_s);
   so.consolidate_interval_s =
       pick(o.consolidate_interval_s, sc.consolidate_interval_s, so.consolidate_interval_s);
@@ -106,7 +115,8 @@ int simulate_command(const SimulateOptions& o) {
   if (!(so.sample_interval_s > 0)) return fail("--sample-interval must be above 0", kExitUsage);
   if (!(so.consolidate_interval_s > 0))
     return fail("--consolidate-interval must be above 0", kExitUsage);
-  if (so.consolidate_threshold > 1) return fail("--consolidate-threshold is 0..1", kExitUsage);
+  if (!(so.consolidate_threshold >= 0 && so.consolidate_threshold <= 1))
+    return fail("--consolidate-threshold is 0..1", kExitUsage);
   so.record_placements = o.placements;
   if (o.placements && o.out.empty()) return fail("--placements needs --out", kExitUsage);
 

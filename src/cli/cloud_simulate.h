@@ -4,9 +4,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <limits>
 #include <string>
 
 namespace nimbus::cli {
+
+inline constexpr double kNotGiven = std::numeric_limits<double>::quiet_NaN();
 
 struct SimulateOptions {
   std::string scenario;           // a scenario file ("" = --datacenter and --trace)
@@ -14,7 +17,9 @@ struct SimulateOptions {
   std::string policies;           // comma-separated ("" = the scenario's, else the default)
   std::string out;                // the report's directory ("" = summary only)
   bool placements = false;        // record each launch's host (placements.csv)
-  double sample_interval_s = -1, consolidate_interval_s = -1, consolidate_threshold = -1;
+  // NaN: not given (the scenario's, else the engine's default); a given value is checked.
+  double sample_interval_s = kNotGiven, consolidate_interval_s = kNotGiven,
+         consolidate_threshold = kNotGiven;
 };
 
 // Adds the flags of `simulate` to `cmd`.
