@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/vm_config.h"
+#include "host/console_relay.h"
 #include "host/console_tail.h"
 #include "host/host_checks.h"
 #include "host/host_json.h"
@@ -505,7 +506,7 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
         request, 404, "NotFound",
         fmt::format(
             "no action {} (start, stop, restart, pause, resume, resize, restore, snapshots, "
-            "forwards, metadata, image, console-output, migrate, incoming)",
+            "forwards, metadata, image, console-output, console, migrate, incoming)",
             shown(verb)));
   }
   if (method != "POST") return method_not_allowed("POST");
@@ -564,6 +565,12 @@ HostResponse handle_host_request(HostOps& ops, const std::string& method, const 
     return bad(request, "restore needs \"snapshot\": the name of one of the VM's snapshots");
   }
   return respond(ops.restore_snapshot(name, j["snapshot"].get<std::string>()));
+}
+
+http::Reply handle_host_http(HostOps& ops, const http::Request& req) {
+  if (std::string vm = console_path_vm(req.path); !vm.empty()) return console_route(ops, req, vm);
+  HostResponse r = handle_host_request(ops, req.method, req.path, req.body);
+  return http::Reply{r.status, r.body, r.content_type};
 }
 
 }  // namespace nimbus::host

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/http_message.h"
 #include "host/host_types.h"
 
 namespace nimbus::host {
@@ -22,6 +23,10 @@ struct HostResponse {
 
 HostResponse handle_host_request(HostOps& ops, const std::string& method, const std::string& path,
                                  const std::string& body);
+
+// The API over HTTP, as the server hands it a request: the console's WebSocket upgrade
+// (console_relay.h) and every other route (handle_host_request).
+http::Reply handle_host_http(HostOps& ops, const http::Request& req);
 
 // Parses a create request body (exposed for tests).
 Result<CreateRequest> parse_create_request(const nlohmann::json& j);

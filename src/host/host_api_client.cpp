@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "host/host_checks.h"
+
 namespace nimbus::host {
 
 namespace {
@@ -44,6 +46,24 @@ Result<nlohmann::json> HostApiClient::call(const std::string& method, const std:
         fmt::format("nimbusd sent a reply that is not JSON to {} {}", method, path));
   }
   return j;
+}
+
+Result<http::ws::Socket> HostApiClient::open_console(const std::string& vm) const {
+  if (!valid_name(vm))
+    return Status::invalid_argument(fmt::format("'{}' is not a VM name", vm.substr(0, 64)));
+  const http::Target& t = http_.target();
+  const std::string path = "/v1/vms/" + vm + "/console";
+  std::string url;
+  if (t.unix_socket) {
+    url = "unix:" + t.path + ":" + path;
+  } else {
+    const bool v6 = t.host.find(':') != std::string::npos;
+    url = fmt::format("ws://{}{}{}:{}{}", v6 ? "[" : "", t.host, v6 ? "]" : "", t.port, path);
+  }
+  std::multimap<std::string, std::string> headers;
+  if (!http_.options().token.empty())
+    headers.emplace("Authorization", "Bearer " + http_.options().token);
+  return http::ws::connect(url, headers, http_.options().connect_timeout_ms);
 }
 
 }  // namespace nimbus::host

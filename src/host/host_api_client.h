@@ -10,6 +10,7 @@
 
 #include "common/http_client.h"
 #include "common/status.h"
+#include "common/websocket.h"
 
 namespace nimbus::host {
 
@@ -25,6 +26,11 @@ class HostApiClient {
   // with the API's message); kInternal for a 2xx body that is not JSON.
   Result<nlohmann::json> call(const std::string& method, const std::string& path,
                               const std::optional<nlohmann::json>& body = std::nullopt);
+
+  // The VM's serial console over WebSocket (GET /v1/vms/NAME/console): binary frames carry
+  // its output (the last 64 KiB first), frames sent go to its input. Errors as `call`'s
+  // where the refusal can be told (kNotFound: no such VM, kConflict: not running, ...).
+  Result<http::ws::Socket> open_console(const std::string& vm) const;
 
   // The HTTP status and the API's error.code of the last call (0 and "" without a reply).
   int last_status() const { return last_status_; }

@@ -30,10 +30,7 @@ Result<std::unique_ptr<HostServer>> HostServer::bind(const std::string& socket_p
 }
 
 void HostServer::serve(HostOps& ops) {
-  auto handler = [&ops](const http::Request& req) {
-    HostResponse r = handle_host_request(ops, req.method, req.path, req.body);
-    return http::Reply{r.status, r.body, r.content_type};
-  };
+  auto handler = [&ops](const http::Request& req) { return handle_host_http(ops, req); };
   unix_->serve(handler);
   if (tcp_) tcp_->serve(handler);
 }

@@ -34,6 +34,8 @@ modes:
             same page through the same forward, the file it wrote, its uptime going on (no
             reboot), the same MACs, and A has no VM left
 """
+import base64
+import hashlib
 import threading
 import http.server
 import json
@@ -176,6 +178,85 @@ class Host:
                         pass
 
 
+class ConsoleSocket:
+    """A VM's console over nimbusd's WebSocket route (GET /v1/vms/NAME/console), by hand:
+    the handshake, masked frames out, binary frames in (pings answered)."""
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, sock_path, vm):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(60)
+        self.s.connect(sock_path)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall((f"GET /v1/vms/{vm}/console HTTP/1.1\r\nHost: nimbusd\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:  # a byte at a time: frames may follow the head
+            b = self.s.recv(1)
+            assert b, f"nimbusd closed during the handshake: {head!r}"
+            head += b
+        accept = base64.b64encode(hashlib.sha1((key + self.GUID).encode()).digest()).decode()
+        assert head.startswith(b"HTTP/1.1 101") and accept.encode() in head, head
+        self.seen = ""
+        self.close_code = None
+
+    def exact(self, n):
+        data = b""
+        while len(data) < n:
+            b = self.s.recv(n - len(data))
+            assert b, "the console's WebSocket closed without a close frame"
+            data += b
+        return data
+
+    def send(self, data, opcode=1):
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def recv(self):
+        b0, b1 = self.exact(2)
+        n = b1 & 0x7F
+        if n >= 126:
+            n = int.from_bytes(self.exact(2 if n == 126 else 8), "big")
+        payload = self.exact(n)
+        op = b0 & 0x0F
+        if op == 9:
+            self.send(payload, 10)
+        elif op == 8:
+            self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+        elif op in (0, 1, 2):
+            self.seen += payload.decode(errors="replace")
+        return op
+
+    def wait_for(self, text, timeout=60):
+        end = time.time() + timeout
+        while text not in self.seen:
+            assert time.time() < end and self.close_code is None, f"no {text!r} on the console: {self.seen[-500:]!r}"
+            self.recv()
+
+    def close(self):
+        self.send((1000).to_bytes(2, "big"), 8)
+        while self.close_code is None:
+            self.recv()
+        self.s.close()
+
+
+def console_over_websocket(h, vm):
+    """Two viewers of a VM's console over WebSocket: a command typed in one runs in the
+    guest, both see its output; one leaving does not disturb the other."""
+    a, b = ConsoleSocket(h.sock, vm), ConsoleSocket(h.sock, vm)
+    a.send(b"\x15echo X$(uname -m)Y\n")
+    a.wait_for("Xriscv64Y")
+    b.wait_for("Xriscv64Y")
+    a.close()
+    b.send(b"\x15echo P$((6*7))Q\n")
+    b.wait_for("P42Q")
+    b.close()
+    log(f"{vm}'s console over WebSocket: uname -m -> riscv64 seen by two viewers; one left, the other went on")
+
+
 def vmm_pid(h, name):
     pid = h.vm(name)["pid"]
     assert pid, f"{name} has no VMM process: {h.vm(name)}"
@@ -212,6 +293,7 @@ def story():
             page = wait_for(f"{name}'s web page", lambda p=port: http_get(p), timeout=60)
             assert "Nimbus" in page, page
         log("all five serve through their forwarded ports")
+        console_over_websocket(h, "web5")
         # Each guest sees its own size.
         assert h.shell("web2", "nproc") == "2"
         assert h.shell("web1", "nproc") == "1"
