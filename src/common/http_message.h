@@ -37,6 +37,9 @@ struct Reply {
   // the server closes it when the callback returns. The server's timeouts no longer apply
   // to it; Server::stop shuts it down (reads fail) and waits for the callback to return.
   // The connection counts against max_connections while the callback runs.
+  // With `status` 200 instead (a streamed body: Server-Sent Events) the head is "HTTP/1.1
+  // 200 OK" + Content-Type: `content_type` + "Connection: close" + `headers`, without a
+  // length, and the callback writes the body until it is done; the rest is as above.
   std::function<void(int fd, std::string already_read)> upgrade = {};
 };
 

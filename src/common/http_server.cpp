@@ -40,6 +40,7 @@ struct Exchange {
   // The handler's reply changes protocol (Reply::upgrade): run_connection writes the 101.
   std::function<void(int, std::string)> upgrade;
   std::multimap<std::string, std::string> upgrade_headers;
+  std::string upgrade_status_line = "HTTP/1.1 101 Switching Protocols\r\n";  // or 200: a stream
 };
 thread_local Exchange* t_exchange = nullptr;
 
@@ -201,6 +202,11 @@ void Server::serve(Handler handler) {
       // it is dropped, and run_connection writes the 101 and hands the connection over.
       t_exchange->upgrade = std::move(out.upgrade);
       t_exchange->upgrade_headers = std::move(out.headers);
+      if (out.status == 200) {  // a streamed body (Server-Sent Events) the callback writes
+        t_exchange->upgrade_status_line = "HTTP/1.1 200 OK\r\n";
+        t_exchange->upgrade_headers.emplace("Content-Type", out.content_type);
+        t_exchange->upgrade_headers.emplace("Connection", "close");
+      }
       t_exchange->stream->set_discard_writes(true);
       res.status = 101;
       return;
@@ -360,7 +366,8 @@ void Server::run_connection(Conn* conn) {
     t_exchange = nullptr;
     if (ex.upgrade) {
       s.set_discard_writes(false);
-      if (ok && !s.failed()) run_upgrade(conn, s, ex.upgrade_headers, std::move(ex.upgrade));
+      if (ok && !s.failed())
+        run_upgrade(conn, s, ex.upgrade_status_line, ex.upgrade_headers, std::move(ex.upgrade));
       break;
     }
     if (ok && ex.must_close && !s.failed()) linger = true;
@@ -383,10 +390,10 @@ void Server::run_connection(Conn* conn) {
 
 // Writes the 101 head and hands the connection over to `upgrade` (Reply::upgrade), with the
 // bytes read past the request. Not if the server is stopping: stop() would not know to end it.
-void Server::run_upgrade(Conn* conn, ConnStream& s,
+void Server::run_upgrade(Conn* conn, ConnStream& s, const std::string& status_line,
                          const std::multimap<std::string, std::string>& headers,
                          std::function<void(int, std::string)> upgrade) {
-  std::string head = "HTTP/1.1 101 Switching Protocols\r\n";
+  std::string head = status_line;
   for (const auto& [name, value] : headers) {
     // The handler's fields; one that could split the head is left out.
     if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos ||

@@ -83,7 +83,7 @@ class Server {
   struct Conn;
   void accept_loop();
   void run_connection(Conn* conn);
-  void run_upgrade(Conn* conn, ConnStream& s,
+  void run_upgrade(Conn* conn, ConnStream& s, const std::string& status_line,
                    const std::multimap<std::string, std::string>& headers,
                    std::function<void(int, std::string)> upgrade);
   bool admit_locked();                         // room for one more connection?
