@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "cloud/console_api.h"
 #include "common/http_listen.h"
 
 namespace nimbus::cloud {
@@ -129,8 +130,12 @@ http::Reply serve_image_file(Cloud& cloud, const std::string& rest) {
 
 }  // namespace
 
-http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& req) {
+http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& req,
+                                Console* console) {
   if (req.path == "/") return api.handle(req);
+  if (console) {
+    if (auto r = console->handle(req)) return std::move(*r);
+  }
   if (req.path == "/nimbus/v1/health" && req.method == "GET")
     return json_reply(200, {{"region", cloud.options().region},
                             {"zones", cloud.zones()},
@@ -199,9 +204,10 @@ Result<std::unique_ptr<CloudServer>> CloudServer::bind(const std::string& listen
   return s;
 }
 
-void CloudServer::serve(Cloud& cloud, Ec2Api& api) {
-  server_->serve(
-      [&cloud, &api](const http::Request& req) { return route_cloud_request(cloud, api, req); });
+void CloudServer::serve(Cloud& cloud, Ec2Api& api, Console* console) {
+  server_->serve([&cloud, &api, console](const http::Request& req) {
+    return route_cloud_request(cloud, api, req, console);
+  });
 }
 
 }  // namespace nimbus::cloud

@@ -15,6 +15,8 @@
 //   POST /nimbus/v1/hosts/H/undrain      takes instances again; cancels queued drain moves
 //   GET  /nimbus/v1/health               {"region": ..., "zones": [...], "store": ...,
 //                                        "replica": ID, "leader": BOOL} (no credentials)
+//   /console, /console/...               the web console (console_api.h), when serve() is
+//                                        given one
 #pragma once
 
 #include <memory>
@@ -26,11 +28,14 @@
 
 namespace nimbus::cloud {
 
+class Console;
+
 class CloudServer {
  public:
   // Validates and binds ADDRESS:PORT; serves nothing yet.
   static Result<std::unique_ptr<CloudServer>> bind(const std::string& listen);
-  void serve(Cloud& cloud, Ec2Api& api);
+  void serve(Cloud& cloud, Ec2Api& api, Console* console = nullptr);
+  void stop() { server_->stop(); }  // no new requests; running handlers finish
   int port() const { return server_->port(); }
 
  private:
@@ -38,6 +43,7 @@ class CloudServer {
 };
 
 // The routing, without transport (tests and the fuzz target call it directly).
-http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& req);
+http::Reply route_cloud_request(Cloud& cloud, Ec2Api& api, const http::Request& req,
+                                Console* console = nullptr);
 
 }  // namespace nimbus::cloud

@@ -19,6 +19,7 @@
 
 #include "cloud/cloud.h"
 #include "cloud/cloud_server.h"
+#include "cloud/console_api.h"
 #include "cloud/custom_images.h"
 #include "cloud/ec2_api.h"
 #include "cloud/etcd_store.h"
@@ -129,6 +130,10 @@ int main(int argc, char** argv) {
   app.add_option("--replica-id", replica_id,
                  "This replica's name among the control planes sharing an etcd store (default: "
                  "HOSTNAME:PORT of --listen)");
+  double console_ttl_s = 3600;
+  app.add_option("--console-session-ttl", console_ttl_s,
+                 "Seconds a web console sign-in lasts (/console; needs --credentials)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, std::string(nimbus::log::kLevels))
       ->capture_default_str();
   try {
@@ -150,6 +155,8 @@ int main(int argc, char** argv) {
   } else {
     return usage("--strategy must be spread or pack");
   }
+  if (!(console_ttl_s >= 60 && console_ttl_s <= 7 * 86400))
+    return usage("--console-session-ttl must be 60 to 604800 seconds");
   if (!(host_timeout_s >= 1 && host_timeout_s <= 3600))
     return usage("--host-timeout must be 1 to 3600 seconds");
   o.host_timeout = std::chrono::milliseconds(static_cast<int64_t>(host_timeout_s * 1000));
@@ -251,7 +258,12 @@ int main(int argc, char** argv) {
                                                              std::chrono::seconds(3), lead);
     elector->start();
   }
-  (*server)->serve(cloud, api);
+  // The web console (/console): sessions against the same credentials as the API.
+  nimbus::cloud::ConsoleOptions console_options;
+  console_options.session_ttl = std::chrono::seconds(static_cast<int64_t>(console_ttl_s));
+  nimbus::cloud::Console console(cloud, driver, *creds, console_options);
+  console.start();
+  (*server)->serve(cloud, api, &console);
   spdlog::info(
       "serving region {} ({}) on {} as replica {}; store {}; default image {}; join "
       "token in {}",
@@ -272,5 +284,7 @@ int main(int argc, char** argv) {
   if (elector) elector->stop();  // steps down: another replica takes over at once
   image_builder.stop();
   reconciler.stop();
+  (*server)->stop();  // the console's streams end with their connections
+  console.stop();
   return 0;
 }
