@@ -854,6 +854,9 @@ void add_cloud_command(CLI::App& app, CloudCommandOptions& o) {
   cmd->add_option("--host-memory", o.up.host_memory,
                   "Memory each host counts, e.g. 4G (default: the machine's)");
   cmd->add_option("--host-cpus", o.up.host_cpus, "CPUs each host counts (default: the machine's)");
+  cmd->add_option("--credentials", o.up.credentials,
+                  "Access keys (lines: ACCESS_KEY_ID SECRET) the EC2 API checks and the web "
+                  "console signs in with (default: any key works, no console sign-in)");
   cmd->add_option("--timeout", o.timeout_s, "Seconds for everything to be up")
       ->capture_default_str();
 

@@ -161,9 +161,21 @@ std::string format_cloud_up(const CloudPlan& p, const std::string& image_id) {
                                 p.zones.size() == 1 ? "" : "s", zones, p.hosts.size(),
                                 p.hosts.size() == 1 ? "" : "s");
   out += fmt::format("  endpoint  {}\n", p.url);
-  out += fmt::format(
-      "  export AWS_ACCESS_KEY_ID=nimbus AWS_SECRET_ACCESS_KEY=nimbus AWS_DEFAULT_REGION={}\n",
-      p.region);
+  if (p.credentials.empty()) {
+    out += fmt::format(
+        "  export AWS_ACCESS_KEY_ID=nimbus AWS_SECRET_ACCESS_KEY=nimbus AWS_DEFAULT_REGION={}\n",
+        p.region);
+    out += fmt::format(
+        "  web console {}/console (signing in needs keys: `nimbus cloud up --credentials FILE`)\n",
+        p.url);
+  } else {
+    out += fmt::format(
+        "  export AWS_ACCESS_KEY_ID=KEY AWS_SECRET_ACCESS_KEY=SECRET AWS_DEFAULT_REGION={} (a key "
+        "of {})\n",
+        p.region, p.credentials);
+    out +=
+        fmt::format("  web console {}/console (sign in with a key of {})\n", p.url, p.credentials);
+  }
   out += fmt::format(
       "  aws --endpoint-url {} ec2 run-instances --image-id {} --instance-type t3.micro\n", p.url,
       image_id.empty() ? "AMI_ID" : image_id);

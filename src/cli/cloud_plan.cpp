@@ -116,6 +116,14 @@ Result<CloudPlan> plan_cloud(const CloudUpSettings& s) {
     return Status::invalid_argument(
         fmt::format("--host-cpus {} is out of range (1 to 1024)", s.host_cpus));
   p.host_cpus = s.host_cpus;
+  if (!s.credentials.empty()) {
+    std::error_code ec;
+    const std::filesystem::path abs = std::filesystem::absolute(s.credentials, ec);
+    if (ec || !std::filesystem::is_regular_file(abs, ec))
+      return Status::invalid_argument(fmt::format(
+          "--credentials '{}' is not a file (lines: ACCESS_KEY_ID SECRET)", s.credentials));
+    p.credentials = abs.lexically_normal().string();
+  }
   for (int i = 1; i <= s.hosts; i++) {
     CloudHost h;
     h.id = fmt::format("host-{}", i);
@@ -142,8 +150,14 @@ Result<CloudPlan> plan_cloud(const CloudUpSettings& s) {
 std::vector<std::string> cloud_argv(const CloudPlan& p) {
   std::string zones;
   for (const std::string& z : p.zones) zones += (zones.empty() ? "" : ",") + z;
-  return {"--listen", p.listen, "--state-dir", p.state_dir, "--region",       p.region,
-          "--zones",  zones,    "--strategy",  p.strategy,  "--endpoint-url", p.url};
+  std::vector<std::string> a = {"--listen",   p.listen,   "--state-dir",    p.state_dir,
+                                "--region",   p.region,   "--zones",        zones,
+                                "--strategy", p.strategy, "--endpoint-url", p.url};
+  if (!p.credentials.empty()) {
+    a.push_back("--credentials");
+    a.push_back(p.credentials);
+  }
+  return a;
 }
 
 std::vector<std::string> host_argv(const CloudPlan& p, const CloudHost& h) {
@@ -201,6 +215,7 @@ json to_json(const CloudPlan& p) {
           {"zones", p.zones},
           {"host_memory_mib", p.host_memory_mib},
           {"host_cpus", p.host_cpus},
+          {"credentials", p.credentials},
           {"cloud_pid", p.cloud_pid},
           {"hosts", hosts}};
 }
@@ -222,6 +237,11 @@ Result<CloudPlan> cloud_plan_from_json(const json& j) {
   if (j.contains("zones") && j["zones"].is_array()) {
     for (const json& z : j["zones"])
       if (z.is_string()) p.zones.push_back(z.get<std::string>());
+  }
+  if (j.contains("credentials") && j["credentials"].is_string()) {
+    p.credentials = j["credentials"].get<std::string>();
+    if (!p.credentials.empty() && p.credentials.front() != '/')
+      return bad("credentials is not an absolute path");
   }
   p.cloud_pid = pid_of(j, "cloud_pid");
   if (p.cloud_pid < 0) return bad("cloud_pid");

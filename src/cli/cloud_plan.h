@@ -27,6 +27,7 @@ struct CloudUpSettings {
   int hosts = 1;
   std::string host_memory;  // "" = nimbusd detects it
   int host_cpus = 0;        // 0 = nimbusd detects them
+  std::string credentials;  // nimbus-cloud --credentials FILE ("" = any key works)
 };
 
 struct CloudHost {
@@ -44,6 +45,7 @@ struct CloudPlan {
   std::vector<std::string> zones;  // full names
   uint64_t host_memory_mib = 0;    // 0: detected
   int host_cpus = 0;               // 0: detected
+  std::string credentials;         // absolute path, "" none (the web console needs one)
   int cloud_pid = 0;
   std::vector<CloudHost> hosts;
 

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+
+#include "cli/cloud_output.h"
 
 namespace nimbus::cli {
 namespace {
@@ -142,6 +145,40 @@ TEST(CloudPlan, ProcessArguments) {
   EXPECT_EQ(std::count(plain_host.begin(), plain_host.end(), "--memory"), 0);
   EXPECT_EQ(std::count(plain_host.begin(), plain_host.end(), "--reserved-memory"), 0);
   EXPECT_EQ(std::count(plain_host.begin(), plain_host.end(), "--cpus"), 0);
+}
+
+// --credentials goes to nimbus-cloud as an absolute path and stays in the record; a file
+// that is not there is refused naming the flag.
+TEST(CloudPlan, CredentialsArePassedAndRecorded) {
+  const std::string file = testing::TempDir() + "/cloud-plan-credentials";
+  {
+    std::FILE* f = std::fopen(file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("AKIDTEST secret\n", f);
+    std::fclose(f);
+  }
+  CloudUpSettings s = settings();
+  s.credentials = file;
+  auto p = plan_cloud(s);
+  ASSERT_TRUE(p.ok()) << p.message();
+  EXPECT_EQ(p->credentials.front(), '/');
+  EXPECT_TRUE(has_pair(cloud_argv(*p), "--credentials", p->credentials));
+  auto back = cloud_plan_from_json(to_json(*p));
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_EQ(back->credentials, p->credentials);
+  EXPECT_NE(format_cloud_up(*p, "ami-1").find("/console (sign in with a key of " + p->credentials),
+            std::string::npos);
+  // Without: no flag, and the banner says what signing in needs.
+  auto plain = plan_cloud(settings());
+  ASSERT_TRUE(plain.ok());
+  const auto argv = cloud_argv(*plain);
+  EXPECT_EQ(std::count(argv.begin(), argv.end(), "--credentials"), 0);
+  EXPECT_NE(format_cloud_up(*plain, "ami-1").find("--credentials FILE"), std::string::npos);
+  s.credentials = file + ".missing";
+  auto missing = plan_cloud(s);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("--credentials"), std::string::npos);
+  std::remove(file.c_str());
 }
 
 TEST(CloudPlan, CgroupParentsOfTwoCloudsDiffer) {
