@@ -28,6 +28,7 @@
 #include "cloud/ec2_api.h"
 #include "cloud/reconciler.h"
 #include "common/http_message.h"
+#include "common/websocket.h"
 
 namespace nimbus::cloud {
 
@@ -43,9 +44,11 @@ struct ConsoleOptions {
 
 class Console {
  public:
-  // An instance's console on its host as a relay (console_terminal.cpp): connected to
-  // `browser`'s fd the caller owns. The default opens G's nimbusd console WebSocket.
   using Clock = ConsoleSessions::Clock;
+  // Opens a VM's serial console on its host (console_terminal.cpp); the default is nimbusd's
+  // GET /v1/vms/NAME/console with the host's token (HostApiClient::open_console).
+  using TerminalOpener =
+      std::function<Result<http::ws::Socket>(const HostRecord& host, const std::string& vm)>;
 
   Console(Cloud& cloud, HostDriver& driver, ApiCredentials credentials, ConsoleOptions options = {},
           Clock clock = nullptr);
@@ -60,6 +63,8 @@ class Console {
   ConsoleSessions& sessions() { return sessions_; }
   ConsoleMetrics& metrics() { return metrics_; }
   ConsoleEvents& events() { return events_; }
+  void set_terminal_opener(TerminalOpener opener) { opener_ = std::move(opener); }
+  size_t terminals() const;
 
   // The JSON bodies (tests, and the event stream's data).
   Ec2Result<nlohmann::json> instances_json();
@@ -84,7 +89,8 @@ class Console {
   ConsoleSessions sessions_;
   ConsoleMetrics metrics_;
   ConsoleEvents events_;
-  std::mutex terminals_mu_;
+  TerminalOpener opener_;
+  mutable std::mutex terminals_mu_;
   size_t terminals_ = 0;
 };
 

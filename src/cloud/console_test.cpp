@@ -8,9 +8,13 @@
 #include <atomic>
 #include <thread>
 
+#include "cloud/cloud_server.h"
 #include "cloud/cloud_test_fixture.h"
 #include "cloud/console_api.h"
 #include "cloud/console_assets.h"
+#include "cloud/ec2_api.h"
+#include "common/http_client.h"
+#include "common/websocket.h"
 
 namespace nimbus::cloud {
 namespace {
@@ -586,6 +590,118 @@ TEST_F(ConsoleTest, MetricsRouteShape) {
   EXPECT_NEAR(j["samples"][0]["cpu_pct"].get<double>(), 20.0, 1e-9);
   EXPECT_EQ(j["samples"][0]["memory_mib"], 64);
   EXPECT_EQ(call("GET", "/console/api/instances/i-00000000000000000/metrics").status, 404);
+}
+
+// The terminal: the browser's WebSocket relayed to the host's console (a fake nimbusd end
+// over a socketpair), both ways; the Origin check; a too-large message closes it.
+TEST_F(ConsoleTest, TerminalRelaysBothWays) {
+  sign_in();
+  auto l = call("POST", "/console/api/instances",
+                json{{"image_id", bed.image_id()}, {"instance_type", "n1.tiny"}}.dump());
+  const std::string id = body_of(l)["instances"][0];
+  auto ws_req = [&](const std::string& origin) {
+    http::Request r = req("GET", "/console/api/instances/" + id + "/terminal", "", false);
+    r.headers.emplace("host", "127.0.0.1:8773");
+    if (!origin.empty()) r.headers.emplace("origin", origin);
+    r.headers.emplace("upgrade", "websocket");
+    r.headers.emplace("connection", "keep-alive, Upgrade");
+    r.headers.emplace("sec-websocket-version", "13");
+    r.headers.emplace("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    return r;
+  };
+  std::unique_ptr<http::ws::Socket> nimbusd;  // the host's end of its console
+  std::string opened_on;
+  console->set_terminal_opener(
+      [&](const HostRecord& h, const std::string& vm) -> Result<http::ws::Socket> {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return Status::internal("socketpair");
+        opened_on = h.id + "/" + vm;
+        nimbusd = std::make_unique<http::ws::Socket>(sv[1], http::ws::Role::kServer);
+        return http::ws::Socket(sv[0], http::ws::Role::kClient);
+      });
+  // Not running yet: 409, nothing opened.
+  EXPECT_EQ(console->handle(ws_req("http://127.0.0.1:8773"))->status, 409);
+  settle();
+  EXPECT_EQ(console->handle(ws_req(""))->status, 403);
+  EXPECT_EQ(console->handle(ws_req("http://evil.example"))->status, 403);
+  EXPECT_EQ(console->handle(ws_req("http://127.0.0.1:8773.evil"))->status, 403);
+  EXPECT_FALSE(nimbusd);
+
+  auto reply = console->handle(ws_req("http://127.0.0.1:8773"));
+  ASSERT_TRUE(reply);
+  ASSERT_EQ(reply->status, 101) << reply->body;
+  ASSERT_TRUE(reply->upgrade);
+  ASSERT_TRUE(nimbusd);
+  EXPECT_EQ(opened_on, bed.cloud().instance(id)->host + "/" + id);
+  EXPECT_EQ(console->terminals(), 1u);
+  int bv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, bv), 0);
+  std::thread relay([&] {
+    reply->upgrade(bv[0], "");
+    ::close(bv[0]);  // as the server does
+  });
+  http::ws::Socket browser(bv[1], http::ws::Role::kClient, 1 << 20);
+  ASSERT_TRUE(nimbusd->send_binary("login: ").ok());
+  auto m = browser.read();
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(m->kind, http::ws::Message::kBinary);
+  EXPECT_EQ(m->data, "login: ");
+  ASSERT_TRUE(browser.send_text("uname -m\n").ok());
+  auto in = nimbusd->read();
+  ASSERT_TRUE(in.ok()) << in.message();
+  EXPECT_EQ(in->data, "uname -m\n");
+  // More than 64 KiB from the browser: closed with 1009, and the host's side ends too.
+  ASSERT_TRUE(browser.send_binary(std::string(64 * 1024 + 1, 'x')).ok());
+  auto closed = browser.read();
+  ASSERT_TRUE(closed.ok()) << closed.message();
+  EXPECT_EQ(closed->kind, http::ws::Message::kClose);
+  EXPECT_EQ(closed->close_code, http::ws::kCloseTooBig);
+  auto host_end = nimbusd->read();
+  EXPECT_TRUE(!host_end.ok() || host_end->kind == http::ws::Message::kClose);
+  relay.join();
+  reply.reset();
+  EXPECT_EQ(console->terminals(), 0u);
+}
+
+// The console on the real server: the page's calls over TCP, the event stream's head
+// (200, text/event-stream) and its first event, while other requests are served.
+TEST_F(ConsoleTest, OverTheRealServer) {
+  auto server = CloudServer::bind("127.0.0.1:0");
+  ASSERT_TRUE(server.ok()) << server.message();
+  Ec2Api api(bed.cloud(), bed.driver(), creds());
+  (*server)->serve(bed.cloud(), api, console.get());
+  const std::string base = fmt::format("http://127.0.0.1:{}", (*server)->port());
+  auto client = http::Client::create(base);
+  ASSERT_TRUE(client.ok());
+  client->options().headers.emplace_back("X-Nimbus-Console", "1");
+  auto wrong = client->request("POST", "/console/api/session",
+                               json{{"access_key", kKey}, {"secret", "nope"}}.dump());
+  ASSERT_TRUE(wrong.ok()) << wrong.message();
+  EXPECT_EQ(wrong->status, 401) << wrong->body;
+  auto in = console->sessions().sign_in(kKey, kSecret);
+  ASSERT_TRUE(in.ok());
+  const std::string token = *in;
+  auto fd = http::dial(client->target(), 2000, "test");
+  ASSERT_TRUE(fd.ok()) << fd.message();
+  const std::string get =
+      "GET /console/api/events HTTP/1.1\r\nHost: x\r\nCookie: nimbus_console=" + token + "\r\n\r\n";
+  ASSERT_EQ(::write(*fd, get.data(), get.size()), static_cast<ssize_t>(get.size()));
+  std::string got;
+  read_until(*fd, "event: instances\ndata: ", got);
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+  EXPECT_NE(got.find("Content-Type: text/event-stream\r\n"), std::string::npos) << got;
+  EXPECT_NE(got.find("Content-Security-Policy: "), std::string::npos) << got;
+  EXPECT_NE(got.find("event: instances\ndata: "), std::string::npos) << got;
+  // The stream holds its own thread only.
+  client->options().headers.emplace_back("Cookie", "nimbus_console=" + token);
+  auto ov = client->request("GET", "/console/api/overview");
+  ASSERT_TRUE(ov.ok());
+  EXPECT_EQ(ov->status, 200) << ov->body;
+  auto health = client->request("GET", "/nimbus/v1/health");
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(health->status, 200);
+  ::close(*fd);
+  (*server)->stop();
 }
 
 }  // namespace
