@@ -180,30 +180,33 @@ std::string hosts_svg(const SimResult& r) {
   return line_chart(series, o);
 }
 
-std::string utilisation_svg(const SimResult& r) {
+// One line per policy of a fraction (0..1) of the hosts switched on, in percent.
+std::string percent_svg(const SimResult& r, double (*fraction)(const Sample&), std::string title,
+                        std::string label) {
   std::vector<PlotSeries> series;
   for (const PolicyResult& p : r.policies) {
-    series.push_back(series_of(p, [](const Sample& s) { return s.cpu_used * 100; }));
+    PlotSeries s = series_of(p, fraction);
+    for (double& y : s.y) y *= 100;
+    series.push_back(std::move(s));
   }
   PlotOptions o;
-  o.title = "CPU used on the hosts switched on";
-  o.y_label = "CPU used";
+  o.title = std::move(title);
+  o.y_label = std::move(label);
   o.y_unit = "%";
   set_time_axis(r, o);
   return line_chart(series, o);
 }
 
+std::string utilisation_svg(const SimResult& r) {
+  return percent_svg(
+      r, [](const Sample& s) { return s.cpu_used; }, "CPU used on the hosts switched on",
+      "CPU used");
+}
+
 std::string memory_svg(const SimResult& r) {
-  std::vector<PlotSeries> series;
-  for (const PolicyResult& p : r.policies) {
-    series.push_back(series_of(p, [](const Sample& s) { return s.memory_allocated * 100; }));
-  }
-  PlotOptions o;
-  o.title = "Memory allocated on the hosts switched on";
-  o.y_label = "memory allocated";
-  o.y_unit = "%";
-  set_time_axis(r, o);
-  return line_chart(series, o);
+  return percent_svg(
+      r, [](const Sample& s) { return s.memory_allocated; },
+      "Memory allocated on the hosts switched on", "memory allocated");
 }
 
 // Cumulative energy from the sampled power (trapezoids), so the curve's end is close to,
