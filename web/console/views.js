@@ -437,7 +437,7 @@ function detailsList(inst) {
     ["Instance", inst.id], ["Name", inst.name || "–"], ["Type", inst.type], ["Image", inst.image_id],
     ["Zone", inst.zone], ["Host", inst.host || "–"], ["Private IP", inst.private_ip || "–"],
     ["Public IP", inst.public_ip || "–"], ["Key pair", inst.key_name || "–"],
-    ["Security groups", (inst.security_groups || []).join(", ") || "–"],
+    ["Security groups", (inst.security_groups || []).map((g) => (g && typeof g === "object" ? g.name || g.id : g)).join(", ") || "–"],
     ["Launched", timestamp(inst.launch_time)], ["Uptime", duration(store.uptime(inst) ?? inst.uptime_s)],
   ];
   return el("div", {},
