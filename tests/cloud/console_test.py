@@ -46,6 +46,14 @@ HOST = "con-h1"
 HOSTILE = "\"'><img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=1</script>"
 
 
+T0 = time.monotonic()
+
+
+def log(message):
+    """A log line with the seconds since the test started (the phases' timings)."""
+    ct.log(f"+{time.monotonic() - T0:5.1f}s {message}")
+
+
 # ---- the browser ----
 
 def browser():
@@ -78,7 +86,7 @@ def visible(driver, css):
 
 def error_text(driver):
     bar = visible(driver, "#error-bar")
-    return bar.text if bar else None
+    return by_css(driver, "#error-text").text if bar else None
 
 
 def sign_in(driver, url, key, secret):
@@ -95,7 +103,7 @@ def sign_in(driver, url, key, secret):
 def shoot(driver, shots, name):
     path = os.path.join(shots, f"{name}.png")
     driver.save_screenshot(path)
-    ct.log(f"screenshot {path}")
+    log(f"screenshot {path}")
 
 
 def confirm_dialog(driver):
@@ -284,7 +292,7 @@ def ws_abuse(cloud, api, iid):
     s.sendall(ws_frame(0x8, struct.pack(">H", 1000)))
     reader.wait_closed()
     s.close()
-    ct.log("raw WebSocket: 401 without a cookie, 403 from a foreign Origin, a command relayed")
+    log("raw WebSocket: 401 without a cookie, 403 from a foreign Origin, a command relayed")
 
     cases = [
         ("garbage", os.urandom(16) + b"\xff" * 64, (1002,)),
@@ -307,7 +315,7 @@ def ws_abuse(cloud, api, iid):
         assert code in codes, f"{what}: closed with {code}, expected one of {codes}"
         status, body, _ = api.call("GET", "/console/api/session")
         assert status == 200, (what, status, body)
-        ct.log(f"raw WebSocket: {what} → closed ({code}); the cloud still answers")
+        log(f"raw WebSocket: {what} → closed ({code}); the cloud still answers")
 
 
 # ---- the test ----
@@ -326,7 +334,6 @@ def main():
         sys.exit(77)
     ct.PREFIXES.setdefault("console", "127.135")
     ct.configure(cloud_bin, nimbus, nimbusd, "console")
-    t_start = time.monotonic()
     os.makedirs(work, exist_ok=True)
     shots = tempfile.mkdtemp(prefix="console-screenshots-", dir=work)
     os.chmod(shots, 0o755)
@@ -347,7 +354,7 @@ def main():
         api.sign_in(KEY, SECRET)
         status, body, _ = api.call("POST", "/console/api/instances/i-00000000/stop", csrf=False)
         assert status == 403, f"a POST without X-Nimbus-Console: {status} {body}"
-        ct.log("API: 401 without a session, 401 for a wrong secret, 403 without the CSRF header")
+        log("API: 401 without a session, 401 for a wrong secret, 403 without the CSRF header")
 
         # The browser: a wrong secret first.
         driver = browser()
@@ -361,7 +368,7 @@ def main():
         assert HOST not in driver.find_element("tag name", "body").text
         assert driver.execute_script("return document.getElementById('main').childElementCount") == 0
         shoot(driver, shots, "1-sign-in-refused")
-        ct.log(f"browser: a wrong secret shows \"{error_text(driver)}\" and no data")
+        log(f"browser: a wrong secret shows \"{error_text(driver)}\" and no data")
 
         sign_in(driver, url, KEY, SECRET)
         ct.wait_for("the overview", lambda: visible(driver, f"section.host-card[data-host='{HOST}']"), timeout=15)
@@ -376,7 +383,7 @@ def main():
         assert by_css(driver, "#region").text == ct.REGION, by_css(driver, "#region").text
         driver.execute_script("window.__marker = 'no-reload'")
         shoot(driver, shots, "2-overview")
-        ct.log("browser: signed in; the overview shows the host with its three bars")
+        log("browser: signed in; the overview shows the host with its three bars")
 
         # Hostile launches: refused with a visible error, nothing launched.
         by_css(driver, "a[href='#/launch']").click()
@@ -386,7 +393,7 @@ def main():
             driver.execute_script("arguments[0].value = arguments[1]", box, value)
             by_css(driver, "form.launch-form button[type=submit]").click()
             ct.wait_for(f"the error for a huge {field}", lambda: error_text(driver), timeout=15)
-            ct.log(f"browser: a huge {field} refused: {error_text(driver)[:120]}")
+            log(f"browser: a huge {field} refused: {error_text(driver)[:120]}")
             driver.execute_script("arguments[0].value = ''", box)
             by_css(driver, "#error-dismiss").click()
         status, body, _ = api.call("GET", "/console/api/instances")
@@ -407,7 +414,7 @@ def main():
         assert driver.execute_script("return window.__marker") == "no-reload", "the page reloaded"
         row = by_css(driver, f"tr[data-id='{iid}']")
         assert "console-web-1" in row.text and HOST in row.text, row.text
-        ct.log(f"browser: {iid} launched from the form; states seen without a reload: {states}")
+        log(f"browser: {iid} launched from the form; states seen without a reload: {states}")
         shoot(driver, shots, "3-instances")
 
         # Its terminal.
@@ -426,7 +433,7 @@ def main():
                     raise
         ct.wait_for("riscv64 drawn on a row", lambda: any(r.strip() == "riscv64" for r in terminal_rows(driver)),
                     timeout=10)
-        ct.log("browser: `uname -m` typed in the terminal, riscv64 on a row of xterm.js's")
+        log("browser: `uname -m` typed in the terminal, riscv64 on a row of xterm.js's")
 
         # A second viewer.
         driver2 = browser()
@@ -439,7 +446,7 @@ def main():
         wait_terminal_line(driver, "second42viewer", "the first viewer seeing the second's output")
         type_in_terminal(driver, "echo first$((50+1))viewer\n")
         wait_terminal_line(driver2, "first51viewer", "the second viewer seeing the first's output")
-        ct.log("browser: two viewers on one terminal each see what the other types")
+        log("browser: two viewers on one terminal each see what the other types")
 
         # Detach and reconnect: the instance runs on, the history is replayed.
         by_css(driver2, "button[data-term=detach]").click()
@@ -448,6 +455,10 @@ def main():
         ct.wait_for("reconnected", lambda: by_css(driver2, ".term-status").text == "connected", timeout=30)
         type_in_terminal(driver2, "echo again$((2+2))\n")
         wait_terminal_line(driver2, "again4", "output after reconnecting")
+        driver2.get(f"{url}#/overview")
+        ct.wait_for("the instance on the overview", lambda: all_css(
+            driver2, f"section.host-card[data-host='{HOST}'] a[href='#/instances/{iid}'] ~ .badge-running"), timeout=15)
+        shoot(driver2, shots, "2-overview-running")
         driver2.quit()
         driver2 = None
 
@@ -464,7 +475,7 @@ def main():
         assert driver.execute_script("return window.__pwned") is None, "a script from the data ran"
         assert not all_css(driver, ".tag-chips img, .tag-chips script, .tag-chips b"), "markup from the data"
         shoot(driver, shots, "5-instance-terminal")
-        ct.log("browser: markup and quotes in tags shown as text; window.__pwned undefined")
+        log("browser: markup and quotes in tags shown as text; window.__pwned undefined")
 
         # Raw WebSocket peers, then the browser's terminal still works.
         ws_abuse(cloud, api, iid)
@@ -473,6 +484,10 @@ def main():
         assert by_css(driver, ".term-status").text == "connected"
         type_in_terminal(driver, "echo still$((7*6))\n")
         wait_terminal_line(driver, "still42", "the browser's terminal after the abuse")
+        ct.wait_for("a CPU plot", lambda: all_css(driver, ".chart-cpu path.line"), timeout=20)
+        driver.execute_script("document.querySelector('.charts').scrollIntoView()")
+        shoot(driver, shots, "6-instance-metrics")
+        driver.execute_script("window.scrollTo(0, 0)")
 
         # Stop, then terminate, from the UI.
         by_css(driver, ".page-actions button[data-action=stop]").click()
@@ -487,7 +502,7 @@ def main():
         assert driver.execute_script("return window.__marker") == "no-reload"
         assert driver.execute_script("return window.__pwned") is None
         assert not error_text(driver), error_text(driver)
-        ct.log(f"browser: {iid} stopped, then terminated from the UI")
+        log(f"browser: {iid} stopped, then terminated from the UI")
 
         # Sign out: no more data.
         by_css(driver, "#signout").click()
@@ -521,9 +536,9 @@ def main():
         for name in sorted(os.listdir(shots)):
             if name.endswith(".png") and name != "failure.png":
                 shutil.copy(os.path.join(shots, name), os.path.join(save, name))
-        ct.log(f"screenshots copied to {save}")
-    ct.log(f"screenshots in {shots}")
-    ct.log(f"console: PASS in {time.monotonic() - t_start:.1f} s")
+        log(f"screenshots copied to {save}")
+    log(f"screenshots in {shots}")
+    log(f"console: PASS in {time.monotonic() - T0:.1f} s")
 
 
 if __name__ == "__main__":

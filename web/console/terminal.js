@@ -47,8 +47,10 @@ class ConsoleTerminal {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.onStatus("connecting…", false);
+    let opened = false;
     socket.addEventListener("open", () => {
       if (this.socket !== socket) return;
+      opened = true;
       this.onStatus("connected", true);
       this.term.focus();
     });
@@ -60,6 +62,14 @@ class ConsoleTerminal {
     socket.addEventListener("close", (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      if (!opened) {
+        // Refused before the upgrade (an HTTP error the browser does not show: the instance not
+        // running, its host's console would not open, the session gone): say so plainly.
+        const text = "could not open the console (is the instance running?)";
+        this.onStatus(text, false);
+        this.term.write(`\r\n\x1b[2m[${text}]\x1b[0m\r\n`);
+        return;
+      }
       const why = event.code === 1000 || event.code === 1005 ? "" : ` (code ${event.code}${event.reason ? `: ${event.reason}` : ""})`;
       this.onStatus(`disconnected${why}`, false);
       this.term.write(`\r\n\x1b[2m[disconnected${why}]\x1b[0m\r\n`);

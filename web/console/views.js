@@ -394,22 +394,28 @@ function chart(title, samples, formatValue, cssClass) {
   const W = 520, H = 180, L = 56, R = 12, T = 12, B = 26;
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, class: `chart ${cssClass}`, role: "img", "aria-label": title });
   const pts = samples.filter((p) => isFinite(p.t) && isFinite(p.v));
-  const maxV = niceCeil(Math.max(1, ...pts.map((p) => p.v)));
+  // The value axis in nice steps (1, 2 or 5 x 10^k), at most about 5 lines, every label distinct.
+  const top = Math.max(1, ...pts.map((p) => p.v));
+  const step = niceStep(top / 4);
+  const maxV = Math.ceil(top / step - 1e-9) * step;
   const now = Date.now() / 1000;
   const t0 = pts.length ? Math.min(pts[0].t, now - 300) : now - 300;
   const t1 = pts.length ? Math.max(pts[pts.length - 1].t, t0 + 60) : now;
   const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
   const y = (v) => T + (1 - v / maxV) * (H - T - B);
-  for (let i = 0; i <= 4; i++) {
-    const v = (maxV * i) / 4;
+  for (let i = 0; i * step <= maxV + 1e-9; i++) {
+    const v = i * step;
     svg.append(svgEl("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }),
-               svgEl("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }, formatValue(v)));
+               svgEl("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }, formatValue(v, step)));
   }
-  for (let i = 0; i <= 3; i++) {
-    const t = t0 + ((t1 - t0) * i) / 3;
-    const ago = Math.round((now - t) / 60);
-    svg.append(svgEl("text", { x: x(t), y: H - 8, "text-anchor": i === 0 ? "start" : i === 3 ? "end" : "middle",
-                               class: "tick" }, ago <= 0 ? "now" : `-${ago} min`));
+  // The time axis: whole minutes before the newest time, in a step giving at most 5 labels.
+  const spanMin = (t1 - t0) / 60;
+  const minuteStep = [1, 2, 5, 10, 15, 20, 30, 60].find((m) => spanMin / m <= 5) || 60;
+  for (let ago = 0; ago * 60 <= t1 - t0 + 1e-6; ago += minuteStep) {
+    const t = t1 - ago * 60;
+    const px = x(t);
+    svg.append(svgEl("text", { x: px, y: H - 8, "text-anchor": ago === 0 ? "end" : px - L < 20 ? "start" : "middle",
+                               class: "tick" }, ago === 0 ? "now" : `-${ago} min`));
   }
   if (pts.length > 1) {
     const d = pts.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(" ");
@@ -425,9 +431,10 @@ function chart(title, samples, formatValue, cssClass) {
             el("figcaption", {}, el("span", {}, title), el("strong", {}, lastValue)), svg);
 }
 
-function niceCeil(v) {
+// The smallest of 1, 2, 5 x 10^k at least V.
+function niceStep(v) {
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 5, 10]) if (m * p >= v - 1e-12) return m * p;
   return 10 * p;
 }
 
@@ -519,7 +526,7 @@ function instanceView(root, ctx, id) {
       const m = await api.metrics(id);
       const samples = m.samples || [];
       clear(charts).append(
-        chart("CPU", samples.map((s) => ({ t: s.t, v: s.cpu_pct })), (v) => `${num(v, 0)}%`, "chart-cpu"),
+        chart("CPU", samples.map((s) => ({ t: s.t, v: s.cpu_pct })), (v, step) => `${num(v, (step !== undefined ? step < 1 : v < 10) ? 1 : 0)}%`, "chart-cpu"),
         chart("Memory", samples.map((s) => ({ t: s.t, v: s.memory_mib })), mib, "chart-memory"));
     } catch (e) {
       if (!charts.firstChild) charts.append(el("p", { class: "muted" }, `No metrics: ${e}`));
