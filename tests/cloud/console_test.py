@@ -74,6 +74,14 @@ def by_css(driver, css):
     return driver.find_element(By.CSS_SELECTOR, css)
 
 
+def click(driver, css, what=None, timeout=10):
+    """Clicks the element CSS finds, finding it again if the page redrew it meanwhile."""
+    def attempt():
+        by_css(driver, css).click()
+        return True
+    ct.wait_for(what or f"a click on {css}", attempt, timeout=timeout, interval=0.2)
+
+
 def all_css(driver, css):
     from selenium.webdriver.common.by import By
     return driver.find_elements(By.CSS_SELECTOR, css)
@@ -374,19 +382,24 @@ def main():
         ct.wait_for("the overview", lambda: visible(driver, f"section.host-card[data-host='{HOST}']"), timeout=15)
         assert not error_text(driver), error_text(driver)
         assert driver.execute_script("return document.cookie") == "", "the session cookie must be HttpOnly"
-        card = by_css(driver, f"section.host-card[data-host='{HOST}']")
-        assert len(card.find_elements("css selector", ".resource .bar")) == 3, card.text
         status, overview, _ = api.call("GET", "/console/api/overview")
         host = [h for h in overview["hosts"] if h["id"] == HOST][0]
         vcpus = host["cpus"]["capacity"]  # the host's CPUs times its overcommit, as nimbusd reports
-        assert vcpus >= 1 and f"{vcpus} vCPU" in card.text and "up" in card.text, (vcpus, card.text)
+        assert vcpus >= 1, host
+
+        def host_card():
+            card = by_css(driver, f"section.host-card[data-host='{HOST}']")
+            text = card.text
+            bars = len(card.find_elements("css selector", ".resource .bar"))
+            return text if bars == 3 and f"{vcpus} vCPU" in text and "up" in text else None
+        ct.wait_for(f"the host card: three bars, {vcpus} vCPU, up", host_card, timeout=10)
         assert by_css(driver, "#region").text == ct.REGION, by_css(driver, "#region").text
         driver.execute_script("window.__marker = 'no-reload'")
         shoot(driver, shots, "2-overview")
         log("browser: signed in; the overview shows the host with its three bars")
 
         # Hostile launches: refused with a visible error, nothing launched.
-        by_css(driver, "a[href='#/launch']").click()
+        click(driver, "a[href='#/launch']")
         ct.wait_for("the launch form", lambda: visible(driver, "form.launch-form button[type=submit]"), timeout=15)
         for field, value in (("name", "N" * 20000 + HOSTILE), ("user_data", HOSTILE * 2000)):
             box = by_css(driver, f"form.launch-form [name={field}]")
@@ -412,13 +425,13 @@ def main():
         states = driver.execute_script("return window.__states")
         assert "pending" in states and states[-1] == "running", states
         assert driver.execute_script("return window.__marker") == "no-reload", "the page reloaded"
-        row = by_css(driver, f"tr[data-id='{iid}']")
-        assert "console-web-1" in row.text and HOST in row.text, row.text
+        ct.wait_for("the row's name and host", lambda: all(
+            w in by_css(driver, f"tr[data-id='{iid}']").text for w in ("console-web-1", HOST)), timeout=10)
         log(f"browser: {iid} launched from the form; states seen without a reload: {states}")
         shoot(driver, shots, "3-instances")
 
         # Its terminal.
-        row.find_element("css selector", f"a[href='#/instances/{iid}']").click()
+        click(driver, f"tr[data-id='{iid}'] a[href='#/instances/{iid}']")
         ct.wait_for("the terminal connected", lambda: by_css(driver, ".term-status").text == "connected", timeout=30)
         before = [r for r in terminal_text(driver).split("\n") if r.strip() == "riscv64"]
         deadline = time.monotonic() + 120
@@ -449,9 +462,9 @@ def main():
         log("browser: two viewers on one terminal each see what the other types")
 
         # Detach and reconnect: the instance runs on, the history is replayed.
-        by_css(driver2, "button[data-term=detach]").click()
+        click(driver2, "button[data-term=detach]")
         ct.wait_for("detached", lambda: by_css(driver2, ".term-status").text == "detached", timeout=10)
-        by_css(driver2, "button[data-term=connect]").click()
+        click(driver2, "button[data-term=connect]")
         ct.wait_for("reconnected", lambda: by_css(driver2, ".term-status").text == "connected", timeout=30)
         type_in_terminal(driver2, "echo again$((2+2))\n")
         wait_terminal_line(driver2, "again4", "output after reconnecting")
@@ -463,7 +476,7 @@ def main():
         driver2 = None
 
         # Hostile tags: shown as text, no script runs.
-        by_css(driver, "button[data-action=tags]").click()
+        click(driver, "button[data-action=tags]")
         ct.wait_for("the tags dialog", lambda: visible(driver, "dialog.modal"), timeout=10)
         add = [b for b in all_css(driver, "dialog.modal button.small") if b.text == "Add tag"][0]
         add.click()
@@ -490,14 +503,18 @@ def main():
         driver.execute_script("window.scrollTo(0, 0)")
 
         # Stop, then terminate, from the UI.
-        by_css(driver, ".page-actions button[data-action=stop]").click()
+        click(driver, ".page-actions button[data-action=stop]")
         confirm_dialog(driver)
         ct.wait_for("stopped on the page", lambda: by_css(driver, ".title-row .badge").text == "stopped", timeout=120)
-        by_css(driver, ".page-actions button[data-action=terminate]").click()
+        # The terminal of a stopped instance is refused before the upgrade (409): the page says so.
+        click(driver, "button[data-term=connect]")
+        ct.wait_for("the refused terminal explained", lambda: by_css(driver, ".term-status").text.startswith(
+            "could not open the console"), timeout=15)
+        click(driver, ".page-actions button[data-action=terminate]")
         confirm_dialog(driver)
         ct.wait_for("terminated on the page", lambda: by_css(driver, ".title-row .badge").text == "terminated",
                     timeout=120)
-        by_css(driver, "a[href='#/instances']").click()
+        click(driver, "nav a[href='#/instances']")
         ct.wait_for("terminated in the table", lambda: row_state(driver, iid) == "terminated", timeout=30)
         assert driver.execute_script("return window.__marker") == "no-reload"
         assert driver.execute_script("return window.__pwned") is None
@@ -505,7 +522,7 @@ def main():
         log(f"browser: {iid} stopped, then terminated from the UI")
 
         # Sign out: no more data.
-        by_css(driver, "#signout").click()
+        click(driver, "#signout")
         ct.wait_for("the sign-in form again", lambda: visible(driver, "#signin-form"), timeout=10)
         ok = True
     except BaseException:

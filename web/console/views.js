@@ -191,8 +191,12 @@ function overviewView(root, ctx) {
   root.append(pageHeader("Overview", el("a", { class: "button primary", href: "#/launch" }, "Launch instances")),
               el("h2", {}, "Zones"), zones, el("h2", {}, "Hosts"), legend, hosts);
   let last = null;
+  let shown = null;  // what is on the page: redrawn only when the data changed
   const render = () => {
     if (!last) return;
+    const key = JSON.stringify([last, store.instances.map((i) => [i.id, i.name, i.state])]);
+    if (key === shown) return;
+    shown = key;
     ctx.setRegion(last.region);
     clear(zones).append(...(last.zones || []).map((z) => el("section", { class: "card zone-card" },
       el("h3", {}, z.name),
@@ -492,18 +496,23 @@ function instanceView(root, ctx, id) {
 
   let current = null;
   let autoConnected = false;
+  // The buttons are made once and only enabled or disabled as the state changes: a button
+  // rebuilt under the pointer would lose the click.
+  const actionButtons = ACTIONS.map((a) => ({ allowed: a.allowed, button:
+    el("button", { type: "button", class: a.danger ? "danger" : "", dataset: { action: a.verb }, disabled: true,
+                   onclick: () => { if (current) runAction(ctx, a.verb, [current.id]); } }, a.label) }));
+  actionButtons.push(
+    { allowed: (s) => s === "stopped", button: el("button", { type: "button", dataset: { action: "type" }, disabled: true,
+        onclick: () => { if (current) changeTypeDialog(ctx, current); } }, "Change type") },
+    { allowed: (s) => s !== "terminated", button: el("button", { type: "button", dataset: { action: "tags" }, disabled: true,
+        onclick: () => { if (current) tagsDialog(ctx, current); } }, "Tags") });
+  actions.append(...actionButtons.map((b) => b.button));
   const renderInstance = (inst) => {
     current = inst;
     title.textContent = inst.name ? `${inst.name} (${inst.id})` : inst.id;
-    clear(stateBox).append(badge(inst.state));
+    if (stateBox.textContent !== String(inst.state)) clear(stateBox).append(badge(inst.state));
     clear(details).append(detailsList(inst));
-    clear(actions).append(
-      ...ACTIONS.map((a) => el("button", { type: "button", class: a.danger ? "danger" : "", dataset: { action: a.verb },
-        disabled: !a.allowed(inst.state), onclick: () => runAction(ctx, a.verb, [inst.id]) }, a.label)),
-      el("button", { type: "button", dataset: { action: "type" }, disabled: inst.state !== "stopped",
-                     onclick: () => changeTypeDialog(ctx, current) }, "Change type"),
-      el("button", { type: "button", dataset: { action: "tags" }, disabled: inst.state === "terminated",
-                     onclick: () => tagsDialog(ctx, current) }, "Tags"));
+    for (const b of actionButtons) b.button.disabled = !b.allowed(inst.state);
     if (inst.console_output !== undefined) {
       const atBottom = consoleOut.scrollTop + consoleOut.clientHeight >= consoleOut.scrollHeight - 4;
       consoleOut.textContent = inst.console_output || "(no console output yet)";
