@@ -4,6 +4,9 @@
 // binary frames to the host. Either side ending ends both; the VM runs on.
 #include <fmt/format.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "cloud/console_api.h"
@@ -77,9 +80,25 @@ http::Reply Console::terminal(const http::Request& req, const std::string& id) {
         502, "HostConsoleUnavailable",
         fmt::format("the console of {} on host {}: {}", id, host->id, upstream.message()));
   auto hostside = std::make_shared<http::ws::Socket>(std::move(*upstream));
+  // The session the terminal was opened in: when it expires or signs out, the terminal ends
+  // too (checked every second by a watcher; 1008, as a policy ends it).
+  const std::string token = ConsoleSessions::cookie_token(req.header("cookie"));
   auto accepted = http::ws::accept(
       req,
-      [hostside, slot](http::ws::Socket& browser) {
+      [this, hostside, slot, token](http::ws::Socket& browser) {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        std::thread watch([&] {
+          std::unique_lock<std::mutex> lock(mu);
+          while (!cv.wait_for(lock, std::chrono::seconds(1), [&] { return done; })) {
+            if (sessions_.find(token)) continue;
+            (void)browser.send_close(http::ws::kClosePolicy, "the session ended: sign in again");
+            browser.shutdown();
+            hostside->shutdown();
+            return;
+          }
+        });
         std::thread out([&] {  // host -> browser
           for (;;) {
             auto m = hostside->read();
@@ -97,6 +116,12 @@ http::Reply Console::terminal(const http::Request& req, const std::string& id) {
         (void)hostside->send_close(http::ws::kCloseNormal, "the viewer left");
         hostside->shutdown();
         out.join();
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          done = true;
+        }
+        cv.notify_all();
+        watch.join();
       },
       kMaxBrowserMessage);
   if (!accepted.ok()) return terminal_error(400, "BadRequest", accepted.message());

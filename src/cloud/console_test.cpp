@@ -661,6 +661,33 @@ TEST_F(ConsoleTest, TerminalRelaysBothWays) {
   relay.join();
   reply.reset();
   EXPECT_EQ(console->terminals(), 0u);
+
+  // A terminal ends with its session: signing out (or expiry) closes it with 1008 within
+  // about a second, the host's side too.
+  auto again = console->handle(ws_req("http://127.0.0.1:8773"));
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->status, 101) << again->body;
+  int cv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, cv), 0);
+  std::thread relay2([&] {
+    again->upgrade(cv[0], "");
+    ::close(cv[0]);
+  });
+  http::ws::Socket viewer(cv[1], http::ws::Role::kClient, 1 << 20);
+  ASSERT_TRUE(nimbusd->send_binary("# ").ok());
+  auto prompt = viewer.read();
+  ASSERT_TRUE(prompt.ok()) << prompt.message();
+  EXPECT_EQ(prompt->data, "# ");
+  EXPECT_EQ(call("DELETE", "/console/api/session").status, 200);
+  auto ended = viewer.read();
+  ASSERT_TRUE(ended.ok()) << ended.message();
+  EXPECT_EQ(ended->kind, http::ws::Message::kClose);
+  EXPECT_EQ(ended->close_code, http::ws::kClosePolicy);
+  auto host_gone = nimbusd->read();
+  EXPECT_TRUE(!host_gone.ok() || host_gone->kind == http::ws::Message::kClose);
+  relay2.join();
+  again.reset();
+  EXPECT_EQ(console->terminals(), 0u);
 }
 
 // The console on the real server: the page's calls over TCP, the event stream's head
