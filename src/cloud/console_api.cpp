@@ -285,6 +285,8 @@ http::Reply Console::session_route(const http::Request& req) {
         return error_reply(401, "Unauthorized", t.message());
       case Code::kInsufficientCapacity:
         return error_reply(503, "TooManySessions", t.message());
+      case Code::kUnavailable:
+        return error_reply(429, "TooManyFailedSignIns", t.message());
       default:
         return error_reply(500, "Internal", t.message());
     }
@@ -382,7 +384,15 @@ Ec2Result<nlohmann::json> Console::overview_json() {
   json zones = json::array();
   for (const auto& [z, n] : per_zone)
     zones.push_back({{"name", z}, {"hosts", n.first}, {"instances", n.second}});
-  return json{{"region", cloud_.options().region}, {"zones", zones}, {"hosts", hosts_out}};
+  // The cloud's regions (--regions-file), this one marked: each has a console of its own.
+  const CloudOptions& o = cloud_.options();
+  json regions = json::array();
+  for (const RegionEndpoint& r : o.regions)
+    regions.push_back(
+        {{"name", r.name}, {"endpoint", r.endpoint}, {"current", r.name == o.region}});
+  if (regions.empty())
+    regions.push_back({{"name", o.region}, {"endpoint", o.endpoint_url}, {"current", true}});
+  return json{{"region", o.region}, {"regions", regions}, {"zones", zones}, {"hosts", hosts_out}};
 }
 
 http::Reply Console::choices() {

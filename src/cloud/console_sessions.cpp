@@ -55,6 +55,16 @@ Result<std::string> ConsoleSessions::sign_in(const std::string& access_key,
   if (credentials_.keys.empty())
     return Status::unimplemented(
         "the console needs credentials: start nimbus-cloud with --credentials FILE");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto now = clock_();
+    while (!failures_.empty() && now - failures_.front().first >= kFailureWindow)
+      failures_.pop_front();
+    const size_t for_key = static_cast<size_t>(std::count_if(
+        failures_.begin(), failures_.end(), [&](const auto& f) { return f.second == access_key; }));
+    if (for_key >= kFailuresPerKey || failures_.size() >= kFailuresTotal)
+      return Status::unavailable("too many failed sign-ins: try again in a minute");
+  }
   // Every key is compared (no early exit), and an unknown key still compares a secret.
   bool ok = false;
   static const std::string kNoSecret = "no such key: compare anyway";
@@ -65,7 +75,11 @@ Result<std::string> ConsoleSessions::sign_in(const std::string& access_key,
     ok |= this_key & secret_equal(value, secret);
   }
   if (!known) (void)secret_equal(kNoSecret, secret);
-  if (!ok) return Status::permission_denied("wrong access key or secret");
+  if (!ok) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_.emplace_back(clock_(), access_key);
+    return Status::permission_denied("wrong access key or secret");
+  }
   unsigned char bytes[32];
   if (RAND_bytes(bytes, sizeof bytes) != 1) return Status::internal("no random bytes");
   std::string token = hex(bytes, sizeof bytes);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -28,9 +29,17 @@ class ConsoleSessions {
   ConsoleSessions(ApiCredentials credentials, std::chrono::seconds ttl, size_t max_sessions = 1000,
                   Clock clock = nullptr);
 
+  // Failed sign-ins are throttled: after kFailuresPerKey for one access key, or
+  // kFailuresTotal in all, within kFailureWindow, sign-ins (for that key, or all) are refused
+  // until the oldest failure leaves the window. Guessing secrets over HTTP is then slow;
+  // the price is that someone spamming a key locks it out for a minute.
+  static constexpr size_t kFailuresPerKey = 5, kFailuresTotal = 50;
+  static constexpr std::chrono::seconds kFailureWindow{60};
+
   // A new session's token (64 hex digits). Errors: kUnimplemented when the cloud has no
   // credentials at all; kPermissionDenied for an unknown key or a wrong secret (the same
-  // message; compared in constant time); kInsufficientCapacity when max_sessions are live.
+  // message; compared in constant time); kInsufficientCapacity when max_sessions are live;
+  // kUnavailable while failed sign-ins are throttled.
   Result<std::string> sign_in(const std::string& access_key, const std::string& secret);
   // The live session of `token`, if any.
   std::optional<Session> find(const std::string& token) const;
@@ -51,6 +60,7 @@ class ConsoleSessions {
   Clock clock_;
   mutable std::mutex mu_;
   std::map<std::string, Session> sessions_;  // by SHA-256 of the token (hex)
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> failures_;
 };
 
 }  // namespace nimbus::cloud

@@ -158,6 +158,31 @@ TEST_F(ConsoleTest, SessionExpiresAndSignsOut) {
   EXPECT_EQ(console->sessions().size(), 1u);
 }
 
+TEST_F(ConsoleTest, FailedSignInsAreThrottled) {
+  auto attempt = [&](const std::string& key, const std::string& secret) {
+    return call("POST", "/console/api/session",
+                json{{"access_key", key}, {"secret", secret}}.dump())
+        .status;
+  };
+  for (size_t n = 0; n < ConsoleSessions::kFailuresPerKey; ++n)
+    EXPECT_EQ(attempt(kKey, "guess" + std::to_string(n)), 401);
+  // That key is refused for a minute, even with its right secret; others are not.
+  auto refused =
+      call("POST", "/console/api/session", json{{"access_key", kKey}, {"secret", kSecret}}.dump());
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_EQ(code_of(refused), "TooManyFailedSignIns");
+  EXPECT_TRUE(header(refused, "Set-Cookie").empty());
+  EXPECT_EQ(attempt("AKIDOTHER", "x"), 401);
+  now_s += 60;
+  EXPECT_EQ(attempt(kKey, kSecret), 200);
+  // Many keys at once: after kFailuresTotal failures everyone waits.
+  for (size_t n = 0; n < ConsoleSessions::kFailuresTotal; ++n)
+    attempt("AKID" + std::to_string(n), "x");
+  EXPECT_EQ(attempt(kKey, kSecret), 429);
+  now_s += 60;
+  EXPECT_EQ(attempt(kKey, kSecret), 200);
+}
+
 TEST_F(ConsoleTest, AtMostMaxSessions) {
   ConsoleSessions s(creds(), 60s, 3);
   for (int n = 0; n < 3; ++n) ASSERT_TRUE(s.sign_in(kKey, kSecret).ok());
@@ -385,6 +410,11 @@ TEST_F(ConsoleTest, OverviewCountsHostsAndClaims) {
   ASSERT_EQ(ov.status, 200) << ov.body;
   json o = body_of(ov);
   EXPECT_EQ(o["region"], "nimbus-west-1");
+  // Without a regions file: this region alone, at its endpoint, marked current.
+  ASSERT_EQ(o["regions"].size(), 1u);
+  EXPECT_EQ(o["regions"][0]["name"], "nimbus-west-1");
+  EXPECT_EQ(o["regions"][0]["current"], true);
+  EXPECT_EQ(o["regions"][0]["endpoint"], bed.cloud().options().endpoint_url);
   ASSERT_EQ(o["zones"].size(), 3u);
   EXPECT_EQ(o["zones"][0]["name"], "nimbus-west-1a");
   EXPECT_EQ(o["zones"][0]["hosts"], 1);

@@ -394,6 +394,8 @@ def main():
             return text if bars == 3 and f"{vcpus} vCPU" in text and "up" in text else None
         ct.wait_for(f"the host card: three bars, {vcpus} vCPU, up", host_card, timeout=10)
         assert by_css(driver, "#region").text == ct.REGION, by_css(driver, "#region").text
+        region_card = by_css(driver, f"section[data-region='{ct.REGION}']")
+        assert "this region" in region_card.text, region_card.text
         driver.execute_script("window.__marker = 'no-reload'")
         shoot(driver, shots, "2-overview")
         log("browser: signed in; the overview shows the host with its three bars")

@@ -181,6 +181,16 @@ function hostCard(host) {
                   : el("p", { class: "muted" }, "No instances on this host.")));
 }
 
+// A region of the cloud: this one, or a link to the other's own console.
+function regionCard(r) {
+  const endpoint = String(r.endpoint || "");
+  const link = /^https?:\/\/[^\s"<>]+$/.test(endpoint) ? `${endpoint}/console/` : null;
+  return el("section", { class: "card zone-card", dataset: { region: r.name } },
+    el("h3", {}, r.name),
+    r.current ? el("span", { class: "muted" }, "this region")
+              : link ? el("a", { href: link }, "open its console") : el("span", { class: "muted" }, endpoint));
+}
+
 function overviewView(root, ctx) {
   const zones = el("div", { class: "zone-grid" });
   const hosts = el("div", { class: "host-grid" });
@@ -188,8 +198,9 @@ function overviewView(root, ctx) {
     el("span", { class: "swatch swatch-used" }), "used (the host's report)",
     el("span", { class: "swatch swatch-allocated" }), "allocated to instances",
     el("span", { class: "swatch swatch-free" }), "capacity");
+  const regions = el("div", { class: "zone-grid" });
   root.append(pageHeader("Overview", el("a", { class: "button primary", href: "#/launch" }, "Launch instances")),
-              el("h2", {}, "Zones"), zones, el("h2", {}, "Hosts"), legend, hosts);
+              el("h2", {}, "Regions"), regions, el("h2", {}, "Zones"), zones, el("h2", {}, "Hosts"), legend, hosts);
   let last = null;
   let shown = null;  // what is on the page: redrawn only when the data changed
   const render = () => {
@@ -198,6 +209,7 @@ function overviewView(root, ctx) {
     if (key === shown) return;
     shown = key;
     ctx.setRegion(last.region);
+    clear(regions).append(...(last.regions || []).map(regionCard));
     clear(zones).append(...(last.zones || []).map((z) => el("section", { class: "card zone-card" },
       el("h3", {}, z.name),
       el("div", { class: "stats" },
