@@ -6,19 +6,23 @@ usage: simulate_test.py NIMBUS_CLOUD NIMBUS NIMBUSD WORKDIR
 
 For each strategy (pack, then spread), a real Nimbus Cloud on this machine's loopback with
 three nimbusd hosts (zone a: ha1 2 CPUs/2 GiB and ha2 4 CPUs/3 GiB; zone b: hb1 2 CPUs/1.5 GiB),
-driven by Debian's aws CLI one request at a time: thirteen launches of mixed catalogue types,
+driven by Debian's aws CLI one request at a time: fourteen launches of mixed catalogue types,
 some pinned to a zone, two terminations in between (each waited for until the instance is
 terminated and its claim gone from the host's allocation), and launches that no host can take
-(InsufficientInstanceCapacity). Each launch's host (RunInstances' Placement.HostId, checked
+(InsufficientInstanceCapacity); and a spread and a cluster placement group with three launches
+each (`--placement GroupName=G`), one of each refused by the group's rule and one cluster
+launch steered by it. Each launch's host (RunInstances' Placement.HostId, checked
 against DescribeInstances and the operator view) or its refusal is recorded.
 
-Then the same workload as a trace CSV, and the three hosts as a data-center JSON whose numbers
-are the capacities the control plane's operator view (/nimbus/v1/hosts) reports (vCPUs,
-memory, disk, per-VM overhead; explicit ids), go to `nimbus cloud simulate --placements` with
-the same policy; its placements.csv must name the same host for every launch and refuse the
-same ones, with the same shortage in its reason as the control plane's error message (what
-was short on how many hosts, the most free: the same state). Pack and spread must place the workload differently somewhere, so that the check
-tells the two apart. VMs boot but are not waited for: placement is decided at RunInstances.
+Then the same workload as a trace CSV (group and group_strategy on each grouped launch), and
+the three hosts as a data-center JSON whose numbers are the capacities the control plane's
+operator view (/nimbus/v1/hosts) reports (vCPUs, memory, disk, per-VM overhead; explicit ids),
+go to `nimbus cloud simulate --placements` with the same policy; its placements.csv must name
+the same host for every launch and refuse the same ones, with the same shortage in its reason
+as the control plane's error message (what was short on how many hosts, the most free; or what
+the group's rule excluded: the same state). Pack and spread must place the workload
+differently somewhere, so that the check tells the two apart. VMs boot but are not waited
+for: placement is decided at RunInstances.
 """
 import csv
 import json
@@ -36,29 +40,44 @@ from harness import boto3_client, instances_of, log, wait_for  # noqa: E402
 ZONE_A, ZONE_B = f"{ct.REGION}a", f"{ct.REGION}b"
 HOSTS = [("ha1", "a", "2G", 2), ("ha2", "a", "3G", 4), ("hb1", "b", "1536M", 2)]
 
-# (label, "launch", type, zone or "") | (label, "terminate"). Memory per instance is the
-# type's plus the host's per-VM overhead (64 MiB): n1.tiny 192, n1.small 320, n1.medium and
-# t3.nano 576, n1.large and t3.micro 1088; hosts 2048 + 3072 + 1536 MiB. L3 and L7 pin zone b
-# (1536 MiB), so L7 (1088) cannot fit beside L3 (576): refused under any strategy. The end
-# asks for more than is left.
+# (label, "launch", type, zone or "", placement group or "") | (label, "terminate") |
+# (group, "group", strategy): CreatePlacementGroup. Memory per instance is the type's plus the
+# host's per-VM overhead (64 MiB): n1.tiny 192, n1.small 320, n1.medium and t3.nano 576, n1.large
+# and t3.micro 1088; hosts 2048 + 3072 + 1536 MiB. L3 and L7 pin zone b (1536 MiB), so L7 (1088)
+# cannot fit beside L3 (576): refused under any strategy. The end asks for more than is left.
+# The placement groups: S1..S3 pin zone a (two hosts), so the spread group has no host left for
+# S3 (refused for the group's rule, with room on both hosts); C1 pins zone b, so C2 goes beside
+# it on hb1 where pack and spread alone would take ha1 (the simulator with the group columns
+# blanked does), and C3, pinned to zone a, is refused: the cluster group has its instances in
+# zone b. Blanking either group's columns in the trace makes the simulator differ under both
+# strategies.
 WORKLOAD = [
-    ("L1", "launch", "n1.small", ""),
-    ("L2", "launch", "t3.micro", ""),
-    ("L3", "launch", "n1.medium", ZONE_B),
-    ("L4", "launch", "n1.large", ""),
-    ("L5", "launch", "n1.tiny", ZONE_A),
+    ("L1", "launch", "n1.small", "", ""),
+    ("L2", "launch", "t3.micro", "", ""),
+    ("L3", "launch", "n1.medium", ZONE_B, ""),
+    ("pg-spread", "group", "spread"),
+    ("pg-cluster", "group", "cluster"),
+    ("S1", "launch", "n1.tiny", ZONE_A, "pg-spread"),
+    ("C1", "launch", "n1.tiny", ZONE_B, "pg-cluster"),
+    ("S2", "launch", "n1.tiny", ZONE_A, "pg-spread"),
+    ("C2", "launch", "n1.small", "", "pg-cluster"),
+    ("S3", "launch", "n1.tiny", ZONE_A, "pg-spread"),
+    ("C3", "launch", "n1.tiny", ZONE_A, "pg-cluster"),
+    ("L4", "launch", "n1.large", "", ""),
+    ("L5", "launch", "n1.tiny", ZONE_A, ""),
     ("L2", "terminate"),
-    ("L6", "launch", "t3.micro", ""),
-    ("L7", "launch", "n1.large", ZONE_B),
-    ("L8", "launch", "n1.medium", ""),
+    ("L6", "launch", "t3.micro", "", ""),
+    ("L7", "launch", "n1.large", ZONE_B, ""),
+    ("L8", "launch", "n1.medium", "", ""),
     ("L4", "terminate"),
-    ("L9", "launch", "t3.nano", ""),
-    ("L10", "launch", "n1.large", ""),
-    ("L11", "launch", "t3.micro", ZONE_A),
-    ("L12", "launch", "n1.small", ZONE_B),
-    ("L13", "launch", "n1.large", ""),
-    ("L14", "launch", "t3.micro", ""),
+    ("L9", "launch", "t3.nano", "", ""),
+    ("L10", "launch", "n1.large", "", ""),
+    ("L11", "launch", "t3.micro", ZONE_A, ""),
+    ("L12", "launch", "n1.small", ZONE_B, ""),
+    ("L13", "launch", "n1.large", "", ""),
+    ("L14", "launch", "t3.micro", "", ""),
 ]
+GROUPS = {s[0]: s[2] for s in WORKLOAD if s[1] == "group"}
 
 
 def claims(cloud):
@@ -107,19 +126,27 @@ def run_real(strategy):
                 wait_for(f"{label}'s claim released", lambda: iid not in claims(cloud), timeout=30)
                 live.discard(label)
                 continue
-            itype, zone = step[2], step[3]
+            if what == "group":
+                # boto3 rather than another aws process: the same API call, a second less.
+                ec2.create_placement_group(GroupName=label, Strategy=step[2])
+                continue
+            itype, zone, group = step[2], step[3], step[4]
             args = ["run-instances", "--image-id", image, "--instance-type", itype, "--count", "1"]
-            if zone:
-                args += ["--placement", f"AvailabilityZone={zone}"]
+            placement = ",".join(([f"AvailabilityZone={zone}"] if zone else []) +
+                                 ([f"GroupName={group}"] if group else []))
+            if placement:
+                args += ["--placement", placement]
+            shown = f"{label} {itype} {zone or '(any zone)'}" + (f" {group}" if group else "")
             r = aws.run(*args, ok=False)
             if r.returncode != 0:
                 assert "InsufficientInstanceCapacity" in r.stderr, (label, r.stderr)
                 outcomes[label] = ("refused", r.stderr.strip())
-                log(f"{strategy}: {label} {itype} {zone or '(any zone)'}: refused")
+                log(f"{strategy}: {shown}: refused")
                 continue
             inst = json.loads(r.stdout)["Instances"][0]
             iid, host = inst["InstanceId"], inst["Placement"]["HostId"]
             assert not zone or inst["Placement"]["AvailabilityZone"] == zone, (label, inst["Placement"])
+            assert inst["Placement"].get("GroupName", "") == group, (label, inst["Placement"])
             ids[label] = iid
             live.add(label)
             outcomes[label] = ("host", host, iid)
@@ -131,12 +158,15 @@ def run_real(strategy):
             if disk_mib is None:
                 disk_mib = claim["disk_mib"]
             assert claim["disk_mib"] == disk_mib, (claim, disk_mib)
-            log(f"{strategy}: {label} {itype} {zone or '(any zone)'}: {iid} on {host}")
+            log(f"{strategy}: {shown}: {iid} on {host}")
         # DescribeInstances agrees with what RunInstances said.
         placed = {o[2]: o[1] for o in outcomes.values() if o[0] == "host"}
         desc = instances_of(ec2.describe_instances(InstanceIds=list(placed)))
         for i in desc:
             assert i["Placement"]["HostId"] == placed[i["InstanceId"]], (i["InstanceId"], i["Placement"])
+        # The groups as the cloud holds them, with the strategies the trace gives the simulator.
+        pgs = ec2.describe_placement_groups()["PlacementGroups"]
+        assert {g["GroupName"]: g["Strategy"] for g in pgs} == GROUPS, pgs
         log(f"{strategy}: workload done in {time.monotonic() - t0:.1f}s")
     except BaseException:
         cloud.dump_logs()
@@ -166,8 +196,10 @@ def trace_csv(disk_mib):
     for t, step in enumerate(WORKLOAD):
         if step[1] == "terminate":
             lines.append(f"{t},terminate,{step[0]},,,,,,,,,")
-        else:
-            lines.append(f"{t},launch,{step[0]},{step[2]},,,{disk_mib},{step[3]},,,,")
+        elif step[1] == "launch":
+            group = step[4]
+            lines.append(f"{t},launch,{step[0]},{step[2]},,,{disk_mib},{step[3]},{group},"
+                         f"{GROUPS[group] if group else ''},,")
     return "\n".join(lines) + "\n"
 
 
@@ -194,9 +226,10 @@ def run_sim(nimbus, work, strategy, views, disk_mib):
 def compare(strategy, real, sim):
     """A side-by-side table; returns the labels that differ."""
     launches = [s for s in WORKLOAD if s[1] == "launch"]
-    print(f"\n{strategy}: {'launch':<5} {'type':<10} {'zone':<15} {'real cloud':<12} {'simulator':<12}")
+    print(f"\n{strategy}: {'launch':<5} {'type':<10} {'zone':<15} {'group':<11} {'real cloud':<12} "
+          f"{'simulator':<12}")
     differ = []
-    for label, _, itype, zone in launches:
+    for label, _, itype, zone, group in launches:
         r = real[label][1] if real[label][0] == "host" else "REFUSED"
         s = sim.get(label, ("missing",))
         s = s[1] if s[0] == "host" else "REFUSED" if s[0] == "refused" else "(missing)"
@@ -208,7 +241,8 @@ def compare(strategy, real, sim):
         mark = "" if r == s and same_reason else "   <-- differs" if r != s else "   <-- another reason"
         if mark:
             differ.append(label)
-        print(f"{strategy}: {label:<5} {itype:<10} {zone or '-':<15} {r:<12} {s:<12}{mark}", flush=True)
+        print(f"{strategy}: {label:<5} {itype:<10} {zone or '-':<15} {group or '-':<11} {r:<12} {s:<12}{mark}",
+              flush=True)
         if r == s == "REFUSED":
             print(f"{strategy}:       simulator: {sim[label][1]}\n{strategy}:       real cloud: "
                   f"{real[label][1]}", flush=True)
