@@ -551,14 +551,15 @@ def mode_metadata():
                "X-aws-ec2-metadata-token-ttl-seconds: 60\\r\\n\\r\\n\" | nc -w 5 169.254.169.254 80 | tail -n 1")
         for iid in ids:
             out = cloud.shell("h1", iid, f"wget -q -O - {md}/meta-data/instance-id; echo; "
-                                         f"wget -q -O - {md}/meta-data/local-ipv4; echo")
+                                         f"wget -q -O - {md}/meta-data/local-ipv4; echo", retries=1)
             got_id, got_ip = out.split()[:2]
             assert got_id == iid, (iid, out)
             assert got_ip == desc[iid]["PrivateIpAddress"], (desc[iid].get("PrivateIpAddress"), out)
             out = cloud.shell("h1", iid, f"T=$({put}); wget -q -O - --header \"X-aws-ec2-metadata-token: $T\" "
-                                         f"{md}/user-data")
+                                         f"{md}/user-data", retries=1)
             assert out == sent[iid], (iid, out, sent[iid])
-            doc = json.loads(cloud.shell("h1", iid, f"wget -q -O - {md}/dynamic/instance-identity/document"))
+            doc = json.loads(cloud.shell("h1", iid, f"wget -q -O - {md}/dynamic/instance-identity/document",
+                                         retries=1))
             assert doc["instanceId"] == iid and doc["privateIp"] == got_ip and doc["imageId"] == ami, doc
             log(f"{iid}: its id, {got_ip} and its own user data from inside")
 
