@@ -5,7 +5,8 @@
 #   bench/run-all.sh [--only NAME,...] [--skip NAME,...] [--note TEXT] [--no-record] [BUILD_DIR]
 #
 # BUILD_DIR (default: build) must hold the nimbus binary (BUILD_DIR/nimbus; NIMBUS=path
-# overrides it) and bench/programs/mips.elf (target bench_programs; built here if missing).
+# overrides it) and bench/programs/mips.elf and server-*.elf (target bench_programs; built
+# here if missing).
 # Runs each benchmark below in turn (a failing one is reported and the rest still run),
 # prints every result with its ratio nimbus/qemu and, at the end, a summary table, and
 # appends that table with the date, the machine and the full output to bench/RESULTS.md
@@ -16,6 +17,8 @@
 #   guest  guest_bench.py   integer, branchy, memory-bound and floating-point programs
 #                           inside the booted Linux guest (time and guest MIPS)
 #   mips   run-mips.sh      bare-metal integer benchmark (bench/programs/mips.c)
+#   server server_bench.sh  bare-metal server-like kernels (bench/programs/server.c): hash,
+#                           sort, JSON parsing, a bytecode VM, double matmul (guest MIPS)
 #   io     io_bench.py      virtio-blk and virtio-net throughput in the guest
 #   restore restore_time.py snapshot restore into a fresh process, request to running guest
 #   host   host_bench.py    under nimbusd: launch to ready, per-VM memory overhead, idle CPU,
@@ -48,13 +51,13 @@
 #   name<TAB>nimbus value<TAB>qemu value<TAB>unit<TAB>ratio nimbus/qemu
 # then add a bench_NAME function below and NAME to BENCHMARKS. See bench/README.md.
 # Environment: QEMU=path (default qemu-system-riscv64), BOOT_REPEATS (3), GUEST_REPEATS (2),
-# MIPS_REPEATS (3), IO_MIB (64), CLOUD_REPEATS (3), CLOUD_PYTHON (/usr/bin/python3),
-# MIGRATE_REPEATS (5).
+# MIPS_REPEATS (3), SERVER_REPEATS (3), IO_MIB (64), CLOUD_REPEATS (3),
+# CLOUD_PYTHON (/usr/bin/python3), MIGRATE_REPEATS (5).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 
-BENCHMARKS="boot guest mips io restore host cloud inside store failover network migrate simulate"
+BENCHMARKS="boot guest mips server io restore host cloud inside store failover network migrate simulate"
 
 only="" skip="" note="" record=1 build=""
 while [ $# -gt 0 ]; do
@@ -90,6 +93,12 @@ bench_mips() {
     cmake --build "$build" --target bench_programs >/dev/null || return 1
   fi
   NIMBUS="$nimbus" QEMU="$qemu" sh "$here/run-mips.sh" "$build" "${MIPS_REPEATS:-3}"
+}
+bench_server() {
+  if [ ! -f "$build/bench/programs/server-matmul.elf" ]; then
+    cmake --build "$build" --target bench_programs >/dev/null || return 1
+  fi
+  NIMBUS="$nimbus" QEMU="$qemu" sh "$here/server_bench.sh" "$build" "${SERVER_REPEATS:-3}"
 }
 bench_host()  { python3 "$here/host_bench.py" --nimbus "$nimbus" --qemu "$qemu" --repeats "${HOST_REPEATS:-3}" --density "${HOST_DENSITY:-8}"; }
 # Debian's python3: its boto3 (python3-boto3) signs the EC2 calls; another python3 may lack it.

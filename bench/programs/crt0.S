@@ -1,5 +1,7 @@
 # Minimal M-mode start-up for the bench programs: stack, zeroed .bss, call main,
 # then report through the SiFive test finisher (main's return value as exit code).
+# The FPU is switched on (mstatus.FS = Initial) for the programs that use doubles;
+# QEMU's virt machine with -bios none starts with FS = Off.
         .section .text.init, "ax", @progbits
         .globl _start
 _start:
@@ -8,6 +10,8 @@ _start:
         la gp, __global_pointer$
         .option pop
         la sp, __stack_top
+        li t0, 0x2000                   # mstatus.FS = 01 (Initial)
+        csrs mstatus, t0
         la t0, trap
         csrw mtvec, t0
         la t0, __bss_start
