@@ -350,6 +350,12 @@ class Hart {
   // after, how many they retired (jit_loop_done).
   uint64_t jit_loop_limit = 0;
   uint64_t jit_loop_done = 0;
+  // Compiled FP code runs with the host MXCSR in the guest's rounding mode (frm), its
+  // exception flags accruing there; jit_fp_live says it was set up in this call (and
+  // the block loop folds the flags into fflags and restores the host's MXCSR after it).
+  // jit_mxcsr is scratch for the value loaded.
+  uint32_t jit_fp_live = 0;
+  uint32_t jit_mxcsr = 0;
 
   // interp.cpp internal: the engine, and the access log of the reference checker (null
   // unless kCheckReference runs).

@@ -11,6 +11,7 @@
 // single-instruction path and the plain reference path of the --check-reference engine.
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -495,7 +496,7 @@ void trace_trap(Hart& h, std::FILE* out, uint64_t pc, const Decoded& d) {
 }
 // ---- the single-instruction path ----
 
-constexpr uint64_t kChunk = 1024;
+constexpr uint64_t kChunk = 8192;
 
 // Fetches, decodes and runs the instruction at h.pc, counting it. Used for tracing, at
 // the end of an instruction budget, on a fetch TLB miss and where no block can be built.
@@ -855,8 +856,58 @@ class CodeCache {
 
 // ---- the JIT's view of the interpreter ----
 
+// Compiled F/D code runs with the guest's rounding mode in the host's MXCSR and its flags
+// accruing there (jit::Compiler::fp_setup sets it up and Hart::jit_fp_live). When the
+// run returns, the flags go into fflags (and mstatus.FS is Dirty when any were raised, as
+// the interpreter's accrue does) and the host's own MXCSR comes back.
+constexpr uint32_t kHostMxcsr = 0x1f80;  // round to nearest, every exception masked
+void jit_fp_fold(Hart& h) {
+#if defined(__x86_64__)
+  uint32_t mx = 0;
+  asm volatile("stmxcsr %0" : "=m"(mx));
+  uint32_t host = kHostMxcsr;
+  asm volatile("ldmxcsr %0" : : "m"(host));
+  const uint32_t fl = ((mx & 0x01) << 4)     // IE -> NV
+                      | ((mx & 0x04) << 1)   // ZE -> DZ
+                      | ((mx & 0x08) >> 1)   // OE -> OF
+                      | ((mx & 0x10) >> 3)   // UE -> UF
+                      | ((mx & 0x20) >> 5);  // PE -> NX
+  if (fl != 0) {
+    h.fflags |= fl;
+    h.mark_fs_dirty();
+  }
+#endif
+  h.jit_fp_live = 0;
+}
+
+// Host code called from compiled code (the slow paths) runs with the host's MXCSR, so
+// neither its rounding nor its flags mix with the guest's.
+class HostMxcsr {
+ public:
+  explicit HostMxcsr(const Hart& h) : live_(h.jit_fp_live != 0) {
+#if defined(__x86_64__)
+    if (live_) {
+      uint32_t host = kHostMxcsr;
+      asm volatile("stmxcsr %0\n\tldmxcsr %1" : "=m"(saved_) : "m"(host));
+    }
+#endif
+  }
+  ~HostMxcsr() {
+#if defined(__x86_64__)
+    if (live_) asm volatile("ldmxcsr %0" : : "m"(saved_));
+#endif
+  }
+  HostMxcsr(const HostMxcsr&) = delete;
+  HostMxcsr& operator=(const HostMxcsr&) = delete;
+
+ private:
+  bool live_;
+  uint32_t saved_ = 0;
+};
+
 // The slow paths of compiled loads and stores (the same as the interpreter's).
 jit::LoadResult jit_load_slow(Hart* h, uint64_t va, uint64_t pc, uint64_t kind) {
+  const HostMxcsr host_fp(*h);
   h->pc = pc;
   const unsigned size = kind & 0xff;
   uint64_t v;
@@ -869,12 +920,39 @@ jit::LoadResult jit_load_slow(Hart* h, uint64_t va, uint64_t pc, uint64_t kind) 
 }
 
 uint64_t jit_store_slow(Hart* h, uint64_t va, uint64_t value, uint64_t pc, uint64_t size) {
+  const HostMxcsr host_fp(*h);
   h->pc = pc;
   if (size < 8) value &= (uint64_t{1} << (8 * size)) - 1;
   return store_slow(*h, va, static_cast<unsigned>(size), value) ? 1 : 0;
 }
 
 constexpr jit::SlowPaths kJitSlowPaths{&jit_load_slow, &jit_store_slow};
+
+// With NIMBUS_PERF_MAP set, every compiled block is named in /tmp/perf-PID.map (the
+// format `perf report` reads for JIT code) by the guest address it was compiled at.
+static void perf_map_note(const jit::Compiled& c, uint64_t pc) {
+  static FILE* const map = [] {
+    if (std::getenv("NIMBUS_PERF_MAP") == nullptr) return static_cast<FILE*>(nullptr);
+    char path[64];
+    std::snprintf(path, sizeof(path), "/tmp/perf-%d.map", static_cast<int>(getpid()));
+    return std::fopen(path, "a");
+  }();
+  if (map == nullptr) return;
+  std::fprintf(map, "%lx %x jit_%llx\n", reinterpret_cast<unsigned long>(c.code), c.size,
+               static_cast<unsigned long long>(pc));
+  std::fflush(map);
+  // NIMBUS_PERF_MAP=dump: the code too, as /tmp/nimbus-jit-HOSTADDR-GUESTPC.bin (for
+  // objdump -D -b binary -mi386:x86-64).
+  if (std::strcmp(std::getenv("NIMBUS_PERF_MAP"), "dump") == 0) {
+    char path[96];
+    std::snprintf(path, sizeof(path), "/tmp/nimbus-jit-%lx-%llx.bin",
+                  reinterpret_cast<unsigned long>(c.code), static_cast<unsigned long long>(pc));
+    if (FILE* f = std::fopen(path, "wb")) {
+      std::fwrite(reinterpret_cast<const void*>(c.code), 1, c.size, f);
+      std::fclose(f);
+    }
+  }
+}
 
 bool CodeCache::compile(Block* b, Hart& h) {
   if (!jit_) return false;
@@ -893,6 +971,7 @@ bool CodeCache::compile(Block* b, Hart& h) {
   for (unsigned i = 0; i < out.nsites; i++)
     slots[out.sites[i].slot].stub = static_cast<uint16_t>(out.sites[i].stub);
   compiled_++;
+  perf_map_note(out, h.pc);
   return true;
 }
 
@@ -1176,6 +1255,12 @@ step :  // one instruction through the single-instruction path
   }
 }
   if (h.break_block || left <= chunk_stop) goto chunk;
+  // The run's last few instructions, fewer than a block may hold: single steps to the end,
+  // without looking blocks up (each would be built afresh at every pc, for nothing).
+  if (left < kMaxBlockInsns) {
+    bpc = h.pc;
+    goto step;
+  }
   goto lookup;
 
   // ---- the bodies ----
@@ -1270,6 +1355,8 @@ native:  // blk has compiled code: run it, then continue where it left off
     h.jit_loop_limit = left - chunk_stop;
     jit::ChainOut out;
     const uint32_t r = blk->native(&h, bpc, &out);
+    if (h.jit_fp_live != 0) [[unlikely]]
+      jit_fp_fold(h);
     const uint64_t looped = h.jit_loop_done;
     // It may return from a block it reached through chained exits (possibly this one
     // again, even at another guest address mapping the same code): count as if the block

@@ -117,6 +117,7 @@ constexpr bool jit_class(Class c) {
     case Class::JAL:
     case Class::JALR:
     case Class::FENCE:
+    case Class::FP:
       return true;
     default:
       return false;

@@ -37,7 +37,16 @@ Layout layout_of(const Hart& h) {
   return Layout{at(&h.x[0]),          at(&h.next_pc),      at(&h.data_ctx),
                 at(&h.tlb_load[0]),   at(&h.tlb_store[0]), at(&h.jit_loop_limit),
                 at(&h.jit_loop_done), at(&h.tlb_salt),     at(&h.fetch_ctx),
-                at(&h.tlb_fetch[0])};
+                at(&h.tlb_fetch[0]), at(&h.f[0]),           at(&h.frm),
+                at(&h.mstatus_),      at(&h.jit_fp_live),  at(&h.jit_mxcsr)};
+}
+
+bool host_has_fma() {
+  static const bool fma = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("fma") != 0;
+  }();
+  return fma;
 }
 
 std::atomic<uint64_t> g_chain_epoch{1};
@@ -66,8 +75,101 @@ struct Uses {
 // class (isa/insn_class.h): how they use the registers, where they end the compiled code.
 using isa::Class;
 
+// The integer registers an F/D instruction uses (its other operands are f registers):
+// the address of a load or store, the source of a move or conversion into an f register,
+// the destination of a move, comparison or conversion out of one.
+Uses fp_int_uses(Op op) {
+  switch (op) {
+    case Op::flw:
+    case Op::fld:
+    case Op::fsw:
+    case Op::fsd:
+    case Op::fmv_w_x:
+    case Op::fmv_d_x:
+    case Op::fcvt_s_w:
+    case Op::fcvt_s_wu:
+    case Op::fcvt_s_l:
+    case Op::fcvt_s_lu:
+    case Op::fcvt_d_w:
+    case Op::fcvt_d_wu:
+    case Op::fcvt_d_l:
+    case Op::fcvt_d_lu:
+      return {true, false, false};
+    case Op::fmv_x_w:
+    case Op::fmv_x_d:
+    case Op::fclass_s:
+    case Op::fclass_d:
+    case Op::feq_s:
+    case Op::flt_s:
+    case Op::fle_s:
+    case Op::feq_d:
+    case Op::flt_d:
+    case Op::fle_d:
+    case Op::fcvt_w_s:
+    case Op::fcvt_wu_s:
+    case Op::fcvt_l_s:
+    case Op::fcvt_lu_s:
+    case Op::fcvt_w_d:
+    case Op::fcvt_wu_d:
+    case Op::fcvt_l_d:
+    case Op::fcvt_lu_d:
+      return {false, false, true};
+    default:
+      return {false, false, false};
+  }
+}
+
+// Whether the JIT takes this instruction: its row says jit = yes and, for the F and D
+// rows, the host can do it exactly with the rounding mode compiled code runs in (the
+// guest's frm, set in the host's MXCSR while compiled code runs): a static rounding mode
+// only where the result does not depend on it (exact conversions) or a truncating
+// conversion to an integer (RTZ, the C cast) can use it; the fused multiply-adds need FMA3.
+bool takes(const Decoded& d) {
+  if (!isa::jit_compiled(d.op)) return false;
+  if (isa::class_of(d.op) != Class::FP) return true;
+  const bool dyn = d.rm == 7;
+  switch (d.op) {
+    case Op::fmadd_s:
+    case Op::fmsub_s:
+    case Op::fnmsub_s:
+    case Op::fnmadd_s:
+    case Op::fmadd_d:
+    case Op::fmsub_d:
+    case Op::fnmsub_d:
+    case Op::fnmadd_d:
+      return dyn && host_has_fma();
+    case Op::fadd_s:
+    case Op::fsub_s:
+    case Op::fmul_s:
+    case Op::fdiv_s:
+    case Op::fsqrt_s:
+    case Op::fadd_d:
+    case Op::fsub_d:
+    case Op::fmul_d:
+    case Op::fdiv_d:
+    case Op::fsqrt_d:
+    case Op::fcvt_s_d:
+    case Op::fcvt_s_w:
+    case Op::fcvt_s_wu:
+    case Op::fcvt_s_l:
+    case Op::fcvt_d_l:
+      return dyn;
+    case Op::fcvt_d_w:
+    case Op::fcvt_d_wu:
+    case Op::fcvt_d_s:
+      return dyn || d.rm <= 4;  // exact: any valid mode
+    case Op::fcvt_w_s:
+    case Op::fcvt_l_s:
+    case Op::fcvt_w_d:
+    case Op::fcvt_l_d:
+      return dyn || d.rm == 1;
+    default:
+      return true;
+  }
+}
+
 Uses uses_of(const Decoded& d) {
-  if (!isa::jit_compiled(d.op)) return {false, false, false};
+  if (!takes(d)) return {false, false, false};
   switch (isa::class_of(d.op)) {
     case Class::RR:
       return {true, true, true};
@@ -86,6 +188,8 @@ Uses uses_of(const Decoded& d) {
       return {false, false, true};
     case Class::JALR:
       return {true, false, true};
+    case Class::FP:
+      return fp_int_uses(d.op);
     default:
       return {false, false, false};
   }
@@ -131,24 +235,31 @@ class Compiler {
  private:
   // ---- registers ----
   void allocate() {
+    // Uses inside a native loop (up to the last branch back to the block's start) count
+    // for every iteration: they weigh more than the ones after it.
+    unsigned loop_end = 0;
+    for (unsigned i = 0; i < n_; i++) {
+      const Class c = isa::class_of(in_[i].d.op);
+      if ((c == Class::BR || c == Class::JAL) && in_[i].off + int64_t{in_[i].d.imm} == 0) {
+        loops_ = true;
+        loop_end = i + 1;
+      }
+    }
     unsigned count[32] = {};
     for (unsigned i = 0; i < n_; i++) {
       const Decoded& d = in_[i].d;
       const Uses u = uses_of(d);
-      if (u.rs1) count[d.rs1]++;
-      if (u.rs2) count[d.rs2]++;
+      const unsigned w = i < loop_end ? 8 : 1;
+      if (u.rs1) count[d.rs1] += w;
+      if (u.rs2) count[d.rs2] += w;
       if (u.rd) {
-        count[d.rd]++;
+        count[d.rd] += w;
         written_mask_ |= 1u << d.rd;
       }
+      if (isa::class_of(d.op) == Class::FP) has_fp_ = true;
     }
     count[0] = 0;
     written_mask_ &= ~1u;
-    for (unsigned i = 0; i < n_; i++) {
-      const Class c = isa::class_of(in_[i].d.op);
-      if ((c == Class::BR || c == Class::JAL) && in_[i].off + int64_t{in_[i].d.imm} == 0)
-        loops_ = true;
-    }
     unsigned order[32];
     for (unsigned r = 0; r < 32; r++) order[r] = r;
     std::stable_sort(order, order + 32,
@@ -219,16 +330,51 @@ class Compiler {
     out_.chain_entry = static_cast<uint32_t>(a_.size());
     a_.mov_imm64(RAX, reinterpret_cast<uint64_t>(block_));
     a_.store64(mem(RSP, 8), RAX);
-    if (n_ < ninsns_) {
-      // The interpreter finishes this block and expects next_pc to hold the fall-through
-      // (the block loop sets it when it enters a block; a chained exit does not).
+    if (n_ < ninsns_ || has_fp_) {
+      // The interpreter finishes this block (after its compiled prefix, or from an F/D
+      // instruction it hands back) and expects next_pc to hold the fall-through (the
+      // block loop sets it when it enters a block; a chained exit does not).
       guest_pc(RAX, nbytes_);
       a_.store64(mem(RBP, L_.next_pc), RAX);
     }
+    if (has_fp_) fp_setup();
     for (unsigned r = 1; r < 32; r++) {
       if (allocated(r)) a_.load64(host(r), xmem(r));
     }
     a_.bind(loop_top_);
+  }
+
+  // A block with F/D instructions: unless this run of compiled code has done it already
+  // (fp_live), checks that FP instructions are enabled (mstatus.FS) and that frm is a mode
+  // the host has (RNE, RTZ, RDN, RUP; else the interpreter runs the block, and traps or
+  // rounds to nearest-max-magnitude there), then loads the guest's mode into MXCSR with
+  // the flags clear. The block loop folds the flags into fflags when the run returns.
+  void fp_setup() {
+    Label& ready = new_label();
+    Label& interpret = new_label();
+    a_.alu_mem_imm32(false, kCmp, mem(RBP, L_.fp_live), 0);
+    a_.jcc(kNE, ready);
+    a_.test_mem8_imm(mem(RBP, L_.mstatus + 1), 0x60);  // FS, mstatus bits 13-14
+    a_.jcc(kE, interpret);
+    a_.alu_mem_imm32(false, kCmp, mem(RBP, L_.frm), 3);
+    a_.jcc(kA, interpret);
+    // MXCSR.RC (bits 13-14) for frm 0..3 (RNE, RTZ, RDN, RUP): 00, 11, 01, 10, packed in
+    // two bits each into 0x9C.
+    a_.load(RCX, mem(RBP, L_.frm), 4, false);
+    a_.alu32(kAdd, RCX, RCX);
+    a_.mov_imm(RDX, 0x9C);
+    a_.shift32_cl(kShr, RDX);
+    a_.alu32_imm(kAnd, RDX, 3);
+    a_.shift32_imm(kShl, RDX, 13);
+    a_.alu32_imm(kOr, RDX, 0x1f80);  // every exception masked, flags clear
+    a_.store(mem(RBP, L_.mxcsr), RDX, 4);
+    a_.ldmxcsr(mem(RBP, L_.mxcsr));
+    a_.alu_mem_imm32(false, kOr, mem(RBP, L_.fp_live), 1);
+    a_.bind(ready);
+    cold([this, &interpret] {
+      a_.bind(interpret);
+      exit_to(kExitContinue, 0, 0);
+    });
   }
 
   // Leaves compiled code: registers back to the hart, the exit code in eax.
@@ -407,6 +553,7 @@ class Compiler {
   // for each of them, or this does not compile. An instruction that only writes x[rd]
   // needs no code when rd is x0.
   bool emit(unsigned i, const Decoded& d) {
+    if (!takes(d)) return false;
     switch (d.op) {
 #define JIT_yes(name)                                                   \
   case Op::name:                                                        \
@@ -572,7 +719,246 @@ class Compiler {
       a_.bswap(D);
     });
   }
+
+  // ---- F and D ----
+  // Arithmetic runs on the host's SSE/FMA3 unit in the guest's rounding mode (fp_setup),
+  // whose flags accrue in MXCSR. Where the host's answer could differ from RISC-V's
+  // (a NaN result, whose payload RISC-V makes canonical; an operand single not NaN-boxed;
+  // an out-of-range conversion to an integer), the instruction's result is not written
+  // and the interpreter runs it again from there: the flags the host raised for it are
+  // then a subset of the ones the interpreter raises.
+  EMIT(flw) { load(i, d, 4, false, true); }
+  EMIT(fld) { load(i, d, 8, false, true); }
+  EMIT(fsw) { store(i, d, 4, true); }
+  EMIT(fsd) { store(i, d, 8, true); }
+  EMIT(fadd_s) { farith(i, d, 0x58, false); }
+  EMIT(fsub_s) { farith(i, d, 0x5C, false); }
+  EMIT(fmul_s) { farith(i, d, 0x59, false); }
+  EMIT(fdiv_s) { farith(i, d, 0x5E, false); }
+  EMIT(fsqrt_s) { farith(i, d, 0x51, false, true); }
+  EMIT(fadd_d) { farith(i, d, 0x58, true); }
+  EMIT(fsub_d) { farith(i, d, 0x5C, true); }
+  EMIT(fmul_d) { farith(i, d, 0x59, true); }
+  EMIT(fdiv_d) { farith(i, d, 0x5E, true); }
+  EMIT(fsqrt_d) { farith(i, d, 0x51, true, true); }
+  // a*b+c, a*b-c, -(a*b)+c, -(a*b)-c: vfmadd, vfmsub, vfnmadd, vfnmsub (231 forms).
+  EMIT(fmadd_s) { ffma(i, d, 0xB9, false); }
+  EMIT(fmsub_s) { ffma(i, d, 0xBB, false); }
+  EMIT(fnmsub_s) { ffma(i, d, 0xBD, false); }
+  EMIT(fnmadd_s) { ffma(i, d, 0xBF, false); }
+  EMIT(fmadd_d) { ffma(i, d, 0xB9, true); }
+  EMIT(fmsub_d) { ffma(i, d, 0xBB, true); }
+  EMIT(fnmsub_d) { ffma(i, d, 0xBD, true); }
+  EMIT(fnmadd_d) { ffma(i, d, 0xBF, true); }
+  EMIT(fsgnj_s) { fsgnj(i, d, 0, false); }
+  EMIT(fsgnjn_s) { fsgnj(i, d, 1, false); }
+  EMIT(fsgnjx_s) { fsgnj(i, d, 2, false); }
+  EMIT(fsgnj_d) { fsgnj(i, d, 0, true); }
+  EMIT(fsgnjn_d) { fsgnj(i, d, 1, true); }
+  EMIT(fsgnjx_d) { fsgnj(i, d, 2, true); }
+  EMIT(feq_s) { fcmp(i, d, 0, false); }
+  EMIT(flt_s) { fcmp(i, d, 1, false); }
+  EMIT(fle_s) { fcmp(i, d, 2, false); }
+  EMIT(feq_d) { fcmp(i, d, 0, true); }
+  EMIT(flt_d) { fcmp(i, d, 1, true); }
+  EMIT(fle_d) { fcmp(i, d, 2, true); }
+  EMIT(fmv_x_w) {
+    const Reg D = target(d.rd);
+    a_.load(D, fm(d.rs1), 4, true);
+    commit(d.rd, D);
+  }
+  EMIT(fmv_x_d) {
+    const Reg D = target(d.rd);
+    a_.load64(D, fm(d.rs1));
+    commit(d.rd, D);
+  }
+  EMIT(fmv_w_x) { fp_write_bits(d.rd, src(d.rs1, RAX), false); }
+  EMIT(fmv_d_x) { fp_write_bits(d.rd, src(d.rs1, RAX), true); }
+  EMIT(fcvt_d_w) { int_to_fp(d, true, false, false); }
+  EMIT(fcvt_d_wu) { int_to_fp(d, true, false, true); }
+  EMIT(fcvt_d_l) { int_to_fp(d, true, true, false); }
+  EMIT(fcvt_s_w) { int_to_fp(d, false, false, false); }
+  EMIT(fcvt_s_wu) { int_to_fp(d, false, false, true); }
+  EMIT(fcvt_s_l) { int_to_fp(d, false, true, false); }
+  EMIT(fcvt_w_d) { fp_to_int(i, d, true, false); }
+  EMIT(fcvt_l_d) { fp_to_int(i, d, true, true); }
+  EMIT(fcvt_w_s) { fp_to_int(i, d, false, false); }
+  EMIT(fcvt_l_s) { fp_to_int(i, d, false, true); }
+  EMIT(fcvt_d_s) {
+    box_check(i, d.rs1);
+    a_.cvtf2f(true, X0, fm(d.rs1));
+    fp_result(i, d.rd, true, X0);
+  }
+  EMIT(fcvt_s_d) {
+    a_.cvtf2f(false, X0, fm(d.rs1));
+    fp_result(i, d.rd, false, X0);
+  }
 #undef EMIT
+
+  // ---- F and D templates ----
+  static constexpr Reg X0 = RAX, X1 = RCX;  // xmm0, xmm1 (numbered like rax, rcx)
+
+  Mem fm(unsigned r, int32_t extra = 0) const {
+    return mem(RBP, L_.f + 8 * static_cast<int32_t>(r) + extra);
+  }
+  // A cold exit to the interpreter at instruction i (which it then runs).
+  Label& interpret_at(unsigned i) {
+    Label& l = new_label();
+    const uint32_t dirty_here = dirty();
+    cold([this, &l, i, dirty_here] {
+      a_.bind(l);
+      exit_to(kExitContinue, i, dirty_here);
+    });
+    return l;
+  }
+  // A single operand must be NaN-boxed (else it reads as the canonical NaN: the
+  // interpreter's business).
+  void box_check(unsigned i, unsigned r) {
+    a_.alu_mem_imm32(false, kCmp, fm(r, 4), -1);
+    a_.jcc(kNE, interpret_at(i));
+  }
+  // mstatus.FS = Dirty (and SD), before the first write of an f register on the block's
+  // straight-line path (everything after it on that path finds it done).
+  void mark_fs_dirty() {
+    a_.alu_mem_imm32(false, kOr, mem(RBP, L_.mstatus), 0x6000);
+    a_.alu_mem_imm32(false, kOr, mem(RBP, L_.mstatus + 4), INT32_MIN);  // SD, bit 63
+  }
+  void mark_fs_once() {
+    if (!fs_marked_) mark_fs_dirty();
+    fs_marked_ = true;
+  }
+  // f[rd] = the bits in general register v: a double, or a single (NaN-boxed).
+  void fp_write_bits(unsigned rd, Reg v, bool dbl) {
+    mark_fs_once();
+    if (dbl) {
+      a_.store64(fm(rd), v);
+    } else {
+      a_.store(fm(rd), v, 4);
+      a_.alu_mem_imm32(false, kOr, fm(rd, 4), -1);
+    }
+  }
+  // f[rd] = xmm register x, unless it is a NaN (then the interpreter runs instruction i).
+  void fp_result(unsigned i, unsigned rd, bool dbl, Reg x) {
+    a_.ucomis(dbl, x, x);
+    a_.jcc(kP, interpret_at(i));
+    mark_fs_once();
+    if (dbl) {
+      a_.movsd_store(fm(rd), x);
+    } else {
+      a_.movss_store(fm(rd), x);
+      a_.alu_mem_imm32(false, kOr, fm(rd, 4), -1);
+    }
+  }
+  void fload(Reg x, unsigned r, bool dbl) {
+    if (dbl) {
+      a_.movsd_load(x, fm(r));
+    } else {
+      a_.movss_load(x, fm(r));
+    }
+  }
+  // rd = rs1 op rs2 (or op rs1 when unary: sqrt).
+  void farith(unsigned i, const Decoded& d, uint8_t opcode, bool dbl, bool unary = false) {
+    if (!dbl) {
+      box_check(i, d.rs1);
+      if (!unary) box_check(i, d.rs2);
+    }
+    if (unary) {
+      a_.sse_arith(opcode, dbl, X0, fm(d.rs1));
+    } else {
+      fload(X0, d.rs1, dbl);
+      a_.sse_arith(opcode, dbl, X0, fm(d.rs2));
+    }
+    fp_result(i, d.rd, dbl, X0);
+  }
+  void ffma(unsigned i, const Decoded& d, uint8_t opcode, bool dbl) {
+    if (!dbl) {
+      box_check(i, d.rs1);
+      box_check(i, d.rs2);
+      box_check(i, d.rs3);
+    }
+    fload(X1, d.rs3, dbl);
+    fload(X0, d.rs1, dbl);
+    a_.vfma231(opcode, dbl, X1, X0, fm(d.rs2));
+    fp_result(i, d.rd, dbl, X1);
+  }
+  // kind 0: fsgnj (rs2's sign), 1: fsgnjn (its opposite), 2: fsgnjx (the two xored).
+  void fsgnj(unsigned i, const Decoded& d, int kind, bool dbl) {
+    if (!dbl) {
+      box_check(i, d.rs1);
+      box_check(i, d.rs2);
+    }
+    const unsigned bits = dbl ? 64 : 32;
+    a_.load(RAX, fm(d.rs1), bits / 8, false);
+    a_.load(RCX, fm(d.rs2), bits / 8, false);
+    if (kind == 2) a_.alu(kXor, RCX, RAX);
+    if (kind == 1) a_.not_(RCX);
+    if (dbl) {
+      a_.shift_imm(kShl, RAX, 1);
+      a_.shift_imm(kShr, RAX, 1);
+      a_.shift_imm(kShr, RCX, 63);
+      a_.shift_imm(kShl, RCX, 63);
+    } else {
+      a_.shift32_imm(kShl, RAX, 1);
+      a_.shift32_imm(kShr, RAX, 1);
+      a_.shift32_imm(kShr, RCX, 31);
+      a_.shift32_imm(kShl, RCX, 31);
+    }
+    a_.alu(kOr, RAX, RCX);
+    fp_write_bits(d.rd, RAX, dbl);
+  }
+  // kind 0: feq (quiet), 1: flt, 2: fle (signalling: NV for any NaN, as comisd raises IE).
+  void fcmp(unsigned i, const Decoded& d, int kind, bool dbl) {
+    if (!dbl) {
+      box_check(i, d.rs1);
+      box_check(i, d.rs2);
+    }
+    if (kind == 0) {
+      fload(X0, d.rs1, dbl);
+      a_.comis_m(false, dbl, X0, fm(d.rs2));
+      a_.setcc(kE, RAX);
+      a_.setcc(kNP, RCX);  // unordered sets ZF too
+      a_.alu32(kAnd, RAX, RCX);
+    } else {
+      fload(X0, d.rs2, dbl);  // rs2 > rs1 (above: ordered, CF = ZF = 0), or >=
+      a_.comis_m(true, dbl, X0, fm(d.rs1));
+      a_.setcc(kind == 1 ? kA : kAE, RAX);
+    }
+    a_.movzx8(RAX, RAX);
+    commit(d.rd, RAX);
+  }
+  // fcvt.{s,d}.{w,wu,l}: `wide` a 64-bit source, `unsign` a 32-bit unsigned one.
+  void int_to_fp(const Decoded& d, bool dbl, bool wide, bool unsign) {
+    Reg A = src(d.rs1, RDX);
+    if (unsign) {
+      a_.mov32(RDX, A);
+      A = RDX;
+    }
+    a_.cvtsi2f(dbl, wide || unsign, X0, A);
+    mark_fs_once();
+    if (dbl) {
+      a_.movsd_store(fm(d.rd), X0);
+    } else {
+      a_.movss_store(fm(d.rd), X0);
+      a_.alu_mem_imm32(false, kOr, fm(d.rd, 4), -1);
+    }
+  }
+  // fcvt.{w,l}.{s,d}: RTZ truncates, the dynamic mode rounds per MXCSR. The host's answer
+  // for NaN and out-of-range inputs (the "integer indefinite", the most negative value)
+  // is not RISC-V's (which saturates): the interpreter runs the instruction then.
+  void fp_to_int(unsigned i, const Decoded& d, bool dbl, bool wide) {
+    if (!dbl) box_check(i, d.rs1);
+    a_.cvtf2si(dbl, wide, d.rm == 1, RAX, fm(d.rs1));
+    if (wide) {
+      a_.mov(RCX, RAX);
+      a_.neg(RCX);  // overflows for the most negative value only
+      a_.jcc(kO, interpret_at(i));
+    } else {
+      a_.alu32_imm(kCmp, RAX, INT32_MIN);
+      a_.jcc(kE, interpret_at(i));
+      a_.movsxd(RAX, RAX);
+    }
+    commit(d.rd, RAX);
+  }
 
   // ---- templates the emitters share ----
   void multiply(const Decoded& d, bool word) {
@@ -737,7 +1123,7 @@ class Compiler {
     const Reg D = target(d.rd);
     a_.mov(D, src(d.rs1, D));
     if (word) {
-      a_.alu32_imm(op, D, imm);
+      if (imm != 0 || op == kAnd) a_.alu32_imm(op, D, imm);  // (sext.w: the sign extension only)
       a_.movsxd(D, D);
     } else if (imm != 0 || op == kAnd) {
       a_.alu_imm(op, D, imm);
@@ -796,17 +1182,23 @@ class Compiler {
     a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, tlb + 8));  // + addend: the host address
   }
 
-  void load(unsigned i, const Decoded& d, unsigned size, bool sign) {
+  // An integer load, or (fp) flw/fld into f[rd].
+  void load(unsigned i, const Decoded& d, unsigned size, bool sign, bool fp = false) {
     Label& miss = new_label();
     Label& resume = new_label();
     tlb_check(d, size, L_.tlb_load, miss);
-    const Reg D = d.rd != 0 && allocated(d.rd) ? host(d.rd) : RDX;
-    a_.load(D, mem(RAX), size, sign);
-    if (d.rd != 0) commit(d.rd, D);  // (a no-op move when D is rd's own register)
+    if (fp) {
+      a_.load(RDX, mem(RAX), size, false);
+      fp_write_bits(d.rd, RDX, size == 8);
+    } else {
+      const Reg D = d.rd != 0 && allocated(d.rd) ? host(d.rd) : RDX;
+      a_.load(D, mem(RAX), size, sign);
+      if (d.rd != 0) commit(d.rd, D);  // (a no-op move when D is rd's own register)
+    }
     a_.bind(resume);
     const uint16_t off = in_[i].off;
     const uint32_t dirty_here = dirty();
-    cold([this, &miss, &resume, i, d, size, sign, off, dirty_here] {
+    cold([this, &miss, &resume, i, d, size, sign, off, dirty_here, fp] {
       a_.bind(miss);
       call_slow(reinterpret_cast<const void*>(slow_.load), [&](int32_t depth) {
         a_.mov(RSI, RAX);
@@ -819,24 +1211,39 @@ class Compiler {
       a_.jcc(kNE, ok);
       exit_to(kExitBreak, i, dirty_here);
       a_.bind(ok);
-      commit(d.rd, RAX);
+      if (fp) {
+        mark_fs_dirty();
+        fp_write_bits(d.rd, RAX, size == 8);
+      } else {
+        commit(d.rd, RAX);
+      }
       a_.jmp(resume);
     });
   }
 
-  void store(unsigned i, const Decoded& d, unsigned size) {
+  // An integer store, or (fp) fsw/fsd of f[rs2].
+  void store(unsigned i, const Decoded& d, unsigned size, bool fp = false) {
     Label& miss = new_label();
     Label& resume = new_label();
     tlb_check(d, size, L_.tlb_store, miss);
-    const Reg V = src(d.rs2, RDX);
+    Reg V = RDX;
+    if (fp) {
+      a_.load(RDX, fm(d.rs2), size, false);
+    } else {
+      V = src(d.rs2, RDX);
+    }
     a_.store(mem(RAX), V, size);
     a_.bind(resume);
     const uint16_t off = in_[i].off;
     const uint32_t dirty_here = dirty();
-    cold([this, &miss, &resume, i, d, size, off, dirty_here] {
+    cold([this, &miss, &resume, i, d, size, off, dirty_here, fp] {
       a_.bind(miss);
       call_slow(reinterpret_cast<const void*>(slow_.store), [&](int32_t depth) {
-        a_.mov(RDX, src(d.rs2, RDX));  // before rsi/rcx/r8 are overwritten
+        if (fp) {
+          a_.load(RDX, fm(d.rs2), size, false);
+        } else {
+          a_.mov(RDX, src(d.rs2, RDX));  // before rsi/rcx/r8 are overwritten
+        }
         a_.mov(RSI, RAX);
         a_.load64(RCX, mem(RSP, depth));
         add_imm64(RCX, off);
@@ -852,9 +1259,14 @@ class Compiler {
   }
 
   void branch(unsigned i, const Decoded& d, Cond cc) {
-    const Reg B = src(d.rs2, RCX);
-    const Reg A = src(d.rs1, RAX);
-    a_.alu(kCmp, A, B);
+    if (d.rs2 == 0) {  // against x0: test sets the flags cmp with 0 would
+      const Reg A = src(d.rs1, RAX);
+      a_.test(A, A);
+    } else {
+      const Reg B = src(d.rs2, RCX);
+      const Reg A = src(d.rs1, RAX);
+      a_.alu(kCmp, A, B);
+    }
     Label& taken = new_label();
     a_.jcc(cc, taken);
     const int64_t rel = in_[i].off + static_cast<int64_t>(d.imm);
@@ -884,6 +1296,8 @@ class Compiler {
   uint32_t written_mask_ = 0;  // allocated or not, the registers the block writes
   uint32_t dirty_ = 0;         // allocated registers written so far (in emission order)
   bool loops_ = false;         // the block has a native loop back to its start
+  bool has_fp_ = false;        // the block has F/D instructions
+  bool fs_marked_ = false;     // mstatus.FS is Dirty on the straight-line path from here
   std::vector<Reg> saved_;     // caller-saved host registers holding guest registers
   std::deque<Label> labels_;
   Label loop_top_, epilogue_;
@@ -899,7 +1313,7 @@ void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t pa
   out.code = nullptr;
   out.nsites = 0;
   unsigned k = 0;
-  while (k < n && isa::jit_compiled(insns[k].d.op)) {
+  while (k < n && takes(insns[k].d)) {
     const Op op = insns[k].d.op;
     k++;
     if (isa::ends_block(op)) break;  // jal, jalr: the block's last exit
@@ -916,6 +1330,7 @@ void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t pa
     return;
   }
   out.code = reinterpret_cast<NativeBlock>(const_cast<void*>(p));
+  out.size = static_cast<uint32_t>(code.size());
 }
 
 void link_exit(CodeArena& arena, NativeBlock from, uint32_t stub, bool keyed, NativeBlock to,

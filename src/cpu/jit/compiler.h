@@ -68,7 +68,10 @@ struct SlowPaths {
 struct Layout {
   int32_t x, next_pc, data_ctx, tlb_load, tlb_store, loop_limit, loop_done, tlb_salt;
   int32_t fetch_ctx, tlb_fetch;
+  int32_t f, frm, mstatus, fp_live, mxcsr;
 };
+// True when the host has FMA3 (the fused multiply-adds are compiled only then).
+bool host_has_fma();
 Layout layout_of(const Hart& h);
 
 // ---- chaining ----
@@ -103,6 +106,7 @@ struct ChainSite {
 
 struct Compiled {
   NativeBlock code = nullptr;  // entry from the interpreter
+  uint32_t size = 0;           // bytes of host code
   uint32_t chain_entry = 0;    // offset of the entry from chained exits
   unsigned nsites = 0;
   ChainSite sites[66];

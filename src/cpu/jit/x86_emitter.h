@@ -231,6 +231,56 @@ class Emitter {
     byte(0xC8 | (r & 7));
   }
 
+  // ---- SSE and FMA (scalar) ----
+  // XMM registers are numbered like the general ones (xmm0 = 0), passed as Reg.
+  // `prefix` is the mandatory prefix (0x66, 0xF2, 0xF3, or 0 for none), emitted before REX.
+  void sse_rm(uint8_t prefix, bool w, uint8_t opcode, Reg reg, Mem m) {
+    if (prefix != 0) byte(prefix);
+    rm(w, {0x0F, opcode}, reg, m);
+  }
+  void sse_rr(uint8_t prefix, bool w, uint8_t opcode, Reg reg, Reg rm_reg) {
+    if (prefix != 0) byte(prefix);
+    rr2(w, opcode, reg, rm_reg);
+  }
+  void movsd_load(Reg x, Mem m) { sse_rm(0xF2, false, 0x10, x, m); }
+  void movsd_store(Mem m, Reg x) { sse_rm(0xF2, false, 0x11, x, m); }
+  void movss_load(Reg x, Mem m) { sse_rm(0xF3, false, 0x10, x, m); }
+  void movss_store(Mem m, Reg x) { sse_rm(0xF3, false, 0x11, x, m); }
+  // Scalar arithmetic x op= [m]: opcode 0x58 add, 0x59 mul, 0x5C sub, 0x5E div, 0x51 sqrt
+  // (x = sqrt [m]); `dbl` selects sd (F2) or ss (F3).
+  void sse_arith(uint8_t opcode, bool dbl, Reg x, Mem m) {
+    sse_rm(dbl ? 0xF2 : 0xF3, false, opcode, x, m);
+  }
+  void sse_arith_rr(uint8_t opcode, bool dbl, Reg x, Reg y) {
+    sse_rr(dbl ? 0xF2 : 0xF3, false, opcode, x, y);
+  }
+  // ucomis[sd] x, y / comis[sd] x, [m] (quiet / signalling compares, EFLAGS).
+  void ucomis(bool dbl, Reg x, Reg y) { sse_rr(dbl ? 0x66 : 0, false, 0x2E, x, y); }
+  void comis_m(bool signalling, bool dbl, Reg x, Mem m) {
+    sse_rm(dbl ? 0x66 : 0, false, signalling ? 0x2F : 0x2E, x, m);
+  }
+  // cvtsi2s[sd] x, r (64-bit source when w).
+  void cvtsi2f(bool dbl, bool w, Reg x, Reg r) { sse_rr(dbl ? 0xF2 : 0xF3, w, 0x2A, x, r); }
+  // cvt[t]s[sd]2si r, [m] (64-bit result when w; truncating when `trunc`).
+  void cvtf2si(bool dbl, bool w, bool trunc, Reg r, Mem m) {
+    sse_rm(dbl ? 0xF2 : 0xF3, w, trunc ? 0x2C : 0x2D, r, m);
+  }
+  // cvtss2sd x, [m] (to_double) or cvtsd2ss x, [m].
+  void cvtf2f(bool to_double, Reg x, Mem m) { sse_rm(to_double ? 0xF3 : 0xF2, false, 0x5A, x, m); }
+  void ldmxcsr(Mem m) { rm(false, {0x0F, 0xAE}, static_cast<Reg>(2), m); }
+  void stmxcsr(Mem m) { rm(false, {0x0F, 0xAE}, static_cast<Reg>(3), m); }
+  // VEX-encoded FMA3, 231 form: x = ±(y * [m]) ± x. `op` is the opcode byte: 0xB9 vfmadd,
+  // 0xBB vfmsub, 0xBD vfnmadd, 0xBF vfnmsub (the 231 sd/ss forms); x, y < 8.
+  void vfma231(uint8_t op, bool dbl, Reg x, Reg y, Mem m) {
+    const unsigned index = m.has_index ? m.index : 0;
+    byte(0xC4);
+    byte(static_cast<uint8_t>(((x & 8) ? 0 : 0x80) | ((index & 8) ? 0 : 0x40) |
+                              ((m.base & 8) ? 0 : 0x20) | 0x02));  // map 0F38
+    byte(static_cast<uint8_t>((dbl ? 0x80 : 0) | ((~y & 15) << 3) | 0x01));  // W, vvvv, L0, pp=66
+    byte(op);
+    modrm_mem(x, m);
+  }
+
   // ---- control ----
   void jcc(Cond c, Label& l) {
     byte(0x0F);
@@ -329,6 +379,11 @@ class Emitter {
       byte(0x40);  // spl/bpl/sil/dil need a REX prefix
     }
     for (uint8_t b : opcode) byte(b);
+    modrm_mem(reg, m);
+  }
+  // The ModRM (and SIB and displacement) of a memory operand.
+  void modrm_mem(Reg reg, Mem m) {
+    const unsigned index = m.has_index ? m.index : 0;
     const bool d8 = !m.wide && m.disp >= -128 && m.disp <= 127;
     const uint8_t mod = d8 ? 0x40 : 0x80;
     if (m.has_index) {

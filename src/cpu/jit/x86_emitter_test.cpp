@@ -128,5 +128,40 @@ TEST(X86Emitter, LabelsResolveForwardAndBackward) {
   EXPECT_EQ((Bytes{c[7], c[8], c[9], c[10]}), (Bytes{0xf5, 0xff, 0xff, 0xff}));  // -11
 }
 
+TEST(X86Emitter, ScalarFloatingPoint) {
+  const Reg X0 = RAX, X1 = RCX;  // xmm0, xmm1
+  EXPECT_EQ(enc([&](Emitter& e) { e.movsd_load(X0, mem(RBP, 0x10)); }),
+            (Bytes{0xf2, 0x0f, 0x10, 0x45, 0x10}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.movsd_store(mem(RBP, 0x18), X1); }),
+            (Bytes{0xf2, 0x0f, 0x11, 0x4d, 0x18}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.movss_load(X0, mem(RBP, 0x10)); }),
+            (Bytes{0xf3, 0x0f, 0x10, 0x45, 0x10}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.sse_arith(0x58, true, X0, mem(RBP, 0x20)); }),  // addsd
+            (Bytes{0xf2, 0x0f, 0x58, 0x45, 0x20}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.sse_arith(0x51, false, X0, mem(RBP, 0x20)); }),  // sqrtss
+            (Bytes{0xf3, 0x0f, 0x51, 0x45, 0x20}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.ucomis(true, X0, X0); }), (Bytes{0x66, 0x0f, 0x2e, 0xc0}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.ucomis(false, X1, X1); }), (Bytes{0x0f, 0x2e, 0xc9}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.comis_m(true, true, X0, mem(RBP, 0x28)); }),  // comisd
+            (Bytes{0x66, 0x0f, 0x2f, 0x45, 0x28}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.cvtsi2f(true, true, X0, R12); }),  // cvtsi2sd xmm0, r12
+            (Bytes{0xf2, 0x49, 0x0f, 0x2a, 0xc4}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.cvtsi2f(false, false, X0, RDX); }),  // cvtsi2ss xmm0, edx
+            (Bytes{0xf3, 0x0f, 0x2a, 0xc2}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.cvtf2si(true, true, true, RAX, mem(RBP, 0x30)); }),
+            (Bytes{0xf2, 0x48, 0x0f, 0x2c, 0x45, 0x30}));  // cvttsd2si rax, [rbp+0x30]
+  EXPECT_EQ(enc([&](Emitter& e) { e.cvtf2si(false, false, false, RAX, mem(RBP, 0x30)); }),
+            (Bytes{0xf3, 0x0f, 0x2d, 0x45, 0x30}));  // cvtss2si eax, [rbp+0x30]
+  EXPECT_EQ(enc([&](Emitter& e) { e.cvtf2f(true, X0, mem(RBP, 0x30)); }),  // cvtss2sd
+            (Bytes{0xf3, 0x0f, 0x5a, 0x45, 0x30}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.ldmxcsr(mem(RBP, 0x40)); }), (Bytes{0x0f, 0xae, 0x55, 0x40}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.stmxcsr(mem(RBP, 0x40)); }), (Bytes{0x0f, 0xae, 0x5d, 0x40}));
+  // vfmadd231sd xmm1, xmm0, [rbp+0x48]; vfnmsub231ss xmm1, xmm0, [rbp+0x48]
+  EXPECT_EQ(enc([&](Emitter& e) { e.vfma231(0xB9, true, X1, X0, mem(RBP, 0x48)); }),
+            (Bytes{0xc4, 0xe2, 0xf9, 0xb9, 0x4d, 0x48}));
+  EXPECT_EQ(enc([&](Emitter& e) { e.vfma231(0xBF, false, X1, X0, mem(RBP, 0x48)); }),
+            (Bytes{0xc4, 0xe2, 0x79, 0xbf, 0x4d, 0x48}));
+}
+
 }  // namespace
 }  // namespace nimbus::cpu::jit

@@ -26,8 +26,8 @@ namespace nimbus::machine::virt {
 namespace {
 
 // Instructions a hart runs between two looks at its timer and at requests from other
-// threads: about 50-100 us at the interpreter's speed.
-constexpr uint64_t kSlice = 10000;
+// threads: about 10-40 us with the JIT, 200-400 us at the interpreter's speed.
+constexpr uint64_t kSlice = 40000;
 // The longest a waiting hart sleeps before it looks around again on its own.
 constexpr int64_t kMaxSleepNs = 100'000'000;
 // Console output waiting for the end of a slice is written out once this much gathers.
