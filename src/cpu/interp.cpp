@@ -609,6 +609,9 @@ struct Block {
   Block* chain;             // the next block in this one's table bucket
   uint32_t heat;            // entries so far (the JIT compiles at its threshold)
   uint32_t chain_entry;     // where chained exits of other blocks enter `native`
+  uint32_t verified;        // the chain epoch (low half) when its bytes were last found
+                            // current on the way into it (compiled JALR exits' probe)
+  uint32_t unused_;
 
   const Slot* slots() const { return reinterpret_cast<const Slot*>(this + 1); }
   Slot* slots() { return reinterpret_cast<Slot*>(this + 1); }
@@ -834,6 +837,7 @@ class CodeCache {
     b->chain = nullptr;
     b->heat = 0;
     b->chain_entry = 0;
+    b->verified = 0;
     std::memcpy(out + n + 1, code, off);
     used_ += (sizeof(Block) + (n + 1) * sizeof(Slot) + off + 7) & ~size_t{7};
     return b;
@@ -961,8 +965,16 @@ bool CodeCache::compile(Block* b, Hart& h) {
   for (unsigned i = 0; i < b->ninsns; i++) insns[i] = jit::Insn{sl[i].d, sl[i].off};
   bool full = false;
   jit::Compiled out;
+  jit::Layout layout = jit::layout_of(h);
+  layout.table.blocks = reinterpret_cast<const void* const*>(table_);
+  layout.table.mask = kSlots - 1;
+  layout.table.key = offsetof(Block, key);
+  layout.table.ninsns = offsetof(Block, ninsns);
+  layout.table.native = offsetof(Block, native);
+  layout.table.chain_entry = offsetof(Block, chain_entry);
+  layout.table.verified = offsetof(Block, verified);
   jit::compile_block(insns, b->ninsns, b, static_cast<uint32_t>(b->key & kPageMask), b->nbytes,
-                     jit::layout_of(h), kJitSlowPaths, *jit_, full, out);
+                     layout, kJitSlowPaths, *jit_, full, out);
   if (full) jit_full_ = true;
   if (out.code == nullptr) return false;
   b->native = out.code;
@@ -1214,8 +1226,11 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
       if (alive_) const_cast<Slot*>(sl)->link = next_;                                   \
     }                                                                                    \
     /* a compiled exit to a compiled block: chain them in native code */                 \
-    if (kJit && alive_ && sl->stub != 0 && next_ != nullptr && next_->native != nullptr) \
-      cache.link(blk, sl, next_, host_, ((pc_ ^ bpc) >> 12) != 0, epoch_);               \
+    if (kJit && alive_ && next_ != nullptr && next_->native != nullptr) {                \
+      next_->verified = static_cast<uint32_t>(epoch_);                                   \
+      if (sl->stub != 0)                                                                 \
+        cache.link(blk, sl, next_, host_, ((pc_ ^ bpc) >> 12) != 0, epoch_);             \
+    }                                                                                    \
     blk = next_;                                                                         \
     bpc = pc_;                                                                           \
     ENTER_BLOCK();                                                                       \

@@ -38,7 +38,7 @@ Layout layout_of(const Hart& h) {
                 at(&h.tlb_load[0]),   at(&h.tlb_store[0]), at(&h.jit_loop_limit),
                 at(&h.jit_loop_done), at(&h.tlb_salt),     at(&h.fetch_ctx),
                 at(&h.tlb_fetch[0]), at(&h.f[0]),           at(&h.frm),
-                at(&h.mstatus_),      at(&h.jit_fp_live),  at(&h.jit_mxcsr)};
+                at(&h.mstatus_),      at(&h.jit_fp_live),  at(&h.jit_mxcsr),   Layout::BlockTable{}};
 }
 
 bool host_has_fma() {
@@ -470,7 +470,58 @@ class Compiler {
     successor_key_check(RDX, RAX, RCX, slow);
     chain_stub(ninsns_, ninsns_, 0, true, slow);
     a_.bind(slow);
+    if (L_.table.blocks != nullptr) block_table_probe(ninsns_);
     exit_to(kExitContinue, ninsns_, 0);
+  }
+
+  // After an exit's write-back (every guest register is in the hart, so the allocated
+  // host registers are free): looks the target in next_pc up in the block loop's table
+  // (see compiler.h) and jumps into the compiled block found there; falls through on a
+  // miss. `retired`: the instructions the exit completes.
+  void block_table_probe(unsigned retired) {
+    const Layout::BlockTable& t = L_.table;
+    Label& miss = new_label();
+    a_.load64(RDX, mem(RBP, L_.next_pc));
+    // The target's host address through the fetch TLB (rax).
+    a_.mov(RCX, RDX);
+    a_.shift_imm(kShr, RCX, 12);
+    a_.mov(RAX, RCX);
+    a_.alu_mem(kOr, RAX, mem(RBP, L_.fetch_ctx));
+    tlb_slot_offset(RCX);
+    a_.alu_mem(kCmp, RAX, mem_idx(RBP, RCX, L_.tlb_fetch));
+    a_.jcc(kNE, miss);
+    a_.mov(RAX, RDX);
+    a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, L_.tlb_fetch + 8));
+    // Its bucket's first block (r8): byte offset (host >> 1 & mask) * 8.
+    a_.mov(RCX, RAX);
+    a_.shift_imm(kShl, RCX, 2);
+    a_.alu_imm(kAnd, RCX, static_cast<int32_t>(t.mask << 3));
+    a_.mov_imm64(R8, reinterpret_cast<uint64_t>(t.blocks));
+    a_.load64(R8, mem_idx(R8, RCX));
+    a_.test(R8, R8);
+    a_.jcc(kE, miss);
+    a_.alu_mem(kCmp, RAX, mem(R8, t.key));
+    a_.jcc(kNE, miss);
+    a_.load64(R9, mem(R8, t.native));
+    a_.test(R9, R9);
+    a_.jcc(kE, miss);
+    a_.mov_imm64(R10, reinterpret_cast<uint64_t>(&g_chain_epoch));
+    a_.load(R10, mem(R10), 4, false);
+    a_.alu32_mem(kCmp, R10, mem(R8, t.verified));
+    a_.jcc(kNE, miss);
+    // The budget, as a linked stub checks it: what this run retired, this exit's
+    // instructions and the whole successor.
+    a_.load(R10, mem(R8, t.ninsns), 4, false);
+    a_.alu(kAdd, R10, RBX);
+    a_.alu_imm(kAdd, R10, static_cast<int32_t>(retired));
+    a_.alu_mem(kCmp, R10, mem(RBP, L_.loop_limit));
+    a_.jcc(kA, miss);
+    a_.lea(RBX, mem(RBX, static_cast<int32_t>(retired)));
+    a_.store64(mem(RSP), RDX);  // bpc
+    a_.load(R10, mem(R8, t.chain_entry), 4, false);
+    a_.alu(kAdd, R9, R10);
+    a_.jmp_reg(R9);
+    a_.bind(miss);
   }
 
   // rcx = the byte offset of the TLB entry for virtual page number rcx (Hart::tlb_slot).

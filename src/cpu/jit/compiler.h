@@ -69,6 +69,16 @@ struct Layout {
   int32_t x, next_pc, data_ctx, tlb_load, tlb_store, loop_limit, loop_done, tlb_salt;
   int32_t fetch_ctx, tlb_fetch;
   int32_t f, frm, mstatus, fp_live, mxcsr;
+  // The block table compiled JALR exits probe (see "indirect jumps" below); none when
+  // `blocks` is null.
+  struct BlockTable {
+    const void* const* blocks = nullptr;  // Block* by bucket: (host address >> 1) & mask
+    uint32_t mask = 0;
+    // Field offsets in a Block: host address (uint64), length in instructions (uint32),
+    // compiled code (pointer), its chain entry (uint32), the chain epoch (low half) at
+    // which its bytes were last found current (uint32).
+    int32_t key = 0, ninsns = 0, native = 0, chain_entry = 0, verified = 0;
+  } table;
 };
 // True when the host has FMA3 (the fused multiply-adds are compiled only then).
 bool host_has_fma();
@@ -84,6 +94,12 @@ Layout layout_of(const Hart& h);
 // chunk and the run: interrupts, the stop flag and run(n) stay exact); and the chain
 // epoch (below). Then it counts what it completed, sets bpc and jumps to the successor's
 // chain entry, which reloads its registers. An exit not linked fails the budget check.
+//
+// Indirect jumps (JALR: returns, calls through pointers, switch tables) go to many
+// places, so their stub keeps only its first successor. When that one does not match,
+// the exit probes the block loop's own table (Layout::table) for a compiled block at the
+// target's host address whose bytes were found current in this chain epoch, and jumps
+// there under the same budget check; only a miss returns to the block loop.
 //
 // The chain epoch: a link is made (link_exit) only after the successor's bytes were
 // compared with memory, and stays valid while the epoch is unchanged. Every FENCE.I (any

@@ -177,6 +177,9 @@ class Emitter {
   void alu_mem(Alu op, Reg dst, Mem m) {  // dst op= [m]
     rm(true, {static_cast<uint8_t>((op << 3) | 3)}, dst, m);
   }
+  void alu32_mem(Alu op, Reg dst, Mem m) {  // dst op= [m], 32-bit
+    rm(false, {static_cast<uint8_t>((op << 3) | 3)}, dst, m);
+  }
   // [m] op= imm32 (64-bit, or 32-bit when !w), always with a 4-byte immediate.
   void alu_mem_imm32(bool w, Alu op, Mem m, int32_t v) {
     rm(w, {0x81}, static_cast<Reg>(op), m);
@@ -297,6 +300,11 @@ class Emitter {
     byte(0xD0);
   }
   void ret() { byte(0xC3); }
+  void jmp_reg(Reg r) {  // jmp r64
+    rex(false, 0, 0, r);
+    byte(0xFF);
+    byte(static_cast<uint8_t>(0xE0 | (r & 7)));
+  }
   void nop4() {  // nop dword [rax+0]
     byte(0x0F);
     byte(0x1F);
