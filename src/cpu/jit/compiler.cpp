@@ -195,7 +195,16 @@ Uses uses_of(const Decoded& d) {
   }
 }
 
-constexpr Reg kAllocOrder[] = {R12, R13, R14, R15, RSI, RDI, R8, R9, R10, R11};
+// Global registers: a5, a4, a3, a2 (the ones compilers reach for first) live in r12-r15
+// in all compiled code, from the entry from the block loop to the return to it, through
+// every chained jump: a chained exit neither stores them nor does its successor load
+// them. Every return to the block loop stores them (any block of the chain may have
+// written them). r12-r15 are callee-saved, so slow-path calls keep them.
+constexpr unsigned kGlobalGuest[] = {15, 14, 13, 12};
+constexpr Reg kGlobalHost[] = {R12, R13, R14, R15};
+constexpr uint32_t kGlobalMask = 1u << 15 | 1u << 14 | 1u << 13 | 1u << 12;
+// The other guest registers a block uses most get the rest, for the length of the block.
+constexpr Reg kAllocOrder[] = {RSI, RDI, R8, R9, R10, R11};
 constexpr Reg kCallerSaved[] = {RSI, RDI, R8, R9, R10, R11};
 
 class Compiler {
@@ -265,10 +274,12 @@ class Compiler {
     std::stable_sort(order, order + 32,
                      [&](unsigned a, unsigned b) { return count[a] > count[b]; });
     std::fill(std::begin(host_), std::end(host_), -1);
+    for (unsigned g = 0; g < std::size(kGlobalGuest); g++) host_[kGlobalGuest[g]] = kGlobalHost[g];
     unsigned next = 0;
     for (unsigned k = 0; k < 32 && next < std::size(kAllocOrder); k++) {
       const unsigned r = order[k];
       if (count[r] == 0) break;
+      if (global(r)) continue;
       host_[r] = kAllocOrder[next++];
     }
     for (Reg c : kCallerSaved) {
@@ -279,6 +290,7 @@ class Compiler {
   }
 
   bool allocated(unsigned r) const { return host_[r] >= 0; }
+  static bool global(unsigned r) { return (kGlobalMask >> r & 1) != 0; }
   Reg host(unsigned r) const { return static_cast<Reg>(host_[r]); }
   Mem xmem(unsigned r) const { return mem(RBP, L_.x + 8 * static_cast<int32_t>(r)); }
 
@@ -309,10 +321,16 @@ class Compiler {
     }
   }
   // Stores the allocated registers in `dirty` (bit r: guest register r) to the hart.
+  // Stores the block's own allocated registers in `dirty` to the hart (the global ones stay
+  // in their host registers through chained exits: exit_to stores them).
   void write_back(uint32_t dirty) {
     for (unsigned r = 1; r < 32; r++) {
-      if (allocated(r) && (dirty >> r & 1) != 0) a_.store64(xmem(r), host(r));
+      if (allocated(r) && !global(r) && (dirty >> r & 1) != 0) a_.store64(xmem(r), host(r));
     }
+  }
+  void write_back_globals() {
+    for (unsigned g = 0; g < std::size(kGlobalGuest); g++)
+      a_.store64(xmem(kGlobalGuest[g]), kGlobalHost[g]);
   }
   // The allocated registers that may differ from the hart's copy here: those written so
   // far, or all that the block writes once a native loop may have run.
@@ -326,7 +344,10 @@ class Compiler {
     a_.store64(mem(RSP), RSI);
     a_.store64(mem(RSP, 16), RDX);
     a_.mov_imm(RBX, 0);
-    // Chained exits of other blocks come in here, with the frame set up and bpc updated.
+    for (unsigned g = 0; g < std::size(kGlobalGuest); g++)
+      a_.load64(kGlobalHost[g], xmem(kGlobalGuest[g]));
+    // Chained exits of other blocks come in here, with the frame set up, bpc updated and
+    // the global registers live.
     out_.chain_entry = static_cast<uint32_t>(a_.size());
     a_.mov_imm64(RAX, reinterpret_cast<uint64_t>(block_));
     a_.store64(mem(RSP, 8), RAX);
@@ -339,7 +360,7 @@ class Compiler {
     }
     if (has_fp_) fp_setup();
     for (unsigned r = 1; r < 32; r++) {
-      if (allocated(r)) a_.load64(host(r), xmem(r));
+      if (allocated(r) && !global(r)) a_.load64(host(r), xmem(r));
     }
     a_.bind(loop_top_);
   }
@@ -380,6 +401,7 @@ class Compiler {
   // Leaves compiled code: registers back to the hart, the exit code in eax.
   void exit_to(ExitKind kind, unsigned slot, uint32_t dirty) {
     write_back(dirty);
+    write_back_globals();
     a_.mov_imm(RAX, (static_cast<uint32_t>(kind) << 16) | slot);
     a_.jmp(epilogue_);
   }
