@@ -1075,6 +1075,18 @@ class Compiler {
   }
 
   void binop(const Decoded& d, Alu op, bool word) {
+    if (d.rs2 != 0 && !allocated(d.rs2)) {  // rs2 straight from the hart
+      const Reg D = target(d.rd);
+      a_.mov(D, src(d.rs1, D));
+      if (word) {
+        a_.alu32_mem(op, D, xmem(d.rs2));
+        a_.movsxd(D, D);
+      } else {
+        a_.alu_mem(op, D, xmem(d.rs2));
+      }
+      commit(d.rd, D);
+      return;
+    }
     const Reg B = src(d.rs2, RCX);
     const Reg D = target(d.rd, B);
     a_.mov(D, src(d.rs1, D));
@@ -1237,8 +1249,12 @@ class Compiler {
   // rax = the virtual address; rcx = the TLB entry's offset from the hart; jumps to `miss`
   // unless the entry maps the page in the current context and the access is aligned.
   void tlb_check(const Decoded& d, unsigned size, int32_t tlb, Label& miss) {
-    a_.mov(RAX, src(d.rs1, RAX));
-    add_imm64(RAX, d.imm);
+    if (d.rs1 != 0 && allocated(d.rs1)) {
+      a_.lea(RAX, mem(host(d.rs1), d.imm));
+    } else {
+      a_.mov(RAX, src(d.rs1, RAX));
+      add_imm64(RAX, d.imm);
+    }
     a_.mov(RCX, RAX);
     a_.shift_imm(kShr, RCX, 12);
     a_.mov(RDX, RCX);
