@@ -1035,6 +1035,18 @@ class Compiler {
 
   // ---- templates the emitters share ----
   void multiply(const Decoded& d, bool word) {
+    if (d.rs2 != 0 && !allocated(d.rs2)) {  // rs2 straight from the hart
+      const Reg D = target(d.rd);
+      a_.mov(D, src(d.rs1, D));
+      if (!word) {
+        a_.imul_mem(D, xmem(d.rs2));
+      } else {
+        a_.imul32_mem(D, xmem(d.rs2));
+        a_.movsxd(D, D);
+      }
+      commit(d.rd, D);
+      return;
+    }
     const Reg B = src(d.rs2, RCX);
     const Reg D = target(d.rd, B);
     a_.mov(D, src(d.rs1, D));
@@ -1075,6 +1087,18 @@ class Compiler {
   }
 
   void binop(const Decoded& d, Alu op, bool word) {
+    if (d.rs1 == 0 && op == kSub) {  // neg, negw
+      const Reg D = target(d.rd);
+      a_.mov(D, src(d.rs2, D));
+      if (word) {
+        a_.neg32(D);
+        a_.movsxd(D, D);
+      } else {
+        a_.neg(D);
+      }
+      commit(d.rd, D);
+      return;
+    }
     if (d.rs2 != 0 && !allocated(d.rs2)) {  // rs2 straight from the hart
       const Reg D = target(d.rd);
       a_.mov(D, src(d.rs1, D));
@@ -1206,6 +1230,16 @@ class Compiler {
   void alu_imm(const Decoded& d, Alu op, bool word) {
     const int32_t imm = d.imm;
     const Reg D = target(d.rd);
+    if (d.rs1 == 0 && op != kAnd) {  // li: the constant itself
+      a_.mov_imm(D, static_cast<uint64_t>(int64_t{imm}));
+      commit(d.rd, D);
+      return;
+    }
+    if (word && imm == 0 && op == kAdd) {  // sext.w
+      a_.movsxd(D, src(d.rs1, D));
+      commit(d.rd, D);
+      return;
+    }
     a_.mov(D, src(d.rs1, D));
     if (word) {
       if (imm != 0 || op == kAnd) a_.alu32_imm(op, D, imm);  // (sext.w: the sign extension only)

@@ -208,6 +208,9 @@ class Emitter {
   void shift32_cl(Shift op, Reg r) { grp(false, 0xD3, op, r); }
   void imul(Reg dst, Reg src) { rr2(true, 0xAF, dst, src); }
   void imul32(Reg dst, Reg src) { rr2(false, 0xAF, dst, src); }
+  void imul_mem(Reg dst, Mem m) { rm(true, {0x0F, 0xAF}, dst, m); }
+  void imul32_mem(Reg dst, Mem m) { rm(false, {0x0F, 0xAF}, dst, m); }
+  void neg32(Reg r) { grp(false, 0xF7, 3, r); }
   void mul1(Reg src) { grp(true, 0xF7, 4, src); }   // rdx:rax = rax * src (unsigned)
   void imul1(Reg src) { grp(true, 0xF7, 5, src); }  // rdx:rax = rax * src (signed)
   void div1(Reg src) { grp(true, 0xF7, 6, src); }
