@@ -934,7 +934,7 @@ constexpr jit::SlowPaths kJitSlowPaths{&jit_load_slow, &jit_store_slow};
 
 // With NIMBUS_PERF_MAP set, every compiled block is named in /tmp/perf-PID.map (the
 // format `perf report` reads for JIT code) by the guest address it was compiled at.
-static void perf_map_note(const jit::Compiled& c, uint64_t pc) {
+static void perf_map_note(const jit::Compiled& c, uint64_t pc, size_t arena_offset) {
   static FILE* const map = [] {
     if (std::getenv("NIMBUS_PERF_MAP") == nullptr) return static_cast<FILE*>(nullptr);
     char path[64];
@@ -945,12 +945,12 @@ static void perf_map_note(const jit::Compiled& c, uint64_t pc) {
   std::fprintf(map, "%lx %x jit_%llx\n", reinterpret_cast<unsigned long>(c.code), c.size,
                static_cast<unsigned long long>(pc));
   std::fflush(map);
-  // NIMBUS_PERF_MAP=dump: the code too, as /tmp/nimbus-jit-HOSTADDR-GUESTPC.bin (for
+  // NIMBUS_PERF_MAP=dump: the code too, as /tmp/nimbus-jit-MEMFDOFFSET-GUESTPC.bin (for
   // objdump -D -b binary -mi386:x86-64).
   if (std::strcmp(std::getenv("NIMBUS_PERF_MAP"), "dump") == 0) {
     char path[96];
-    std::snprintf(path, sizeof(path), "/tmp/nimbus-jit-%lx-%llx.bin",
-                  reinterpret_cast<unsigned long>(c.code), static_cast<unsigned long long>(pc));
+    std::snprintf(path, sizeof(path), "/tmp/nimbus-jit-%06zx-%llx.bin", arena_offset,
+                  static_cast<unsigned long long>(pc));
     if (FILE* f = std::fopen(path, "wb")) {
       std::fwrite(reinterpret_cast<const void*>(c.code), 1, c.size, f);
       std::fclose(f);
@@ -983,7 +983,7 @@ bool CodeCache::compile(Block* b, Hart& h) {
   for (unsigned i = 0; i < out.nsites; i++)
     slots[out.sites[i].slot].stub = static_cast<uint16_t>(out.sites[i].stub);
   compiled_++;
-  perf_map_note(out, h.pc);
+  perf_map_note(out, h.pc, jit_->offset_of(reinterpret_cast<const void*>(out.code)));
   return true;
 }
 

@@ -16,6 +16,8 @@ class CodeArena {
 
   // False when the host refused the mappings (the JIT then stays off).
   bool ok() const { return exec_ != nullptr; }
+  // Offset of executable address `p` in the arena (its offset in the memfd, as perf shows).
+  size_t offset_of(const void* p) const { return static_cast<const uint8_t*>(p) - exec_; }
 
   // Copies `n` bytes of code in; returns their executable address, or nullptr when the
   // arena is full (then reset() it with everything that points into it).

@@ -1291,17 +1291,21 @@ class Compiler {
     }
     a_.mov(RCX, RAX);
     a_.shift_imm(kShr, RCX, 12);
-    a_.mov(RDX, RCX);
+    // The tag is that of the access's last byte: an access that crosses into the next
+    // page misses (the slow path splits it); a misaligned one inside a page is done by
+    // the host as it is, with the result the slow path would give.
+    if (size > 1) {
+      a_.lea(RDX, mem(RAX, static_cast<int32_t>(size - 1)));
+      a_.shift_imm(kShr, RDX, 12);
+    } else {
+      a_.mov(RDX, RCX);
+    }
     a_.alu_mem(kOr, RDX, mem(RBP, L_.data_ctx));
     a_.alu_mem(kXor, RCX, mem(RBP, L_.tlb_salt));  // Hart::tlb_slot
     a_.alu32_imm(kAnd, RCX, static_cast<int32_t>(kTlbSize - 1));
     a_.shift32_imm(kShl, RCX, 4);
     a_.alu_mem(kXor, RDX, mem_idx(RBP, RCX, tlb));
     a_.jcc(kNE, miss);
-    if (size > 1) {
-      a_.test32_imm(RAX, size - 1);
-      a_.jcc(kNE, miss);
-    }
     a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, tlb + 8));  // + addend: the host address
   }
 
