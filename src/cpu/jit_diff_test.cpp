@@ -14,28 +14,66 @@
 // handler at mtvec folds mcause/mtval into a reserved register and resumes after the
 // faulting instruction (it reads the instruction's low bits to step over 2 or 4 bytes).
 //
+// Floating point. Three seeds in four (chosen by a generator of their own, so the other
+// programs are exactly the integer programs their seeds always gave) are FP programs:
+// - Set-up: mstatus.FS Initial, Clean or Dirty (Off for one in ten: their FP instructions
+//   trap until the body turns FS on), frm mostly a valid mode (0-4) and sometimes a
+//   reserved one (5-7: every dynamic-rm instruction must trap), random fflags. The f
+//   registers hold +-0, +-inf, quiet and signalling NaNs with payloads, the canonical NaN,
+//   denormals, the extremes, 1.0, -1.5, ties, values around +-2^31, 2^32, +-2^63 and 2^64
+//   (conversions) and around the single format's limits, random values, NaN-boxed singles
+//   of the same kinds and singles whose upper half is not all ones. Registers with bit 2
+//   clear are mostly used as doubles, the others as singles (used at random both ways,
+//   nearly every result would be a NaN). Some integer registers and data words hold FP
+//   bit patterns too.
+// - Body: every F and D instruction (flw/fld/fsw/fsd at aligned, misaligned, straddling
+//   and faulting addresses; c.fld/c.fsd/c.fldsp/c.fsdsp; fadd/fsub/fmul/fdiv/fsqrt, the
+//   four FMAs, fsgnj/fsgnjn/fsgnjx, fmin/fmax, feq/flt/fle, fclass, every fcvt between
+//   w/wu/l/lu and s/d and between s and d, fmv.x.w/w.x/x.d/d.x) with the rm field mostly
+//   dynamic, sometimes each static mode and rarely a reserved one (5, 6: illegal). FP
+//   values feed integer code and back (fmv both ways around integer ops, conversions
+//   whose results later integer instructions read) and edge values are built inline (lui
+//   [+ slli] + fmv). Rounding probes convert exact ties (x.5, 2^24 + 1, 2^53 + 1, ...),
+//   where the rounding modes disagree. Every iteration of the outer loop starts with
+//   fresh values (auipc + fld/flw from a constant pool, conversions of the loop counter),
+//   sometimes with FS set back to Initial or Clean (the first FP write must dirty it) and
+//   fflags read and cleared (the flags are sticky: a wrong one must show). csrr/csrrw/
+//   csrrs/csrrc/csrrwi... of frm, fflags and fcsr, and rare writes of mstatus.FS (Off for a
+//   few instructions and back, or to Initial/Clean/Dirty) change the modes compiled code
+//   runs in.
+// - Checked after every run() call besides the rest: f0..f31 (bit patterns: NaN payloads
+//   and boxing count), fflags, frm and mstatus (FS and SD).
+// Deliberate bugs put in a copy of the JIT's FP code (the FS or frm check dropped, RDN/RUP
+// swapped, RMM run as RNE, SD or FS Dirty not set, a flag lost or swapped, feq made
+// signalling, flt/fle swapped, fmsub as fnmsub, static RTZ ignored, NaN results not made
+// canonical, singles not NaN-boxed or their boxing not checked, fmv.x.w not
+// sign-extended, fcvt overflow not caught, fsd storing 4 bytes, ...) were each caught
+// within the default seeds.
+//
 // Two harts, each with its own Bus and identical initial RAM and registers, run the
 // program: one on the interpreter, one on the JIT with a hot threshold of 1 (every block is
 // compiled on its first entry) or, for some seeds, the default threshold (compilation
 // starts mid-run). Both get the same sequence of run(n) calls with random budgets (mostly
 // 1..3000, some tiny, some large), because compiled loops must stop exactly when the budget
-// runs out. After every call the return value, pc, x0..x31, instret, cycle, the trap CSRs,
-// privilege, mstatus, mscratch, the trap count, WFI state, the LR/SC reservation and the
-// whole RAM must be identical. The first difference is reported with the seed, the call
-// number, the budgets so far and a listing of the program (a watchdog turns a run() call
-// that does not come back into such a report too).
+// runs out. After every call the return value, pc, x0..x31, f0..f31, fflags, frm, instret,
+// cycle, the trap CSRs, privilege, mstatus, mscratch, the trap count, WFI state, the LR/SC
+// reservation and the whole RAM must be identical. The first difference is reported with
+// the seed, the call number, the budgets so far and a listing of the program (a watchdog
+// turns a run() call that does not come back into such a report too).
 //
 // A second test runs self-modifying programs (an instruction that a hot loop rewrites
 // through a store and FENCE.I on every outer iteration) the same way, and a third checks
-// the encoders against binutils so the generator itself can be trusted.
+// the encoders (every FP one included) against binutils and every F/D row of the ISA
+// table against the generator's, so the generator itself can be trusted.
 //
 // Environment knobs for debugging: NIMBUS_JIT_DIFF_SEED=N runs only seed N (and prints its
-// listing and one line per run() call), NIMBUS_JIT_DIFF_SEEDS=N changes how many seeds run
-// (default 300).
+// listing, its initial FP state and one line per run() call), NIMBUS_JIT_DIFF_SEEDS=N
+// changes how many seeds run (default 2000: about 5 s on a 2-core build host).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -47,6 +85,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -259,6 +298,41 @@ constexpr uint16_t cb_branch(unsigned f3, unsigned rs1p, int32_t off) {
 constexpr uint16_t c_beqz(unsigned rs1p, int32_t off) { return cb_branch(6, rs1p, off); }
 constexpr uint16_t c_bnez(unsigned rs1p, int32_t off) { return cb_branch(7, rs1p, off); }
 
+// ---- F and D ----
+// OP-FP: funct7 (operation and format) | rs2 | rs1 | rm or funct3 | rd | 1010011
+constexpr uint32_t fp(uint32_t f7, unsigned rs2, unsigned rs1, uint32_t rm, unsigned rd) {
+  return r(f7, rs2, rs1, rm, rd, 0x53);
+}
+// R4 (fused multiply-add): rs3 | fmt | rs2 | rs1 | rm | rd | op
+constexpr uint32_t fma(uint32_t op, bool dbl, unsigned rd, unsigned rs1, unsigned rs2, unsigned rs3,
+                       uint32_t rm) {
+  return rs3 << 27 | uint32_t{dbl} << 25 | rs2 << 20 | rs1 << 15 | rm << 12 | rd << 7 | op;
+}
+constexpr uint32_t flw(unsigned rd, unsigned rs1, int32_t off) { return i(off, rs1, 2, rd, 0x07); }
+constexpr uint32_t fld(unsigned rd, unsigned rs1, int32_t off) { return i(off, rs1, 3, rd, 0x07); }
+constexpr uint32_t fsw(unsigned rs2, unsigned rs1, int32_t off) {
+  return s(off, rs2, rs1, 2, 0x27);
+}
+constexpr uint32_t fsd(unsigned rs2, unsigned rs1, int32_t off) {
+  return s(off, rs2, rs1, 3, 0x27);
+}
+constexpr uint16_t c_fld(unsigned rdp, unsigned rs1p, uint32_t off) {
+  return cls_d(1, rdp, rs1p, off);
+}
+constexpr uint16_t c_fsd(unsigned rs2p, unsigned rs1p, uint32_t off) {
+  return cls_d(5, rs2p, rs1p, off);
+}
+// CI: 001 | off[5] | rd | off[4:3|8:6] | 10
+constexpr uint16_t c_fldsp(unsigned rd, uint32_t off) {
+  return static_cast<uint16_t>(1 << 13 | bit(off, 5) << 12 | rd << 7 | bits(off, 4, 3) << 5 |
+                               bits(off, 8, 6) << 2 | 2);
+}
+// CSS: 101 | off[5:3|8:6] | rs2 | 10
+constexpr uint16_t c_fsdsp(unsigned rs2, uint32_t off) {
+  return static_cast<uint16_t>(5 << 13 | bits(off, 5, 3) << 10 | bits(off, 8, 6) << 7 | rs2 << 2 |
+                               2);
+}
+
 }  // namespace enc
 
 // ---- operation tables (names are the decoder's mnemonics; EncodersMatchBinutils checks) ----
@@ -331,6 +405,59 @@ struct AmoOp {
 constexpr AmoOp kAmoOps[] = {{"amoadd", 0x00}, {"amoswap", 0x01}, {"amoxor", 0x04},
                              {"amoor", 0x08},  {"amoand", 0x0c},  {"amomin", 0x10},
                              {"amomax", 0x14}, {"amominu", 0x18}, {"amomaxu", 0x1c}};
+
+// OP-FP rows. Operands: FFF fd, fs1, fs2; FF fd, fs1 (rs2 fixed); XFF rd, fs1, fs2; XF rd, fs1
+// (rs2 fixed); FX fd, rs1 (rs2 fixed). f3 < 0: the field is a rounding mode.
+enum class FKind : uint8_t { kFFF, kFF, kXFF, kXF, kFX };
+struct FOp {
+  const char* name;
+  uint8_t f7, rs2;
+  int8_t f3;
+  FKind kind;
+};
+constexpr FOp kFOps[] = {
+    {"fadd.s", 0x00, 0, -1, FKind::kFFF},  {"fsub.s", 0x04, 0, -1, FKind::kFFF},
+    {"fmul.s", 0x08, 0, -1, FKind::kFFF},  {"fdiv.s", 0x0c, 0, -1, FKind::kFFF},
+    {"fsqrt.s", 0x2c, 0, -1, FKind::kFF},  {"fsgnj.s", 0x10, 0, 0, FKind::kFFF},
+    {"fsgnjn.s", 0x10, 0, 1, FKind::kFFF}, {"fsgnjx.s", 0x10, 0, 2, FKind::kFFF},
+    {"fmin.s", 0x14, 0, 0, FKind::kFFF},   {"fmax.s", 0x14, 0, 1, FKind::kFFF},
+    {"feq.s", 0x50, 0, 2, FKind::kXFF},    {"flt.s", 0x50, 0, 1, FKind::kXFF},
+    {"fle.s", 0x50, 0, 0, FKind::kXFF},    {"fclass.s", 0x70, 0, 1, FKind::kXF},
+    {"fcvt.w.s", 0x60, 0, -1, FKind::kXF}, {"fcvt.wu.s", 0x60, 1, -1, FKind::kXF},
+    {"fcvt.l.s", 0x60, 2, -1, FKind::kXF}, {"fcvt.lu.s", 0x60, 3, -1, FKind::kXF},
+    {"fcvt.s.w", 0x68, 0, -1, FKind::kFX}, {"fcvt.s.wu", 0x68, 1, -1, FKind::kFX},
+    {"fcvt.s.l", 0x68, 2, -1, FKind::kFX}, {"fcvt.s.lu", 0x68, 3, -1, FKind::kFX},
+    {"fmv.x.w", 0x70, 0, 0, FKind::kXF},   {"fmv.w.x", 0x78, 0, 0, FKind::kFX},
+    {"fadd.d", 0x01, 0, -1, FKind::kFFF},  {"fsub.d", 0x05, 0, -1, FKind::kFFF},
+    {"fmul.d", 0x09, 0, -1, FKind::kFFF},  {"fdiv.d", 0x0d, 0, -1, FKind::kFFF},
+    {"fsqrt.d", 0x2d, 0, -1, FKind::kFF},  {"fsgnj.d", 0x11, 0, 0, FKind::kFFF},
+    {"fsgnjn.d", 0x11, 0, 1, FKind::kFFF}, {"fsgnjx.d", 0x11, 0, 2, FKind::kFFF},
+    {"fmin.d", 0x15, 0, 0, FKind::kFFF},   {"fmax.d", 0x15, 0, 1, FKind::kFFF},
+    {"feq.d", 0x51, 0, 2, FKind::kXFF},    {"flt.d", 0x51, 0, 1, FKind::kXFF},
+    {"fle.d", 0x51, 0, 0, FKind::kXFF},    {"fclass.d", 0x71, 0, 1, FKind::kXF},
+    {"fcvt.w.d", 0x61, 0, -1, FKind::kXF}, {"fcvt.wu.d", 0x61, 1, -1, FKind::kXF},
+    {"fcvt.l.d", 0x61, 2, -1, FKind::kXF}, {"fcvt.lu.d", 0x61, 3, -1, FKind::kXF},
+    {"fcvt.d.w", 0x69, 0, -1, FKind::kFX}, {"fcvt.d.wu", 0x69, 1, -1, FKind::kFX},
+    {"fcvt.d.l", 0x69, 2, -1, FKind::kFX}, {"fcvt.d.lu", 0x69, 3, -1, FKind::kFX},
+    {"fmv.x.d", 0x71, 0, 0, FKind::kXF},   {"fmv.d.x", 0x79, 0, 0, FKind::kFX},
+    {"fcvt.s.d", 0x20, 1, -1, FKind::kFF}, {"fcvt.d.s", 0x21, 0, -1, FKind::kFF},
+};
+
+// The instruction word of an OP-FP row (rs2 only where the row takes a second operand).
+constexpr uint32_t fop_word(const FOp& op, unsigned rd, unsigned rs1, unsigned rs2, uint32_t rm) {
+  const bool two = op.kind == FKind::kFFF || op.kind == FKind::kXFF;
+  return enc::fp(op.f7, two ? rs2 : op.rs2, rs1, op.f3 < 0 ? rm : static_cast<uint32_t>(op.f3), rd);
+}
+
+// Fused multiply-add major opcodes (the name without .s/.d).
+struct FmaOp {
+  const char* name;
+  uint8_t op;
+};
+constexpr FmaOp kFmaOps[] = {{"fmadd", 0x43}, {"fmsub", 0x47}, {"fnmsub", 0x4b}, {"fnmadd", 0x4f}};
+
+// FP CSRs.
+constexpr unsigned kFflags = 0x001, kFrm = 0x002, kFcsr = 0x003, kMstatus = 0x300;
 
 // ======================================================================================
 // A tiny assembler: instructions at addresses, labels, and fixups resolved at the end.
@@ -500,6 +627,12 @@ struct Program {
   std::vector<uint8_t> data;       // kData .. kData + kDataSize
   std::vector<uint8_t> last_page;  // kLastPage .. kRamEnd
   unsigned hot_threshold = 1;
+  // Floating point (all zero for integer programs: FS Off, as after reset).
+  bool fp = false;  // the generator mixed F/D instructions in
+  unsigned fs = 0;  // initial mstatus.FS: 0 Off, 1 Initial, 2 Clean, 3 Dirty
+  uint64_t f[32] = {};
+  uint32_t fflags = 0;
+  uint32_t frm = 0;  // 5..7 are reserved: dynamic-rm instructions trap
 
   void load(Hart& h) const {
     a.store(h.bus);
@@ -507,6 +640,14 @@ struct Program {
     std::memcpy(h.bus.ram_ptr(kLastPage, 0x1000), last_page.data(), 0x1000);
     std::memcpy(h.x, x, sizeof(x));
     h.mtvec = kHandler;
+    std::memcpy(h.f, f, sizeof(f));
+    h.fflags = fflags;
+    h.frm = frm;
+    if (fs != 0) {  // through the CSR path, so SD and the TLB context follow
+      const bool ok =
+          h.csr_write(kMstatus, (h.mstatus_ & ~mstatus::kFS) | uint64_t{fs} << mstatus::kFSShift);
+      EXPECT_TRUE(ok);
+    }
   }
 };
 
@@ -537,12 +678,155 @@ constexpr uint64_t kEdgeValues[] = {
     0x0123456789abcdefULL,
 };
 
+// NaNs: canonical, quiet and signalling, with payloads, negative.
+constexpr uint64_t kFpDoubleNaNs[] = {
+    0x7ff8000000000000ULL,  // canonical NaN
+    0xfff8000000000000ULL,  // negative quiet NaN
+    0x7ff8000000000001ULL,  // quiet NaN, payload
+    0x7ffc0000deadbeefULL,  // quiet NaN, payload
+    0x7ff0000000000001ULL,  // signalling NaN
+    0x7ff4000000000000ULL,  // signalling NaN
+    0xfff0000000000001ULL,  // negative signalling NaN
+    0x7ff7ffffffffffffULL,  // signalling NaN, all payload bits
+};
+constexpr uint32_t kFpSingleNaNs[] = {
+    0x7fc00000u,  // canonical NaN
+    0xffc00000u,  // negative quiet NaN
+    0x7fc00001u,  // quiet NaN, payload
+    0x7fe5a5a5u,  // quiet NaN, payload
+    0x7f800001u,  // signalling NaN
+    0x7fa00000u,  // signalling NaN
+    0xff800001u,  // negative signalling NaN
+    0x7fbfffffu,  // signalling NaN, all payload bits
+};
+
+// Other interesting doubles: signed zeros and infinities, denormals, the extremes, small
+// values with ties, and values around the integer conversions' limits (2^31, 2^32, 2^63,
+// 2^64 and their negatives) and the single format's (fcvt.s.d overflow, underflow and
+// rounding ties).
+constexpr uint64_t kFpDoubles[] = {
+    0x0000000000000000ULL,  // +0
+    0x8000000000000000ULL,  // -0
+    0x7ff0000000000000ULL,  // +inf
+    0xfff0000000000000ULL,  // -inf
+    0x0000000000000001ULL,  // smallest denormal
+    0x000fffffffffffffULL,  // largest denormal
+    0x8000000000000001ULL,  // negative denormal
+    0x0008000000000000ULL,  // denormal
+    0x0010000000000000ULL,  // DBL_MIN
+    0x8010000000000000ULL,  // -DBL_MIN
+    0x7fefffffffffffffULL,  // DBL_MAX
+    0xffefffffffffffffULL,  // -DBL_MAX
+    std::bit_cast<uint64_t>(1.0),
+    std::bit_cast<uint64_t>(-1.0),
+    std::bit_cast<uint64_t>(-1.5),
+    std::bit_cast<uint64_t>(0.5),
+    std::bit_cast<uint64_t>(-0.5),
+    std::bit_cast<uint64_t>(1.5),
+    std::bit_cast<uint64_t>(2.5),
+    std::bit_cast<uint64_t>(-2.5),
+    std::bit_cast<uint64_t>(3.0),
+    std::bit_cast<uint64_t>(0.1),
+    std::bit_cast<uint64_t>(-0.9),
+    std::bit_cast<uint64_t>(2147483647.0),
+    std::bit_cast<uint64_t>(2147483647.5),
+    std::bit_cast<uint64_t>(2147483648.0),
+    std::bit_cast<uint64_t>(2147483648.5),
+    std::bit_cast<uint64_t>(-2147483648.0),
+    std::bit_cast<uint64_t>(-2147483648.5),
+    std::bit_cast<uint64_t>(-2147483649.0),
+    std::bit_cast<uint64_t>(4294967295.0),
+    std::bit_cast<uint64_t>(4294967295.5),
+    std::bit_cast<uint64_t>(4294967296.0),
+    0x43e0000000000000ULL,  // 2^63
+    0x43dfffffffffffffULL,  // the largest double below 2^63
+    0xc3e0000000000000ULL,  // -2^63
+    0xc3e0000000000001ULL,  // just beyond -2^63
+    0x43f0000000000000ULL,  // 2^64
+    0x43efffffffffffffULL,  // the largest double below 2^64
+    0x47efffffe0000000ULL,  // FLT_MAX
+    0x47effffff0000000ULL,  // FLT_MAX + half an ulp (a tie that overflows to inf)
+    0x47efffffe0000001ULL,  // just above FLT_MAX
+    0x3810000000000000ULL,  // FLT_MIN
+    0x36a0000000000000ULL,  // 2^-149, the smallest single denormal
+    0x3690000000000000ULL,  // 2^-150 (a tie between 0 and the smallest denormal)
+    0x3ff0000010000000ULL,  // 1 + 2^-24 (a tie for single rounding)
+    0x3ff0000010000001ULL,  // just above it
+    std::bit_cast<uint64_t>(1e39),
+    std::bit_cast<uint64_t>(1e-40),
+};
+
+// The same for singles.
+constexpr uint32_t kFpSingles[] = {
+    0x00000000u,  // +0
+    0x80000000u,  // -0
+    0x7f800000u,  // +inf
+    0xff800000u,  // -inf
+    0x00000001u,  // smallest denormal
+    0x007fffffu,  // largest denormal
+    0x80000001u,  // negative denormal
+    0x00800000u,  // FLT_MIN
+    0x80800000u,  // -FLT_MIN
+    0x7f7fffffu,  // FLT_MAX
+    0xff7fffffu,  // -FLT_MAX
+    std::bit_cast<uint32_t>(1.0f),
+    std::bit_cast<uint32_t>(-1.0f),
+    std::bit_cast<uint32_t>(-1.5f),
+    std::bit_cast<uint32_t>(0.5f),
+    std::bit_cast<uint32_t>(-0.5f),
+    std::bit_cast<uint32_t>(1.5f),
+    std::bit_cast<uint32_t>(2.5f),
+    std::bit_cast<uint32_t>(-2.5f),
+    std::bit_cast<uint32_t>(0.1f),
+    std::bit_cast<uint32_t>(-0.9f),
+    0x4f000000u,  // 2^31
+    0x4effffffu,  // the largest single below 2^31
+    0xcf000000u,  // -2^31
+    0xcf000001u,  // just beyond -2^31
+    0x4f800000u,  // 2^32
+    0x4f7fffffu,  // the largest single below 2^32
+    0x5f000000u,  // 2^63
+    0x5effffffu,  // the largest single below 2^63
+    0xdf000000u,  // -2^63
+    0xdf000001u,  // just beyond -2^63
+    0x5f800000u,  // 2^64
+    0x5f7fffffu,  // the largest single below 2^64
+    0x4b800000u,  // 2^24
+    0x4b800001u,  // 2^24 + 2
+};
+
+// Upper halves of doubles (lui + slli 32 builds them; with addi +-1 their neighbours) and
+// of singles (lui, with addiw +-1): 1, -1.5, 0.5, -0.5, 1.5, 2.5, +-inf, NaNs, +-0,
+// 2^31, -2^31, 2^32, 2^63, -2^63, 2^64, the minimum normals, 2^128, 2^-149.
+constexpr int32_t kFpDoubleHi20[] = {0x3ff00, 0xbff80, 0x3fe00, 0xbfe00, 0x3ff80, 0x40040,
+                                     0x7ff00, 0xfff00, 0x7ff80, 0x7ff40, 0xfff80, 0x00000,
+                                     0x80000, 0x41e00, 0xc1e00, 0x41f00, 0x43e00, 0xc3e00,
+                                     0x43f00, 0x00100, 0x38100, 0x47f00, 0x36a00};
+constexpr int32_t kFpSingleHi20[] = {0x3f800, 0xbfc00, 0x3f000, 0xbf000, 0x3fc00, 0x40200, 0x7f800,
+                                     0xff800, 0x7fc00, 0x7fa00, 0xffc00, 0x00000, 0x80000, 0x4f000,
+                                     0xcf000, 0x4f800, 0x5f000, 0xdf000, 0x5f800, 0x00800, 0x4b800};
+
+// Upper halves of ties for conversions to integers: +-0.5, +-1.5, +-2.5, +-3.5, +-4.5,
+// -0.75 (doubles, then singles).
+constexpr int32_t kTieDoubleHi20[] = {0x3fe00, 0xbfe00, 0x3ff80, 0xbff80, 0x40040, 0xc0040,
+                                      0x400c0, 0xc00c0, 0x40120, 0xc0120, 0xbfe80};
+constexpr int32_t kTieSingleHi20[] = {0x3f000, 0xbf000, 0x3fc00, 0xbfc00, 0x40200, 0xc0200,
+                                      0x40600, 0xc0600, 0x40900, 0xc0900, 0xbf400};
+
 // ======================================================================================
 // The random program generator.
 // ======================================================================================
 class Generator {
  public:
-  explicit Generator(uint64_t seed) : rng_(seed) {}
+  // Which programs get floating point is decided by a generator of its own, so an
+  // integer program (FS Off, no FP besides the illegal-instruction probes) is exactly the
+  // program its seed gave before floating point was added.
+  explicit Generator(uint64_t seed) : rng_(seed) {
+    std::mt19937_64 mode(seed * 0xd1342543de82ef95ULL + 0x5851f42d4c957f2dULL);
+    fp_ = mode() % 100 >= kIntegerPercent;
+  }
+
+  static constexpr unsigned kIntegerPercent = 25;
 
   Program generate() {
     Program p;
@@ -578,6 +862,7 @@ class Generator {
     };
     fill(p.data, kDataSize);
     fill(p.last_page, 0x1000);
+    if (fp_) fp_setup(p);
 
     // Subroutines: each has its own link register, which its body never writes.
     const int nfuncs = static_cast<int>(rnd(4));
@@ -597,6 +882,16 @@ class Generator {
       a.org(kBase + 0x100 + (rnd(0x1f00) & ~1ULL));
     }
     a.bind(loop_top);
+    if (fp_) {
+      // Some programs start every iteration with FS Initial or Clean (the first FP write
+      // must make it Dirty again) or with fflags cleared (wrong flags show).
+      if (p.fs != 0 && chance(30)) fs_set(chance(50) ? 1 : 2);
+      if (chance(40)) flags_read_clear();
+      // Fresh FP values for every iteration (NaNs and infinities spread).
+      fp_pool_ = a.new_label("fp_pool");
+      const int n = range(2, 6);
+      for (int i = 0; i < n; i++) fp_refresh();
+    }
 
     const int items = range(5, 60);
     for (int n = 0; n < items; n++) {
@@ -651,6 +946,23 @@ class Generator {
         a.w(enc::jalr(0, f.link, 0));
       } else {
         a.c(enc::c_jr(f.link));
+      }
+    }
+
+    // The constant pool fp_refresh loads from: doubles, then pairs of singles.
+    if (fp_) {
+      a.org((a.pc + 7) & ~7ULL);
+      a.bind(fp_pool_);
+      for (unsigned k = 0; k < kPoolSlots; k++) {
+        uint64_t v;
+        if (k < kPoolSlots / 2) {
+          v = fp_double();
+        } else {
+          const uint64_t lo = fp_single();
+          v = lo | uint64_t{fp_single()} << 32;
+        }
+        a.w(static_cast<uint32_t>(v));
+        a.w(static_cast<uint32_t>(v >> 32));
       }
     }
 
@@ -741,6 +1053,10 @@ class Generator {
   // common instructions, which a JIT is likely to compile whole into a native loop).
   void simple(bool plain = false) {
     Asm& a = *a_;
+    if (fp_ && chance(45)) {
+      fp_simple(plain);
+      return;
+    }
     uint64_t k = rnd(plain ? 97 : 100);
     if (plain && k >= 46 && k < 51) k = 0;
     if (k < 26) {  // register-register
@@ -1003,6 +1319,10 @@ class Generator {
   // ---- top-level items of the loop body ----
   void item() {
     Asm& a = *a_;
+    if (fp_ && chance(8)) {
+      fp_csr();
+      return;
+    }
     const uint64_t k = rnd(100);
     if (k < 70) {
       simple();
@@ -1011,7 +1331,7 @@ class Generator {
       if (chance(25)) {  // c.beqz/c.bnez reach only 256 bytes: skip one or two items
         const unsigned rs = csrc();
         a.c(chance(50) ? enc::c_beqz(rs, 0) : enc::c_bnez(rs, 0), Fix::kCB, l);
-        forward_label(l, range(1, 2));
+        forward_label(l, fp_ ? 1 : range(1, 2));  // FP items are longer: one fits in 254 bytes
       } else {
         const uint32_t cond = pick_of<uint32_t>({0, 1, 4, 5, 6, 7});
         const unsigned rs1 = src();
@@ -1186,8 +1506,447 @@ class Generator {
     }
   }
 
+  // ---- floating point ----
+
+  // Initial FP state of a floating-point program: FS (mostly on), frm (mostly a valid
+  // mode), fflags, the f registers, FP bit patterns in some integer registers and in the
+  // data.
+  void fp_setup(Program& p) {
+    p.fp = true;
+    const uint64_t k = rnd(100);
+    p.fs = k < 10 ? 0 : k < 50 ? 1 : k < 75 ? 2 : 3;  // Off: FP traps until the body sets FS
+    p.frm = chance(88) ? static_cast<uint32_t>(rnd(5)) : static_cast<uint32_t>(range(5, 7));
+    p.fflags = static_cast<uint32_t>(rnd(32));
+    for (unsigned r = 0; r < 32; r++) p.f[r] = fp_reg_value(double_home(r));
+    for (unsigned r : kWritable) {
+      if (chance(20)) p.x[r] = fp_reg_value(chance(50));
+    }
+    auto sprinkle = [&](std::vector<uint8_t>& v) {
+      for (size_t i = 0; i + 8 <= v.size(); i += 8) {
+        if (!chance(30)) continue;
+        if (chance(50)) {
+          const uint64_t d = fp_double();
+          std::memcpy(&v[i], &d, 8);
+        } else {
+          const uint32_t lo = fp_single();
+          const uint32_t hi = fp_single();
+          std::memcpy(&v[i], &lo, 4);
+          std::memcpy(&v[i + 4], &hi, 4);
+        }
+      }
+    };
+    sprinkle(p.data);
+    sprinkle(p.last_page);
+  }
+
+  // Values are NaNs one time in eight: more, and NaNs spreading through the registers
+  // would leave little else (every NaN result is canonical: the JIT may well hand those
+  // to the interpreter, and its own arithmetic would go untested).
+  uint64_t fp_double() {
+    const uint64_t sign = chance(50) ? 1ULL << 63 : 0;
+    switch (rnd(32)) {
+      case 0:  // a quiet NaN with a random payload
+        return sign | 0x7ff8000000000000ULL | (rng_() & 0x0007ffffffffffffULL);
+      case 1: {  // a signalling NaN with a random (non-zero) payload
+        const uint64_t payload = rng_() & 0x0007ffffffffffffULL;
+        return sign | 0x7ff0000000000000ULL | (payload == 0 ? 1 : payload);
+      }
+      case 2:
+        return pick(kFpDoubleNaNs);
+      case 3:
+      case 4:
+      case 5:
+      case 6:  // a denormal
+        return sign | (rng_() & 0x000fffffffffffffULL);
+      case 7:
+      case 8:
+      case 9:
+      case 10:
+      case 11:
+      case 12:
+      case 13:
+      case 14:
+      case 15:
+      case 16:  // moderate magnitude: sums and products round
+        return sign | static_cast<uint64_t>(1023 + range(-80, 80)) << 52 |
+               (rng_() & 0x000fffffffffffffULL);
+      case 17:
+      case 18:
+      case 19:
+      case 20:  // a small multiple of 1/4 (ties in conversions)
+        return std::bit_cast<uint64_t>(static_cast<double>(range(-4000, 4000)) / 4);
+      case 21:  // any bits
+        return rng_();
+      default:
+        return pick(kFpDoubles);
+    }
+  }
+
+  uint32_t fp_single() {
+    const uint32_t sign = chance(50) ? 0x80000000u : 0;
+    switch (rnd(32)) {
+      case 0:
+        return sign | 0x7fc00000u | static_cast<uint32_t>(rnd(0x400000));
+      case 1: {
+        const uint32_t payload = static_cast<uint32_t>(rnd(0x400000));
+        return sign | 0x7f800000u | (payload == 0 ? 1 : payload);
+      }
+      case 2:
+        return pick(kFpSingleNaNs);
+      case 3:
+      case 4:
+      case 5:
+      case 6:
+        return sign | static_cast<uint32_t>(rnd(0x800000));
+      case 7:
+      case 8:
+      case 9:
+      case 10:
+      case 11:
+      case 12:
+      case 13:
+      case 14:
+      case 15:
+      case 16:
+        return sign | static_cast<uint32_t>(127 + range(-40, 40)) << 23 |
+               static_cast<uint32_t>(rnd(0x800000));
+      case 17:
+      case 18:
+      case 19:
+      case 20:
+        return std::bit_cast<uint32_t>(static_cast<float>(range(-4000, 4000)) / 4);
+      case 21:
+        return static_cast<uint32_t>(rng_());
+      default:
+        return pick(kFpSingles);
+    }
+  }
+
+  // The f registers with bit 2 clear are mostly used as doubles, the others mostly as
+  // singles: a double read as a single is not NaN-boxed (the canonical NaN) and a boxed
+  // single read as a double is a NaN. Some of that is wanted; registers used both ways
+  // at random would make nearly every result a NaN.
+  static bool double_home(unsigned r) { return (r & 4) == 0; }
+  unsigned freg(bool dbl) {
+    const unsigned r = static_cast<unsigned>(rnd(32));
+    if (chance(6)) return r;
+    return dbl ? r & ~4u : r | 4u;
+  }
+  unsigned cfreg(bool dbl) {  // f8..f15
+    const unsigned r = static_cast<unsigned>(range(8, 15));
+    if (chance(6)) return r;
+    return dbl ? r & ~4u : r | 4u;
+  }
+
+  // A value for an f register: mostly a double or a NaN-boxed single as the register is
+  // used, sometimes the other, or a single whose upper half is not all ones
+  // (single-precision instructions must read it as the canonical NaN), or any bits.
+  uint64_t fp_reg_value(bool dbl) {
+    const uint64_t k = rnd(100);
+    if (k < (dbl ? 88 : 4)) return fp_double();
+    const uint64_t single = fp_single();
+    if (k < 93) return 0xffffffff00000000ULL | single;
+    if (k < 97) {
+      uint64_t hi = pick_of<uint64_t>({0, 0x7fffffff, 0xfffffffe, 0x7ff80000, 0xffff0000, rng_()});
+      if (hi >> 32 != 0 || hi == 0xffffffff) hi &= 0x7fffffff;
+      return hi << 32 | single;
+    }
+    return rng_();
+  }
+
+  // The rm field: mostly dynamic, sometimes each static mode, rarely a reserved one
+  // (illegal).
+  uint32_t rm() {
+    const uint64_t k = rnd(100);
+    if (k < 68) return 7;
+    if (k < 98) return static_cast<uint32_t>(rnd(5));
+    return static_cast<uint32_t>(range(5, 6));
+  }
+
+  // One FP instruction (or a short sequence around one). `plain` (inner loops): no memory
+  // accesses.
+  void fp_simple(bool plain) {
+    Asm& a = *a_;
+    const uint64_t k = rnd(plain ? 84 : 100);
+    if (k < 12) {  // register-register FMA
+      const FmaOp& op = pick(kFmaOps);
+      const bool dbl = chance(50);
+      const unsigned rd = freg(dbl);
+      const unsigned rs1 = freg(dbl);
+      const unsigned rs2 = chance(10) ? rs1 : freg(dbl);
+      const unsigned rs3 = chance(10) ? rd : freg(dbl);
+      const uint32_t mode = rm();
+      a.w(enc::fma(op.op, dbl, rd, rs1, rs2, rs3, mode));
+    } else if (k < 56) {  // any OP-FP row
+      const FOp& op = pick(kFOps);
+      const bool to_x = op.kind == FKind::kXF || op.kind == FKind::kXFF;
+      // The format (funct7's low bits); fcvt.s.d and fcvt.d.s read the other one.
+      const bool dbl = (op.f7 & 1) != 0;
+      const bool src_dbl = op.f7 == 0x20 || op.f7 == 0x21 ? !dbl : dbl;
+      const unsigned rd = to_x ? dst() : freg(dbl);
+      const unsigned rs1 = op.kind == FKind::kFX ? src() : freg(src_dbl);
+      const unsigned rs2 = chance(15) ? rs1 : freg(src_dbl);
+      const uint32_t mode = rm();
+      a.w(fop_word(op, rd, rs1, rs2, mode));
+      if (to_x && rd != 0 && chance(40)) int_use(rd);  // the result feeds integer code
+    } else if (k < 62) {                               // bits through an integer register and back
+      const bool dbl = chance(50);
+      const unsigned x = writable();
+      const unsigned fs = freg(dbl);
+      a.w(enc::fp(dbl ? 0x71 : 0x70, 0, fs, 0, x));  // fmv.x.d / fmv.x.w
+      int_use(x, x);
+      const unsigned fd = freg(dbl);
+      a.w(enc::fp(dbl ? 0x79 : 0x78, 0, x, 0, fd));  // fmv.d.x / fmv.w.x
+    } else if (k < 68) {
+      fp_constant();
+    } else if (k < 80) {
+      fp_refresh();
+    } else if (k < 84) {
+      rounding_probe();
+    } else if (k < 94) {
+      fp_load_store();
+    } else {
+      fp_compressed_mem();
+    }
+  }
+
+  // An integer instruction reading x[r] (into x[rd], by default another register).
+  void int_use(unsigned r, unsigned rd = ~0u) {
+    const ROp& op = pick(kROps);
+    const unsigned other = src();
+    if (rd == ~0u) rd = dst();
+    a_->w(chance(50) ? enc::r(op.f7, other, r, op.f3, rd, op.op)
+                     : enc::r(op.f7, r, other, op.f3, rd, op.op));
+  }
+
+  // An f register set afresh: loaded from the constant pool (auipc + fld/flw, as compilers
+  // do it), or converted from the outer loop's counter (a new value every iteration) or
+  // from any integer register.
+  void fp_refresh() {
+    Asm& a = *a_;
+    const bool dbl = chance(50);
+    const unsigned f = freg(dbl);
+    const uint64_t k = rnd(10);
+    if (k < 7) {
+      const unsigned x = writable();
+      const int32_t off =
+          static_cast<int32_t>(dbl ? 8 * rnd(kPoolSlots / 2) : 4 * (kPoolSlots + rnd(kPoolSlots)));
+      const uint64_t anchor = a.pc;
+      a.w(enc::auipc(x, 0), Fix::kHi20, fp_pool_, anchor, off);
+      a.w(dbl ? enc::fld(f, x, 0) : enc::flw(f, x, 0), Fix::kLo12, fp_pool_, anchor, off);
+    } else {
+      const unsigned from = k < 9 ? kRegOuter : src();
+      const unsigned kind = static_cast<unsigned>(rnd(4));  // w, wu, l, lu
+      const uint32_t mode = rm();
+      a.w(enc::fp(dbl ? 0x69 : 0x68, kind, from, mode, f));  // fcvt.{s,d}.{w,wu,l,lu}
+    }
+  }
+
+  // An FP register set to an edge value built in an integer register: a double from its
+  // upper 20 bits (lui; slli 32; sometimes +-1 for its neighbours) or a single (lui,
+  // sometimes addiw +-1). fmv.d.x of a lui result without the shift gives a single
+  // that is NaN-boxed only if it is negative.
+  void fp_constant() {
+    Asm& a = *a_;
+    const unsigned x = writable();
+    const uint64_t r = rnd(100);
+    const unsigned kind = r < 45 ? 0 : r < 85 ? 1 : 2;
+    const unsigned fd = freg(kind == 0);
+    const int32_t adj = pick_of<int32_t>({0, 0, 0, 1, -1});
+    switch (kind) {
+      case 0:
+        a.w(enc::lui(x, pick(kFpDoubleHi20)));
+        a.w(enc::i(32, x, 1, x, 0x13));  // slli x, x, 32
+        if (adj != 0) a.w(enc::addi(x, x, adj));
+        a.w(enc::fp(0x79, 0, x, 0, fd));  // fmv.d.x
+        break;
+      case 1:
+        a.w(enc::lui(x, pick(kFpSingleHi20)));
+        if (adj != 0) a.w(enc::i(adj, x, 0, x, 0x1b));  // addiw
+        a.w(enc::fp(0x78, 0, x, 0, fd));                // fmv.w.x
+        break;
+      default:
+        a.w(enc::lui(x, pick(kFpSingleHi20)));
+        a.w(enc::fp(0x79, 0, x, 0, fd));  // fmv.d.x: boxed or not, by the sign
+        break;
+    }
+  }
+
+  // A value on a rounding tie converted right away in the rounding mode of the moment
+  // (the modes disagree on ties, which random values rarely are): x.5 to an integer, or
+  // +-(2^24 + 1), 2^25 + 2, +-(2^53 + 1), 2^54 + 2 to a single or a double.
+  void rounding_probe() {
+    Asm& a = *a_;
+    const unsigned x = writable();
+    const unsigned kind = static_cast<unsigned>(rnd(4));  // w, wu, l, lu
+    const uint32_t mode = rm();
+    if (chance(60)) {
+      const bool dbl = chance(50);
+      const unsigned f = freg(dbl);
+      const int32_t hi = dbl ? pick(kTieDoubleHi20) : pick(kTieSingleHi20);
+      const unsigned rd = dst();
+      a.w(enc::lui(x, hi));
+      if (dbl) a.w(enc::i(32, x, 1, x, 0x13));             // slli x, x, 32
+      a.w(enc::fp(dbl ? 0x79 : 0x78, 0, x, 0, f));         // fmv.d.x / fmv.w.x
+      a.w(enc::fp(dbl ? 0x61 : 0x60, kind, f, mode, rd));  // fcvt.{w,wu,l,lu}.{d,s}
+      if (rd != 0 && chance(50)) int_use(rd);
+    } else {
+      const bool dbl = chance(40);
+      const unsigned f = freg(dbl);
+      const unsigned sh = static_cast<unsigned>(dbl ? range(53, 54) : range(24, 25));
+      const bool neg = chance(30);
+      a.w(enc::addi(x, 0, 1));
+      a.w(enc::i(static_cast<int32_t>(sh), x, 1, x, 0x13));  // slli
+      a.w(enc::addi(x, x, 1 << (sh - (dbl ? 53 : 24))));
+      if (neg) a.w(enc::r(0x20, x, 0, 0, x, 0x33));  // sub x, zero, x
+      // Doubles: only the 64-bit sources hold these.
+      const unsigned from = dbl ? 2 + (kind & 1) : kind;
+      a.w(enc::fp(dbl ? 0x69 : 0x68, from, x, mode, f));  // fcvt.{s,d}.{w,wu,l,lu}
+    }
+  }
+
+  // flw/fld/fsw/fsd like the integer loads and stores: s0 (the data pages) and s1 (the
+  // end of RAM) for stores, anywhere for some loads.
+  void fp_load_store() {
+    Asm& a = *a_;
+    const bool dbl = chance(50);
+    const unsigned size = dbl ? 8 : 4;
+    const unsigned f = freg(dbl);
+    if (chance(50)) {
+      unsigned base;
+      int32_t off;
+      if (chance(10)) {
+        base = src();
+        off = imm12();
+      } else {
+        std::tie(base, off) = store_address(size);
+      }
+      a.w(dbl ? enc::fld(f, base, off) : enc::flw(f, base, off));
+    } else {
+      const auto [base, off] = store_address(size);
+      a.w(dbl ? enc::fsd(f, base, off) : enc::fsw(f, base, off));
+    }
+  }
+
+  // c.fld/c.fsd on s0/s1 (loads also on any x8..x15), c.fldsp on sp as it is (mostly
+  // faults), c.fsdsp after pointing sp into the data (unless sp is a link register).
+  void fp_compressed_mem() {
+    Asm& a = *a_;
+    const unsigned base = chance(85) ? kRegData : kRegEnd;
+    const uint32_t n32 = static_cast<uint32_t>(range(0, 31));
+    const uint32_t n64 = static_cast<uint32_t>(range(0, 63));
+    const unsigned cf = cfreg(true);
+    const unsigned f = freg(true);
+    switch (rnd(5)) {
+      case 0:
+      case 1: {
+        const unsigned load_base = chance(10) ? csrc() : base;
+        a.c(enc::c_fld(cf, load_base, n32 * 8));
+        break;
+      }
+      case 2:
+        a.c(enc::c_fsd(cf, base, n32 * 8));
+        break;
+      case 3: {
+        if (no_write_ != 2 && chance(50)) a.w(enc::addi(2, kRegData, data_offset(8)));
+        a.c(enc::c_fldsp(f, n64 * 8));
+        break;
+      }
+      default: {
+        if (no_write_ == 2) {
+          a.c(enc::c_fldsp(f, n64 * 8));
+        } else {
+          a.w(enc::addi(2, kRegData, data_offset(8)));
+          a.c(enc::c_fsdsp(f, n64 * 8));
+        }
+        break;
+      }
+    }
+  }
+
+  // fflags, frm and fcsr through every CSR instruction form, and changes of mstatus.FS.
+  void fp_csr() {
+    Asm& a = *a_;
+    const unsigned rd = dst();
+    const unsigned rs1 = src();
+    const unsigned zimm = static_cast<unsigned>(range(0, 31));
+    switch (rnd(20)) {
+      case 0:
+      case 1:
+      case 2: {  // frm = an immediate mode: mostly valid, sometimes reserved
+        const unsigned mode =
+            chance(85) ? static_cast<unsigned>(rnd(5)) : static_cast<unsigned>(range(5, 7));
+        a.w(enc::csr(5, rd, kFrm, mode));  // csrrwi
+        break;
+      }
+      case 3:  // frm = x[rs1] & 7
+        a.w(enc::csr(1, rd, kFrm, rs1));
+        break;
+      case 4:
+      case 5: {  // fflags: set, clear or write, register or immediate
+        const uint32_t f3 = pick_of<uint32_t>({1, 2, 3, 5, 6, 7});
+        a.w(enc::csr(f3, rd, kFflags, f3 >= 5 ? zimm : rs1));
+        break;
+      }
+      case 15:
+      case 16:  // fflags read and cleared (the flags are sticky: a wrong one shows after)
+        flags_read_clear();
+        break;
+      case 6:
+      case 7: {  // fcsr (an immediate write sets frm to 0)
+        const uint32_t f3 = pick_of<uint32_t>({1, 2, 3, 5, 6, 7});
+        a.w(enc::csr(f3, rd, kFcsr, f3 >= 5 ? zimm : rs1));
+        break;
+      }
+      case 8:
+      case 9:
+      case 10:
+      case 11:  // reads
+        a.w(enc::csrr(rd, pick_of<unsigned>({kFflags, kFrm, kFcsr, kMstatus})));
+        break;
+      case 12:
+      case 13: {  // FS Off for a few instructions (they trap), then Initial or Clean again
+        fs_set(0);
+        const int n = range(1, 3);
+        for (int i = 0; i < n; i++) fp_simple(false);
+        fs_set(chance(75) ? 1 : 2);
+        break;
+      }
+      case 14:
+      case 17: {  // FS set to a state (from Dirty back to Initial or Clean, or Off)
+        const uint64_t k = rnd(10);
+        fs_set(k < 5 ? 1 : k < 8 ? 2 : k < 9 ? 3 : 0);
+        break;
+      }
+      default:
+        fp_simple(false);
+        break;
+    }
+  }
+
+  // rd = fflags, fflags = 0 (csrrw rd, fflags, zero or csrrci rd, fflags, 31).
+  void flags_read_clear() {
+    const unsigned rd = dst();
+    a_->w(chance(50) ? enc::csr(1, rd, kFflags, 0) : enc::csr(7, rd, kFflags, 31));
+  }
+
+  // mstatus.FS = fs: csrrc of both bits, then csrrs of the new value.
+  void fs_set(unsigned fs) {
+    Asm& a = *a_;
+    const unsigned x = writable();
+    a.w(enc::lui(x, 6));  // 0x6000 = FS
+    a.w(enc::csr(3, 0, kMstatus, x));
+    if (fs != 0) {
+      a.w(enc::lui(x, static_cast<int32_t>(fs << 1)));  // fs << 13
+      a.w(enc::csr(2, 0, kMstatus, x));
+    }
+  }
+
   std::mt19937_64 rng_;
   Asm* a_ = nullptr;
+  bool fp_ = false;
+  static constexpr unsigned kPoolSlots = 64;  // 8 bytes each
+  int fp_pool_ = -1;                          // its label
   std::vector<Func> funcs_;
   std::vector<std::pair<int, int>> pending_;
   unsigned no_write_ = 0;  // a register the current code must not write (a link register)
@@ -1244,6 +2003,10 @@ std::string compare(Machine& mi, Machine& mj, uint64_t ret_i, uint64_t ret_j) {
   cmp("pc", i.pc, j.pc);
   for (unsigned r = 0; r < 32; r++)
     cmp(fmt::format("x{} ({})", r, isa::xreg_name(r)), i.x[r], j.x[r]);
+  for (unsigned r = 0; r < 32; r++)  // bit patterns: NaN payloads and boxing count
+    cmp(fmt::format("f{} ({})", r, isa::freg_name(r)), i.f[r], j.f[r]);
+  cmp("fflags", i.fflags, j.fflags);
+  cmp("frm", i.frm, j.frm);
   cmp("instret", i.instret, j.instret);
   cmp("cycle", i.cycle, j.cycle);
   cmp("mcause", i.mcause, j.mcause);
@@ -1352,7 +2115,8 @@ struct RunStats {
   uint64_t retired = 0;
   uint64_t traps = 0;
   unsigned calls = 0;
-  bool finished = false;  // reached the final loop (or WFI)
+  bool finished = false;   // reached the final loop (or WFI)
+  bool f_changed = false;  // some f register or fflags differs from its initial value
 };
 
 // Runs the program on both harts with the same budgets; returns a report of the first
@@ -1377,10 +2141,12 @@ std::string run_both(const Program& p, uint64_t seed, uint64_t entry, unsigned m
     st.calls = call + 1;
     st.retired += ri;
     st.traps = hi.trap_count;
+    st.f_changed = std::memcmp(hi.f, p.f, sizeof(p.f)) != 0 || hi.fflags != p.fflags;
     if (verbose) {
       fmt::print(
-          "call {}: budget {}, ran {} (jit {}), pc {:#x} (jit {:#x}), instret {}, traps {}\n", call,
-          n, ri, rj, hi.pc, hj.pc, hi.instret, hi.trap_count);
+          "call {}: budget {}, ran {} (jit {}), pc {:#x} (jit {:#x}), instret {}, traps {}, "
+          "fflags {:#x}, frm {}, mstatus {:#x}\n",
+          call, n, ri, rj, hi.pc, hj.pc, hi.instret, hi.trap_count, hi.fflags, hi.frm, hi.mstatus_);
     }
     std::string diff = compare(*pair.interp, *pair.jit, ri, rj);
     if (hung_i || hung_j) {
@@ -1390,10 +2156,14 @@ std::string run_both(const Program& p, uint64_t seed, uint64_t entry, unsigned m
     if (!diff.empty()) {
       std::string b;
       for (uint64_t v : budgets) b += fmt::format(" {}", v);
+      const std::string fp =
+          p.fp ? fmt::format(", floating point: initial FS {}, frm {}, fflags {:#x}", p.fs, p.frm,
+                             p.fflags)
+               : "";
       return fmt::format(
-          "seed {} (hot threshold {}): interpreter and JIT differ after run() call {} "
+          "seed {} (hot threshold {}{}): interpreter and JIT differ after run() call {} "
           "(budgets:{}):\n{}\nprogram:\n{}",
-          seed, p.hot_threshold, call, b, diff,
+          seed, p.hot_threshold, fp, call, b, diff,
           p.a.listing({{hi.pc, "interpreter pc"}, {hj.pc, "jit pc"}}));
     }
     // Done once the program sits in its final loop (or WFI) for a couple of calls.
@@ -1471,7 +2241,105 @@ TEST(JitDiff, EncodersMatchBinutils) {
       {enc::c_beqz(8, -256), 0xd001, "c.beqz s0, .-256"},
       {enc::c_bnez(15, 254), 0xeffd, "c.bnez a5, .+254"},
   };
+  // Floating point: every OP-FP and FMA row (through the generator's tables), the loads and
+  // stores, the compressed ones and the FP CSR accesses, with varied registers and rounding
+  // modes (binutils 2.40 writes fcvt.d.w, fcvt.d.wu and fcvt.d.s with rm = rne).
+  auto fop_w = [](std::string_view name, unsigned rd, unsigned rs1, unsigned rs2, uint32_t rm) {
+    for (const FOp& op : kFOps) {
+      if (name == op.name) return fop_word(op, rd, rs1, rs2, rm);
+    }
+    ADD_FAILURE() << "no OP-FP row " << name;
+    return 0u;
+  };
+  auto fma_w = [](std::string_view name, bool dbl, unsigned rd, unsigned rs1, unsigned rs2,
+                  unsigned rs3, uint32_t rm) {
+    for (const FmaOp& op : kFmaOps) {
+      if (name == op.name) return enc::fma(op.op, dbl, rd, rs1, rs2, rs3, rm);
+    }
+    ADD_FAILURE() << "no FMA row " << name;
+    return 0u;
+  };
+  const Known known_fp[] = {
+      {fop_w("fadd.s", 3, 5, 1, 7), 0x0012f1d3, "fadd.s ft3, ft5, ft1, dyn"},
+      {fop_w("fsub.s", 10, 16, 14, 0), 0x08e80553, "fsub.s fa0, fa6, fa4, rne"},
+      {fop_w("fmul.s", 17, 27, 27, 1), 0x11bd98d3, "fmul.s fa7, fs11, fs11, rtz"},
+      {fop_w("fdiv.s", 24, 6, 8, 2), 0x18832c53, "fdiv.s fs8, ft6, fs0, rdn"},
+      {fop_w("fsqrt.s", 31, 17, 21, 3), 0x5808bfd3, "fsqrt.s ft11, fa7, rup"},
+      {fop_w("fsgnj.s", 6, 28, 2, 0), 0x202e0353, "fsgnj.s ft6, ft8, ft2"},
+      {fop_w("fsgnjn.s", 13, 7, 15, 0), 0x20f396d3, "fsgnjn.s fa3, ft7, fa5"},
+      {fop_w("fsgnjx.s", 20, 18, 28, 0), 0x21c92a53, "fsgnjx.s fs4, fs2, ft8"},
+      {fop_w("fmin.s", 27, 29, 9, 0), 0x289e8dd3, "fmin.s fs11, ft9, fs1"},
+      {fop_w("fmax.s", 2, 8, 22, 0), 0x29641153, "fmax.s ft2, fs0, fs6"},
+      {fop_w("feq.s", 9, 19, 3, 0), 0xa039a4d3, "feq.s s1, fs3, ft3"},
+      {fop_w("flt.s", 16, 30, 16, 0), 0xa10f1853, "flt.s a6, ft10, fa6"},
+      {fop_w("fle.s", 23, 9, 29, 0), 0xa1d48bd3, "fle.s s7, fs1, ft9"},
+      {fop_w("fclass.s", 30, 20, 10, 0), 0xe00a1f53, "fclass.s t5, fs4"},
+      {fop_w("fcvt.w.s", 5, 31, 23, 1), 0xc00f92d3, "fcvt.w.s t0, ft11, rtz"},
+      {fop_w("fcvt.s.w", 12, 10, 4, 2), 0xd0052653, "fcvt.s.w fa2, a0, rdn"},
+      {fop_w("fcvt.wu.s", 19, 21, 17, 3), 0xc01ab9d3, "fcvt.wu.s s3, fs5, rup"},
+      {fop_w("fcvt.s.wu", 26, 0, 30, 4), 0xd0104d53, "fcvt.s.wu fs10, zero, rmm"},
+      {fop_w("fcvt.l.s", 1, 11, 11, 7), 0xc025f0d3, "fcvt.l.s ra, fa1, dyn"},
+      {fop_w("fcvt.s.l", 8, 22, 24, 0), 0xd02b0453, "fcvt.s.l fs0, s6, rne"},
+      {fop_w("fcvt.lu.s", 15, 1, 5, 1), 0xc03097d3, "fcvt.lu.s a5, ft1, rtz"},
+      {fop_w("fcvt.s.lu", 22, 12, 18, 2), 0xd0362b53, "fcvt.s.lu fs6, a2, rdn"},
+      {fop_w("fadd.d", 29, 23, 31, 3), 0x03fbbed3, "fadd.d ft9, fs7, ft11, rup"},
+      {fop_w("fsub.d", 4, 2, 12, 4), 0x0ac14253, "fsub.d ft4, ft2, fa2, rmm"},
+      {fop_w("fmul.d", 11, 13, 25, 7), 0x1396f5d3, "fmul.d fa1, fa3, fs9, dyn"},
+      {fop_w("fdiv.d", 18, 24, 6, 0), 0x1a6c0953, "fdiv.d fs2, fs8, ft6, rne"},
+      {fop_w("fsqrt.d", 25, 3, 19, 1), 0x5a019cd3, "fsqrt.d fs9, ft3, rtz"},
+      {fop_w("fsgnj.d", 0, 14, 0, 0), 0x22070053, "fsgnj.d ft0, fa4, ft0"},
+      {fop_w("fsgnjn.d", 7, 25, 13, 0), 0x22dc93d3, "fsgnjn.d ft7, fs9, fa3"},
+      {fop_w("fsgnjx.d", 14, 4, 26, 0), 0x23a22753, "fsgnjx.d fa4, ft4, fs10"},
+      {fop_w("fmin.d", 21, 15, 7, 0), 0x2a778ad3, "fmin.d fs5, fa5, ft7"},
+      {fop_w("fmax.d", 28, 26, 20, 0), 0x2b4d1e53, "fmax.d ft8, fs10, fs4"},
+      {fop_w("feq.d", 3, 5, 1, 0), 0xa212a1d3, "feq.d gp, ft5, ft1"},
+      {fop_w("flt.d", 10, 16, 14, 0), 0xa2e81553, "flt.d a0, fa6, fa4"},
+      {fop_w("fle.d", 17, 27, 27, 0), 0xa3bd88d3, "fle.d a7, fs11, fs11"},
+      {fop_w("fclass.d", 24, 6, 8, 0), 0xe2031c53, "fclass.d s8, ft6"},
+      {fop_w("fcvt.w.d", 31, 17, 21, 7), 0xc208ffd3, "fcvt.w.d t6, fa7, dyn"},
+      {fop_w("fcvt.d.w", 6, 28, 2, 0), 0xd20e0353, "fcvt.d.w ft6, t3"},
+      {fop_w("fcvt.wu.d", 13, 7, 15, 1), 0xc21396d3, "fcvt.wu.d a3, ft7, rtz"},
+      {fop_w("fcvt.d.wu", 20, 18, 28, 0), 0xd2190a53, "fcvt.d.wu fs4, s2"},
+      {fop_w("fcvt.l.d", 27, 29, 9, 3), 0xc22ebdd3, "fcvt.l.d s11, ft9, rup"},
+      {fop_w("fcvt.d.l", 2, 8, 22, 4), 0xd2244153, "fcvt.d.l ft2, s0, rmm"},
+      {fop_w("fcvt.lu.d", 9, 19, 3, 7), 0xc239f4d3, "fcvt.lu.d s1, fs3, dyn"},
+      {fop_w("fcvt.d.lu", 16, 30, 16, 0), 0xd23f0853, "fcvt.d.lu fa6, t5, rne"},
+      {fop_w("fmv.x.w", 23, 9, 29, 0), 0xe0048bd3, "fmv.x.w s7, fs1"},
+      {fop_w("fmv.w.x", 30, 20, 10, 0), 0xf00a0f53, "fmv.w.x ft10, s4"},
+      {fop_w("fmv.x.d", 5, 31, 23, 0), 0xe20f82d3, "fmv.x.d t0, ft11"},
+      {fop_w("fmv.d.x", 12, 10, 4, 0), 0xf2050653, "fmv.d.x fa2, a0"},
+      {fop_w("fcvt.s.d", 19, 21, 17, 7), 0x401af9d3, "fcvt.s.d fs3, fs5, dyn"},
+      {fop_w("fcvt.d.s", 26, 0, 30, 0), 0x42000d53, "fcvt.d.s fs10, ft0"},
+      {fma_w("fmadd", false, 17, 30, 2, 4, 7), 0x202f78c3, "fmadd.s fa7, ft10, ft2, ft4, dyn"},
+      {fma_w("fmadd", true, 9, 30, 2, 31, 0), 0xfa2f04c3, "fmadd.d fs1, ft10, ft2, ft11, rne"},
+      {fma_w("fmsub", false, 22, 1, 9, 13, 1), 0x68909b47, "fmsub.s fs6, ft1, fs1, fa3, rtz"},
+      {fma_w("fmsub", true, 14, 1, 9, 8, 2), 0x4290a747, "fmsub.d fa4, ft1, fs1, fs0, rdn"},
+      {fma_w("fnmsub", false, 27, 4, 16, 22, 3), 0xb1023dcb, "fnmsub.s fs11, ft4, fa6, fs6, rup"},
+      {fma_w("fnmsub", true, 19, 4, 16, 17, 4), 0x8b0249cb, "fnmsub.d fs3, ft4, fa6, fa7, rmm"},
+      {fma_w("fnmadd", false, 0, 7, 23, 31, 7), 0xf973f04f, "fnmadd.s ft0, ft7, fs7, ft11, dyn"},
+      {fma_w("fnmadd", true, 24, 7, 23, 26, 0), 0xd3738c4f, "fnmadd.d fs8, ft7, fs7, fs10, rne"},
+      {enc::flw(10, 8, -2048), 0x80042507, "flw fa0, -2048(s0)"},
+      {enc::fld(31, 9, 2047), 0x7ff4bf87, "fld ft11, 2047(s1)"},
+      {enc::fsw(0, 8, -1), 0xfe042fa7, "fsw ft0, -1(s0)"},
+      {enc::fsd(17, 2, 1234), 0x4d113927, "fsd fa7, 1234(sp)"},
+      {enc::c_fld(10, 8, 248), 0x3c68, "c.fld fa0, 248(s0)"},
+      {enc::c_fld(15, 15, 0), 0x239c, "c.fld fa5, 0(a5)"},
+      {enc::c_fsd(8, 9, 136), 0xa4c0, "c.fsd fs0, 136(s1)"},
+      {enc::c_fsd(13, 12, 64), 0xa234, "c.fsd fa3, 64(a2)"},
+      {enc::c_fldsp(31, 504), 0x3ffe, "c.fldsp ft11, 504(sp)"},
+      {enc::c_fldsp(0, 8), 0x2022, "c.fldsp ft0, 8(sp)"},
+      {enc::c_fsdsp(31, 504), 0xbffe, "c.fsdsp ft11, 504(sp)"},
+      {enc::c_fsdsp(10, 96), 0xb0aa, "c.fsdsp fa0, 96(sp)"},
+      {enc::csr(5, 10, 0x002, 4), 0x00225573, "csrrwi a0, frm, 4"},
+      {enc::csr(1, 0, 0x003, 11), 0x00359073, "csrrw zero, fcsr, a1"},
+      {enc::csr(2, 12, 0x001, 0), 0x00102673, "csrrs a2, fflags, zero"},
+      {enc::csr(3, 0, 0x300, 5), 0x3002b073, "csrrc zero, mstatus, t0"},
+  };
   for (const Known& k : known) {
+    EXPECT_EQ(k.ours, k.binutils) << k.text << std::hex << ": ours 0x" << k.ours << ", binutils 0x"
+                                  << k.binutils;
+  }
+  for (const Known& k : known_fp) {
     EXPECT_EQ(k.ours, k.binutils) << k.text << std::hex << ": ours 0x" << k.ours << ", binutils 0x"
                                   << k.binutils;
   }
@@ -1502,26 +2370,71 @@ TEST(JitDiff, EncodersMatchBinutils) {
   EXPECT_EQ(mnemonic(enc::c_xor(10, 11)), "c.xor");
   EXPECT_EQ(mnemonic(enc::c_or(10, 11)), "c.or");
   EXPECT_EQ(mnemonic(enc::c_and(10, 11)), "c.and");
+
+  // Floating point: every row of the generator's tables decodes to its name, and every F
+  // and D row of the ISA table (and every compressed FP row) is one the generator emits.
+  std::vector<std::string> emitted;
+  for (const FOp& op : kFOps) {
+    for (uint32_t rm : {0u, 4u, 7u}) EXPECT_EQ(mnemonic(fop_word(op, 10, 11, 12, rm)), op.name);
+    emitted.push_back(op.name);
+  }
+  for (const FmaOp& op : kFmaOps) {
+    EXPECT_EQ(mnemonic(enc::fma(op.op, false, 10, 11, 12, 13, 7)), std::string(op.name) + ".s");
+    EXPECT_EQ(mnemonic(enc::fma(op.op, true, 10, 11, 12, 13, 7)), std::string(op.name) + ".d");
+    emitted.push_back(std::string(op.name) + ".s");
+    emitted.push_back(std::string(op.name) + ".d");
+  }
+  const std::pair<uint32_t, const char*> fp_mem[] = {
+      {enc::flw(10, 8, -1), "flw"},     {enc::fld(10, 8, -1), "fld"},
+      {enc::fsw(10, 8, -1), "fsw"},     {enc::fsd(10, 8, -1), "fsd"},
+      {enc::c_fld(10, 8, 8), "c.fld"},  {enc::c_fsd(10, 8, 8), "c.fsd"},
+      {enc::c_fldsp(10, 8), "c.fldsp"}, {enc::c_fsdsp(10, 8), "c.fsdsp"},
+  };
+  for (const auto& [raw, name] : fp_mem) {
+    EXPECT_EQ(mnemonic(raw), name);
+    emitted.push_back(name);
+  }
+  for (unsigned r = 0; r < isa::kRowCount; r++) {
+    const isa::Row& row = isa::kRows[r];
+    const std::string_view ext = row.extension;
+    const std::string_view mn = row.mnemonic;
+    const bool fp_row = ext == "F" || ext == "D" || (row.compressed && mn.starts_with("c.f"));
+    if (!fp_row) continue;
+    EXPECT_NE(std::find(emitted.begin(), emitted.end(), mn), emitted.end())
+        << "the generator never emits " << mn;
+  }
+  // The reserved rounding modes still decode (they trap when executed).
+  EXPECT_EQ(mnemonic(fop_word(kFOps[0], 10, 11, 12, 5)), "fadd.s");
+  EXPECT_EQ(mnemonic(enc::fma(0x43, true, 10, 11, 12, 13, 6)), "fmadd.d");
 }
 
 // Random programs: interpreter and JIT must agree after every run() call.
 TEST(JitDiff, RandomPrograms) {
   const uint64_t only = env_u64("NIMBUS_JIT_DIFF_SEED", ~0ULL);
-  const uint64_t seeds = only != ~0ULL ? 1 : env_u64("NIMBUS_JIT_DIFF_SEEDS", 300);
+  const uint64_t seeds = only != ~0ULL ? 1 : env_u64("NIMBUS_JIT_DIFF_SEEDS", 2000);
   unsigned failures = 0;
-  uint64_t finished = 0, retired = 0, traps = 0;
+  uint64_t finished = 0, retired = 0, traps = 0, fp_programs = 0, fp_changed = 0;
   for (uint64_t k = 0; k < seeds; k++) {
     const uint64_t seed = only != ~0ULL ? only : k;
     Generator gen(seed);
     Program p = gen.generate();
     const std::string err = p.a.resolve();
     ASSERT_EQ(err, "") << "generator bug, seed " << seed;
-    if (only != ~0ULL) fmt::print("seed {}:\n{}", seed, p.a.listing());
+    if (only != ~0ULL) {
+      fmt::print("seed {}:\n{}", seed, p.a.listing());
+      if (p.fp) {
+        fmt::print("floating point: FS {}, frm {}, fflags {:#x}\n", p.fs, p.frm, p.fflags);
+        for (unsigned r = 0; r < 32; r++)
+          fmt::print("  f{} ({}) = {:#018x}\n", r, isa::freg_name(r), p.f[r]);
+      }
+    }
     RunStats st;
     const std::string report = run_both(p, seed, kBase, 48, &st, only != ~0ULL);
     finished += st.finished;
     retired += st.retired;
     traps += st.traps;
+    fp_programs += p.fp;
+    fp_changed += p.fp && st.f_changed;
     if (!report.empty()) {
       ADD_FAILURE() << report;
       if (++failures >= 3) return;  // enough to debug; the listings are long
@@ -1533,6 +2446,9 @@ TEST(JitDiff, RandomPrograms) {
     EXPECT_GE(finished * 10, seeds * 8) << "too few programs reach their end";
     EXPECT_GT(traps, seeds * 10);
     EXPECT_LT(traps * 10, retired) << "programs mostly trap";
+    // Most programs are floating-point ones, and their FP instructions mostly execute.
+    EXPECT_GE(fp_programs * 10, seeds * 6);
+    EXPECT_GE(fp_changed * 10, fp_programs * 8) << "FP programs that never changed FP state";
   }
 }
 
