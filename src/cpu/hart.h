@@ -94,7 +94,7 @@ struct TlbEntry {
   uintptr_t addend;
 };
 constexpr uint64_t kTlbInvalid = ~0ULL;
-constexpr unsigned kTlbSize = 1024;
+constexpr unsigned kTlbSize = 4096;
 constexpr unsigned kTlbCtxShift = 52;
 constexpr unsigned kTlbSpaceShift = 56;
 
