@@ -1201,39 +1201,38 @@ uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* chec
 // compared and its bytes are checked like on any other entry). When the exit was made by
 // compiled code and the successor is compiled too, the exit's native stub is pointed at
 // it (CodeCache::link), so next time compiled code goes on there without coming back.
-#define CHAIN()                                                                          \
-  do {                                                                                   \
-    const uint64_t pc_ = h.next_pc;                                                      \
-    h.pc = pc_;                                                                          \
-    if (left <= chunk_stop) goto chunk;                                                  \
-    uintptr_t host_;                                                                     \
-    if (((pc_ ^ bpc) >> 12) == 0) [[likely]] {                                           \
-      host_ = blk->key + (pc_ - bpc);                                                    \
-    } else {                                                                             \
-      const TlbEntry& e_ = h.tlb_fetch[h.tlb_slot(pc_)];                                 \
-      if (e_.tag != ((pc_ >> 12) | h.fetch_ctx)) [[unlikely]]                            \
-        goto lookup;                                                                     \
-      host_ = pc_ + e_.addend;                                                           \
-    }                                                                                    \
-    /* read before next_'s bytes are checked: a link made below is only as fresh */      \
-    const uint64_t epoch_ = kJit ? jit::chain_epoch() : 0;                               \
-    Block* next_ = sl->link;                                                             \
-    bool alive_ = true; /* blk, sl */                                                    \
-    if (next_ == nullptr || next_->key != host_ || !next_->current()) [[unlikely]] {     \
-      const uint64_t gen_ = cache.generation();                                          \
-      next_ = cache.get(host_, pc_);                                                     \
-      alive_ = cache.generation() == gen_; /* else blk died with the arena */            \
-      if (alive_) const_cast<Slot*>(sl)->link = next_;                                   \
-    }                                                                                    \
-    /* a compiled exit to a compiled block: chain them in native code */                 \
-    if (kJit && alive_ && next_ != nullptr && next_->native != nullptr) {                \
-      next_->verified = static_cast<uint32_t>(epoch_);                                   \
-      if (sl->stub != 0)                                                                 \
-        cache.link(blk, sl, next_, host_, ((pc_ ^ bpc) >> 12) != 0, epoch_);             \
-    }                                                                                    \
-    blk = next_;                                                                         \
-    bpc = pc_;                                                                           \
-    ENTER_BLOCK();                                                                       \
+#define CHAIN()                                                                               \
+  do {                                                                                        \
+    const uint64_t pc_ = h.next_pc;                                                           \
+    h.pc = pc_;                                                                               \
+    if (left <= chunk_stop) goto chunk;                                                       \
+    uintptr_t host_;                                                                          \
+    if (((pc_ ^ bpc) >> 12) == 0) [[likely]] {                                                \
+      host_ = blk->key + (pc_ - bpc);                                                         \
+    } else {                                                                                  \
+      const TlbEntry& e_ = h.tlb_fetch[h.tlb_slot(pc_)];                                      \
+      if (e_.tag != ((pc_ >> 12) | h.fetch_ctx)) [[unlikely]]                                 \
+        goto lookup;                                                                          \
+      host_ = pc_ + e_.addend;                                                                \
+    }                                                                                         \
+    /* read before next_'s bytes are checked: a link made below is only as fresh */           \
+    const uint64_t epoch_ = kJit ? jit::chain_epoch() : 0;                                    \
+    Block* next_ = sl->link;                                                                  \
+    bool alive_ = true; /* blk, sl */                                                         \
+    if (next_ == nullptr || next_->key != host_ || !next_->current()) [[unlikely]] {          \
+      const uint64_t gen_ = cache.generation();                                               \
+      next_ = cache.get(host_, pc_);                                                          \
+      alive_ = cache.generation() == gen_; /* else blk died with the arena */                 \
+      if (alive_) const_cast<Slot*>(sl)->link = next_;                                        \
+    }                                                                                         \
+    /* a compiled exit to a compiled block: chain them in native code */                      \
+    if (kJit && alive_ && next_ != nullptr && next_->native != nullptr) {                     \
+      next_->verified = static_cast<uint32_t>(epoch_);                                        \
+      if (sl->stub != 0) cache.link(blk, sl, next_, host_, ((pc_ ^ bpc) >> 12) != 0, epoch_); \
+    }                                                                                         \
+    blk = next_;                                                                              \
+    bpc = pc_;                                                                                \
+    ENTER_BLOCK();                                                                            \
   } while (0)
 
 chunk:

@@ -34,11 +34,11 @@ Layout layout_of(const Hart& h) {
   auto at = [base](const void* p) {
     return static_cast<int32_t>(reinterpret_cast<const char*>(p) - base);
   };
-  return Layout{at(&h.x[0]),          at(&h.next_pc),      at(&h.data_ctx),
-                at(&h.tlb_load[0]),   at(&h.tlb_store[0]), at(&h.jit_loop_limit),
-                at(&h.jit_loop_done), at(&h.tlb_salt),     at(&h.fetch_ctx),
-                at(&h.tlb_fetch[0]), at(&h.f[0]),           at(&h.frm),
-                at(&h.mstatus_),      at(&h.jit_fp_live),  at(&h.jit_mxcsr),   Layout::BlockTable{}};
+  return Layout{
+      at(&h.x[0]),         at(&h.next_pc),        at(&h.data_ctx),      at(&h.tlb_load[0]),
+      at(&h.tlb_store[0]), at(&h.jit_loop_limit), at(&h.jit_loop_done), at(&h.tlb_salt),
+      at(&h.fetch_ctx),    at(&h.tlb_fetch[0]),   at(&h.f[0]),          at(&h.frm),
+      at(&h.mstatus_),     at(&h.jit_fp_live),    at(&h.jit_mxcsr),     Layout::BlockTable{}};
 }
 
 bool host_has_fma() {

@@ -281,7 +281,7 @@ class Emitter {
     const unsigned index = m.has_index ? m.index : 0;
     byte(0xC4);
     byte(static_cast<uint8_t>(((x & 8) ? 0 : 0x80) | ((index & 8) ? 0 : 0x40) |
-                              ((m.base & 8) ? 0 : 0x20) | 0x02));  // map 0F38
+                              ((m.base & 8) ? 0 : 0x20) | 0x02));            // map 0F38
     byte(static_cast<uint8_t>((dbl ? 0x80 : 0) | ((~y & 15) << 3) | 0x01));  // W, vvvv, L0, pp=66
     byte(op);
     modrm_mem(x, m);
