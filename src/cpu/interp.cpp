@@ -700,6 +700,7 @@ class CodeCache {
     ++generation_;
     epoch_high_ = jit::chain_epoch() >> 32;
     if (jit_) jit_->reset();
+    shared_ = {};
     jit_full_ = false;
   }
 
@@ -845,6 +846,7 @@ class CodeCache {
 
   Block* table_[kSlots];
   std::unique_ptr<jit::CodeArena> jit_;
+  jit::Layout::Shared shared_;  // the arena's shared code (emitted before its first block)
   bool jit_full_ = false;
   unsigned hot_ = 0;
   uint64_t compiled_ = 0;
@@ -973,6 +975,14 @@ bool CodeCache::compile(Block* b, Hart& h) {
   layout.table.native = offsetof(Block, native);
   layout.table.chain_entry = offsetof(Block, chain_entry);
   layout.table.verified = offsetof(Block, verified);
+  if (shared_.exit == 0) {  // the arena's shared code comes first after each reset
+    shared_ = jit::emit_shared(*jit_, layout);
+    if (shared_.exit == 0) {
+      jit_full_ = true;
+      return false;
+    }
+  }
+  layout.shared = shared_;
   jit::compile_block(insns, b->ninsns, b, static_cast<uint32_t>(b->key & kPageMask), b->nbytes,
                      layout, kJitSlowPaths, *jit_, full, out);
   if (full) jit_full_ = true;

@@ -68,7 +68,8 @@
 //
 // Environment knobs for debugging: NIMBUS_JIT_DIFF_SEED=N runs only seed N (and prints its
 // listing, its initial FP state and one line per run() call), NIMBUS_JIT_DIFF_SEEDS=N
-// changes how many seeds run (default 2000: about 5 s on a 2-core build host).
+// changes how many seeds run (default 2000: about 5 s on a 2-core build host; 500 under
+// the sanitizers, whose unoptimised build is many times slower).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -98,6 +99,12 @@
 
 namespace nimbus::cpu {
 namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+constexpr uint64_t kDefaultSeeds = 500;
+#else
+constexpr uint64_t kDefaultSeeds = 2000;
+#endif
 
 // ---- memory map of a test program ----
 constexpr uint64_t kBase = 0x80000000;
@@ -2411,7 +2418,7 @@ TEST(JitDiff, EncodersMatchBinutils) {
 // Random programs: interpreter and JIT must agree after every run() call.
 TEST(JitDiff, RandomPrograms) {
   const uint64_t only = env_u64("NIMBUS_JIT_DIFF_SEED", ~0ULL);
-  const uint64_t seeds = only != ~0ULL ? 1 : env_u64("NIMBUS_JIT_DIFF_SEEDS", 2000);
+  const uint64_t seeds = only != ~0ULL ? 1 : env_u64("NIMBUS_JIT_DIFF_SEEDS", kDefaultSeeds);
   unsigned failures = 0;
   uint64_t finished = 0, retired = 0, traps = 0, fp_programs = 0, fp_changed = 0;
   for (uint64_t k = 0; k < seeds; k++) {

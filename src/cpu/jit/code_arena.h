@@ -22,6 +22,11 @@ class CodeArena {
   // Copies `n` bytes of code in; returns their executable address, or nullptr when the
   // arena is full (then reset() it with everything that points into it).
   const void* add(const uint8_t* code, size_t n);
+  // The executable address the next add() puts its code at (code may jump to addresses
+  // outside itself, relative to where it will run).
+  uintptr_t next() const {
+    return reinterpret_cast<uintptr_t>(exec_) + ((used_ + 15) & ~size_t{15});
+  }
   void reset() { used_ = 0; }
   // reset(), and gives the memory back to the host (it is faulted in again when reused).
   void release();

@@ -34,11 +34,12 @@ Layout layout_of(const Hart& h) {
   auto at = [base](const void* p) {
     return static_cast<int32_t>(reinterpret_cast<const char*>(p) - base);
   };
-  return Layout{
-      at(&h.x[0]),         at(&h.next_pc),        at(&h.data_ctx),      at(&h.tlb_load[0]),
-      at(&h.tlb_store[0]), at(&h.jit_loop_limit), at(&h.jit_loop_done), at(&h.tlb_salt),
-      at(&h.fetch_ctx),    at(&h.tlb_fetch[0]),   at(&h.f[0]),          at(&h.frm),
-      at(&h.mstatus_),     at(&h.jit_fp_live),    at(&h.jit_mxcsr),     Layout::BlockTable{}};
+  return Layout{at(&h.x[0]),          at(&h.next_pc),      at(&h.data_ctx),
+                at(&h.tlb_load[0]),   at(&h.tlb_store[0]), at(&h.jit_loop_limit),
+                at(&h.jit_loop_done), at(&h.tlb_salt),     at(&h.fetch_ctx),
+                at(&h.tlb_fetch[0]),  at(&h.f[0]),         at(&h.frm),
+                at(&h.mstatus_),      at(&h.jit_fp_live),  at(&h.jit_mxcsr),
+                Layout::BlockTable{}, Layout::Shared{}};
 }
 
 bool host_has_fma() {
@@ -207,11 +208,26 @@ constexpr uint32_t kGlobalMask = 1u << 15 | 1u << 14 | 1u << 13 | 1u << 12;
 constexpr Reg kAllocOrder[] = {RSI, RDI, R8, R9, R10, R11};
 constexpr Reg kCallerSaved[] = {RSI, RDI, R8, R9, R10, R11};
 
+// The return to the block loop: jit_loop_done, the ChainOut (which block, its bpc), the
+// frame and the callee-saved registers; eax holds the exit code.
+void emit_return(Emitter& a, const Layout& L) {
+  a.store64(mem(RBP, L.loop_done), RBX);
+  a.load64(RCX, mem(RSP, 16));
+  a.load64(RDX, mem(RSP, 8));
+  a.store64(mem(RCX, 0), RDX);
+  a.load64(RDX, mem(RSP));
+  a.store64(mem(RCX, 8), RDX);
+  a.alu_imm(kAdd, RSP, 24);
+  for (Reg r : {R15, R14, R13, R12, RBP, RBX}) a.pop(r);
+  a.ret();
+}
+
 class Compiler {
  public:
   Compiler(const Insn* insns, unsigned n, unsigned ninsns, const void* block, uint32_t page_offset,
-           uint32_t nbytes, const Layout& l, const SlowPaths& s, Compiled& out)
-      : in_(insns),
+           uint32_t nbytes, const Layout& l, const SlowPaths& s, uintptr_t base, Compiled& out)
+      : base_(base),
+        in_(insns),
         n_(n),
         ninsns_(ninsns),
         block_(block),
@@ -401,9 +417,13 @@ class Compiler {
   // Leaves compiled code: registers back to the hart, the exit code in eax.
   void exit_to(ExitKind kind, unsigned slot, uint32_t dirty) {
     write_back(dirty);
-    write_back_globals();
     a_.mov_imm(RAX, (static_cast<uint32_t>(kind) << 16) | slot);
-    a_.jmp(epilogue_);
+    if (L_.shared.exit != 0) {
+      a_.jmp_abs(L_.shared.exit, base_);  // stores the globals, returns
+    } else {
+      write_back_globals();
+      a_.jmp(epilogue_);
+    }
   }
   // next_pc = bpc + rel, then exit.
   void exit_with_next_pc(ExitKind kind, unsigned slot, int64_t rel, uint32_t dirty) {
@@ -492,58 +512,12 @@ class Compiler {
     successor_key_check(RDX, RAX, RCX, slow);
     chain_stub(ninsns_, ninsns_, 0, true, slow);
     a_.bind(slow);
-    if (L_.table.blocks != nullptr) block_table_probe(ninsns_);
+    if (L_.shared.probe != 0) {  // the table probe, which also makes the exit on a miss
+      a_.mov_imm(R11, ninsns_);
+      a_.jmp_abs(L_.shared.probe, base_);
+      return;
+    }
     exit_to(kExitContinue, ninsns_, 0);
-  }
-
-  // After an exit's write-back (every guest register is in the hart, so the allocated
-  // host registers are free): looks the target in next_pc up in the block loop's table
-  // (see compiler.h) and jumps into the compiled block found there; falls through on a
-  // miss. `retired`: the instructions the exit completes.
-  void block_table_probe(unsigned retired) {
-    const Layout::BlockTable& t = L_.table;
-    Label& miss = new_label();
-    a_.load64(RDX, mem(RBP, L_.next_pc));
-    // The target's host address through the fetch TLB (rax).
-    a_.mov(RCX, RDX);
-    a_.shift_imm(kShr, RCX, 12);
-    a_.mov(RAX, RCX);
-    a_.alu_mem(kOr, RAX, mem(RBP, L_.fetch_ctx));
-    tlb_slot_offset(RCX);
-    a_.alu_mem(kCmp, RAX, mem_idx(RBP, RCX, L_.tlb_fetch));
-    a_.jcc(kNE, miss);
-    a_.mov(RAX, RDX);
-    a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, L_.tlb_fetch + 8));
-    // Its bucket's first block (r8): byte offset (host >> 1 & mask) * 8.
-    a_.mov(RCX, RAX);
-    a_.shift_imm(kShl, RCX, 2);
-    a_.alu_imm(kAnd, RCX, static_cast<int32_t>(t.mask << 3));
-    a_.mov_imm64(R8, reinterpret_cast<uint64_t>(t.blocks));
-    a_.load64(R8, mem_idx(R8, RCX));
-    a_.test(R8, R8);
-    a_.jcc(kE, miss);
-    a_.alu_mem(kCmp, RAX, mem(R8, t.key));
-    a_.jcc(kNE, miss);
-    a_.load64(R9, mem(R8, t.native));
-    a_.test(R9, R9);
-    a_.jcc(kE, miss);
-    a_.mov_imm64(R10, reinterpret_cast<uint64_t>(&g_chain_epoch));
-    a_.load(R10, mem(R10), 4, false);
-    a_.alu32_mem(kCmp, R10, mem(R8, t.verified));
-    a_.jcc(kNE, miss);
-    // The budget, as a linked stub checks it: what this run retired, this exit's
-    // instructions and the whole successor.
-    a_.load(R10, mem(R8, t.ninsns), 4, false);
-    a_.alu(kAdd, R10, RBX);
-    a_.alu_imm(kAdd, R10, static_cast<int32_t>(retired));
-    a_.alu_mem(kCmp, R10, mem(RBP, L_.loop_limit));
-    a_.jcc(kA, miss);
-    a_.lea(RBX, mem(RBX, static_cast<int32_t>(retired)));
-    a_.store64(mem(RSP), RDX);  // bpc
-    a_.load(R10, mem(R8, t.chain_entry), 4, false);
-    a_.alu(kAdd, R9, R10);
-    a_.jmp_reg(R9);
-    a_.bind(miss);
   }
 
   // rcx = the byte offset of the TLB entry for virtual page number rcx (Hart::tlb_slot).
@@ -573,16 +547,9 @@ class Compiler {
   void emit_cold() {
     // Cold code may add more cold code (it does not today, but keep the loop general).
     for (size_t i = 0; i < cold_.size(); i++) cold_[i]();
+    if (L_.shared.exit != 0) return;  // the arena's shared return path
     a_.bind(epilogue_);
-    a_.store64(mem(RBP, L_.loop_done), RBX);
-    a_.load64(RCX, mem(RSP, 16));  // the ChainOut: which block this is, and its bpc
-    a_.load64(RDX, mem(RSP, 8));
-    a_.store64(mem(RCX, 0), RDX);
-    a_.load64(RDX, mem(RSP));
-    a_.store64(mem(RCX, 8), RDX);
-    a_.alu_imm(kAdd, RSP, 24);
-    for (Reg r : {R15, R14, R13, R12, RBP, RBX}) a_.pop(r);
-    a_.ret();
+    emit_return(a_, L_);
   }
 
   // A native loop back to the block's start after `retired` instructions of this
@@ -1409,6 +1376,7 @@ class Compiler {
     });
   }
 
+  const uintptr_t base_;  // where the code will run (for jumps to the shared code)
   const Insn* in_;
   const unsigned n_;
   const unsigned ninsns_;
@@ -1433,6 +1401,74 @@ class Compiler {
 
 }  // namespace
 
+Layout::Shared emit_shared(CodeArena& arena, const Layout& L) {
+  Emitter a;
+  const uintptr_t base = arena.next();
+  Label exit, miss;
+  // The exit (eax = the exit code): the global registers back to the hart, then return.
+  a.bind(exit);
+  for (unsigned g = 0; g < std::size(kGlobalGuest); g++)
+    a.store64(mem(RBP, L.x + 8 * static_cast<int32_t>(kGlobalGuest[g])), kGlobalHost[g]);
+  emit_return(a, L);
+  // The probe of a JALR exit (r11 = the instructions the exit completes, which is also its
+  // exit code; every register of the block is back in the hart but the global ones):
+  // the target in next_pc through the fetch TLB to its host address, that bucket's first
+  // block, and a jump to its chain entry if it is compiled, its bytes were found current
+  // in this chain epoch, and the budget allows it whole (as a linked stub checks).
+  const size_t probe = a.size();
+  if (L.table.blocks != nullptr) {
+    const Layout::BlockTable& t = L.table;
+    a.load64(RDX, mem(RBP, L.next_pc));
+    a.mov(RCX, RDX);
+    a.shift_imm(kShr, RCX, 12);
+    a.mov(RAX, RCX);
+    a.alu_mem(kOr, RAX, mem(RBP, L.fetch_ctx));
+    a.alu_mem(kXor, RCX, mem(RBP, L.tlb_salt));  // Hart::tlb_slot
+    a.alu32_imm(kAnd, RCX, static_cast<int32_t>(kTlbSize - 1));
+    a.shift32_imm(kShl, RCX, 4);
+    a.alu_mem(kCmp, RAX, mem_idx(RBP, RCX, L.tlb_fetch));
+    a.jcc(kNE, miss);
+    a.mov(RAX, RDX);
+    a.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, L.tlb_fetch + 8));
+    // The bucket's first block (r8): byte offset ((host >> 1) & mask) * 8.
+    a.mov(RCX, RAX);
+    a.shift_imm(kShl, RCX, 2);
+    a.alu_imm(kAnd, RCX, static_cast<int32_t>(t.mask << 3));
+    a.mov_imm64(R8, reinterpret_cast<uint64_t>(t.blocks));
+    a.load64(R8, mem_idx(R8, RCX));
+    a.test(R8, R8);
+    a.jcc(kE, miss);
+    a.alu_mem(kCmp, RAX, mem(R8, t.key));
+    a.jcc(kNE, miss);
+    a.load64(R9, mem(R8, t.native));
+    a.test(R9, R9);
+    a.jcc(kE, miss);
+    a.mov_imm64(R10, reinterpret_cast<uint64_t>(&g_chain_epoch));
+    a.load(R10, mem(R10), 4, false);
+    a.alu32_mem(kCmp, R10, mem(R8, t.verified));
+    a.jcc(kNE, miss);
+    a.load(R10, mem(R8, t.ninsns), 4, false);
+    a.alu(kAdd, R10, RBX);
+    a.alu(kAdd, R10, R11);
+    a.alu_mem(kCmp, R10, mem(RBP, L.loop_limit));
+    a.jcc(kA, miss);
+    a.alu(kAdd, RBX, R11);
+    a.store64(mem(RSP), RDX);  // bpc
+    a.load(R10, mem(R8, t.chain_entry), 4, false);
+    a.alu(kAdd, R9, R10);
+    a.jmp_reg(R9);
+  }
+  a.bind(miss);
+  a.mov32(RAX, R11);  // kExitContinue at the slot after the block's last instruction
+  a.jmp(exit);
+  const std::vector<uint8_t>& code = a.code();
+  const void* p = arena.add(code.data(), code.size());
+  if (p == nullptr) return {};
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  if (at != base) std::abort();  // next() said where it would go
+  return {at, at + probe};
+}
+
 void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t page_offset,
                    uint32_t nbytes, const Layout& layout, const SlowPaths& slow, CodeArena& arena,
                    bool& full, Compiled& out) {
@@ -1448,7 +1484,7 @@ void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t pa
   // A prefix of one or two instructions before the interpreter takes over again costs more
   // in the call than it saves.
   if (k == 0 || (k < n && k < 3)) return;
-  Compiler c(insns, k, n, block, page_offset, nbytes, layout, slow, out);
+  Compiler c(insns, k, n, block, page_offset, nbytes, layout, slow, arena.next(), out);
   const std::vector<uint8_t>& code = c.compile();
   const void* p = arena.add(code.data(), code.size());
   if (p == nullptr) {

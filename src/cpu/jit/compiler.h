@@ -79,7 +79,19 @@ struct Layout {
     // which its bytes were last found current (uint32).
     int32_t key = 0, ninsns = 0, native = 0, chain_entry = 0, verified = 0;
   } table;
+  // The arena's shared code (emit_shared); blocks compiled without it carry their own
+  // return path and no table probe.
+  struct Shared {
+    uintptr_t exit = 0;   // the return to the block loop: eax = the exit code
+    uintptr_t probe = 0;  // a JALR exit's table probe: r11 = the instructions it completes
+  } shared;
 };
+
+// Emits the code every block of `arena` shares, after each reset and before the first
+// block: the return to the block loop (stores the global registers, fills the ChainOut,
+// restores the frame) and the JALR exits' table probe (Layout::table). Zeros when the
+// arena is full.
+Layout::Shared emit_shared(CodeArena& arena, const Layout& layout);
 // True when the host has FMA3 (the fused multiply-adds are compiled only then).
 bool host_has_fma();
 Layout layout_of(const Hart& h);
