@@ -78,10 +78,12 @@ int run_linux(const RunOptions& o, uint64_t ram) {
     return fail(
         fmt::format("--cpus {} is out of range (1 to {})", o.cpus, machine::virt::kMaxHarts));
   }
-  if (o.trace || !o.trace_file.empty() || !o.signature.empty() || o.max_insns != 0 ||
-      o.check_reference) {
-    return fail(
-        "--trace, --signature, --max-insns and --check-reference work with --bare programs only");
+  if (o.trace || !o.trace_file.empty() || !o.signature.empty() || o.max_insns != 0) {
+    return fail("--trace, --signature and --max-insns work with --bare programs only");
+  }
+  if ((o.check_reference || o.check_jit) && o.cpus != 1) {
+    // Another hart's stores between a run and its replay would read as differences.
+    return fail("--check-reference and --check-jit check one hart: use --cpus 1");
   }
   // The VM's configuration counts memory in MiB.
   if (ram % (1ull << 20) != 0)
@@ -152,10 +154,14 @@ void add_run_command(CLI::App& app, RunOptions& o) {
                   "x86-64) or interp (the block interpreter alone)")
       ->check(CLI::IsMember({"jit", "interp"}))
       ->capture_default_str();
-  run->add_flag(
-      "--check-reference", o.check_reference,
-      "With --bare: check the fast interpreter against a plain reference path instruction by "
-      "instruction; stop at the first difference with a report (exit status 1)");
+  run->add_flag("--check-reference", o.check_reference,
+                "Check the fast interpreter against a plain reference path instruction by "
+                "instruction; stop at the first difference with a report (exit status 1)");
+  run->add_flag("--check-jit", o.check_jit,
+                "Check the JIT against the same reference path: each run of compiled code "
+                "(up to 1024 instructions) as a whole, the rest instruction by instruction; "
+                "stop at the first difference with a report (exit status 1). With a VM: "
+                "--cpus 1");
   run->footer(
       "Exit status: 0 the guest powered off (or a --bare program passed), 1 the guest reported a\n"
       "failure, 2 bad input, 3 the guest rebooted with --no-reboot, 4 quit with Ctrl-A X,\n"
@@ -166,6 +172,9 @@ void add_run_command(CLI::App& app, RunOptions& o) {
 int run_command(const RunOptions& o) {
   cpu::Hart::set_default_engine(o.engine == "interp" ? cpu::EngineKind::kInterpreter
                                                      : cpu::EngineKind::kJit);
+  if (o.check_reference && o.check_jit) return fail("--check-reference or --check-jit, not both");
+  if (o.check_reference) cpu::Hart::set_default_engine(cpu::EngineKind::kCheckReference);
+  if (o.check_jit) cpu::Hart::set_default_engine(cpu::EngineKind::kCheckJit);
   auto ram = parse_size(o.memory);
   if (!ram.ok()) return fail("--memory: " + ram.message());
   if (*ram < (1ull << 20) || *ram > (64ull << 30)) {
@@ -178,7 +187,6 @@ int run_command(const RunOptions& o) {
           "--bare runs a program on its own: it does not take --kernel, --initrd, --append, "
           "--firmware, --disk or --net");
     }
-    if (o.check_reference) cpu::Hart::set_default_engine(cpu::EngineKind::kCheckReference);
     return run_bare(o, *ram);
   }
   return run_linux(o, *ram);

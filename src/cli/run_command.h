@@ -26,7 +26,8 @@ struct RunOptions {
   std::string signature;
   unsigned signature_granularity = 4;
   bool stats = false;
-  bool check_reference = false;  // --bare: the fast path checked against the reference path
+  bool check_reference = false;  // the fast path checked against the reference path
+  bool check_jit = false;        // the JIT checked against the reference path
   std::string engine = "jit";    // --engine: jit or interp
 };
 

@@ -98,7 +98,7 @@ bool Hart::csr_read(unsigned csr, uint64_t& value) {
         value = cycle;
         break;
       case kTime:
-        value = time_source ? time_source() : 0;
+        value = read_time();
         break;
       case kInstret:
         value = instret;

@@ -92,14 +92,6 @@ inline bool inf_times_zero64(uint64_t a, uint64_t b) {
 // (00 nearest, 01 down, 10 up, 11 toward zero). Indexed by rm; 4..7 map to nearest.
 constexpr uint32_t kMxcsr[8] = {0x1f80, 0x7f80, 0x3f80, 0x5f80, 0x1f80, 0x1f80, 0x1f80, 0x1f80};
 
-inline uint32_t mxcsr_flags(uint32_t x) {
-  return ((x & 0x01) << 4)     // IE -> NV
-         | ((x & 0x04) << 1)   // ZE -> DZ
-         | ((x & 0x08) >> 1)   // OE -> OF
-         | ((x & 0x10) >> 3)   // UE -> UF
-         | ((x & 0x20) >> 5);  // PE -> NX
-}
-
 // Each operation is one asm statement: load the mode (flags cleared), compute, read the
 // flags, load the default MXCSR back. Only one STMXCSR per operation (it is the slow part on
 // some hosts); the host is left in its default state (round to nearest, all exceptions

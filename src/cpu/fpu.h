@@ -15,6 +15,15 @@ namespace nimbus::cpu::fpu {
 enum Flag : uint32_t { kNX = 1, kUF = 2, kOF = 4, kDZ = 8, kNV = 16 };
 enum RoundingMode : uint32_t { kRNE = 0, kRTZ = 1, kRDN = 2, kRUP = 3, kRMM = 4, kDYN = 7 };
 
+// The RISC-V flags for the x86 MXCSR exception flags in `mxcsr` (bits 0-5).
+constexpr uint32_t mxcsr_flags(uint32_t mxcsr) {
+  return ((mxcsr & 0x01) << 4)     // IE -> NV
+         | ((mxcsr & 0x04) << 1)   // ZE -> DZ
+         | ((mxcsr & 0x08) >> 1)   // OE -> OF
+         | ((mxcsr & 0x10) >> 3)   // UE -> UF
+         | ((mxcsr & 0x20) >> 5);  // PE -> NX
+}
+
 constexpr uint32_t kCanonicalNaN32 = 0x7fc00000u;
 constexpr uint64_t kCanonicalNaN64 = 0x7ff8000000000000ull;
 

@@ -134,6 +134,9 @@ enum class EngineKind : uint8_t {
                     // runs whatever the JIT does not take; kInterpreter on other hosts)
   kCheckReference,  // the same, checked instruction by instruction against a plain
                     // reference path (no block cache, no TLB) on a shadow hart
+  kCheckJit,        // kJit, checked against the same reference path: each run of compiled
+                    // code as a whole (up to ~1000 instructions), the rest instruction by
+                    // instruction as kCheckReference does
 };
 
 // interp.cpp: a new engine of that kind.
@@ -357,8 +360,12 @@ class Hart {
   uint32_t jit_fp_live = 0;
   uint32_t jit_mxcsr = 0;
 
+  // The time CSR's value: time_source, which the reference checker records on the fast
+  // path and replays on the reference path like a device read (interp.cpp).
+  uint64_t read_time();
+
   // interp.cpp internal: the engine, and the access log of the reference checker (null
-  // unless kCheckReference runs).
+  // unless kCheckReference or kCheckJit runs).
   std::unique_ptr<ExecutionEngine> engine;
   AccessLog* access_log = nullptr;
 };

@@ -63,14 +63,18 @@ struct AccessLog {
   };
   std::vector<Store> stores;
   std::vector<Mmio> mmio;
+  std::vector<uint64_t> times;  // the time CSR's values read (a device read too)
   size_t mmio_pos = 0;
+  size_t time_pos = 0;
   bool replay = false;  // the reference side: device accesses come from `mmio`
   std::string problem;  // set by the replaying side when it cannot follow the recording
 
   void clear() {
     stores.clear();
     mmio.clear();
+    times.clear();
     mmio_pos = 0;
+    time_pos = 0;
     problem.clear();
   }
 };
@@ -112,6 +116,22 @@ bool mmio_read(Hart& h, uint64_t paddr, unsigned size, uint64_t& value) {
   value = 0;
   return true;
 }
+
+}  // namespace
+
+uint64_t Hart::read_time() {
+  AccessLog* log = access_log;
+  if (log == nullptr || !log->replay) {
+    const uint64_t t = time_source ? time_source() : 0;
+    if (log != nullptr) log->times.push_back(t);
+    return t;
+  }
+  if (log->time_pos < log->times.size()) return log->times[log->time_pos++];
+  log->problem = "the reference path read the time CSR, the fast path did not";
+  return 0;
+}
+
+namespace {
 
 bool mmio_write(Hart& h, uint64_t paddr, unsigned size, uint64_t value) {
   AccessLog* log = h.access_log;
@@ -611,7 +631,7 @@ struct Block {
   uint32_t chain_entry;     // where chained exits of other blocks enter `native`
   uint32_t verified;        // the chain epoch (low half) when its bytes were last found
                             // current on the way into it (compiled JALR exits' probe)
-  uint32_t unused_;
+  uint32_t plain;           // compile without entry assumptions (one failed: kExitGuard)
 
   const Slot* slots() const { return reinterpret_cast<const Slot*>(this + 1); }
   Slot* slots() { return reinterpret_cast<Slot*>(this + 1); }
@@ -717,7 +737,8 @@ class CodeCache {
 
   // Gives this cache a JIT: blocks entered `hot_threshold` times are compiled. False
   // (and no JIT) when the host cannot have one.
-  bool enable_jit(unsigned hot_threshold) {
+  bool enable_jit(unsigned hot_threshold, bool log_stores = false) {
+    log_stores_ = log_stores;
 #if defined(__x86_64__)
     jit_ = std::make_unique<jit::CodeArena>(kJitArenaBytes);
     if (!jit_->ok()) jit_.reset();
@@ -730,6 +751,17 @@ class CodeCache {
   // Compiles `b` (its native code lives as long as the block does). False if the JIT
   // does not take it; a full code arena empties the whole cache at the next build.
   bool compile(Block* b, Hart& h);
+
+  // Compiles `b` again without entry assumptions (one of them failed). Chained exits into
+  // its old code are dropped (they link to the new code as they are taken again).
+  void recompile_plain(Block* b, Hart& h) {
+    b->plain = 1;
+    b->native = nullptr;
+    Slot* const slots = b->slots();
+    for (unsigned i = 0; i <= b->ninsns; i++) slots[i].stub = 0;
+    jit::invalidate_chains();
+    compile(b, h);
+  }
 
   // Changes whenever the arena is emptied (every Block pointer held so far is dead).
   uint64_t generation() const { return generation_; }
@@ -839,6 +871,7 @@ class CodeCache {
     b->heat = 0;
     b->chain_entry = 0;
     b->verified = 0;
+    b->plain = 0;
     std::memcpy(out + n + 1, code, off);
     used_ += (sizeof(Block) + (n + 1) * sizeof(Slot) + off + 7) & ~size_t{7};
     return b;
@@ -848,6 +881,7 @@ class CodeCache {
   std::unique_ptr<jit::CodeArena> jit_;
   jit::Layout::Shared shared_;  // the arena's shared code (emitted before its first block)
   bool jit_full_ = false;
+  bool log_stores_ = false;  // compiled stores take the slow path (kCheckJit)
   unsigned hot_ = 0;
   uint64_t compiled_ = 0;
 
@@ -873,11 +907,7 @@ void jit_fp_fold(Hart& h) {
   asm volatile("stmxcsr %0" : "=m"(mx));
   uint32_t host = kHostMxcsr;
   asm volatile("ldmxcsr %0" : : "m"(host));
-  const uint32_t fl = ((mx & 0x01) << 4)     // IE -> NV
-                      | ((mx & 0x04) << 1)   // ZE -> DZ
-                      | ((mx & 0x08) >> 1)   // OE -> OF
-                      | ((mx & 0x10) >> 3)   // UE -> UF
-                      | ((mx & 0x20) >> 5);  // PE -> NX
+  const uint32_t fl = fpu::mxcsr_flags(mx);
   if (fl != 0) {
     h.fflags |= fl;
     h.mark_fs_dirty();
@@ -975,6 +1005,7 @@ bool CodeCache::compile(Block* b, Hart& h) {
   layout.table.native = offsetof(Block, native);
   layout.table.chain_entry = offsetof(Block, chain_entry);
   layout.table.verified = offsetof(Block, verified);
+  layout.log_stores = log_stores_;
   if (shared_.exit == 0) {  // the arena's shared code comes first after each reset
     shared_ = jit::emit_shared(*jit_, layout);
     if (shared_.exit == 0) {
@@ -984,7 +1015,7 @@ bool CodeCache::compile(Block* b, Hart& h) {
   }
   layout.shared = shared_;
   jit::compile_block(insns, b->ninsns, b, static_cast<uint32_t>(b->key & kPageMask), b->nbytes,
-                     layout, kJitSlowPaths, *jit_, full, out);
+                     layout, kJitSlowPaths, *jit_, full, out, b->plain != 0 ? nullptr : h.x);
   if (full) jit_full_ = true;
   if (out.code == nullptr) return false;
   b->native = out.code;
@@ -1081,16 +1112,67 @@ class Checker {
   // instructions of its block have not run yet. False (and the hart stopped) at a
   // difference.
   bool after(const Decoded* d, uint64_t pc, uint64_t arch_pc, uint64_t unretired) {
+    begin_reference();
+    ref_step(ref_);
+    ref_.access_log = nullptr;
+    return compare(arch_pc, unretired, [&] {
+      std::string insn = "(fetch fault)";
+      if (d != nullptr)
+        insn = fmt::format("({:#0{}x} {})", d->raw, d->len == 2 ? 6 : 10, isa::disassemble(*d, pc));
+      return fmt::format("at pc {:#018x} {}", pc, insn);
+    });
+  }
+
+  // Called after a run of compiled code entered at `bpc` (kCheckJit): the reference path
+  // runs as many instructions as it retired, then the two are compared as after() does.
+  bool after_native(uint64_t bpc, uint64_t arch_pc, uint64_t unretired) {
+    begin_reference();
+    const uint64_t target = h_.instret - unretired;
+    uint64_t steps = 0;
+    // (A bound in case the counts disagree: the comparison reports it.)
+    while (ref_.instret < target && steps < kMaxNativeSteps && rlog_.problem.empty()) {
+      ref_step(ref_);
+      ++steps;
+    }
+    ref_.access_log = nullptr;
+    return compare(arch_pc, unretired, [&] {
+      return fmt::format(
+          "in compiled code entered at pc {:#018x}, which ran {} instructions to pc {:#018x}", bpc,
+          steps, arch_pc);
+    });
+  }
+
+  // The most instructions one run of compiled code may retire under kCheckJit
+  // (Hart::jit_loop_limit), and the reference path's bound.
+  static constexpr uint64_t kNativeWindow = 1024;
+  static constexpr uint64_t kMaxNativeSteps = kNativeWindow + 2 * kMaxBlockInsns;
+
+ private:
+  // Device-driven interrupt bits: other threads may raise them at any time, so the
+  // reference path takes the fast path's and they are not compared.
+  static constexpr uint64_t kDeviceIrqs = (1u << kIrqMSoft) | (1u << kIrqSTimer) |
+                                          (1u << kIrqMTimer) | (1u << kIrqSExt) | (1u << kIrqMExt);
+
+  // Undoes the fast path's stores since the last check and points the reference path at
+  // the device reads to replay.
+  void begin_reference() {
     for (auto it = hlog_.stores.rbegin(); it != hlog_.stores.rend(); ++it) {
       if (!it->mmio) std::memcpy(reinterpret_cast<void*>(it->host), &it->old_value, it->size);
     }
     rlog_.clear();
     rlog_.mmio = hlog_.mmio;
+    rlog_.times = hlog_.times;
+    const uint64_t mip = ref_.mip.load(std::memory_order_relaxed);
+    ref_.mip.store((mip & ~kDeviceIrqs) | (h_.mip.load(std::memory_order_relaxed) & kDeviceIrqs),
+                   std::memory_order_relaxed);
     ref_.access_log = &rlog_;
     ref_.break_block = false;
-    ref_step(ref_);
-    ref_.access_log = nullptr;
+  }
 
+  // Compares the fast path (at `arch_pc`, `unretired` counted instructions of its block
+  // still to run) with the reference path; `where` describes what ran.
+  template <typename Where>
+  bool compare(uint64_t arch_pc, uint64_t unretired, Where where) {
     std::string diff = rlog_.problem.empty() ? std::string() : "  " + rlog_.problem + "\n";
     auto cmp = [&](const char* name, uint64_t fast, uint64_t ref) {
       if (fast != ref)
@@ -1111,7 +1193,8 @@ class Checker {
     cmp_array("pmpaddr", 0, 16, h_.pmpaddr, ref_.pmpaddr);
     cmp("instret", h_.instret - unretired, ref_.instret);
     cmp("cycle", h_.cycle - unretired, ref_.cycle);
-    cmp("mip", h_.mip.load(std::memory_order_relaxed), ref_.mip.load(std::memory_order_relaxed));
+    cmp("mip", h_.mip.load(std::memory_order_relaxed) & ~kDeviceIrqs,
+        ref_.mip.load(std::memory_order_relaxed) & ~kDeviceIrqs);
 #define X(field) cmp(#field, static_cast<uint64_t>(h_.field), static_cast<uint64_t>(ref_.field));
     NIMBUS_HART_SCALARS(X)
 #undef X
@@ -1133,13 +1216,10 @@ class Checker {
     hlog_.clear();
     if (diff.empty()) return true;
 
-    std::string insn = "(fetch fault)";
-    if (d != nullptr)
-      insn = fmt::format("({:#0{}x} {})", d->raw, d->len == 2 ? 6 : 10, isa::disassemble(*d, pc));
     const std::string report = fmt::format(
-        "check-reference: hart {} diverged from the reference path at pc {:#018x} {} "
-        "(instruction {} of this run):\n{}",
-        h_.hartid, pc, insn, ref_.instret, diff);
+        "check-reference: hart {} diverged from the reference path {} (instruction {} of this "
+        "run):\n{}",
+        h_.hartid, where(), ref_.instret, diff);
     h_.diverged = true;
     h_.stop_requested = true;
     if (h_.on_divergence) {
@@ -1151,7 +1231,6 @@ class Checker {
     return false;
   }
 
- private:
   Hart& h_;
   Hart ref_;
   AccessLog hlog_, rlog_;
@@ -1161,7 +1240,7 @@ class Checker {
 
 template <Path P, bool kJit>
 uint64_t run_blocks(Hart& h, CodeCache& cache, uint64_t max_insns, Checker* checker) {
-  static_assert(!kJit || P == Path::kFast, "compiled code has no checked variant");
+  static_assert(P != Path::kRef, "the reference path runs one instruction at a time");
   // The bodies of interp_ops.inc as labels; a block's slots hold these addresses.
   static const void* const kHandlers[] = {
 #define INSN(name, mnemonic, mask, match, fmt, ops, ext, cls, jit) &&L_##name,
@@ -1377,6 +1456,8 @@ native:  // blk has compiled code: run it, then continue where it left off
     // Its native loops and chained exits may go on to a block (itself, or another
     // compiled one) while the whole of it fits in the chunk and the budget.
     h.jit_loop_limit = left - chunk_stop;
+    if constexpr (P == Path::kChecked)
+      h.jit_loop_limit = std::min<uint64_t>(h.jit_loop_limit, Checker::kNativeWindow);
     jit::ChainOut out;
     const uint32_t r = blk->native(&h, bpc, &out);
     if (h.jit_fp_live != 0) [[unlikely]]
@@ -1385,6 +1466,7 @@ native:  // blk has compiled code: run it, then continue where it left off
     // It may return from a block it reached through chained exits (possibly this one
     // again, even at another guest address mapping the same code): count as if the block
     // loop had entered that one (the ones before it are in `looped`).
+    [[maybe_unused]] const uint64_t entered = bpc;
     Block* const last = static_cast<Block*>(const_cast<void*>(out.block));
     if (last != blk) {
       h.instret = h.instret - blk->ninsns + last->ninsns;
@@ -1396,8 +1478,25 @@ native:  // blk has compiled code: run it, then continue where it left off
     h.cycle += looped;
     left -= looped;
     sl = blk->slots() + (r & 0xffff);
+    if constexpr (P == Path::kChecked) {
+      // Where the run left the guest: the instructions of `blk` before the exit's slot have
+      // run (and the slot's own, for a taken branch or a trap), next_pc holds the target of
+      // any exit but one to the next instruction in the block.
+      const unsigned idx = r & 0xffff;
+      const bool at_slot = (r >> 16) == jit::kExitContinue || (r >> 16) == jit::kExitGuard;
+      const uint64_t unretired = blk->ninsns - idx - (at_slot ? 0 : 1);
+      const uint64_t arch_pc = at_slot && idx < blk->ninsns ? bpc + sl->off : h.next_pc;
+      if (!checker->after_native(entered, arch_pc, unretired)) {
+        h.instret -= unretired;
+        h.cycle -= unretired;
+        return max_insns - left + (blk->ninsns - unretired);
+      }
+    }
     switch (r >> 16) {
       case jit::kExitContinue:
+        goto * sl->handler;
+      case jit::kExitGuard:
+        cache.recompile_plain(blk, h);
         goto * sl->handler;
       case jit::kExitTaken:
         goto taken;
@@ -1460,20 +1559,28 @@ class Interpreter final : public ExecutionEngine {
   uint64_t window_insns_ = 0;
 };
 
+// kCheckReference, and with `jit` kCheckJit: compiled code logs every store (its stores
+// take the slow path) and each run of it is checked as a whole.
 class CheckedInterpreter final : public ExecutionEngine {
  public:
+  explicit CheckedInterpreter(bool jit)
+      : jit_(jit && cache_.enable_jit(jit_hot_threshold(), /*log_stores=*/true)) {}
   uint64_t run(Hart& h, uint64_t max_insns) override {
     if (h.diverged) return 0;
     if (!checker_) checker_ = std::make_unique<Checker>(h);
     h.access_log = checker_->log();
-    const uint64_t done = run_blocks<Path::kChecked>(h, cache_, max_insns, checker_.get());
+    const uint64_t done =
+        jit_ ? run_blocks<Path::kChecked, true>(h, cache_, max_insns, checker_.get())
+             : run_blocks<Path::kChecked>(h, cache_, max_insns, checker_.get());
     h.access_log = nullptr;
     return done;
   }
   void flush() override { cache_.flush(); }
+  uint64_t compiled_blocks() const override { return cache_.compiled(); }
 
  private:
   CodeCache cache_;
+  const bool jit_;
   std::unique_ptr<Checker> checker_;
 };
 
@@ -1495,7 +1602,9 @@ unsigned jit_hot_threshold() { return g_jit_hot_threshold.load(); }
 std::unique_ptr<ExecutionEngine> make_engine(EngineKind kind) {
   switch (kind) {
     case EngineKind::kCheckReference:
-      return std::make_unique<CheckedInterpreter>();
+      return std::make_unique<CheckedInterpreter>(false);
+    case EngineKind::kCheckJit:
+      return std::make_unique<CheckedInterpreter>(true);
     case EngineKind::kJit:
       return std::make_unique<Interpreter>(true);
     case EngineKind::kInterpreter:

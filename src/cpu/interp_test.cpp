@@ -465,5 +465,115 @@ TEST_F(InterpTest, CheckReferenceCatchesAnInjectedDivergence) {
   EXPECT_EQ(hart_.run(100), 0u);  // stays stopped
 }
 
+// ---- the JIT checker ----
+
+// Compiles every block at its first entry for the length of a test.
+class HotAtOnce {
+ public:
+  HotAtOnce() : saved_(jit_hot_threshold()) { set_jit_hot_threshold(1); }
+  ~HotAtOnce() { set_jit_hot_threshold(saved_); }
+  HotAtOnce(const HotAtOnce&) = delete;
+  HotAtOnce& operator=(const HotAtOnce&) = delete;
+
+ private:
+  unsigned saved_;
+};
+
+// A loop with stores, loads, a forward branch inside the block and a call: compiled, each
+// run of it checked against the reference path, which agrees.
+TEST_F(InterpTest, CheckJitAgreesOnACompiledLoop) {
+  const HotAtOnce hot;
+  hart_.set_engine(EngineKind::kCheckJit);
+  std::string report;
+  hart_.on_divergence = [&](const std::string& r) { report = r; };
+  hart_.x[2] = kBase + 0x1000;
+  program(kBase, {0x00000513,    // li a0, 0
+                  0x00150513,    // 1: addi a0, a0, 1
+                  0x00a13023,    //    sd a0, 0(sp)
+                  0x00013583,    //    ld a1, 0(sp)
+                  0x0015f613,    //    andi a2, a1, 1
+                  0x00060463,    //    beqz a2, 2f
+                  0x00b686b3,    //    add a3, a3, a1
+                  0x0080006f,    // 2: j 3f
+                  0x00000013,    //    nop (skipped)
+                  0xfe1ff0ef,    // 3: jal ra, 1b
+                  0x0000006f});  //    j . (never reached)
+  EXPECT_EQ(hart_.run(5000), 5000u);
+  EXPECT_EQ(report, "");
+  EXPECT_FALSE(hart_.diverged);
+  EXPECT_GT(hart_.engine->compiled_blocks(), 0u);
+  // The program's model, to the same instruction.
+  uint64_t a0 = 0, a1 = 0, a3 = 0;
+  int left = 5000 - 1;
+  auto step = [&] { return --left > 0; };
+  while (true) {
+    ++a0;                           // addi
+    if (!step() || !step()) break;  // sd
+    a1 = a0;
+    if (!step() || !step() || !step()) break;  // ld, andi, beqz
+    if ((a1 & 1) != 0) {
+      a3 += a1;
+      if (!step()) break;  // add
+    }
+    if (!step() || !step()) break;  // j, jal
+  }
+  EXPECT_EQ(hart_.x[10], a0);
+  EXPECT_EQ(hart_.x[11], a1);
+  EXPECT_EQ(hart_.x[13], a3);
+}
+
+// The same stale load-TLB entry as above, read by compiled code: the checker reports the
+// run of compiled code it was in.
+TEST_F(InterpTest, CheckJitCatchesADivergenceInCompiledCode) {
+  const HotAtOnce hot;
+  hart_.set_engine(EngineKind::kCheckJit);
+  std::string report;
+  hart_.on_divergence = [&](const std::string& r) { report = r; };
+  const uint64_t data = kBase + 0x3000, other = kBase + 0x5000;
+  const uint64_t good = 0x1111, bad = 0x2222;
+  std::memcpy(bus_.ram_ptr(data, 8), &good, 8);
+  std::memcpy(bus_.ram_ptr(other, 8), &bad, 8);
+  hart_.x[11] = data;
+  program(kBase, {0x0005b503,    // 1: ld a0, 0(a1)
+                  0x00150613,    //    addi a2, a0, 1
+                  0xff9ff06f});  //    j 1b
+  // Compiled and run cleanly (a run shorter than a block is single-stepped), then the
+  // stale entry.
+  EXPECT_EQ(hart_.run(300), 300u);
+  EXPECT_EQ(report, "");
+  EXPECT_EQ(hart_.x[12], good + 1);
+  EXPECT_GT(hart_.engine->compiled_blocks(), 0u);
+  TlbEntry& e = hart_.tlb_load[hart_.tlb_slot(data)];
+  e.tag = (data >> 12) | hart_.data_ctx;
+  e.addend = reinterpret_cast<uintptr_t>(bus_.ram_ptr(other, 8)) - data;
+  EXPECT_LT(hart_.run(3000), 3000u);
+  EXPECT_TRUE(hart_.diverged);
+  EXPECT_NE(report.find("in compiled code entered at pc 0x0000000080000000"), std::string::npos)
+      << report;
+  EXPECT_NE(report.find("x10: fast path 0x2222, reference 0x1111"), std::string::npos) << report;
+  EXPECT_NE(report.find("x12: fast path 0x2223, reference 0x1112"), std::string::npos) << report;
+}
+
+// Compiled stores are logged, undone and run again by the reference path: the memory and
+// the registers come out as the program says.
+TEST_F(InterpTest, CheckJitReplaysCompiledStores) {
+  const HotAtOnce hot;
+  hart_.set_engine(EngineKind::kCheckJit);
+  std::string report;
+  hart_.on_divergence = [&](const std::string& r) { report = r; };
+  const uint64_t data = kBase + 0x3000;
+  hart_.x[11] = data;
+  program(kBase, {0x00150513,    // 1: addi a0, a0, 1
+                  0x00a5b023,    //    sd a0, 0(a1)
+                  0xff9ff06f});  //    j 1b
+  EXPECT_EQ(hart_.run(300), 300u);
+  EXPECT_EQ(report, "");
+  EXPECT_GT(hart_.engine->compiled_blocks(), 0u);
+  uint64_t stored = 0;
+  std::memcpy(&stored, bus_.ram_ptr(data, 8), 8);
+  EXPECT_EQ(stored, 100u);
+  EXPECT_EQ(hart_.x[10], 100u);
+}
+
 }  // namespace
 }  // namespace nimbus::cpu

@@ -1058,10 +1058,55 @@ class Generator {
   // order the compiler evaluates function arguments in.)
   // `plain`: no CSR reads and no one-source Zbb ops (inner loops made only of the most
   // common instructions, which a JIT is likely to compile whole into a native loop).
+  // What the JIT's sign-extension facts (Compiler::Fact) act on: sext.w, negw, srliw,
+  // andi/ori/xori, and/or/xor of sign-extended and small values, and the CRC-step shape
+  // (andi 1, negw, and with a register the block only reads, xor, sext.w), whose entry
+  // assumption fails when that register stops being a sign-extended value.
+  void width_chain() {
+    Asm& a = *a_;
+    const unsigned rs = src();
+    const unsigned rd = dst();
+    constexpr uint32_t kOpW = 0x3b, kOpImmW = 0x1b, kOp = 0x33;
+    switch (rnd(7)) {
+      case 0:  // sext.w
+        a.w(enc::i(0, rs, 0, rd, kOpImmW));
+        break;
+      case 1:  // negw
+        a.w(enc::r(0x20, rs, 0, 0, rd, kOpW));
+        break;
+      case 2:  // srliw by 1..31
+        a.w(enc::i(range(1, 31), rs, 5, rd, kOpImmW));
+        break;
+      case 3:  // andi / ori / xori with a small or a negative immediate
+        a.w(enc::i(chance(50) ? range(0, 7) : range(-8, -1), rs, pick_of<uint32_t>({4, 6, 7}), rd,
+                   0x13));
+        break;
+      case 4: {  // and / or / xor, then sext.w
+        const unsigned t = dst();
+        a.w(enc::r(0, src(), rs, pick_of<uint32_t>({4, 6, 7}), t, kOp));
+        a.w(enc::i(0, t, 0, rd, kOpImmW));
+        break;
+      }
+      default: {  // the CRC step
+        const unsigned t = dst();
+        a.w(enc::andi(t, rs, 1));
+        a.w(enc::r(0x20, t, 0, 0, t, kOpW));  // negw t, t
+        a.w(enc::r(0, src(), t, 7, t, kOp));  // and t, t, rs2
+        a.w(enc::r(0, src(), t, 4, t, kOp));  // xor t, t, rs3
+        a.w(enc::i(0, t, 0, rd, kOpImmW));    // sext.w rd, t
+        break;
+      }
+    }
+  }
+
   void simple(bool plain = false) {
     Asm& a = *a_;
     if (fp_ && chance(45)) {
       fp_simple(plain);
+      return;
+    }
+    if (chance(6)) {
+      width_chain();
       return;
     }
     uint64_t k = rnd(plain ? 97 : 100);

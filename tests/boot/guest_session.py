@@ -2,11 +2,12 @@
 """Boots a Nimbus VM, drives its console like a person at the shell, and checks the result.
 
     guest_session.py NIMBUS [--cpus N] [--firmware F] [--expect-exit S] [--reboot-check]
-                     [-- extra nimbus run args]
+                     [--workload CMD] [-- extra nimbus run args]
 
 Waits for the guest's ready line, runs a few commands and checks their output (the number
 of CPUs Linux brought online, arithmetic in the shell, a file written and read back),
-then powers the guest off and checks nimbus's exit status.
+and --workload's command (which must exit 0), then powers the guest off and checks
+nimbus's exit status.
 """
 import argparse
 import os
@@ -80,6 +81,8 @@ def main():
     ap.add_argument("--firmware")
     ap.add_argument("--reboot-check", action="store_true",
                     help="reboot the guest once (it must come back) before powering off")
+    ap.add_argument("--workload", help="a shell command to run in the guest (must exit 0)")
+    ap.add_argument("--workload-timeout", type=int, default=STEP_TIMEOUT)
     ap.add_argument("extra", nargs="*")
     a = ap.parse_args()
 
@@ -103,6 +106,13 @@ def main():
         assert "\n42" in out, f"shell arithmetic gave {out!r}"
         out = s.run("echo nimbus-was-here > /tmp/f && cat /tmp/f && uname -m", "END3")
         assert "nimbus-was-here" in out and "riscv64" in out, out
+        if a.workload:
+            t1 = time.monotonic()
+            s.proc.stdin.write(f"{a.workload}; echo workload-status=$?; echo END4\n".encode())
+            s.proc.stdin.flush()
+            out = s.expect(b"\nEND4", a.workload_timeout).decode(errors="replace")
+            assert "workload-status=0" in out, f"workload failed: {out!r}"
+            print(f"workload done in {time.monotonic() - t1:.1f} s", flush=True)
         s.send("poweroff -f")
         status = s.wait(STEP_TIMEOUT)
         assert status == 0, f"nimbus exited with {status} after poweroff, want 0"

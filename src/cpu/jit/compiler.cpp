@@ -224,8 +224,12 @@ void emit_return(Emitter& a, const Layout& L) {
 
 class Compiler {
  public:
+  // `assume`: registers the code may take to be sign-extended 32-bit values from its
+  // entry (never written in it); checked at the chain entry when `guard`, else only noted
+  // (used_assumptions says which it relied on).
   Compiler(const Insn* insns, unsigned n, unsigned ninsns, const void* block, uint32_t page_offset,
-           uint32_t nbytes, const Layout& l, const SlowPaths& s, uintptr_t base, Compiled& out)
+           uint32_t nbytes, const Layout& l, const SlowPaths& s, uintptr_t base, Compiled& out,
+           uint32_t assume = 0, bool guard = false)
       : base_(base),
         in_(insns),
         n_(n),
@@ -235,9 +239,13 @@ class Compiler {
         nbytes_(nbytes),
         L_(l),
         slow_(s),
-        out_(out) {
+        out_(out),
+        assume_(assume & ~1u),
+        guard_(guard) {
     a_.code().reserve(4096);
   }
+
+  uint32_t used_assumptions() const { return used_; }
 
   std::vector<uint8_t>& compile() {
     allocate();
@@ -245,6 +253,7 @@ class Compiler {
     for (unsigned i = 0; i < n_; i++) {
       if (!insn(i)) return a_.code();  // the instruction ended the compiled code
     }
+    join(n_);
     // Ran off the end of the compiled prefix: the interpreter goes on at slot n_ (when
     // n_ == ninsns_, the block is done and next_pc already holds the fall-through, which
     // is chained).
@@ -265,9 +274,13 @@ class Compiler {
     unsigned loop_end = 0;
     for (unsigned i = 0; i < n_; i++) {
       const Class c = isa::class_of(in_[i].d.op);
-      if ((c == Class::BR || c == Class::JAL) && in_[i].off + int64_t{in_[i].d.imm} == 0) {
+      if (c != Class::BR && c != Class::JAL) continue;
+      const int64_t rel = in_[i].off + int64_t{in_[i].d.imm};
+      const unsigned back = backward_target(i, rel);
+      if (rel == 0 || back != 0) {
         loops_ = true;
         loop_end = i + 1;
+        back_targets_ |= uint64_t{1} << back;
       }
     }
     unsigned count[32] = {};
@@ -329,6 +342,7 @@ class Compiler {
   // Makes `v` guest register rd's value.
   void commit(unsigned rd, Reg v) {
     if (rd == 0) return;
+    know(rd, {});
     if (allocated(rd)) {
       a_.mov(host(rd), v);
       dirty_ |= 1u << rd;
@@ -351,6 +365,35 @@ class Compiler {
   // The allocated registers that may differ from the hart's copy here: those written so
   // far, or all that the block writes once a native loop may have run.
   uint32_t dirty() const { return loops_ ? written_mask_ : dirty_; }
+
+  // ---- what is known of the values on the straight-line path ----
+  // sx: the value is its low 32 bits sign-extended (what every *W instruction leaves);
+  // nn: it is below 2^31 (so sx too). `dep`: the entry assumptions it rests on.
+  struct Fact {
+    bool sx = false, nn = false;
+    uint32_t dep = 0;
+  };
+  Fact fact(unsigned r) const {
+    return {(sx_ >> r & 1) != 0, (nn_ >> r & 1) != 0, r == 0 ? 0 : dep_[r]};
+  }
+  static Fact sext_fact() { return {true, false, 0}; }
+  static Fact small_fact() { return {true, true, 0}; }
+  void know(unsigned rd, Fact f) {
+    if (rd == 0) return;
+    const uint32_t b = 1u << rd;
+    sx_ = f.sx || f.nn ? sx_ | b : sx_ & ~b;
+    nn_ = f.nn ? nn_ | b : nn_ & ~b;
+    dep_[rd] = f.sx || f.nn ? f.dep : 0;
+  }
+  // Code left out because r's fact holds: the assumptions under it are needed.
+  void rely(unsigned r) { used_ |= fact(r).dep; }
+  // a & b: below 2^31 if either is; sign-extended if both are. a | b, a ^ b: either if both.
+  static Fact and_fact(Fact a, Fact b) {
+    if (a.nn && (!b.nn || a.dep == 0)) return {true, true, a.dep};
+    if (b.nn) return {true, true, b.dep};
+    return {a.sx && b.sx, false, a.dep | b.dep};
+  }
+  static Fact or_fact(Fact a, Fact b) { return {a.sx && b.sx, a.nn && b.nn, a.dep | b.dep}; }
 
   // ---- structure ----
   void prologue() {
@@ -378,7 +421,34 @@ class Compiler {
     for (unsigned r = 1; r < 32; r++) {
       if (allocated(r) && !global(r)) a_.load64(host(r), xmem(r));
     }
+    if (guard_ && assume_ != 0) entry_guards();
     a_.bind(loop_top_);
+    entry_facts();
+  }
+
+  // What is known where native loops come back: what holds from the entry on holds at
+  // every pass, as the assumed registers are never written.
+  void entry_facts() {
+    sx_ = 1u | assume_;
+    nn_ = 1u;
+    for (unsigned r = 1; r < 32; r++) dep_[r] = (assume_ >> r & 1) != 0 ? 1u << r : 0;
+  }
+
+  // The assumptions, checked: a register that is not its low half sign-extended sends the
+  // whole block to the interpreter.
+  void entry_guards() {
+    Label& fail = new_label();
+    for (unsigned r = 1; r < 32; r++) {
+      if ((assume_ >> r & 1) == 0) continue;
+      const Reg v = src(r, RCX);
+      a_.movsxd(RAX, v);
+      a_.alu(kCmp, RAX, v);
+      a_.jcc(kNE, fail);
+    }
+    cold([this, &fail] {
+      a_.bind(fail);
+      exit_to(kExitGuard, 0, 0);
+    });
   }
 
   // A block with F/D instructions: unless this run of compiled code has done it already
@@ -562,6 +632,31 @@ class Compiler {
     a_.lea(RBX, mem(RBX, static_cast<int32_t>(retired)));
     a_.jmp(loop_top_);
   }
+  // The same from the jump at i back to instruction t (after the first) of this block:
+  // exits count their slot as retired, so this pass's i + 1 become i + 1 - t.
+  void loop_to(unsigned i, unsigned t, Label& otherwise) {
+    const int32_t adj = static_cast<int32_t>(i + 1) - static_cast<int32_t>(t);
+    a_.lea(RAX, mem(RBX, adj + static_cast<int32_t>(ninsns_)));
+    a_.alu_mem(kCmp, RAX, mem(RBP, L_.loop_limit));
+    a_.jcc(kA, otherwise);
+    a_.lea(RBX, mem(RBX, adj));
+    a_.jmp(back_label(t));
+  }
+  Label& back_label(unsigned t) {
+    if (back_labels_.size() <= t) back_labels_.resize(t + 1, nullptr);
+    if (back_labels_[t] == nullptr) back_labels_[t] = &new_label();
+    return *back_labels_[t];
+  }
+  // The instruction after the first that a jump from i to block offset `rel` lands on
+  // when that is this one or an earlier one (the first: loop_back), else 0.
+  unsigned backward_target(unsigned i, int64_t rel) const {
+    if (rel <= 0 || rel > in_[i].off) return 0;
+    for (unsigned t = 1; t <= i && t < 64; t++) {  // (back_targets_ has 64 bits)
+      if (in_[t].off == rel) return t;
+      if (in_[t].off > rel) return 0;
+    }
+    return 0;
+  }
 
   // Calls a slow path with the caller-saved guest registers preserved; `args` loads the
   // argument registers (rdi = hart is set here) given the stack depth it runs at.
@@ -580,6 +675,13 @@ class Compiler {
   // ---- instructions ----
   // Emits instruction i; false when compilation stops there.
   bool insn(unsigned i) {
+    join(i);
+    if (i != 0 && (back_targets_ >> i & 1) != 0) {
+      // Jumps back here from further on: only what holds on every pass is known.
+      a_.bind(back_label(i));
+      entry_facts();
+      fs_marked_ = false;
+    }
     const Decoded& d = in_[i].d;
     if (!emit(i, d)) {  // not compiled: the interpreter goes on from this instruction
       exit_to(kExitContinue, i, dirty());
@@ -617,6 +719,7 @@ class Compiler {
     const Reg D = target(d.rd);
     a_.mov_imm(D, static_cast<uint64_t>(int64_t{d.imm}));
     commit(d.rd, D);
+    know(d.rd, d.imm >= 0 ? small_fact() : sext_fact());
   }
   EMIT(auipc) {
     const Reg D = target(d.rd);
@@ -634,6 +737,10 @@ class Compiler {
     if (in.off + imm == 0) {
       Label& out = new_label();
       loop_back(ninsns_, out);
+      a_.bind(out);
+    } else if (const unsigned t = backward_target(i, in.off + imm); t != 0) {
+      Label& out = new_label();
+      loop_to(i, t, out);
       a_.bind(out);
     }
     chain_exit(kExitContinue, ninsns_, ninsns_, in.off + imm, dirty());
@@ -702,7 +809,10 @@ class Compiler {
 
   // ---- M ----
   EMIT(mul) { multiply(d, false); }
-  EMIT(mulw) { multiply(d, true); }
+  EMIT(mulw) {
+    multiply(d, true);
+    know(d.rd, sext_fact());
+  }
   EMIT(mulh) { multiply_high(d, true, true); }
   EMIT(mulhsu) { multiply_high(d, true, false); }
   EMIT(mulhu) { multiply_high(d, false, false); }
@@ -710,10 +820,22 @@ class Compiler {
   EMIT(divu) { divide(d, false, false, false); }
   EMIT(rem) { divide(d, false, true, true); }
   EMIT(remu) { divide(d, false, false, true); }
-  EMIT(divw) { divide(d, true, true, false); }
-  EMIT(divuw) { divide(d, true, false, false); }
-  EMIT(remw) { divide(d, true, true, true); }
-  EMIT(remuw) { divide(d, true, false, true); }
+  EMIT(divw) {
+    divide(d, true, true, false);
+    know(d.rd, sext_fact());
+  }
+  EMIT(divuw) {
+    divide(d, true, false, false);
+    know(d.rd, sext_fact());
+  }
+  EMIT(remw) {
+    divide(d, true, true, true);
+    know(d.rd, sext_fact());
+  }
+  EMIT(remuw) {
+    divide(d, true, false, true);
+    know(d.rd, sext_fact());
+  }
 
   // ---- Zba ----
   EMIT(add_uw) { add_scaled(d, 1, true); }
@@ -746,12 +868,15 @@ class Compiler {
   EMIT(roriw) { shift_by_imm(d, kRor, true); }
   EMIT(sext_b) {
     unary(d, [this](Reg D, Reg A) { a_.movsx8(D, A); });
+    know(d.rd, sext_fact());
   }
   EMIT(sext_h) {
     unary(d, [this](Reg D, Reg A) { a_.movsx16(D, A); });
+    know(d.rd, sext_fact());
   }
   EMIT(zext_h) {
     unary(d, [this](Reg D, Reg A) { a_.movzx16(D, A); });
+    know(d.rd, small_fact());
   }
   EMIT(rev8) {
     unary(d, [this](Reg D, Reg A) {
@@ -806,6 +931,7 @@ class Compiler {
     const Reg D = target(d.rd);
     a_.load(D, fm(d.rs1), 4, true);
     commit(d.rd, D);
+    know(d.rd, sext_fact());
   }
   EMIT(fmv_x_d) {
     const Reg D = target(d.rd);
@@ -881,6 +1007,10 @@ class Compiler {
   void fp_result(unsigned i, unsigned rd, bool dbl, Reg x) {
     a_.ucomis(dbl, x, x);
     a_.jcc(kP, interpret_at(i));
+    fp_store(rd, dbl, x);
+  }
+  // f[rd] = xmm register x (a single NaN-boxed).
+  void fp_store(unsigned rd, bool dbl, Reg x) {
     mark_fs_once();
     if (dbl) {
       a_.movsd_store(fm(rd), x);
@@ -965,6 +1095,7 @@ class Compiler {
     }
     a_.movzx8(RAX, RAX);
     commit(d.rd, RAX);
+    know(d.rd, small_fact());
   }
   // fcvt.{s,d}.{w,wu,l}: `wide` a 64-bit source, `unsign` a 32-bit unsigned one.
   void int_to_fp(const Decoded& d, bool dbl, bool wide, bool unsign) {
@@ -974,13 +1105,7 @@ class Compiler {
       A = RDX;
     }
     a_.cvtsi2f(dbl, wide || unsign, X0, A);
-    mark_fs_once();
-    if (dbl) {
-      a_.movsd_store(fm(d.rd), X0);
-    } else {
-      a_.movss_store(fm(d.rd), X0);
-      a_.alu_mem_imm32(false, kOr, fm(d.rd, 4), -1);
-    }
+    fp_store(d.rd, dbl, X0);
   }
   // fcvt.{w,l}.{s,d}: RTZ truncates, the dynamic mode rounds per MXCSR. The host's answer
   // for NaN and out-of-range inputs (the "integer indefinite", the most negative value)
@@ -998,6 +1123,7 @@ class Compiler {
       a_.movsxd(RAX, RAX);
     }
     commit(d.rd, RAX);
+    if (!wide) know(d.rd, sext_fact());
   }
 
   // ---- templates the emitters share ----
@@ -1054,10 +1180,26 @@ class Compiler {
   }
 
   void binop(const Decoded& d, Alu op, bool word) {
+    const Fact a = fact(d.rs1), b = fact(d.rs2);
+    Fact r;
+    if (word) {
+      r = sext_fact();
+    } else if (op == kAnd) {
+      r = and_fact(a, b);
+    } else if (op == kOr || op == kXor) {
+      r = or_fact(a, b);
+    }
+    binop_code(d, op, word);
+    know(d.rd, r);
+  }
+  void binop_code(const Decoded& d, Alu op, bool word) {
     if (d.rs1 == 0 && op == kSub) {  // neg, negw
       const Reg D = target(d.rd);
       a_.mov(D, src(d.rs2, D));
-      if (word) {
+      if (word && fact(d.rs2).nn) {  // -x of x below 2^31 is its own sign extension
+        rely(d.rs2);
+        a_.neg(D);
+      } else if (word) {
         a_.neg32(D);
         a_.movsxd(D, D);
       } else {
@@ -1097,6 +1239,7 @@ class Compiler {
     a_.setcc(cc, RDX);
     a_.movzx8(RDX, RDX);
     commit(d.rd, RDX);
+    know(d.rd, small_fact());
   }
 
   void shift_reg(const Decoded& d, Shift op, bool word) {
@@ -1110,6 +1253,7 @@ class Compiler {
       a_.shift_cl(op, D);
     }
     commit(d.rd, D);
+    if (word) know(d.rd, sext_fact());
   }
 
   // rd = rs2 + (rs1 [zero-extended from 32 bits]) * scale
@@ -1200,21 +1344,44 @@ class Compiler {
     if (d.rs1 == 0 && op != kAnd) {  // li: the constant itself
       a_.mov_imm(D, static_cast<uint64_t>(int64_t{imm}));
       commit(d.rd, D);
+      know(d.rd, imm >= 0 ? small_fact() : sext_fact());
       return;
     }
-    if (word && imm == 0 && op == kAdd) {  // sext.w
-      a_.movsxd(D, src(d.rs1, D));
+    const Fact a = fact(d.rs1);
+    if (word && imm == 0 && op == kAdd) {  // sext.w: a move when it is already
+      if (a.sx) {
+        rely(d.rs1);
+        a_.mov(D, src(d.rs1, D));
+      } else {
+        a_.movsxd(D, src(d.rs1, D));
+      }
       commit(d.rd, D);
+      know(d.rd, {true, a.nn, a.sx ? a.dep : 0});
       return;
     }
     a_.mov(D, src(d.rs1, D));
     if (word) {
-      if (imm != 0 || op == kAnd) a_.alu32_imm(op, D, imm);  // (sext.w: the sign extension only)
+      a_.alu32_imm(op, D, imm);
       a_.movsxd(D, D);
     } else if (imm != 0 || op == kAnd) {
       a_.alu_imm(op, D, imm);
     }
     commit(d.rd, D);
+    // What the immediate (sign-extended from 12 bits) keeps: a non-negative one has the
+    // upper 53 bits clear, a negative one set.
+    Fact r;
+    if (word) {
+      r = sext_fact();
+    } else if (op == kAnd) {
+      r = imm >= 0 ? small_fact() : a;
+    } else if (op == kOr) {
+      r = imm >= 0 ? a : sext_fact();
+    } else if (op == kXor) {
+      r = imm >= 0 ? a : Fact{a.sx, false, a.dep};
+    } else if (imm == 0) {  // mv
+      r = a;
+    }
+    know(d.rd, r);
   }
 
   void set_less_imm(const Decoded& d, Cond cc) {
@@ -1223,19 +1390,32 @@ class Compiler {
     a_.setcc(cc, RDX);
     a_.movzx8(RDX, RDX);
     commit(d.rd, RDX);
+    know(d.rd, small_fact());
   }
 
   // `word`: on the low 32 bits, sign-extended.
   void shift_by_imm(const Decoded& d, Shift op, bool word) {
     const Reg D = target(d.rd);
     a_.mov(D, src(d.rs1, D));
+    const unsigned sh = static_cast<unsigned>(d.imm) & (word ? 31 : 63);
+    Fact r;
     if (word) {
-      a_.shift32_imm(op, D, static_cast<unsigned>(d.imm) & 31);
-      a_.movsxd(D, D);
+      a_.shift32_imm(op, D, sh);
+      // A logical right shift by 1 or more leaves bit 31 clear: the 32-bit operation's
+      // zero extension is the sign extension.
+      if (op == kShr && sh != 0) {
+        r = small_fact();
+      } else {
+        a_.movsxd(D, D);
+        r = sext_fact();
+      }
     } else {
-      a_.shift_imm(op, D, static_cast<unsigned>(d.imm) & 63);
+      a_.shift_imm(op, D, sh);
+      if (op == kShr && sh >= 33) r = small_fact();
+      if (op == kSar && sh >= 32) r = sext_fact();
     }
     commit(d.rd, D);
+    know(d.rd, r);
   }
 
   // rd = f(rs1), f emitted by `op(D, A)`.
@@ -1255,6 +1435,10 @@ class Compiler {
     } else {
       a_.mov(RAX, src(d.rs1, RAX));
       add_imm64(RAX, d.imm);
+    }
+    if (L_.log_stores && tlb == L_.tlb_store) {
+      a_.jmp(miss);  // (the host address is never used)
+      return;
     }
     a_.mov(RCX, RAX);
     a_.shift_imm(kShr, RCX, 12);
@@ -1288,6 +1472,7 @@ class Compiler {
       const Reg D = d.rd != 0 && allocated(d.rd) ? host(d.rd) : RDX;
       a_.load(D, mem(RAX), size, sign);
       if (d.rd != 0) commit(d.rd, D);  // (a no-op move when D is rd's own register)
+      if (size < 8 && (sign || size < 4)) know(d.rd, sign ? sext_fact() : small_fact());
     }
     a_.bind(resume);
     const uint16_t off = in_[i].off;
@@ -1361,6 +1546,16 @@ class Compiler {
       const Reg A = src(d.rs1, RAX);
       a_.alu(kCmp, A, B);
     }
+    if (const unsigned t = forward_target(i, in_[i].off + int64_t{d.imm}); t != 0) {
+      // Forward inside the compiled code: a jump to instruction t. Its exits count their
+      // slot as retired instructions, so the taken path, which skips t - i - 1 of them,
+      // takes those off rbx (lea leaves the flags alone).
+      const int32_t skip = static_cast<int32_t>(t - i - 1);
+      if (skip != 0) a_.lea(RBX, mem(RBX, -skip));
+      a_.jcc(cc, join_label(t));
+      if (skip != 0) a_.lea(RBX, mem(RBX, skip));
+      return;
+    }
     Label& taken = new_label();
     a_.jcc(cc, taken);
     const int64_t rel = in_[i].off + static_cast<int64_t>(d.imm);
@@ -1370,11 +1565,58 @@ class Compiler {
       Label& out = new_label();
       if (rel == 0) {  // back to the block's start: a native loop
         loop_back(i + 1, out);
+      } else if (const unsigned t = backward_target(i, rel); t != 0) {
+        loop_to(i, t, out);
       }
       a_.bind(out);
       chain_exit(kExitTaken, i, i + 1, rel, dirty_here);
     });
   }
+
+  // The instruction a branch from i to block offset `rel` lands on when that is further on
+  // in the compiled code (the code after the last compiled one too, unless a jump ended
+  // it), else 0.
+  unsigned forward_target(unsigned i, int64_t rel) const {
+    if (rel <= in_[i].off) return 0;
+    for (unsigned t = i + 1; t < n_; t++) {
+      if (in_[t].off == rel) return t;
+      if (in_[t].off > rel) return 0;  // into the middle of an instruction
+    }
+    if (isa::ends_block(in_[n_ - 1].d.op)) return 0;
+    const int64_t end = n_ < ninsns_ ? int64_t{in_[n_].off} : int64_t{nbytes_};
+    return end == rel ? n_ : 0;
+  }
+  // Where forward branches to instruction t land (made on first use).
+  Label& join_label(unsigned t) {
+    if (joins_.size() <= t) joins_.resize(t + 1);
+    Join& j = joins_[t];
+    if (j.label == nullptr) j.label = &new_label();
+    j.fs_marked = j.fs_marked && fs_marked_;
+    j.sx &= sx_;
+    j.nn &= nn_;
+    for (unsigned r = 1; r < 32; r++) j.dep[r] |= dep_[r];
+    return *j.label;
+  }
+  // Binds instruction t's label when branches land there. What the straight-line path
+  // knows holds after it only if it held on every path in: the registers written so far
+  // (dirty_) only grow along the code, and the allocated ones were all loaded at the
+  // block's entry, so storing one no path wrote stores its own value; FS Dirty must
+  // have been marked on every path.
+  void join(unsigned t) {
+    if (t >= joins_.size() || joins_[t].label == nullptr) return;
+    const Join& j = joins_[t];
+    a_.bind(*j.label);
+    fs_marked_ = fs_marked_ && j.fs_marked;
+    sx_ &= j.sx;
+    nn_ &= j.nn;
+    for (unsigned r = 1; r < 32; r++) dep_[r] = (sx_ >> r & 1) != 0 ? dep_[r] | j.dep[r] : 0;
+  }
+
+  struct Join {
+    Label* label = nullptr;
+    bool fs_marked = true;                      // FS Dirty on every branch here
+    uint32_t sx = ~0u, nn = ~0u, dep[32] = {};  // the facts of every branch here
+  };
 
   const uintptr_t base_;  // where the code will run (for jumps to the shared code)
   const Insn* in_;
@@ -1395,6 +1637,14 @@ class Compiler {
   bool fs_marked_ = false;     // mstatus.FS is Dirty on the straight-line path from here
   std::vector<Reg> saved_;     // caller-saved host registers holding guest registers
   std::deque<Label> labels_;
+  std::vector<Join> joins_;          // by instruction: forward branches' landing places
+  uint64_t back_targets_ = 0;        // instructions (after the first) jumped back to
+  std::vector<Label*> back_labels_;  // their labels
+  uint32_t sx_ = 1, nn_ = 1;         // the facts (x0 is 0)
+  uint32_t dep_[32] = {};
+  const uint32_t assume_;  // registers sign-extended from the entry on (see the constructor)
+  const bool guard_;
+  uint32_t used_ = 0;  // the assumptions relied on
   Label loop_top_, epilogue_;
   std::vector<std::function<void()>> cold_;
 };
@@ -1471,7 +1721,7 @@ Layout::Shared emit_shared(CodeArena& arena, const Layout& L) {
 
 void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t page_offset,
                    uint32_t nbytes, const Layout& layout, const SlowPaths& slow, CodeArena& arena,
-                   bool& full, Compiled& out) {
+                   bool& full, Compiled& out, const uint64_t* regs) {
   full = false;
   out.code = nullptr;
   out.nsites = 0;
@@ -1484,7 +1734,34 @@ void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t pa
   // A prefix of one or two instructions before the interpreter takes over again costs more
   // in the call than it saves.
   if (k == 0 || (k < n && k < 3)) return;
-  Compiler c(insns, k, n, block, page_offset, nbytes, layout, slow, arena.next(), out);
+  // Registers the block reads and never writes that hold sign-extended 32-bit values now:
+  // a first compilation assumes they stay so and notes which assumptions it used; the
+  // real one checks those at its entry.
+  uint32_t assume = 0;
+  if (regs != nullptr) {
+    uint32_t read = 0, written = 0;
+    for (unsigned i = 0; i < k; i++) {
+      const Decoded& d = insns[i].d;
+      const Uses u = uses_of(d);
+      if (u.rs1) read |= 1u << d.rs1;
+      if (u.rs2) read |= 1u << d.rs2;
+      if (u.rd) written |= 1u << d.rd;
+    }
+    for (unsigned r = 1; r < 32; r++) {
+      const uint64_t v = regs[r];
+      if ((read & ~written) >> r & 1 && static_cast<uint64_t>(static_cast<int32_t>(v)) == v)
+        assume |= 1u << r;
+    }
+    if (assume != 0) {
+      Compiled scratch;
+      Compiler first(insns, k, n, block, page_offset, nbytes, layout, slow, arena.next(), scratch,
+                     assume, false);
+      first.compile();
+      assume = first.used_assumptions();
+    }
+  }
+  Compiler c(insns, k, n, block, page_offset, nbytes, layout, slow, arena.next(), out, assume,
+             true);
   const std::vector<uint8_t>& code = c.compile();
   const void* p = arena.add(code.data(), code.size());
   if (p == nullptr) {

@@ -37,6 +37,8 @@ enum ExitKind : uint32_t {
   kExitContinue = 0,
   kExitTaken = 1,  // the conditional branch at slot was taken (next_pc set)
   kExitBreak = 2,  // the instruction at slot trapped (take_trap ran)
+  kExitGuard = 3,  // (slot 0) an entry assumption failed: the interpreter runs the block,
+                   // which should be compiled again without assumptions
 };
 
 // Where a run of compiled code ended: the block whose exit it returned from (chained
@@ -85,6 +87,9 @@ struct Layout {
     uintptr_t exit = 0;   // the return to the block loop: eax = the exit code
     uintptr_t probe = 0;  // a JALR exit's table probe: r11 = the instructions it completes
   } shared;
+  // Under the JIT checker (EngineKind::kCheckJit) every store goes through the slow path,
+  // which records it in the hart's AccessLog (so that it can be undone and compared).
+  bool log_stores = false;
 };
 
 // Emits the code every block of `arena` shares, after each reset and before the first
@@ -144,10 +149,12 @@ struct Compiled {
 // `block` identifies the block (reported in ChainOut), `page_offset` is its start's offset
 // in its 4 KiB page and `nbytes` its length in bytes (its fall-through is bpc + nbytes).
 // out.code is nullptr when that prefix is too short to pay or the arena is full (`full`
-// set then).
+// set then). `regs`, the hart's x registers now (or null), lets the code assume that
+// registers it only reads stay sign-extended 32-bit values where they are now; its entry
+// checks that and hands the block to the interpreter when not.
 void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t page_offset,
                    uint32_t nbytes, const Layout& layout, const SlowPaths& slow, CodeArena& arena,
-                   bool& full, Compiled& out);
+                   bool& full, Compiled& out, const uint64_t* regs = nullptr);
 
 // Patches the chainable exit `stub` of `from` (a ChainSite's) to jump to the compiled
 // block `to` (its code and chain_entry), whose host address is `to_key`, with `retired` =
