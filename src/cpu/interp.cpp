@@ -793,6 +793,14 @@ class CodeCache {
       flush();
   }
 
+  // The current block starting at host address `host`, if one was built; nullptr if not.
+  Block* find(uintptr_t host) {
+    for (Block* b = table_[(host >> 1) & (kSlots - 1)]; b != nullptr; b = b->chain) {
+      if (b->key == host && b->current()) return b;
+    }
+    return nullptr;
+  }
+
   // The current block starting at host address `host` (guest address `pc`), decoding it
   // if needed; nullptr when not even one instruction fits in the rest of the page.
   Block* get(uintptr_t host, uint64_t pc) {
@@ -1348,6 +1356,19 @@ lookup:
   }
   ENTER_BLOCK();
 
+tail_lookup:
+  // After a single step in the run's last few instructions, fewer than a block may hold:
+  // a block that exists and fits runs (compiled, mostly), else another single step.
+  // Building one here would build a new block at every pc the steps go through.
+  bpc = h.pc;
+  blk = nullptr;
+  {
+    const TlbEntry& e = h.tlb_fetch[h.tlb_slot(bpc)];
+    if (e.tag == ((bpc >> 12) | h.fetch_ctx)) [[likely]]
+      blk = cache.find(bpc + e.addend);
+  }
+  ENTER_BLOCK();
+
 step :  // one instruction through the single-instruction path
 {
   Decoded one;
@@ -1358,12 +1379,7 @@ step :  // one instruction through the single-instruction path
   }
 }
   if (h.break_block || left <= chunk_stop) goto chunk;
-  // The run's last few instructions, fewer than a block may hold: single steps to the end,
-  // without looking blocks up (each would be built afresh at every pc, for nothing).
-  if (left < kMaxBlockInsns) {
-    bpc = h.pc;
-    goto step;
-  }
+  if (left < kMaxBlockInsns) goto tail_lookup;
   goto lookup;
 
   // ---- the bodies ----

@@ -1067,7 +1067,19 @@ class Generator {
     const unsigned rs = src();
     const unsigned rd = dst();
     constexpr uint32_t kOpW = 0x3b, kOpImmW = 0x1b, kOp = 0x33;
-    switch (rnd(7)) {
+    switch (rnd(8)) {
+      case 7: {  // an immediate op's fact carried through and/or/xor into sext.w or negw
+        const unsigned t = dst();
+        a.w(enc::i(chance(50) ? range(0, 7) : range(-8, -1), rs, pick_of<uint32_t>({4, 6, 7}), t,
+                   0x13));
+        a.w(enc::r(0, src(), t, pick_of<uint32_t>({4, 6, 7}), t, kOp));
+        if (chance(50)) {
+          a.w(enc::i(0, t, 0, rd, kOpImmW));  // sext.w
+        } else {
+          a.w(enc::r(0x20, t, 0, 0, rd, kOpW));  // negw
+        }
+        break;
+      }
       case 0:  // sext.w
         a.w(enc::i(0, rs, 0, rd, kOpImmW));
         break;
@@ -1096,6 +1108,38 @@ class Generator {
         a.w(enc::i(0, t, 0, rd, kOpImmW));    // sext.w rd, t
         break;
       }
+    }
+  }
+
+  // A register's sign-extension fact that holds on one path into an instruction only: the
+  // JIT must forget it where the paths meet. Either a forward branch over the instruction
+  // that made it (sext.w after the join must sign-extend when the branch was taken), or a
+  // loop back into the middle of the block whose body breaks it (sext.w at the loop's top
+  // must sign-extend from the second pass on).
+  void facts_across_jumps() {
+    Asm& a = *a_;
+    constexpr uint32_t kOpImmW = 0x1b;
+    const unsigned r = writable();
+    const unsigned rd = dst();
+    if (chance(50)) {
+      a.w(enc::add(r, src(), src()));  // r: anything
+      const int l = a.new_label();
+      a.w(enc::b(0, src(), src(), pick_of<uint32_t>({0, 1, 4, 5, 6, 7})), Fix::kB, l);
+      a.w(enc::i(range(-8, 8), src(), 0, r, kOpImmW));  // addiw r: sign-extended
+      a.bind(l);
+      if (chance(50)) {
+        a.w(enc::i(0, r, 0, rd, kOpImmW));  // sext.w rd, r
+      } else {
+        a.w(enc::r(0x20, r, 0, 0, rd, 0x3b));  // negw rd, r
+      }
+    } else {
+      a.w(enc::i(range(-8, 8), src(), 0, r, kOpImmW));  // addiw r: sign-extended
+      a.w(enc::addi(kRegInner, 0, range(2, 5)));
+      const int top = a.here();
+      a.w(enc::i(0, r, 0, rd, kOpImmW));   // sext.w rd, r
+      a.w(enc::rori(r, r, range(1, 40)));  // r: no longer sign-extended (mostly)
+      a.w(enc::addi(kRegInner, kRegInner, -1));
+      a.w(enc::bne(kRegInner, 0, 0), Fix::kB, top);
     }
   }
 
@@ -1376,7 +1420,9 @@ class Generator {
       return;
     }
     const uint64_t k = rnd(100);
-    if (k < 70) {
+    if (k < 3) {
+      facts_across_jumps();
+    } else if (k < 70) {
       simple();
     } else if (k < 77) {  // forward conditional branch over a few items
       const int l = a.new_label();

@@ -83,8 +83,10 @@ def main():
                     help="reboot the guest once (it must come back) before powering off")
     ap.add_argument("--workload", help="a shell command to run in the guest (must exit 0)")
     ap.add_argument("--workload-timeout", type=int, default=STEP_TIMEOUT)
-    ap.add_argument("extra", nargs="*")
-    a = ap.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    a = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    a.extra = extra
 
     argv = [a.nimbus, "run", "--cpus", str(a.cpus)] + a.extra
     if a.firmware:

@@ -1189,6 +1189,17 @@ class Compiler {
     } else if (op == kOr || op == kXor) {
       r = or_fact(a, b);
     }
+    const bool plus_zero = op == kAdd || op == kOr || op == kXor;
+    if (!word && ((plus_zero && d.rs1 == 0) || ((plus_zero || op == kSub) && d.rs2 == 0))) {
+      // c.mv (add rd, x0, rs2) and the like: a move
+      const unsigned from = d.rs1 == 0 ? d.rs2 : d.rs1;
+      const Reg D = target(d.rd);
+      a_.mov(D, src(from, D));
+      r = fact(from);
+      commit(d.rd, D);
+      know(d.rd, r);
+      return;
+    }
     binop_code(d, op, word);
     know(d.rd, r);
   }

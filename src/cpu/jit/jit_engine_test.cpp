@@ -64,6 +64,53 @@ TEST(JitEngine, TheInterpreterCompilesNothing) {
   EXPECT_EQ(compiled, 0u);
 }
 
+// A loop block that only reads a0 and, to leave out a sign extension, relies on it holding
+// a sign-extended 32-bit value is compiled assuming so (its entry checks it). When a0
+// stops being one, the check fails, the interpreter runs the block that time and it is
+// compiled again without the assumption, once: the sums stay right throughout.
+TEST(JitEngine, AFailedEntryAssumptionCompilesTheBlockAgain) {
+#if defined(__x86_64__)
+  ThresholdOne t;
+  mem::Bus bus(kBase, 1 << 20);
+  Hart hart(bus, 0);
+  hart.set_engine(EngineKind::kJit);
+  const uint32_t code[] = {
+      0x0005861b,  // 1: sext.w a2, a1
+      0x00a67633,  //    and a2, a2, a0
+      0x0006069b,  //    sext.w a3, a2 (left out while a0 is sign-extended)
+      0x00d70733,  //    add a4, a4, a3
+      0x00158593,  //    addi a1, a1, 1
+      0xfef596e3,  //    bne a1, a5, 1b
+      0x0000006f,  //    j .
+  };
+  std::memcpy(bus.ram_ptr(kBase, sizeof(code)), code, sizeof(code));
+  hart.reset(kBase);  // (once: a reset empties the block cache)
+  auto pass = [&](uint64_t a0) {
+    hart.pc = kBase;
+    hart.x[14] = 0;
+    hart.x[10] = a0;
+    hart.x[11] = static_cast<uint64_t>(-50);
+    hart.x[15] = 50;
+    EXPECT_EQ(hart.run(100 * 6), 100u * 6);
+    EXPECT_EQ(hart.pc, kBase + 0x18);
+    uint64_t sum = 0;
+    for (int64_t i = -50; i < 50; i++) {
+      const uint64_t v = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(i))) & a0;
+      sum += static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v)));
+    }
+    EXPECT_EQ(hart.x[14], sum) << std::hex << a0;
+  };
+  pass(0xffffffff80001234);  // sign-extended: compiled with the assumption
+  const uint64_t compiled = hart.engine->compiled_blocks();
+  EXPECT_GE(compiled, 1u);
+  pass(0x0000000180001234);  // not: the check fails, compiled again once
+  EXPECT_EQ(hart.engine->compiled_blocks(), compiled + 1);
+  pass(0x0000000180005678);  // and it stays so (no assumption to fail)
+  pass(0xffffffff80001234);
+  EXPECT_EQ(hart.engine->compiled_blocks(), compiled + 1);
+#endif
+}
+
 // ---- chained blocks ----
 // Compiled blocks jump straight to each other (a taken branch, JAL, JALR, the
 // fall-through, in the same page or through the fetch TLB in another); these programs
