@@ -31,6 +31,21 @@ class InterpTest : public ::testing::Test {
     return v;
   }
 
+  // For the checkers' tests: 0x1111 at kData, 0x2222 at kOther, a1 = kData.
+  static constexpr uint64_t kData = kBase + 0x3000, kOther = kBase + 0x5000;
+  void stale_pages() {
+    const uint64_t good = 0x1111, bad = 0x2222;
+    std::memcpy(bus_.ram_ptr(kData, 8), &good, 8);
+    std::memcpy(bus_.ram_ptr(kOther, 8), &bad, 8);
+    hart_.x[11] = kData;
+  }
+  // A wrong fast path: a load-TLB entry that maps kData's page to kOther's.
+  void plant_stale_entry() {
+    TlbEntry& e = hart_.tlb_load[hart_.tlb_slot(kData)];
+    e.tag = (kData >> 12) | hart_.data_ctx;
+    e.addend = reinterpret_cast<uintptr_t>(bus_.ram_ptr(kOther, 8)) - kData;
+  }
+
   mem::Bus bus_;
   Hart hart_;
 };
@@ -445,18 +460,12 @@ TEST_F(InterpTest, CheckReferenceCatchesAnInjectedDivergence) {
   hart_.set_engine(EngineKind::kCheckReference);
   std::string report;
   hart_.on_divergence = [&](const std::string& r) { report = r; };
-  const uint64_t data = kBase + 0x3000, other = kBase + 0x5000;
-  const uint64_t good = 0x1111, bad = 0x2222;
-  std::memcpy(bus_.ram_ptr(data, 8), &good, 8);
-  std::memcpy(bus_.ram_ptr(other, 8), &bad, 8);
-  hart_.x[11] = data;
+  stale_pages();
   program(kBase, {0x00700513,    // li a0, 7
                   0x0005b503,    // ld a0, 0(a1)
                   0x00150513,    // addi a0, a0, 1
                   0x0000006f});  // j .
-  TlbEntry& e = hart_.tlb_load[hart_.tlb_slot(data)];
-  e.tag = (data >> 12) | hart_.data_ctx;
-  e.addend = reinterpret_cast<uintptr_t>(bus_.ram_ptr(other, 8)) - data;
+  plant_stale_entry();
   EXPECT_LT(hart_.run(100), 100u);
   EXPECT_TRUE(hart_.diverged);
   EXPECT_NE(report.find("pc 0x0000000080000004"), std::string::npos) << report;
@@ -529,11 +538,7 @@ TEST_F(InterpTest, CheckJitCatchesADivergenceInCompiledCode) {
   hart_.set_engine(EngineKind::kCheckJit);
   std::string report;
   hart_.on_divergence = [&](const std::string& r) { report = r; };
-  const uint64_t data = kBase + 0x3000, other = kBase + 0x5000;
-  const uint64_t good = 0x1111, bad = 0x2222;
-  std::memcpy(bus_.ram_ptr(data, 8), &good, 8);
-  std::memcpy(bus_.ram_ptr(other, 8), &bad, 8);
-  hart_.x[11] = data;
+  stale_pages();
   program(kBase, {0x0005b503,    // 1: ld a0, 0(a1)
                   0x00150613,    //    addi a2, a0, 1
                   0xff9ff06f});  //    j 1b
@@ -541,11 +546,9 @@ TEST_F(InterpTest, CheckJitCatchesADivergenceInCompiledCode) {
   // stale entry.
   EXPECT_EQ(hart_.run(300), 300u);
   EXPECT_EQ(report, "");
-  EXPECT_EQ(hart_.x[12], good + 1);
+  EXPECT_EQ(hart_.x[12], 0x1112u);
   EXPECT_GT(hart_.engine->compiled_blocks(), 0u);
-  TlbEntry& e = hart_.tlb_load[hart_.tlb_slot(data)];
-  e.tag = (data >> 12) | hart_.data_ctx;
-  e.addend = reinterpret_cast<uintptr_t>(bus_.ram_ptr(other, 8)) - data;
+  plant_stale_entry();
   EXPECT_LT(hart_.run(3000), 3000u);
   EXPECT_TRUE(hart_.diverged);
   EXPECT_NE(report.find("in compiled code entered at pc 0x0000000080000000"), std::string::npos)
