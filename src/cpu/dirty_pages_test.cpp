@@ -188,6 +188,37 @@ TEST_P(DirtyPages, OnlyThePagesWrittenAreMarked) {
   EXPECT_TRUE(loads.take().empty());
 }
 
+TEST_P(DirtyPages, AStoreInALoopAfterALoadOfItsPageIsMarked) {
+  // A loop that loads from a page and then stores to it: compiled, each access keeps the
+  // page it last hit for the next pass, the load's from the load TLB. The store must not
+  // go through that: its page's store entry was dropped when logging started.
+  constexpr uint32_t kLd = (0 << 20) | (kA0 << 15) | (3 << 12) | (kA3 << 7) | 0x03;  // ld a3,0(a0)
+  constexpr uint32_t kAddi = (0xfffu << 20) | (kA2 << 15) | (kA2 << 7) | 0x13;  // addi a2,a2,-1
+  constexpr uint32_t kBnezBack12 = 0xfe061ae3;                                  // bnez a2,.-12
+  Rig r(GetParam(), {kLd, s_type(3, 0x23, kA0, kA1, 8), kAddi, kBnezBack12});
+  r.hart.x[kA0] = kBase + 0x10000;  // page 16
+  auto loop = [&](uint64_t passes) {
+    r.hart.x[kA1]++;
+    r.hart.x[kA2] = passes;
+    r.hart.pc = kBase;
+    const uint64_t insns = 4 * passes + 1;
+    ASSERT_EQ(r.hart.run(insns), insns);
+    ASSERT_EQ(r.hart.pc, kBase + 16);
+  };
+  loop(50);  // compiled, and both TLBs hold page 16
+  r.start();
+  loop(50);
+  EXPECT_EQ(r.mem64(kBase + 0x10008), r.hart.x[kA1]);
+  EXPECT_EQ(r.take(), (std::set<uint64_t>{16}));
+  loop(50);
+  EXPECT_EQ(r.take(), (std::set<uint64_t>{16}));
+#if defined(__x86_64__)
+  if (GetParam() == EngineKind::kJit) {
+    EXPECT_GE(r.hart.engine->compiled_blocks(), 1u);
+  }
+#endif
+}
+
 TEST_P(DirtyPages, ASecondHartsStoresAreMarked) {
   ThresholdOne t;
   mem::Bus bus(kBase, 1 << 20);

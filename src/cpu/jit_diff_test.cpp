@@ -1477,6 +1477,8 @@ class Generator {
           a.w(enc::jalr(f.link, tmp, 0));
         }
       }
+    } else if (k < 89 && chance(30)) {
+      pointer_walk();
     } else if (k < 89) {  // a bounded inner loop on t4
       const int count = range(1, chance(20) ? 100 : 12);
       const bool plain = chance(50);
@@ -1503,6 +1505,53 @@ class Generator {
     } else {
       atomic();
     }
+  }
+
+  // A bounded inner loop on t4 that walks a pointer through memory with loads and stores
+  // off it (what a compiled loop keeps the last page of, per access): strides that cross
+  // page boundaries, misaligned accesses, and walks off the end of RAM that fault midway.
+  void pointer_walk() {
+    Asm& a = *a_;
+    unsigned p;
+    do {
+      p = writable();
+    } while (p == kRegInner);
+    auto other = [&] {
+      for (;;) {
+        const unsigned r = dst();
+        if (r != p) return r;
+      }
+    };
+    const int count = range(1, 100);
+    int stride = pick_of<int>({1, 2, 4, 8, -1, -4, -8, 3, 6});
+    if (chance(20)) stride = range(-300, 300);
+    // Within the data region (s0 is 4 KiB-aligned or not, 4 KiB-12 KiB into it) ...
+    while (count * std::abs(stride) > 2000) stride /= 2;
+    if (chance(15)) {  // ... or from just below the end of RAM upwards: faults on the way
+      a.w(enc::addi(p, kRegEnd, -range(1, 64)));
+      stride = std::abs(stride) + 1;
+    } else {
+      a.w(enc::addi(p, kRegData, range(-2048, 2047)));
+    }
+    a.w(enc::addi(kRegInner, 0, count));
+    const int top = a.here();
+    const int n = range(1, 4);
+    for (int i = 0; i < n; i++) {
+      const uint64_t what = rnd(10);
+      const int32_t off = chance(70) ? 0 : range(-8, 8);
+      if (what < 4) {
+        const unsigned f3 = static_cast<unsigned>(rnd(7));  // lb lh lw ld lbu lhu lwu
+        a.w(enc::i(off, p, f3, other(), 0x03));
+      } else if (what < 7) {
+        a.w(enc::s(off, src(), p, static_cast<unsigned>(rnd(4)), 0x23));
+      } else {
+        const ROp& op = pick(kROps);
+        a.w(enc::r(op.f7, src(), src(), op.f3, other(), op.op));
+      }
+    }
+    a.w(enc::addi(p, p, stride));
+    a.w(enc::addi(kRegInner, kRegInner, -1));
+    a.w(enc::bne(kRegInner, 0, 0), Fix::kB, top);
   }
 
   void csr_access() {

@@ -5,6 +5,8 @@
 //         (returned in jit_loop_done)
 //   [rsp] the guest address of the running block's first instruction (bpc)
 //   [rsp+8] the running block (its `block` id), [rsp+16] the ChainOut to fill on return
+//   [rsp+24] on: the page cache of the running block's access sites in native loops
+//         (kSiteSlots pairs: the page's guest address, its TLB addend; see tlb_check)
 //   rax, rcx, rdx  scratch
 //   r12-r15, rsi, rdi, r8-r11  guest registers, allocated per block by use count
 // The code after the prologue is straight-line in block order; everything rare (slow
@@ -169,6 +171,21 @@ bool takes(const Decoded& d) {
   }
 }
 
+// Whether an instruction the JIT compiles reads or writes memory.
+enum class Access { kNone, kLoad, kStore };
+Access access_of(Op op) {
+  if (op == Op::flw || op == Op::fld) return Access::kLoad;
+  if (op == Op::fsw || op == Op::fsd) return Access::kStore;
+  switch (isa::class_of(op)) {
+    case Class::LD:
+      return Access::kLoad;
+    case Class::ST:
+      return Access::kStore;
+    default:
+      return Access::kNone;
+  }
+}
+
 Uses uses_of(const Decoded& d) {
   if (!takes(d)) return {false, false, false};
   switch (isa::class_of(d.op)) {
@@ -208,6 +225,18 @@ constexpr uint32_t kGlobalMask = 1u << 15 | 1u << 14 | 1u << 13 | 1u << 12;
 constexpr Reg kAllocOrder[] = {RSI, RDI, R8, R9, R10, R11};
 constexpr Reg kCallerSaved[] = {RSI, RDI, R8, R9, R10, R11};
 
+// Loads and stores inside a native loop keep the page their last access found in the TLB
+// in the frame, one slot each (the first kSiteSlots of a block), so the next pass through
+// checks one compare instead of the TLB lookup. A block sets its slots empty (a value no
+// masked address equals: bit 11 set) at its entry, so they live only while it runs:
+// nothing that changes a translation (a trap, an SFENCE.VMA, a CSR write, a snapshot
+// restore, the dirty log's handshake between slices) happens without leaving the block.
+constexpr unsigned kSiteSlots = 8;
+constexpr int32_t kSiteEmpty = 0x800;
+constexpr int32_t kFrameSize = 24 + 16 * kSiteSlots;  // 16-byte alignment for calls
+static_assert((6 * 8 + 8 + kFrameSize) % 16 == 0);
+constexpr int32_t site_offset(unsigned s) { return 24 + 16 * static_cast<int32_t>(s); }
+
 // The return to the block loop: jit_loop_done, the ChainOut (which block, its bpc), the
 // frame and the callee-saved registers; eax holds the exit code.
 void emit_return(Emitter& a, const Layout& L) {
@@ -217,7 +246,7 @@ void emit_return(Emitter& a, const Layout& L) {
   a.store64(mem(RCX, 0), RDX);
   a.load64(RDX, mem(RSP));
   a.store64(mem(RCX, 8), RDX);
-  a.alu_imm(kAdd, RSP, 24);
+  a.alu_imm(kAdd, RSP, kFrameSize);
   for (Reg r : {R15, R14, R13, R12, RBP, RBX}) a.pop(r);
   a.ret();
 }
@@ -272,6 +301,7 @@ class Compiler {
     // Uses inside a native loop (up to the last branch back to the block's start) count
     // for every iteration: they weigh more than the ones after it.
     unsigned loop_end = 0;
+    std::vector<bool> looped(n_);  // inside some native loop
     for (unsigned i = 0; i < n_; i++) {
       const Class c = isa::class_of(in_[i].d.op);
       if (c != Class::BR && c != Class::JAL) continue;
@@ -281,7 +311,14 @@ class Compiler {
         loops_ = true;
         loop_end = i + 1;
         back_targets_ |= uint64_t{1} << back;
+        for (unsigned k = back; k <= i; k++) looped[k] = true;
       }
+    }
+    sites_.assign(n_, -1);
+    for (unsigned i = 0; i < n_ && nsites_ < kSiteSlots; i++) {
+      const Access a = access_of(in_[i].d.op);
+      if (looped[i] && (a == Access::kLoad || (a == Access::kStore && !L_.log_stores)))
+        sites_[i] = static_cast<int8_t>(nsites_++);
     }
     unsigned count[32] = {};
     for (unsigned i = 0; i < n_; i++) {
@@ -398,7 +435,7 @@ class Compiler {
   // ---- structure ----
   void prologue() {
     for (Reg r : {RBX, RBP, R12, R13, R14, R15}) a_.push(r);
-    a_.alu_imm(kSub, RSP, 24);  // 16-byte alignment for calls; the frame (see the top)
+    a_.alu_imm(kSub, RSP, kFrameSize);  // the frame (see the top)
     a_.mov(RBP, RDI);
     a_.store64(mem(RSP), RSI);
     a_.store64(mem(RSP, 16), RDX);
@@ -418,6 +455,7 @@ class Compiler {
       a_.store64(mem(RBP, L_.next_pc), RAX);
     }
     if (has_fp_) fp_setup();
+    for (unsigned k = 0; k < nsites_; k++) a_.store64_imm(mem(RSP, site_offset(k)), kSiteEmpty);
     for (unsigned r = 1; r < 32; r++) {
       if (allocated(r) && !global(r)) a_.load64(host(r), xmem(r));
     }
@@ -1438,9 +1476,10 @@ class Compiler {
     commit(d.rd, D);
   }
 
-  // rax = the virtual address; rcx = the TLB entry's offset from the hart; jumps to `miss`
-  // unless the entry maps the page in the current context and the access is aligned.
-  void tlb_check(const Decoded& d, unsigned size, int32_t tlb, Label& miss) {
+  // rax = the host address of instruction i's access; jumps to `miss` with rax = the
+  // virtual address unless the TLB maps the page in the current context and the access
+  // stays in it. Clobbers rcx, rdx.
+  void tlb_check(unsigned i, const Decoded& d, unsigned size, int32_t tlb, Label& miss) {
     if (d.rs1 != 0 && allocated(d.rs1)) {
       a_.lea(RAX, mem(host(d.rs1), d.imm));
     } else {
@@ -1451,6 +1490,37 @@ class Compiler {
       a_.jmp(miss);  // (the host address is never used)
       return;
     }
+    if (sites_[i] < 0) {
+      tlb_lookup(size, tlb, miss);
+      a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, tlb + 8));  // + addend: the host address
+      return;
+    }
+    // The site's slot: the page it hit last (an aligned access in it keeps the page's
+    // address under the mask; one that is not aligned looks up, as it may cross).
+    const int32_t at = site_offset(static_cast<unsigned>(sites_[i]));
+    Label& refill = new_label();
+    Label& hit = new_label();
+    a_.mov(RCX, RAX);
+    a_.alu_imm(kAnd, RCX, -4096 | static_cast<int32_t>(size - 1));
+    a_.alu_mem(kCmp, RCX, mem(RSP, at));
+    a_.jcc(kNE, refill);
+    a_.alu_mem(kAdd, RAX, mem(RSP, at + 8));
+    a_.bind(hit);
+    cold([this, &refill, &hit, &miss, size, tlb, at] {
+      a_.bind(refill);
+      tlb_lookup(size, tlb, miss);
+      a_.mov(RDX, RAX);
+      a_.alu_imm(kAnd, RDX, -4096);
+      a_.store64(mem(RSP, at), RDX);
+      a_.load64(RDX, mem_idx(RBP, RCX, tlb + 8));
+      a_.store64(mem(RSP, at + 8), RDX);
+      a_.alu(kAdd, RAX, RDX);
+      a_.jmp(hit);
+    });
+  }
+  // The TLB lookup of the access at rax (kept): rcx = the entry's offset from the hart,
+  // or a jump to `miss`. Clobbers rdx.
+  void tlb_lookup(unsigned size, int32_t tlb, Label& miss) {
     a_.mov(RCX, RAX);
     a_.shift_imm(kShr, RCX, 12);
     // The tag is that of the access's last byte: an access that crosses into the next
@@ -1468,14 +1538,13 @@ class Compiler {
     a_.shift32_imm(kShl, RCX, 4);
     a_.alu_mem(kXor, RDX, mem_idx(RBP, RCX, tlb));
     a_.jcc(kNE, miss);
-    a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, tlb + 8));  // + addend: the host address
   }
 
   // An integer load, or (fp) flw/fld into f[rd].
   void load(unsigned i, const Decoded& d, unsigned size, bool sign, bool fp = false) {
     Label& miss = new_label();
     Label& resume = new_label();
-    tlb_check(d, size, L_.tlb_load, miss);
+    tlb_check(i, d, size, L_.tlb_load, miss);
     if (fp) {
       a_.load(RDX, mem(RAX), size, false);
       fp_write_bits(d.rd, RDX, size == 8);
@@ -1515,7 +1584,7 @@ class Compiler {
   void store(unsigned i, const Decoded& d, unsigned size, bool fp = false) {
     Label& miss = new_label();
     Label& resume = new_label();
-    tlb_check(d, size, L_.tlb_store, miss);
+    tlb_check(i, d, size, L_.tlb_store, miss);
     Reg V = RDX;
     if (fp) {
       a_.load(RDX, fm(d.rs2), size, false);
@@ -1647,6 +1716,8 @@ class Compiler {
   bool has_fp_ = false;        // the block has F/D instructions
   bool fs_marked_ = false;     // mstatus.FS is Dirty on the straight-line path from here
   std::vector<Reg> saved_;     // caller-saved host registers holding guest registers
+  std::vector<int8_t> sites_;  // by instruction: its page cache slot, or -1
+  unsigned nsites_ = 0;
   std::deque<Label> labels_;
   std::vector<Join> joins_;          // by instruction: forward branches' landing places
   uint64_t back_targets_ = 0;        // instructions (after the first) jumped back to

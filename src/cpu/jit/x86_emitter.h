@@ -112,6 +112,10 @@ class Emitter {
   }
   void load64(Reg dst, Mem m) { rm(true, {0x8B}, dst, m); }
   void store64(Mem m, Reg src) { rm(true, {0x89}, src, m); }
+  void store64_imm(Mem m, int32_t v) {  // mov qword [m], v (sign-extended)
+    rm(true, {0xC7}, static_cast<Reg>(0), m);
+    imm32(static_cast<uint32_t>(v));
+  }
   // Loads of 1, 2, 4 or 8 bytes, sign- or zero-extended to 64 bits.
   void load(Reg dst, Mem m, unsigned size, bool sign) {
     switch (size) {
