@@ -565,8 +565,10 @@ class Compiler {
   }
 
   // Jumps to `slow` unless the fetch TLB maps the guest address in `va` (kept) to the
-  // successor's host address, patched into the mov_imm64 here (kStubKey). Clobbers a, b.
-  void successor_key_check(Reg va, Reg a, Reg b, Label& slow) {
+  // successor's host address, patched into the mov_imm64 here (kStubKey); to `other`
+  // instead (if given) when it maps it elsewhere, with that host address in a. Clobbers
+  // a, b.
+  void successor_key_check(Reg va, Reg a, Reg b, Label& slow, Label* other = nullptr) {
     a_.mov(b, va);
     a_.shift_imm(kShr, b, 12);
     a_.mov(a, b);
@@ -578,7 +580,7 @@ class Compiler {
     a_.alu_mem(kAdd, a, mem_idx(RBP, b, L_.tlb_fetch + 8));
     a_.mov_imm64(b, 0);  // the successor's host address
     a_.alu(kCmp, a, b);
-    a_.jcc(kNE, slow);
+    a_.jcc(kNE, other != nullptr ? *other : slow);
   }
 
   // The patchable part of a chainable exit (kStub* give its layout): the budget and epoch
@@ -616,14 +618,30 @@ class Compiler {
     }
     write_back(dirty);
     Label& slow = new_label();
+    Label& other = new_label();
     a_.load64(RDX, mem(RBP, L_.next_pc));  // the target
-    successor_key_check(RDX, RAX, RCX, slow);
+    successor_key_check(RDX, RAX, RCX, slow, &other);
     chain_stub(ninsns_, ninsns_, 0, true, slow);
-    a_.bind(slow);
-    if (L_.shared.probe != 0) {  // the table probe, which also makes the exit on a miss
+    if (L_.shared.probe != 0) {
+      // Another target than the linked one: the table probe, then an indirect jump of this
+      // exit's own (so the host predicts each guest JALR's targets apart).
+      Label& probed = new_label();
+      Label& none = new_label();
+      a_.bind(other);
       a_.mov_imm(R11, ninsns_);
-      a_.jmp_abs(L_.shared.probe, base_);
-      return;
+      a_.call_abs(L_.shared.probe_host, base_);
+      a_.jmp(probed);
+      a_.bind(slow);
+      a_.mov_imm(R11, ninsns_);
+      a_.call_abs(L_.shared.probe, base_);
+      a_.bind(probed);
+      a_.test(R9, R9);
+      a_.jcc(kE, none);
+      a_.jmp_reg(R9);
+      a_.bind(none);
+    } else {
+      a_.bind(other);
+      a_.bind(slow);
     }
     exit_to(kExitContinue, ninsns_, 0);
   }
@@ -1742,15 +1760,15 @@ Layout::Shared emit_shared(CodeArena& arena, const Layout& L) {
   for (unsigned g = 0; g < std::size(kGlobalGuest); g++)
     a.store64(mem(RBP, L.x + 8 * static_cast<int32_t>(kGlobalGuest[g])), kGlobalHost[g]);
   emit_return(a, L);
-  // The probe of a JALR exit (r11 = the instructions the exit completes, which is also its
-  // exit code; every register of the block is back in the hart but the global ones):
-  // the target in next_pc through the fetch TLB to its host address, that bucket's first
-  // block, and a jump to its chain entry if it is compiled, its bytes were found current
+  // The probe of a JALR exit, a function (see Layout::Shared; every register of the block
+  // is back in the hart then but the global ones): the target in rdx through the fetch TLB
+  // to its host address (probe_host comes in after that with it in rax), that bucket's
+  // first block, and its chain entry in r9 if it is compiled, its bytes were found current
   // in this chain epoch, and the budget allows it whole (as a linked stub checks).
-  const size_t probe = a.size();
+  size_t probe = 0, probe_host = 0;
   if (L.table.blocks != nullptr) {
     const Layout::BlockTable& t = L.table;
-    a.load64(RDX, mem(RBP, L.next_pc));
+    probe = a.size();
     a.mov(RCX, RDX);
     a.shift_imm(kShr, RCX, 12);
     a.mov(RAX, RCX);
@@ -1762,6 +1780,7 @@ Layout::Shared emit_shared(CodeArena& arena, const Layout& L) {
     a.jcc(kNE, miss);
     a.mov(RAX, RDX);
     a.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, L.tlb_fetch + 8));
+    probe_host = a.size();
     // The bucket's first block (r8): byte offset ((host >> 1) & mask) * 8.
     a.mov(RCX, RAX);
     a.shift_imm(kShl, RCX, 2);
@@ -1785,20 +1804,21 @@ Layout::Shared emit_shared(CodeArena& arena, const Layout& L) {
     a.alu_mem(kCmp, R10, mem(RBP, L.loop_limit));
     a.jcc(kA, miss);
     a.alu(kAdd, RBX, R11);
-    a.store64(mem(RSP), RDX);  // bpc
+    a.store64(mem(RSP, 8), RDX);  // bpc (above the return address)
     a.load(R10, mem(R8, t.chain_entry), 4, false);
     a.alu(kAdd, R9, R10);
-    a.jmp_reg(R9);
+    a.ret();
+    a.bind(miss);
+    a.mov_imm(R9, 0);
+    a.ret();
   }
-  a.bind(miss);
-  a.mov32(RAX, R11);  // kExitContinue at the slot after the block's last instruction
-  a.jmp(exit);
   const std::vector<uint8_t>& code = a.code();
   const void* p = arena.add(code.data(), code.size());
   if (p == nullptr) return {};
   const auto at = reinterpret_cast<uintptr_t>(p);
   if (at != base) std::abort();  // next() said where it would go
-  return {at, at + probe};
+  if (probe == 0) return {at, 0, 0};
+  return {at, at + probe, at + probe_host};
 }
 
 void compile_block(const Insn* insns, unsigned n, const void* block, uint32_t page_offset,

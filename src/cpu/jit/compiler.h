@@ -84,8 +84,13 @@ struct Layout {
   // The arena's shared code (emit_shared); blocks compiled without it carry their own
   // return path and no table probe.
   struct Shared {
-    uintptr_t exit = 0;   // the return to the block loop: eax = the exit code
-    uintptr_t probe = 0;  // a JALR exit's table probe: r11 = the instructions it completes
+    uintptr_t exit = 0;  // the return to the block loop: eax = the exit code
+    // A JALR exit's table probe, called with rdx = the target and r11 = the instructions
+    // the exit completes: returns r9 = the chain entry to jump to (bpc and rbx updated),
+    // or 0 for none. probe_host is the same with rax = the target's host address (the
+    // fetch TLB already looked up).
+    uintptr_t probe = 0;
+    uintptr_t probe_host = 0;
   } shared;
   // Under the JIT checker (EngineKind::kCheckJit) every store goes through the slow path,
   // which records it in the hart's AccessLog (so that it can be undone and compared).

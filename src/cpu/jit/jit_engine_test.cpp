@@ -210,6 +210,51 @@ TEST(JitEngine, ChainedBlocksStopAndCountExactly) {
   }
 }
 
+// A jump table: one JALR whose target changes every pass (the linked successor is wrong
+// three times in four, so the exit probes the block table and jumps from there), and
+// returns that go back to one place. Cut by budgets of every size, as above.
+TEST(JitEngine, AJalrWithManyTargetsStopsAndCountsExactly) {
+  ThresholdOne t;
+  const std::initializer_list<std::pair<uint64_t, std::vector<uint32_t>>> code = {
+      {0,
+       {
+           0x00000513,  // li a0, 0
+           0x12c00593,  // li a1, 300
+           0x00000317,  // auipc t1, 0
+           0x00150513,  // loop: addi a0, a0, 1
+           0x00357293,  //       andi t0, a0, 3
+           0x00329293,  //       slli t0, t0, 3
+           0x006282b3,  //       add t0, t0, t1
+           0x100280e7,  //       jalr ra, 0x100(t0)   (handler a0 & 3)
+           0xfeb516e3,  //       bne a0, a1, loop
+           0x0000006f,  //       j .
+       }},
+      {0x108,
+       {
+           0x00160613, 0x00008067,  // addi a2, a2, 1; ret
+           0x00260613, 0x00008067,  // addi a2, a2, 2; ret
+           0x00360613, 0x00008067,  // addi a2, a2, 3; ret
+           0x00460613, 0x00008067,  // addi a2, a2, 4; ret
+       }},
+  };
+  for (uint64_t step : {1, 3, 7, 13, 64, 1000, 5000}) {
+    Machine jit(EngineKind::kJit, code), ref(EngineKind::kInterpreter, code);
+    Watchdog watchdog({&jit.hart, &ref.hart}, 60);
+    int call = 0;
+    while (ref.hart.pc != kBase + 0x24 && call < 20000) {
+      const uint64_t n = step + static_cast<uint64_t>(call % 3);
+      ASSERT_EQ(jit.hart.run(n), ref.hart.run(n));
+      expect_same(jit.hart, ref.hart, "budget", call);
+      if (testing::Test::HasFailure()) return;
+      call++;
+    }
+    EXPECT_EQ(jit.hart.x[12], 75u * (2 + 3 + 4 + 1));
+#if defined(__x86_64__)
+    EXPECT_GE(jit.hart.engine->compiled_blocks(), 5u);
+#endif
+  }
+}
+
 // Code rewritten by a store and made visible by FENCE.I is seen at once even where the
 // hart reaches it through a chained exit: the loop below rewrites the instruction its
 // next block starts with halfway through, and every block is chained to the next.

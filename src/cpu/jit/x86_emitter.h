@@ -306,6 +306,11 @@ class Emitter {
     byte(0xE9);
     imm32(static_cast<uint32_t>(target - (base + buf_.size() + 4)));
   }
+  // call to an absolute address, the code being run from `base` (as jmp_abs).
+  void call_abs(uintptr_t target, uintptr_t base) {
+    byte(0xE8);
+    imm32(static_cast<uint32_t>(target - (base + buf_.size() + 4)));
+  }
   void call(const void* fn) {  // via rax
     mov_imm(RAX, reinterpret_cast<uint64_t>(fn));
     byte(0xFF);
