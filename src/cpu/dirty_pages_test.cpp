@@ -219,6 +219,21 @@ TEST_P(DirtyPages, AStoreInALoopAfterALoadOfItsPageIsMarked) {
 #endif
 }
 
+TEST_P(DirtyPages, AStoreOffSpAfterALoadOfItsPageIsMarked) {
+  // The same off sp, outside any loop: compiled, accesses off sp keep the stack's page for
+  // the ones after them (also in other blocks), loads and stores apart.
+  constexpr uint32_t kLdSp = (0 << 20) | (2 << 15) | (3 << 12) | (kA3 << 7) | 0x03;  // ld a3,0(sp)
+  Rig r(GetParam(), {kLdSp, s_type(3, 0x23, 2, kA1, 8)});                            // sd a1,8(sp)
+  r.hart.x[2] = kBase + 0x11000;                                                     // page 17
+  r.step();  // compiled, and both TLBs hold page 17
+  r.start();
+  for (int round = 0; round < 3; round++) {
+    r.step();
+    EXPECT_EQ(r.mem64(kBase + 0x11008), r.hart.x[kA1]);
+    EXPECT_EQ(r.take(), (std::set<uint64_t>{17})) << "round " << round;
+  }
+}
+
 TEST_P(DirtyPages, ASecondHartsStoresAreMarked) {
   ThresholdOne t;
   mem::Bus bus(kBase, 1 << 20);

@@ -225,13 +225,19 @@ constexpr uint32_t kGlobalMask = 1u << 15 | 1u << 14 | 1u << 13 | 1u << 12;
 constexpr Reg kAllocOrder[] = {RSI, RDI, R8, R9, R10, R11};
 constexpr Reg kCallerSaved[] = {RSI, RDI, R8, R9, R10, R11};
 
-// Loads and stores inside a native loop keep the page their last access found in the TLB
-// in the frame, one slot each (the first kSiteSlots of a block), so the next pass through
-// checks one compare instead of the TLB lookup. A block sets its slots empty (a value no
-// masked address equals: bit 11 set) at its entry, so they live only while it runs:
-// nothing that changes a translation (a trap, an SFENCE.VMA, a CSR write, a snapshot
-// restore, the dirty log's handshake between slices) happens without leaving the block.
+// Loads and stores keep the page their last access found in the TLB in a frame slot, so
+// the next access to it checks one compare instead of the TLB lookup: those inside a
+// native loop one slot each (while the slots last), and those off sp one for the stack
+// (the frames of calls and returns). A slot holds what one TLB found (slots 0-3 the load
+// TLB's pages, 4-7 the store TLB's), whichever access filled it, so any access of that
+// kind may use it. The slots are set empty (a value no masked address equals: bit 11 set)
+// at the entry from the block loop and live while compiled code runs, through chained
+// exits: nothing that changes a translation (a trap, an SFENCE.VMA, a CSR write, a
+// snapshot restore, the dirty log's handshake between slices, compiling code on a page)
+// happens in compiled code.
 constexpr unsigned kSiteSlots = 8;
+constexpr unsigned kStoreSlot0 = 4;  // the store TLB's slots: 4-7
+constexpr unsigned kStackSlot = 0;   // + kStoreSlot0 for stores: sp's page
 constexpr int32_t kSiteEmpty = 0x800;
 constexpr int32_t kFrameSize = 24 + 16 * kSiteSlots;  // 16-byte alignment for calls
 static_assert((6 * 8 + 8 + kFrameSize) % 16 == 0);
@@ -315,10 +321,17 @@ class Compiler {
       }
     }
     sites_.assign(n_, -1);
-    for (unsigned i = 0; i < n_ && nsites_ < kSiteSlots; i++) {
+    unsigned free[2] = {kStackSlot + 1, kStackSlot + 1};  // loads', stores' next free slot
+    for (unsigned i = 0; i < n_; i++) {
       const Access a = access_of(in_[i].d.op);
-      if (looped[i] && (a == Access::kLoad || (a == Access::kStore && !L_.log_stores)))
-        sites_[i] = static_cast<int8_t>(nsites_++);
+      if (a == Access::kNone || (a == Access::kStore && L_.log_stores)) continue;
+      const unsigned kind = a == Access::kStore ? 1 : 0;
+      const unsigned base = kind == 1 ? kStoreSlot0 : 0;
+      if (in_[i].d.rs1 == 2) {
+        sites_[i] = static_cast<int8_t>(base + kStackSlot);
+      } else if (looped[i] && free[kind] < kStoreSlot0) {
+        sites_[i] = static_cast<int8_t>(base + free[kind]++);
+      }
     }
     unsigned count[32] = {};
     for (unsigned i = 0; i < n_; i++) {
@@ -442,6 +455,7 @@ class Compiler {
     a_.mov_imm(RBX, 0);
     for (unsigned g = 0; g < std::size(kGlobalGuest); g++)
       a_.load64(kGlobalHost[g], xmem(kGlobalGuest[g]));
+    for (unsigned k = 0; k < kSiteSlots; k++) a_.store64_imm(mem(RSP, site_offset(k)), kSiteEmpty);
     // Chained exits of other blocks come in here, with the frame set up, bpc updated and
     // the global registers live.
     out_.chain_entry = static_cast<uint32_t>(a_.size());
@@ -455,7 +469,6 @@ class Compiler {
       a_.store64(mem(RBP, L_.next_pc), RAX);
     }
     if (has_fp_) fp_setup();
-    for (unsigned k = 0; k < nsites_; k++) a_.store64_imm(mem(RSP, site_offset(k)), kSiteEmpty);
     for (unsigned r = 1; r < 32; r++) {
       if (allocated(r) && !global(r)) a_.load64(host(r), xmem(r));
     }
@@ -1735,7 +1748,6 @@ class Compiler {
   bool fs_marked_ = false;     // mstatus.FS is Dirty on the straight-line path from here
   std::vector<Reg> saved_;     // caller-saved host registers holding guest registers
   std::vector<int8_t> sites_;  // by instruction: its page cache slot, or -1
-  unsigned nsites_ = 0;
   std::deque<Label> labels_;
   std::vector<Join> joins_;          // by instruction: forward branches' landing places
   uint64_t back_targets_ = 0;        // instructions (after the first) jumped back to
