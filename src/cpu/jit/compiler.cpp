@@ -889,22 +889,10 @@ class Compiler {
   EMIT(divu) { divide(d, false, false, false); }
   EMIT(rem) { divide(d, false, true, true); }
   EMIT(remu) { divide(d, false, false, true); }
-  EMIT(divw) {
-    divide(d, true, true, false);
-    know(d.rd, sext_fact());
-  }
-  EMIT(divuw) {
-    divide(d, true, false, false);
-    know(d.rd, sext_fact());
-  }
-  EMIT(remw) {
-    divide(d, true, true, true);
-    know(d.rd, sext_fact());
-  }
-  EMIT(remuw) {
-    divide(d, true, false, true);
-    know(d.rd, sext_fact());
-  }
+  EMIT(divw) { divide(d, true, true, false); }
+  EMIT(divuw) { divide(d, true, false, false); }
+  EMIT(remw) { divide(d, true, true, true); }
+  EMIT(remuw) { divide(d, true, false, true); }
 
   // ---- Zba ----
   EMIT(add_uw) { add_scaled(d, 1, true); }
@@ -1416,6 +1404,7 @@ class Compiler {
     const Reg R = rem ? RDX : RAX;
     if (word) a_.movsxd(R, R);
     commit(d.rd, R);
+    if (word) know(d.rd, sext_fact());
   }
 
   void alu_imm(const Decoded& d, Alu op, bool word) {
