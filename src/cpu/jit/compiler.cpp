@@ -5,8 +5,8 @@
 //         (returned in jit_loop_done)
 //   [rsp] the guest address of the running block's first instruction (bpc)
 //   [rsp+8] the running block (its `block` id), [rsp+16] the ChainOut to fill on return
-//   [rsp+24] on: the page cache of the running block's access sites in native loops
-//         (kSiteSlots pairs: the page's guest address, its TLB addend; see tlb_check)
+//   [rsp+24] on: the page slots of loads and stores (kSiteSlots pairs: a page's guest
+//         address, its TLB addend; see kSiteSlots and tlb_check)
 //   rax, rcx, rdx  scratch
 //   r12-r15, rsi, rdi, r8-r11  guest registers, allocated per block by use count
 // The code after the prologue is straight-line in block order; everything rare (slow
@@ -1515,8 +1515,9 @@ class Compiler {
       a_.alu_mem(kAdd, RAX, mem_idx(RBP, RCX, tlb + 8));  // + addend: the host address
       return;
     }
-    // The site's slot: the page it hit last (an aligned access in it keeps the page's
-    // address under the mask; one that is not aligned looks up, as it may cross).
+    // The access's slot: the page an access of its kind left there last (an aligned
+    // access in it keeps the page's address under the mask; one that is not aligned
+    // looks up, as it may cross).
     const int32_t at = site_offset(static_cast<unsigned>(sites_[i]));
     Label& refill = new_label();
     Label& hit = new_label();
