@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <initializer_list>
 #include <mutex>
 #include <thread>
@@ -166,12 +167,32 @@ void expect_same(const Hart& jit, const Hart& ref, const char* what, int call) {
   for (unsigned r = 0; r < 32; r++) EXPECT_EQ(jit.x[r], ref.x[r]) << "x" << r;
 }
 
+using Code = std::initializer_list<std::pair<uint64_t, std::vector<uint32_t>>>;
+
+// Runs `code` on the JIT and on the interpreter side by side until the interpreter reaches
+// `end`, in run() calls of budgets around `step` (so that every phase of a loop gets cut),
+// comparing the state after each; `check` looks at the JIT's hart at the end.
+void run_side_by_side(const Code& code, uint64_t step, uint64_t end,
+                      const std::function<void(const Hart&)>& check) {
+  Machine jit(EngineKind::kJit, code), ref(EngineKind::kInterpreter, code);
+  Watchdog watchdog({&jit.hart, &ref.hart}, 60);
+  int call = 0;
+  while (ref.hart.pc != end && call < 20000) {
+    const uint64_t n = step + static_cast<uint64_t>(call % 3);
+    ASSERT_EQ(jit.hart.run(n), ref.hart.run(n));
+    expect_same(jit.hart, ref.hart, "budget", call);
+    if (testing::Test::HasFailure()) return;
+    call++;
+  }
+  check(jit.hart);
+}
+
 // A loop whose blocks leave through a side exit, a JAL to another page, a JALR back and a
 // taken branch, cut by budgets of every size: the counts and the pc where each run()
 // stops are the interpreter's.
 TEST(JitEngine, ChainedBlocksStopAndCountExactly) {
   ThresholdOne t;
-  const std::initializer_list<std::pair<uint64_t, std::vector<uint32_t>>> code = {
+  const Code code = {
       {0,
        {
            0x00000513,  // li a0, 0
@@ -191,22 +212,14 @@ TEST(JitEngine, ChainedBlocksStopAndCountExactly) {
        }},
   };
   for (uint64_t step : {1, 2, 3, 5, 7, 13, 31, 64, 100, 1000, 5000}) {
-    Machine jit(EngineKind::kJit, code), ref(EngineKind::kInterpreter, code);
-    Watchdog watchdog({&jit.hart, &ref.hart}, 60);
-    int call = 0;
-    while (ref.hart.pc != kBase + 0x20 && call < 20000) {
-      // Budgets vary around `step` so that every phase of the loop gets cut.
-      const uint64_t n = step + static_cast<uint64_t>(call % 3);
-      ASSERT_EQ(jit.hart.run(n), ref.hart.run(n));
-      expect_same(jit.hart, ref.hart, "budget", call);
-      if (testing::Test::HasFailure()) return;
-      call++;
-    }
-    EXPECT_EQ(ref.hart.x[10], 300u);
-    EXPECT_EQ(jit.hart.x[13], 300u * 7);
+    run_side_by_side(code, step, kBase + 0x20, [](const Hart& jit) {
+      EXPECT_EQ(jit.x[10], 300u);
+      EXPECT_EQ(jit.x[13], 300u * 7);
 #if defined(__x86_64__)
-    EXPECT_GE(jit.hart.engine->compiled_blocks(), 4u);
+      EXPECT_GE(jit.engine->compiled_blocks(), 4u);
 #endif
+    });
+    if (testing::Test::HasFailure()) return;
   }
 }
 
@@ -215,7 +228,7 @@ TEST(JitEngine, ChainedBlocksStopAndCountExactly) {
 // returns that go back to one place. Cut by budgets of every size, as above.
 TEST(JitEngine, AJalrWithManyTargetsStopsAndCountsExactly) {
   ThresholdOne t;
-  const std::initializer_list<std::pair<uint64_t, std::vector<uint32_t>>> code = {
+  const Code code = {
       {0,
        {
            0x00000513,  // li a0, 0
@@ -238,20 +251,13 @@ TEST(JitEngine, AJalrWithManyTargetsStopsAndCountsExactly) {
        }},
   };
   for (uint64_t step : {1, 3, 7, 13, 64, 1000, 5000}) {
-    Machine jit(EngineKind::kJit, code), ref(EngineKind::kInterpreter, code);
-    Watchdog watchdog({&jit.hart, &ref.hart}, 60);
-    int call = 0;
-    while (ref.hart.pc != kBase + 0x24 && call < 20000) {
-      const uint64_t n = step + static_cast<uint64_t>(call % 3);
-      ASSERT_EQ(jit.hart.run(n), ref.hart.run(n));
-      expect_same(jit.hart, ref.hart, "budget", call);
-      if (testing::Test::HasFailure()) return;
-      call++;
-    }
-    EXPECT_EQ(jit.hart.x[12], 75u * (2 + 3 + 4 + 1));
+    run_side_by_side(code, step, kBase + 0x24, [](const Hart& jit) {
+      EXPECT_EQ(jit.x[12], 75u * (2 + 3 + 4 + 1));
 #if defined(__x86_64__)
-    EXPECT_GE(jit.hart.engine->compiled_blocks(), 5u);
+      EXPECT_GE(jit.engine->compiled_blocks(), 5u);
 #endif
+    });
+    if (testing::Test::HasFailure()) return;
   }
 }
 
